@@ -1,0 +1,7 @@
+"""wsprobe: a WebSocket monitoring and synthetic-probe agent."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,205 @@
+"""The frozen, validated configuration: agent settings and checks.
+
+YAML is parsed and ``${ENV}`` references expanded by :mod:`agent.config.loader`;
+these models hold the result. Defaults are named module constants.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import ByteSize, Field, field_validator, model_validator
+
+from agent.config.alerting import AlertingConfig, ReceiverConfig
+from agent.config.steps import Step
+from agent.config.types import Duration, Frozen, Secret
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "DEFAULT_LISTEN",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_PINGS",
+    "DEFAULT_PING_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "AgentSettings",
+    "AuthConfig",
+    "BasicAuth",
+    "CheckConfig",
+    "Config",
+    "ExpectConfig",
+    "QueryAuth",
+    "TLSConfig",
+    "WebConfig",
+]
+
+DEFAULT_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_PINGS = 3
+DEFAULT_PING_TIMEOUT = 2.0
+DEFAULT_MAX_SIZE = 1024 * 1024
+DEFAULT_LISTEN = "127.0.0.1:9470"
+DEFAULT_CLOSE_TIMEOUT = 1.5
+DEFAULT_MAX_CONCURRENCY = 256
+DEFAULT_HISTORY = 50
+DEFAULT_LOOP_LAG_BUDGET = 0.05
+
+_NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+
+class TLSConfig(Frozen):
+    """How to verify the server and present a client certificate."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    key_password: Secret | None = None
+    server_name: str | None = None
+    min_version: Literal["1.2", "1.3"] | None = None
+    insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TLSConfig:
+        if self.key_file and not self.cert_file:
+            raise ValueError("key_file needs cert_file")
+        return self
+
+
+class BasicAuth(Frozen):
+    """HTTP basic credentials sent with the upgrade request."""
+
+    username: str
+    password: Secret
+
+
+class QueryAuth(Frozen):
+    """A token passed as a query parameter of the URL."""
+
+    param: str = "token"
+    value: Secret
+
+
+class AuthConfig(Frozen):
+    """Credentials presented during the handshake (and, later, in messages)."""
+
+    bearer: Secret | None = None
+    basic: BasicAuth | None = None
+    query: QueryAuth | None = None
+    #: Headers whose values are secret (e.g. ``X-Api-Key``).
+    headers: dict[str, Secret] = {}
+    #: First-message auth: steps run right after the handshake, timed as ``auth``.
+    steps: tuple[Step, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> AuthConfig:
+        if self.bearer is not None and self.basic is not None:
+            raise ValueError("bearer and basic both set the Authorization header; choose one")
+        return self
+
+
+class ExpectConfig(Frozen):
+    """What the handshake and close must look like for the run to succeed."""
+
+    #: HTTP status of the upgrade. 101 by default; e.g. 401 makes a negative check.
+    status: int = Field(101, ge=100, le=599)
+    #: Subprotocol the server must choose (``""`` demands that it chooses none).
+    subprotocol: str | None = None
+    close_code: int | None = Field(None, ge=1000, le=4999)
+
+
+class CheckConfig(Frozen):
+    """One check, as validated from a check file."""
+
+    name: str = Field(pattern=_NAME_PATTERN, max_length=128)
+    kind: str = "probe"
+    url: str
+    interval: Duration = Field(DEFAULT_INTERVAL, gt=0)
+    cron: str | None = None
+    timeout: Duration = Field(DEFAULT_TIMEOUT, gt=0)
+    labels: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    subprotocols: tuple[str, ...] = ()
+    compression: bool = False
+    max_size: ByteSize = ByteSize(DEFAULT_MAX_SIZE)
+    proxy: str | None = None
+    follow_redirects: bool = False
+    max_redirects: int = Field(3, ge=0, le=10)
+    ip_version: Literal["auto", "4", "6"] = "auto"
+    auth: AuthConfig = AuthConfig()
+    tls: TLSConfig = TLSConfig()
+    pings: int = Field(DEFAULT_PINGS, ge=0, le=100)
+    ping_timeout: Duration = Field(DEFAULT_PING_TIMEOUT, gt=0)
+    close_timeout: Duration = Field(DEFAULT_CLOSE_TIMEOUT, gt=0, le=10)
+    expect: ExpectConfig = ExpectConfig()
+    steps: tuple[Step, ...] = ()
+    #: Latency limits per phase (or ``ping`` for the max RTT): over them is degraded.
+    limits: dict[str, Duration] = {}
+    alerting: AlertingConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("ws", "wss"):
+            raise ValueError(f"URL scheme must be ws or wss, not {parts.scheme or 'missing'!r}")
+        if not parts.hostname:
+            raise ValueError("URL has no host")
+        try:
+            parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
+        except ValueError as exc:
+            raise ValueError(f"URL port is invalid: {exc}") from None
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = {"check", "location", "phase", "reason", "result", "version", "receiver"}
+        for key in value:
+            if not key.isidentifier() or key.startswith("__"):
+                raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
+            if key in reserved:
+                raise ValueError(f"label name {key!r} is reserved by wsprobe")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> CheckConfig:
+        if self.cron is None and self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must be less than interval ({self.interval:g}s)"
+            )
+        return self
+
+
+class WebConfig(Frozen):
+    """TLS and basic auth for the agent's own HTTP endpoints."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    #: username -> bcrypt hash
+    basic_auth_users: dict[str, str] = {}
+
+
+class AgentSettings(Frozen):
+    """The agent process itself."""
+
+    listen: str = DEFAULT_LISTEN
+    location: str = Field("default", pattern=_NAME_PATTERN)
+    state_dir: str = ".wsprobe-state"
+    max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
+    history_size: int = Field(DEFAULT_HISTORY, ge=1, le=10_000)
+    loop_lag_budget: Duration = Field(DEFAULT_LOOP_LAG_BUDGET, gt=0)
+    web: WebConfig = WebConfig()
+
+
+class Config(Frozen):
+    """The whole configuration: agent settings, receivers and every check."""
+
+    agent: AgentSettings = AgentSettings()
+    check_files: tuple[str, ...] = ("checks/*.yaml",)
+    #: Values every check starts from (interval, timeout, pings, ...).
+    defaults: dict[str, object] = {}
+    alerting: AlertingConfig = AlertingConfig()
+    receivers: tuple[ReceiverConfig, ...] = ()
+    checks: tuple[CheckConfig, ...] = ()
+    #: check name -> "file:line" where it was defined (for messages).
+    sources: dict[str, str] = {}

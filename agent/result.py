@@ -1,0 +1,135 @@
+"""What one run of a check produced.
+
+A failing target is a result, not an exception: every probe kind returns a
+:class:`ProbeResult`, and a failed one carries exactly one :class:`Reason` from the
+closed set in PRODUCT.md section 5 plus a human message that never holds a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "PHASES",
+    "ProbeResult",
+    "Reason",
+    "StepResult",
+    "TLSInfo",
+]
+
+
+class Reason(enum.StrEnum):
+    """Why a probe failed; the only values ``reason`` labels and fields may take."""
+
+    DNS = "dns"
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    NETWORK = "network"
+    TLS_HANDSHAKE = "tls_handshake"
+    TLS_CERT_EXPIRED = "tls_cert_expired"
+    TLS_CERT_UNTRUSTED = "tls_cert_untrusted"
+    TLS_HOSTNAME_MISMATCH = "tls_hostname_mismatch"
+    HANDSHAKE_TIMEOUT = "handshake_timeout"
+    HANDSHAKE_STATUS = "handshake_status"
+    HANDSHAKE_INVALID = "handshake_invalid"
+    REDIRECT = "redirect"
+    SUBPROTOCOL_MISMATCH = "subprotocol_mismatch"
+    AUTH_REJECTED = "auth_rejected"
+    EXPECT_TIMEOUT = "expect_timeout"
+    EXPECT_MISMATCH = "expect_mismatch"
+    PING_TIMEOUT = "ping_timeout"
+    CLOSED = "closed"
+    MESSAGE_TOO_BIG = "message_too_big"
+    PROTOCOL_ERROR = "protocol_error"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+#: Phase names, in pipeline order. ``total`` spans resolve to the end of the last
+#: measured phase; ``close`` is reported but never part of ``total``.
+PHASES: tuple[str, ...] = (
+    "resolve",
+    "connect",
+    "tls",
+    "handshake",
+    "auth",
+    "steps",
+    "first_message",
+    "ping",
+    "app_ping",
+    "close",
+    "total",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """What the TLS layer negotiated."""
+
+    version: str | None = None
+    cipher: str | None = None
+    #: Earliest ``notAfter`` in the peer's chain, as a Unix timestamp.
+    cert_not_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """Outcome of one scripted step."""
+
+    index: int
+    name: str
+    duration: float
+    ok: bool
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """Everything one run of a check measured.
+
+    Filled in by a probe while it runs, then treated as read-only by the rest of the
+    pipeline (metrics, history, alert state).
+    """
+
+    check: str
+    kind: str
+    url: str  # credentials removed, see agent.redact
+    started_at: float  # Unix wall-clock time the run began
+    success: bool = False
+    reason: Reason | None = None
+    message: str = ""
+    phases: dict[str, float] = field(default_factory=dict)  # seconds, keys from PHASES
+    pings: list[float] = field(default_factory=list)  # protocol ping RTTs, seconds
+    app_pings: list[float] = field(default_factory=list)  # application ping RTTs, seconds
+    status_code: int | None = None
+    subprotocol: str | None = None
+    extensions: list[str] = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str | None = None
+    tls: TLSInfo | None = None
+    peer_ip: str | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    #: Per-receiver delivery latency of a relay check, seconds.
+    relay: dict[str, float] = field(default_factory=dict)
+    #: Phases (or ``ping``) that exceeded the check's latency limits.
+    degraded: list[str] = field(default_factory=list)
+    #: True when the agent's event loop lagged over budget during this run's timing
+    #: window, so its latency figures may be inflated.
+    lag_suspect: bool = False
+
+    def fail(self, reason: Reason, message: str) -> ProbeResult:
+        """Mark this result failed with one reason; the first failure recorded wins."""
+        if self.reason is None:
+            self.success = False
+            self.reason = reason
+            self.message = message
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: the shape of ``wsprobe probe --json`` and the API."""
+        out = dataclasses.asdict(self)
+        out["reason"] = self.reason.value if self.reason else None
+        out["tls"] = dataclasses.asdict(self.tls) if self.tls else None
+        return out
