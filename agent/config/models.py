@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 from pydantic import ByteSize, Field, field_validator, model_validator
 
 from agent.config.alerting import AlertingConfig, ReceiverConfig
+from agent.config.relay import RelayConfig
 from agent.config.steps import Step
 from agent.config.types import Duration, Frozen, Secret
+from agent.config.watch import WatchConfig
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -28,6 +30,7 @@ __all__ = [
     "CheckConfig",
     "Config",
     "ExpectConfig",
+    "OAuth2Config",
     "QueryAuth",
     "TLSConfig",
     "WebConfig",
@@ -79,6 +82,19 @@ class QueryAuth(Frozen):
     value: Secret
 
 
+class OAuth2Config(Frozen):
+    """OAuth2 client-credentials: a token fetched over HTTP before connecting."""
+
+    token_url: str
+    client_id: str
+    client_secret: Secret
+    scopes: tuple[str, ...] = ()
+    audience: str | None = None
+    #: ``bearer``: sent as Authorization header; ``message``: only ``${token}`` in steps.
+    use: Literal["bearer", "message"] = "bearer"
+    timeout: Duration = Field(10.0, gt=0)
+
+
 class AuthConfig(Frozen):
     """Credentials presented during the handshake (and, later, in messages)."""
 
@@ -87,6 +103,7 @@ class AuthConfig(Frozen):
     query: QueryAuth | None = None
     #: Headers whose values are secret (e.g. ``X-Api-Key``).
     headers: dict[str, Secret] = {}
+    oauth2: OAuth2Config | None = None
     #: First-message auth: steps run right after the handshake, timed as ``auth``.
     steps: tuple[Step, ...] = ()
 
@@ -135,6 +152,8 @@ class CheckConfig(Frozen):
     #: Latency limits per phase (or ``ping`` for the max RTT): over them is degraded.
     limits: dict[str, Duration] = {}
     alerting: AlertingConfig | None = None
+    relay: RelayConfig | None = None
+    watch: WatchConfig | None = None
 
     @field_validator("url")
     @classmethod

@@ -64,7 +64,9 @@ class Step(Frozen):
 
     @model_validator(mode="after")
     def _one_action(self) -> Step:
-        actions = [k for k in ("send", "send_binary", "expect", "sleep") if getattr(self, k) is not None]
+        actions = [
+            k for k in ("send", "send_binary", "expect", "sleep") if getattr(self, k) is not None
+        ]
         if len(actions) != 1:
             raise ValueError("a step needs exactly one of send, send_binary, expect, sleep")
         return self

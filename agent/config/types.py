@@ -32,7 +32,9 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if not m:
-            raise ValueError(f"invalid duration {value!r}: use a number of seconds or 500ms, 30s, 5m, 1h")
+            raise ValueError(
+                f"invalid duration {value!r}: use a number of seconds or 500ms, 30s, 5m, 1h"
+            )
         return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     return value
 
