@@ -1,0 +1,237 @@
+"""The agent's own event-loop lag: measured continuously, used to protect measurements.
+
+Every latency wsprobe publishes is the difference of two ``time.perf_counter()``
+readings taken in event-loop callbacks. When the loop is busy (or blocked), a
+callback whose socket became ready runs late, and that delay lands inside the
+measured phase: the agent would report its own congestion as the target's latency.
+
+:class:`LoopLagMonitor` runs a tiny pacer thread that, every ``interval`` seconds,
+posts a time-stamped callback to the loop (``call_soon_threadsafe``) and records how
+long it waited before running (perf_counter). That wake-up is the same path a socket
+that became readable takes, so one sample is "how long would a pong have waited
+before we time-stamped it". The monitor then:
+
+- exports the samples (:meth:`drain_samples`, for a histogram) and the latest value
+  (:meth:`current`);
+- makes probes wait before they start while lag is over the budget
+  (:meth:`admit`), for a bounded time so nothing starves;
+- remembers recent spikes above the budget, so the runner can ask whether a probe's
+  timing window overlapped one (:meth:`overlapped`) and flag the result
+  ``lag_suspect``.
+
+It raises nothing of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+import time
+
+__all__ = [
+    "DEFAULT_ADMIT_TIMEOUT",
+    "DEFAULT_LAG_INTERVAL",
+    "DEFAULT_MAX_SAMPLES",
+    "DEFAULT_MAX_SPIKES",
+    "LoopLagMonitor",
+]
+
+#: 50 samples per second: a small fraction of one core (measured in bench/README.md),
+#: and any stall longer than ``budget + interval`` is always seen above the budget.
+DEFAULT_LAG_INTERVAL = 0.02
+#: Longest a probe waits in :meth:`LoopLagMonitor.admit`; after it the probe runs
+#: anyway (and is likely flagged ``lag_suspect``) rather than silently never running.
+DEFAULT_ADMIT_TIMEOUT = 5.0
+#: Samples kept for :meth:`LoopLagMonitor.drain_samples` between two drains: at the
+#: default interval, 80 s of history; older ones are dropped if nobody drains.
+DEFAULT_MAX_SAMPLES = 4096
+#: Spike windows kept for :meth:`LoopLagMonitor.overlapped`; enough for probes whose
+#: timeout is far longer than the time between spikes.
+DEFAULT_MAX_SPIKES = 256
+
+
+class LoopLagMonitor:
+    """Measures the running event loop's lag and gates probe admission on it.
+
+    Args:
+        budget: Lag in seconds above which probes wait in :meth:`admit` and timing
+            windows are flagged by :meth:`overlapped`.
+        interval: Seconds between two lag samples.
+        admit_timeout: Longest :meth:`admit` waits before letting a probe through.
+        max_samples: Samples buffered for :meth:`drain_samples`.
+        max_spikes: Recent spike windows remembered for :meth:`overlapped`.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: float,
+        interval: float = DEFAULT_LAG_INTERVAL,
+        admit_timeout: float = DEFAULT_ADMIT_TIMEOUT,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+        max_spikes: int = DEFAULT_MAX_SPIKES,
+    ) -> None:
+        if budget <= 0 or interval <= 0 or admit_timeout < 0:
+            raise ValueError("budget and interval must be > 0, admit_timeout >= 0")
+        self.budget = budget
+        self.interval = interval
+        self.admit_timeout = admit_timeout
+        self._samples: collections.deque[float] = collections.deque(maxlen=max_samples)
+        # (start, end) perf_counter windows that contained a stall above the budget.
+        self._spikes: collections.deque[tuple[float, float]] = collections.deque(maxlen=max_spikes)
+        self._last = 0.0
+        self._last_tick = time.perf_counter()
+        # perf_counter when the pacer posted the sample the loop has not run yet.
+        self._sent: float | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        # Resolved at each tick whose lag is within budget; admit() waiters await it.
+        self._calm: asyncio.Future[None] | None = None
+        self.samples_total = 0
+        self.spikes_total = 0
+        self.admit_waits_total = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start sampling the running loop; calling it twice is harmless."""
+        if self.running:
+            return
+        loop = asyncio.get_running_loop()
+        self._last_tick = time.perf_counter()
+        self._sent = None
+        stopping = threading.Event()
+        thread = threading.Thread(
+            target=self._pace, args=(loop, stopping), name="wsprobe-loop-lag", daemon=True
+        )
+        self._stopping, self._thread = stopping, thread
+        thread.start()
+
+    async def stop(self) -> None:
+        """Stop sampling and release every probe waiting in :meth:`admit`."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            # The pacer wakes on the event at once; joining takes microseconds.
+            thread.join(timeout=1.0)
+        self._sent = None
+        self._release()
+
+    @property
+    def running(self) -> bool:
+        """Whether sampling is on."""
+        return self._thread is not None
+
+    def _pace(self, loop: asyncio.AbstractEventLoop, stopping: threading.Event) -> None:
+        """Pacer thread: every ``interval``, post a time-stamped callback to the loop.
+
+        A callback posted from another thread wakes the loop like a socket that became
+        readable, so its queueing delay is exactly the delay a pong would see. A loop
+        timer would not do: its wake-up is rounded to the selector's millisecond
+        timeout, which reads as up to 1 ms of lag on an idle loop.
+        """
+        while not stopping.wait(self.interval):
+            if self._sent is not None:
+                continue  # previous sample still queued: the loop is stalled right now
+            sent = time.perf_counter()
+            self._sent = sent
+            try:
+                loop.call_soon_threadsafe(self._tick, sent)
+            except RuntimeError:  # loop closed without stop(): nothing left to watch
+                return
+
+    def _tick(self, sent: float) -> None:
+        if self._sent != sent:
+            return  # stale sample from before stop()
+        now = time.perf_counter()
+        self._sent = None
+        lag = now - sent
+        self._last = lag
+        self._samples.append(lag)
+        self.samples_total += 1
+        if lag > self.budget:
+            # The stall lies somewhere between the previous tick (the loop was
+            # responsive then) and now; flag that whole window to be safe.
+            self._spikes.append((self._last_tick, now))
+            self.spikes_total += 1
+        else:
+            self._release()
+        self._last_tick = now
+
+    def _release(self) -> None:
+        calm, self._calm = self._calm, None
+        if calm is not None and not calm.done():
+            calm.set_result(None)
+
+    # ------------------------------------------------------------------- queries
+
+    def _pending_lag(self, now: float) -> float:
+        """How long the queued sample has waited so far: a stall still in progress."""
+        sent = self._sent
+        return 0.0 if sent is None else now - sent
+
+    def current(self) -> float:
+        """Seconds of lag now: the last sample, or more if the next tick is overdue."""
+        return max(self._last, self._pending_lag(time.perf_counter()))
+
+    def overlapped(self, start: float, end: float) -> bool:
+        """Whether a lag spike above the budget touched a perf_counter window.
+
+        The runner asks right after a probe returns, which can be before the monitor's
+        own overdue tick has run; an overdue tick is counted as a spike in progress.
+
+        Args:
+            start: ``time.perf_counter()`` when the probe's timing began.
+            end: ``time.perf_counter()`` when it ended.
+
+        Returns:
+            True if the window intersects a recorded spike or the ongoing one.
+        """
+        if self._pending_lag(time.perf_counter()) > self.budget and end > self._last_tick:
+            return True
+        # Newest first: spikes are appended in time order, so stop once they end
+        # before the window starts.
+        for spike_start, spike_end in reversed(self._spikes):
+            if spike_end < start:
+                break
+            if spike_start < end:
+                return True
+        return False
+
+    def drain_samples(self) -> list[float]:
+        """Return and forget the samples taken since the previous drain (seconds)."""
+        out = list(self._samples)
+        self._samples.clear()
+        return out
+
+    # ------------------------------------------------------------------ admission
+
+    async def admit(self) -> float:
+        """Wait while the loop lags over the budget, at most ``admit_timeout``.
+
+        A probe started on a lagging loop would measure the agent instead of the
+        target, so it waits in the queue until a sample is back within budget. The
+        wait is bounded: past ``admit_timeout`` the probe runs anyway, so a loop that
+        never recovers degrades into flagged results, not into silence.
+
+        Returns:
+            Seconds spent waiting (0.0 on the fast path).
+        """
+        if self.current() <= self.budget or not self.running:
+            return 0.0
+        self.admit_waits_total += 1
+        began = time.perf_counter()
+        deadline = began + self.admit_timeout
+        loop = asyncio.get_running_loop()
+        while self.running and self.current() > self.budget:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            if self._calm is None or self._calm.done():
+                self._calm = loop.create_future()
+            # shield: one waiter timing out must not cancel the future others share.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._calm), remaining)
+        return time.perf_counter() - began
