@@ -28,6 +28,7 @@ unit: $(STAMP)
 test: lint types unit
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean:
