@@ -1,4 +1,9 @@
-"""Alert routing and receivers as written in the agent config."""
+"""Alert routing and receivers as written in the agent config.
+
+The agent-level ``alerting:`` block holds the defaults; a check's own ``alerting:``
+block overrides them field by field (an unset field inherits). Concrete values are
+resolved once per check by :func:`agent.alerting.state.resolve_policy`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from agent.config.types import Duration, Frozen, Secret
 
 __all__ = [
     "DEFAULT_FAILURE_THRESHOLD",
+    "DEFAULT_RECEIVER_TIMEOUT",
     "DEFAULT_REPEAT_INTERVAL",
+    "DEFAULT_RETRY_TIMEOUT",
     "DEFAULT_SUCCESS_THRESHOLD",
     "AlertingConfig",
     "ReceiverConfig",
@@ -17,26 +24,51 @@ __all__ = [
 DEFAULT_FAILURE_THRESHOLD = 3
 DEFAULT_SUCCESS_THRESHOLD = 2
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
+DEFAULT_RECEIVER_TIMEOUT = 10.0
+#: How long an event may keep being retried before it is dropped.
+DEFAULT_RETRY_TIMEOUT = 3600.0
 
 
 class ReceiverConfig(Frozen):
-    """One named receiver; ``type`` is a key of ``agent.notifiers.NOTIFIERS``."""
+    """One named receiver; ``type`` is a key of ``agent.notifiers.NOTIFIERS``.
+
+    Which fields a type requires is checked by that notifier's ``validate()``.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     type: str
-    url: str | None = None
+    #: Endpoint. A secret because Slack and Discord webhook URLs carry their token.
+    url: Secret | None = None
+    #: Webhook signing secret; ``secrets`` adds more during a rotation.
     secret: Secret | None = None
     secrets: tuple[Secret, ...] = ()
+    #: PagerDuty integration (routing) key.
     routing_key: Secret | None = None
+    #: PagerDuty severity of a ``firing`` event (``degraded`` events use ``warning``).
+    severity: str = Field("error", pattern=r"^(critical|error|warning|info)$")
+    #: Extra HTTP headers (e.g. ``Authorization`` for an Alertmanager behind a proxy).
     headers: dict[str, Secret] = {}
-    timeout: Duration = 10.0
+    #: Total time one delivery attempt may take, connect to last response byte.
+    timeout: Duration = Field(DEFAULT_RECEIVER_TIMEOUT, gt=0)
+    #: Retry budget: an event still undelivered this long after it was queued is dropped.
+    retry_timeout: Duration = Field(DEFAULT_RETRY_TIMEOUT, gt=0)
 
 
 class AlertingConfig(Frozen):
-    """When a check's alert fires and resolves, and where it goes."""
+    """When a check's alert fires and resolves, and where it goes.
 
-    failure_threshold: int = Field(DEFAULT_FAILURE_THRESHOLD, ge=1)
-    success_threshold: int = Field(DEFAULT_SUCCESS_THRESHOLD, ge=1)
-    repeat_interval: Duration = DEFAULT_REPEAT_INTERVAL
-    degraded_threshold: int | None = Field(None, ge=1)
+    Every field is optional: at agent level an unset field takes the module default,
+    at check level it inherits the agent-level value.
+    """
+
+    failure_threshold: int | None = Field(None, ge=1)
+    success_threshold: int | None = Field(None, ge=1)
+    #: Reminder period while firing; 0 turns reminders off.
+    repeat_interval: Duration | None = Field(None, ge=0)
+    #: Consecutive degraded (over-limit) successful runs before a ``degraded`` event;
+    #: 0 or unset at agent level turns degraded alerts off.
+    degraded_threshold: int | None = Field(None, ge=0)
+    #: Receiver names. A check's list is added to the agent-level (default) list.
     receivers: tuple[str, ...] = ()
+    #: Per check: false sends this check's events only to its own ``receivers``.
+    default_receivers: bool = True

@@ -1,0 +1,66 @@
+"""Prometheus Alertmanager: POST ``{url}/api/v2/alerts``.
+
+Alertmanager resolves an alert whose ``endsAt`` passes, and fills a missing
+``endsAt`` with ``now + resolve_timeout`` (5 minutes by default). wsprobe sends
+events, not a scrape-like stream, so a firing alert carries ``endsAt`` two
+``repeat_interval`` periods ahead: each reminder pushes it further, the resolved
+event sets it to the recovery time, and an agent that dies stops refreshing it so the
+alert still ends on its own eventually.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.config.alerting import ReceiverConfig
+from agent.notifiers.base import AlertEvent, Delivery, HttpNotifier, HttpRequest, dumps, summary
+
+__all__ = ["ALERTNAMES", "NO_REMINDER_HORIZON", "AlertmanagerNotifier"]
+
+ALERTNAMES = {"down": "WsprobeCheckFailed", "degraded": "WsprobeCheckDegraded"}
+#: ``endsAt`` horizon when reminders are off (repeat_interval 0).
+NO_REMINDER_HORIZON = 7 * 86400.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class AlertmanagerNotifier(HttpNotifier):
+    """POST one alert per event to the Alertmanager v2 API."""
+
+    type_name = "alertmanager"
+
+    def target_url(self, receiver: ReceiverConfig) -> str:
+        """``url`` is the Alertmanager base URL; the API path is appended."""
+        return super().target_url(receiver).rstrip("/") + "/api/v2/alerts"
+
+    def render(
+        self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
+    ) -> HttpRequest:
+        """Identical labels on every event of one alert so Alertmanager groups them."""
+        p = event.payload
+        location = str(p.get("agent", {}).get("location", "default"))
+        # The check's own labels first: the identifying ones must not be overridden.
+        labels: dict[str, str] = {str(k): str(v) for k, v in (p.get("labels") or {}).items()}
+        labels |= {
+            "alertname": ALERTNAMES.get(event.alert, ALERTNAMES["down"]),
+            "check": event.check,
+            "location": location,
+        }
+        description = str(p.get("message") or "")
+        annotations = {"summary": summary(event), "description": description, "url": p["url"]}
+        if p.get("reason"):
+            annotations["reason"] = str(p["reason"])
+        alert: dict[str, Any] = {"labels": labels, "annotations": annotations}
+        if p.get("started_at"):
+            alert["startsAt"] = p["started_at"]
+        if event.is_resolved:
+            alert["endsAt"] = p.get("resolved_at") or _iso(delivery.now)
+        else:
+            horizon = 2 * event.repeat_interval if event.repeat_interval > 0 else None
+            alert["endsAt"] = _iso(delivery.now + (horizon or NO_REMINDER_HORIZON))
+        if event.generator_url:
+            alert["generatorURL"] = event.generator_url
+        return HttpRequest(url=self.target_url(receiver), body=dumps([alert]))

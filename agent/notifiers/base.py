@@ -1,0 +1,213 @@
+"""What every notifier receives and the shared HTTP path they send through.
+
+An :class:`AlertEvent` wraps the generic webhook payload (PRODUCT.md section 8) built
+by :mod:`agent.alerting.events`; each notifier renders it into its receiver's format.
+HTTP notifiers only *render* (pure, golden-testable); :meth:`HttpNotifier.send` posts
+inside the one httpx error boundary with a total per-attempt timeout.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from agent.config.alerting import ReceiverConfig
+from agent.notifiers.errors import check_status, map_httpx_errors
+
+__all__ = [
+    "USER_AGENT",
+    "AlertEvent",
+    "Delivery",
+    "HttpNotifier",
+    "HttpRequest",
+    "Notifier",
+    "dumps",
+    "summary",
+]
+
+USER_AGENT = "wsprobe-alerting/1"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One alert event, as queued in the outbox."""
+
+    #: The generic webhook body: version, event, check, url, labels, reason, ...
+    payload: dict[str, Any]
+    #: Link back to the agent's check API (Alertmanager ``generatorURL``).
+    generator_url: str = ""
+    #: The check's reminder period; Alertmanager uses it to keep a firing alert alive.
+    repeat_interval: float = 0.0
+
+    @property
+    def event(self) -> str:
+        """``firing``, ``resolved``, ``reminder`` or ``degraded``."""
+        return str(self.payload["event"])
+
+    @property
+    def alert(self) -> str:
+        """Which alert of the check: ``down`` or ``degraded``."""
+        return str(self.payload.get("alert", "down"))
+
+    @property
+    def check(self) -> str:
+        """The check's name."""
+        return str(self.payload["check"])
+
+    @property
+    def is_resolved(self) -> bool:
+        """True for the event that ends an alert."""
+        return self.event == "resolved"
+
+    def to_json(self) -> str:
+        """Serialise for the outbox."""
+        return json.dumps(
+            {
+                "payload": self.payload,
+                "generator_url": self.generator_url,
+                "repeat_interval": self.repeat_interval,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> AlertEvent:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(
+            payload=data["payload"],
+            generator_url=data.get("generator_url", ""),
+            repeat_interval=float(data.get("repeat_interval", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt to deliver one event to one receiver."""
+
+    #: UUID, the same on every retry of this event to this receiver.
+    id: str
+    #: 1 for the first attempt.
+    attempt: int
+    #: Wall-clock Unix time of this attempt (signature timestamps use it).
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A rendered POST: what goes on the wire."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Notifier(Protocol):
+    """A receiver type: checks its config and delivers events."""
+
+    def validate(self, receiver: ReceiverConfig) -> list[str]:
+        """Return one message per problem in ``receiver`` (empty when usable)."""
+        ...
+
+    async def send(
+        self,
+        receiver: ReceiverConfig,
+        event: AlertEvent,
+        delivery: Delivery,
+        *,
+        client: httpx.AsyncClient,
+    ) -> None:
+        """Deliver ``event`` once; raise ``NotifyError`` on failure."""
+        ...
+
+
+def dumps(body: Any) -> bytes:
+    """Compact, deterministic JSON bytes (what is signed is what is sent)."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def summary(event: AlertEvent) -> str:
+    """A one-line human summary, e.g. ``[FIRING] chat-ws: closed (code 1011)``."""
+    p = event.payload
+    check = p["check"]
+    if event.event == "resolved":
+        what = "degraded alert resolved" if event.alert == "degraded" else "recovered"
+        return f"[RESOLVED] {check}: {what}"
+    if event.event == "degraded":
+        phases = ", ".join(p.get("degraded") or []) or "latency"
+        return f"[DEGRADED] {check}: over limit ({phases})"
+    tag = "REMINDER" if event.event == "reminder" else "FIRING"
+    reason = p.get("reason") or "failed"
+    message = p.get("message") or ""
+    return f"[{tag}] {check}: {reason}" + (f" - {message}" if message else "")
+
+
+class HttpNotifier(abc.ABC):
+    """Base of the HTTP receivers: validate the URL, render, POST."""
+
+    #: Used when the receiver config has no ``url``; None makes ``url`` required.
+    default_url: str | None = None
+    type_name: str = ""
+
+    def validate(self, receiver: ReceiverConfig) -> list[str]:
+        """Return one message per problem in ``receiver`` (empty when usable)."""
+        problems: list[str] = []
+        if receiver.url is None:
+            if self.default_url is None:
+                problems.append(f"url: required for a {self.type_name} receiver")
+        else:
+            parts = urlsplit(receiver.url.get_secret_value())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append("url: must be an absolute http:// or https:// URL")
+        return problems + self.validate_extra(receiver)
+
+    def validate_extra(self, receiver: ReceiverConfig) -> list[str]:
+        """Type-specific checks beyond the URL."""
+        return []
+
+    def target_url(self, receiver: ReceiverConfig) -> str:
+        """The URL to POST to (secret: never log it)."""
+        if receiver.url is not None:
+            return receiver.url.get_secret_value()
+        assert self.default_url is not None  # validate() guarantees one of the two
+        return self.default_url
+
+    @abc.abstractmethod
+    def render(
+        self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
+    ) -> HttpRequest:
+        """Build the request for one attempt; pure, so golden files can pin it."""
+
+    async def send(
+        self,
+        receiver: ReceiverConfig,
+        event: AlertEvent,
+        delivery: Delivery,
+        *,
+        client: httpx.AsyncClient,
+    ) -> None:
+        """POST the rendered request within ``receiver.timeout`` in total.
+
+        Raises:
+            NotifyError: timeout, connection failure, or a non-2xx answer.
+        """
+        request = self.render(receiver, event, delivery)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **{k: v.get_secret_value() for k, v in receiver.headers.items()},
+            **request.headers,
+        }
+        # httpx timeouts are per operation; a receiver dripping one byte a second
+        # would never trip them, so the whole attempt is bounded as well.
+        with map_httpx_errors(receiver.name, timeout=receiver.timeout):
+            async with asyncio.timeout(receiver.timeout):
+                response = await client.post(
+                    request.url, content=request.body, headers=headers, timeout=receiver.timeout
+                )
+            check_status(receiver.name, response)

@@ -1,0 +1,72 @@
+"""PagerDuty Events API v2: trigger and resolve with a stable dedup key.
+
+The dedup key is ``wsprobe/<location>/<check>/<alert>``: reminders re-trigger the
+same incident instead of opening new ones, and the resolve closes it. Agents in
+different locations raise separate incidents for the same check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.config.alerting import ReceiverConfig
+from agent.notifiers.base import (
+    AlertEvent,
+    Delivery,
+    HttpNotifier,
+    HttpRequest,
+    dumps,
+    summary,
+)
+
+__all__ = ["DEFAULT_PAGERDUTY_URL", "PagerDutyNotifier", "dedup_key"]
+
+DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+_SUMMARY_MAX = 1024  # PagerDuty truncates longer summaries
+
+
+def dedup_key(event: AlertEvent) -> str:
+    """Stable per check, alert and agent location."""
+    location = event.payload.get("agent", {}).get("location", "default")
+    return f"wsprobe/{location}/{event.check}/{event.alert}"
+
+
+class PagerDutyNotifier(HttpNotifier):
+    """POST Events API v2 ``trigger``/``resolve`` events."""
+
+    type_name = "pagerduty"
+    default_url = DEFAULT_PAGERDUTY_URL
+
+    def validate_extra(self, receiver: ReceiverConfig) -> list[str]:
+        """A routing key (integration key) is required."""
+        if receiver.routing_key is None or not receiver.routing_key.get_secret_value():
+            return ["routing_key: required for a pagerduty receiver"]
+        return []
+
+    def render(
+        self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
+    ) -> HttpRequest:
+        """``resolve`` carries only the key; ``trigger`` carries summary and details."""
+        assert receiver.routing_key is not None  # validate() guarantees it
+        body: dict[str, Any] = {
+            "routing_key": receiver.routing_key.get_secret_value(),
+            "event_action": "resolve" if event.is_resolved else "trigger",
+            "dedup_key": dedup_key(event),
+        }
+        if not event.is_resolved:
+            p = event.payload
+            severity = "warning" if event.alert == "degraded" else receiver.severity
+            body["payload"] = {
+                "summary": summary(event)[:_SUMMARY_MAX],
+                "source": f"wsprobe@{p.get('agent', {}).get('location', 'default')}",
+                "severity": severity,
+                "component": p["check"],
+                "class": p.get("reason") or event.alert,
+                "custom_details": p,
+            }
+            if p.get("timestamp"):
+                body["payload"]["timestamp"] = p["timestamp"]
+            body["client"] = "wsprobe"
+            if event.generator_url:
+                body["client_url"] = event.generator_url
+        return HttpRequest(url=self.target_url(receiver), body=dumps(body))
