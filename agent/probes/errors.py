@@ -1,0 +1,535 @@
+"""Why a probe failed, as exceptions carrying one :class:`~agent.result.Reason` each.
+
+Probes raise these internally; the probe's entry point turns them into a failed
+:class:`~agent.result.ProbeResult`. Library exceptions (websockets, ssl, OSError,
+asyncio) are translated in exactly one place, :func:`map_errors`.
+
+Exception tree (reason in brackets)::
+
+    ProbeError                      base; .reason, .detail
+    ├── ResolveFailed               [dns]
+    ├── ConnectRefused              [connect_refused]
+    ├── ConnectTimeout              [connect_timeout]
+    ├── NetworkError                [network]
+    ├── TLSFailed                   [tls_handshake]
+    │   ├── TLSCertExpired          [tls_cert_expired]
+    │   ├── TLSCertUntrusted        [tls_cert_untrusted]
+    │   └── TLSHostnameMismatch     [tls_hostname_mismatch]
+    ├── HandshakeTimeout            [handshake_timeout]
+    ├── HandshakeRejected           [handshake_status]   .status_code, .expected
+    ├── HandshakeInvalid            [handshake_invalid]
+    ├── Redirected                  [redirect]           .status_code, .location
+    ├── SubprotocolMismatch         [subprotocol_mismatch] .expected, .actual
+    ├── AuthRejected                [auth_rejected]
+    ├── ExpectTimeout               [expect_timeout]     .step, .timeout
+    ├── ExpectMismatch              [expect_mismatch]    .step
+    ├── PingTimeout                 [ping_timeout]       .index, .timeout
+    ├── ConnectionClosed            [closed]             .code, .close_reason
+    ├── MessageTooBig               [message_too_big]    .max_size
+    ├── ProtocolError               [protocol_error]
+    ├── ProbeTimeout                [timeout]            .phase, .timeout
+    └── InternalError               [internal]
+
+Messages are built in ``__str__`` from structured fields. Nothing here ever formats
+a library exception's own text blindly: those may quote a URL holding a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+from websockets import exceptions as wsx
+
+from agent.redact import REDACTED, redact_url
+from agent.result import Reason
+
+__all__ = [
+    "AuthRejected",
+    "ConnectRefused",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "ExpectMismatch",
+    "ExpectTimeout",
+    "HandshakeInvalid",
+    "HandshakeRejected",
+    "HandshakeTimeout",
+    "InternalError",
+    "MessageTooBig",
+    "NetworkError",
+    "PingTimeout",
+    "ProbeError",
+    "ProbeTimeout",
+    "ProtocolError",
+    "Redirected",
+    "ResolveFailed",
+    "SubprotocolMismatch",
+    "TLSCertExpired",
+    "TLSCertUntrusted",
+    "TLSFailed",
+    "TLSHostnameMismatch",
+    "map_errors",
+    "scrub",
+    "translate",
+]
+
+_URL_RE = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+")
+
+# OpenSSL X509_V_ERR_* codes (x509_vfy.h) that deserve a reason of their own.
+_X509_EXPIRED = {10}  # CERT_HAS_EXPIRED
+_X509_HOSTNAME = {62, 64}  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+_X509_NOT_YET_VALID = {9}
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove credentials from free text before it reaches a message.
+
+    Every URL in ``text`` is redacted (userinfo dropped, query values masked) and
+    every known secret value is replaced.
+
+    Args:
+        text: text that may quote a URL or echo a header.
+        secrets: literal secret values to mask (empty strings are ignored).
+
+    Returns:
+        Text safe for messages, logs and alert payloads.
+    """
+    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
+    for value in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
+
+
+class ProbeError(Exception):
+    """Base class: a probe failure with exactly one reason."""
+
+    reason: ClassVar[Reason] = Reason.INTERNAL
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def summary(self) -> str:
+        """The fixed part of the message, before any detail."""
+        return "probe failed"
+
+    def __str__(self) -> str:
+        head = self.summary()
+        return f"{head}: {self.detail}" if self.detail else head
+
+
+class ResolveFailed(ProbeError):
+    """The host name could not be resolved to an address."""
+
+    reason = Reason.DNS
+
+    def summary(self) -> str:
+        return "cannot resolve host"
+
+
+class ConnectRefused(ProbeError):
+    """The TCP connection was refused (nothing listening)."""
+
+    reason = Reason.CONNECT_REFUSED
+
+    def summary(self) -> str:
+        return "connection refused"
+
+
+class ConnectTimeout(ProbeError):
+    """The TCP connection did not complete in time."""
+
+    reason = Reason.CONNECT_TIMEOUT
+
+    def summary(self) -> str:
+        return "TCP connect timed out"
+
+
+class NetworkError(ProbeError):
+    """A network-level failure: reset, unreachable, broken pipe, proxy failure."""
+
+    reason = Reason.NETWORK
+
+    def summary(self) -> str:
+        return "network error"
+
+
+class TLSFailed(ProbeError):
+    """The TLS handshake failed or did not complete."""
+
+    reason = Reason.TLS_HANDSHAKE
+
+    def summary(self) -> str:
+        return "TLS handshake failed"
+
+
+class TLSCertExpired(TLSFailed):
+    """The server's certificate (or one in its chain) has expired."""
+
+    reason = Reason.TLS_CERT_EXPIRED
+
+    def summary(self) -> str:
+        return "server certificate has expired"
+
+
+class TLSCertUntrusted(TLSFailed):
+    """The server's certificate does not chain to a trusted CA."""
+
+    reason = Reason.TLS_CERT_UNTRUSTED
+
+    def summary(self) -> str:
+        return "server certificate is not trusted"
+
+
+class TLSHostnameMismatch(TLSFailed):
+    """The server's certificate is not valid for the requested host name."""
+
+    reason = Reason.TLS_HOSTNAME_MISMATCH
+
+    def summary(self) -> str:
+        return "server certificate does not match the host name"
+
+
+class HandshakeTimeout(ProbeError):
+    """No HTTP response to the upgrade request in time."""
+
+    reason = Reason.HANDSHAKE_TIMEOUT
+
+    def summary(self) -> str:
+        return "no response to the WebSocket upgrade request in time"
+
+
+class HandshakeRejected(ProbeError):
+    """The server answered the upgrade with an unexpected HTTP status."""
+
+    reason = Reason.HANDSHAKE_STATUS
+
+    def __init__(self, status_code: int, *, expected: int = 101, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.expected = expected
+
+    def summary(self) -> str:
+        if self.status_code == 101:
+            return f"expected HTTP {self.expected} but the server upgraded the connection (101)"
+        return f"expected HTTP {self.expected}, server answered HTTP {self.status_code}"
+
+
+class HandshakeInvalid(ProbeError):
+    """The server's response to the upgrade request is not a valid WebSocket handshake."""
+
+    reason = Reason.HANDSHAKE_INVALID
+
+    def summary(self) -> str:
+        return "invalid WebSocket handshake response"
+
+
+class Redirected(ProbeError):
+    """The server redirected and redirects are not allowed (or could not be followed)."""
+
+    reason = Reason.REDIRECT
+
+    def __init__(self, status_code: int, location: str | None, *, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        # Stored redacted: a Location may carry a token in its query string.
+        self.location = redact_url(location) if location else None
+
+    def summary(self) -> str:
+        where = self.location or "(no Location header)"
+        return f"server redirected with HTTP {self.status_code} to {where}"
+
+
+class SubprotocolMismatch(ProbeError):
+    """The server chose a different subprotocol than the check demands."""
+
+    reason = Reason.SUBPROTOCOL_MISMATCH
+
+    def __init__(self, expected: str | None, actual: str | None, *, detail: str = "") -> None:
+        super().__init__(detail)
+        self.expected = expected
+        self.actual = actual
+
+    def summary(self) -> str:
+        want = repr(self.expected) if self.expected else "no subprotocol"
+        got = repr(self.actual) if self.actual else "none"
+        return f"expected subprotocol {want}, server chose {got}"
+
+
+class AuthRejected(ProbeError):
+    """Authentication failed: token endpoint, first-message auth or auth steps."""
+
+    reason = Reason.AUTH_REJECTED
+
+    def summary(self) -> str:
+        return "authentication rejected"
+
+
+class ExpectTimeout(ProbeError):
+    """No message matching an expect step arrived in time."""
+
+    reason = Reason.EXPECT_TIMEOUT
+
+    def __init__(
+        self, detail: str = "", *, step: str | None = None, timeout: float | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.step = step
+        self.timeout = timeout
+
+    def summary(self) -> str:
+        where = f" at step {self.step}" if self.step else ""
+        within = f" within {self.timeout:g}s" if self.timeout is not None else ""
+        return f"no matching message{where}{within}"
+
+
+class ExpectMismatch(ProbeError):
+    """A message matched a step's fail condition or could not satisfy it."""
+
+    reason = Reason.EXPECT_MISMATCH
+
+    def __init__(self, detail: str = "", *, step: str | None = None) -> None:
+        super().__init__(detail)
+        self.step = step
+
+    def summary(self) -> str:
+        return f"unexpected message at step {self.step}" if self.step else "unexpected message"
+
+
+class PingTimeout(ProbeError):
+    """A protocol ping got no pong in time."""
+
+    reason = Reason.PING_TIMEOUT
+
+    def __init__(self, *, index: int, timeout: float, detail: str = "") -> None:
+        super().__init__(detail)
+        self.index = index
+        self.timeout = timeout
+
+    def summary(self) -> str:
+        return f"no pong for ping {self.index + 1} within {self.timeout:g}s"
+
+
+class ConnectionClosed(ProbeError):
+    """The connection closed before the probe finished (or with the wrong code)."""
+
+    reason = Reason.CLOSED
+
+    def __init__(
+        self,
+        code: int | None,
+        close_reason: str = "",
+        *,
+        expected: int | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.close_reason = close_reason
+        self.expected = expected
+
+    def summary(self) -> str:
+        if self.code is None or self.code == 1006:
+            text = "connection lost without a close frame (1006)"
+        else:
+            text = f"server closed the connection with code {self.code}"
+            if self.close_reason:
+                text += f" ({self.close_reason[:120]!r})"
+        if self.expected is not None:
+            text = f"expected close code {self.expected}; {text}"
+        return text
+
+
+class MessageTooBig(ProbeError):
+    """The server sent a message larger than the check's max_size."""
+
+    reason = Reason.MESSAGE_TOO_BIG
+
+    def __init__(self, max_size: int | None = None, *, detail: str = "") -> None:
+        super().__init__(detail)
+        self.max_size = max_size
+
+    def summary(self) -> str:
+        if self.max_size is None:
+            return "server sent a message larger than max_size"
+        return f"server sent a message larger than max_size ({self.max_size} bytes)"
+
+
+class ProtocolError(ProbeError):
+    """The server broke the WebSocket protocol (bad frame, bad UTF-8, ...)."""
+
+    reason = Reason.PROTOCOL_ERROR
+
+    def summary(self) -> str:
+        return "WebSocket protocol error"
+
+
+class ProbeTimeout(ProbeError):
+    """The check's overall deadline passed."""
+
+    reason = Reason.TIMEOUT
+
+    def __init__(self, *, phase: str, timeout: float, detail: str = "") -> None:
+        super().__init__(detail)
+        self.phase = phase
+        self.timeout = timeout
+
+    def summary(self) -> str:
+        return f"deadline of {self.timeout:g}s reached during {self.phase}"
+
+
+class InternalError(ProbeError):
+    """A bug or an exception nobody anticipated; never a target failure."""
+
+    reason = Reason.INTERNAL
+
+    def summary(self) -> str:
+        return "internal error"
+
+
+def _timeout_error(phase: str | None) -> ProbeError:
+    """A TimeoutError means the limit of the phase it happened in."""
+    if phase == "resolve":
+        return ResolveFailed("timed out")
+    if phase == "connect":
+        return ConnectTimeout()
+    if phase == "tls":
+        return TLSFailed("timed out")
+    if phase == "handshake":
+        return HandshakeTimeout()
+    return ProbeTimeout(phase=phase or "probe", timeout=0.0, detail="")
+
+
+def _ssl_error(exc: ssl.SSLError) -> ProbeError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = exc.verify_code
+        text = str(exc.verify_message or "certificate verify failed")
+        if code in _X509_EXPIRED:
+            return TLSCertExpired()
+        if code in _X509_HOSTNAME:
+            return TLSHostnameMismatch(text)
+        if code in _X509_NOT_YET_VALID:
+            return TLSCertUntrusted("certificate is not yet valid")
+        return TLSCertUntrusted(text)
+    # reason is OpenSSL's short mnemonic (e.g. TLSV1_ALERT_PROTOCOL_VERSION): no secrets.
+    return TLSFailed(str(exc.reason or type(exc).__name__).lower().replace("_", " "))
+
+
+def _closed_error(exc: wsx.ConnectionClosed) -> ProbeError:
+    # A close frame WE sent tells why the library failed the connection.
+    if exc.sent is not None and exc.rcvd is None:
+        if exc.sent.code == 1009:
+            return MessageTooBig()
+        if exc.sent.code in (1002, 1007):
+            return ProtocolError(f"closed with code {exc.sent.code}")
+    if exc.rcvd is not None:
+        return ConnectionClosed(exc.rcvd.code, exc.rcvd.reason)
+    cause = exc.__cause__
+    if isinstance(cause, wsx.PayloadTooBig):
+        return MessageTooBig()
+    if isinstance(cause, wsx.ProtocolError):
+        return ProtocolError()
+    if isinstance(cause, ConnectionResetError):
+        return ConnectionClosed(None, detail="connection reset by peer")
+    return ConnectionClosed(None)
+
+
+def _handshake_error(exc: wsx.InvalidHandshake) -> ProbeError:
+    if isinstance(exc, wsx.InvalidStatus):
+        status = exc.response.status_code
+        if 300 <= status < 400:
+            return Redirected(status, exc.response.headers.get("Location"))
+        return HandshakeRejected(status)
+    if isinstance(exc, wsx.ProxyError):
+        return NetworkError(f"proxy: {type(exc).__name__}")
+    if isinstance(exc, wsx.InvalidMessage):
+        cause = exc.__cause__
+        if isinstance(cause, EOFError):
+            return HandshakeInvalid("connection closed before a complete HTTP response")
+        if isinstance(cause, OSError):
+            return NetworkError(f"{type(cause).__name__} during the handshake")
+        return HandshakeInvalid("did not receive a valid HTTP response")
+    if isinstance(exc, wsx.InvalidHeader):
+        return HandshakeInvalid(f"bad {exc.name} header")
+    if isinstance(exc, wsx.NegotiationError):
+        return HandshakeInvalid(f"negotiation failed ({type(exc).__name__})")
+    if isinstance(exc, wsx.SecurityError):
+        return HandshakeInvalid(f"response exceeds limits ({type(exc).__name__})")
+    return HandshakeInvalid(type(exc).__name__)
+
+
+def translate(exc: BaseException, phase: str | None = None) -> ProbeError:
+    """Translate one library exception into a :class:`ProbeError`.
+
+    Args:
+        exc: the exception raised by websockets, ssl, the OS or asyncio.
+        phase: the phase being run, which decides what a timeout or EOF means.
+
+    Returns:
+        The matching ProbeError (``InternalError`` for anything unanticipated).
+    """
+    if isinstance(exc, ProbeError):
+        return exc
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return _timeout_error(phase)
+    if isinstance(exc, wsx.ConnectionClosed):
+        return _closed_error(exc)
+    if isinstance(exc, wsx.InvalidHandshake):
+        return _handshake_error(exc)
+    if isinstance(exc, wsx.PayloadTooBig):
+        return MessageTooBig(exc.max_size if exc.message is None else None)
+    if isinstance(exc, wsx.ProtocolError | wsx.TooManyFragments):
+        return ProtocolError(type(exc).__name__)
+    if isinstance(exc, wsx.InvalidURI):
+        return HandshakeInvalid("invalid WebSocket URI")
+    if isinstance(exc, wsx.InvalidProxy):
+        return NetworkError("invalid proxy")
+    if isinstance(exc, wsx.InvalidState | wsx.ConcurrencyError):
+        # Our own misuse of the connection: a bug, not a target failure.
+        return InternalError(type(exc).__name__)
+    if isinstance(exc, wsx.WebSocketException):
+        return ProtocolError(type(exc).__name__)
+    if isinstance(exc, ssl.SSLError):
+        return _ssl_error(exc)
+    if isinstance(exc, socket.gaierror | socket.herror):
+        return ResolveFailed(str(exc.strerror or exc))
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectRefused()
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        if phase in ("tls", "handshake"):
+            return NetworkError(f"connection reset during {phase}")
+        return ConnectionClosed(None, detail="connection reset by peer")
+    if isinstance(exc, OSError):
+        return NetworkError(exc.strerror or type(exc).__name__)
+    if isinstance(exc, EOFError):
+        if phase in ("tls", "handshake"):
+            return HandshakeInvalid(f"connection closed during {phase}")
+        return ConnectionClosed(None)
+    return InternalError(type(exc).__name__)
+
+
+@contextmanager
+def map_errors(phase: str | None = None) -> Iterator[None]:
+    """The one boundary where library exceptions become :class:`ProbeError`.
+
+    Works around synchronous and asynchronous code alike (``with map_errors(...):``
+    around awaits). ``CancelledError`` is never caught.
+
+    Args:
+        phase: the phase being run (``resolve``, ``connect``, ``tls``, ``handshake``,
+            ``auth``, ``steps``, ``ping``, ...); it decides what a timeout means.
+
+    Raises:
+        ProbeError: the translated failure, chained with ``from exc``.
+    """
+    try:
+        yield
+    except ProbeError:
+        raise
+    except Exception as exc:
+        raise translate(exc, phase) from exc
