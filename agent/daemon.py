@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.alerting import AlertService
+from agent.api import checks_json
 from agent.config.loader import ConfigError, load_config
 from agent.config.models import CheckConfig, Config
 from agent.lag import LoopLagMonitor
@@ -34,7 +35,6 @@ from agent.runner import Runner
 from agent.scheduler import CheckScheduler
 from agent.shard import select_shard
 from agent.store import DB_FILENAME, Store
-from agent.views import checks_json
 from agent.web import WebServer
 
 if TYPE_CHECKING:

@@ -23,27 +23,10 @@ from prometheus_client.metrics_core import Metric
 
 from agent import __version__
 from agent.config.models import CheckConfig
+from agent.exposition import LAG_BUCKETS, RESULTS, Families, Histogram, add_blackbox
 from agent.result import ProbeResult
 
-__all__ = [
-    "LAG_BUCKETS",
-    "LATENCY_BUCKETS",
-    "CheckSeries",
-    "Histogram",
-    "Metrics",
-    "WatchStatsView",
-    "render_probe",
-]
-
-#: Seconds; loopback RTTs are sub-millisecond, slow WANs and TLS reach seconds.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
-#: Seconds of scheduler and event-loop lag: healthy is well under 10 ms.
-LAG_BUCKETS: tuple[float, ...] = (
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)  # fmt: skip
-RESULTS = ("success", "failure")
+__all__ = ["CheckSeries", "Metrics", "WatchStatsView"]
 
 
 class WatchStatsView(Protocol):
@@ -57,43 +40,6 @@ class WatchStatsView(Protocol):
 
     @property
     def last_message_ts(self) -> float | None: ...
-
-
-class Histogram:
-    """A classic cumulative Prometheus histogram over fixed buckets."""
-
-    __slots__ = ("buckets", "count", "counts", "sum")
-
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.count = 0
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        """Add one observation (seconds)."""
-        self.count += 1
-        self.sum += value
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
-
-    def add_to(self, metric: Metric, labels: dict[str, str]) -> None:
-        """Append this histogram's ``_bucket``, ``_count`` and ``_sum`` samples."""
-        cumulative = 0
-        for bound, n in zip(self.buckets, self.counts, strict=True):
-            cumulative += n
-            metric.add_sample(
-                metric.name + "_bucket", {**labels, "le": _float_str(bound)}, cumulative
-            )
-        metric.add_sample(metric.name + "_bucket", {**labels, "le": "+Inf"}, self.count)
-        metric.add_sample(metric.name + "_count", labels, self.count)
-        metric.add_sample(metric.name + "_sum", labels, self.sum)
-
-
-def _float_str(value: float) -> str:
-    return repr(float(value))
 
 
 @dataclass(slots=True)
@@ -110,95 +56,6 @@ class CheckSeries:
     ping_rtt: Histogram = field(default_factory=Histogram)
     phases: dict[str, Histogram] = field(default_factory=dict)
     relay: dict[str, Histogram] = field(default_factory=dict)
-
-
-class _Families:
-    """Metric families being filled during one collection, created on first use."""
-
-    def __init__(self) -> None:
-        self._by_name: dict[str, Metric] = {}
-
-    def get(self, name: str, doc: str, typ: str) -> Metric:
-        metric = self._by_name.get(name)
-        if metric is None:
-            metric = self._by_name[name] = Metric(name, doc, typ)
-        return metric
-
-    def gauge(self, name: str, doc: str, labels: dict[str, str], value: float) -> None:
-        self.get(name, doc, "gauge").add_sample(name, labels, value)
-
-    def counter(self, name: str, doc: str, labels: dict[str, str], value: float) -> None:
-        # The family is named without _total; exposition adds it back on TYPE/HELP.
-        self.get(name, doc, "counter").add_sample(name + "_total", labels, value)
-
-    def histogram(self, name: str, doc: str, labels: dict[str, str], hist: Histogram) -> None:
-        hist.add_to(self.get(name, doc, "histogram"), labels)
-
-    def __iter__(self) -> Iterator[Metric]:
-        return iter(self._by_name.values())
-
-
-def _blackbox(out: _Families, result: ProbeResult, duration: float, labels: dict[str, str]) -> None:
-    """The blackbox_exporter-compatible ``probe_*`` gauges of one result."""
-    out.gauge("probe_success", "Whether the probe succeeded.", labels, float(result.success))
-    out.gauge("probe_duration_seconds", "How long the probe took, in seconds.", labels, duration)
-    for phase, seconds in result.phases.items():
-        if phase == "total":
-            continue
-        out.gauge(
-            "probe_websocket_duration_seconds",
-            "Duration of each phase of the last probe, in seconds.",
-            {**labels, "phase": phase},
-            seconds,
-        )
-    out.gauge(
-        "probe_websocket_status_code",
-        "HTTP status of the upgrade response (0 when none was received).",
-        labels,
-        float(result.status_code or 0),
-    )
-    out.gauge(
-        "probe_websocket_connection_upgraded",
-        "Whether the connection was upgraded to WebSocket (status 101).",
-        labels,
-        float(result.status_code == 101),
-    )
-    if result.tls is not None:
-        if result.tls.cert_not_after is not None:
-            out.gauge(
-                "probe_ssl_earliest_cert_expiry",
-                "Earliest certificate expiry in the peer's chain, Unix seconds.",
-                labels,
-                result.tls.cert_not_after,
-            )
-        if result.tls.version:
-            out.gauge(
-                "probe_tls_version_info",
-                "The TLS version the last probe negotiated.",
-                {**labels, "version": result.tls.version},
-                1.0,
-            )
-
-
-class _ProbeOnly:
-    """A one-result collector for ``/probe`` (blackbox style: no agent state)."""
-
-    def __init__(self, result: ProbeResult, duration: float) -> None:
-        self._result = result
-        self._duration = duration
-
-    def collect(self) -> Iterator[Metric]:
-        out = _Families()
-        _blackbox(out, self._result, self._duration, {})
-        return iter(out)
-
-
-def render_probe(result: ProbeResult, *, duration: float) -> bytes:
-    """Exposition text of one on-demand probe: the ``probe_*`` gauges, unlabelled.
-
-    Prometheus adds the target labels through relabelling, as with blackbox_exporter.
-    """
-    return generate_latest(_ProbeOnly(result, duration))
 
 
 class Metrics:
@@ -293,7 +150,7 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:
         """Build every family from the current state (prometheus_client Collector)."""
-        out = _Families()
+        out = Families()
         for check, series in self._checks.values():
             self._collect_check(out, check, series)
         self._collect_agent(out)
@@ -303,10 +160,10 @@ class Metrics:
         """The whole exposition in Prometheus text format."""
         return generate_latest(self)
 
-    def _collect_check(self, out: _Families, check: CheckConfig, series: CheckSeries) -> None:
+    def _collect_check(self, out: Families, check: CheckConfig, series: CheckSeries) -> None:
         labels = series.labels
         if series.last is not None:
-            _blackbox(out, series.last, series.last_duration, labels)
+            add_blackbox(out, series.last, series.last_duration, labels)
         for result, n in sorted(series.results.items()):
             out.counter("wsprobe_probes", "Probe runs by result.", {**labels, "result": result}, n)
         for reason, n in sorted(series.failures.items()):
@@ -363,7 +220,7 @@ class Metrics:
                 self._collect_watch(out, labels, stats)
 
     @staticmethod
-    def _collect_watch(out: _Families, labels: dict[str, str], stats: WatchStatsView) -> None:
+    def _collect_watch(out: Families, labels: dict[str, str], stats: WatchStatsView) -> None:
         out.gauge(
             "wsprobe_watch_connected",
             "Whether the watch session is connected.",
@@ -385,7 +242,7 @@ class Metrics:
                 stats.last_message_ts,
             )
 
-    def _collect_agent(self, out: _Families) -> None:
+    def _collect_agent(self, out: Families) -> None:
         loc = {"location": self.location}
         if self.loop_lag_samples is not None:
             for sample in self.loop_lag_samples():

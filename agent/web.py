@@ -28,7 +28,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent.config.models import CheckConfig, WebConfig
-from agent.metrics import render_probe
+from agent.exposition import render_probe
 from agent.result import ProbeResult
 
 __all__ = ["AgentView", "Authenticator", "WebServer", "build_app", "parse_listen"]
