@@ -1,13 +1,32 @@
-"""Settings of a ``relay`` check: publish on one connection, receive on others."""
+"""Settings of a ``relay`` check: publish on one connection, receive on others.
+
+YAML shape::
+
+    kind: relay
+    url: ws://chat.example/ws
+    relay:
+      receivers: 2
+      join:                                   # run by every connection after connecting
+        - send: {type: join, room: "probe-{{run}}", user: "{{connection}}"}
+        - expect: {json: {type: joined}}
+      publish: {type: message, room: "probe-{{run}}", text: "{{marker}}"}
+      match: {json: {type: message}}          # optional; the marker must be contained too
+      deadline: 5s
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
 
-from agent.config.steps import Step
+from pydantic import Field, field_validator
+
+from agent.config.steps import Matcher, Step
 from agent.config.types import Duration, Frozen
 
-__all__ = ["RelayConfig"]
+__all__ = ["DEFAULT_RELAY_DEADLINE", "DEFAULT_RELAY_PUBLISH", "RelayConfig"]
+
+DEFAULT_RELAY_DEADLINE = 5.0
+DEFAULT_RELAY_PUBLISH = "{{marker}}"
 
 
 class RelayConfig(Frozen):
@@ -16,7 +35,17 @@ class RelayConfig(Frozen):
     receivers: int = Field(1, ge=1, le=32)
     #: Steps every connection runs after connecting (join the room, subscribe).
     join: tuple[Step, ...] = ()
-    #: What the publisher sends; ``${marker}`` is replaced by a unique value.
-    publish: object = None
-    #: How a receiver recognises the marker; defaults to "contains the marker".
-    deadline: Duration = Field(5.0, gt=0)
+    #: What the publisher sends (string: text, mapping/list: JSON); must hold
+    #: ``{{marker}}``, replaced by a value unique to the run.
+    publish: Any = DEFAULT_RELAY_PUBLISH
+    #: Extra predicate a delivered message must satisfy besides containing the marker.
+    match: Matcher | None = None
+    #: How long after publishing every receiver must have seen the marker.
+    deadline: Duration = Field(DEFAULT_RELAY_DEADLINE, gt=0)
+
+    @field_validator("publish")
+    @classmethod
+    def _publish_has_marker(cls, value: Any) -> Any:
+        if "{{marker}}" not in repr(value).replace(" ", ""):
+            raise ValueError("publish must contain {{marker}} so receivers can recognise it")
+        return value

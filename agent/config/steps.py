@@ -4,53 +4,188 @@ YAML shape (one key per step names its action)::
 
     steps:
       - send: {type: subscribe, channel: trades}   # mapping/list: sent as JSON
-      - send: "hello"                              # string: sent as text
+      - send: "hello {{session}}"                  # string: sent as text
       - send_binary: "aGVsbG8="                    # base64, sent as a binary frame
-      - expect:
-          json: {type: subscribed}                 # JSON subset equality
+      - name: first trade
+        expect:
+          json: {type: trade}                      # JSON subset equality
+          path: $.data.price                       # JSON path ...
+          gt: 0                                    # ... compared with eq/ne/gt/ge/lt/le/exists
           timeout: 5s
+          first_message: true                      # time it as the first_message phase
+          fail_if: {json: {type: error}}
+          extract: {trade_id: $.data.id}           # later steps use {{trade_id}}
       - sleep: 1s
+      - app_ping:
+          send: {type: ping, id: "{{id}}"}         # {{id}} is fresh for every ping
+          expect: {json: {type: pong, id: "{{id}}"}}
+          count: 3
+          timeout: 2s
+
+Runtime variables are written ``{{name}}``: the loader expands ``${NAME}`` from the
+environment once at load time, while ``{{name}}`` is substituted on every run from
+values extracted by earlier steps and a few built-ins (see docs/steps.md).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import re
+from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 
 from agent.config.types import Duration, Frozen
 
-__all__ = ["DEFAULT_EXPECT_TIMEOUT", "Expect", "Matcher", "Step"]
+__all__ = [
+    "COMPARISON_OPS",
+    "DEFAULT_APP_PING_COUNT",
+    "DEFAULT_APP_PING_TIMEOUT",
+    "DEFAULT_EXPECT_TIMEOUT",
+    "AppPing",
+    "Expect",
+    "Matcher",
+    "Step",
+    "validate_path",
+]
 
 DEFAULT_EXPECT_TIMEOUT = 5.0
+DEFAULT_APP_PING_COUNT = 3
+DEFAULT_APP_PING_TIMEOUT = 2.0
+
+#: Comparison keys a matcher may apply to the value found at ``path``.
+COMPARISON_OPS: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le")
+
+# One path segment: `.name`, `["name"]`, `['name']` or `[3]`.
+_PATH_SEGMENT = re.compile(r"""\.([A-Za-z_][A-Za-z0-9_-]*)|\[(?:(\d+)|"([^"]*)"|'([^']*)')\]""")
+
+
+def validate_path(path: str) -> tuple[str | int, ...]:
+    """Parse a JSON path like ``$.data.items[0].price`` into its keys and indexes.
+
+    Args:
+        path: ``$`` followed by ``.name``, ``[N]``, ``["name"]`` segments.
+
+    Returns:
+        The segments: strings are object keys, ints are list indexes.
+
+    Raises:
+        ValueError: the path does not follow that grammar.
+    """
+    if not path.startswith("$"):
+        raise ValueError(f"JSON path {path!r} must start with '$'")
+    segments: list[str | int] = []
+    pos = 1
+    while pos < len(path):
+        m = _PATH_SEGMENT.match(path, pos)
+        if m is None:
+            raise ValueError(
+                f"JSON path {path!r} is invalid at position {pos}: "
+                "use $.key, $.list[0] or $['odd key']"
+            )
+        name, index, dq, sq = m.groups()
+        if index is not None:
+            segments.append(int(index))
+        else:
+            segments.append(name if name is not None else (dq if dq is not None else sq))
+        pos = m.end()
+    return tuple(segments)
 
 
 class Matcher(Frozen):
-    """A predicate on one message; every given field must hold."""
+    """A predicate on one message; every given field must hold.
 
-    json_: Any = None
+    ``json`` is subset equality (every key given must be present with that value,
+    recursively; lists compare element-wise); ``path`` picks one value to compare with
+    ``eq``/``ne``/``gt``/``ge``/``lt``/``le`` or test with ``exists`` (a path with no
+    comparison means ``exists: true``); ``regex`` searches the text; ``contains`` is a
+    substring test. ``binary`` restricts the frame type (unset: either).
+    """
+
+    json_: Any = Field(None, alias="json")
     path: str | None = None
-    equals: Any = None
+    eq: Any = None
+    ne: Any = None
+    gt: float | str | None = None
+    ge: float | str | None = None
+    lt: float | str | None = None
+    le: float | str | None = None
+    exists: bool | None = None
     regex: str | None = None
     contains: str | None = None
+    binary: bool | None = None
 
     model_config = Frozen.model_config | {"populate_by_name": True}
 
-    @model_validator(mode="before")
+    @field_validator("path")
     @classmethod
-    def _alias_json(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "json" in data:
-            data = dict(data)
-            data["json_"] = data.pop("json")
-        return data
+    def _path_grammar(cls, value: str | None) -> str | None:
+        if value is not None:
+            validate_path(value)
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            # {{var}} is substituted (escaped) at run time; check the rest compiles now.
+            try:
+                re.compile(re.sub(r"\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}", "x", value))
+            except re.error as exc:
+                raise ValueError(f"regex {value!r} does not compile: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _comparisons_need_path(self) -> Matcher:
+        used = [op for op in (*COMPARISON_OPS, "exists") if getattr(self, op) is not None]
+        if used and self.path is None:
+            raise ValueError(f"{', '.join(used)} compare the value at 'path'; set path too")
+        return self
+
+    def is_empty(self) -> bool:
+        """True when no predicate is set (every message of the right type matches)."""
+        return self.json_ is None and self.path is None and not self.regex and not self.contains
 
 
 class Expect(Matcher):
     """Wait for the next message matching this predicate, skipping others."""
 
-    timeout: Duration = DEFAULT_EXPECT_TIMEOUT
+    timeout: Duration = Field(DEFAULT_EXPECT_TIMEOUT, gt=0)
+    #: A message matching this fails the step at once (e.g. ``{json: {type: error}}``).
     fail_if: Matcher | None = None
+    #: variable name -> JSON path (``$.id``) in the matched message. Named groups of
+    #: ``regex`` are extracted as well.
     extract: dict[str, str] = {}
+    #: Time from the last send to this match as the ``first_message`` phase.
+    first_message: bool = False
+
+    @field_validator("extract")
+    @classmethod
+    def _extract_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, path in value.items():
+            if not name.isidentifier():
+                raise ValueError(f"variable name {name!r} must be an identifier")
+            validate_path(path)
+        return value
+
+
+class AppPing(Frozen):
+    """Application-level ping: send, expect the reply carrying the same ``{{id}}``."""
+
+    send: Any = Field(default_factory=lambda: {"type": "ping", "id": "{{id}}"})
+    expect: Expect = Field(
+        default_factory=lambda: Expect.model_validate({"json": {"type": "pong", "id": "{{id}}"}})
+    )
+    count: int = Field(DEFAULT_APP_PING_COUNT, ge=1, le=100)
+    #: Per ping: how long to wait for its reply.
+    timeout: Duration = Field(DEFAULT_APP_PING_TIMEOUT, gt=0)
+    #: Pause between pings.
+    interval: Duration = Field(0.0, ge=0)
+
+
+StepAction = Literal["send", "send_binary", "expect", "sleep", "app_ping"]
+_ACTIONS: tuple[StepAction, ...] = ("send", "send_binary", "expect", "sleep", "app_ping")
 
 
 class Step(Frozen):
@@ -60,13 +195,38 @@ class Step(Frozen):
     send: Any = None
     send_binary: str | None = None
     expect: Expect | None = None
-    sleep: Duration | None = None
+    sleep: Duration | None = Field(None, ge=0)
+    app_ping: AppPing | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> Step:
-        actions = [
-            k for k in ("send", "send_binary", "expect", "sleep") if getattr(self, k) is not None
-        ]
+        actions = [k for k in _ACTIONS if getattr(self, k) is not None]
         if len(actions) != 1:
-            raise ValueError("a step needs exactly one of send, send_binary, expect, sleep")
+            raise ValueError(
+                "a step needs exactly one of send, send_binary, expect, sleep, app_ping"
+                + (f" (got {', '.join(actions)})" if actions else "")
+            )
         return self
+
+    @field_validator("send_binary")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value:
+            try:
+                base64.b64decode(value, validate=True)
+            except binascii.Error:
+                raise ValueError("send_binary must be base64") from None
+        return value
+
+    @property
+    def action(self) -> StepAction:
+        """Which action this step performs."""
+        for key in _ACTIONS:
+            if getattr(self, key) is not None:
+                return key
+        raise AssertionError("validated Step without an action")  # pragma: no cover
+
+    @property
+    def label(self) -> str:
+        """The step's name, or its action when unnamed."""
+        return self.name or self.action

@@ -1,0 +1,381 @@
+"""Run scripted steps (send, expect, sleep, app ping) on an open connection.
+
+:func:`run_script` is what the ``probe`` kind calls after the handshake: first-message
+auth (``check.auth.steps``, phase ``auth``), then ``check.steps`` (phase ``steps``).
+:func:`run_steps` runs any one list of steps, for watch init and relay join steps.
+
+Every step is timed into ``result.steps``; the first failing step raises a
+:class:`~agent.probes.errors.ProbeError` whose message names it (index and name).
+Failures during auth steps are all reported as ``auth_rejected``.
+
+Exceptions raised (from :mod:`agent.probes.errors`)::
+
+    ProbeError
+     ├── AuthRejected       any failure while running auth steps
+     ├── ExpectTimeout      no matching message within the step's timeout or the deadline
+     ├── ExpectMismatch     a fail_if matched, an extract found nothing, a variable is undefined
+     ├── ConnectionClosed   the server closed the connection mid-script
+     └── ProbeTimeout       a sleep would pass the check's deadline
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from agent.config import CheckConfig
+from agent.config.steps import AppPing, Expect, Matcher, Step
+from agent.probes.errors import (
+    AuthRejected,
+    ConnectionClosed,
+    ExpectMismatch,
+    ExpectTimeout,
+    ProbeError,
+    ProbeTimeout,
+    map_errors,
+    scrub,
+)
+from agent.probes.matchers import (
+    ExtractFailed,
+    Message,
+    UndefinedVariable,
+    describe,
+    extract,
+    matches,
+    substitute,
+)
+from agent.result import ProbeResult, StepResult
+
+__all__ = [
+    "SECRET_VARIABLES",
+    "payload_of",
+    "run_script",
+    "run_steps",
+    "wait_for_match",
+]
+
+#: Variables whose values are credentials: masked wherever a message is quoted.
+SECRET_VARIABLES: frozenset[str] = frozenset({"token"})
+#: Close codes that mean "not authenticated / not allowed" (RFC 6455 1008, and the
+#: 4401/4403 convention mirroring HTTP 401/403).
+AUTH_CLOSE_CODES: frozenset[int] = frozenset({1008, 4401, 4403})
+#: Longest excerpt of a received message quoted in a failure message.
+_EXCERPT_CHARS = 160
+
+
+def payload_of(value: Any, variables: dict[str, str]) -> str:
+    """What a ``send`` step puts on the wire: strings as text, anything else as JSON.
+
+    Raises:
+        UndefinedVariable: a ``{{name}}`` in ``value`` has no value.
+    """
+    filled = substitute(value, variables)
+    if isinstance(filled, str):
+        return filled
+    return json.dumps(filled, separators=(",", ":"))
+
+
+def _secrets(variables: dict[str, str]) -> tuple[str, ...]:
+    return tuple(v for k, v in variables.items() if k in SECRET_VARIABLES and v)
+
+
+def _excerpt(message: Message, variables: dict[str, str]) -> str:
+    if message.binary:
+        return f"<binary, {len(message.data)} bytes>"
+    text = scrub(message.text, _secrets(variables))
+    if len(text) > _EXCERPT_CHARS:
+        text = text[: _EXCERPT_CHARS - 1] + "…"
+    return repr(text)
+
+
+@dataclass(slots=True)
+class Match:
+    """A message that satisfied an expect, and when it arrived."""
+
+    message: Message
+    at: float  # time.perf_counter()
+    skipped: int
+
+
+async def wait_for_match(
+    conn: ClientConnection,
+    matcher: Matcher,
+    *,
+    variables: dict[str, str],
+    until: float,
+    fail_if: Matcher | None = None,
+    phase: str = "steps",
+) -> Match:
+    """Read messages until one matches ``matcher``, skipping the others.
+
+    Args:
+        conn: the open connection (messages already queued are read first).
+        matcher: what the awaited message must satisfy.
+        variables: values for ``{{name}}`` placeholders in the matchers.
+        until: absolute ``time.perf_counter()`` limit.
+        fail_if: a message matching this fails at once.
+        phase: the phase name given to the error boundary.
+
+    Returns:
+        The first matching message.
+
+    Raises:
+        ExpectTimeout: ``until`` passed first (``detail`` says what was awaited).
+        ExpectMismatch: a message matched ``fail_if``, or a placeholder is undefined.
+        ProbeError: the connection failed or closed (from :func:`map_errors`).
+    """
+    skipped = 0
+    last: Message | None = None
+    while True:
+        remaining = until - time.perf_counter()
+        if remaining <= 0:
+            detail = f"wanted {describe(matcher)}; skipped {skipped} message(s)"
+            if last is not None:
+                detail += f", last {_excerpt(last, variables)}"
+            raise ExpectTimeout(detail)
+        try:
+            async with asyncio.timeout(remaining):
+                with map_errors(phase):
+                    data = await conn.recv()
+        except TimeoutError:
+            continue  # the loop head reports the timeout with its detail
+        message = Message(data)
+        try:
+            if fail_if is not None and matches(fail_if, message, variables):
+                raise ExpectMismatch(
+                    f"message matched fail_if ({describe(fail_if)}): {_excerpt(message, variables)}"
+                )
+            if matches(matcher, message, variables):
+                return Match(message, time.perf_counter(), skipped)
+        except UndefinedVariable as exc:
+            raise ExpectMismatch(str(exc)) from None
+        skipped += 1
+        last = message
+
+
+class _Script:
+    """State shared by the steps of one list: connection, variables, clocks."""
+
+    def __init__(
+        self,
+        conn: ClientConnection,
+        result: ProbeResult,
+        variables: dict[str, str],
+        deadline: float,
+        phase: str,
+    ) -> None:
+        self.conn = conn
+        self.result = result
+        self.variables = variables
+        self.deadline = deadline
+        self.phase = phase
+        self.last_send = time.perf_counter()
+
+    async def send(self, data: str | bytes) -> None:
+        with map_errors(self.phase):
+            await self.conn.send(data)
+        self.last_send = time.perf_counter()
+
+    async def run(self, step: Step) -> None:
+        action = step.action
+        if action == "send":
+            await self.send(payload_of(step.send, self.variables))
+        elif action == "send_binary":
+            assert step.send_binary is not None
+            encoded = substitute(step.send_binary, self.variables)
+            try:
+                data = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                raise ExpectMismatch("send_binary is not valid base64") from None
+            await self.send(data)
+        elif action == "sleep":
+            assert step.sleep is not None
+            await self.sleep(step.sleep)
+        elif action == "expect":
+            assert step.expect is not None
+            await self.expect(step.expect)
+        else:
+            assert step.app_ping is not None
+            await self.app_ping(step.app_ping)
+
+    async def sleep(self, seconds: float) -> None:
+        remaining = self.deadline - time.perf_counter()
+        if seconds > remaining:
+            await asyncio.sleep(max(remaining, 0))
+            raise ProbeTimeout(
+                phase=self.phase, timeout=seconds, detail="sleep passes the deadline"
+            )
+        await asyncio.sleep(seconds)
+
+    async def expect(self, expect: Expect) -> None:
+        until = min(time.perf_counter() + expect.timeout, self.deadline)
+        try:
+            match = await wait_for_match(
+                self.conn,
+                expect,
+                variables=self.variables,
+                until=until,
+                fail_if=expect.fail_if,
+                phase=self.phase,
+            )
+        except ExpectTimeout as err:
+            err.timeout = expect.timeout
+            if until >= self.deadline:
+                err.detail += " (the check's timeout cut the wait short)"
+            raise
+        if expect.first_message:
+            self.result.phases["first_message"] = match.at - self.last_send
+        try:
+            self.variables.update(extract(expect.extract, expect, match.message, self.variables))
+        except (ExtractFailed, UndefinedVariable) as exc:
+            raise ExpectMismatch(str(exc)) from None
+
+    async def app_ping(self, ping: AppPing) -> None:
+        for n in range(ping.count):
+            if n and ping.interval:
+                await self.sleep(ping.interval)
+            scoped = {**self.variables, "id": uuid.uuid4().hex[:16]}
+            try:
+                payload = payload_of(ping.send, scoped)
+            except UndefinedVariable as exc:
+                raise ExpectMismatch(str(exc)) from None
+            await self.send(payload)
+            sent = self.last_send
+            until = min(sent + ping.timeout, self.deadline)
+            try:
+                match = await wait_for_match(
+                    self.conn,
+                    ping.expect,
+                    variables=scoped,
+                    until=until,
+                    fail_if=ping.expect.fail_if,
+                    phase="app_ping",
+                )
+            except ExpectTimeout as err:
+                err.timeout = ping.timeout
+                err.detail = f"no reply to app ping {n + 1} of {ping.count}; {err.detail}"
+                raise
+            self.result.app_pings.append(match.at - sent)
+        rtts = self.result.app_pings
+        self.result.phases["app_ping"] = sum(rtts) / len(rtts)
+
+
+def _name_step(err: ProbeError, where: str) -> None:
+    """Put the failing step into the error so its message names it."""
+    if isinstance(err, ExpectTimeout | ExpectMismatch):
+        err.step = where
+    else:
+        err.detail = f"{err.detail} during step {where}" if err.detail else f"during step {where}"
+
+
+def _auth_error(err: ProbeError, where: str) -> AuthRejected:
+    """Any failure of an auth step is an authentication failure, said plainly."""
+    if isinstance(err, ConnectionClosed) and err.code in AUTH_CLOSE_CODES:
+        return AuthRejected(f"auth step {where}: server refused the credentials; {err}")
+    return AuthRejected(f"auth step {where}: {err}")
+
+
+async def run_steps(
+    conn: ClientConnection,
+    steps: Sequence[Step],
+    *,
+    result: ProbeResult,
+    variables: dict[str, str],
+    deadline: float,
+    phase: str,
+) -> None:
+    """Run ``steps`` in order on ``conn``, timing each into ``result.steps``.
+
+    The whole list is timed as ``result.phases[phase]``. Values extracted by a step are
+    added to ``variables`` (the caller's dict), so later lists see them.
+
+    Args:
+        conn: an open connection.
+        steps: the steps to run.
+        result: receives step timings, phases and app ping RTTs.
+        variables: run-time ``{{name}}`` values; updated in place by extracts.
+        deadline: absolute ``time.perf_counter()`` limit for the whole list.
+        phase: ``auth`` (any failure becomes ``auth_rejected``), ``steps`` or another
+            phase name for the timing.
+
+    Raises:
+        ProbeError: the first failing step, named in the message.
+    """
+    script = _Script(conn, result, variables, deadline, phase)
+    started = time.perf_counter()
+    try:
+        for index, step in enumerate(steps):
+            step_started = time.perf_counter()
+            ok = False
+            try:
+                try:
+                    await script.run(step)
+                except UndefinedVariable as exc:
+                    raise ExpectMismatch(str(exc)) from None
+                ok = True
+            except ProbeError as exc:
+                where = f"{index + 1} {step.label!r}"
+                if phase == "auth" and not isinstance(exc, AuthRejected):
+                    raise _auth_error(exc, where) from exc
+                _name_step(exc, where)
+                raise
+            finally:
+                result.steps.append(
+                    StepResult(
+                        index=index,
+                        name=f"auth:{step.label}" if phase == "auth" else step.label,
+                        duration=time.perf_counter() - step_started,
+                        ok=ok,
+                    )
+                )
+    finally:
+        result.phases[phase] = result.phases.get(phase, 0.0) + time.perf_counter() - started
+
+
+async def run_script(
+    conn: ClientConnection,
+    check: CheckConfig,
+    result: ProbeResult,
+    *,
+    deadline: float,
+    variables: dict[str, str],
+) -> None:
+    """Run a check's auth steps (phase ``auth``) then its steps (phase ``steps``).
+
+    Args:
+        conn: the connection right after the handshake.
+        check: supplies ``auth.steps`` and ``steps``.
+        result: receives timings (``auth``, ``steps``, ``first_message``, ``app_ping``).
+        deadline: absolute ``time.perf_counter()`` limit.
+        variables: run-time values (e.g. ``token``); extracts are added to it.
+
+    Raises:
+        ProbeError: ``AuthRejected`` for any auth step failure, otherwise the failing
+            step's error.
+    """
+    if check.auth.steps:
+        await run_steps(
+            conn,
+            check.auth.steps,
+            result=result,
+            variables=variables,
+            deadline=deadline,
+            phase="auth",
+        )
+    if check.steps:
+        await run_steps(
+            conn,
+            check.steps,
+            result=result,
+            variables=variables,
+            deadline=deadline,
+            phase="steps",
+        )
