@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 #: A run starting later than this after its due time is skipped as ``missed``: the
 #: next one is close and a late probe measures the agent's backlog.
-MAX_MISFIRE_GRACE = 30.0
+MAX_MISFIRE_GRACE = 30
 _CRON_INTERVAL_GUESS = 60.0
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
@@ -67,10 +67,13 @@ def start_offset(name: str, interval: float) -> float:
     return stable_fraction(name, salt="offset") * interval
 
 
-def misfire_grace(check: CheckConfig) -> float:
-    """How late a run of ``check`` may start: half its period, within bounds."""
+def misfire_grace(check: CheckConfig) -> int:
+    """How late a run of ``check`` may start, in whole seconds (APScheduler's unit).
+
+    Half its period, within ``[1, MAX_MISFIRE_GRACE]``.
+    """
     period = _CRON_INTERVAL_GUESS if check.cron else check.interval
-    return min(MAX_MISFIRE_GRACE, max(1.0, period / 2))
+    return int(min(MAX_MISFIRE_GRACE, max(1.0, period / 2)))
 
 
 def trigger_for(check: CheckConfig) -> BaseTrigger:
