@@ -1,0 +1,276 @@
+"""Alerting: per-check state machine, durable outbox, delivery to receivers.
+
+Data flow (one way)::
+
+    runner ─▶ AlertService.observe(check, result)          sync, never blocks
+                ├─▶ state.update(state, result, now) ─▶ [Transition]   (pure)
+                ├─▶ events.build_event(transition) ─▶ AlertEvent
+                └─▶ store.save_alert(state, outbox rows)  one SQLite transaction
+    Dispatcher (one task per receiver) ─▶ NOTIFIERS[type].send(event) ─▶ outcome
+                └─▶ on success: state.mark_delivered ─▶ store
+
+Because the state and its events are committed together before ``observe()``
+returns, a crash right after loses nothing; delivered rows are marked in the same
+file, so a restart resends only what was not yet accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.alerting.dispatcher import DEFAULT_MAX_IN_FLIGHT, Dispatcher
+from agent.alerting.events import build_event
+from agent.alerting.outbox import (
+    DEFAULT_RETRY_INITIAL_INTERVAL,
+    DEFAULT_RETRY_MAX_INTERVAL,
+    RetryPolicy,
+    new_rows,
+)
+from agent.alerting.state import (
+    AlertPolicy,
+    AlertState,
+    Transition,
+    mark_delivered,
+    removed,
+    resolve_policy,
+    update,
+)
+from agent.config import CheckConfig, Config
+from agent.result import ProbeResult
+from agent.store import NewOutboxRow, OutboxRow, Store
+
+__all__ = ["AlertPolicy", "AlertService", "Transition", "routing_problems"]
+
+logger = logging.getLogger(__name__)
+
+
+def routing_problems(config: Config) -> list[tuple[str, str]]:
+    """Receiver names used in ``alerting.receivers`` that no receiver defines.
+
+    Args:
+        config: the whole configuration.
+
+    Returns:
+        ``(key path, message)`` pairs, e.g. ``("checks[2].alerting.receivers[0]", ...)``.
+    """
+    known = {r.name for r in config.receivers}
+    problems: list[tuple[str, str]] = []
+    blocks = [("alerting", config.alerting)] + [
+        (f"checks[{i}].alerting", c.alerting) for i, c in enumerate(config.checks) if c.alerting
+    ]
+    for path, block in blocks:
+        for j, name in enumerate(block.receivers):
+            if name not in known:
+                problems.append((f"{path}.receivers[{j}]", f"no receiver named {name!r}"))
+    return problems
+
+
+class AlertService:
+    """The alerting facade the runner, daemon, metrics and API use.
+
+    Args:
+        config: the whole configuration (receivers, defaults, checks).
+        store: the agent's SQLite store (alert state and outbox live there).
+        on_notification: called ``(receiver, outcome)`` after every delivery attempt,
+            outcome in ``success``, ``retry``, ``failed``, ``dropped``.
+        clock: wall-clock source (Unix seconds) for state and timestamps.
+        retry_initial_interval: first retry delay (doubles per attempt, jittered).
+        retry_max_interval: cap of the retry delay.
+        rng: jitter source; seed it for reproducible schedules.
+        max_in_flight: concurrent attempts per receiver.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        on_notification: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        retry_initial_interval: float = DEFAULT_RETRY_INITIAL_INTERVAL,
+        retry_max_interval: float = DEFAULT_RETRY_MAX_INTERVAL,
+        rng: random.Random | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_notification = on_notification
+        self._agent_id = store.agent_id()
+        persisted = store.load_alert_states()
+        self._states = {name: AlertState.from_dict(data) for name, data in persisted.items()}
+        # URL and labels per check, kept so a removed check's "resolved" can name them.
+        self._targets: dict[str, tuple[str, dict[str, str]]] = {
+            name: (str(data.get("url", "")), dict(data.get("labels", {})))
+            for name, data in persisted.items()
+        }
+        self._config = config
+        self._policies: dict[str, AlertPolicy] = {}
+        self._checks: dict[str, CheckConfig] = {}
+        self._dispatcher = Dispatcher(
+            store,
+            {},
+            clock=clock,
+            retry=RetryPolicy(
+                initial_interval=retry_initial_interval, max_interval=retry_max_interval
+            ),
+            rng=rng or random.Random(),
+            on_outcome=self._outcome,
+            on_delivered=self._delivered,
+            max_in_flight=max_in_flight,
+        )
+        self.reconfigure(config)
+
+    async def start(self) -> None:
+        """Start delivering (events queued before a restart are sent now)."""
+        self._dispatcher.start()
+
+    async def aclose(self) -> None:
+        """Stop delivering; undelivered events stay queued for the next start."""
+        await self._dispatcher.aclose()
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a reloaded configuration.
+
+        Thresholds and routing change for the next result. A check that disappeared
+        gets its open alerts resolved ("check removed") and its state deleted. Queued
+        events for a receiver that no longer exists are dropped (logged at ERROR).
+        """
+        self._config = config
+        self._checks = {c.name: c for c in config.checks}
+        self._policies = {
+            c.name: resolve_policy(config.alerting, c.alerting) for c in config.checks
+        }
+        receivers = {r.name: r for r in config.receivers}
+        for path, message in routing_problems(config):
+            logger.warning("alerting: %s: %s; ignored", path, message)
+        now = self._clock()
+        for name in [n for n in self._states if n not in self._checks]:
+            state = self._states.pop(name)
+            url, labels = self._targets.pop(name, ("", {}))
+            rows = self._rows_for(
+                removed(state, check=name, now=now),
+                url=url,
+                labels=labels,
+                result=None,
+                policy=resolve_policy(config.alerting, None),
+                now=now,
+            )
+            self._store.save_alert(name, None, rows)
+        dropped = self._store.outbox_drop_receivers(receivers, at=now)
+        for receiver, count in dropped.items():
+            logger.error(
+                "receiver %r is no longer configured: dropped %d queued event(s)", receiver, count
+            )
+            for _ in range(count):
+                self._outcome(receiver, "dropped")
+        self._dispatcher.set_receivers(receivers)
+
+    def observe(self, check: CheckConfig, result: ProbeResult) -> list[Transition]:
+        """Feed one result; queue an event per transition and receiver durably.
+
+        Synchronous and short: a state update plus one SQLite transaction. Delivery
+        happens later, in the dispatcher.
+
+        Args:
+            check: the check that produced ``result``.
+            result: the finished result.
+
+        Returns:
+            The transitions (``firing``, ``resolved``, ``reminder``, ``degraded``).
+        """
+        now = self._clock()
+        policy = self._policies.get(check.name)
+        if policy is None or self._checks.get(check.name) != check:
+            policy = resolve_policy(self._config.alerting, check.alerting)
+        before = self._states.get(check.name, AlertState())
+        after, transitions = update(before, result, policy=policy, now=now)
+        self._targets[check.name] = (check.url, dict(check.labels))
+        rows = self._rows_for(
+            transitions, url=check.url, labels=check.labels, result=result, policy=policy, now=now
+        )
+        self._states[check.name] = after
+        if after != before or rows:
+            self._save(check.name, after, rows)
+        for t in transitions:
+            logger.info(
+                "alert %s: check %r %s (%s)", t.alert, t.check, t.event, t.reason or t.message
+            )
+        if rows:
+            self._dispatcher.wake()
+        return transitions
+
+    def firing(self, check: str) -> bool:
+        """True while ``check``'s down alert is firing."""
+        state = self._states.get(check)
+        return state is not None and state.firing
+
+    def state(self, check: str) -> dict[str, Any]:
+        """Alert state for ``/api/v1/checks`` (times are Unix seconds or null)."""
+        s = self._states.get(check, AlertState())
+        return {
+            "status": s.status,
+            "firing": s.firing,
+            "consecutive_failures": s.consecutive_failures,
+            "consecutive_successes": s.consecutive_successes,
+            "since": s.since,
+            "started_at": s.started_at,
+            "last_notified": s.last_notified,
+            "degraded": s.degraded_firing,
+        }
+
+    def queue_depth(self) -> int:
+        """Events waiting for delivery, over all receivers."""
+        return self._store.outbox_pending()
+
+    def _rows_for(
+        self,
+        transitions: list[Transition],
+        *,
+        url: str,
+        labels: dict[str, str],
+        result: ProbeResult | None,
+        policy: AlertPolicy,
+        now: float,
+    ) -> list[NewOutboxRow]:
+        known = {r.name for r in self._config.receivers}
+        receivers = [r for r in policy.receivers if r in known]
+        rows: list[NewOutboxRow] = []
+        for t in transitions:
+            event = build_event(
+                t,
+                url=url,
+                labels=labels,
+                result=result,
+                agent_id=self._agent_id,
+                location=self._config.agent.location,
+                generator_url=self._generator_url(),
+                repeat_interval=policy.repeat_interval,
+            )
+            rows += new_rows(event, receivers, now=now)
+        return rows
+
+    def _generator_url(self) -> str:
+        web = self._config.agent.web
+        scheme = "https" if web.cert_file else "http"
+        return f"{scheme}://{self._config.agent.listen}/api/v1/checks"
+
+    def _delivered(self, row: OutboxRow, at: float) -> None:
+        state = self._states.get(row.check)
+        if state is None:
+            return  # check removed meanwhile
+        after = mark_delivered(state, at=at)
+        if after != state:
+            self._states[row.check] = after
+            self._save(row.check, after)
+
+    def _save(self, check: str, state: AlertState, rows: list[NewOutboxRow] | None = None) -> None:
+        url, labels = self._targets.get(check, ("", {}))
+        self._store.save_alert(check, state.to_dict() | {"url": url, "labels": labels}, rows or ())
+
+    def _outcome(self, receiver: str, outcome: str) -> None:
+        if self._on_notification is not None:
+            self._on_notification(receiver, outcome)

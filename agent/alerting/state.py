@@ -1,0 +1,315 @@
+"""The per-check alert state machine: pure, clock passed in, returns transitions.
+
+Two alerts per check:
+
+- ``down``: ``ok``/``pending`` -> ``firing`` after ``failure_threshold`` consecutive
+  failed runs (event ``firing``); ``reminder`` every ``repeat_interval`` while firing;
+  ``firing`` -> ``ok`` after ``success_threshold`` consecutive successful runs (event
+  ``resolved``). A success inside a failure streak resets it; a failure inside a
+  recovery streak resets that.
+- ``degraded`` (only when ``degraded_threshold`` > 0): a successful run whose
+  ``result.degraded`` is non-empty counts; after ``degraded_threshold`` consecutive
+  such runs the event ``degraded`` is emitted; after ``success_threshold`` consecutive
+  successful runs within limits the event ``resolved`` (alert ``degraded``) ends it.
+  Failed runs count for neither (the ``down`` alert covers them).
+
+"Notified" (``last_notified``) is only moved by :func:`mark_delivered`, which the
+dispatcher calls after a receiver accepted an event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent.config.alerting import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_REPEAT_INTERVAL,
+    DEFAULT_SUCCESS_THRESHOLD,
+    AlertingConfig,
+)
+from agent.result import ProbeResult
+
+__all__ = [
+    "AlertKind",
+    "AlertPolicy",
+    "AlertState",
+    "EventType",
+    "Status",
+    "Transition",
+    "mark_delivered",
+    "removed",
+    "resolve_policy",
+    "update",
+]
+
+Status = Literal["ok", "pending", "firing"]
+AlertKind = Literal["down", "degraded"]
+EventType = Literal["firing", "resolved", "reminder", "degraded"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """Concrete alerting settings of one check (defaults and overrides resolved)."""
+
+    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
+    success_threshold: int = DEFAULT_SUCCESS_THRESHOLD
+    repeat_interval: float = DEFAULT_REPEAT_INTERVAL
+    degraded_threshold: int = 0
+    receivers: tuple[str, ...] = ()
+
+
+def resolve_policy(agent: AlertingConfig, check: AlertingConfig | None) -> AlertPolicy:
+    """Merge agent-level defaults with a check's overrides, field by field.
+
+    Args:
+        agent: the config's top-level ``alerting`` block.
+        check: the check's own block, if any.
+
+    Returns:
+        The policy; receivers are the agent's followed by the check's own, deduplicated
+        (the check's only, when it sets ``default_receivers: false``).
+    """
+
+    def pick(name: str, default: Any) -> Any:
+        for source in (check, agent):
+            value = getattr(source, name) if source is not None else None
+            if value is not None:
+                return value
+        return default
+
+    receivers = list(check.receivers) if check else []
+    if check is None or check.default_receivers:
+        receivers = list(agent.receivers) + receivers
+    return AlertPolicy(
+        failure_threshold=pick("failure_threshold", DEFAULT_FAILURE_THRESHOLD),
+        success_threshold=pick("success_threshold", DEFAULT_SUCCESS_THRESHOLD),
+        repeat_interval=pick("repeat_interval", DEFAULT_REPEAT_INTERVAL),
+        degraded_threshold=pick("degraded_threshold", 0),
+        receivers=tuple(dict.fromkeys(receivers)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Something worth telling the receivers about."""
+
+    check: str
+    alert: AlertKind
+    event: EventType
+    #: When it happened (the clock value passed to :func:`update`).
+    at: float
+    #: First failed (or degraded) run of the incident.
+    started_at: float
+    #: Set on ``resolved``.
+    resolved_at: float | None
+    consecutive_failures: int
+    reason: str | None
+    message: str
+    #: Over-limit phases, for ``degraded``.
+    degraded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """Everything the machine remembers about one check (persisted as a dict)."""
+
+    status: Status = "ok"
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    #: When ``status`` last changed.
+    since: float | None = None
+    #: First failed run of the current streak or incident.
+    started_at: float | None = None
+    #: Last ``firing``/``reminder`` queued; reminders count from here.
+    last_event_at: float | None = None
+    #: Last time a receiver accepted an event of this check.
+    last_notified: float | None = None
+    reason: str | None = None
+    message: str = ""
+    degraded_runs: int = 0
+    degraded_ok_runs: int = 0
+    degraded_firing: bool = False
+    degraded_since: float | None = None
+    degraded_phases: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the store."""
+        out = dataclasses.asdict(self)
+        out["degraded_phases"] = list(self.degraded_phases)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlertState:
+        """Inverse of :meth:`to_dict`; unknown keys (older/newer versions) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["degraded_phases"] = tuple(kwargs.get("degraded_phases", ()))
+        return cls(**kwargs)
+
+    @property
+    def firing(self) -> bool:
+        """True while the ``down`` alert is firing."""
+        return self.status == "firing"
+
+
+def update(
+    state: AlertState, result: ProbeResult, *, policy: AlertPolicy, now: float
+) -> tuple[AlertState, list[Transition]]:
+    """Feed one result into the machine.
+
+    Args:
+        state: the check's state before this result.
+        result: the run's result (its ``check`` names the check).
+        policy: thresholds for this check.
+        now: current wall-clock time (Unix seconds).
+
+    Returns:
+        The new state and the transitions to notify, in order.
+    """
+    state, transitions = _update_down(state, result, policy=policy, now=now)
+    state, degraded = _update_degraded(state, result, policy=policy, now=now)
+    return state, transitions + degraded
+
+
+def _update_down(
+    state: AlertState, result: ProbeResult, *, policy: AlertPolicy, now: float
+) -> tuple[AlertState, list[Transition]]:
+    check = result.check
+    reason = result.reason.value if result.reason else None
+    if not result.success:
+        failures = state.consecutive_failures + 1
+        started = state.started_at if state.started_at is not None else now
+        state = dataclasses.replace(
+            state,
+            consecutive_failures=failures,
+            consecutive_successes=0,
+            started_at=started,
+            reason=reason,
+            message=result.message,
+        )
+        if state.status != "firing" and failures >= policy.failure_threshold:
+            state = dataclasses.replace(state, status="firing", since=now, last_event_at=now)
+            return state, [_down(state, "firing", check, now)]
+        if state.status == "ok":
+            state = dataclasses.replace(state, status="pending", since=now)
+    else:
+        successes = state.consecutive_successes + 1
+        state = dataclasses.replace(state, consecutive_failures=0, consecutive_successes=successes)
+        if state.status == "firing" and successes >= policy.success_threshold:
+            resolved = _down(state, "resolved", check, now)
+            state = dataclasses.replace(
+                state,
+                status="ok",
+                since=now,
+                started_at=None,
+                last_event_at=None,
+                reason=None,
+                message="",
+            )
+            return state, [resolved]
+        if state.status == "pending":
+            state = dataclasses.replace(
+                state, status="ok", since=now, started_at=None, reason=None, message=""
+            )
+    if (
+        state.status == "firing"
+        and policy.repeat_interval > 0
+        and state.last_event_at is not None
+        and now - state.last_event_at >= policy.repeat_interval
+    ):
+        state = dataclasses.replace(state, last_event_at=now)
+        return state, [_down(state, "reminder", check, now)]
+    return state, []
+
+
+def _down(state: AlertState, event: EventType, check: str, now: float) -> Transition:
+    return Transition(
+        check=check,
+        alert="down",
+        event=event,
+        at=now,
+        started_at=state.started_at if state.started_at is not None else now,
+        resolved_at=now if event == "resolved" else None,
+        consecutive_failures=state.consecutive_failures,
+        reason=state.reason,
+        message=state.message,
+    )
+
+
+def _update_degraded(
+    state: AlertState, result: ProbeResult, *, policy: AlertPolicy, now: float
+) -> tuple[AlertState, list[Transition]]:
+    check = result.check
+    if not result.success:
+        return dataclasses.replace(state, degraded_runs=0, degraded_ok_runs=0), []
+    over = tuple(result.degraded) if policy.degraded_threshold > 0 else ()
+    if over:
+        runs = state.degraded_runs + 1
+        state = dataclasses.replace(
+            state,
+            degraded_runs=runs,
+            degraded_ok_runs=0,
+            degraded_phases=over,
+            degraded_since=state.degraded_since if state.degraded_since is not None else now,
+        )
+        if not state.degraded_firing and runs >= policy.degraded_threshold:
+            state = dataclasses.replace(state, degraded_firing=True)
+            return state, [_degraded(state, "degraded", check, now)]
+        return state, []
+    ok_runs = state.degraded_ok_runs + 1
+    state = dataclasses.replace(state, degraded_runs=0, degraded_ok_runs=ok_runs)
+    # Disabling degraded alerts on reload ends one that is firing at the next run.
+    if state.degraded_firing and (
+        ok_runs >= policy.success_threshold or policy.degraded_threshold == 0
+    ):
+        resolved = _degraded(state, "resolved", check, now)
+        state = dataclasses.replace(
+            state, degraded_firing=False, degraded_since=None, degraded_phases=()
+        )
+        return state, [resolved]
+    if not state.degraded_firing:
+        state = dataclasses.replace(state, degraded_since=None, degraded_phases=())
+    return state, []
+
+
+def _degraded(state: AlertState, event: EventType, check: str, now: float) -> Transition:
+    return Transition(
+        check=check,
+        alert="degraded",
+        event=event,
+        at=now,
+        started_at=state.degraded_since if state.degraded_since is not None else now,
+        resolved_at=now if event == "resolved" else None,
+        consecutive_failures=0,
+        reason=None,
+        message=(
+            f"over latency limit: {', '.join(state.degraded_phases)}"
+            if state.degraded_phases
+            else ""
+        ),
+        degraded=state.degraded_phases,
+    )
+
+
+def mark_delivered(state: AlertState, *, at: float) -> AlertState:
+    """Record that a receiver accepted one of this check's events at ``at``."""
+    if state.last_notified is not None and state.last_notified >= at:
+        return state
+    return dataclasses.replace(state, last_notified=at)
+
+
+def removed(state: AlertState, *, check: str, now: float) -> list[Transition]:
+    """Transitions that end a removed check's open alerts (its config is gone)."""
+    out: list[Transition] = []
+    if state.firing:
+        out.append(
+            dataclasses.replace(
+                _down(state, "resolved", check, now),
+                message="check removed from the configuration",
+            )
+        )
+    if state.degraded_firing:
+        out.append(_degraded(state, "resolved", check, now))
+    return out

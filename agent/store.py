@@ -1,0 +1,303 @@
+"""The agent's one SQLite file: result history, alert state and the alert outbox.
+
+Writes are synchronous and short (WAL, ``synchronous=NORMAL``): a committed row
+survives a process crash, and an operating-system crash loses at most the last
+transactions. Everything runs on the event loop thread; each call is one small
+transaction so it never holds the loop for long.
+
+History is bounded lazily: each check's rows are trimmed back to ``history_size``
+once they exceed it by a slack, so most results cost one INSERT and no DELETE.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.result import ProbeResult
+
+__all__ = ["DB_FILENAME", "DEFAULT_HISTORY_SIZE", "NewOutboxRow", "OutboxRow", "Store"]
+
+DB_FILENAME = "wsprobe.sqlite3"
+DEFAULT_HISTORY_SIZE = 50
+#: Delivered, failed and dropped outbox rows are kept this long for inspection.
+DONE_RETENTION = 86400.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    check_name TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_check ON results (check_name, id);
+CREATE TABLE IF NOT EXISTS alert_state (check_name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id TEXT NOT NULL UNIQUE,
+    receiver TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (receiver, status, check_name, id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One event queued for one receiver."""
+
+    id: int
+    delivery_id: str
+    receiver: str
+    check: str
+    event: str
+    payload: str
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    status: str = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutboxRow:
+    """An event to enqueue; the store assigns the row id."""
+
+    delivery_id: str
+    receiver: str
+    check: str
+    event: str
+    payload: str
+    created_at: float
+
+
+class Store:
+    """SQLite-backed history, alert state and outbox.
+
+    Args:
+        path: the database file, or a directory (the state dir) to put
+            ``wsprobe.sqlite3`` in. Parent directories are created.
+        history_size: results kept per check (``agent.history_size``).
+    """
+
+    def __init__(self, path: str | Path, *, history_size: int = DEFAULT_HISTORY_SIZE) -> None:
+        target = Path(path)
+        if target.is_dir():
+            target = target / DB_FILENAME
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = target
+        self.history_size = history_size
+        # isolation_level=None: transactions are explicit (BEGIN ... COMMIT below).
+        self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        # Rows per check, so trimming runs only once a check exceeds its bound.
+        self._counts: dict[str, int] = dict(
+            self._db.execute("SELECT check_name, COUNT(*) FROM results GROUP BY check_name")
+        )
+
+    def close(self) -> None:
+        """Close the database (checkpoints the WAL)."""
+        self._db.close()
+
+    # -- agent identity --------------------------------------------------------------
+
+    def agent_id(self) -> str:
+        """A UUID created on first use and stable for the life of this state file."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
+        if row:
+            return str(row[0])
+        value = str(uuid.uuid4())
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('agent_id', ?)", (value,))
+        return self.agent_id()
+
+    # -- result history --------------------------------------------------------------
+
+    def add_result(self, result: ProbeResult) -> None:
+        """Append ``result`` to its check's history, keeping about the last N.
+
+        Args:
+            result: a finished probe result.
+        """
+        data = json.dumps(result.to_json(), separators=(",", ":"))
+        check = result.check
+        count = self._counts.get(check, 0) + 1
+        # Trim in batches: slack of a quarter of N (at least 8) between trims.
+        trim = count > self.history_size + max(8, self.history_size // 4)
+        with self._transaction():
+            self._db.execute("INSERT INTO results (check_name, data) VALUES (?, ?)", (check, data))
+            if trim:
+                self._db.execute(
+                    "DELETE FROM results WHERE check_name = ? AND id <= ("
+                    " SELECT id FROM results WHERE check_name = ?"
+                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (check, check, self.history_size),
+                )
+                count = self.history_size
+        self._counts[check] = count
+
+    def history(self, check: str, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` results of ``check`` (at most ``history_size``), newest first.
+
+        Args:
+            check: check name.
+            limit: maximum number of results.
+
+        Returns:
+            ``ProbeResult.to_json()`` dicts.
+        """
+        limit = max(0, min(limit, self.history_size))
+        rows = self._db.execute(
+            "SELECT data FROM results WHERE check_name = ? ORDER BY id DESC LIMIT ?",
+            (check, limit),
+        )
+        return [json.loads(data) for (data,) in rows]
+
+    def forget_checks(self, keep: Iterable[str]) -> None:
+        """Delete the history of every check not in ``keep`` (removed on reload)."""
+        keep_set = set(keep)
+        gone = [name for name in self._counts if name not in keep_set]
+        with self._transaction():
+            for name in gone:
+                self._db.execute("DELETE FROM results WHERE check_name = ?", (name,))
+        for name in gone:
+            del self._counts[name]
+
+    # -- alert state and outbox --------------------------------------------------------
+
+    def load_alert_states(self) -> dict[str, dict[str, Any]]:
+        """Every persisted per-check alert state, by check name."""
+        rows = self._db.execute("SELECT check_name, data FROM alert_state")
+        return {name: json.loads(data) for name, data in rows}
+
+    def save_alert(
+        self,
+        check: str,
+        state: dict[str, Any] | None,
+        rows: Sequence[NewOutboxRow] = (),
+    ) -> None:
+        """Persist one check's alert state and enqueue its events in one transaction.
+
+        Args:
+            check: check name.
+            state: the new state, or None to delete it.
+            rows: events to enqueue (ready for their first attempt at ``created_at``).
+        """
+        with self._transaction():
+            if state is None:
+                self._db.execute("DELETE FROM alert_state WHERE check_name = ?", (check,))
+            else:
+                self._db.execute(
+                    "INSERT INTO alert_state (check_name, data) VALUES (?, ?)"
+                    " ON CONFLICT (check_name) DO UPDATE SET data = excluded.data",
+                    (check, json.dumps(state, separators=(",", ":"))),
+                )
+            self._db.executemany(
+                "INSERT INTO outbox (delivery_id, receiver, check_name, event, payload,"
+                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.delivery_id, r.receiver, r.check, r.event, r.payload, r.created_at, 0.0)
+                    for r in rows
+                ],
+            )
+
+    def outbox_heads(self, receiver: str) -> list[OutboxRow]:
+        """The oldest pending row of each check for ``receiver``, oldest first.
+
+        Only a check's head may be attempted, which keeps delivery in order per check.
+        """
+        rows = self._db.execute(
+            "SELECT id, delivery_id, receiver, check_name, event, payload, created_at,"
+            " attempts, next_attempt_at, status FROM outbox WHERE id IN ("
+            " SELECT MIN(id) FROM outbox WHERE receiver = ? AND status = 'pending'"
+            " GROUP BY check_name) ORDER BY id",
+            (receiver,),
+        )
+        return [OutboxRow(*row) for row in rows]
+
+    def outbox_retry(self, row_id: int, *, attempts: int, next_attempt_at: float) -> None:
+        """Record a failed attempt that will be retried at ``next_attempt_at``."""
+        self._db.execute(
+            "UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
+            (attempts, next_attempt_at, row_id),
+        )
+
+    def outbox_finish(self, row_id: int, *, status: str, attempts: int, at: float) -> None:
+        """Mark a row ``delivered``, ``failed`` or ``dropped``; it is never sent again."""
+        self._db.execute(
+            "UPDATE outbox SET status = ?, attempts = ?, done_at = ? WHERE id = ?",
+            (status, attempts, at, row_id),
+        )
+
+    def outbox_drop_receivers(self, keep: Iterable[str], *, at: float) -> dict[str, int]:
+        """Drop pending rows of receivers not in ``keep``; returns count per receiver."""
+        keep_set = set(keep)
+        counts = dict(
+            self._db.execute(
+                "SELECT receiver, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY receiver"
+            )
+        )
+        gone = {name: n for name, n in counts.items() if name not in keep_set}
+        with self._transaction():
+            for name in gone:
+                self._db.execute(
+                    "UPDATE outbox SET status = 'dropped', done_at = ?"
+                    " WHERE receiver = ? AND status = 'pending'",
+                    (at, name),
+                )
+        return gone
+
+    def outbox_pending(self) -> int:
+        """Rows still waiting for delivery, over all receivers."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return int(count)
+
+    def outbox_rows(self, *, receiver: str | None = None) -> list[OutboxRow]:
+        """Every row, oldest first (for the API and tests)."""
+        sql = (
+            "SELECT id, delivery_id, receiver, check_name, event, payload, created_at,"
+            " attempts, next_attempt_at, status FROM outbox"
+        )
+        if receiver is None:
+            rows = self._db.execute(sql + " ORDER BY id")
+        else:
+            rows = self._db.execute(sql + " WHERE receiver = ? ORDER BY id", (receiver,))
+        return [OutboxRow(*row) for row in rows]
+
+    def outbox_prune(self, *, before: float) -> int:
+        """Delete finished rows done before ``before``; returns how many."""
+        cur = self._db.execute(
+            "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?", (before,)
+        )
+        return cur.rowcount
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
