@@ -1,0 +1,12 @@
+"""Built-in demo targets so every example check has something real to probe.
+
+``DemoServer`` serves /echo, /auth, /feed, /chat and /flaky on one port; ``main`` runs
+it until SIGINT/SIGTERM. Protocols are documented in ``docs/demo.md``.
+"""
+
+from __future__ import annotations
+
+from agent.demo.handlers import DEMO_TOKEN
+from agent.demo.server import DEFAULT_HOST, DEFAULT_PORT, PATHS, DemoServer, FlakyMode, main
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "DEMO_TOKEN", "PATHS", "DemoServer", "FlakyMode", "main"]
