@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from agent.config import CheckConfig
+from agent.probes import websocket
 from agent.result import ProbeResult
 
 __all__ = ["PROBES", "ProbeFn"]
@@ -19,4 +20,6 @@ __all__ = ["PROBES", "ProbeFn"]
 ProbeFn = Callable[[CheckConfig], Awaitable[ProbeResult]]
 
 #: kind -> probe function. Each kind's module registers exactly one entry here.
-PROBES: dict[str, ProbeFn] = {}
+PROBES: dict[str, ProbeFn] = {
+    "probe": websocket.run,
+}

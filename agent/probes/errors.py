@@ -129,7 +129,7 @@ class ResolveFailed(ProbeError):
     reason = Reason.DNS
 
     def summary(self) -> str:
-        return "cannot resolve host"
+        return "cannot resolve"
 
 
 class ConnectRefused(ProbeError):

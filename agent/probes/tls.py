@@ -1,0 +1,185 @@
+"""TLS for probes: the client SSL context of a check and what the handshake revealed.
+
+Contexts are cached per TLS configuration (and the modification times of the files
+it names, so a rotated client certificate is picked up): loading the system trust
+store costs milliseconds that would otherwise be paid on every run.
+
+Certificate expiry: the earliest ``notAfter`` of the peer's chain. Python 3.13+
+exposes the verified chain (``SSLObject.get_verified_chain``); on older versions,
+or when verification is off, only the leaf certificate is available and its
+``notAfter`` is reported.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import os
+import ssl
+import time
+from typing import Any
+
+from agent.config.models import TLSConfig
+from agent.probes.errors import TLSFailed
+from agent.result import TLSInfo
+
+__all__ = ["build_ssl_context", "cert_not_after", "tls_info"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_SIZE = 64
+_cache: dict[tuple[Any, ...], ssl.SSLContext] = {}
+_warned_insecure: set[str] = set()
+
+_MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _mtime(path: str | None) -> float | None:
+    if not path:
+        return None
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def build_ssl_context(tls: TLSConfig, *, check_name: str = "") -> ssl.SSLContext:
+    """Return the client SSL context for a check's TLS settings.
+
+    Args:
+        tls: the check's TLS configuration.
+        check_name: used only to warn once per check when verification is off.
+
+    Returns:
+        A context verifying against the system store, or ``ca_file`` alone when
+        set; presenting the client certificate when configured.
+
+    Raises:
+        TLSFailed: a CA file, certificate or key cannot be loaded.
+    """
+    if tls.insecure_skip_verify and check_name not in _warned_insecure:
+        _warned_insecure.add(check_name)
+        log.warning(
+            "check %s: TLS certificate verification is OFF (insecure_skip_verify)", check_name
+        )
+    key = (
+        tls,
+        _mtime(tls.ca_file),
+        _mtime(tls.cert_file),
+        _mtime(tls.key_file),
+    )
+    ctx = _cache.get(key)
+    if ctx is None:
+        ctx = _new_context(tls)
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = ctx
+    return ctx
+
+
+def _new_context(tls: TLSConfig) -> ssl.SSLContext:
+    try:
+        ctx = ssl.create_default_context(cafile=tls.ca_file)
+        if tls.min_version:
+            ctx.minimum_version = _MIN_VERSIONS[tls.min_version]
+        if tls.cert_file:
+            password = tls.key_password.get_secret_value() if tls.key_password else None
+            ctx.load_cert_chain(tls.cert_file, tls.key_file, password=password)
+    except (OSError, ssl.SSLError) as exc:
+        # Deliberately not str(exc): it would not hold a secret, but names are enough.
+        what = "client certificate/key" if tls.cert_file else "CA file"
+        raise TLSFailed(f"cannot load {what} ({type(exc).__name__})") from exc
+    if tls.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def tls_info(ssl_object: Any) -> TLSInfo:
+    """Describe a completed TLS session.
+
+    Args:
+        ssl_object: the ``ssl.SSLObject`` from ``transport.get_extra_info("ssl_object")``.
+
+    Returns:
+        Version, cipher and the earliest certificate ``notAfter`` (Unix time).
+    """
+    if ssl_object is None:
+        return TLSInfo()
+    cipher = ssl_object.cipher()
+    ders: list[bytes] = []
+    chain_fn = getattr(ssl_object, "get_verified_chain", None)
+    if chain_fn is not None:  # Python 3.13+
+        try:
+            ders = [_der(c) for c in chain_fn() or ()]
+        except (ssl.SSLError, ValueError, AttributeError):
+            ders = []
+    if not ders:
+        leaf = ssl_object.getpeercert(binary_form=True)
+        ders = [leaf] if leaf else []
+    expiries = [t for t in (cert_not_after(d) for d in ders) if t is not None]
+    return TLSInfo(
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        cert_not_after=min(expiries) if expiries else None,
+    )
+
+
+def _der(cert: Any) -> bytes:
+    if isinstance(cert, bytes):
+        return cert
+    return bytes(cert.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
+
+
+def _read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """Read one DER element at ``pos``: (tag, content start, content end)."""
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4:
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    end = pos + length
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, end
+
+
+def cert_not_after(der: bytes) -> float | None:
+    """Return a DER certificate's ``notAfter`` as a Unix timestamp (None if unparsable).
+
+    Only the few fields in front of ``validity`` are walked, which avoids a
+    dependency on a full X.509 library.
+
+    Args:
+        der: the certificate in DER form.
+    """
+    try:
+        _, cert_start, _ = _read_tlv(der, 0)  # Certificate
+        _, pos, _ = _read_tlv(der, cert_start)  # TBSCertificate
+        tag, _, end = _read_tlv(der, pos)
+        if tag == 0xA0:  # [0] version (optional)
+            pos = end
+            tag, _, end = _read_tlv(der, pos)
+        for _ in range(3):  # after serialNumber: signature, issuer, validity
+            pos = end
+            tag, start, end = _read_tlv(der, pos)
+        # tag/start/end now describe validity
+        _, _, nb_end = _read_tlv(der, start)  # notBefore
+        na_tag, na_start, na_end = _read_tlv(der, nb_end)  # notAfter
+        text = der[na_start:na_end].decode("ascii")
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
+    try:
+        if na_tag == 0x17:  # UTCTime YYMMDDHHMMSSZ
+            parsed = time.strptime(text, "%y%m%d%H%M%SZ")
+        elif na_tag == 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
+            parsed = time.strptime(text, "%Y%m%d%H%M%SZ")
+        else:
+            return None
+    except ValueError:
+        return None
+    return float(calendar.timegm(parsed))

@@ -1,0 +1,227 @@
+"""The ``probe`` kind: one connection, measured phase by phase, under a hard deadline.
+
+resolve -> connect -> tls -> handshake -> auth/steps (scripted, optional) -> N
+protocol pings -> close. ``total`` spans resolve to the end of the last measured
+phase; ``close`` is bounded by ``close_timeout`` (and the deadline) and never part
+of ``total``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from websockets import exceptions as wsx
+from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
+
+from agent.config import CheckConfig
+from agent.probes.connection import (
+    bounded,
+    check_secrets,
+    close_connection,
+    open_connection,
+)
+from agent.probes.errors import (
+    ConnectionClosed,
+    HandshakeRejected,
+    InternalError,
+    PingTimeout,
+    ProbeError,
+    ProbeTimeout,
+    Redirected,
+    map_errors,
+    scrub,
+)
+from agent.redact import redact_url
+from agent.result import ProbeResult, Reason
+
+__all__ = ["new_result", "run"]
+
+log = logging.getLogger(__name__)
+
+# Time kept back from the deadline for the outer guard, so the phase-specific
+# timeouts (which name the phase) fire before the generic one.
+_GUARD_GRACE = 0.05
+
+
+def new_result(check: CheckConfig) -> ProbeResult:
+    """An empty result for one run of ``check`` (URL already redacted)."""
+    return ProbeResult(
+        check=check.name, kind=check.kind, url=redact_url(check.url), started_at=time.time()
+    )
+
+
+async def run(check: CheckConfig) -> ProbeResult:
+    """Run one ``probe`` of ``check`` and return what it measured.
+
+    Never raises for a failing target: the failure is the result's ``reason`` and
+    ``message``. Only ``asyncio.CancelledError`` propagates.
+
+    Args:
+        check: the check to run.
+
+    Returns:
+        The result; ``success`` is True when every expectation held.
+    """
+    result = new_result(check)
+    start = time.perf_counter()
+    deadline = start + check.timeout
+    state = _RunState(start)
+    token: str | None = None
+    try:
+        async with asyncio.timeout(check.timeout + _GUARD_GRACE):
+            token = await _probe(check, result, deadline, state)
+        result.success = result.reason is None
+    except ProbeError as exc:
+        result.fail(exc.reason, str(exc))
+    except TimeoutError:
+        result.fail(Reason.TIMEOUT, str(ProbeTimeout(phase=state.phase, timeout=check.timeout)))
+    except Exception as exc:
+        log.exception("check %s: unexpected error in probe", check.name)
+        result.fail(Reason.INTERNAL, str(InternalError(type(exc).__name__)))
+    except BaseException:
+        # Cancelled: no polite close, the caller wants us gone now.
+        if state.conn is not None:
+            state.conn.transport.abort()
+        raise
+    if "total" not in result.phases:
+        result.phases["total"] = time.perf_counter() - start
+    if state.conn is not None:
+        await _finish(check, result, state.conn, deadline)
+    result.message = scrub(result.message, check_secrets(check, *([token] if token else [])))
+    _judge_limits(check, result)
+    return result
+
+
+class _RunState:
+    """What the outer guard needs to know about a run it may have to cut short."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.phase = "resolve"
+        self.conn: ClientConnection | None = None
+
+
+async def _probe(
+    check: CheckConfig, result: ProbeResult, deadline: float, state: _RunState
+) -> str | None:
+    variables: dict[str, str] = {}
+    token = None
+    if check.auth.oauth2 is not None:
+        from agent.probes.oauth2 import fetch_token  # H5's module; cached per config
+
+        state.phase = "auth"
+        with map_errors("auth"):
+            async with bounded(deadline):
+                token = await fetch_token(check.auth.oauth2)
+        variables["token"] = token
+    state.phase = "handshake"
+    try:
+        conn = await open_connection(check, result, deadline=deadline)
+    except (HandshakeRejected, Redirected) as exc:
+        if exc.status_code == check.expect.status:
+            # A negative check: the refusal it expects is its success.
+            result.phases["total"] = time.perf_counter() - state.start
+            return token
+        raise
+    state.conn = conn
+    if check.expect.status != 101:
+        raise HandshakeRejected(101, expected=check.expect.status)
+    if check.auth.steps or check.steps:
+        from agent.probes.steps import run_script  # H5's module
+
+        state.phase = "steps"
+        with map_errors("steps"):
+            await run_script(conn, check, result, deadline=deadline, variables=variables)
+    state.phase = "ping"
+    await _pings(check, result, conn, deadline)
+    result.phases["total"] = time.perf_counter() - state.start
+    if check.expect.close_code is not None:
+        state.phase = "close"
+        await _await_server_close(check, result, conn, deadline)
+    return token
+
+
+async def _drain(conn: ClientConnection) -> None:
+    """Read and discard messages so pongs are never stuck behind unread frames."""
+    with contextlib.suppress(wsx.ConnectionClosed):
+        while True:
+            await conn.recv()
+
+
+async def _pings(
+    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+) -> None:
+    if check.pings <= 0:
+        return
+    drain = asyncio.create_task(_drain(conn))
+    t_phase = time.perf_counter()
+    try:
+        for index in range(check.pings):
+            by_ping_timeout = deadline - time.perf_counter() > check.ping_timeout
+            try:
+                with map_errors("ping"):
+                    async with bounded(deadline, check.ping_timeout):
+                        t0 = time.perf_counter()
+                        pong = await conn.ping()
+                        await pong
+                        result.pings.append(time.perf_counter() - t0)
+            except ProbeError as exc:
+                if isinstance(exc.__cause__, TimeoutError):
+                    if by_ping_timeout:
+                        raise PingTimeout(index=index, timeout=check.ping_timeout) from None
+                    raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
+                if isinstance(exc, ConnectionClosed) and _closed_as_expected(check, exc):
+                    return
+                raise
+    finally:
+        result.phases["ping"] = time.perf_counter() - t_phase
+        drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain
+
+
+def _closed_as_expected(check: CheckConfig, exc: ConnectionClosed) -> bool:
+    return check.expect.close_code is not None and exc.code == check.expect.close_code
+
+
+async def _await_server_close(
+    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+) -> None:
+    """With ``expect.close_code``, the server must close the connection with it."""
+    try:
+        async with bounded(deadline):
+            await _drain(conn)
+    except TimeoutError:
+        raise ProbeTimeout(
+            phase="close", timeout=check.timeout, detail="server never closed the connection"
+        ) from None
+    code = conn.close_code
+    result.close_code = code
+    result.close_reason = conn.close_reason or None
+    if code != check.expect.close_code:
+        raise ConnectionClosed(code, conn.close_reason or "", expected=check.expect.close_code)
+
+
+async def _finish(
+    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+) -> None:
+    """Close (not counted in total); a close the server initiated is recorded."""
+    if conn.state is State.CLOSED and result.close_code is None:
+        result.close_code = conn.close_code
+        result.close_reason = conn.close_reason or None
+    # After a timeout the peer is unresponsive: waiting for its close frame is useless.
+    polite = result.reason not in (Reason.PING_TIMEOUT, Reason.TIMEOUT)
+    remaining = deadline - time.perf_counter()
+    timeout = min(check.close_timeout, remaining) if polite else 0.0
+    await close_connection(conn, result, timeout=timeout)
+
+
+def _judge_limits(check: CheckConfig, result: ProbeResult) -> None:
+    for phase, limit in check.limits.items():
+        value = max(result.pings, default=None) if phase == "ping" else result.phases.get(phase)
+        if value is not None and value > limit:
+            result.degraded.append(phase)
