@@ -1,0 +1,164 @@
+"""Metrics exposition: names, labels, removal on reload, promtool and parser validity."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.config.models import CheckConfig
+from agent.exposition import render_probe
+from agent.metrics import Metrics
+from agent.result import ProbeResult, Reason, TLSInfo
+
+URL = "wss://127.0.0.1:9/feed"
+
+
+def _check(name: str, **labels: str) -> CheckConfig:
+    return CheckConfig(name=name, url=URL, interval=10.0, timeout=2.0, labels=labels)
+
+
+def _ok(check: CheckConfig) -> ProbeResult:
+    result = ProbeResult(check=check.name, kind="probe", url=URL, started_at=time.time())
+    result.success = True
+    result.status_code = 101
+    result.phases = {"resolve": 0.001, "connect": 0.002, "tls": 0.01, "handshake": 0.003,
+                     "ping": 0.0005, "close": 0.001, "total": 0.02}  # fmt: skip
+    result.pings = [0.0004, 0.0006, 0.0005]
+    result.tls = TLSInfo(version="TLSv1.3", cert_not_after=1_900_000_000.0)
+    return result
+
+
+def _failed(check: CheckConfig) -> ProbeResult:
+    result = ProbeResult(check=check.name, kind="probe", url=URL, started_at=time.time())
+    return result.fail(Reason.HANDSHAKE_STATUS, "server answered 503")
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def _names(text: str) -> set[str]:
+    return {name for name, _ in _samples(text)}
+
+
+def _with_checks(metrics: Metrics, name: str) -> set[str]:
+    samples = _samples(metrics.render().decode())
+    return {n for n, labels in samples if ("check", name) in labels}
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    m = Metrics(location="eu-1")
+    m.alert_firing = lambda name: name == "feed"
+    m.queue_depth = lambda: 4
+    m.reloaded(ok=True)
+    return m
+
+
+def test_exposition_names_and_labels(metrics: Metrics) -> None:
+    """Each section 6 metric appears with check, the check's own labels and location."""
+    feed, chat = _check("feed", team="payments"), _check("chat")
+    metrics.set_checks([feed, chat])
+    assert metrics.observe(feed, _ok(feed), duration=0.021)
+    assert metrics.observe(chat, _failed(chat), duration=0.5)
+    metrics.skipped("feed", "max_instances")
+    metrics.notification("ops-webhook", "success")
+    metrics.scheduler_lag.observe(0.002)
+    samples = _samples(metrics.render().decode())
+    base = {("check", "feed"), ("team", "payments"), ("location", "eu-1")}
+
+    def value(name: str, **extra: str) -> float:
+        return samples[(name, frozenset(base | set(extra.items())))]
+
+    assert value("probe_success") == 1
+    assert value("probe_duration_seconds") == pytest.approx(0.021)
+    assert value("probe_websocket_duration_seconds", phase="tls") == pytest.approx(0.01)
+    assert value("probe_websocket_status_code") == 101
+    assert value("probe_websocket_connection_upgraded") == 1
+    assert value("probe_ssl_earliest_cert_expiry") == 1_900_000_000.0
+    assert value("probe_tls_version_info", version="TLSv1.3") == 1
+    assert value("wsprobe_probes_total", result="success") == 1
+    assert value("wsprobe_probes_total", result="failure") == 0
+    assert value("wsprobe_ping_rtt_seconds_count") == 3
+    assert value("wsprobe_phase_duration_seconds_count", phase="total") == 1
+    assert value("wsprobe_probes_skipped_total", reason="max_instances") == 1
+    assert value("wsprobe_alert_firing") == 1
+    chat_labels = frozenset({("check", "chat"), ("location", "eu-1"),
+                             ("reason", "handshake_status")})  # fmt: skip
+    assert samples[("wsprobe_probe_failures_total", chat_labels)] == 1
+    assert (
+        samples[("probe_websocket_status_code", chat_labels - {("reason", "handshake_status")})]
+        == 0
+    )
+    loc = frozenset({("location", "eu-1")})
+    assert samples[("wsprobe_notification_queue_depth", loc)] == 4
+    assert samples[("wsprobe_scheduler_lag_seconds_count", loc)] == 1
+    assert samples[("wsprobe_probes_in_flight", loc)] == 0
+    assert samples[("wsprobe_config_last_reload_successful", loc)] == 1
+    assert samples[("wsprobe_config_last_reload_success_timestamp_seconds", loc)] > 0
+    assert samples[("wsprobe_build_info", loc | {("version", metrics.version)})] == 1
+    notif = loc | {("receiver", "ops-webhook"), ("outcome", "success")}
+    assert samples[("wsprobe_notifications_total", notif)] == 1
+
+
+def test_removed_check_series_vanish(metrics: Metrics) -> None:
+    """After a reload without a check, none of its series remain and a late result is dropped."""
+    feed, chat = _check("feed"), _check("chat")
+    metrics.set_checks([feed, chat])
+    metrics.observe(feed, _ok(feed), duration=0.02)
+    metrics.observe(chat, _ok(chat), duration=0.02)
+    assert "probe_success" in _with_checks(metrics, "chat")
+    metrics.set_checks([feed])
+    assert not metrics.observe(chat, _ok(chat), duration=0.02)
+    assert _with_checks(metrics, "chat") == set()
+    assert "probe_success" in _with_checks(metrics, "feed")
+
+
+def test_unchanged_check_keeps_counts_changed_restarts(metrics: Metrics) -> None:
+    """Reloading an equal check keeps its counters; a changed config starts afresh."""
+    feed = _check("feed")
+    metrics.set_checks([feed])
+    metrics.observe(feed, _ok(feed), duration=0.02)
+    metrics.set_checks([_check("feed")])
+    series = metrics.series(feed)
+    assert series is not None
+    assert series.results["success"] == 1
+    changed = _check("feed", team="search")
+    metrics.set_checks([changed])
+    assert metrics.series(feed) is None
+    fresh = metrics.series(changed)
+    assert fresh is not None
+    assert fresh.results["success"] == 0
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+@pytest.mark.parametrize("which", ["metrics", "probe"], ids=["metrics", "probe"])
+def test_promtool_accepts_exposition(metrics: Metrics, which: str) -> None:
+    """`promtool check metrics` finds no problem in /metrics or a /probe answer."""
+    feed, chat = _check("feed", team="payments"), _check("chat")
+    metrics.set_checks([feed, chat])
+    metrics.observe(feed, _ok(feed), duration=0.02)
+    metrics.observe(chat, _failed(chat), duration=0.5)
+    metrics.notification("ops", "failure")
+    text = metrics.render() if which == "metrics" else render_probe(_ok(feed), duration=0.02)
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_probe_render_is_unlabelled() -> None:
+    """A /probe answer carries the blackbox gauges of that one result, without agent labels."""
+    check = _check("feed")
+    samples = _samples(render_probe(_ok(check), duration=0.02).decode())
+    assert samples[("probe_success", frozenset())] == 1
+    assert samples[("probe_websocket_duration_seconds", frozenset({("phase", "connect")}))] == 0.002
+    assert not any(name.startswith("wsprobe_") for name, _ in samples)
