@@ -6,10 +6,12 @@ these models hold the result. Defaults are named module constants.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+from pydantic import ByteSize, Field, ValidationInfo, field_validator, model_validator
 
 from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.config.relay import RelayConfig
@@ -61,11 +63,26 @@ class TLSConfig(Frozen):
     min_version: Literal["1.2", "1.3"] | None = None
     insecure_skip_verify: bool = False
 
-    @model_validator(mode="after")
-    def _key_needs_cert(self) -> TLSConfig:
-        if self.key_file and not self.cert_file:
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Relative paths are relative to the config file; only checked when loading a
+        # config (the loader passes base_dir), so models built in code stay plain.
+        base = (info.context or {}).get("base_dir")
+        if value is None or base is None:
+            return value
+        path = Path(base, os.path.expanduser(value))
+        if not path.is_file():
+            raise ValueError(f"file {str(path)!r} not found")
+        return str(path)
+
+    @field_validator("key_file")
+    @classmethod
+    def _key_needs_cert(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # cert_file absent from info.data means it failed on its own; say nothing more.
+        if value and "cert_file" in info.data and not info.data["cert_file"]:
             raise ValueError("key_file needs cert_file")
-        return self
+        return value
 
 
 class BasicAuth(Frozen):
@@ -180,13 +197,15 @@ class CheckConfig(Frozen):
                 raise ValueError(f"label name {key!r} is reserved by wsprobe")
         return value
 
-    @model_validator(mode="after")
-    def _timeout_below_interval(self) -> CheckConfig:
-        if self.cron is None and self.timeout >= self.interval:
-            raise ValueError(
-                f"timeout ({self.timeout:g}s) must be less than interval ({self.interval:g}s)"
-            )
-        return self
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_below_interval(cls, value: float, info: ValidationInfo) -> float:
+        # A field validator (not a model one) so the error points at the timeout key;
+        # interval and cron are declared earlier, so they are in info.data when valid.
+        interval = info.data.get("interval")
+        if info.data.get("cron") is None and interval is not None and value >= interval:
+            raise ValueError(f"timeout ({value:g}s) must be less than interval ({interval:g}s)")
+        return value
 
 
 class WebConfig(Frozen):

@@ -1,0 +1,130 @@
+"""``${VAR}`` and ``${VAR:-default}`` expansion in the string values of a parsed file.
+
+Expansion happens once, at load time, on values only (never keys). ``$${`` writes a
+literal ``${``. Run-time ``{{name}}`` templates of steps are left alone. A variable's
+value is never part of a message: it may be a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from agent.config._issues import ConfigIssue, Located
+
+__all__ = ["expand_env"]
+
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Shared aliases are expanded for every use; this bounds a "billion laughs" document.
+_MAX_NODES = 200_000
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def expand_env(
+    data: Any,
+    where: Located,
+    issues: list[ConfigIssue],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """Return a copy of ``data`` with every environment reference in strings expanded.
+
+    Args:
+        data: parsed YAML (dicts, lists, scalars).
+        where: the file, for the line of each problem.
+        issues: problems are appended here (unset variable, malformed reference,
+            recursive alias).
+        environ: the environment (``os.environ`` by default).
+
+    Returns:
+        The expanded copy; unexpandable references are left as written.
+    """
+    env = os.environ if environ is None else environ
+    budget = [0]
+    try:
+        return _expand(data, (), where, issues, env, set(), budget)
+    except _TooLarge:
+        issues.append(where.issue((), "document too large once its aliases are expanded"))
+        return {}
+
+
+def _expand(
+    value: Any,
+    path: tuple[Any, ...],
+    where: Located,
+    issues: list[ConfigIssue],
+    env: Mapping[str, str],
+    active: set[int],
+    budget: list[int],
+) -> Any:
+    budget[0] += 1
+    if budget[0] > _MAX_NODES:
+        raise _TooLarge
+    if isinstance(value, str):
+        return _expand_string(value, path, where, issues, env)
+    if isinstance(value, dict | list):
+        if id(value) in active:
+            issues.append(where.issue(path, "a YAML alias refers to itself"))
+            return None
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {
+                    k: _expand(v, (*path, k), where, issues, env, active, budget)
+                    for k, v in value.items()
+                }
+            return [
+                _expand(v, (*path, i), where, issues, env, active, budget)
+                for i, v in enumerate(value)
+            ]
+        finally:
+            active.discard(id(value))
+    return value
+
+
+def _expand_string(
+    text: str,
+    path: tuple[Any, ...],
+    where: Located,
+    issues: list[ConfigIssue],
+    env: Mapping[str, str],
+) -> str:
+    if "$" not in text:
+        return text
+
+    def replace(m: re.Match[str]) -> str:
+        written = m.group(0)
+        if written == "$${":
+            return "${"
+        body = m.group(1)
+        if body is None:
+            issues.append(where.issue(path, "unterminated ${ (write $${ for a literal ${)"))
+            return written
+        name, sep, default = body.partition(":-")
+        if not _NAME.match(name):
+            issues.append(
+                where.issue(
+                    path, f"invalid reference ${{{body}}}: use ${{NAME}} or ${{NAME:-default}}"
+                )
+            )
+            return written
+        found = env.get(name)
+        if found is not None and (found or not sep):
+            return found
+        if sep:
+            return default
+        issues.append(
+            where.issue(
+                path,
+                f"environment variable {name} is not set (or give a default: ${{{name}:-default}})",
+            )
+        )
+        return written
+
+    return _REF.sub(replace, text)

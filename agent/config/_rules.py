@@ -1,0 +1,187 @@
+"""Rules that span files or need other modules' registries.
+
+Valid check kinds are the keys of ``agent.probes.PROBES`` and valid receiver types the
+keys of ``agent.notifiers.NOTIFIERS``: the registries are the only lists of names.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.config._issues import ConfigIssue, Located
+from agent.config.alerting import ReceiverConfig
+from agent.config.models import CheckConfig
+
+__all__ = ["RawCheck", "check_rules", "receiver_rules", "registry"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RawCheck:
+    """A check as written (defaults merged, env expanded), where, and its model if valid."""
+
+    data: dict[str, Any]
+    where: Located
+    validated: CheckConfig | None = None
+
+
+def registry(module: str, attribute: str) -> Mapping[str, Any] | None:
+    """``module.attribute`` (a name -> implementation dict), or None while it is missing.
+
+    Only the registry module itself being absent is tolerated; an import error inside
+    it is a bug and propagates.
+    """
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        log.debug("%s not available; names it registers are not validated", module)
+        return None
+    found = getattr(mod, attribute, None)
+    return found if isinstance(found, Mapping) else None
+
+
+def _choices(names: Sequence[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+def check_rules(checks: Sequence[RawCheck], *, receivers: set[str] | None) -> list[ConfigIssue]:
+    """Kinds, cron expressions, receiver references, unique names, risky settings.
+
+    Args:
+        checks: every check of the configuration, in load order.
+        receivers: names of the defined receivers; None skips reference checks.
+
+    Returns:
+        Errors and warnings, each at the key it is about.
+    """
+    issues: list[ConfigIssue] = []
+    probes = registry("agent.probes", "PROBES")
+    first: dict[str, RawCheck] = {}
+    for raw in checks:
+        data, where = raw.data, raw.where
+        name = data.get("name")
+        if isinstance(name, str):
+            if name in first:
+                other = first[name].where
+                issues.append(
+                    where.issue(
+                        ("name",),
+                        f"duplicate check name {name!r} (also defined at"
+                        f" {other.file}:{other.line_of(('name',))})",
+                    )
+                )
+            else:
+                first[name] = raw
+        kind = data.get("kind", "probe")
+        if probes is not None and isinstance(kind, str) and kind not in probes:
+            issues.append(
+                where.issue(("kind",), f"unknown kind {kind!r} (known: {_choices(list(probes))})")
+            )
+        cron = data.get("cron")
+        if isinstance(cron, str):
+            message = _cron_problem(cron)
+            if message:
+                issues.append(where.issue(("cron",), message))
+        alerting = data.get("alerting")
+        if receivers is not None and isinstance(alerting, dict):
+            for i, ref in enumerate(alerting.get("receivers") or ()):
+                if isinstance(ref, str) and ref not in receivers:
+                    issues.append(
+                        where.issue(
+                            ("alerting", "receivers", i),
+                            f"receiver {ref!r} is not defined under receivers:",
+                        )
+                    )
+        issues += _warnings(data, where)
+    return issues
+
+
+def _cron_problem(expr: str) -> str | None:
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+    try:
+        CronTrigger.from_crontab(expr, timezone=datetime.UTC)
+    except ValueError as exc:
+        return f"invalid cron expression {expr!r}: {exc}"
+    return None
+
+
+def _warnings(data: dict[str, Any], where: Located) -> list[ConfigIssue]:
+    out: list[ConfigIssue] = []
+    tls = data.get("tls")
+    url = data.get("url")
+    if isinstance(tls, dict):
+        if tls.get("insecure_skip_verify") is True:
+            out.append(
+                where.issue(
+                    ("tls", "insecure_skip_verify"),
+                    "certificate verification is disabled: expiry, trust and host name"
+                    " problems will not be detected",
+                    warning=True,
+                )
+            )
+        if isinstance(url, str) and url.startswith("ws://") and any(tls.values()):
+            out.append(
+                where.issue(("tls",), "tls settings are ignored for a ws:// URL", warning=True)
+            )
+    return out
+
+
+def receiver_rules(
+    raw: Sequence[Any],
+    validated: Sequence[ReceiverConfig] | None,
+    where: Located,
+) -> list[ConfigIssue]:
+    """Receiver types exist, names are unique, each notifier accepts its receiver.
+
+    Args:
+        raw: the ``receivers:`` list as written.
+        validated: the same receivers as models, when the agent config validated.
+        where: the agent config file.
+
+    Returns:
+        One issue per problem.
+    """
+    issues: list[ConfigIssue] = []
+    notifiers = registry("agent.notifiers", "NOTIFIERS")
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            continue
+        rtype = entry.get("type")
+        if notifiers is not None and isinstance(rtype, str) and rtype not in notifiers:
+            issues.append(
+                where.issue(
+                    ("receivers", i, "type"),
+                    f"unknown receiver type {rtype!r} (known: {_choices(list(notifiers))})",
+                )
+            )
+        name = entry.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                line = where.line_of(("receivers", seen[name]))
+                issues.append(
+                    where.issue(
+                        ("receivers", i, "name"),
+                        f"duplicate receiver name {name!r} (also at line {line})",
+                    )
+                )
+            else:
+                seen[name] = i
+    if notifiers is not None and validated is not None:
+        for i, receiver in enumerate(validated):
+            notifier = notifiers.get(receiver.type)
+            validate = getattr(notifier, "validate", None)
+            if validate is None:
+                continue
+            for message in validate(receiver):
+                issues.append(where.issue(("receivers", i), str(message)))
+    return issues

@@ -1,0 +1,164 @@
+"""Safe YAML parsing that remembers where every key was written.
+
+PyYAML's ``safe_load`` throws line numbers away. Here the document is composed into
+nodes (which carry marks), constructed with the same ``SafeLoader`` constructor that
+``safe_load`` uses (so no tag can build arbitrary objects), and the nodes are walked to
+map every key path to its 1-based line.
+
+Exceptions::
+
+    YamlError(ValueError)      the text is not a YAML document we can use (syntax,
+                               unsafe tag, non-UTF-8, nesting too deep)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+__all__ = ["LineMap", "Parsed", "YamlError", "parse_yaml"]
+
+#: Key path (mapping keys and list indexes from the document root) -> 1-based line.
+LineMap = dict[tuple[Any, ...], int]
+
+# Aliases can make a small document describe an enormous tree ("billion laughs");
+# the line walk stops descending after this many entries.
+_MAX_WALK = 200_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class YamlError(ValueError):
+    """The file is not usable YAML; ``line`` is 1-based when known."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A parsed document, where each key was, and problems found on the way."""
+
+    data: Any
+    lines: LineMap
+    #: (line, message) of duplicate keys: PyYAML silently keeps the last one.
+    duplicates: tuple[tuple[int, str], ...] = ()
+
+
+def parse_yaml(text: str | bytes) -> Parsed:
+    """Parse one YAML document safely, keeping the line of every key.
+
+    Args:
+        text: the file's content (bytes must be UTF-8).
+
+    Returns:
+        The constructed data (``None`` for an empty document) and its line map.
+
+    Raises:
+        YamlError: syntax errors, unsafe or unknown tags, several documents, bad encoding,
+            nesting too deep to parse.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise YamlError(f"file is not UTF-8 text (byte {exc.start})") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Parsed(None, {})
+        # Duplicates are found before construction: constructing merges `<<` keys into
+        # the node in place, which would look like duplicates afterwards.
+        duplicates = tuple(_duplicates(node))
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            problem = f"{exc.context}: {exc.problem}"
+        raise YamlError(f"YAML syntax: {problem}", line=mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"YAML: {exc}") from None
+    except RecursionError:
+        raise YamlError("YAML is nested too deeply") from None
+    finally:
+        loader.dispose()
+    lines: LineMap = {}
+    _walk(node, (), lines, set(), [0])
+    return Parsed(data, lines, duplicates)
+
+
+def _key(node: Node) -> Any:
+    """The Python value of a mapping key node (scalars only; others are unhashable)."""
+    if isinstance(node, ScalarNode):
+        try:
+            return SafeConstructor().construct_object(node, deep=True)
+        except yaml.YAMLError:
+            return node.value
+    return None
+
+
+def _duplicates(root: Node) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                stack.append(value_node)
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = _key(key_node)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        found.append((line, f"duplicate key {key!r} (first at line {first[key]})"))
+                    else:
+                        first[key] = line
+                except TypeError:  # unhashable: the constructor reports it
+                    continue
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return found
+
+
+def _walk(
+    node: Node, path: tuple[Any, ...], lines: LineMap, active: set[int], budget: list[int]
+) -> None:
+    # `active` holds the nodes on the current path so a recursive alias ends the walk.
+    budget[0] += 1
+    if budget[0] > _MAX_WALK or id(node) in active:
+        return
+    active.add(id(node))
+    try:
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                key = _key(key_node)
+                try:
+                    child = (*path, key)
+                    # A key written later wins, as it does in the constructed data.
+                    lines[child] = key_node.start_mark.line + 1
+                except TypeError:
+                    continue
+                _walk(value_node, child, lines, active, budget)
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                child = (*path, index)
+                lines[child] = item.start_mark.line + 1
+                _walk(item, child, lines, active, budget)
+    finally:
+        active.discard(id(node))

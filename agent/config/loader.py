@@ -1,0 +1,337 @@
+"""Load the agent config and its check files into one frozen :class:`Config`.
+
+Order of work, all problems collected before anything is raised:
+
+1. parse each YAML file safely, keeping the line of every key (:mod:`._yaml`);
+2. expand ``${VAR}`` / ``${VAR:-default}`` in string values (:mod:`._env`);
+3. validate the agent settings, then each check with ``defaults:`` deep-merged under it;
+4. cross-file rules: unique check names, known kinds and receiver types, receivers that
+   exist, cron expressions that parse.
+
+Exceptions::
+
+    ConfigError(Exception)     .issues: list[ConfigIssue], each "FILE:LINE: key.path: message"
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.config._env import expand_env
+from agent.config._issues import (
+    ConfigError,
+    ConfigIssue,
+    Located,
+    issues_from_validation,
+)
+from agent.config._rules import RawCheck, check_rules, receiver_rules
+from agent.config._yaml import Parsed, YamlError, parse_yaml
+from agent.config.models import CheckConfig, Config
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "display_path",
+    "load_config",
+    "load_config_with_warnings",
+    "validate_check",
+]
+
+log = logging.getLogger(__name__)
+
+#: Keys a check file may hold at its top level.
+_CHECK_FILE_KEYS = frozenset({"checks"})
+#: Keys of the agent config the loader handles itself (not validated by ``Config``).
+_LOADER_KEYS = frozenset({"checks", "sources"})
+# A stand-in for checks' required fields while `defaults:` is validated on its own; the
+# interval is huge so a default timeout is only compared with a default interval.
+_DEFAULTS_PROBE = {"name": "defaults", "url": "ws://defaults.invalid/", "interval": "3650d"}
+
+
+def display_path(path: Path) -> str:
+    """How a file is named in messages: relative to the working directory when under it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate the agent config at ``path`` and every check file it names.
+
+    Warnings (e.g. TLS verification disabled) are logged, not raised.
+
+    Args:
+        path: the agent config YAML file.
+
+    Returns:
+        The frozen configuration; ``sources`` maps each check name to ``"file:line"``.
+
+    Raises:
+        ConfigError: with every problem found, each naming file, line and key path.
+    """
+    config, warnings = load_config_with_warnings(path)
+    for warning in warnings:
+        log.warning("config: %s", warning)
+    return config
+
+
+def load_config_with_warnings(path: str | Path) -> tuple[Config, list[ConfigIssue]]:
+    """Like :func:`load_config` but returns the warnings instead of logging them.
+
+    Raises:
+        ConfigError: with every problem found (warnings are not included).
+    """
+    loader = _Loader(Path(path))
+    config = loader.load()
+    errors = [i for i in loader.issues if i.severity == "error"]
+    if errors or config is None:
+        raise ConfigError(_ordered(errors, loader.file_order))
+    return config, _ordered([i for i in loader.issues if i.severity == "warning"], [])
+
+
+def validate_check(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> CheckConfig:
+    """Validate one check built outside a file (``wsprobe probe`` flags).
+
+    Issues carry no file or line; their path is the check key (``timeout``).
+
+    Raises:
+        ConfigError: with every problem found.
+    """
+    raw = dict(data)
+    where = Located("", {})
+    issues: list[ConfigIssue] = []
+    check = None
+    try:
+        check = CheckConfig.model_validate(raw, context={"base_dir": str(base_dir)})
+    except ValidationError as exc:
+        issues += issues_from_validation(exc, raw, where, CheckConfig)
+    issues += check_rules([RawCheck(raw, where)], receivers=None)
+    issues = [ConfigIssue(None, None, i.path, i.message, i.severity) for i in issues]
+    if any(i.severity == "error" for i in issues) or check is None:
+        raise ConfigError([i for i in issues if i.severity == "error"])
+    return check
+
+
+def _ordered(issues: list[ConfigIssue], file_order: list[str]) -> list[ConfigIssue]:
+    """Group issues by file (in load order), then by line."""
+    rank = {name: i for i, name in enumerate(file_order)}
+    return sorted(issues, key=lambda i: (rank.get(i.file or "", len(rank)), i.line or 0))
+
+
+class _Loader:
+    """One load: the issues found so far and the files read, in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base_dir = path.parent
+        self.context = {"base_dir": str(self.base_dir)}
+        self.issues: list[ConfigIssue] = []
+        self.file_order: list[str] = []
+
+    def load(self) -> Config | None:
+        main = self._read(self.path)
+        if main is None:
+            return None
+        file = display_path(self.path)
+        where = Located(file, main.lines)
+        top = main.data if main.data is not None else {}
+        if not isinstance(top, dict):
+            self.issues.append(where.issue((), "the agent config must be a mapping of keys"))
+            return None
+        top = expand_env(top, where, self.issues)
+        for key in sorted(_LOADER_KEYS & top.keys() - {"checks"}):
+            self.issues.append(where.issue((key,), f"unknown key {key!r}"))
+        settings = {k: v for k, v in top.items() if k not in _LOADER_KEYS}
+        config = None
+        try:
+            config = Config.model_validate(settings, context=self.context)
+        except ValidationError as exc:
+            self.issues += issues_from_validation(exc, settings, where, Config)
+        defaults = self._defaults(top, where)
+        raw_checks: list[RawCheck] = []
+        raw_checks += self._checks(top, where, defaults, required=False)
+        for check_path in self._check_files(top, where):
+            raw_checks += self._load_check_file(check_path, defaults)
+        receivers = top.get("receivers")
+        self.issues += receiver_rules(
+            receivers if isinstance(receivers, list) else [],
+            config.receivers if config else None,
+            where,
+        )
+        receiver_names = _receiver_names(receivers)
+        self.issues += check_rules(raw_checks, receivers=receiver_names)
+        if isinstance(top.get("alerting"), dict):
+            for i, name in enumerate(top["alerting"].get("receivers") or ()):
+                if isinstance(name, str) and name not in receiver_names:
+                    self.issues.append(
+                        where.issue(("alerting", "receivers", i), _no_receiver(name))
+                    )
+        validated = [c.validated for c in raw_checks]
+        if config is None or any(c is None for c in validated):
+            return None
+        checks = tuple(c for c in validated if c is not None)
+        sources = {
+            c.name: f"{r.where.file}:{r.where.line_of(())}"
+            for c, r in zip(checks, raw_checks, strict=True)
+        }
+        return config.model_copy(update={"checks": checks, "sources": sources})
+
+    def _read(self, path: Path) -> Parsed | None:
+        file = display_path(path)
+        self.file_order.append(file)
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            self.issues.append(ConfigIssue(file, None, "", "file not found"))
+            return None
+        except OSError as exc:
+            self.issues.append(ConfigIssue(file, None, "", f"cannot read: {exc.strerror}"))
+            return None
+        try:
+            parsed = parse_yaml(text)
+        except YamlError as exc:
+            self.issues.append(ConfigIssue(file, exc.line, "", exc.message))
+            return None
+        for line, message in parsed.duplicates:
+            self.issues.append(ConfigIssue(file, line, "", message))
+        return parsed
+
+    def _defaults(self, top: dict[str, Any], where: Located) -> tuple[dict[str, Any], Located]:
+        """Validate ``defaults:`` once, at its own lines, and return it for merging."""
+        dwhere = Located(where.file, where.lines, ("defaults",))
+        defaults = top.get("defaults")
+        if defaults is None:
+            return {}, dwhere
+        if not isinstance(defaults, dict):
+            self.issues.append(where.issue(("defaults",), "defaults must be a mapping"))
+            return {}, dwhere
+        if "name" in defaults:
+            self.issues.append(dwhere.issue(("name",), "a check's name cannot have a default"))
+            defaults = {k: v for k, v in defaults.items() if k != "name"}
+        probe = {**_DEFAULTS_PROBE, **defaults}
+        bad: set[tuple[Any, ...]] = set()
+        try:
+            CheckConfig.model_validate(probe, context=self.context)
+        except ValidationError as exc:
+            for issue in issues_from_validation(exc, probe, dwhere, CheckConfig):
+                bad.add(tuple(issue.path.removeprefix("defaults.").split(".")))
+                if issue.path.startswith("defaults."):
+                    self.issues.append(issue)
+        self.bad_defaults = frozenset(bad)
+        return defaults, dwhere
+
+    def _checks(
+        self,
+        doc: dict[str, Any],
+        where: Located,
+        defaults: tuple[dict[str, Any], Located],
+        *,
+        required: bool,
+    ) -> list[RawCheck]:
+        entries = doc.get("checks")
+        if entries is None:
+            if required:
+                self.issues.append(where.issue((), "a check file needs a 'checks:' list"))
+            return []
+        if not isinstance(entries, list):
+            self.issues.append(where.issue(("checks",), "checks must be a list of checks"))
+            return []
+        out: list[RawCheck] = []
+        for index, entry in enumerate(entries):
+            cwhere = Located(where.file, where.lines, ("checks", index), fallback=defaults[1])
+            if not isinstance(entry, dict):
+                self.issues.append(
+                    cwhere.issue((), "a check must be a mapping with at least name and url")
+                )
+                continue
+            merged = _deep_merge(defaults[0], entry)
+            raw = RawCheck(merged, cwhere)
+            try:
+                raw.validated = CheckConfig.model_validate(merged, context=self.context)
+            except ValidationError as exc:
+                self.issues += issues_from_validation(
+                    exc, merged, cwhere, CheckConfig, skip_inherited=self._bad_defaults_paths()
+                )
+            out.append(raw)
+        return out
+
+    def _bad_defaults_paths(self) -> frozenset[tuple[Any, ...]]:
+        return getattr(self, "bad_defaults", frozenset())
+
+    def _check_files(self, top: dict[str, Any], where: Located) -> list[Path]:
+        explicit = "check_files" in top
+        patterns = top.get("check_files", list(Config.model_fields["check_files"].default))
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list):
+            return []  # Config validation has reported it
+        seen: set[Path] = {self.path.resolve()}
+        found: list[Path] = []
+        for index, pattern in enumerate(patterns):
+            if not isinstance(pattern, str):
+                continue
+            matches = _expand_glob(self.base_dir, pattern)
+            if not matches and explicit:
+                magic = glob.has_magic(pattern)
+                message = f"no file matches {pattern!r}" if magic else f"file {pattern!r} not found"
+                self.issues.append(where.issue(("check_files", index), message))
+            for match in matches:
+                if match.resolve() not in seen:
+                    seen.add(match.resolve())
+                    found.append(match)
+        return found
+
+    def _load_check_file(
+        self, path: Path, defaults: tuple[dict[str, Any], Located]
+    ) -> list[RawCheck]:
+        parsed = self._read(path)
+        if parsed is None:
+            return []
+        where = Located(display_path(path), parsed.lines)
+        if parsed.data is None:
+            return []
+        if not isinstance(parsed.data, dict):
+            self.issues.append(where.issue((), "a check file must be a mapping with 'checks:'"))
+            return []
+        doc = expand_env(parsed.data, where, self.issues)
+        for key in doc:
+            if key not in _CHECK_FILE_KEYS:
+                self.issues.append(
+                    where.issue((key,), f"unknown key {key!r} (a check file holds 'checks:')")
+                )
+        return self._checks(doc, where, defaults, required=True)
+
+
+def _expand_glob(base_dir: Path, pattern: str) -> list[Path]:
+    full = os.path.join(base_dir, os.path.expanduser(pattern))
+    return [Path(p) for p in sorted(glob.glob(full, recursive=True)) if os.path.isfile(p)]
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``; mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _receiver_names(receivers: Any) -> set[str]:
+    if not isinstance(receivers, list):
+        return set()
+    return {r["name"] for r in receivers if isinstance(r, dict) and isinstance(r.get("name"), str)}
+
+
+def _no_receiver(name: str) -> str:
+    return f"receiver {name!r} is not defined under receivers:"
