@@ -1,0 +1,111 @@
+"""Delay proxy: a TCP relay that holds every chunk for a known delay in each direction.
+
+It is the benchmarks' ground truth for latency. The TCP connect completes against
+the proxy itself (the kernel accepts at once), so ``connect`` carries no added delay;
+every byte of data is held ``delay`` seconds on the way in and again on the way out,
+so the HTTP upgrade (request sent -> 101) and each ping/pong take ``2 x delay`` plus the
+loopback and server time.
+
+Per direction, a reader thread time-stamps each chunk on arrival and a writer thread
+sends it at ``arrival + delay``, sleeping to that absolute ``perf_counter`` deadline and
+spinning the last few hundred microseconds: an asyncio relay would round every timer
+to the selector's 1 ms resolution, which is the size of the error we want to measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import queue
+import socket
+import sys
+import threading
+import time
+
+__all__ = ["main"]
+
+_SPIN = 0.0003  # last stretch busy-waited: time.sleep overshoots by ~50-100 us
+
+
+def _hold_until(deadline: float) -> None:
+    remaining = deadline - time.perf_counter()
+    if remaining > _SPIN:
+        time.sleep(remaining - _SPIN)
+    while time.perf_counter() < deadline:
+        pass
+
+
+def _pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
+    """Read chunks as they come, time-stamped on arrival; a writer sends each on time.
+
+    Reader and writer are separate threads so a chunk that arrives while an earlier
+    one is being held is still held exactly ``delay`` from its own arrival (a
+    client may write a frame's header and payload as two segments).
+    """
+    held: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+    writer = threading.Thread(target=_deliver, args=(held, dst), daemon=True)
+    writer.start()
+    try:
+        while True:
+            data = src.recv(65536)
+            arrived = time.perf_counter()
+            if not data:
+                break
+            held.put((arrived + delay, data))
+    except OSError:
+        pass
+    held.put((0.0, b""))
+    writer.join()
+
+
+def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket) -> None:
+    try:
+        while True:
+            due, data = held.get()
+            if not data:
+                break
+            _hold_until(due)
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+def _relay(client: socket.socket, upstream_port: int, delay: float) -> None:
+    try:
+        server = socket.create_connection(("127.0.0.1", upstream_port))
+    except OSError:
+        client.close()
+        return
+    for sock in (client, server):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    back = threading.Thread(target=_pump, args=(server, client, delay), daemon=True)
+    back.start()
+    _pump(client, server, delay)
+    back.join()
+    client.close()
+    server.close()
+
+
+def main() -> None:
+    """Listen on 127.0.0.1 (port printed as ``PORT <n>``) and relay until killed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--upstream-port", type=int, required=True)
+    parser.add_argument("--delay", type=float, required=True, help="seconds, each direction")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    # Short GIL slices so a spinning relay thread delays the others by microseconds.
+    sys.setswitchinterval(0.0001)
+    listener = socket.create_server(("127.0.0.1", args.port), backlog=1024)
+    print(f"PORT {listener.getsockname()[1]}", flush=True)
+    while True:
+        client, _ = listener.accept()
+        threading.Thread(
+            target=_relay, args=(client, args.upstream_port, args.delay), daemon=True
+        ).start()
+
+
+if __name__ == "__main__":
+    main()
