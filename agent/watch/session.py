@@ -1,0 +1,477 @@
+"""One held WebSocket session: reconnect, re-initialise, read, judge, report.
+
+A :class:`WatchSession` owns one task (connect, init steps, read loop, backoff) and a
+few ``loop.call_later`` timers (report, protocol ping, staleness, grace); while idle
+it costs no CPU. Every ``check.interval`` it hands ``on_result`` a liveness
+:class:`~agent.result.ProbeResult`; it also reports at once when liveness flips
+(stale detected, grace expired, recovered), so events are seen within their
+configured bounds rather than at the next interval.
+
+Nothing escapes the session: failures become disconnect reasons and failed results.
+Only ``start()`` misuse raises ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random as _random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from agent.config import CheckConfig
+from agent.config.watch import WatchConfig
+from agent.probes.errors import PingTimeout, ProbeError, map_errors
+from agent.probes.matchers import Message, UndefinedVariable, extract, matches, substitute
+from agent.redact import redact_url
+from agent.result import ProbeResult, Reason
+from agent.watch.backoff import Backoff
+from agent.watch.connect import open_session
+from agent.watch.liveness import RateWindow, Verdict, WatchStats, judge
+
+__all__ = ["GOING_AWAY", "WatchSession"]
+
+log = logging.getLogger(__name__)
+
+#: Close code sent by :meth:`WatchSession.stop` by default (RFC 6455 "going away").
+GOING_AWAY = 1001
+#: Protocol ping RTTs kept between two reports; older ones are dropped.
+_MAX_RTTS = 16
+
+
+class WatchSession:
+    """Holds one connection for a ``watch`` check for as long as it runs.
+
+    Args:
+        check: The check; its ``watch`` block (or the defaults) sets the policy.
+        on_result: Called with a liveness result every ``check.interval`` and on
+            every liveness change. Must not block.
+        random: Returns a float in [0, 1) for backoff jitter; injected by tests.
+    """
+
+    __slots__ = (
+        "_answered",
+        "_backoff",
+        "_conn",
+        "_connect_result",
+        "_connected_at",
+        "_down_message",
+        "_down_reason",
+        "_grace_handle",
+        "_last_live",
+        "_last_match",
+        "_last_message_ts",
+        "_matched",
+        "_messages",
+        "_new_connect",
+        "_ping_failure",
+        "_ping_handle",
+        "_ping_task",
+        "_random",
+        "_rate",
+        "_reconnects",
+        "_report_handle",
+        "_rtts",
+        "_session_wall",
+        "_stale_handle",
+        "_state_since",
+        "_stopping",
+        "_task",
+        "_variables",
+        "_watching_since",
+        "check",
+        "gave_up",
+        "on_result",
+        "watch",
+    )
+
+    def __init__(
+        self,
+        check: CheckConfig,
+        *,
+        on_result: Callable[[ProbeResult], None],
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.check = check
+        self.watch: WatchConfig = check.watch or WatchConfig()
+        self.on_result = on_result
+        self._random = random
+        self._backoff = Backoff(
+            initial_delay=self.watch.initial_delay,
+            max_delay=self.watch.max_delay,
+            max_retries=self.watch.max_retries,
+            random=random,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._conn: ClientConnection | None = None
+        self._connect_result: ProbeResult | None = None
+        self._new_connect = False
+        self._variables: dict[str, str] = {}
+        self._ping_task: asyncio.Task[None] | None = None
+        self._ping_failure: ProbeError | None = None
+        self._report_handle: asyncio.TimerHandle | None = None
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._stale_handle: asyncio.TimerHandle | None = None
+        self._grace_handle: asyncio.TimerHandle | None = None
+        self._rate = RateWindow(self.watch.rate_window) if self.watch.min_rate else None
+        self._reconnects: dict[str, int] = {}
+        self._rtts: list[float] = []
+        self._messages = 0
+        self._matched = 0
+        self._answered = 0
+        self._last_message_ts: float | None = None
+        self._last_match: float | None = None
+        self._watching_since = 0.0
+        self._state_since = 0.0
+        self._connected_at = 0.0
+        self._session_wall: float | None = None
+        self._down_reason: Reason | None = None
+        self._down_message = ""
+        self._last_live = True
+        self._stopping = False
+        self.gave_up = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start watching in the running event loop (returns at once).
+
+        Raises:
+            RuntimeError: Already started, or no running event loop.
+        """
+        if self._task is not None:
+            raise RuntimeError("WatchSession already started")
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        self._watching_since = self._state_since = now
+        self._task = loop.create_task(self._run(), name=f"watch:{self.check.name}")
+        self._report_handle = loop.call_later(self.check.interval, self._report_tick)
+        if self.watch.stale_after is not None:
+            self._stale_handle = loop.call_later(self.watch.stale_after, self._stale_tick)
+
+    async def stop(self, *, code: int = GOING_AWAY) -> None:
+        """Stop watching: cancel timers and tasks, close the connection with ``code``.
+
+        The close handshake is bounded by ``check.close_timeout``. Safe to call twice.
+
+        Args:
+            code: WebSocket close code sent to the server (1001 "going away").
+        """
+        self._stopping = True
+        for handle in (self._report_handle, self._ping_handle, self._stale_handle):
+            if handle is not None:
+                handle.cancel()
+        self._cancel_grace()
+        conn = self._conn
+        tasks = {t for t in (self._task, self._ping_task) if t is not None and not t.done()}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.check.close_timeout + 0.5):
+                    await conn.close(code, "going away")
+            conn.transport.abort()  # no-op once closed; frees a peer that never answered
+        self._conn = None
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self) -> WatchStats:
+        """A snapshot for metrics and the API (cheap; called at scrape time)."""
+        now = time.perf_counter()
+        return WatchStats(
+            connected=self._conn is not None,
+            reconnects=dict(self._reconnects),
+            last_message_ts=self._last_message_ts,
+            messages_total=self._messages,
+            session_started=self._session_wall,
+            last_rtt=self._rtts[-1] if self._rtts else None,
+            stale=self._is_stale(now),
+            matched_total=self._matched,
+            answered_total=self._answered,
+            gave_up=self.gave_up,
+        )
+
+    def _is_stale(self, now: float) -> bool:
+        stale_after = self.watch.stale_after
+        if stale_after is None:
+            return False
+        ref = self._last_match if self._last_match is not None else self._watching_since
+        return now - ref >= stale_after
+
+    # ------------------------------------------------------------------ main task
+
+    async def _run(self) -> None:
+        # Spread the first connects of many sessions started together (agent start,
+        # reload) over initial_delay instead of hitting the target all at once.
+        delay: float | None = self._random() * self.watch.initial_delay
+        while delay is not None and not self._stopping:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            conn = await self._connect()
+            if conn is not None:
+                await self._hold(conn)
+                if time.perf_counter() - self._connected_at >= self.watch.effective_reset_after:
+                    self._backoff.reset()
+            delay = self._backoff.next_delay()
+        if delay is None and not self._stopping:
+            self.gave_up = True
+            log.warning(
+                "watch %s: gave up after %d reconnect attempts",
+                self.check.name,
+                self._backoff.attempts,
+            )
+            self._maybe_report()
+
+    async def _connect(self) -> ClientConnection | None:
+        """One connection attempt; on failure, records the reason and returns None."""
+        try:
+            async with asyncio.timeout(self.check.timeout):
+                conn, result, variables = await open_session(self.check)
+        except ProbeError as exc:
+            self._went_down(exc.reason, str(exc), was_connected=False)
+            return None
+        except TimeoutError:
+            message = f"connect and init exceeded {self.check.timeout:g}s"
+            self._went_down(Reason.TIMEOUT, message, was_connected=False)
+            return None
+        except Exception as exc:  # a bug must not end the session
+            log.exception("watch %s: unexpected error while connecting", self.check.name)
+            message = f"internal error ({type(exc).__name__})"
+            self._went_down(Reason.INTERNAL, message, was_connected=False)
+            return None
+        self._conn = conn
+        self._ping_failure = None
+        self._connect_result = result
+        self._new_connect = True
+        self._variables = variables
+        self._connected_at = self._state_since = time.perf_counter()
+        self._session_wall = time.time()
+        self._cancel_grace()
+        self._arm_ping()
+        self._maybe_report()
+        return conn
+
+    async def _hold(self, conn: ClientConnection) -> None:
+        """Read until the connection ends; record why it ended."""
+        try:
+            with map_errors("watch"):
+                while True:
+                    data = await conn.recv()
+                    reply = self._on_message(data)
+                    if reply is not None:
+                        await conn.send(reply)
+        except ProbeError as exc:
+            # A ping timeout aborts the transport, so the reader sees a lost
+            # connection; the cause worth reporting is the missing pong.
+            failure = self._ping_failure or exc
+            reason, message = failure.reason, str(failure)
+        except Exception as exc:  # a bug must not end the session
+            log.exception("watch %s: unexpected error while reading", self.check.name)
+            reason, message = Reason.INTERNAL, f"internal error ({type(exc).__name__})"
+        finally:
+            if self._ping_handle is not None:
+                self._ping_handle.cancel()
+                self._ping_handle = None
+            if self._ping_task is not None and not self._ping_task.done():
+                self._ping_task.cancel()
+            self._conn = None
+            self._session_wall = None
+            if not self._stopping:
+                conn.transport.abort()
+        self._went_down(reason, message, was_connected=True)
+
+    def _went_down(self, reason: Reason, message: str, *, was_connected: bool) -> None:
+        """Count one disconnect or failed attempt and start the grace clock."""
+        if self._stopping:
+            return
+        self._reconnects[reason.value] = self._reconnects.get(reason.value, 0) + 1
+        self._down_reason, self._down_message = reason, message
+        now = time.perf_counter()
+        if was_connected:
+            self._state_since = now
+        # else: still down since an earlier failure; the grace clock keeps running.
+        log.info("watch %s: disconnected (%s): %s", self.check.name, reason.value, message)
+        if self._grace_handle is None:
+            loop = asyncio.get_running_loop()
+            remaining = max(self.watch.grace - (now - self._state_since), 0.0)
+            self._grace_handle = loop.call_later(remaining, self._grace_tick)
+
+    # ------------------------------------------------------------------ messages
+
+    def _on_message(self, data: str | bytes) -> str | None:
+        """Account one message; returns the answer to send, if it is an app ping."""
+        self._messages += 1
+        self._last_message_ts = time.time()
+        watch = self.watch
+        msg = Message(data) if (watch.answer is not None or watch.match is not None) else None
+        if watch.answer is not None and msg is not None and self._matches(watch.answer.match, msg):
+            self._answered += 1
+            return self._answer(msg)
+        if watch.match is not None and msg is not None and not self._matches(watch.match, msg):
+            return None
+        now = time.perf_counter()
+        self._matched += 1
+        self._last_match = now
+        if self._rate is not None:
+            self._rate.add(now)
+        if watch.stale_after is not None and self._stale_handle is None:
+            # It was stale (the timer stopped): recovered now; re-arm and report.
+            loop = asyncio.get_running_loop()
+            self._stale_handle = loop.call_later(watch.stale_after, self._stale_tick)
+            self._maybe_report()
+        return None
+
+    def _matches(self, matcher: Any, msg: Message) -> bool:
+        try:
+            return matches(matcher, msg, self._variables)
+        except UndefinedVariable:
+            return False
+
+    def _answer(self, msg: Message) -> str:
+        answer = self.watch.answer
+        assert answer is not None
+        variables = dict(self._variables)
+        with contextlib.suppress(ValueError):
+            variables.update(extract({}, answer.match, msg, variables))
+        if msg.is_json and isinstance(msg.json, dict):
+            variables.update(
+                {k: v if isinstance(v, str) else json.dumps(v) for k, v in msg.json.items()}
+            )
+        try:
+            reply = substitute(answer.reply, variables)
+        except UndefinedVariable:
+            reply = answer.reply
+        if isinstance(reply, dict) and answer.echo and msg.is_json and isinstance(msg.json, dict):
+            reply.update({k: msg.json[k] for k in answer.echo if k in msg.json})
+        return reply if isinstance(reply, str) else json.dumps(reply, separators=(",", ":"))
+
+    # ------------------------------------------------------------------ pings
+
+    def _arm_ping(self) -> None:
+        if self.watch.ping_interval is None or self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        self._ping_handle = loop.call_later(self.watch.ping_interval, self._ping_due)
+
+    def _ping_due(self) -> None:
+        self._ping_handle = None
+        conn = self._conn
+        if conn is None or self._stopping:
+            return
+        self._ping_task = asyncio.get_running_loop().create_task(self._ping(conn))
+
+    async def _ping(self, conn: ClientConnection) -> None:
+        timeout = self.check.ping_timeout
+        start = time.perf_counter()
+        try:
+            with map_errors("ping"):
+                waiter = await conn.ping()
+                async with asyncio.timeout(timeout):
+                    await waiter
+        except ProbeError as exc:
+            if exc.reason is Reason.TIMEOUT:
+                # A dead peer never answers a close either: drop the transport now.
+                self._ping_failure = PingTimeout(index=0, timeout=timeout)
+                conn.transport.abort()
+            return
+        rtt = time.perf_counter() - start
+        self._rtts.append(rtt)
+        del self._rtts[:-_MAX_RTTS]
+        if self._conn is conn:
+            self._arm_ping()
+
+    # ------------------------------------------------------------------ timers and reports
+
+    def _stale_tick(self) -> None:
+        self._stale_handle = None
+        stale_after = self.watch.stale_after
+        if stale_after is None or self._stopping:
+            return
+        now = time.perf_counter()
+        ref = self._last_match if self._last_match is not None else self._watching_since
+        if now - ref < stale_after:
+            loop = asyncio.get_running_loop()
+            self._stale_handle = loop.call_later(ref + stale_after - now, self._stale_tick)
+            return
+        self._maybe_report()
+
+    def _grace_tick(self) -> None:
+        self._grace_handle = None
+        self._maybe_report()
+
+    def _cancel_grace(self) -> None:
+        if self._grace_handle is not None:
+            self._grace_handle.cancel()
+            self._grace_handle = None
+
+    def _report_tick(self) -> None:
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        self._report_handle = loop.call_later(self.check.interval, self._report_tick)
+        self._report(self._verdict())
+
+    def _maybe_report(self) -> None:
+        """Report at once when liveness changed since the last report."""
+        if self._stopping:
+            return
+        verdict = self._verdict()
+        if verdict.live != self._last_live:
+            self._report(verdict)
+
+    def _verdict(self) -> Verdict:
+        now = time.perf_counter()
+        return judge(
+            now=now,
+            connected=self._conn is not None,
+            state_since=self._state_since,
+            watching_since=self._watching_since,
+            grace=self.watch.grace,
+            gave_up=self.gave_up,
+            attempts=self._backoff.attempts,
+            down_reason=self._down_reason,
+            down_message=self._down_message,
+            last_match=self._last_match,
+            stale_after=self.watch.stale_after,
+            rate=self._rate.rate(now) if self._rate is not None else None,
+            min_rate=self.watch.min_rate,
+            rate_window=self.watch.rate_window,
+        )
+
+    def _report(self, verdict: Verdict) -> None:
+        self._last_live = verdict.live
+        result = ProbeResult(
+            check=self.check.name,
+            kind="watch",
+            url=redact_url(self.check.url),
+            started_at=time.time(),
+        )
+        if verdict.live:
+            result.success = True
+            result.message = verdict.message
+        else:
+            result.fail(verdict.reason or Reason.INTERNAL, verdict.message)
+        connected = self._connect_result
+        if self._conn is not None and connected is not None:
+            result.status_code = connected.status_code
+            result.subprotocol = connected.subprotocol
+            result.extensions = list(connected.extensions)
+            result.tls = connected.tls
+            result.peer_ip = connected.peer_ip
+            if self._new_connect:
+                # Phases describe one connect: reported once, not on every interval.
+                result.phases = dict(connected.phases)
+                result.steps = list(connected.steps)
+                self._new_connect = False
+        result.pings, self._rtts = self._rtts, []
+        try:
+            self.on_result(result)
+        except Exception:
+            log.exception("watch %s: on_result callback failed", self.check.name)
