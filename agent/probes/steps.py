@@ -25,6 +25,8 @@ import base64
 import json
 import time
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,8 +103,24 @@ class Match:
     """A message that satisfied an expect, and when it arrived."""
 
     message: Message
-    at: float  # time.perf_counter()
+    at: float  # time.perf_counter() when it was read off the connection
     skipped: int
+
+
+# Messages an expect skipped stay available to later expects on the same connection,
+# so replies arriving out of order (the answer to request B before the answer to A)
+# still match. Bounded: heartbeats must not grow it without limit.
+_BACKLOG_MESSAGES = 256
+_backlogs: weakref.WeakKeyDictionary[ClientConnection, deque[tuple[Message, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _backlog(conn: ClientConnection) -> deque[tuple[Message, float]]:
+    backlog = _backlogs.get(conn)
+    if backlog is None:
+        backlog = _backlogs[conn] = deque(maxlen=_BACKLOG_MESSAGES)
+    return backlog
 
 
 async def wait_for_match(
@@ -114,10 +132,14 @@ async def wait_for_match(
     fail_if: Matcher | None = None,
     phase: str = "steps",
 ) -> Match:
-    """Read messages until one matches ``matcher``, skipping the others.
+    """Return the first message matching ``matcher``, skipping the others.
+
+    Messages skipped by earlier waits on ``conn`` are considered first (oldest first),
+    then new ones are read. ``fail_if`` applies to newly read messages only: an old
+    message was already judged by the step that skipped it.
 
     Args:
-        conn: the open connection (messages already queued are read first).
+        conn: the open connection.
         matcher: what the awaited message must satisfy.
         variables: values for ``{{name}}`` placeholders in the matchers.
         until: absolute ``time.perf_counter()`` limit.
@@ -132,33 +154,40 @@ async def wait_for_match(
         ExpectMismatch: a message matched ``fail_if``, or a placeholder is undefined.
         ProbeError: the connection failed or closed (from :func:`map_errors`).
     """
-    skipped = 0
-    last: Message | None = None
-    while True:
-        remaining = until - time.perf_counter()
-        if remaining <= 0:
-            detail = f"wanted {describe(matcher)}; skipped {skipped} message(s)"
-            if last is not None:
-                detail += f", last {_excerpt(last, variables)}"
-            raise ExpectTimeout(detail)
-        try:
-            async with asyncio.timeout(remaining):
-                with map_errors(phase):
-                    data = await conn.recv()
-        except TimeoutError:
-            continue  # the loop head reports the timeout with its detail
-        message = Message(data)
-        try:
+    backlog = _backlog(conn)
+    try:
+        for i, (old, at) in enumerate(backlog):
+            if matches(matcher, old, variables):
+                del backlog[i]
+                return Match(old, at, 0)
+        skipped = 0
+        last: Message | None = None
+        while True:
+            remaining = until - time.perf_counter()
+            if remaining <= 0:
+                detail = f"wanted {describe(matcher)}; skipped {skipped} message(s)"
+                if last is not None:
+                    detail += f", last {_excerpt(last, variables)}"
+                raise ExpectTimeout(detail)
+            try:
+                async with asyncio.timeout(remaining):
+                    with map_errors(phase):
+                        data = await conn.recv()
+            except TimeoutError:
+                continue  # the loop head reports the timeout with its detail
+            message = Message(data)
+            at = time.perf_counter()
             if fail_if is not None and matches(fail_if, message, variables):
                 raise ExpectMismatch(
                     f"message matched fail_if ({describe(fail_if)}): {_excerpt(message, variables)}"
                 )
             if matches(matcher, message, variables):
-                return Match(message, time.perf_counter(), skipped)
-        except UndefinedVariable as exc:
-            raise ExpectMismatch(str(exc)) from None
-        skipped += 1
-        last = message
+                return Match(message, at, skipped)
+            skipped += 1
+            last = message
+            backlog.append((message, at))
+    except UndefinedVariable as exc:
+        raise ExpectMismatch(str(exc)) from None
 
 
 class _Script:
