@@ -1,0 +1,230 @@
+"""The pure alert state machine: thresholds, reminders, degraded, policy merging."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.alerting.state import (
+    AlertPolicy,
+    AlertState,
+    Transition,
+    mark_delivered,
+    removed,
+    resolve_policy,
+    update,
+)
+from agent.config.alerting import AlertingConfig
+from agent.result import ProbeResult, Reason
+
+POLICY = AlertPolicy(failure_threshold=3, success_threshold=2, repeat_interval=0.0)
+
+
+def result(code: str) -> ProbeResult:
+    """F: failed (closed); S: success; D: success over a latency limit."""
+    r = ProbeResult(check="chat", kind="probe", url="ws://127.0.0.1/ws", started_at=0.0)
+    if code == "F":
+        return r.fail(Reason.CLOSED, "server closed the connection with code 1011")
+    r.success = True
+    if code == "D":
+        r.degraded = ["handshake"]
+    return r
+
+
+def run(
+    codes: str, policy: AlertPolicy = POLICY, *, step: float = 1.0, state: AlertState | None = None
+) -> tuple[AlertState, list[Transition]]:
+    """Feed one result per character, one ``step`` second apart."""
+    state = state or AlertState()
+    out: list[Transition] = []
+    for i, code in enumerate(codes.replace(" ", "")):
+        state, transitions = update(state, result(code), policy=policy, now=1000.0 + i * step)
+        out += transitions
+    return state, out
+
+
+def test_flapping_sequence_gives_one_firing_and_one_resolved() -> None:
+    """F,F,S,F,F,F then S,S then ten alternating results (3/2) fire once and resolve once."""
+    _, transitions = run("FFSFFF SS FSFSFSFSFS")
+    assert [(t.alert, t.event) for t in transitions] == [("down", "firing"), ("down", "resolved")]
+    firing, resolved = transitions
+    assert firing.at == 1005.0 and firing.started_at == 1003.0
+    assert firing.consecutive_failures == 3 and firing.reason == "closed"
+    assert resolved.at == 1007.0 and resolved.resolved_at == 1007.0
+
+
+@pytest.mark.parametrize(
+    ("codes", "fail", "ok", "events", "status"),
+    [
+        ("FF", 3, 2, [], "pending"),
+        ("FFF", 3, 2, ["firing"], "firing"),
+        ("F", 1, 1, ["firing"], "firing"),
+        ("FFFFFF", 3, 2, ["firing"], "firing"),
+        ("FFFS", 3, 2, ["firing"], "firing"),
+        ("FFFSFS", 3, 2, ["firing"], "firing"),
+        ("FFFSS", 3, 2, ["firing", "resolved"], "ok"),
+        ("FFFSSFFF", 3, 2, ["firing", "resolved", "firing"], "firing"),
+        ("FS", 1, 1, ["firing", "resolved"], "ok"),
+        ("FFS", 3, 2, [], "ok"),
+        ("SSSS", 3, 2, [], "ok"),
+    ],
+    ids=[
+        "below-threshold-pending",
+        "at-threshold-fires",
+        "threshold-one",
+        "keeps-firing-without-repeat",
+        "one-success-not-enough",
+        "success-streak-reset-by-failure",
+        "resolves-after-two-successes",
+        "fires-again-after-resolve",
+        "one-one-flaps",
+        "pending-cleared-by-success",
+        "healthy",
+    ],
+)
+def test_thresholds(codes: str, fail: int, ok: int, events: list[str], status: str) -> None:
+    """Firing and resolving follow the consecutive failure/success thresholds."""
+    policy = AlertPolicy(failure_threshold=fail, success_threshold=ok, repeat_interval=0.0)
+    state, transitions = run(codes, policy)
+    assert [t.event for t in transitions] == events
+    assert state.status == status
+
+
+@pytest.mark.parametrize(
+    ("repeat", "step", "reminders"),
+    [(10.0, 4.0, 2), (10.0, 1.0, 0), (0.0, 100.0, 0), (5.0, 5.0, 7)],
+    ids=["every-repeat-interval", "not-before-interval", "disabled-by-zero", "each-run"],
+)
+def test_reminders_while_firing(repeat: float, step: float, reminders: int) -> None:
+    """A reminder is emitted each time repeat_interval has passed since the last event."""
+    policy = AlertPolicy(failure_threshold=3, success_threshold=2, repeat_interval=repeat)
+    _, transitions = run("FFF" + "F" * 7, policy, step=step)
+    assert [t.event for t in transitions].count("reminder") == reminders
+    assert transitions[0].event == "firing"
+
+
+def test_reminder_keeps_incident_start() -> None:
+    """Reminders carry the incident's first failure time and the current failure count."""
+    policy = AlertPolicy(failure_threshold=2, success_threshold=2, repeat_interval=1.0)
+    _, transitions = run("FFF", policy)
+    reminder = transitions[-1]
+    assert (reminder.event, reminder.started_at, reminder.consecutive_failures) == (
+        "reminder",
+        1000.0,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("codes", "threshold", "events"),
+    [
+        ("DD", 2, [("degraded", "degraded")]),
+        ("D", 2, []),
+        ("DSD", 2, []),
+        ("DDSS", 2, [("degraded", "degraded"), ("degraded", "resolved")]),
+        ("DDS", 2, [("degraded", "degraded")]),
+        ("DDFSS", 2, [("degraded", "degraded"), ("degraded", "resolved")]),
+        ("DDDD", 0, []),
+        ("DFD", 2, []),
+    ],
+    ids=[
+        "fires-at-threshold",
+        "below-threshold",
+        "reset-by-good-run",
+        "resolves-after-success-threshold",
+        "one-good-run-not-enough",
+        "failure-counts-neither-way",
+        "disabled",
+        "failure-resets-degraded-streak",
+    ],
+)
+def test_degraded(codes: str, threshold: int, events: list[tuple[str, str]]) -> None:
+    """Degraded fires after N over-limit successful runs and resolves like a down alert."""
+    policy = AlertPolicy(
+        failure_threshold=3, success_threshold=2, repeat_interval=0.0, degraded_threshold=threshold
+    )
+    _, transitions = run(codes, policy)
+    assert [(t.alert, t.event) for t in transitions] == events
+    for t in transitions:
+        assert t.degraded == ("handshake",)
+
+
+def test_degraded_disabled_by_reload_resolves() -> None:
+    """An open degraded alert ends at the next good run once degraded alerting is off."""
+    on = AlertPolicy(degraded_threshold=1)
+    state, _ = run("D", on)
+    state, transitions = run("S", AlertPolicy(degraded_threshold=0), state=state)
+    assert [(t.alert, t.event) for t in transitions] == [("degraded", "resolved")]
+    assert not state.degraded_firing
+
+
+def test_removed_check_resolves_open_alerts() -> None:
+    """Removing a check resolves its firing and degraded alerts, saying why."""
+    state, _ = run("DFFF", AlertPolicy(degraded_threshold=1))
+    transitions = removed(state, check="chat", now=5000.0)
+    assert [(t.alert, t.event) for t in transitions] == [
+        ("down", "resolved"),
+        ("degraded", "resolved"),
+    ]
+    assert "removed" in transitions[0].message
+    assert removed(AlertState(), check="chat", now=1.0) == []
+
+
+def test_notified_moves_only_by_delivery() -> None:
+    """Transitions never set last_notified; mark_delivered does, and never backwards."""
+    state, _ = run("FFF")
+    assert state.last_notified is None
+    state = mark_delivered(state, at=2000.0)
+    assert mark_delivered(state, at=1500.0).last_notified == 2000.0
+
+
+def test_state_round_trips_through_dict() -> None:
+    """The persisted form restores an identical state; unknown keys are ignored."""
+    state, _ = run("DDFFF", AlertPolicy(degraded_threshold=1))
+    data = state.to_dict() | {"url": "ws://x", "future_field": 1}
+    assert AlertState.from_dict(data) == state
+
+
+AGENT = AlertingConfig(
+    failure_threshold=5, repeat_interval=600.0, degraded_threshold=2, receivers=("ops", "log")
+)
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        (None, AlertPolicy(5, 2, 600.0, 2, ("ops", "log"))),
+        (AlertingConfig(), AlertPolicy(5, 2, 600.0, 2, ("ops", "log"))),
+        (
+            AlertingConfig(failure_threshold=1, success_threshold=4),
+            AlertPolicy(1, 4, 600.0, 2, ("ops", "log")),
+        ),
+        (AlertingConfig(repeat_interval=0.0), AlertPolicy(5, 2, 0.0, 2, ("ops", "log"))),
+        (AlertingConfig(degraded_threshold=0), AlertPolicy(5, 2, 600.0, 0, ("ops", "log"))),
+        (
+            AlertingConfig(receivers=("pd", "ops")),
+            AlertPolicy(5, 2, 600.0, 2, ("ops", "log", "pd")),
+        ),
+        (
+            AlertingConfig(receivers=("pd",), default_receivers=False),
+            AlertPolicy(5, 2, 600.0, 2, ("pd",)),
+        ),
+    ],
+    ids=[
+        "no-override",
+        "empty-override",
+        "thresholds",
+        "reminders-off",
+        "degraded-off",
+        "receivers-added",
+        "receivers-replaced",
+    ],
+)
+def test_resolve_policy(check: AlertingConfig | None, expected: AlertPolicy) -> None:
+    """A check's alerting block overrides the agent's field by field; receivers add up."""
+    assert resolve_policy(AGENT, check) == expected
+
+
+def test_resolve_policy_defaults() -> None:
+    """With nothing configured the module defaults apply and degraded alerts are off."""
+    assert resolve_policy(AlertingConfig(), None) == AlertPolicy()
+    assert AlertPolicy().degraded_threshold == 0
