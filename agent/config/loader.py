@@ -19,6 +19,7 @@ import glob
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from agent.config.models import CheckConfig, Config
 __all__ = [
     "ConfigError",
     "ConfigIssue",
+    "Loaded",
     "display_path",
     "load_config",
     "load_config_with_warnings",
@@ -78,13 +80,23 @@ def load_config(path: str | Path) -> Config:
     Raises:
         ConfigError: with every problem found, each naming file, line and key path.
     """
-    config, warnings = load_config_with_warnings(path)
-    for warning in warnings:
+    loaded = load_config_with_warnings(path)
+    for warning in loaded.warnings:
         log.warning("config: %s", warning)
-    return config
+    return loaded.config
 
 
-def load_config_with_warnings(path: str | Path) -> tuple[Config, list[ConfigIssue]]:
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A valid configuration, its warnings, and the files it was read from."""
+
+    config: Config
+    warnings: list[ConfigIssue]
+    #: The agent config then every check file, as named in messages.
+    files: list[str]
+
+
+def load_config_with_warnings(path: str | Path) -> Loaded:
     """Like :func:`load_config` but returns the warnings instead of logging them.
 
     Raises:
@@ -95,7 +107,8 @@ def load_config_with_warnings(path: str | Path) -> tuple[Config, list[ConfigIssu
     errors = [i for i in loader.issues if i.severity == "error"]
     if errors or config is None:
         raise ConfigError(_ordered(errors, loader.file_order))
-    return config, _ordered([i for i in loader.issues if i.severity == "warning"], [])
+    warnings = [i for i in loader.issues if i.severity == "warning"]
+    return Loaded(config, _ordered(warnings, loader.file_order), loader.file_order)
 
 
 def validate_check(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> CheckConfig:
