@@ -1,0 +1,58 @@
+"""Shared fixtures: certificates from trustme, written to files a check can name."""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """A CA and certificates on disk, plus the server-side contexts using them."""
+
+    ca: trustme.CA
+    ca_file: str
+    client_cert_file: str
+    client_key_file: str
+    tmp: Path
+
+    def server_context(
+        self,
+        *identities: str,
+        not_after: datetime.datetime | None = None,
+        require_client_cert: bool = False,
+        ca: trustme.CA | None = None,
+    ) -> ssl.SSLContext:
+        """A server context with a certificate for ``identities`` (default 127.0.0.1)."""
+        issuer = ca or self.ca
+        cert = issuer.issue_cert(*(identities or ("127.0.0.1", "localhost")), not_after=not_after)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        if require_client_cert:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ca.configure_trust(ctx)
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """One test CA for the session (key generation is the slow part)."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_files(ca: trustme.CA, tmp_path: Path) -> TLSFiles:
+    """The session CA's certificate and a client certificate, written to tmp_path."""
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    client = ca.issue_cert("probe-client@example.test")
+    cert_file = tmp_path / "client.pem"
+    key_file = tmp_path / "client.key"
+    client.cert_chain_pems[0].write_to_path(str(cert_file))
+    client.private_key_pem.write_to_path(str(key_file))
+    return TLSFiles(ca, str(ca_file), str(cert_file), str(key_file), tmp_path)

@@ -1,0 +1,372 @@
+"""The ``probe`` kind against real, sometimes misbehaving, servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from agent.result import Reason
+from tests.servers import (
+    Handler,
+    RawServer,
+    accept_101,
+    banner,
+    free_port,
+    http_status,
+    make_check,
+    never_pong,
+    reset_after_101,
+    silent,
+    silent_after_101,
+    timed_probe,
+)
+
+#: How far past its deadline a probe may end.
+SLACK = 0.1
+
+
+async def echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def flood(ws: ServerConnection) -> None:
+    # Bursts far above the 16-frame receive queue; the yield between bursts only keeps
+    # this in-process server from starving the probe sharing its event loop.
+    while True:
+        for _ in range(64):
+            await ws.send("x" * 200)
+        await asyncio.sleep(0)
+
+
+async def oversized(ws: ServerConnection) -> None:
+    await ws.send("y" * 5000)
+    await ws.wait_closed()
+
+
+async def close_1011(ws: ServerConnection) -> None:
+    await ws.close(1011, "backend exploded")
+
+
+async def close_4000(ws: ServerConnection) -> None:
+    await ws.recv()  # after the probe's first ping is answered, any message works
+    await ws.close(4000, "bye")
+
+
+async def close_4000_now(ws: ServerConnection) -> None:
+    await ws.close(4000, "bye")
+
+
+@pytest.fixture
+async def ws_server() -> AsyncIterator[Any]:
+    """Factory: start a websockets server with ``handler``; returns its ws:// base URL."""
+    servers = []
+
+    async def start(handler: Any = echo, **kwargs: Any) -> str:
+        server = await serve(handler, "127.0.0.1", 0, **kwargs)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_echo_server_succeeds_with_every_phase_and_ping_measured(ws_server: Any) -> None:
+    """A healthy server gives success, each phase timed, N RTTs and a normal close."""
+    url = await ws_server()
+    result, elapsed = await timed_probe(make_check(url + "/", pings=4))
+    assert result.success, result.message
+    assert result.reason is None
+    assert set(result.phases) >= {"resolve", "connect", "handshake", "ping", "total", "close"}
+    assert "tls" not in result.phases
+    assert len(result.pings) == 4
+    assert all(rtt > 0 for rtt in result.pings)
+    assert result.status_code == 101
+    assert result.peer_ip == "127.0.0.1"
+    assert result.close_code == 1000
+    assert result.phases["total"] >= result.phases["handshake"] + result.phases["ping"]
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    ("handler", "scheme", "fields", "reason", "status"),
+    [
+        (silent, "ws", {}, Reason.HANDSHAKE_TIMEOUT, None),
+        (silent, "wss", {}, Reason.TLS_HANDSHAKE, None),
+        (http_status(401), "ws", {}, Reason.HANDSHAKE_STATUS, 401),
+        (http_status(403), "ws", {}, Reason.HANDSHAKE_STATUS, 403),
+        (http_status(500), "ws", {}, Reason.HANDSHAKE_STATUS, 500),
+        (banner, "ws", {}, Reason.HANDSHAKE_INVALID, None),
+        (silent_after_101, "ws", {"ping_timeout": 0.2}, Reason.PING_TIMEOUT, 101),
+        (never_pong, "ws", {"ping_timeout": 0.2}, Reason.PING_TIMEOUT, 101),
+        (silent_after_101, "ws", {"ping_timeout": 5}, Reason.TIMEOUT, 101),
+        (reset_after_101, "ws", {}, Reason.CLOSED, 101),
+        (
+            http_status(302, headers="Location: /elsewhere?token=hunter22\r\n"),
+            "ws",
+            {},
+            Reason.REDIRECT,
+            302,
+        ),
+    ],
+    ids=[
+        "silent-listener",
+        "tls-never-completes",
+        "http-401",
+        "http-403",
+        "http-500",
+        "ssh-banner",
+        "silent-after-101",
+        "never-pong-while-sending",
+        "deadline-before-ping-timeout",
+        "reset-after-101",
+        "redirect-not-allowed",
+    ],
+)
+async def test_misbehaving_server_fails_with_its_reason_within_deadline(
+    handler: Handler,
+    scheme: str,
+    fields: dict[str, Any],
+    reason: Reason,
+    status: int | None,
+) -> None:
+    """Each misbehaviour yields exactly its reason, before the deadline plus slack."""
+    async with RawServer(handler) as srv:
+        check = make_check(srv.url(scheme=scheme), timeout=0.6, **fields)
+        result, elapsed = await timed_probe(check)
+    assert result.reason is reason, result.message
+    assert not result.success
+    assert result.message
+    assert result.status_code == status
+    assert elapsed <= check.timeout + SLACK
+
+
+async def test_redirect_message_names_status_and_redacted_location() -> None:
+    """A refused redirect names the status and the Location without its token."""
+    handler = http_status(301, headers="Location: ws://other.test/x?token=hunter22\r\n")
+    async with RawServer(handler) as srv:
+        result, _ = await timed_probe(make_check(srv.url()))
+    assert "301" in result.message
+    assert "other.test/x?token=REDACTED" in result.message
+    assert "hunter22" not in result.message
+
+
+async def test_redirect_followed_when_allowed(ws_server: Any) -> None:
+    """With follow_redirects, a 302 to a live server is followed and succeeds."""
+    target = await ws_server()
+    async with RawServer(http_status(302, headers=f"Location: {target}/\r\n")) as srv:
+        result, _ = await timed_probe(make_check(srv.url(), follow_redirects=True))
+    assert result.success, result.message
+    assert result.status_code == 101
+
+
+async def test_redirect_loop_stops_at_max_redirects() -> None:
+    """A redirect loop fails as redirect after max_redirects hops."""
+    async with RawServer(http_status(307, headers="Location: /again\r\n")) as srv:
+        check = make_check(srv.url(), follow_redirects=True, max_redirects=2)
+        result, _ = await timed_probe(check)
+        assert srv.connections == 3
+    assert result.reason is Reason.REDIRECT
+    assert "more than 2 redirects" in result.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [({"ip_version": "4"}, Reason.CONNECT_REFUSED), ({}, Reason.CONNECT_REFUSED)],
+    ids=["ipv4-only", "auto"],
+)
+async def test_refused_port_fails_as_connect_refused(
+    fields: dict[str, Any], reason: Reason
+) -> None:
+    """Nothing listening fails as connect_refused, naming the address."""
+    port = free_port()
+    result, elapsed = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", **fields))
+    assert result.reason is reason
+    assert f"127.0.0.1:{port}" in result.message
+    assert elapsed <= 2.0 + SLACK
+
+
+async def test_unresolvable_name_fails_as_dns() -> None:
+    """A name under .invalid never resolves: reason dns, message names the host."""
+    check = make_check("ws://no-such-host.invalid/", timeout=3.0)
+    result, elapsed = await timed_probe(check)
+    assert result.reason is Reason.DNS
+    assert "no-such-host.invalid" in result.message
+    assert "resolve" in result.phases
+    assert elapsed <= check.timeout + SLACK
+
+
+async def test_localhost_name_is_resolved_and_connected(ws_server: Any) -> None:
+    """A host name goes through the resolver and connects to an address it returned."""
+    url = (await ws_server()).replace("127.0.0.1", "localhost")
+    result, _ = await timed_probe(make_check(url + "/", ip_version="4"))
+    assert result.success, result.message
+    assert result.peer_ip == "127.0.0.1"
+
+
+async def test_message_flood_during_pings_is_not_a_ping_timeout(ws_server: Any) -> None:
+    """A server flooding messages still gets every ping measured (reader keeps draining)."""
+    url = await ws_server(flood)
+    result, _ = await timed_probe(make_check(url, pings=5, ping_timeout=1.0))
+    assert result.success, result.message
+    assert len(result.pings) == 5
+
+
+async def test_oversized_message_fails_as_message_too_big(ws_server: Any) -> None:
+    """A message larger than max_size fails as message_too_big."""
+    url = await ws_server(oversized)
+    check = make_check(url, max_size=1000, timeout=1.0)
+    result, elapsed = await timed_probe(check)
+    assert result.reason is Reason.MESSAGE_TOO_BIG, result.message
+    assert elapsed <= check.timeout + SLACK
+
+
+async def test_unexpected_close_code_fails_as_closed_naming_the_code(ws_server: Any) -> None:
+    """A server closing with 1011 fails as closed; code and reason are reported."""
+    url = await ws_server(close_1011)
+    check = make_check(url, timeout=1.0)
+    result, elapsed = await timed_probe(check)
+    assert result.reason is Reason.CLOSED
+    assert "1011" in result.message
+    assert result.close_code == 1011
+    assert result.close_reason == "backend exploded"
+    assert elapsed <= check.timeout + SLACK
+
+
+@pytest.mark.parametrize(
+    ("handler", "pings", "expected", "success"),
+    [
+        (close_4000_now, 0, 4000, True),
+        (close_4000_now, 3, 4000, True),
+        (close_1011, 0, 4000, False),
+    ],
+    ids=["expected-code-no-pings", "expected-code-during-pings", "wrong-code"],
+)
+async def test_expect_close_code(
+    ws_server: Any, handler: Any, pings: int, expected: int, success: bool
+) -> None:
+    """expect.close_code: the server must close with exactly that code."""
+    url = await ws_server(handler)
+    check = make_check(url, pings=pings, expect={"close_code": expected}, timeout=1.0)
+    result, _ = await timed_probe(check)
+    assert result.success is success, result.message
+    if not success:
+        assert result.reason is Reason.CLOSED
+        assert "expected close code 4000" in result.message
+
+
+@pytest.mark.parametrize(
+    ("server_protocols", "requested", "expected", "reason"),
+    [
+        (["b"], ["a", "b"], "a", Reason.SUBPROTOCOL_MISMATCH),
+        (["a"], ["a", "b"], "a", None),
+        (["a"], ["a"], "", Reason.SUBPROTOCOL_MISMATCH),
+        (None, [], "", None),
+    ],
+    ids=["server-picks-other", "server-picks-expected", "expected-none", "none-none"],
+)
+async def test_subprotocol_expectation(
+    ws_server: Any,
+    server_protocols: list[str] | None,
+    requested: list[str],
+    expected: str,
+    reason: Reason | None,
+) -> None:
+    """The negotiated subprotocol must equal expect.subprotocol ('' = none)."""
+    url = await ws_server(echo, subprotocols=server_protocols)
+    check = make_check(url, subprotocols=requested, expect={"subprotocol": expected})
+    result, _ = await timed_probe(check)
+    assert result.reason is reason, result.message
+
+
+async def test_server_choosing_unrequested_subprotocol_is_a_mismatch() -> None:
+    """A 101 naming a subprotocol the probe never offered fails as subprotocol_mismatch."""
+
+    async def rogue(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_101(reader, writer, extra="Sec-WebSocket-Protocol: rogue\r\n")
+        await reader.read()
+
+    async with RawServer(rogue) as srv:
+        result, _ = await timed_probe(make_check(srv.url(), subprotocols=["chat"]))
+    assert result.reason is Reason.SUBPROTOCOL_MISMATCH
+    assert "rogue" in result.message
+
+
+def _require_bearer(ws: ServerConnection, request: Request) -> Response | None:
+    if request.headers.get("Authorization") != "Bearer right":
+        return ws.respond(401, "no\n")
+    return None
+
+
+@pytest.mark.parametrize(
+    ("auth", "expect_status", "success", "reason"),
+    [
+        ({}, 401, True, None),
+        ({"bearer": "right"}, 401, False, Reason.HANDSHAKE_STATUS),
+        ({"bearer": "wrong"}, 101, False, Reason.HANDSHAKE_STATUS),
+        ({"bearer": "right"}, 101, True, None),
+    ],
+    ids=[
+        "negative-check-refused-as-expected",
+        "negative-check-but-upgraded",
+        "wrong-token",
+        "right-token",
+    ],
+)
+async def test_expected_status_including_negative_checks(
+    ws_server: Any,
+    auth: dict[str, str],
+    expect_status: int,
+    success: bool,
+    reason: Reason | None,
+) -> None:
+    """expect.status: a 401 expected is a success; an upgrade then is handshake_status."""
+    url = await ws_server(echo, process_request=_require_bearer)
+    check = make_check(url, auth=auth, expect={"status": expect_status})
+    result, _ = await timed_probe(check)
+    assert result.success is success, result.message
+    assert result.reason is reason
+    if reason is Reason.HANDSHAKE_STATUS and expect_status == 401:
+        assert "upgraded" in result.message
+
+
+async def test_limits_mark_result_degraded_not_failed(ws_server: Any) -> None:
+    """Phases over their limit are listed in degraded; the run still succeeds."""
+    url = await ws_server()
+    check = make_check(url, limits={"handshake": 0.0, "ping": 0.0, "resolve": 100.0})
+    result, _ = await timed_probe(check)
+    assert result.success
+    assert sorted(result.degraded) == ["handshake", "ping"]
+
+
+async def test_compression_is_off_unless_asked(ws_server: Any) -> None:
+    """No permessage-deflate offered by default; negotiated when compression: true."""
+    url = await ws_server()
+    plain, _ = await timed_probe(make_check(url))
+    deflate, _ = await timed_probe(make_check(url, compression=True))
+    assert plain.extensions == []
+    assert deflate.extensions == ["permessage-deflate"]
+
+
+async def test_origin_only_sent_when_configured(ws_server: Any) -> None:
+    """No Origin header unless the check sets one; User-Agent names wsprobe."""
+    seen: list[Headers] = []
+
+    def record(ws: ServerConnection, request: Request) -> None:
+        seen.append(request.headers)
+
+    url = await ws_server(echo, process_request=record)
+    await timed_probe(make_check(url))
+    await timed_probe(make_check(url, headers={"Origin": "https://app.example"}))
+    assert "Origin" not in seen[0]
+    assert seen[1]["Origin"] == "https://app.example"
+    assert seen[0]["User-Agent"].startswith("wsprobe/")

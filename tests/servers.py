@@ -1,0 +1,252 @@
+"""Real servers on 127.0.0.1 for tests: well-behaved and deliberately broken ones.
+
+Raw asyncio servers play the misbehaviours a real WebSocket library refuses to
+(silence, banners, resets, never answering pings); ``websockets`` servers play the
+well-behaved parts. Every server binds port 0 and is an async context manager.
+
+Usage::
+
+    async with RawServer(silent) as srv:
+        url = srv.url()            # ws://127.0.0.1:PORT/
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+from agent.config import CheckConfig
+from agent.probes import PROBES
+from agent.result import ProbeResult
+
+__all__ = [
+    "Handler",
+    "RawServer",
+    "accept_101",
+    "banner",
+    "close_frame",
+    "free_port",
+    "http_status",
+    "make_check",
+    "never_pong",
+    "read_request",
+    "reset_after_101",
+    "silent",
+    "silent_after_101",
+    "text_frame",
+    "timed_probe",
+]
+
+_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class RawServer:
+    """A TCP (optionally TLS) server running ``handler`` for each connection."""
+
+    def __init__(self, handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.port = 0
+        self.connections = 0
+        #: Set when the first connection arrives (wait on it, never sleep).
+        self.connected = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def url(self, path: str = "/", *, scheme: str | None = None, host: str = "127.0.0.1") -> str:
+        """The ws(s):// URL of this server."""
+        scheme = scheme or ("wss" if self.ssl_context else "ws")
+        return f"{scheme}://{host}:{self.port}{path}"
+
+    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.connected.set()
+        self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+    async def __aenter__(self) -> RawServer:
+        tls: dict[str, Any] = {}
+        if self.ssl_context is not None:
+            tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": 60}
+        self._server = await asyncio.start_server(self._run, "127.0.0.1", 0, **tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._server.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> dict[str, str]:
+    """Read an HTTP request head; return its headers (lower-case names) plus ``:path``."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {":path": lines[0].split(" ")[1] if " " in lines[0] else ""}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+async def accept_101(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    extra: str = "",
+) -> dict[str, str]:
+    """Read the upgrade request and answer a valid 101 (``extra``: more header lines)."""
+    headers = await read_request(reader)
+    key = headers.get("sec-websocket-key", "")
+    accept = base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
+    writer.write(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    return headers
+
+
+def text_frame(text: str) -> bytes:
+    """An unmasked (server-to-client) text frame."""
+    data = text.encode()
+    return _frame(0x1, data)
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """An unmasked close frame."""
+    return _frame(0x8, struct.pack("!H", code) + reason.encode())
+
+
+def _frame(opcode: int, data: bytes) -> bytes:
+    head = bytes([0x80 | opcode])
+    if len(data) < 126:
+        return head + bytes([len(data)]) + data
+    if len(data) < 65536:
+        return head + bytes([126]) + struct.pack("!H", len(data)) + data
+    return head + bytes([127]) + struct.pack("!Q", len(data)) + data
+
+
+async def _forever(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept TCP, then never send a byte (as TLS server: a handshake that never completes)."""
+    await _forever(reader)
+
+
+async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Speak another protocol: an SSH banner instead of HTTP."""
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    await writer.drain()
+    await _forever(reader)
+
+
+def http_status(status: int, *, headers: str = "", body: bytes = b"") -> Handler:
+    """Answer the upgrade request with a plain HTTP ``status`` (e.g. 401, 302)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            f"HTTP/1.1 {status} Nope\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        await _forever(reader)
+
+    return handler
+
+
+async def silent_after_101(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Upgrade, then neither read nor write: pings are never answered."""
+    await accept_101(reader, writer)
+    await asyncio.Event().wait()
+
+
+async def never_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Upgrade and keep sending messages, but never answer a ping."""
+    await accept_101(reader, writer)
+    reading = asyncio.create_task(_forever(reader))
+    try:
+        while True:
+            writer.write(text_frame("tick"))
+            await writer.drain()
+            await asyncio.sleep(0.01)  # a live feed's pace, not a wait for a condition
+    finally:
+        reading.cancel()
+
+
+async def reset_after_101(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Upgrade, then reset the TCP connection (RST, no close frame) at the first frame.
+
+    Waiting for the client's first frame guarantees it has read the 101: Linux may
+    drop unread data when an RST arrives.
+    """
+    await accept_101(reader, writer)
+    await reader.read(1)
+    sock = writer.get_extra_info("socket")
+    # SO_LINGER with a zero timeout turns close() into an RST.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def make_check(url: str, **fields: Any) -> CheckConfig:
+    """A ``probe`` check of ``url`` with short test timeouts (override via ``fields``)."""
+    fields.setdefault("timeout", 2.0)
+    fields.setdefault("interval", 60.0)
+    fields.setdefault("name", "test")
+    return CheckConfig(url=url, **fields)
+
+
+async def timed_probe(check: CheckConfig) -> tuple[ProbeResult, float]:
+    """Run the check's probe; return the result and the wall time it took."""
+    t0 = time.perf_counter()
+    result = await PROBES[check.kind](check)
+    return result, time.perf_counter() - t0
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
