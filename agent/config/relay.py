@@ -12,6 +12,10 @@ YAML shape::
       publish: {type: message, room: "probe-{{run}}", text: "{{marker}}"}
       match: {json: {type: message}}          # optional; the marker must be contained too
       deadline: 5s
+
+Variables available to ``join``, ``publish`` and ``match``: ``{{run}}`` (unique per run,
+e.g. for a private room), ``{{connection}}`` (``publisher``, ``receiver1``, ...),
+``{{marker}}`` (unique per run) and ``{{token}}`` (OAuth2).
 """
 
 from __future__ import annotations
@@ -48,4 +52,11 @@ class RelayConfig(Frozen):
     def _publish_has_marker(cls, value: Any) -> Any:
         if "{{marker}}" not in repr(value).replace(" ", ""):
             raise ValueError("publish must contain {{marker}} so receivers can recognise it")
+        return value
+
+    @field_validator("match")
+    @classmethod
+    def _marker_owns_contains(cls, value: Matcher | None) -> Matcher | None:
+        if value is not None and value.contains is not None:
+            raise ValueError("match.contains is taken by the marker; use json, path or regex")
         return value

@@ -1,0 +1,280 @@
+"""The ``relay`` kind: end-to-end delivery from one connection to others.
+
+One run opens ``relay.receivers + 1`` connections (concurrently, each through
+:func:`~agent.probes.connection.open_connection`), runs the check's auth steps and the
+``relay.join`` steps on each, then the publisher sends ``relay.publish`` holding a
+marker unique to the run. Every receiver must read a message containing the marker
+(and matching ``relay.match``) within ``relay.deadline`` of the publish; its delivery
+latency goes to ``result.relay["receiverN"]``. All connections are closed, bounded by
+``close_timeout``, whatever happened.
+
+The publisher's phases (resolve ... handshake, ``auth``, ``steps`` for its join) are the
+result's phases. Failures (a :class:`~agent.probes.errors.ProbeError` each)::
+
+    ProbeError
+     ├── (any connection failure)   prefixed with the connection: "receiver2: ..."
+     ├── AuthRejected               auth steps failed on one connection
+     ├── ExpectTimeout              a receiver did not see the marker in time
+     └── ProbeTimeout               the check's timeout passed first
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from agent.config import CheckConfig
+from agent.config.relay import RelayConfig
+from agent.config.steps import Matcher
+from agent.probes.connection import (
+    bounded,
+    check_secrets,
+    close_connection,
+    open_connection,
+)
+from agent.probes.errors import (
+    ExpectMismatch,
+    ExpectTimeout,
+    InternalError,
+    ProbeError,
+    ProbeTimeout,
+    map_errors,
+    scrub,
+)
+from agent.probes.matchers import UndefinedVariable
+from agent.probes.steps import payload_of, run_steps, wait_for_match
+from agent.redact import redact_url
+from agent.result import ProbeResult, Reason
+
+__all__ = ["PUBLISHER", "run"]
+
+log = logging.getLogger(__name__)
+
+#: Name of the publishing connection in messages (receivers are receiver1..N).
+PUBLISHER = "publisher"
+# Kept back from the deadline for the outer guard, so the specific timeouts (which
+# name the receiver) fire before the generic one.
+_GUARD_GRACE = 0.05
+_DEFAULT_RELAY = RelayConfig()
+
+
+def _name(index: int) -> str:
+    return PUBLISHER if index == 0 else f"receiver{index}"
+
+
+def _prefix(err: ProbeError, text: str) -> None:
+    err.detail = f"{text}: {err.detail}" if err.detail else text
+
+
+class _Relay:
+    """One run: the connections, their scratch results and the shared variables."""
+
+    def __init__(self, check: CheckConfig, result: ProbeResult, *, start: float) -> None:
+        self.check = check
+        self.cfg = check.relay or _DEFAULT_RELAY
+        self.result = result
+        self.start = start
+        self.deadline = start + check.timeout
+        self.phase = "handshake"
+        self.token: str | None = None
+        run_id = uuid.uuid4().hex[:12]
+        self.variables = {"run": run_id, "marker": f"wsprobe-{run_id}-{uuid.uuid4().hex[:8]}"}
+        count = self.cfg.receivers + 1
+        # The publisher writes into the real result; receivers into scratch ones, so
+        # their phases do not overwrite the publisher's.
+        self.results = [result] + [
+            ProbeResult(check.name, check.kind, result.url, result.started_at)
+            for _ in range(count - 1)
+        ]
+        self.conns: list[ClientConnection | None] = [None] * count
+
+    async def run(self) -> None:
+        if self.check.auth.oauth2 is not None:
+            from agent.probes.oauth2 import fetch_token
+
+            self.phase = "auth"
+            with map_errors("auth"):
+                async with bounded(self.deadline):
+                    self.token = await fetch_token(self.check.auth.oauth2)
+            self.variables["token"] = self.token
+        self.phase = "join"
+        await _all_or_first_error([self._prepare(i) for i in range(len(self.conns))])
+        self.phase = "relay"
+        await self._relay()
+
+    async def _prepare(self, index: int) -> None:
+        """Connect, authenticate and join one connection; errors name it."""
+        result = self.results[index]
+        variables = {**self.variables, "connection": _name(index)}
+        try:
+            conn = await open_connection(self.check, result, deadline=self.deadline)
+            self.conns[index] = conn
+            if self.check.auth.steps:
+                await run_steps(
+                    conn,
+                    self.check.auth.steps,
+                    result=result,
+                    variables=variables,
+                    deadline=self.deadline,
+                    phase="auth",
+                )
+            if self.cfg.join:
+                await run_steps(
+                    conn,
+                    self.cfg.join,
+                    result=result,
+                    variables=variables,
+                    deadline=self.deadline,
+                    phase="steps",
+                )
+        except ProbeError as err:
+            _prefix(err, _name(index))
+            raise
+
+    async def _relay(self) -> None:
+        publisher = self.conns[0]
+        assert publisher is not None
+        receivers = [c for c in self.conns[1:] if c is not None]
+        try:
+            payload = payload_of(self.cfg.publish, {**self.variables, "connection": PUBLISHER})
+        except UndefinedVariable as exc:
+            raise ExpectMismatch(f"relay.publish: {exc}") from None
+        matcher = _marker_matcher(self.cfg.match)
+        published = time.perf_counter()
+        until = min(published + self.cfg.deadline, self.deadline)
+        try:
+            with map_errors("relay"):
+                await publisher.send(payload)
+        except ProbeError as err:
+            _prefix(err, f"{PUBLISHER} (publishing)")
+            raise
+        outcomes = await asyncio.gather(
+            *(
+                wait_for_match(conn, matcher, variables=self.variables, until=until, phase="relay")
+                for conn in receivers
+            ),
+            return_exceptions=True,
+        )
+        self.result.phases["total"] = time.perf_counter() - self.start
+        failures: list[tuple[str, BaseException]] = []
+        for index, outcome in enumerate(outcomes, start=1):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                failures.append((_name(index), outcome))
+            else:
+                self.result.relay[_name(index)] = outcome.at - published
+        if failures:
+            raise self._failure(failures, until - published)
+
+    def _failure(self, failures: list[tuple[str, BaseException]], waited: float) -> ProbeError:
+        tally = f"{self.cfg.receivers - len(failures)} of {self.cfg.receivers} receivers got it"
+        name, first = failures[0]
+        if isinstance(first, ExpectTimeout):
+            names = ", ".join(n for n, e in failures if isinstance(e, ExpectTimeout))
+            cut = " (the check's timeout cut the wait short)" if waited < self.cfg.deadline else ""
+            return ExpectTimeout(
+                f"{names} did not receive the published marker{cut}; {tally}",
+                step="relay",
+                timeout=self.cfg.deadline,
+            )
+        if isinstance(first, ProbeError):
+            _prefix(first, name)
+            first.detail += f"; {tally}"
+            return first
+        log.error("check %s: unexpected error in relay receiver", self.check.name, exc_info=first)
+        return InternalError(type(first).__name__)
+
+    async def close(self) -> None:
+        """Close every open connection concurrently, within close_timeout."""
+        remaining = self.deadline - time.perf_counter()
+        timeout = max(min(self.check.close_timeout, remaining), 0.0)
+        await asyncio.gather(
+            *(
+                close_connection(conn, result, timeout=timeout)
+                for conn, result in zip(self.conns, self.results, strict=True)
+                if conn is not None
+            )
+        )
+
+    def abort(self) -> None:
+        """Drop every connection at once (the run was cancelled)."""
+        for conn in self.conns:
+            if conn is not None:
+                conn.transport.abort()
+
+
+def _marker_matcher(match: Matcher | None) -> Matcher:
+    if match is None:
+        return Matcher(contains="{{marker}}")
+    return match.model_copy(update={"contains": "{{marker}}"})
+
+
+async def _all_or_first_error(coros: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run ``coros`` concurrently; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    # Report the lowest-numbered failing connection: the publisher first.
+    for task in tasks:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            raise exc
+
+
+async def run(check: CheckConfig) -> ProbeResult:
+    """Run one ``relay`` check and return what it measured.
+
+    Never raises for a failing target; only ``asyncio.CancelledError`` propagates.
+
+    Args:
+        check: a check with ``kind: relay`` (``check.relay`` defaults apply if unset).
+
+    Returns:
+        The result; ``relay`` holds each receiver's delivery latency in seconds.
+    """
+    result = ProbeResult(
+        check=check.name, kind=check.kind, url=redact_url(check.url), started_at=time.time()
+    )
+    relay = _Relay(check, result, start=time.perf_counter())
+    try:
+        async with asyncio.timeout(check.timeout + _GUARD_GRACE):
+            await relay.run()
+        result.success = result.reason is None
+    except ProbeError as exc:
+        result.fail(exc.reason, str(exc))
+    except TimeoutError:
+        result.fail(Reason.TIMEOUT, str(ProbeTimeout(phase=relay.phase, timeout=check.timeout)))
+    except Exception as exc:
+        log.exception("check %s: unexpected error in relay", check.name)
+        result.fail(Reason.INTERNAL, str(InternalError(type(exc).__name__)))
+    except BaseException:
+        relay.abort()
+        raise
+    if "total" not in result.phases:
+        result.phases["total"] = time.perf_counter() - relay.start
+    await relay.close()
+    secrets = check_secrets(check, *([relay.token] if relay.token else []))
+    result.message = scrub(result.message, secrets)
+    _judge_limits(check, result)
+    return result
+
+
+def _judge_limits(check: CheckConfig, result: ProbeResult) -> None:
+    for phase, limit in check.limits.items():
+        # ``relay`` as a limit key bounds the slowest receiver's delivery latency.
+        if phase == "relay":
+            value = max(result.relay.values(), default=None)
+        else:
+            value = result.phases.get(phase)
+        if value is not None and value > limit:
+            result.degraded.append(phase)
