@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from agent.config import CheckConfig
-from agent.probes import websocket
+from agent.probes import relay, websocket
 from agent.result import ProbeResult
 
 __all__ = ["PROBES", "ProbeFn"]
@@ -22,4 +22,5 @@ ProbeFn = Callable[[CheckConfig], Awaitable[ProbeResult]]
 #: kind -> probe function. Each kind's module registers exactly one entry here.
 PROBES: dict[str, ProbeFn] = {
     "probe": websocket.run,
+    "relay": relay.run,
 }
