@@ -1,0 +1,85 @@
+"""The shipped examples: config.example.yaml and checks/*.yaml load, and each example
+check succeeds against the demo targets (except the flaky one, which fails by turns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+from agent.config import CheckConfig
+from agent.demo import DemoServer
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECK_FILES = sorted((ROOT / "checks").glob("*.yaml"))
+DEMO_ADDRESS = "127.0.0.1:8765"
+FLAKY = "demo-flaky"
+
+
+def _example_names() -> list[str]:
+    """Check names straight from the YAML, so collection does not depend on the loader."""
+    names: list[str] = []
+    for path in CHECK_FILES:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        names += [c["name"] for c in data.get("checks", []) if isinstance(c, dict)]
+    return names
+
+
+@pytest.fixture
+def loader(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """H2's loader module, with the environment the examples read left at defaults."""
+    for var in ("DEMO_TOKEN", "WSPROBE_LISTEN", "WSPROBE_LOCATION", "WSPROBE_STATE_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return pytest.importorskip("agent.config.loader")
+
+
+def _on_demo(check: CheckConfig, demo: DemoServer) -> CheckConfig:
+    """The same check aimed at the demo server's actual (free) port."""
+    url = check.url.replace(DEMO_ADDRESS, f"127.0.0.1:{demo.port}")
+    return check.model_copy(update={"url": url})
+
+
+def test_example_config_loads(loader: ModuleType) -> None:
+    """config.example.yaml loads with every check file, the log receiver as default."""
+    config = loader.load_config(ROOT / "config.example.yaml")
+    assert config.agent.listen == "127.0.0.1:9470"
+    assert config.alerting.receivers == ("log",)
+    assert config.alerting.failure_threshold == 2
+    assert config.alerting.success_threshold == 2
+    assert {c.name for c in config.checks} == set(_example_names())
+
+
+@pytest.mark.parametrize("path", CHECK_FILES, ids=[p.name for p in CHECK_FILES])
+def test_check_file_loads_alone(loader: ModuleType, tmp_path: Path, path: Path) -> None:
+    """Each checks/*.yaml file is valid on its own, with no defaults from the agent config."""
+    agent = tmp_path / "agent.yaml"
+    agent.write_text(yaml.safe_dump({"check_files": [str(path)]}), encoding="utf-8")
+    config = loader.load_config(agent)
+    assert config.checks
+
+
+@pytest.mark.parametrize("name", [n for n in _example_names() if n != FLAKY])
+async def test_example_check_succeeds_on_demo(
+    loader: ModuleType, demo: DemoServer, name: str
+) -> None:
+    """Every example check (but the flaky one) succeeds against the demo targets."""
+    from agent.probes import PROBES
+
+    config = loader.load_config(ROOT / "config.example.yaml")
+    check = next(c for c in config.checks if c.name == name)
+    if check.kind not in PROBES:
+        pytest.skip(f"kind {check.kind!r} is not registered yet")
+    result = await PROBES[check.kind](_on_demo(check, demo))
+    assert result.success, f"{result.reason}: {result.message}"
+
+
+async def test_flaky_check_fails_by_turns(loader: ModuleType, demo: DemoServer) -> None:
+    """checks/flaky.yaml sees success, handshake_status, ping_timeout and closed in turn."""
+    from agent.probes import PROBES
+
+    config = loader.load_config(ROOT / "config.example.yaml")
+    check = _on_demo(next(c for c in config.checks if c.name == FLAKY), demo)
+    reasons = [(await PROBES[check.kind](check)).reason for _ in range(4)]
+    assert reasons == [None, "handshake_status", "ping_timeout", "closed"]
