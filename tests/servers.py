@@ -133,7 +133,8 @@ async def accept_101(
     """Read the upgrade request and answer a valid 101 (``extra``: more header lines)."""
     headers = await read_request(reader)
     key = headers.get("sec-websocket-key", "")
-    accept = base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
+    digest = hashlib.sha1((key + _GUID).encode(), usedforsecurity=False).digest()  # RFC 6455
+    accept = base64.b64encode(digest).decode()
     writer.write(
         (
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
