@@ -159,7 +159,7 @@ class HttpNotifier(abc.ABC):
         problems: list[str] = []
         if receiver.url is None:
             if self.default_url is None:
-                problems.append(f"url: required for a {self.type_name} receiver")
+                problems.append(f"url: required for {self.type_name} receivers")
         else:
             parts = urlsplit(receiver.url.get_secret_value())
             if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -40,7 +40,7 @@ class PagerDutyNotifier(HttpNotifier):
     def validate_extra(self, receiver: ReceiverConfig) -> list[str]:
         """A routing key (integration key) is required."""
         if receiver.routing_key is None or not receiver.routing_key.get_secret_value():
-            return ["routing_key: required for a pagerduty receiver"]
+            return ["routing_key: required for pagerduty receivers"]
         return []
 
     def render(

@@ -15,7 +15,8 @@ def _load(name: str, path: Path) -> Any:
     # Test dirs are not packages (import-mode=importlib): load helpers by path, once.
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
+        assert spec
+        assert spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
