@@ -1,0 +1,139 @@
+"""``wsprobe run`` end to end: a real subprocess scraped, reloaded and stopped from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import httpx
+import yaml
+
+from agent.shard import in_shard
+from agent.store import DB_FILENAME, Store
+from tests.runtime.conftest import Samples, Targets, value
+
+Check = dict[str, Any]
+
+
+def _write(path: Path, checks: list[Check], **agent: Any) -> Path:
+    config = {
+        "agent": {"listen": "127.0.0.1:0", "location": "lab", "state_dir": "state", **agent},
+        "check_files": [],
+        "checks": checks,
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _echo(port: int, name: str = "echo", **extra: Any) -> Check:
+    return {"name": name, "url": f"ws://127.0.0.1:{port}/", "interval": "1s",
+            "timeout": "800ms", "pings": 1, **extra}  # fmt: skip
+
+
+def _ran(name: str, at_least: float = 1) -> Any:
+    def predicate(samples: Samples) -> bool:
+        count = value(samples, "wsprobe_probes_total", check=name, result="success")
+        return count is not None and count >= at_least
+
+    return predicate
+
+
+def _has_check(samples: Samples, name: str) -> bool:
+    return any(("check", name) in labels for _, labels in samples)
+
+
+async def test_scrape_probe_and_reload(start_agent: Any, targets: Targets, tmp_path: Path) -> None:
+    """Metrics move, /probe runs only configured checks, reloads apply or are refused whole."""
+    config = _write(
+        tmp_path / "agent.yaml",
+        [_echo(targets.ws_port, labels={"team": "edge"}), _echo(targets.ws_port, "extra")],
+    )
+    agent = await start_agent(config)
+    samples = await agent.until(lambda s: _ran("echo")(s) and _ran("extra")(s))
+    assert value(samples, "probe_success", check="echo", team="edge", location="lab") == 1
+    assert value(samples, "wsprobe_build_info", location="lab") == 1
+    assert value(samples, "wsprobe_config_last_reload_successful") == 1
+    async with httpx.AsyncClient(base_url=agent.url, timeout=5.0) as client:
+        raw = (await client.get("/metrics")).content
+        if shutil.which("promtool"):
+            check = subprocess.run(
+                ["promtool", "check", "metrics"], input=raw, capture_output=True, check=False
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+        assert (await client.get("/readyz")).status_code == 200
+        api = (await client.get("/api/v1/checks")).json()["checks"]
+        assert {c["name"] for c in api} == {"echo", "extra"}
+        echo = next(c for c in api if c["name"] == "echo")
+        assert "handshake" in echo["last_result"]["phases"]
+        assert echo["history"]
+        probe = await client.get("/probe", params={"check": "echo"})
+        assert probe.status_code == 200
+        assert "probe_success 1.0" in probe.text
+        assert (await client.get("/probe", params={"check": "nope"})).status_code == 404
+        target = {"target": f"ws://127.0.0.1:{targets.ws_port}/"}
+        assert (await client.get("/probe", params=target)).status_code == 400
+
+        # Valid reload: "extra" removed, every one of its series disappears.
+        _write(config, [_echo(targets.ws_port, labels={"team": "edge"})])
+        assert (await client.post("/-/reload")).json() == {"status": "ok"}
+        samples = await agent.scrape()
+        assert not _has_check(samples, "extra")
+        before = value(samples, "wsprobe_probes_total", check="echo", result="success")
+        assert before is not None
+
+        # Invalid reload: refused with file:line errors; the old checks keep running.
+        config.write_text(config.read_text().replace("interval: 1s", "interval: soon"))
+        refused = await client.post("/-/reload")
+        assert refused.status_code == 400
+        assert any("agent.yaml:" in error for error in refused.json()["errors"])
+        samples = await agent.until(_ran("echo", before + 1))
+        assert value(samples, "wsprobe_config_last_reload_successful") == 0
+        assert value(samples, "wsprobe_probes_total", check="echo", result="failure") == 0
+
+    # SIGHUP reloads too.
+    _write(config, [_echo(targets.ws_port, labels={"team": "edge"}), _echo(targets.ws_port, "new")])
+    agent.proc.send_signal(signal.SIGHUP)
+    samples = await agent.until(_ran("new"))
+    assert value(samples, "wsprobe_config_last_reload_successful") == 1
+    assert await agent.stop() == 0
+
+
+async def test_sigterm_mid_probe(start_agent: Any, targets: Targets, tmp_path: Path) -> None:
+    """SIGTERM while a probe hangs exits 0 quickly and records nothing as a failure."""
+    # The probe's own timeout (3.9 s) outlasts the daemon's stop grace (2 s), so the
+    # run is cancelled, not failed.
+    hang = {"name": "hang", "url": f"ws://127.0.0.1:{targets.hang_port}/",
+            "interval": "4s", "timeout": "3900ms", "pings": 0}  # fmt: skip
+    agent = await start_agent(_write(tmp_path / "agent.yaml", [hang]))
+    await asyncio.wait_for(targets.hung.wait(), 8.0)
+    assert await agent.stop(timeout=6.0) == 0
+    assert not any("check hang failed" in line for line in agent.lines), agent.lines
+    store = Store(tmp_path / "state" / DB_FILENAME)
+    try:
+        assert store.history("hang", 10) == []
+    finally:
+        store.close()
+
+
+async def test_basic_auth_and_shard(start_agent: Any, targets: Targets, tmp_path: Path) -> None:
+    """Basic auth guards every endpoint; --shard 1/2 keeps exactly that shard's checks."""
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    names = [f"c{i}" for i in range(8)]
+    checks = [_echo(targets.ws_port, name, interval="1h", timeout="1s") for name in names]
+    config = _write(tmp_path / "agent.yaml", checks, web={"basic_auth_users": {"prom": hashed}})
+    agent = await start_agent(config, "--shard", "1/2")
+    async with httpx.AsyncClient(base_url=agent.url, timeout=5.0) as client:
+        denied = await client.get("/api/v1/checks")
+        assert denied.status_code == 401
+        assert denied.headers["www-authenticate"].startswith("Basic")
+        assert (await client.get("/healthz", auth=("prom", "nope"))).status_code == 401
+        api = await client.get("/api/v1/checks", auth=("prom", "pw"))
+    assert api.status_code == 200
+    shown = {c["name"] for c in api.json()["checks"]}
+    assert shown == {n for n in names if in_shard(n, (1, 2))}
+    assert await agent.stop() == 0
