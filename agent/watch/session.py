@@ -66,6 +66,7 @@ class WatchSession:
         "_last_live",
         "_last_match",
         "_last_message_ts",
+        "_last_rtt",
         "_matched",
         "_messages",
         "_new_connect",
@@ -121,6 +122,7 @@ class WatchSession:
         self._rate = RateWindow(self.watch.rate_window) if self.watch.min_rate else None
         self._reconnects: dict[str, int] = {}
         self._rtts: list[float] = []
+        self._last_rtt: float | None = None
         self._messages = 0
         self._matched = 0
         self._answered = 0
@@ -191,7 +193,7 @@ class WatchSession:
             last_message_ts=self._last_message_ts,
             messages_total=self._messages,
             session_started=self._session_wall,
-            last_rtt=self._rtts[-1] if self._rtts else None,
+            last_rtt=self._last_rtt,
             stale=self._is_stale(now),
             matched_total=self._matched,
             answered_total=self._answered,
@@ -227,7 +229,7 @@ class WatchSession:
                 self.check.name,
                 self._backoff.attempts,
             )
-            self._maybe_report()
+            self._report(self._verdict())
 
     async def _connect(self) -> ClientConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""
@@ -382,6 +384,7 @@ class WatchSession:
                 conn.transport.abort()
             return
         rtt = time.perf_counter() - start
+        self._last_rtt = rtt
         self._rtts.append(rtt)
         del self._rtts[:-_MAX_RTTS]
         if self._conn is conn:

@@ -43,6 +43,7 @@ class FeedServer:
         self.changes = Changes()
         self.received: list[Any] = []  # messages from clients, JSON-decoded when possible
         self.connections = 0
+        self.ticks_sent = 0
         self.close_codes: list[int | None] = []
         self.tick_interval: float | None = 0.02
         self.paused = False
@@ -123,6 +124,8 @@ class FeedServer:
                 if not self.paused:
                     n += 1
                     await ws.send(json.dumps({"type": "tick", "n": n}))
+                    self.ticks_sent += 1
+                    self.changes.notify()
 
     async def _app_pings(self, ws: ServerConnection) -> None:
         n = 0
@@ -151,7 +154,9 @@ class Results:
         self.times.append(time.perf_counter())
         self.changes.notify()
 
-    async def until(self, predicate: Callable[[ProbeResult], bool], *, timeout: float = 3.0) -> ProbeResult:
+    async def until(
+        self, predicate: Callable[[ProbeResult], bool], *, timeout: float = 3.0
+    ) -> ProbeResult:
         """Wait for a result (reported from now on) satisfying ``predicate``."""
         start = len(self.items)
         found: list[ProbeResult] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
 
@@ -35,3 +34,221 @@ async def test_connects_subscribes_and_reads(feed, results, check_for) -> None:
         assert set(ok.phases) >= {"resolve", "connect", "handshake", "steps", "total"}
     finally:
         await session.stop()
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(1000, Reason.CLOSED), (1011, Reason.CLOSED), (4000, Reason.CLOSED)],
+    ids=["normal", "server-error", "app-code"],
+)
+async def test_server_close_reconnects_and_resubscribes(
+    feed, results, check_for, code: int, reason: Reason
+) -> None:
+    """A server close is counted by reason and the session resubscribes on reconnect."""
+    session = make_session(check_for(feed.url), results)
+    session.start()
+    try:
+        await feed.changes.until(lambda: feed.subscribes() == 1)
+        await feed.drop_all(code)
+        await feed.changes.until(lambda: feed.subscribes() == 2)
+        assert session.stats().reconnects == {reason.value: 1}
+        assert session._down_message.endswith(f"code {code} ('restart')")
+    finally:
+        await session.stop()
+
+
+async def test_stale_feed_detected_then_recovers(feed, results, check_for) -> None:
+    """Connected but silent: reported as expect_timeout within stale_after, then live again."""
+    check = check_for(feed.url, interval=5.0, timeout=1.0, watch={"stale_after": 0.15})
+    session = make_session(check, results)
+    session.start()
+    try:
+        await feed.changes.until(lambda: feed.subscribes() == 1)
+        await feed.changes.until(lambda: feed.ticks_sent >= 3)
+        feed.paused = True
+        paused_at = time.perf_counter()
+        stale = await results.until(lambda r: not r.success)
+        noticed = results.times[results.items.index(stale)] - paused_at
+        assert stale.reason is Reason.EXPECT_TIMEOUT
+        assert stale.message.startswith("no matching message for 0.")
+        # Bound: stale_after after the last tick (which came before the pause) plus slack.
+        assert noticed < 0.15 + 0.25
+        assert session.stats().stale
+        assert session.stats().connected
+        feed.paused = False
+        recovered = await results.until(lambda r: r.success)
+        assert recovered.reason is None
+        assert not session.stats().stale
+    finally:
+        await session.stop()
+
+
+async def test_matching_rule_ignores_other_messages(feed, results, check_for) -> None:
+    """Only messages matching watch.match keep the session fresh."""
+    check = check_for(
+        feed.url,
+        interval=5.0,
+        timeout=1.0,
+        watch={"stale_after": 0.15, "match": {"json": {"type": "trade"}}},
+    )
+    session = make_session(check, results)
+    session.start()
+    try:
+        stale = await results.until(lambda r: not r.success)
+        assert stale.reason is Reason.EXPECT_TIMEOUT
+        stats = session.stats()
+        assert stats.messages_total >= 1  # ticks arrive, but none is a trade
+        assert stats.matched_total == 0
+    finally:
+        await session.stop()
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            {"match": {"json": {"type": "ping"}}, "reply": {"type": "pong", "id": "{{id}}"}},
+            {"type": "pong", "id": "1"},
+        ),
+        (
+            {"match": {"json": {"type": "ping"}}, "reply": {"type": "pong"}, "echo": ["id"]},
+            {"type": "pong", "id": 1},
+        ),
+    ],
+    ids=["template", "echo-keeps-type"],
+)
+async def test_app_pings_answered_and_not_counted_fresh(
+    feed, results, check_for, answer, expected
+) -> None:
+    """Server app pings get the configured reply; they do not count as data."""
+    feed.tick_interval = None
+    feed.app_ping_interval = 0.02
+    check = check_for(feed.url, watch={"answer": answer})
+    session = make_session(check, results)
+    session.start()
+    try:
+        await feed.changes.until(lambda: expected in feed.received)
+        assert session.stats().answered_total >= 1
+        assert session.stats().matched_total == 0
+    finally:
+        await session.stop()
+
+
+async def test_refused_reconnects_then_recovery(feed, results, check_for) -> None:
+    """HTTP 503 on reconnect fails past grace as handshake_status, then resubscribes."""
+    check = check_for(feed.url, watch={"grace": 0.05})
+    session = make_session(check, results)
+    session.start()
+    try:
+        await feed.changes.until(lambda: feed.subscribes() == 1)
+        feed.refuse_status = 503
+        await feed.drop_all(1012)
+        failed = await results.until(lambda r: not r.success)
+        assert failed.reason is Reason.HANDSHAKE_STATUS
+        assert "503" in failed.message
+        await feed.changes.until(lambda: feed.refused >= 3)
+        feed.refuse_status = None
+        ok = await results.until(lambda r: r.success)
+        assert ok.reason is None
+        assert feed.subscribes() == 2
+        reconnects = session.stats().reconnects
+        assert reconnects["closed"] == 1
+        assert reconnects["handshake_status"] >= 3
+    finally:
+        await session.stop()
+
+
+async def test_short_drop_within_grace_is_not_a_failure(feed, results, check_for) -> None:
+    """A disconnect healed within grace never produces a failed result."""
+    check = check_for(feed.url, interval=0.05, timeout=0.04, watch={"grace": 2.0})
+    session = make_session(check, results)
+    session.start()
+    try:
+        await feed.changes.until(lambda: feed.subscribes() == 1)
+        await feed.drop_all(1012)
+        await feed.changes.until(lambda: feed.subscribes() == 2)
+        await results.until(lambda r: session.stats().connected)
+        assert all(r.success for r in results.items)
+        assert session.stats().reconnects == {"closed": 1}
+    finally:
+        await session.stop()
+
+
+async def test_gives_up_after_max_retries(results, check_for) -> None:
+    """With max_retries spent the session stops and reports the last reason."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens: refused
+        check = check_for(f"ws://127.0.0.1:{port}/", watch={"max_retries": 2, "grace": 0.0})
+        session = make_session(check, results)
+        session.start()
+        try:
+            failed = await results.until(lambda r: r.message.startswith("gave up"))
+            assert failed.reason is Reason.CONNECT_REFUSED
+            assert failed.message.startswith("gave up reconnecting after 2 attempts")
+            assert session.stats().reconnects == {"connect_refused": 3}
+            assert session._task is not None
+            await asyncio.wait_for(session._task, 1.0)
+        finally:
+            await session.stop()
+
+
+async def test_stop_sends_going_away(feed, results, check_for) -> None:
+    """stop() closes with 1001 and the session reports nothing afterwards."""
+    session = make_session(check_for(feed.url), results)
+    session.start()
+    await results.until(lambda r: session.stats().connected)
+    await session.stop()
+    await feed.changes.until(lambda: feed.close_codes == [1001])
+    count = len(results.items)
+    assert not session.stats().connected
+    await session.stop()  # idempotent
+    assert len(results.items) == count
+
+
+async def test_protocol_pings_measure_rtt(feed, results, check_for) -> None:
+    """Protocol pings on ping_interval report RTTs in results and stats."""
+    check = check_for(feed.url, watch={"ping_interval": 0.02})
+    session = make_session(check, results)
+    session.start()
+    try:
+        with_pings = await results.until(lambda r: bool(r.pings))
+        assert all(0 < rtt < 0.2 for rtt in with_pings.pings)
+        assert session.stats().last_rtt is not None
+    finally:
+        await session.stop()
+
+
+async def test_low_message_rate_fails(feed, results, check_for) -> None:
+    """Fewer matching messages per second than min_rate over the window fails."""
+    feed.tick_interval = 0.05  # ~20/s
+    check = check_for(
+        feed.url, interval=0.1, timeout=0.08, watch={"min_rate": 200, "rate_window": 0.2}
+    )
+    session = make_session(check, results)
+    session.start()
+    try:
+        slow = await results.until(lambda r: not r.success)
+        assert slow.reason is Reason.EXPECT_TIMEOUT
+        assert "below min_rate 200/s" in slow.message
+    finally:
+        await session.stop()
+
+
+async def test_no_task_leak_after_many_reconnects(feed, results, check_for) -> None:
+    """Fifty connect/close cycles leave no task behind once stopped."""
+    before = asyncio.all_tasks()
+    feed.close_on_subscribe = 1011
+    check = check_for(
+        feed.url,
+        watch={"initial_delay": 0.001, "max_delay": 0.002, "ping_interval": 0.001},
+    )
+    session = make_session(check, results)
+    session.start()
+    await feed.changes.until(lambda: feed.connections >= 50, timeout=10)
+    await session.stop()
+    await feed.changes.until(lambda: not feed.open)
+    await feed.stop()
+    assert session.stats().reconnects["closed"] >= 49
+    leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
+    assert leftover == set()
