@@ -22,6 +22,7 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+_HANDLER_NAME = "wsprobe"
 # Libraries that log every frame or connection at DEBUG/INFO: keep them at WARNING
 # unless the agent itself runs at DEBUG.
 _CHATTY = ("websockets", "apscheduler", "aiohttp.access", "httpx", "httpcore", "asyncio")
@@ -87,12 +88,13 @@ def setup_logging(*, level: str = "info", fmt: str = "text", stream: TextIO | No
     numeric = logging.getLevelNamesMapping()[name.upper()]
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    # Replace only our own handler: one installed by a host (pytest, an embedding app)
+    # stays.
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
-        old.close()
     root.addHandler(handler)
     root.setLevel(numeric)
     for lib in _CHATTY:
         logging.getLogger(lib).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
-    logging.captureWarnings(True)

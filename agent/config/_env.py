@@ -32,6 +32,7 @@ def expand_env(
     issues: list[ConfigIssue],
     *,
     environ: Mapping[str, str] | None = None,
+    substituted: dict[str, str] | None = None,
 ) -> Any:
     """Return a copy of ``data`` with every environment reference in strings expanded.
 
@@ -41,14 +42,17 @@ def expand_env(
         issues: problems are appended here (unset variable, malformed reference,
             recursive alias).
         environ: the environment (``os.environ`` by default).
+        substituted: if given, receives expanded string -> string as written, so
+            messages that quote a value can show ``${VAR}`` instead of its value.
 
     Returns:
         The expanded copy; unexpandable references are left as written.
     """
     env = os.environ if environ is None else environ
     budget = [0]
+    record = substituted if substituted is not None else {}
     try:
-        return _expand(data, (), where, issues, env, set(), budget)
+        return _expand(data, (), where, issues, env, set(), budget, record)
     except _TooLarge:
         issues.append(where.issue((), "document too large once its aliases are expanded"))
         return {}
@@ -62,12 +66,16 @@ def _expand(
     env: Mapping[str, str],
     active: set[int],
     budget: list[int],
+    record: dict[str, str],
 ) -> Any:
     budget[0] += 1
     if budget[0] > _MAX_NODES:
         raise _TooLarge
     if isinstance(value, str):
-        return _expand_string(value, path, where, issues, env)
+        expanded = _expand_string(value, path, where, issues, env)
+        if expanded != value:
+            record[expanded] = value
+        return expanded
     if isinstance(value, dict | list):
         if id(value) in active:
             issues.append(where.issue(path, "a YAML alias refers to itself"))
@@ -76,11 +84,11 @@ def _expand(
         try:
             if isinstance(value, dict):
                 return {
-                    k: _expand(v, (*path, k), where, issues, env, active, budget)
+                    k: _expand(v, (*path, k), where, issues, env, active, budget, record)
                     for k, v in value.items()
                 }
             return [
-                _expand(v, (*path, i), where, issues, env, active, budget)
+                _expand(v, (*path, i), where, issues, env, active, budget, record)
                 for i, v in enumerate(value)
             ]
         finally:

@@ -15,6 +15,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -54,6 +55,9 @@ _CHECK_FILE_KEYS = frozenset({"checks"})
 _LOADER_KEYS = frozenset({"checks", "sources"})
 # A stand-in for checks' required fields while `defaults:` is validated on its own; the
 # interval is huge so a default timeout is only compared with a default interval.
+# Expanded values shorter than this are not hidden in messages: replacing "1" or "ws"
+# everywhere would garble them, and no credential is that short.
+_MIN_SCRUB = 4
 _DEFAULTS_PROBE = {"name": "defaults", "url": "ws://defaults.invalid/", "interval": "3650d"}
 
 
@@ -104,6 +108,7 @@ def load_config_with_warnings(path: str | Path) -> Loaded:
     """
     loader = _Loader(Path(path))
     config = loader.load()
+    loader.scrub()
     errors = [i for i in loader.issues if i.severity == "error"]
     if errors or config is None:
         raise ConfigError(_ordered(errors, loader.file_order))
@@ -149,6 +154,23 @@ class _Loader:
         self.context = {"base_dir": str(self.base_dir)}
         self.issues: list[ConfigIssue] = []
         self.file_order: list[str] = []
+        #: env-expanded value -> text as written, to keep values out of messages.
+        self.substituted: dict[str, str] = {}
+
+    def scrub(self) -> None:
+        """Show ``${VAR}`` instead of any expanded value a message quotes."""
+        values = sorted(
+            (v for v in self.substituted if len(v) >= _MIN_SCRUB), key=len, reverse=True
+        )
+        if not values:
+            return
+        cleaned = []
+        for issue in self.issues:
+            message = issue.message
+            for value in values:
+                message = message.replace(value, self.substituted[value])
+            cleaned.append(dataclasses.replace(issue, message=message))
+        self.issues = cleaned
 
     def load(self) -> Config | None:
         main = self._read(self.path)
@@ -160,7 +182,7 @@ class _Loader:
         if not isinstance(top, dict):
             self.issues.append(where.issue((), "the agent config must be a mapping of keys"))
             return None
-        top = expand_env(top, where, self.issues)
+        top = expand_env(top, where, self.issues, substituted=self.substituted)
         for key in sorted(_LOADER_KEYS & top.keys() - {"checks"}):
             self.issues.append(where.issue((key,), f"unknown key {key!r}"))
         settings = {k: v for k, v in top.items() if k not in _LOADER_KEYS}
@@ -315,7 +337,7 @@ class _Loader:
         if not isinstance(parsed.data, dict):
             self.issues.append(where.issue((), "a check file must be a mapping with 'checks:'"))
             return []
-        doc = expand_env(parsed.data, where, self.issues)
+        doc = expand_env(parsed.data, where, self.issues, substituted=self.substituted)
         for key in doc:
             if key not in _CHECK_FILE_KEYS:
                 self.issues.append(
