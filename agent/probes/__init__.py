@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from agent.config import CheckConfig
-from agent.probes import relay, websocket
+from agent.probes import relay, watch, websocket
 from agent.result import ProbeResult
 
 __all__ = ["PROBES", "ProbeFn"]
@@ -23,4 +23,5 @@ ProbeFn = Callable[[CheckConfig], Awaitable[ProbeResult]]
 PROBES: dict[str, ProbeFn] = {
     "probe": websocket.run,
     "relay": relay.run,
+    "watch": watch.run,
 }

@@ -26,12 +26,12 @@ from websockets.asyncio.client import ClientConnection
 
 from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
-from agent.probes.errors import PingTimeout, ProbeError, map_errors
+from agent.probes.connection import check_secrets
+from agent.probes.errors import PingTimeout, ProbeError, map_errors, scrub
 from agent.probes.matchers import Message, UndefinedVariable, extract, matches, substitute
-from agent.redact import redact_url
+from agent.probes.watch import new_result, open_session
 from agent.result import ProbeResult, Reason
 from agent.watch.backoff import Backoff
-from agent.watch.connect import open_session
 from agent.watch.liveness import RateWindow, Verdict, WatchStats, judge
 
 __all__ = ["GOING_AWAY", "WatchSession"]
@@ -233,9 +233,13 @@ class WatchSession:
 
     async def _connect(self) -> ClientConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""
+        result = new_result(self.check)
+        start = time.perf_counter()
         try:
             async with asyncio.timeout(self.check.timeout):
-                conn, result, variables = await open_session(self.check)
+                conn, variables = await open_session(
+                    self.check, result, deadline=start + self.check.timeout
+                )
         except ProbeError as exc:
             self._went_down(exc.reason, str(exc), was_connected=False)
             return None
@@ -248,6 +252,7 @@ class WatchSession:
             message = f"internal error ({type(exc).__name__})"
             self._went_down(Reason.INTERNAL, message, was_connected=False)
             return None
+        result.phases["total"] = time.perf_counter() - start
         self._conn = conn
         self._ping_failure = None
         self._connect_result = result
@@ -294,6 +299,7 @@ class WatchSession:
         if self._stopping:
             return
         self._reconnects[reason.value] = self._reconnects.get(reason.value, 0) + 1
+        message = scrub(message, check_secrets(self.check))
         self._down_reason, self._down_message = reason, message
         now = time.perf_counter()
         if was_connected:
@@ -450,12 +456,7 @@ class WatchSession:
 
     def _report(self, verdict: Verdict) -> None:
         self._last_live = verdict.live
-        result = ProbeResult(
-            check=self.check.name,
-            kind="watch",
-            url=redact_url(self.check.url),
-            started_at=time.time(),
-        )
+        result = new_result(self.check)
         if verdict.live:
             result.success = True
             result.message = verdict.message

@@ -1,0 +1,171 @@
+"""The ``watch`` kind, one shot: connect, initialise, see the feed deliver, close.
+
+The persistent session lives in :mod:`agent.watch`; this module holds what both share,
+:func:`open_session` (every (re)connect of a session goes through it), and
+:func:`run`, the :data:`~agent.probes.ProbeFn` behind ``wsprobe probe --check NAME``
+and ``/probe?check=NAME`` for a watch check: the connection and its init steps
+(auth, subscribe) as a session would run them, then, when the check says data must
+flow (``watch.match`` or ``watch.stale_after``), the first matching message within
+the deadline, timed as ``first_message``.
+
+Failures (a :class:`~agent.probes.errors.ProbeError` each)::
+
+    ProbeError
+     ├── (any connect/TLS/handshake failure)   from open_connection
+     ├── AuthRejected                          an auth step failed
+     ├── ExpectTimeout / ExpectMismatch        an init step, or no first message
+     ├── HandshakeRejected                     expect.status is not 101 (a watch needs a session)
+     └── ProbeTimeout                          check.timeout passed first
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from websockets.asyncio.client import ClientConnection
+
+from agent.config import CheckConfig
+from agent.config.steps import Matcher
+from agent.probes.connection import bounded, check_secrets, close_connection, open_connection
+from agent.probes.errors import (
+    HandshakeRejected,
+    InternalError,
+    ProbeError,
+    ProbeTimeout,
+    map_errors,
+    scrub,
+)
+from agent.probes.steps import run_script, wait_for_match
+from agent.redact import redact_url
+from agent.result import ProbeResult, Reason
+
+__all__ = ["new_result", "open_session", "run"]
+
+log = logging.getLogger(__name__)
+
+#: Extra time the outer guard allows past ``check.timeout`` before cutting a run short
+#: (every inner wait already stops at the deadline).
+_GUARD_GRACE = 0.5
+
+
+def new_result(check: CheckConfig) -> ProbeResult:
+    """An empty watch result for ``check`` (URL already redacted)."""
+    return ProbeResult(
+        check=check.name, kind="watch", url=redact_url(check.url), started_at=time.time()
+    )
+
+
+async def _token_variable(check: CheckConfig, variables: dict[str, str], deadline: float) -> None:
+    """Expose the OAuth2 token to steps as ``{{token}}`` (first-message auth)."""
+    oauth2 = check.auth.oauth2
+    if oauth2 is None:
+        return
+    # Cached until expiry, so open_connection's own bearer fetch is not repeated.
+    from agent.probes.oauth2 import fetch_token
+
+    with map_errors("auth"):
+        async with bounded(deadline):
+            variables["token"] = await fetch_token(oauth2)
+
+
+async def open_session(
+    check: CheckConfig, result: ProbeResult, *, deadline: float
+) -> tuple[ClientConnection, dict[str, str]]:
+    """Connect and run the check's init steps (``auth.steps`` then ``steps``).
+
+    Args:
+        check: A ``watch`` check.
+        result: Receives this connect's facts: phases resolve ... handshake, ``auth``,
+            ``steps``, TLS info, peer IP, status, step results.
+        deadline: Absolute ``time.perf_counter()`` limit of connect plus init.
+
+    Returns:
+        The open connection and the variables the steps extracted (a session's
+        matchers may use them, e.g. a subscription id).
+
+    Raises:
+        ProbeError: The connection or an init step failed; nothing is left open.
+    """
+    variables: dict[str, str] = {}
+    try:
+        await _token_variable(check, variables, deadline)
+        conn = await open_connection(check, result, deadline=deadline)
+    except TimeoutError:
+        raise ProbeTimeout(phase="connect", timeout=check.timeout) from None
+    try:
+        if check.expect.status != 101:
+            # A negative status check belongs to a probe: a watch needs an open session.
+            raise HandshakeRejected(101, expected=check.expect.status)
+        if check.auth.steps or check.steps:
+            try:
+                with map_errors("steps"):
+                    await run_script(conn, check, result, deadline=deadline, variables=variables)
+            except TimeoutError:
+                raise ProbeTimeout(phase="steps", timeout=check.timeout) from None
+    except BaseException:
+        conn.transport.abort()
+        raise
+    return conn, variables
+
+
+def _data_matcher(check: CheckConfig) -> Matcher | None:
+    """What the first data message must look like, or None when data is not required."""
+    watch = check.watch
+    if watch is None or (watch.match is None and watch.stale_after is None):
+        return None
+    return watch.match or Matcher()
+
+
+async def run(check: CheckConfig) -> ProbeResult:
+    """Run one watch check once and return what it measured.
+
+    Never raises for a failing target; only ``asyncio.CancelledError`` propagates.
+
+    Args:
+        check: A ``watch`` check.
+
+    Returns:
+        The result: connect phases, ``auth``/``steps``, ``first_message`` when data
+        is required, ``total`` and ``close``.
+    """
+    result = new_result(check)
+    start = time.perf_counter()
+    deadline = start + check.timeout
+    conn: ClientConnection | None = None
+    variables: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(check.timeout + _GUARD_GRACE):
+            conn, variables = await open_session(check, result, deadline=deadline)
+            matcher = _data_matcher(check)
+            if matcher is not None:
+                t0 = time.perf_counter()
+                try:
+                    await wait_for_match(
+                        conn, matcher, variables=variables, until=deadline, phase="first_message"
+                    )
+                finally:
+                    result.phases["first_message"] = time.perf_counter() - t0
+        result.success = True
+    except ProbeError as exc:
+        result.fail(exc.reason, str(exc))
+    except TimeoutError:
+        result.fail(Reason.TIMEOUT, str(ProbeTimeout(phase="watch", timeout=check.timeout)))
+    except Exception as exc:
+        log.exception("check %s: unexpected error in watch probe", check.name)
+        result.fail(Reason.INTERNAL, str(InternalError(type(exc).__name__)))
+    except BaseException:
+        if conn is not None:
+            conn.transport.abort()
+        raise
+    result.phases["total"] = time.perf_counter() - start
+    if conn is not None:
+        polite = result.reason not in (Reason.TIMEOUT, Reason.PING_TIMEOUT)
+        remaining = max(deadline - time.perf_counter(), 0.0)
+        await close_connection(
+            conn, result, timeout=min(check.close_timeout, remaining) if polite else 0.0
+        )
+    secrets = check_secrets(check, *([variables["token"]] if "token" in variables else []))
+    result.message = scrub(result.message, secrets)
+    return result
