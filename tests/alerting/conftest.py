@@ -21,7 +21,8 @@ def _load_receiver_module() -> Any:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("http_receiver.py")
         )
-        assert spec and spec.loader
+        assert spec
+        assert spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

@@ -47,9 +47,12 @@ def test_flapping_sequence_gives_one_firing_and_one_resolved() -> None:
     _, transitions = run("FFSFFF SS FSFSFSFSFS")
     assert [(t.alert, t.event) for t in transitions] == [("down", "firing"), ("down", "resolved")]
     firing, resolved = transitions
-    assert firing.at == 1005.0 and firing.started_at == 1003.0
-    assert firing.consecutive_failures == 3 and firing.reason == "closed"
-    assert resolved.at == 1007.0 and resolved.resolved_at == 1007.0
+    assert firing.at == 1005.0
+    assert firing.started_at == 1003.0
+    assert firing.consecutive_failures == 3
+    assert firing.reason == "closed"
+    assert resolved.at == 1007.0
+    assert resolved.resolved_at == 1007.0
 
 
 @pytest.mark.parametrize(
