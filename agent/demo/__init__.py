@@ -7,6 +7,23 @@ it until SIGINT/SIGTERM. Protocols are documented in ``docs/demo.md``.
 from __future__ import annotations
 
 from agent.demo.handlers import DEMO_TOKEN
-from agent.demo.server import DEFAULT_HOST, DEFAULT_PORT, PATHS, DemoServer, FlakyMode, main
+from agent.demo.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    FLAKY_CYCLE,
+    PATHS,
+    DemoServer,
+    FlakyMode,
+    main,
+)
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "DEMO_TOKEN", "PATHS", "DemoServer", "FlakyMode", "main"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEMO_TOKEN",
+    "FLAKY_CYCLE",
+    "PATHS",
+    "DemoServer",
+    "FlakyMode",
+    "main",
+]

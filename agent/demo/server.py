@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "ECHO_SUBPROTOCOL",
+    "FLAKY_CYCLE",
     "PATHS",
     "SILENT_HOLD_TIMEOUT",
     "DemoServer",
@@ -48,13 +49,25 @@ _CLOSE_TIMEOUT = 2.0
 _log = logging.getLogger(__name__)
 
 
-class FlakyMode(enum.IntEnum):
-    """What /flaky does for a connection: attempt number modulo 4."""
+class FlakyMode(enum.Enum):
+    """What /flaky does for one connection."""
 
-    OK = 0
-    HTTP_503 = 1
-    SILENT = 2
-    CLOSE_1011 = 3
+    OK = "ok"
+    HTTP_503 = "http_503"
+    SILENT = "silent"
+    CLOSE_1011 = "close_1011"
+
+
+#: /flaky's behaviour for connection attempt n is FLAKY_CYCLE[n % len(FLAKY_CYCLE)].
+#: Two OKs in a row let an alert with success_threshold 2 resolve, so a check every 5 s
+#: shows firing (at the 2nd consecutive failure) and resolved within 30 s.
+FLAKY_CYCLE = (
+    FlakyMode.OK,
+    FlakyMode.OK,
+    FlakyMode.HTTP_503,
+    FlakyMode.SILENT,
+    FlakyMode.CLOSE_1011,
+)
 
 
 def _path(request: Request | None) -> str:
@@ -157,7 +170,7 @@ class DemoServer:
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
         if path == "/flaky":
-            mode = FlakyMode(self._flaky_attempts % len(FlakyMode))
+            mode = FLAKY_CYCLE[self._flaky_attempts % len(FLAKY_CYCLE)]
             self._flaky_attempts += 1
             if mode is FlakyMode.HTTP_503:
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "try again later\n")

@@ -42,6 +42,7 @@ async def test_stop_leaves_no_tasks_with_clients_open() -> None:
     await chat.send(json.dumps({"type": "join", "room": "r", "user": "u"}))
     await chat.recv()
     flaky_ok = await connect(demo.url("/flaky"), **opts)
+    await (await connect(demo.url("/flaky"), **opts)).close()  # the 2nd ok turn
     with pytest.raises(InvalidStatus):
         await connect(demo.url("/flaky"), **opts)  # the 503 turn of the cycle
     flaky_silent = await connect(demo.url("/flaky"), **opts)
