@@ -12,6 +12,7 @@ YAML shape (every key optional)::
       match: {json: {type: trade}}
       min_rate: 0.5            # matching messages per second, over rate_window
       rate_window: 60s
+      sequence: $.seq          # a counter in matching messages: jumps count as gaps
       ping_interval: 20s       # protocol pings; RTT reported; timeout is check.ping_timeout
       answer:                  # reply to the server's application-level pings
         match: {json: {type: ping}}
@@ -23,9 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from agent.config.steps import Matcher
+from agent.config.steps import Matcher, validate_path
 from agent.config.types import Duration, Frozen
 
 __all__ = [
@@ -83,6 +84,16 @@ class WatchConfig(Frozen):
     rate_window: Duration = Field(DEFAULT_RATE_WINDOW, gt=0)
     ping_interval: Duration | None = Field(DEFAULT_WATCH_PING_INTERVAL, gt=0)
     answer: AnswerConfig | None = None
+    #: JSON path of a per-subscription counter in matching messages (``$.seq``): a
+    #: jump forward is a gap (messages lost), a jump back a restart (not counted).
+    sequence: str | None = None
+
+    @field_validator("sequence")
+    @classmethod
+    def _sequence_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            validate_path(value)
+        return value
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> WatchConfig:

@@ -52,6 +52,10 @@ class WatchStats:
     answered_total: int = 0
     #: ``max_retries`` spent: the session stopped reconnecting.
     gave_up: bool = False
+    #: Jumps forward of ``watch.sequence`` (each loses one or more messages).
+    gaps_total: int = 0
+    #: Messages lost in those jumps.
+    missed_total: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random as _random
 import time
 from collections.abc import Callable
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
@@ -28,11 +26,12 @@ from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
 from agent.probes.connection import check_secrets
 from agent.probes.errors import PingTimeout, ProbeError, map_errors, scrub
-from agent.probes.matchers import Message, UndefinedVariable, extract, matches, substitute
 from agent.probes.watch import new_result, open_session
 from agent.result import ProbeResult, Reason
 from agent.watch.backoff import Backoff
-from agent.watch.liveness import RateWindow, Verdict, WatchStats, judge
+from agent.watch.liveness import Verdict, WatchStats, judge
+from agent.watch.messages import FeedState
+from agent.watch.report import liveness_result
 
 __all__ = ["GOING_AWAY", "WatchSession"]
 
@@ -55,26 +54,22 @@ class WatchSession:
     """
 
     __slots__ = (
-        "_answered",
         "_backoff",
         "_conn",
         "_connect_result",
         "_connected_at",
         "_down_message",
         "_down_reason",
+        "_feed",
+        "_gaps_reported",
         "_grace_handle",
         "_last_live",
-        "_last_match",
-        "_last_message_ts",
         "_last_rtt",
-        "_matched",
-        "_messages",
         "_new_connect",
         "_ping_failure",
         "_ping_handle",
         "_ping_task",
         "_random",
-        "_rate",
         "_reconnects",
         "_report_handle",
         "_rtts",
@@ -83,7 +78,6 @@ class WatchSession:
         "_state_since",
         "_stopping",
         "_task",
-        "_variables",
         "_watching_since",
         "check",
         "gave_up",
@@ -101,6 +95,7 @@ class WatchSession:
         self.check = check
         self.watch: WatchConfig = check.watch or WatchConfig()
         self.on_result = on_result
+        self.gave_up = False
         self._random = random
         self._backoff = Backoff(
             initial_delay=self.watch.initial_delay,
@@ -108,35 +103,29 @@ class WatchSession:
             max_retries=self.watch.max_retries,
             random=random,
         )
+        self._feed = FeedState(self.watch)
         self._task: asyncio.Task[None] | None = None
         self._conn: ClientConnection | None = None
         self._connect_result: ProbeResult | None = None
         self._new_connect = False
-        self._variables: dict[str, str] = {}
         self._ping_task: asyncio.Task[None] | None = None
         self._ping_failure: ProbeError | None = None
         self._report_handle: asyncio.TimerHandle | None = None
         self._ping_handle: asyncio.TimerHandle | None = None
         self._stale_handle: asyncio.TimerHandle | None = None
         self._grace_handle: asyncio.TimerHandle | None = None
-        self._rate = RateWindow(self.watch.rate_window) if self.watch.min_rate else None
         self._reconnects: dict[str, int] = {}
         self._rtts: list[float] = []
         self._last_rtt: float | None = None
-        self._messages = 0
-        self._matched = 0
-        self._answered = 0
-        self._last_message_ts: float | None = None
-        self._last_match: float | None = None
+        self._gaps_reported = 0
         self._watching_since = 0.0
-        self._state_since = 0.0
+        self._state_since = 0.0  # when the current connected/disconnected state began
         self._connected_at = 0.0
         self._session_wall: float | None = None
         self._down_reason: Reason | None = None
         self._down_message = ""
         self._last_live = True
         self._stopping = False
-        self.gave_up = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -149,8 +138,7 @@ class WatchSession:
         if self._task is not None:
             raise RuntimeError("WatchSession already started")
         loop = asyncio.get_running_loop()
-        now = time.perf_counter()
-        self._watching_since = self._state_since = now
+        self._watching_since = self._state_since = time.perf_counter()
         self._task = loop.create_task(self._run(), name=f"watch:{self.check.name}")
         self._report_handle = loop.call_later(self.check.interval, self._report_tick)
         if self.watch.stale_after is not None:
@@ -182,30 +170,28 @@ class WatchSession:
             conn.transport.abort()  # no-op once closed; frees a peer that never answered
         self._conn = None
 
-    # ------------------------------------------------------------------ stats
-
     def stats(self) -> WatchStats:
         """A snapshot for metrics and the API (cheap; called at scrape time)."""
-        now = time.perf_counter()
+        feed = self._feed
         return WatchStats(
             connected=self._conn is not None,
             reconnects=dict(self._reconnects),
-            last_message_ts=self._last_message_ts,
-            messages_total=self._messages,
+            last_message_ts=feed.last_message_ts,
+            messages_total=feed.messages,
             session_started=self._session_wall,
             last_rtt=self._last_rtt,
-            stale=self._is_stale(now),
-            matched_total=self._matched,
-            answered_total=self._answered,
+            stale=self._quiet_for(time.perf_counter()) >= (self.watch.stale_after or float("inf")),
+            matched_total=feed.matched,
+            answered_total=feed.answered,
             gave_up=self.gave_up,
+            gaps_total=feed.gaps,
+            missed_total=feed.missed,
         )
 
-    def _is_stale(self, now: float) -> bool:
-        stale_after = self.watch.stale_after
-        if stale_after is None:
-            return False
-        ref = self._last_match if self._last_match is not None else self._watching_since
-        return now - ref >= stale_after
+    def _quiet_for(self, now: float) -> float:
+        """Seconds since the last matching message (or since watching began)."""
+        last = self._feed.last_match
+        return now - (last if last is not None else self._watching_since)
 
     # ------------------------------------------------------------------ main task
 
@@ -257,7 +243,7 @@ class WatchSession:
         self._ping_failure = None
         self._connect_result = result
         self._new_connect = True
-        self._variables = variables
+        self._feed.connected(variables)
         self._connected_at = self._state_since = time.perf_counter()
         self._session_wall = time.time()
         self._cancel_grace()
@@ -270,10 +256,11 @@ class WatchSession:
         try:
             with map_errors("watch"):
                 while True:
-                    data = await conn.recv()
-                    reply = self._on_message(data)
+                    matched, reply = self._feed.on_message(await conn.recv())
                     if reply is not None:
                         await conn.send(reply)
+                    elif matched and self.watch.stale_after is not None:
+                        self._fresh()
         except ProbeError as exc:
             # A ping timeout aborts the transport, so the reader sees a lost
             # connection; the cause worth reporting is the missing pong.
@@ -311,54 +298,12 @@ class WatchSession:
             remaining = max(self.watch.grace - (now - self._state_since), 0.0)
             self._grace_handle = loop.call_later(remaining, self._grace_tick)
 
-    # ------------------------------------------------------------------ messages
-
-    def _on_message(self, data: str | bytes) -> str | None:
-        """Account one message; returns the answer to send, if it is an app ping."""
-        self._messages += 1
-        self._last_message_ts = time.time()
-        watch = self.watch
-        msg = Message(data) if (watch.answer is not None or watch.match is not None) else None
-        if watch.answer is not None and msg is not None and self._matches(watch.answer.match, msg):
-            self._answered += 1
-            return self._answer(msg)
-        if watch.match is not None and msg is not None and not self._matches(watch.match, msg):
-            return None
-        now = time.perf_counter()
-        self._matched += 1
-        self._last_match = now
-        if self._rate is not None:
-            self._rate.add(now)
-        if watch.stale_after is not None and self._stale_handle is None:
-            # It was stale (the timer stopped): recovered now; re-arm and report.
+    def _fresh(self) -> None:
+        """A matching message arrived; if the session was stale, it has recovered."""
+        if self._stale_handle is None and self.watch.stale_after is not None:
             loop = asyncio.get_running_loop()
-            self._stale_handle = loop.call_later(watch.stale_after, self._stale_tick)
+            self._stale_handle = loop.call_later(self.watch.stale_after, self._stale_tick)
             self._maybe_report()
-        return None
-
-    def _matches(self, matcher: Any, msg: Message) -> bool:
-        try:
-            return matches(matcher, msg, self._variables)
-        except UndefinedVariable:
-            return False
-
-    def _answer(self, msg: Message) -> str:
-        answer = self.watch.answer
-        assert answer is not None
-        variables = dict(self._variables)
-        with contextlib.suppress(ValueError):
-            variables.update(extract({}, answer.match, msg, variables))
-        if msg.is_json and isinstance(msg.json, dict):
-            variables.update(
-                {k: v if isinstance(v, str) else json.dumps(v) for k, v in msg.json.items()}
-            )
-        try:
-            reply = substitute(answer.reply, variables)
-        except UndefinedVariable:
-            reply = answer.reply
-        if isinstance(reply, dict) and answer.echo and msg.is_json and isinstance(msg.json, dict):
-            reply.update({k: msg.json[k] for k in answer.echo if k in msg.json})
-        return reply if isinstance(reply, str) else json.dumps(reply, separators=(",", ":"))
 
     # ------------------------------------------------------------------ pings
 
@@ -399,17 +344,17 @@ class WatchSession:
     # ------------------------------------------------------------------ timers and reports
 
     def _stale_tick(self) -> None:
+        """Fires when the session may have gone stale; re-arms if a message came since."""
         self._stale_handle = None
         stale_after = self.watch.stale_after
         if stale_after is None or self._stopping:
             return
-        now = time.perf_counter()
-        ref = self._last_match if self._last_match is not None else self._watching_since
-        if now - ref < stale_after:
+        quiet = self._quiet_for(time.perf_counter())
+        if quiet < stale_after:
             loop = asyncio.get_running_loop()
-            self._stale_handle = loop.call_later(ref + stale_after - now, self._stale_tick)
+            self._stale_handle = loop.call_later(stale_after - quiet, self._stale_tick)
             return
-        self._maybe_report()
+        self._maybe_report()  # stale; _fresh() re-arms on the next matching message
 
     def _grace_tick(self) -> None:
         self._grace_handle = None
@@ -437,6 +382,7 @@ class WatchSession:
 
     def _verdict(self) -> Verdict:
         now = time.perf_counter()
+        feed = self._feed
         return judge(
             now=now,
             connected=self._conn is not None,
@@ -447,34 +393,28 @@ class WatchSession:
             attempts=self._backoff.attempts,
             down_reason=self._down_reason,
             down_message=self._down_message,
-            last_match=self._last_match,
+            last_match=feed.last_match,
             stale_after=self.watch.stale_after,
-            rate=self._rate.rate(now) if self._rate is not None else None,
+            rate=feed.rate.rate(now) if feed.rate is not None else None,
             min_rate=self.watch.min_rate,
             rate_window=self.watch.rate_window,
         )
 
     def _report(self, verdict: Verdict) -> None:
         self._last_live = verdict.live
-        result = new_result(self.check)
-        if verdict.live:
-            result.success = True
-            result.message = verdict.message
-        else:
-            result.fail(verdict.reason or Reason.INTERNAL, verdict.message)
-        connected = self._connect_result
-        if self._conn is not None and connected is not None:
-            result.status_code = connected.status_code
-            result.subprotocol = connected.subprotocol
-            result.extensions = list(connected.extensions)
-            result.tls = connected.tls
-            result.peer_ip = connected.peer_ip
-            if self._new_connect:
-                # Phases describe one connect: reported once, not on every interval.
-                result.phases = dict(connected.phases)
-                result.steps = list(connected.steps)
-                self._new_connect = False
-        result.pings, self._rtts = self._rtts, []
+        connected = self._conn is not None
+        result = liveness_result(
+            self.check,
+            verdict,
+            connect=self._connect_result if connected else None,
+            first_after_connect=connected and self._new_connect,
+            pings=self._rtts,
+            new_gaps=self._feed.gaps - self._gaps_reported,
+        )
+        if connected:
+            self._new_connect = False
+        self._rtts = []
+        self._gaps_reported = self._feed.gaps
         try:
             self.on_result(result)
         except Exception:

@@ -1,0 +1,67 @@
+"""The liveness result a held session hands ``on_result``: a ProbeResult like any other.
+
+Pure: builds one :class:`~agent.result.ProbeResult` from a verdict and what the
+session measured since its last report, so metrics, history and alerting treat a
+watch check like a probe (``probe_success`` is liveness).
+"""
+
+from __future__ import annotations
+
+from agent.config import CheckConfig
+from agent.probes.watch import new_result
+from agent.result import ProbeResult, Reason
+from agent.watch.liveness import Verdict
+
+__all__ = ["liveness_result"]
+
+
+def liveness_result(
+    check: CheckConfig,
+    verdict: Verdict,
+    *,
+    connect: ProbeResult | None,
+    first_after_connect: bool,
+    pings: list[float],
+    new_gaps: int,
+) -> ProbeResult:
+    """Build the result of one report.
+
+    Args:
+        check: The watch check.
+        verdict: Liveness now.
+        connect: The current connection's connect result (None while disconnected).
+        first_after_connect: This is the first report since that connection opened:
+            its phases and steps are included once, not on every interval.
+        pings: Protocol ping RTTs measured since the last report, seconds.
+        new_gaps: Sequence gaps seen since the last report.
+
+    Returns:
+        A successful result when live; else failed with the verdict's reason and
+        message. ``degraded`` lists exceeded ``limits`` and ``gap``.
+    """
+    result = new_result(check)
+    if verdict.live:
+        result.success = True
+        result.message = verdict.message
+    else:
+        result.fail(verdict.reason or Reason.INTERNAL, verdict.message)
+    if connect is not None:
+        result.status_code = connect.status_code
+        result.subprotocol = connect.subprotocol
+        result.extensions = list(connect.extensions)
+        result.tls = connect.tls
+        result.peer_ip = connect.peer_ip
+        if first_after_connect:
+            result.phases = dict(connect.phases)
+            result.steps = list(connect.steps)
+    result.pings = list(pings)
+    for phase, limit in check.limits.items():
+        value = max(result.pings, default=None) if phase == "ping" else result.phases.get(phase)
+        if value is not None and value > limit:
+            result.degraded.append(phase)
+    if new_gaps:
+        result.degraded.append("gap")
+        if result.success:
+            note = f"{new_gaps} sequence gap(s) since the last report"
+            result.message = f"{result.message}; {note}" if result.message else note
+    return result
