@@ -36,6 +36,7 @@ from websockets.version import version as websockets_version
 from agent import __version__
 from agent.config import CheckConfig
 from agent.probes.errors import (
+    HandshakeInvalid,
     NetworkError,
     ProbeError,
     Redirected,
@@ -393,8 +394,17 @@ def _record_handshake(result: ProbeResult, conn: ClientConnection) -> None:
 def _handshake_failure(
     check: CheckConfig, result: ProbeResult, conn: ClientConnection, exc: ProbeError
 ) -> tuple[int, str]:
+    lost = conn.connection_exc
+    if isinstance(lost, ssl.SSLError):
+        # A TLS alert after our side finished the handshake (TLS 1.3 client-certificate
+        # rejection): websockets only sees EOF, the transport kept the real cause.
+        raise translate(lost, "tls") from lost
     cause = exc.__cause__
     response = conn.response
+    if response is None and result.tls is not None and isinstance(exc, HandshakeInvalid):
+        # asyncio reports a TLS 1.3 alert sent after the handshake (the usual way a
+        # server rejects a missing/unknown client certificate) as a plain EOF.
+        exc.detail += " (right after TLS: the server may require a client certificate)"
     if response is not None:
         result.status_code = response.status_code
     if isinstance(cause, wsx.NegotiationError) and response is not None:

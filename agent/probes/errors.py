@@ -501,13 +501,18 @@ def translate(exc: BaseException, phase: str | None = None) -> ProbeError:
     if isinstance(exc, ConnectionRefusedError):
         return ConnectRefused()
     if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        if phase in ("tls", "handshake"):
+        if phase == "tls":
+            # Servers answer an unacceptable ClientHello (version, cipher, SNI) this way.
+            return TLSFailed("connection reset by the server")
+        if phase == "handshake":
             return NetworkError(f"connection reset during {phase}")
         return ConnectionClosed(None, detail="connection reset by peer")
     if isinstance(exc, OSError):
         return NetworkError(exc.strerror or type(exc).__name__)
     if isinstance(exc, EOFError):
-        if phase in ("tls", "handshake"):
+        if phase == "tls":
+            return TLSFailed("connection closed by the server")
+        if phase == "handshake":
             return HandshakeInvalid(f"connection closed during {phase}")
         return ConnectionClosed(None)
     return InternalError(type(exc).__name__)
