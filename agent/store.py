@@ -11,6 +11,7 @@ once they exceed it by a slack, so most results cost one INSERT and no DELETE.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import uuid
@@ -27,6 +28,7 @@ DB_FILENAME = "wsprobe.sqlite3"
 DEFAULT_HISTORY_SIZE = 50
 #: Delivered, failed and dropped outbox rows are kept this long for inspection.
 DONE_RETENTION = 86400.0
+_DB_SUFFIXES = (".sqlite3", ".sqlite", ".db")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,14 +88,15 @@ class Store:
     """SQLite-backed history, alert state and outbox.
 
     Args:
-        path: the database file, or a directory (the state dir) to put
-            ``wsprobe.sqlite3`` in. Parent directories are created.
+        path: the database file (``*.sqlite3``, ``*.sqlite``, ``*.db``) or the state
+            directory to put ``wsprobe.sqlite3`` in. Missing directories are created.
         history_size: results kept per check (``agent.history_size``).
     """
 
     def __init__(self, path: str | Path, *, history_size: int = DEFAULT_HISTORY_SIZE) -> None:
         target = Path(path)
-        if target.is_dir():
+        # A state directory (existing or not) gets the default file name in it.
+        if target.is_dir() or target.suffix not in _DB_SUFFIXES:
             target = target / DB_FILENAME
         target.parent.mkdir(parents=True, exist_ok=True)
         self.path = target
@@ -132,7 +135,7 @@ class Store:
         Args:
             result: a finished probe result.
         """
-        data = json.dumps(result.to_json(), separators=(",", ":"))
+        data = _encode(result)
         check = result.check
         count = self._counts.get(check, 0) + 1
         # Trim in batches: slack of a quarter of N (at least 8) between trims.
@@ -288,6 +291,25 @@ class Store:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ProbeResult))
+
+
+def _nested(obj: object) -> object:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    raise TypeError(f"cannot store {type(obj).__name__}")
+
+
+def _encode(result: ProbeResult) -> str:
+    """The JSON of ``result.to_json()``, built without its deep copy.
+
+    ``dataclasses.asdict`` deep-copies every list and dict and dominated the cost of
+    a history write; json serialises the live values directly (``Reason`` is a str).
+    """
+    fields = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    return json.dumps(fields, separators=(",", ":"), default=_nested)
 
 
 class _Transaction:

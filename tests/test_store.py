@@ -1,0 +1,123 @@
+"""The SQLite store: bounded result history, identity, durability across reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.result import ProbeResult, Reason, StepResult, TLSInfo
+from agent.store import DB_FILENAME, Store
+
+
+def result(check: str, n: int) -> ProbeResult:
+    """The n-th result of ``check``; odd ones failed."""
+    r = ProbeResult(check=check, kind="probe", url="ws://127.0.0.1/", started_at=float(n))
+    r.phases = {"connect": 0.001 * n}
+    if n % 2:
+        return r.fail(Reason.CONNECT_REFUSED, "connection refused")
+    r.success = True
+    return r
+
+
+def rows_in_db(path: Path, check: str) -> int:
+    """Rows physically stored for ``check``."""
+    with sqlite3.connect(path) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM results WHERE check_name = ?", (check,)
+        ).fetchone()
+    db.close()
+    return int(count)
+
+
+@pytest.mark.parametrize(
+    ("size", "added", "limit", "expected"),
+    [
+        (5, 3, 10, [2, 1, 0]),
+        (5, 100, 10, [99, 98, 97, 96, 95]),
+        (50, 20, 3, [19, 18, 17]),
+        (1, 4, 1, [3]),
+    ],
+    ids=["fewer-than-size", "bounded-to-size", "limit-smaller", "size-one"],
+)
+def test_history_newest_first_and_bounded(
+    tmp_path: Path, size: int, added: int, limit: int, expected: list[int]
+) -> None:
+    """history() returns at most min(limit, history_size) results, newest first."""
+    store = Store(tmp_path, history_size=size)
+    for n in range(added):
+        store.add_result(result("chat", n))
+    store.add_result(result("other", 0))
+    got = store.history("chat", limit)
+    assert [int(r["started_at"]) for r in got] == expected
+    assert rows_in_db(store.path, "chat") <= size + max(8, size // 4)
+    store.close()
+
+
+def test_history_is_to_json_shape(tmp_path: Path) -> None:
+    """Stored results come back as ProbeResult.to_json() dicts."""
+    store = Store(tmp_path)
+    r = result("chat", 1)
+    store.add_result(r)
+    assert store.history("chat", 1) == [r.to_json()]
+    assert store.history("missing", 5) == []
+    store.close()
+
+
+def test_history_and_identity_survive_reopen(tmp_path: Path) -> None:
+    """A reopened store keeps its history bound, its results and its agent id."""
+    store = Store(tmp_path, history_size=10)
+    agent_id = store.agent_id()
+    for n in range(15):
+        store.add_result(result("chat", n))
+    store.close()
+    store = Store(tmp_path / DB_FILENAME, history_size=10)
+    for n in range(15, 40):
+        store.add_result(result("chat", n))
+    assert store.agent_id() == agent_id
+    assert [int(r["started_at"]) for r in store.history("chat", 3)] == [39, 38, 37]
+    assert rows_in_db(store.path, "chat") <= 18
+    store.close()
+
+
+def test_forget_removed_checks(tmp_path: Path) -> None:
+    """History of checks removed from the config is deleted."""
+    store = Store(tmp_path)
+    store.add_result(result("chat", 0))
+    store.add_result(result("gone", 0))
+    store.forget_checks(["chat"])
+    assert store.history("gone", 5) == []
+    assert len(store.history("chat", 5)) == 1
+    store.close()
+
+
+def test_store_uses_wal_in_a_created_state_dir(tmp_path: Path) -> None:
+    """A missing state directory is created and the database runs in WAL mode."""
+    store = Store(tmp_path / "state" / DB_FILENAME)
+    assert store.path.exists()
+    with sqlite3.connect(store.path) as db:
+        (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+    db.close()
+    assert mode == "wal"
+    store.close()
+
+
+def test_missing_state_dir_gets_default_file(tmp_path: Path) -> None:
+    """A state_dir path that does not exist yet becomes a directory holding the database."""
+    store = Store(tmp_path / ".wsprobe-state")
+    assert store.path == tmp_path / ".wsprobe-state" / DB_FILENAME
+    store.close()
+
+
+def test_stored_shape_equals_to_json_for_a_full_result(tmp_path: Path) -> None:
+    """The fast encoder stores exactly what ProbeResult.to_json() would, nested parts too."""
+    r = result("chat", 1)
+    r.tls = TLSInfo(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", cert_not_after=2e9)
+    r.steps = [StepResult(index=0, name="subscribe", duration=0.01, ok=False)]
+    r.pings = [0.001, 0.002]
+    r.degraded = ["handshake"]
+    store = Store(tmp_path)
+    store.add_result(r)
+    assert store.history("chat", 1) == [r.to_json()]
+    store.close()
