@@ -46,6 +46,7 @@ class FeedServer:
         self.ticks_sent = 0
         self.close_codes: list[int | None] = []
         self.tick_interval: float | None = 0.02
+        self.tick_step = 1  # 2: every tick skips a sequence number (a gap)
         self.paused = False
         self.refuse_status: int | None = None
         self.refused = 0
@@ -122,7 +123,7 @@ class FeedServer:
             while self.tick_interval is not None:
                 await asyncio.sleep(self.tick_interval)  # the feed's own pace
                 if not self.paused:
-                    n += 1
+                    n += self.tick_step
                     await ws.send(json.dumps({"type": "tick", "n": n}))
                     self.ticks_sent += 1
                     self.changes.notify()

@@ -252,3 +252,53 @@ async def test_no_task_leak_after_many_reconnects(feed, results, check_for) -> N
     assert session.stats().reconnects["closed"] >= 49
     leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
     assert leftover == set()
+
+
+async def test_unanswered_protocol_ping_drops_and_reconnects(results, check_for) -> None:
+    """A peer that never answers pings is dropped as ping_timeout and reconnected."""
+    from tests.servers import RawServer, never_pong
+
+    async with RawServer(never_pong) as server:
+        check = check_for(server.url(), steps=[], ping_timeout=0.05, watch={"ping_interval": 0.02})
+        session = make_session(check, results)
+        session.start()
+        try:
+            async with asyncio.timeout(3):
+                while server.connections < 2:
+                    server.connected.clear()
+                    await server.connected.wait()
+            assert session.stats().reconnects.get("ping_timeout", 0) >= 1
+            assert "no pong" in session._down_message
+        finally:
+            await session.stop()
+
+
+async def test_oversized_message_is_message_too_big(feed, results, check_for) -> None:
+    """A message over max_size drops the session with reason message_too_big."""
+    feed.big_message = 4096
+    check = check_for(feed.url, max_size=1024, watch={"grace": 0.0})
+    session = make_session(check, results)
+    session.start()
+    try:
+        failed = await results.until(lambda r: not r.success)
+        assert failed.reason is Reason.MESSAGE_TOO_BIG
+        assert session.stats().reconnects.get("message_too_big", 0) >= 1
+    finally:
+        await session.stop()
+
+
+async def test_sequence_gaps_counted_and_degraded(feed, results, check_for) -> None:
+    """A counter that jumps is reported as gaps (degraded), not as a failure."""
+    feed.tick_step = 2
+    check = check_for(feed.url, interval=0.1, timeout=0.08, watch={"sequence": "$.n"})
+    session = make_session(check, results)
+    session.start()
+    try:
+        report = await results.until(lambda r: "gap" in r.degraded)
+        assert report.success
+        assert "sequence gap(s)" in report.message
+        stats = session.stats()
+        assert stats.gaps_total >= 1
+        assert stats.missed_total == stats.gaps_total
+    finally:
+        await session.stop()
