@@ -88,7 +88,7 @@ class DemoServer:
         self._flaky_attempts = 0
         self._flaky_modes: WeakKeyDictionary[ServerConnection, FlakyMode] = WeakKeyDictionary()
         self._rooms = ChatRooms()
-        self._stopping = asyncio.Event()
+        self._stopping: asyncio.Event | None = None
 
     @property
     def port(self) -> int:
@@ -117,7 +117,8 @@ class DemoServer:
         if self._server is not None:
             raise RuntimeError("DemoServer already started")
         self._host = host
-        self._stopping.clear()
+        # Created here, not in __init__: an Event binds to the loop that first waits on it.
+        self._stopping = asyncio.Event()
         self._server = await serve(
             self._handle,
             host,
@@ -135,7 +136,8 @@ class DemoServer:
             return
         # Silent /flaky connections stop reading, so they would never answer our close
         # frame; tell them to drop first so stop() does not wait out the close timeout.
-        self._stopping.set()
+        if self._stopping is not None:
+            self._stopping.set()
         server.close()
         await server.wait_closed()
         _log.info("demo targets stopped")
@@ -196,6 +198,7 @@ class DemoServer:
         if mode is FlakyMode.CLOSE_1011:
             await ws.close(1011, "demo failure")
         elif mode is FlakyMode.SILENT:
+            assert self._stopping is not None  # set by start() before serving
             try:
                 async with asyncio.timeout(SILENT_HOLD_TIMEOUT):
                     await self._stopping.wait()
