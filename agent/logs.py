@@ -23,9 +23,13 @@ _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
 _HANDLER_NAME = "wsprobe"
-# Libraries that log every frame or connection at DEBUG/INFO: keep them at WARNING
-# unless the agent itself runs at DEBUG.
-_CHATTY = ("websockets", "apscheduler", "aiohttp.access", "httpx", "httpcore", "asyncio")
+# Libraries that log every job or request at DEBUG/INFO: keep them at WARNING unless
+# the agent itself runs at DEBUG.
+_CHATTY = ("apscheduler", "aiohttp.access", "asyncio")
+# Libraries whose verbose levels print secrets, capped whatever --log-level says:
+# websockets logs every handshake header (Authorization) and frame at DEBUG; httpx logs
+# each request URL at INFO (Slack/Discord webhook URLs carry their token).
+_CAPPED = {"websockets": logging.INFO, "httpx": logging.WARNING, "httpcore": logging.INFO}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -98,3 +102,5 @@ def setup_logging(*, level: str = "info", fmt: str = "text", stream: TextIO | No
     root.setLevel(numeric)
     for lib in _CHATTY:
         logging.getLogger(lib).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+    for lib, floor in _CAPPED.items():
+        logging.getLogger(lib).setLevel(max(numeric, floor))

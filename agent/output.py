@@ -89,7 +89,7 @@ def render_table(result: ProbeResult, *, now: float | None = None) -> str:
         facts.append(("extensions", ", ".join(result.extensions)))
     tls = _tls_line(result, now)
     if tls:
-        facts.append(("tls", tls))
+        facts.append(("tls info", tls))
     if result.pings:
         facts.append(("pings", _rtts("pings", result.pings)))
     if result.app_pings:

@@ -186,6 +186,19 @@ class CheckConfig(Frozen):
             raise ValueError(f"URL port is invalid: {exc}") from None
         return value
 
+    @field_validator("auth")
+    @classmethod
+    def _one_authorization_source(cls, value: AuthConfig, info: ValidationInfo) -> AuthConfig:
+        # websockets turns URL userinfo into an Authorization header; a second one from
+        # bearer/basic would make the server see two.
+        url = info.data.get("url")
+        if url and (value.bearer or value.basic) and urlsplit(url).username is not None:
+            raise ValueError(
+                "the URL's user:password@ and auth.bearer/basic both set the Authorization"
+                " header; use one"
+            )
+        return value
+
     @field_validator("labels")
     @classmethod
     def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
