@@ -324,7 +324,7 @@ def describe(matcher: Matcher) -> str:
         parts.append(f"json {_short(json.dumps(matcher.json_, default=str))}")
     if matcher.path is not None:
         ops = [
-            f"{op} {getattr(matcher, op)!r}"
+            f"{op} {_operand(getattr(matcher, op))}"
             for op in COMPARISON_OPS
             if getattr(matcher, op) is not None
         ]
@@ -336,6 +336,13 @@ def describe(matcher: Matcher) -> str:
     if matcher.contains is not None:
         parts.append(f"contains {_short(matcher.contains)!r}")
     return ", ".join(parts) or "any message"
+
+
+def _operand(value: Any) -> str:
+    # YAML `gt: 0` arrives as 0.0; show it the way it was written.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
 
 
 def _short(text: str) -> str:
