@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -331,9 +331,9 @@ class Daemon:
             return False, "stopping"
         return True, "ready"
 
-    def render_metrics(self) -> bytes:
-        """The ``/metrics`` exposition."""
-        return self.metrics.render() if self.metrics is not None else b""
+    def metrics_chunks(self) -> Iterator[str]:
+        """The ``/metrics`` exposition, in pieces."""
+        return self.metrics.render_chunks() if self.metrics is not None else iter(())
 
     def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]:
         """The ``/api/v1/checks`` document."""

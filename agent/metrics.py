@@ -18,15 +18,25 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import Metric
-
 from agent import __version__
 from agent.config.models import CheckConfig
-from agent.exposition import LAG_BUCKETS, RESULTS, Families, Histogram, add_blackbox
+from agent.exposition import (
+    BLACKBOX,
+    LAG_BUCKETS,
+    RESULTS,
+    Histogram,
+    blackbox_lines,
+    fmt,
+    header,
+    label_str,
+    labels,
+)
 from agent.result import ProbeResult
 
-__all__ = ["CheckSeries", "Metrics", "WatchStatsView"]
+__all__ = ["CHUNK_LINES", "CheckSeries", "Metrics", "WatchStatsView"]
+
+#: Lines per piece of a chunked exposition: a few milliseconds of work each.
+CHUNK_LINES = 5000
 
 
 class WatchStatsView(Protocol):
@@ -47,6 +57,8 @@ class CheckSeries:
     """Everything exported for one configured check."""
 
     labels: dict[str, str]
+    #: ``labels`` rendered once for the text format.
+    base: str = ""
     last: ProbeResult | None = None
     last_duration: float = 0.0
     results: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(RESULTS, 0)))
@@ -100,8 +112,9 @@ class Metrics:
             if kept is not None and kept[0] == check:
                 self._checks[check.name] = kept
             else:
-                labels = {**check.labels, "check": check.name, "location": self.location}
-                self._checks[check.name] = (check, CheckSeries(labels=labels))
+                pairs = {**check.labels, "check": check.name, "location": self.location}
+                series = CheckSeries(labels=pairs, base=label_str(pairs))
+                self._checks[check.name] = (check, series)
 
     def series(self, check: CheckConfig) -> CheckSeries | None:
         """The series of ``check`` if that exact config is current, else None."""
@@ -148,147 +161,208 @@ class Metrics:
 
     # ---------------------------------------------------------------- exposition
 
-    def collect(self) -> Iterator[Metric]:
-        """Build every family from the current state (prometheus_client Collector)."""
-        out = Families()
-        for check, series in self._checks.values():
-            self._collect_check(out, check, series)
-        self._collect_agent(out)
-        return iter(out)
-
     def render(self) -> bytes:
-        """The whole exposition in Prometheus text format."""
-        return generate_latest(self)
+        """The whole exposition in Prometheus text format, at once."""
+        return "".join(self.render_chunks()).encode("utf-8")
 
-    def _collect_check(self, out: Families, check: CheckConfig, series: CheckSeries) -> None:
-        labels = series.labels
-        if series.last is not None:
-            add_blackbox(out, series.last, series.last_duration, labels)
-        for result, n in sorted(series.results.items()):
-            out.counter("wsprobe_probes", "Probe runs by result.", {**labels, "result": result}, n)
-        for reason, n in sorted(series.failures.items()):
-            out.counter(
-                "wsprobe_probe_failures",
-                "Failed probe runs by reason.",
-                {**labels, "reason": reason},
-                n,
-            )
-        for reason, n in sorted(series.skipped.items()):
-            out.counter(
-                "wsprobe_probes_skipped",
+    def render_chunks(self, *, chunk_lines: int = CHUNK_LINES) -> Iterator[str]:
+        """The exposition in pieces of about ``chunk_lines`` lines.
+
+        Family by family (the text format wants a family's samples together), check by
+        check inside each; the web handler yields to the event loop between pieces so
+        a large scrape never stalls running probes.
+        """
+        checks = list(self._checks.values())
+        for name, doc, typ, lines_of in self._check_families():
+            buf: list[str] = []
+            started = False  # the HELP/TYPE header precedes the first sample only
+            for check, series in checks:
+                buf.extend(lines_of(check, series))
+                if len(buf) >= chunk_lines:
+                    if not started:
+                        buf.insert(0, header(name, doc, typ))
+                        started = True
+                    yield "".join(buf)
+                    buf = []
+            if buf:
+                if not started:
+                    buf.insert(0, header(name, doc, typ))
+                yield "".join(buf)
+        yield "".join(self._agent_lines())
+
+    def _check_families(
+        self,
+    ) -> list[tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]]:
+        def blackbox(name: str) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
+            def lines(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+                if s.last is None:
+                    return ()
+                return blackbox_lines(name, s.last, s.last_duration, s.base)
+
+            return lines
+
+        families: list[tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]]
+        families = [(name, doc, "gauge", blackbox(name)) for name, doc in BLACKBOX.items()]
+        families += [
+            ("wsprobe_probes_total", "Probe runs by result.", "counter", _results),
+            ("wsprobe_probe_failures_total", "Failed runs by reason.", "counter", _failures),
+            (
+                "wsprobe_probes_skipped_total",
                 "Scheduled runs that did not happen, by reason.",
-                {**labels, "reason": reason},
-                n,
-            )
-        out.counter(
-            "wsprobe_probes_lag_suspect",
-            "Runs whose timing overlapped an event-loop lag spike of the agent.",
-            labels,
-            series.lag_suspect,
-        )
-        if series.ping_rtt.count or check.pings:
-            out.histogram(
+                "counter",
+                _skipped,
+            ),
+            (
+                "wsprobe_probes_lag_suspect_total",
+                "Runs whose timing overlapped an event-loop lag spike of the agent.",
+                "counter",
+                _lag_suspect,
+            ),
+            (
                 "wsprobe_ping_rtt_seconds",
                 "Round-trip time of protocol pings, in seconds.",
-                labels,
-                series.ping_rtt,
-            )
-        for phase, hist in series.phases.items():
-            out.histogram(
+                "histogram",
+                _ping_rtt,
+            ),
+            (
                 "wsprobe_phase_duration_seconds",
                 "Duration of each probe phase, in seconds.",
-                {**labels, "phase": phase},
-                hist,
-            )
-        for receiver, hist in series.relay.items():
-            out.histogram(
+                "histogram",
+                _phases,
+            ),
+            (
                 "wsprobe_relay_delivery_seconds",
                 "Relay delivery latency per receiving connection, in seconds.",
-                {**labels, "receiver": receiver},
-                hist,
-            )
+                "histogram",
+                _relay,
+            ),
+        ]
         if self.alert_firing is not None:
-            out.gauge(
-                "wsprobe_alert_firing",
-                "Whether the check's alert is firing.",
-                labels,
-                float(self.alert_firing(check.name)),
-            )
-        if self.watch_stats is not None and check.kind == "watch":
-            stats = self.watch_stats(check.name)
-            if stats is not None:
-                self._collect_watch(out, labels, stats)
+            firing = self.alert_firing
 
-    @staticmethod
-    def _collect_watch(out: Families, labels: dict[str, str], stats: WatchStatsView) -> None:
-        out.gauge(
-            "wsprobe_watch_connected",
-            "Whether the watch session is connected.",
-            labels,
-            float(stats.connected),
-        )
-        for reason, n in sorted(stats.reconnects.items()):
-            out.counter(
-                "wsprobe_watch_reconnects",
-                "Reconnections of the watch session, by the reason it dropped.",
-                {**labels, "reason": reason},
-                n,
-            )
-        if stats.last_message_ts is not None:
-            out.gauge(
-                "wsprobe_watch_last_message_timestamp_seconds",
-                "When the watch session last received a message, Unix seconds.",
-                labels,
-                stats.last_message_ts,
-            )
+            def alert(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+                return (f"wsprobe_alert_firing{{{s.base}}} {int(firing(check.name))}\n",)
 
-    def _collect_agent(self, out: Families) -> None:
-        loc = {"location": self.location}
+            families.append(
+                ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
+            )
+        if self.watch_stats is not None:
+            families += _watch_families(self.watch_stats)
+        return families
+
+    def _agent_lines(self) -> Iterator[str]:
+        loc = label_str({"location": self.location})
         if self.loop_lag_samples is not None:
             for sample in self.loop_lag_samples():
                 self.loop_lag.observe(sample)
-        out.histogram(
-            "wsprobe_scheduler_lag_seconds",
-            "Delay between a run's scheduled time and its actual start, in seconds.",
-            loc,
-            self.scheduler_lag,
-        )
-        out.histogram(
-            "wsprobe_event_loop_lag_seconds",
-            "How late the agent's event loop ran a timer, in seconds.",
-            loc,
-            self.loop_lag,
-        )
-        out.gauge("wsprobe_probes_in_flight", "Probes running now.", loc, self.in_flight)
-        for (receiver, outcome), n in sorted(self.notifications.items()):
-            out.counter(
-                "wsprobe_notifications",
-                "Notification deliveries by receiver and outcome.",
-                {**loc, "receiver": receiver, "outcome": outcome},
-                n,
-            )
+        name = "wsprobe_scheduler_lag_seconds"
+        yield header(name, "Delay from a run's due time to its start, in seconds.", "histogram")
+        yield from self.scheduler_lag.lines(name, loc)
+        name = "wsprobe_event_loop_lag_seconds"
+        yield header(name, "How late the agent's event loop ran a timer, in seconds.", "histogram")
+        yield from self.loop_lag.lines(name, loc)
+        yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
+        yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
+        if self.notifications:
+            name = "wsprobe_notifications_total"
+            yield header(name, "Notification deliveries by receiver and outcome.", "counter")
+            for (receiver, outcome), n in sorted(self.notifications.items()):
+                pairs = label_str({"receiver": receiver, "outcome": outcome})
+                yield f"{name}{labels(loc, pairs)} {n}\n"
         if self.queue_depth is not None:
-            out.gauge(
-                "wsprobe_notification_queue_depth",
-                "Notifications waiting in the outbox.",
-                loc,
-                self.queue_depth(),
-            )
-        out.gauge(
-            "wsprobe_config_last_reload_successful",
-            "Whether the last configuration reload succeeded.",
-            loc,
-            self.reload_successful,
-        )
-        out.gauge(
-            "wsprobe_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully, Unix seconds.",
-            loc,
-            self.reload_success_timestamp,
-        )
-        out.gauge(
-            "wsprobe_build_info",
-            "Always 1; the version label tells the running wsprobe version.",
-            {**loc, "version": self.version},
-            1.0,
-        )
+            name = "wsprobe_notification_queue_depth"
+            yield header(name, "Notifications waiting in the outbox.", "gauge")
+            yield f"{name}{{{loc}}} {self.queue_depth()}\n"
+        name = "wsprobe_config_last_reload_successful"
+        yield header(name, "Whether the last configuration reload succeeded.", "gauge")
+        yield f"{name}{{{loc}}} {fmt(self.reload_successful)}\n"
+        name = "wsprobe_config_last_reload_success_timestamp_seconds"
+        yield header(name, "When the configuration was last loaded, Unix seconds.", "gauge")
+        yield f"{name}{{{loc}}} {fmt(self.reload_success_timestamp)}\n"
+        name = "wsprobe_build_info"
+        yield header(name, "Always 1; the version label is the running version.", "gauge")
+        yield f"{name}{labels(loc, label_str({'version': self.version}))} 1\n"
+
+
+def _results(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return [
+        f'wsprobe_probes_total{{{s.base},result="{result}"}} {n}\n'
+        for result, n in sorted(s.results.items())
+    ]
+
+
+def _failures(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return [
+        f'wsprobe_probe_failures_total{{{s.base},reason="{reason}"}} {n}\n'
+        for reason, n in sorted(s.failures.items())
+    ]
+
+
+def _skipped(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return [
+        f'wsprobe_probes_skipped_total{{{s.base},reason="{reason}"}} {n}\n'
+        for reason, n in sorted(s.skipped.items())
+    ]
+
+
+def _lag_suspect(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return (f"wsprobe_probes_lag_suspect_total{{{s.base}}} {s.lag_suspect}\n",)
+
+
+def _ping_rtt(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    if not (s.ping_rtt.count or check.pings):
+        return ()
+    return s.ping_rtt.lines("wsprobe_ping_rtt_seconds", s.base)
+
+
+def _phases(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    for phase, hist in s.phases.items():
+        yield from hist.lines("wsprobe_phase_duration_seconds", s.base, f'phase="{phase}"')
+
+
+def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    for receiver, hist in s.relay.items():
+        extra = label_str({"receiver": receiver})
+        yield from hist.lines("wsprobe_relay_delivery_seconds", s.base, extra)
+
+
+def _watch_families(
+    get: Callable[[str], WatchStatsView | None],
+) -> list[tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]]:
+    def connected(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+        stats = get(check.name) if check.kind == "watch" else None
+        if stats is None:
+            return ()
+        return (f"wsprobe_watch_connected{{{s.base}}} {int(stats.connected)}\n",)
+
+    def reconnects(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+        stats = get(check.name) if check.kind == "watch" else None
+        if stats is None:
+            return ()
+        return [
+            f'wsprobe_watch_reconnects_total{{{s.base},reason="{reason}"}} {n}\n'
+            for reason, n in sorted(stats.reconnects.items())
+        ]
+
+    def last_message(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+        stats = get(check.name) if check.kind == "watch" else None
+        if stats is None or stats.last_message_ts is None:
+            return ()
+        name = "wsprobe_watch_last_message_timestamp_seconds"
+        return (f"{name}{{{s.base}}} {fmt(stats.last_message_ts)}\n",)
+
+    return [
+        ("wsprobe_watch_connected", "Whether the watch session is connected.", "gauge", connected),
+        (
+            "wsprobe_watch_reconnects_total",
+            "Reconnections of the watch session, by the reason it dropped.",
+            "counter",
+            reconnects,
+        ),
+        (
+            "wsprobe_watch_last_message_timestamp_seconds",
+            "When the watch session last received a message, Unix seconds.",
+            "gauge",
+            last_message,
+        ),
+    ]

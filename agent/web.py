@@ -20,12 +20,11 @@ import binascii
 import hashlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import bcrypt
 from aiohttp import web
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent.config.models import CheckConfig, WebConfig
 from agent.exposition import render_probe
@@ -50,7 +49,7 @@ class AgentView(Protocol):
 
     def ready(self) -> tuple[bool, str]: ...
 
-    def render_metrics(self) -> bytes: ...
+    def metrics_chunks(self) -> Iterator[str]: ...
 
     def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]: ...
 
@@ -147,8 +146,16 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
             )
         return await handler(request)
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=agent.render_metrics(), headers={"Content-Type": _CONTENT_TYPE})
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": _CONTENT_TYPE})
+        response.enable_compression()  # only if the scraper accepts it (Prometheus does)
+        await response.prepare(request)
+        for chunk in agent.metrics_chunks():
+            await response.write(chunk.encode("utf-8"))
+            # Thousands of checks make a large exposition: let probes run between pieces.
+            await asyncio.sleep(0)
+        await response.write_eof()
+        return response
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -205,7 +212,8 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
     return app
 
 
-_CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The text format agent.exposition writes.
+_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class WebServer:

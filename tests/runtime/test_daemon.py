@@ -15,7 +15,7 @@ import yaml
 
 from agent.shard import in_shard
 from agent.store import DB_FILENAME, Store
-from tests.runtime.conftest import Samples, Targets, value
+from tests.runtime.conftest import Samples, Targets, parse_samples, value
 
 Check = dict[str, Any]
 
@@ -73,7 +73,7 @@ async def test_scrape_probe_and_reload(start_agent: Any, targets: Targets, tmp_p
         assert echo["history"]
         probe = await client.get("/probe", params={"check": "echo"})
         assert probe.status_code == 200
-        assert "probe_success 1.0" in probe.text
+        assert value(parse_samples(probe.text), "probe_success") == 1
         assert (await client.get("/probe", params={"check": "nope"})).status_code == 404
         target = {"target": f"ws://127.0.0.1:{targets.ws_port}/"}
         assert (await client.get("/probe", params=target)).status_code == 400

@@ -162,3 +162,29 @@ def test_probe_render_is_unlabelled() -> None:
     assert samples[("probe_success", frozenset())] == 1
     assert samples[("probe_websocket_duration_seconds", frozenset({("phase", "connect")}))] == 0.002
     assert not any(name.startswith("wsprobe_") for name, _ in samples)
+
+
+def test_chunked_render_matches_whole(metrics: Metrics) -> None:
+    """Rendering in small pieces gives the same text, one HELP/TYPE header per family."""
+    checks = [_check(f"c{i}", team="t") for i in range(7)]
+    metrics.set_checks(checks)
+    for check in checks:
+        metrics.observe(check, _ok(check), duration=0.02)
+    whole = metrics.render().decode()
+    assert "".join(metrics.render_chunks(chunk_lines=5)) == whole
+    types = [line for line in whole.splitlines() if line.startswith("# TYPE")]
+    assert len(types) == len(set(types))
+    assert len(list(text_string_to_metric_families(whole))) == len(types)
+
+
+def test_label_values_are_escaped(metrics: Metrics) -> None:
+    """Quotes, backslashes and newlines in a check's label values survive the text format."""
+    odd = 'a "quoted" \\ value\nnext'
+    check = _check("odd", team=odd)
+    metrics.set_checks([check])
+    metrics.observe(check, _ok(check), duration=0.02)
+    samples = _samples(metrics.render().decode())
+    assert (
+        "probe_success",
+        frozenset({("check", "odd"), ("team", odd), ("location", "eu-1")}),
+    ) in samples

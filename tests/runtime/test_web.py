@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ class FakeAgent:
     def ready(self) -> tuple[bool, str]:
         return self.is_ready, "ready" if self.is_ready else "scheduler not running"
 
-    def render_metrics(self) -> bytes:
-        return b"# HELP up Up.\n# TYPE up gauge\nup 1.0\n"
+    def metrics_chunks(self) -> Iterator[str]:
+        return iter(["# HELP up Up.\n# TYPE up gauge\n", "up 1.0\n"])
 
     def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]:
         if name not in (None, "echo"):
