@@ -69,6 +69,22 @@ def routing_problems(config: Config) -> list[tuple[str, str]]:
     return problems
 
 
+def _steady_ok(before: AlertState, after: AlertState) -> bool:
+    """True when a healthy check stayed healthy: only its success counter moved.
+
+    Not persisting that case saves a write per healthy result (nearly all of them);
+    after a restart the counter merely restarts from the last persisted value.
+    """
+    return (
+        before.status == after.status == "ok"
+        and not before.degraded_firing
+        and not after.degraded_firing
+        and before.degraded_since is None
+        and after.degraded_since is None
+        and before.last_notified == after.last_notified
+    )
+
+
 class AlertService:
     """The alerting facade the runner, daemon, metrics and API use.
 
@@ -184,7 +200,7 @@ class AlertService:
         """
         now = self._clock()
         policy = self._policies.get(check.name)
-        if policy is None or self._checks.get(check.name) != check:
+        if policy is None or self._checks.get(check.name) is not check:
             policy = resolve_policy(self._config.alerting, check.alerting)
         before = self._states.get(check.name, AlertState())
         after, transitions = update(before, result, policy=policy, now=now)
@@ -193,7 +209,7 @@ class AlertService:
             transitions, url=check.url, labels=check.labels, result=result, policy=policy, now=now
         )
         self._states[check.name] = after
-        if after != before or rows:
+        if rows or not _steady_ok(before, after):
             self._save(check.name, after, rows)
         for t in transitions:
             logger.info(

@@ -136,7 +136,8 @@ class AlertState:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the store."""
-        out = dataclasses.asdict(self)
+        # Flat scalar fields: a comprehension, not asdict()'s deep copy (hot path).
+        out = {name: getattr(self, name) for name in _STATE_FIELDS}
         out["degraded_phases"] = list(self.degraded_phases)
         return out
 
@@ -152,6 +153,9 @@ class AlertState:
     def firing(self) -> bool:
         """True while the ``down`` alert is firing."""
         return self.status == "firing"
+
+
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(AlertState))
 
 
 def update(
@@ -243,7 +247,9 @@ def _update_degraded(
 ) -> tuple[AlertState, list[Transition]]:
     check = result.check
     if not result.success:
-        return dataclasses.replace(state, degraded_runs=0, degraded_ok_runs=0), []
+        if state.degraded_runs or state.degraded_ok_runs:
+            state = dataclasses.replace(state, degraded_runs=0, degraded_ok_runs=0)
+        return state, []
     over = tuple(result.degraded) if policy.degraded_threshold > 0 else ()
     if over:
         runs = state.degraded_runs + 1
@@ -258,6 +264,8 @@ def _update_degraded(
             state = dataclasses.replace(state, degraded_firing=True)
             return state, [_degraded(state, "degraded", check, now)]
         return state, []
+    if not state.degraded_firing and state.degraded_since is None:
+        return state, []  # the common case: nothing to track while within limits
     ok_runs = state.degraded_ok_runs + 1
     state = dataclasses.replace(state, degraded_runs=0, degraded_ok_runs=ok_runs)
     # Disabling degraded alerts on reload ends one that is firing at the next run.
