@@ -165,4 +165,4 @@ def test_resolve_path_wrong_type() -> None:
 def test_describe_names_the_predicate() -> None:
     """Failure messages describe what was awaited."""
     m = Matcher.model_validate({"json": {"type": "pong"}, "path": "$.n", "gt": 2})
-    assert describe(m) == 'json {"type": "pong"}, $.n gt 2.0'
+    assert describe(m) == 'json {"type": "pong"}, $.n gt 2'
