@@ -407,8 +407,8 @@ def _timeout_error(phase: str | None) -> ProbeError:
 
 def _ssl_error(exc: ssl.SSLError) -> ProbeError:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        code = exc.verify_code
-        text = str(exc.verify_message or "certificate verify failed")
+        code = getattr(exc, "verify_code", None)
+        text = str(getattr(exc, "verify_message", None) or "certificate verify failed")
         if code in _X509_EXPIRED:
             return TLSCertExpired()
         if code in _X509_HOSTNAME:
@@ -417,7 +417,8 @@ def _ssl_error(exc: ssl.SSLError) -> ProbeError:
             return TLSCertUntrusted("certificate is not yet valid")
         return TLSCertUntrusted(text)
     # reason is OpenSSL's short mnemonic (e.g. TLSV1_ALERT_PROTOCOL_VERSION): no secrets.
-    return TLSFailed(str(exc.reason or type(exc).__name__).lower().replace("_", " "))
+    mnemonic = getattr(exc, "reason", None) or type(exc).__name__
+    return TLSFailed(str(mnemonic).lower().replace("_", " "))
 
 
 def _closed_error(exc: wsx.ConnectionClosed) -> ProbeError:
