@@ -47,6 +47,11 @@ SILENT_HOLD_TIMEOUT = 30.0
 _CLOSE_TIMEOUT = 2.0
 
 _log = logging.getLogger(__name__)
+# websockets logs every connection open/close at INFO; with a probe every few seconds that
+# would bury the agent's own lines. Quiet by default, unless configured explicitly.
+_ws_log = logging.getLogger(f"{__name__}.connections")
+if _ws_log.level == logging.NOTSET:
+    _ws_log.setLevel(logging.WARNING)
 
 
 class FlakyMode(enum.Enum):
@@ -126,6 +131,7 @@ class DemoServer:
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
             close_timeout=_CLOSE_TIMEOUT,
+            logger=_ws_log,
         )
         _log.info("demo targets listening: %s", " ".join(self.url(p) for p in PATHS))
 
