@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hmac
 import logging
 import signal
 from collections.abc import Sequence
@@ -78,6 +79,12 @@ FLAKY_CYCLE = (
 def _path(request: Request | None) -> str:
     # request is only None before the handshake, which never reaches our callbacks.
     return urlsplit(request.path).path if request is not None else ""
+
+
+def _bearer_ok(authorization: str) -> bool:
+    # The auth scheme is case-insensitive (RFC 9110 section 11.1); the token is not.
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), DEMO_TOKEN)
 
 
 class DemoServer:
@@ -173,7 +180,7 @@ class DemoServer:
         path = _path(request)
         if path not in PATHS:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
-        if path == "/auth" and request.headers.get("Authorization") != f"Bearer {DEMO_TOKEN}":
+        if path == "/auth" and not _bearer_ok(request.headers.get("Authorization", "")):
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response

@@ -83,9 +83,10 @@ async def test_auth_rejects_with_401(demo: DemoServer, headers: dict[str, str] |
     assert info.value.response.headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_auth_accepts_bearer_and_echoes(demo: DemoServer) -> None:
-    """/auth upgrades with the demo bearer token and then echoes."""
-    headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"], ids=["Bearer", "lowercase"])
+async def test_auth_accepts_bearer_and_echoes(demo: DemoServer, scheme: str) -> None:
+    """/auth upgrades with the demo bearer token (scheme case-insensitive) and echoes."""
+    headers = {"Authorization": f"{scheme} {DEMO_TOKEN}"}
     async with _open(demo.url("/auth"), additional_headers=headers) as ws:
         await ws.send("ping me")
         async with asyncio.timeout(DEADLINE):
