@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,6 +87,32 @@ async def test_webhook_signature_verifies_on_receiver(
     assert not verify(header, request.body, "new", now=time.time() + 301)
     assert request.headers["X-Wsprobe-Delivery"] == "d-1"
     assert request.headers["X-Wsprobe-Event"] == "resolved"
+
+
+def documented_verify() -> Any:
+    """The verification snippet from docs/alerting.md, executed as written."""
+    doc = (Path(__file__).parents[2] / "docs" / "alerting.md").read_text()
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def verify" in b]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation
+    return namespace["verify"]
+
+
+@pytest.mark.parametrize(
+    ("age", "secret", "accepted"),
+    [(0, "new", True), (0, "old", True), (0, "wrong", False), (400, "new", False)],
+    ids=["current-secret", "rotated-out-secret", "wrong-secret", "too-old"],
+)
+async def test_documented_snippet_verifies_real_requests(
+    receiver: Any, client: httpx.AsyncClient, samples: Any, age: float, secret: str, accepted: bool
+) -> None:
+    """The docs' verify() accepts fresh requests signed with either secret, nothing else."""
+    verify_doc = documented_verify()
+    cfg = samples.receiver("webhook", receiver.url + "/hook", secret="new", secrets=["old"])
+    delivery = Delivery(id="d-2", attempt=1, now=time.time() - age)
+    await NOTIFIERS["webhook"].send(cfg, samples.event("firing"), delivery, client=client)
+    (request,) = await receiver.wait_for(1)
+    assert verify_doc(request.headers["X-Wsprobe-Signature"], request.body, secret) is accepted
 
 
 @pytest.mark.parametrize(
