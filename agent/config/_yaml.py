@@ -71,7 +71,20 @@ def parse_yaml(text: str | bytes) -> Parsed:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise YamlError(f"file is not UTF-8 text (byte {exc.start})") from None
-    loader = yaml.SafeLoader(text)
+    # libyaml's parser when built in: the pure-Python one is most of the time of loading
+    # 10,000 checks (bench/README.md); both compose the same nodes with the same marks.
+    # On any error, parse again in pure Python: its messages are the documented ones.
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return _parse(text, fast)
+        except YamlError:
+            pass
+    return _parse(text, yaml.SafeLoader)
+
+
+def _parse(text: str, loader_class: Any) -> Parsed:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -93,7 +106,10 @@ def parse_yaml(text: str | bytes) -> Parsed:
     finally:
         loader.dispose()
     lines: LineMap = {}
-    _walk(node, (), lines, set(), [0])
+    try:
+        _walk(node, (), lines, set(), [0])
+    except RecursionError:  # libyaml composes any depth; the walk is where it overflows
+        raise YamlError("YAML is nested too deeply") from None
     return Parsed(data, lines, duplicates)
 
 
