@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ __all__ = [
     "Proc",
     "cpu_seconds",
     "delay_proxy",
+    "free_port",
     "pin_self",
     "rss_kib",
     "spawn",
@@ -35,6 +37,13 @@ BENCH_CORE = _CORES[0]
 #: ...and the target server and delay proxy here, when there is a second core.
 SERVER_CORE = _CORES[-1]
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a process that must be told one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def pin_self(core: int = BENCH_CORE) -> bool:
