@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import logging
 import socket
 import ssl
 import time
@@ -61,6 +62,11 @@ __all__ = [
 #: Upper bound of the resolve phase, inside the check's own deadline.
 DEFAULT_RESOLVE_TIMEOUT = 5.0
 USER_AGENT = f"wsprobe/{__version__} websockets/{websockets_version}"
+
+# websockets logs every request header (Authorization included) at DEBUG. Its
+# protocol objects get this logger, pinned at INFO whatever the root level is.
+_WIRE_LOG = logging.getLogger("agent.probes.wire")
+_WIRE_LOG.setLevel(logging.INFO)
 
 _FAMILIES = {"auto": socket.AF_UNSPEC, "4": socket.AF_INET, "6": socket.AF_INET6}
 
@@ -293,6 +299,7 @@ def _protocol(check: CheckConfig, url: str) -> ClientProtocol:
         extensions=extensions,
         subprotocols=[Subprotocol(s) for s in check.subprotocols] or None,
         max_size=int(check.max_size),
+        logger=_WIRE_LOG,
     )
 
 
@@ -469,6 +476,7 @@ async def _open_via_proxy(
         close_timeout=check.close_timeout,
         max_size=int(check.max_size),
         create_connection=_MarkedConnection,
+        logger=_WIRE_LOG,
         **kwargs,
     )
     t0 = time.perf_counter()
