@@ -256,7 +256,7 @@ async def _flaky_outcome(demo: DemoServer) -> str:
     try:
         async with _open(demo.url("/flaky"), close_timeout=0.2) as ws:
             try:
-                async with asyncio.timeout(0.3):
+                async with asyncio.timeout(1.0):
                     await (await ws.ping())
             except TimeoutError:
                 return "no-pong"
