@@ -52,6 +52,21 @@ DEFAULT_LOOP_LAG_BUDGET = 0.05
 _NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
 
+def _config_file(value: str | None, info: ValidationInfo) -> str | None:
+    """Resolve a file path relative to the config file's directory; it must exist.
+
+    Only when loading a config (the loader passes ``base_dir`` in the validation
+    context): models built in code keep their paths as given.
+    """
+    base = (info.context or {}).get("base_dir")
+    if value is None or base is None:
+        return value
+    path = Path(base, os.path.expanduser(value))
+    if not path.is_file():
+        raise ValueError(f"file {str(path)!r} not found")
+    return str(path)
+
+
 class TLSConfig(Frozen):
     """How to verify the server and present a client certificate."""
 
@@ -66,15 +81,7 @@ class TLSConfig(Frozen):
     @field_validator("ca_file", "cert_file", "key_file")
     @classmethod
     def _file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Relative paths are relative to the config file; only checked when loading a
-        # config (the loader passes base_dir), so models built in code stay plain.
-        base = (info.context or {}).get("base_dir")
-        if value is None or base is None:
-            return value
-        path = Path(base, os.path.expanduser(value))
-        if not path.is_file():
-            raise ValueError(f"file {str(path)!r} not found")
-        return str(path)
+        return _config_file(value, info)
 
     @field_validator("key_file")
     @classmethod
@@ -229,6 +236,11 @@ class WebConfig(Frozen):
     #: username -> bcrypt hash
     basic_auth_users: dict[str, str] = {}
 
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _config_file(value, info)
+
 
 class AgentSettings(Frozen):
     """The agent process itself."""
@@ -240,6 +252,14 @@ class AgentSettings(Frozen):
     history_size: int = Field(DEFAULT_HISTORY, ge=1, le=10_000)
     loop_lag_budget: Duration = Field(DEFAULT_LOOP_LAG_BUDGET, gt=0)
     web: WebConfig = WebConfig()
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen must be HOST:PORT (e.g. 127.0.0.1:9470), not {value!r}")
+        return value
 
 
 class Config(Frozen):
