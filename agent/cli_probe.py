@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -51,6 +52,7 @@ _FLAG_OF: dict[str, str] = {
     "max_size": "--max-size",
     "proxy": "--proxy",
     "auth": "--bearer/--basic",
+    "steps": "--send/--send-json/--expect",
 }
 
 #: Flags that describe a target; with --check they would be silently ignored, so refuse.
@@ -78,6 +80,7 @@ _TARGET_FLAGS = (
     "max_size",
     "compression",
     "follow_redirects",
+    "script",
 )
 
 
@@ -140,6 +143,47 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", metavar="SECONDS", help="deadline of the whole probe (default 10s)"
     )
 
+    # One shared, ordered list: `--send a --expect x --send b` runs in that order.
+    script = parser.add_argument_group("scripted steps (run in the order given)")
+    for flag, meta, text in (
+        ("--send", "TEXT", "send a text message (repeatable)"),
+        ("--send-json", "JSON", "send a JSON message, validated first (repeatable)"),
+        ("--expect", "TEXT|/REGEX/", "wait for a message containing TEXT or matching REGEX"),
+    ):
+        script.add_argument(flag, dest="script", action=_ScriptStep, metavar=meta, help=text)
+
+
+class _ScriptStep(argparse.Action):
+    """Appends (flag, value) to ``args.script`` so the steps keep their order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        steps = list(getattr(namespace, self.dest, None) or [])
+        steps.append((option_string, values))
+        setattr(namespace, self.dest, steps)
+
+
+def _script_steps(script: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    for flag, value in script:
+        if flag == "--send":
+            steps.append({"send": value})
+        elif flag == "--send-json":
+            try:
+                steps.append({"send": json.loads(value)})
+            except ValueError:
+                raise UsageError("--send-json must be valid JSON") from None
+        elif len(value) >= 2 and value.startswith("/") and value.endswith("/"):
+            steps.append({"expect": {"regex": value[1:-1]}})
+        else:
+            steps.append({"expect": {"contains": value}})
+    return steps
+
 
 class UsageError(ValueError):
     """A flag's value is unusable; the message names the flag, never the value."""
@@ -201,6 +245,9 @@ def check_data(args: argparse.Namespace) -> dict[str, Any]:
     )
     if expect:
         data["expect"] = expect
+    steps = _script_steps(getattr(args, "script", None) or [])
+    if steps:
+        data["steps"] = steps
     if args.timeout is not None:
         data["timeout"] = args.timeout
         data["interval"] = _interval_for(args.timeout)
@@ -249,7 +296,8 @@ def _from_config(args: argparse.Namespace, config_path: Path) -> CheckConfig:
 
     given = [f for f in _TARGET_FLAGS if getattr(args, f) not in (None, False, [])]
     if given:
-        flags = ", ".join("URL" if f == "url" else "--" + f.replace("_", "-") for f in given)
+        names = {"url": "URL", "script": "--send/--send-json/--expect"}
+        flags = ", ".join(names.get(f, "--" + f.replace("_", "-")) for f in given)
         raise UsageError(f"--check runs the check as configured; drop {flags}")
     try:
         config = load_config(config_path)

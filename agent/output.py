@@ -96,7 +96,8 @@ def render_table(result: ProbeResult, *, now: float | None = None) -> str:
         facts.append(("app pings", _rtts("app pings", result.app_pings)))
     for step in result.steps:
         mark = "ok" if step.ok else "FAILED"
-        facts.append((f"step {step.index}", f"{step.name}: {mark} in {_ms(step.duration)} ms"))
+        # 1-based, like failure messages ("step 2 'subscribe'"); JSON keeps the 0-based index.
+        facts.append((f"step {step.index + 1}", f"{step.name}: {mark} in {_ms(step.duration)} ms"))
     for receiver, latency in sorted(result.relay.items()):
         facts.append(("delivery", f"{receiver}: {_ms(latency)} ms"))
     if result.close_code is not None:

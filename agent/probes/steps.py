@@ -238,14 +238,17 @@ class _Script:
     async def sleep(self, seconds: float) -> None:
         remaining = self.deadline - time.perf_counter()
         if seconds > remaining:
-            await asyncio.sleep(max(remaining, 0))
+            # Fail now rather than sleep into a certain timeout.
             raise ProbeTimeout(
-                phase=self.phase, timeout=seconds, detail="sleep passes the deadline"
+                phase=self.phase,
+                timeout=round(max(remaining, 0.0), 3),
+                detail=f"a sleep of {seconds:g}s does not fit in what is left",
             )
         await asyncio.sleep(seconds)
 
     async def expect(self, expect: Expect) -> None:
-        until = min(time.perf_counter() + expect.timeout, self.deadline)
+        started = time.perf_counter()
+        until = min(started + expect.timeout, self.deadline)
         try:
             match = await wait_for_match(
                 self.conn,
@@ -258,7 +261,10 @@ class _Script:
         except ExpectTimeout as err:
             err.timeout = expect.timeout
             if until >= self.deadline:
-                err.detail += " (the check's timeout cut the wait short)"
+                err.timeout = round(until - started, 3)
+                err.detail += (
+                    f" (the check's timeout left {err.timeout:g}s of its {expect.timeout:g}s)"
+                )
             raise
         if expect.first_message:
             self.result.phases["first_message"] = match.at - self.last_send
