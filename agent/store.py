@@ -238,6 +238,15 @@ class Store:
             (attempts, next_attempt_at, row_id),
         )
 
+    def outbox_retry_now(self, *, at: float) -> int:
+        """Make every pending row due at ``at`` (on start: try the backlog at once)."""
+        cur = self._db.execute(
+            "UPDATE outbox SET next_attempt_at = ?"
+            " WHERE status = 'pending' AND next_attempt_at > ?",
+            (at, at),
+        )
+        return cur.rowcount
+
     def outbox_finish(self, row_id: int, *, status: str, attempts: int, at: float) -> None:
         """Mark a row ``delivered``, ``failed`` or ``dropped``; it is never sent again."""
         self._db.execute(

@@ -142,6 +142,11 @@ class AlertService:
 
     async def start(self) -> None:
         """Start delivering (events queued before a restart are sent now)."""
+        # Backoff scheduled by a previous run must not delay the backlog: the outage
+        # that caused it may be long over.
+        backlog = self._store.outbox_retry_now(at=self._clock())
+        if backlog:
+            logger.info("alerting: %d queued event(s) from before the restart", backlog)
         self._dispatcher.start()
 
     async def aclose(self) -> None:

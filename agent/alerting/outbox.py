@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 DEFAULT_RETRY_INITIAL_INTERVAL = 1.0
-DEFAULT_RETRY_MAX_INTERVAL = 300.0
+#: Low enough that a receiver back from an outage gets the backlog within a minute.
+DEFAULT_RETRY_MAX_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,3 +350,25 @@ async def test_state_for_api(
         successes,
     )
     assert state["firing"] is (status == "firing")
+
+
+async def test_backlog_is_retried_at_once_after_restart(receiver: Any, tmp_path: Path) -> None:
+    """Backoff scheduled before a restart does not delay the backlog after it."""
+    cfg = config(receiver.url)
+    store = Store(tmp_path)
+    service = AlertService(cfg, store)
+    feed(service, cfg, "F")
+    (row,) = store.outbox_rows()
+    store.outbox_retry(row.id, attempts=5, next_attempt_at=row.created_at + 3600)
+    store.close()
+
+    store = Store(tmp_path)
+    outcomes = Outcomes()
+    service = AlertService(cfg, store, on_notification=outcomes)
+    await service.start()
+    try:
+        await outcomes.wait(lambda o: o.count("success") == 1)
+    finally:
+        await service.aclose()
+    assert [r.headers["X-Wsprobe-Delivery"] for r in receiver.requests] == [row.delivery_id]
+    store.close()
