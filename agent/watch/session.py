@@ -239,6 +239,9 @@ class WatchSession:
             self._went_down(Reason.INTERNAL, message, was_connected=False)
             return None
         result.phases["total"] = time.perf_counter() - start
+        # The upgrade request's headers are of no use once connected, and an agent
+        # holds thousands of sessions. (The response stays: websockets' parser holds it.)
+        conn.request = None
         self._conn = conn
         self._ping_failure = None
         self._connect_result = result
