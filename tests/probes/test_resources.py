@@ -1,0 +1,57 @@
+"""Failing probes leave nothing behind: no file descriptors, no tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import time
+
+import pytest
+
+from agent.result import Reason
+from tests.servers import RawServer, free_port, http_status, make_check, silent, timed_probe
+
+BATCH = 100
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def _settled(baseline_fds: int, baseline_tasks: int, *, timeout: float = 5.0) -> bool:
+    """Let transports finish closing (they close on later loop iterations)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        gc.collect()
+        if _open_fds() <= baseline_fds and len(asyncio.all_tasks()) <= baseline_tasks:
+            return True
+        await asyncio.sleep(0.01)  # yields to the loop; the condition is re-checked
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+async def test_thousand_failing_probes_leave_fds_and_tasks_at_baseline() -> None:
+    """1,000 refused probes plus timeouts and 5xx, in concurrent batches, leak nothing."""
+    refused = make_check(f"ws://127.0.0.1:{free_port()}/")
+    await timed_probe(refused)  # first-use imports and caches are not leaks
+    baseline_fds, baseline_tasks = _open_fds(), len(asyncio.all_tasks())
+    reasons: dict[Reason | None, int] = {}
+    async with RawServer(silent) as quiet, RawServer(http_status(503)) as broken:
+        checks = [refused] * 1000
+        checks += [make_check(quiet.url(), timeout=1.0)] * 20
+        checks += [make_check(quiet.url(scheme="wss"), timeout=1.0)] * 20
+        checks += [make_check(broken.url())] * 20
+        for i in range(0, len(checks), BATCH):
+            results = await asyncio.gather(*(timed_probe(c) for c in checks[i : i + BATCH]))
+            for result, _ in results:
+                reasons[result.reason] = reasons.get(result.reason, 0) + 1
+    assert reasons == {
+        Reason.CONNECT_REFUSED: 1000,
+        Reason.HANDSHAKE_TIMEOUT: 20,
+        Reason.TLS_HANDSHAKE: 20,
+        Reason.HANDSHAKE_STATUS: 20,
+    }
+    assert await _settled(baseline_fds, baseline_tasks), (
+        f"fds {_open_fds()} > {baseline_fds} or tasks {len(asyncio.all_tasks())} > {baseline_tasks}"
+    )
