@@ -48,7 +48,8 @@ from agent.probes.errors import (
     scrub,
 )
 from agent.probes.matchers import UndefinedVariable
-from agent.probes.steps import payload_of, run_steps, wait_for_match
+from agent.probes.receive import wait_for_match
+from agent.probes.steps import payload_of, run_steps
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 

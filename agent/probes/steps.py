@@ -25,16 +25,13 @@ import base64
 import json
 import time
 import uuid
-import weakref
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
 from agent.config import CheckConfig
-from agent.config.steps import AppPing, Expect, Matcher, Step
+from agent.config.steps import AppPing, Expect, Step
 from agent.probes.errors import (
     AuthRejected,
     ConnectionClosed,
@@ -43,34 +40,17 @@ from agent.probes.errors import (
     ProbeError,
     ProbeTimeout,
     map_errors,
-    scrub,
 )
-from agent.probes.matchers import (
-    ExtractFailed,
-    Message,
-    UndefinedVariable,
-    describe,
-    extract,
-    matches,
-    substitute,
-)
+from agent.probes.matchers import ExtractFailed, UndefinedVariable, extract, substitute
+from agent.probes.receive import wait_for_match
 from agent.result import ProbeResult, StepResult
 
-__all__ = [
-    "SECRET_VARIABLES",
-    "payload_of",
-    "run_script",
-    "run_steps",
-    "wait_for_match",
-]
+# wait_for_match is re-exported: the watch kind imports it from here.
+__all__ = ["AUTH_CLOSE_CODES", "payload_of", "run_script", "run_steps", "wait_for_match"]
 
-#: Variables whose values are credentials: masked wherever a message is quoted.
-SECRET_VARIABLES: frozenset[str] = frozenset({"token"})
 #: Close codes that mean "not authenticated / not allowed" (RFC 6455 1008, and the
 #: 4401/4403 convention mirroring HTTP 401/403).
 AUTH_CLOSE_CODES: frozenset[int] = frozenset({1008, 4401, 4403})
-#: Longest excerpt of a received message quoted in a failure message.
-_EXCERPT_CHARS = 160
 
 
 def payload_of(value: Any, variables: dict[str, str]) -> str:
@@ -83,111 +63,6 @@ def payload_of(value: Any, variables: dict[str, str]) -> str:
     if isinstance(filled, str):
         return filled
     return json.dumps(filled, separators=(",", ":"))
-
-
-def _secrets(variables: dict[str, str]) -> tuple[str, ...]:
-    return tuple(v for k, v in variables.items() if k in SECRET_VARIABLES and v)
-
-
-def _excerpt(message: Message, variables: dict[str, str]) -> str:
-    if message.binary:
-        return f"<binary, {len(message.data)} bytes>"
-    text = scrub(message.text, _secrets(variables))
-    if len(text) > _EXCERPT_CHARS:
-        text = text[: _EXCERPT_CHARS - 1] + "…"
-    return repr(text)
-
-
-@dataclass(slots=True)
-class Match:
-    """A message that satisfied an expect, and when it arrived."""
-
-    message: Message
-    at: float  # time.perf_counter() when it was read off the connection
-    skipped: int
-
-
-# Messages an expect skipped stay available to later expects on the same connection,
-# so replies arriving out of order (the answer to request B before the answer to A)
-# still match. Bounded: heartbeats must not grow it without limit.
-_BACKLOG_MESSAGES = 256
-_backlogs: weakref.WeakKeyDictionary[ClientConnection, deque[tuple[Message, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _backlog(conn: ClientConnection) -> deque[tuple[Message, float]]:
-    backlog = _backlogs.get(conn)
-    if backlog is None:
-        backlog = _backlogs[conn] = deque(maxlen=_BACKLOG_MESSAGES)
-    return backlog
-
-
-async def wait_for_match(
-    conn: ClientConnection,
-    matcher: Matcher,
-    *,
-    variables: dict[str, str],
-    until: float,
-    fail_if: Matcher | None = None,
-    phase: str = "steps",
-) -> Match:
-    """Return the first message matching ``matcher``, skipping the others.
-
-    Messages skipped by earlier waits on ``conn`` are considered first (oldest first),
-    then new ones are read. ``fail_if`` applies to newly read messages only: an old
-    message was already judged by the step that skipped it.
-
-    Args:
-        conn: the open connection.
-        matcher: what the awaited message must satisfy.
-        variables: values for ``{{name}}`` placeholders in the matchers.
-        until: absolute ``time.perf_counter()`` limit.
-        fail_if: a message matching this fails at once.
-        phase: the phase name given to the error boundary.
-
-    Returns:
-        The first matching message.
-
-    Raises:
-        ExpectTimeout: ``until`` passed first (``detail`` says what was awaited).
-        ExpectMismatch: a message matched ``fail_if``, or a placeholder is undefined.
-        ProbeError: the connection failed or closed (from :func:`map_errors`).
-    """
-    backlog = _backlog(conn)
-    try:
-        for i, (old, at) in enumerate(backlog):
-            if matches(matcher, old, variables):
-                del backlog[i]
-                return Match(old, at, 0)
-        skipped = 0
-        last: Message | None = None
-        while True:
-            remaining = until - time.perf_counter()
-            if remaining <= 0:
-                detail = f"wanted {describe(matcher)}; skipped {skipped} message(s)"
-                if last is not None:
-                    detail += f", last {_excerpt(last, variables)}"
-                raise ExpectTimeout(detail)
-            try:
-                async with asyncio.timeout(remaining):
-                    with map_errors(phase):
-                        data = await conn.recv()
-            except TimeoutError:
-                continue  # the loop head reports the timeout with its detail
-            message = Message(data)
-            at = time.perf_counter()
-            if fail_if is not None and matches(fail_if, message, variables):
-                raise ExpectMismatch(
-                    f"message matched fail_if ({describe(fail_if)}): {_excerpt(message, variables)}"
-                )
-            if matches(matcher, message, variables):
-                return Match(message, at, skipped)
-            skipped += 1
-            last = message
-            backlog.append((message, at))
-    except UndefinedVariable as exc:
-        raise ExpectMismatch(str(exc)) from None
 
 
 class _Script:
