@@ -71,9 +71,6 @@ def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> in
         loop_factory = uvloop.new_event_loop
     except ImportError:  # uvloop is an optional extra
         pass
-    # APScheduler logs every run at INFO; runs are counted in metrics instead, and its
-    # warnings (skipped or missed runs) still come through.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(Daemon(config_path, demo=demo, shard=shard).run())
 

@@ -186,12 +186,10 @@ class Runner:
                 log.exception("alerting failed on the result of check %s", check.name)
         if not result.success:
             reason = result.reason.value if result.reason else Reason.INTERNAL.value
+            # One line per failed run; check and reason are structured fields (JSON
+            # keys, or key=value in text) so log pipelines can group on them.
             log.warning(
-                "check %s failed: %s: %s",
-                check.name,
-                reason,
-                result.message,
-                extra={"check": check.name, "reason": reason, "probe_message": result.message},
+                "probe failed: %s", result.message, extra={"check": check.name, "reason": reason}
             )
         return True
 

@@ -43,6 +43,11 @@ def _ran(name: str, at_least: float = 1) -> Any:
     return predicate
 
 
+def _failed(samples: Samples, name: str) -> float | None:
+    count = value(samples, "wsprobe_probes_total", check=name, result="failure")
+    return count if count else None
+
+
 def _has_check(samples: Samples, name: str) -> bool:
     return any(("check", name) in labels for _, labels in samples)
 
@@ -51,10 +56,21 @@ async def test_scrape_probe_and_reload(start_agent: Any, targets: Targets, tmp_p
     """Metrics move, /probe runs only configured checks, reloads apply or are refused whole."""
     config = _write(
         tmp_path / "agent.yaml",
-        [_echo(targets.ws_port, labels={"team": "edge"}), _echo(targets.ws_port, "extra")],
+        [
+            _echo(targets.ws_port, labels={"team": "edge"}),
+            _echo(targets.ws_port, "extra"),
+            # Port 1 on loopback: nothing listens, the connection is refused.
+            {"name": "down", "url": "ws://127.0.0.1:1/", "interval": "1s", "timeout": "800ms"},
+        ],
     )
     agent = await start_agent(config)
-    samples = await agent.until(lambda s: _ran("echo")(s) and _ran("extra")(s))
+    samples = await agent.until(
+        lambda s: _ran("echo")(s) and _ran("extra")(s) and _failed(s, "down") is not None
+    )
+    assert _failed(samples, "down") == value(
+        samples, "wsprobe_probe_failures_total", check="down", reason="connect_refused"
+    )
+    await agent.wait_line(r"probe failed: .* check=down reason=connect_refused")
     assert value(samples, "probe_success", check="echo", team="edge", location="lab") == 1
     assert value(samples, "wsprobe_build_info", location="lab") == 1
     assert value(samples, "wsprobe_config_last_reload_successful") == 1
@@ -67,7 +83,7 @@ async def test_scrape_probe_and_reload(start_agent: Any, targets: Targets, tmp_p
             assert check.returncode == 0, check.stdout + check.stderr
         assert (await client.get("/readyz")).status_code == 200
         api = (await client.get("/api/v1/checks")).json()["checks"]
-        assert {c["name"] for c in api} == {"echo", "extra"}
+        assert {c["name"] for c in api} == {"echo", "extra", "down"}
         echo = next(c for c in api if c["name"] == "echo")
         assert "handshake" in echo["last_result"]["phases"]
         assert echo["history"]
@@ -112,7 +128,8 @@ async def test_sigterm_mid_probe(start_agent: Any, targets: Targets, tmp_path: P
     agent = await start_agent(_write(tmp_path / "agent.yaml", [hang]))
     await asyncio.wait_for(targets.hung.wait(), 8.0)
     assert await agent.stop(timeout=6.0) == 0
-    assert not any("check hang failed" in line for line in agent.lines), agent.lines
+    assert not any("probe failed" in line for line in agent.lines), agent.lines
+    assert any("cancelled 1 running probe" in line for line in agent.lines), agent.lines
     store = Store(tmp_path / "state" / DB_FILENAME)
     try:
         assert store.history("hang", 10) == []
