@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.config.steps import Expect, Matcher, validate_path
@@ -166,3 +169,34 @@ def test_describe_names_the_predicate() -> None:
     """Failure messages describe what was awaited."""
     m = Matcher.model_validate({"json": {"type": "pong"}, "path": "$.n", "gt": 2})
     assert describe(m) == 'json {"type": "pong"}, $.n gt 2'
+
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+KEYS = st.lists(
+    st.integers(0, 3) | st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True),
+    min_size=1,
+    max_size=4,
+)
+
+
+@given(st.dictionaries(st.text(max_size=5), JSON_VALUES, max_size=4))
+def test_every_object_matches_itself(document: dict[str, Any]) -> None:
+    """JSON subset equality is reflexive for any object a server may send."""
+    assert matches(Matcher.model_validate({"json": document}), json.dumps(document), {})
+
+
+@given(KEYS, JSON_SCALARS)
+def test_built_paths_resolve_to_their_leaf(keys: list[str | int], leaf: Any) -> None:
+    """A document built along a path resolves that path to the leaf, via its text form."""
+    document: Any = leaf
+    for key in reversed(keys):
+        document = [None] * key + [document] if isinstance(key, int) else {key: document}
+    path = "$" + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys)
+    assert resolve_path(json.loads(json.dumps(document)), path) == leaf

@@ -469,3 +469,55 @@ async def test_secret_token_masked_in_quoted_messages() -> None:
     assert error is not None
     assert error.reason is Reason.EXPECT_MISMATCH
     assert "super-secret-xyz" not in str(error)
+
+
+async def test_flood_of_heartbeats_before_reply() -> None:
+    """Hundreds of heartbeats before the reply are skipped without stalling the reader."""
+
+    async def flood(ws: ServerConnection) -> None:
+        await ws.recv()
+        for n in range(300):
+            await ws.send(json.dumps({"type": "heartbeat", "n": n}))
+        await ws.send(json.dumps({"type": "reply"}))
+        await ws.wait_closed()
+
+    _, error = await script(
+        flood, steps=[{"send": "go"}, {"expect": {"json": {"type": "reply"}, "timeout": 3}}]
+    )
+    assert error is None
+
+
+async def test_message_arriving_during_sleep_is_not_lost() -> None:
+    """A reply that arrives while a sleep step runs is matched by the next expect."""
+
+    async def quick(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send("early reply")
+        await ws.wait_closed()
+
+    _, error = await script(
+        quick,
+        steps=[{"send": "go"}, {"sleep": "50ms"}, {"expect": {"contains": "early", "timeout": 1}}],
+    )
+    assert error is None
+
+
+async def test_skipped_message_is_matched_by_a_later_step() -> None:
+    """A message skipped by one expect is still available to the next one."""
+
+    async def two(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send('{"type": "b"}')
+        await ws.send('{"type": "a"}')
+        await ws.wait_closed()
+
+    result, error = await script(
+        two,
+        steps=[
+            {"send": "go"},
+            {"expect": {"json": {"type": "a"}, "timeout": 1}},
+            {"expect": {"json": {"type": "b"}, "timeout": 1}},
+        ],
+    )
+    assert error is None
+    assert [s.ok for s in result.steps] == [True, True, True]
