@@ -34,6 +34,7 @@ __all__ = [
     "accept_101",
     "banner",
     "close_frame",
+    "connect_proxy",
     "free_port",
     "http_status",
     "make_check",
@@ -251,3 +252,33 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def connect_proxy(targets: list[str], *, refuse: int | None = None) -> Handler:
+    """An HTTP CONNECT proxy; records each ``host:port`` asked for (``refuse``: answer that)."""
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        dst.transport.abort()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.decode("latin-1").split(" ")[1]
+        targets.append(target)
+        if refuse is not None:
+            writer.write(f"HTTP/1.1 {refuse} No\r\nContent-Length: 0\r\n\r\n".encode())
+            await writer.drain()
+            return
+        host, port = target.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.transport.abort()
+
+    return handler
