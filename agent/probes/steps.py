@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import json
 import time
 import uuid
@@ -82,11 +83,15 @@ class _Script:
         self.deadline = deadline
         self.phase = phase
         self.last_send = time.perf_counter()
+        # Every send time, so first_message can be measured from the send that preceded
+        # the message even when an earlier expect had already read it.
+        self.sends: list[float] = [self.last_send]
 
     async def send(self, data: str | bytes) -> None:
         with map_errors(self.phase):
             await self.conn.send(data)
         self.last_send = time.perf_counter()
+        self.sends.append(self.last_send)
 
     async def run(self, step: Step) -> None:
         action = step.action
@@ -142,7 +147,8 @@ class _Script:
                 )
             raise
         if expect.first_message:
-            self.result.phases["first_message"] = match.at - self.last_send
+            before = self.sends[max(bisect.bisect_right(self.sends, match.at) - 1, 0)]
+            self.result.phases["first_message"] = max(match.at - before, 0.0)
         try:
             self.variables.update(extract(expect.extract, expect, match.message, self.variables))
         except (ExtractFailed, UndefinedVariable) as exc:

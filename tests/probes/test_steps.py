@@ -521,3 +521,29 @@ async def test_skipped_message_is_matched_by_a_later_step() -> None:
     )
     assert error is None
     assert [s.ok for s in result.steps] == [True, True, True]
+
+
+async def test_first_message_read_early_is_timed_from_its_send() -> None:
+    """A data message read by an earlier expect is timed from the send before it, not after."""
+
+    async def feed(ws: ServerConnection) -> None:
+        await ws.recv()  # subscribe
+        await ws.send('{"type": "tick"}')
+        await ws.send('{"type": "subscribed"}')
+        await ws.recv()  # an unrelated request sent later
+        await ws.send('{"type": "ack"}')
+        await ws.wait_closed()
+
+    result, error = await script(
+        feed,
+        steps=[
+            {"send": {"type": "subscribe"}},
+            {"expect": {"json": {"type": "subscribed"}, "timeout": 1}},
+            {"send": {"type": "other"}},
+            {"expect": {"json": {"type": "ack"}, "timeout": 1}},
+            {"expect": {"json": {"type": "tick"}, "first_message": True, "timeout": 1}},
+        ],
+    )
+    assert error is None
+    assert 0 < result.phases["first_message"] < result.phases["steps"]
+    assert result.phases["first_message"] < result.steps[0].duration + result.steps[1].duration
