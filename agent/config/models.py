@@ -114,7 +114,7 @@ class OAuth2Config(Frozen):
     client_secret: Secret
     scopes: tuple[str, ...] = ()
     audience: str | None = None
-    #: ``bearer``: sent as Authorization header; ``message``: only ``${token}`` in steps.
+    #: ``bearer``: sent as Authorization header; ``message``: only ``{{token}}`` in steps.
     use: Literal["bearer", "message"] = "bearer"
     timeout: Duration = Field(10.0, gt=0)
 
