@@ -134,13 +134,26 @@ class Targets:
     ws_port: int
     hang_port: int
     hung: asyncio.Event
+    #: Connections the websockets server accepted, and the close codes it received.
+    opened: list[str]
+    close_codes: list[int | None]
+    closed: asyncio.Event
 
 
 @pytest.fixture
 async def targets() -> AsyncIterator[Targets]:
+    opened: list[str] = []
+    close_codes: list[int | None] = []
+    closed = asyncio.Event()
+
     async def echo(ws: ServerConnection) -> None:
-        async for message in ws:
-            await ws.send(message)
+        opened.append(ws.request.path if ws.request else "")
+        try:
+            async for message in ws:
+                await ws.send(message)
+        finally:
+            close_codes.append(ws.close_code)
+            closed.set()
 
     hung = asyncio.Event()
     writers: list[asyncio.StreamWriter] = []
@@ -156,7 +169,14 @@ async def targets() -> AsyncIterator[Targets]:
         try:
             ws_port = ws_server.sockets[0].getsockname()[1]
             hang_port = hang_server.sockets[0].getsockname()[1]
-            yield Targets(ws_port=ws_port, hang_port=hang_port, hung=hung)
+            yield Targets(
+                ws_port=ws_port,
+                hang_port=hang_port,
+                hung=hung,
+                opened=opened,
+                close_codes=close_codes,
+                closed=closed,
+            )
         finally:
             for writer in writers:
                 writer.close()

@@ -154,3 +154,27 @@ async def test_basic_auth_and_shard(start_agent: Any, targets: Targets, tmp_path
     shown = {c["name"] for c in api.json()["checks"]}
     assert shown == {n for n in names if in_shard(n, (1, 2))}
     assert await agent.stop() == 0
+
+
+async def test_watch_session_lifecycle(start_agent: Any, targets: Targets, tmp_path: Path) -> None:
+    """A watch check holds one session, survives an unrelated reload, and closes with 1001."""
+    watch = {"name": "feed", "kind": "watch", "url": f"ws://127.0.0.1:{targets.ws_port}/feed",
+             "interval": "1s", "timeout": "800ms"}  # fmt: skip
+    config = _write(tmp_path / "agent.yaml", [watch])
+    agent = await start_agent(config)
+    await agent.until(
+        lambda s: (
+            value(s, "wsprobe_watch_connected", check="feed") == 1
+            and (value(s, "wsprobe_probes_total", check="feed", result="success") or 0) >= 1
+        )
+    )
+    assert targets.opened == ["/feed"]
+    _write(config, [watch, _echo(targets.ws_port, "other", interval="1h", timeout="1s")])
+    async with httpx.AsyncClient(base_url=agent.url, timeout=5.0) as client:
+        assert (await client.post("/-/reload")).status_code == 200
+        api = (await client.get("/api/v1/checks", params={"check": "feed"})).json()["checks"]
+    assert api[0]["watch"]["connected"] is True
+    assert targets.opened == ["/feed"]  # unchanged check: the same session
+    assert await agent.stop() == 0
+    await asyncio.wait_for(targets.closed.wait(), 5.0)
+    assert targets.close_codes == [1001]
