@@ -545,5 +545,5 @@ async def test_first_message_read_early_is_timed_from_its_send() -> None:
         ],
     )
     assert error is None
+    # Timed from "other" (sent after the tick was read) it would be negative.
     assert 0 < result.phases["first_message"] < result.phases["steps"]
-    assert result.phases["first_message"] < result.steps[0].duration + result.steps[1].duration
