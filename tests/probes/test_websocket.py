@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -370,3 +371,45 @@ async def test_origin_only_sent_when_configured(ws_server: Any) -> None:
     assert "Origin" not in seen[0]
     assert seen[1]["Origin"] == "https://app.example"
     assert seen[0]["User-Agent"].startswith("wsprobe/")
+
+
+async def test_ipv6_literal_connects_and_reports_peer_ip() -> None:
+    """ws://[::1]:port/ connects over IPv6 and reports ::1 as the peer."""
+    async with serve(echo, "::1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        result, _ = await timed_probe(make_check(f"ws://[::1]:{port}/"))
+        wrong_family, _ = await timed_probe(make_check(f"ws://[::1]:{port}/", ip_version="4"))
+    assert result.success, result.message
+    assert result.peer_ip == "::1"
+    assert wrong_family.reason is Reason.DNS
+    assert "IPv4" in wrong_family.message
+
+
+async def test_oauth2_token_is_sent_as_bearer(ws_server: Any) -> None:
+    """auth.oauth2 (use: bearer): the token from the token endpoint is the Authorization."""
+
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "oa-555", "expires_in": 60})
+
+    app = web.Application()
+    app.router.add_post("/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    seen: list[str | None] = []
+
+    def record(ws: ServerConnection, request: Request) -> None:
+        seen.append(request.headers.get("Authorization"))
+
+    try:
+        url = await ws_server(echo, process_request=record)
+        oauth2 = {
+            "token_url": f"http://127.0.0.1:{runner.addresses[0][1]}/token",
+            "client_id": "probe",
+            "client_secret": "cs-1",
+        }
+        result, _ = await timed_probe(make_check(url, auth={"oauth2": oauth2}))
+    finally:
+        await runner.cleanup()
+    assert result.success, result.message
+    assert seen == ["Bearer oa-555"]
