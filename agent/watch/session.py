@@ -140,6 +140,7 @@ class WatchSession:
         loop = asyncio.get_running_loop()
         self._watching_since = self._state_since = time.perf_counter()
         self._task = loop.create_task(self._run(), name=f"watch:{self.check.name}")
+        self._task.add_done_callback(self._run_done)
         self._report_handle = loop.call_later(self.check.interval, self._report_tick)
         if self.watch.stale_after is not None:
             self._stale_handle = loop.call_later(self.watch.stale_after, self._stale_tick)
@@ -216,6 +217,11 @@ class WatchSession:
                 self._backoff.attempts,
             )
             self._report(self._verdict())
+
+    def _run_done(self, task: asyncio.Task[None]) -> None:
+        # Every failure inside _run is caught; this is the net for a bug outside those.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("watch %s: session task crashed", self.check.name, exc_info=task.exception())
 
     async def _connect(self) -> ClientConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""

@@ -302,3 +302,39 @@ async def test_sequence_gaps_counted_and_degraded(feed, results, check_for) -> N
         assert stats.missed_total == stats.gaps_total
     finally:
         await session.stop()
+
+
+async def test_never_connecting_fails_after_grace(results, check_for) -> None:
+    """A target that refuses from the start fails once grace has passed since watching began."""
+    from tests.servers import free_port
+
+    check = check_for(f"ws://127.0.0.1:{free_port()}/", interval=5.0, timeout=1.0)
+    session = make_session(check, results)
+    start = time.perf_counter()
+    session.start()
+    try:
+        failed = await results.until(lambda r: not r.success)
+        assert failed.reason is Reason.CONNECT_REFUSED
+        assert failed.message.startswith("disconnected for 0.3 s: connection refused")
+        assert 0.3 <= time.perf_counter() - start < 0.3 + 0.3
+    finally:
+        await session.stop()
+
+
+async def test_backoff_resets_after_a_healthy_connection(feed, results, check_for) -> None:
+    """Quick drops keep backing off; a connection up for reset_after starts over."""
+    check = check_for(feed.url, watch={"reset_after": 0.1, "max_delay": 0.02})
+    session = make_session(check, results)
+    session.start()
+    try:
+        feed.close_on_subscribe = 1011
+        await feed.changes.until(lambda: feed.connections >= 4)
+        assert session._backoff.attempts >= 2
+        feed.close_on_subscribe = None
+        await feed.changes.until(lambda: feed.ticks_sent >= 10)  # up > 0.1 s
+        subscribed = feed.subscribes()
+        await feed.drop_all(1012)
+        await feed.changes.until(lambda: feed.subscribes() > subscribed)
+        assert session._backoff.attempts == 1
+    finally:
+        await session.stop()
