@@ -39,7 +39,7 @@ class DiscordNotifier(HttpNotifier):
         fields = [
             _field("Check", p["check"]),
             _field("URL", p["url"]),
-            _field("Reason", p.get("reason") or "-"),
+            _field("Last failure" if event.is_resolved else "Reason", p.get("reason") or "-"),
             _field("Started", p.get("started_at") or "-"),
         ]
         if event.is_resolved:

@@ -48,7 +48,7 @@ class SlackNotifier(HttpNotifier):
             _field("Check", p["check"]),
             _field("Event", event.event),
             _field("URL", p["url"]),
-            _field("Reason", p.get("reason") or "-"),
+            _field("Last failure" if event.is_resolved else "Reason", p.get("reason") or "-"),
             _field("Started", p.get("started_at") or "-"),
         ]
         if event.is_resolved:

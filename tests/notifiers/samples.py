@@ -44,10 +44,11 @@ def event(kind: str) -> AlertEvent:
         started_at=started,
         resolved_at=resolved,
         consecutive_failures=3 if failing else 0,
-        reason="closed" if failing else None,
-        message="server closed the connection: code 1011 (internal error)"
-        if failing
-        else ("over latency limit: handshake" if kind == "degraded" else ""),
+        # A resolved down alert still names the last failure, as the state machine does.
+        reason=None if kind == "degraded" else "closed",
+        message="over latency limit: handshake"
+        if kind == "degraded"
+        else "server closed the connection: code 1011 (internal error)",
         degraded=("handshake",) if kind == "degraded" else (),
     )
     return build_event(
