@@ -83,6 +83,12 @@ class TLSConfig(Frozen):
     def _file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _config_file(value, info)
 
+    @field_validator("min_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # YAML reads an unquoted 1.2 as a float.
+        return str(value) if isinstance(value, float) else value
+
     @field_validator("key_file")
     @classmethod
     def _key_needs_cert(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -192,6 +198,12 @@ class CheckConfig(Frozen):
         except ValueError as exc:
             raise ValueError(f"URL port is invalid: {exc}") from None
         return value
+
+    @field_validator("ip_version", mode="before")
+    @classmethod
+    def _ip_version_as_text(cls, value: object) -> object:
+        # YAML reads an unquoted 4 as an int.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("auth")
     @classmethod

@@ -478,3 +478,16 @@ def test_repository_example_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     config = load_config(root / "config.example.yaml")
     assert config.checks
+
+
+def test_unquoted_versions_are_accepted(tmp_path: Path) -> None:
+    """tls.min_version: 1.2 and ip_version: 6 work unquoted (YAML reads them as numbers)."""
+    write(
+        tmp_path,
+        {
+            "wsprobe.yaml": "checks:\n  - name: a\n    url: wss://h/\n    ip_version: 6\n"
+            "    tls: {min_version: 1.2}\n"
+        },
+    )
+    (check,) = load_config(tmp_path / "wsprobe.yaml").checks
+    assert (check.ip_version, check.tls.min_version) == ("6", "1.2")
