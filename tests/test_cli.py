@@ -103,8 +103,9 @@ def tls_server(ca: trustme.CA) -> Iterator[ThreadServer]:
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # main() configures the root logger; give the next test the state pytest set up.
+def _restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    # main() configures the root logger with a handler on the captured stderr; remove it
+    # before capsys closes that stream (the server thread may still log).
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
