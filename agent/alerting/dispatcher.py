@@ -21,17 +21,19 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from agent.alerting.outbox import RetryPolicy
-from agent.config.alerting import ReceiverConfig
+from agent.config.alerting import DEFAULT_RETRY_TIMEOUT, ReceiverConfig
 from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import AlertEvent, Delivery
 from agent.notifiers.errors import NotifyError, NotifyStatus
 from agent.store import DONE_RETENTION, OutboxRow, Store
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "Dispatcher"]
+__all__ = ["DEFAULT_GRACE_TIMEOUT", "DEFAULT_MAX_IN_FLIGHT", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_IN_FLIGHT = 8
+#: How long a stop waits for attempts already on the wire.
+DEFAULT_GRACE_TIMEOUT = 3.0
 #: Longest a worker sleeps without re-reading the outbox (guards wall-clock jumps).
 _MAX_IDLE = 60.0
 _PRUNE_INTERVAL = 3600.0
@@ -75,9 +77,11 @@ class Dispatcher:
         self._wakes: dict[str, asyncio.Event] = {}
         self._client: httpx.AsyncClient | None = None
         self._last_prune = 0.0
+        self._closing = False
 
     def start(self) -> None:
         """Open the HTTP client and start one worker per receiver (needs a running loop)."""
+        self._closing = False
         if self._client is None:
             # Redirects are not followed: a webhook answering 3xx is misconfigured.
             self._client = httpx.AsyncClient(follow_redirects=False)
@@ -95,9 +99,17 @@ class Dispatcher:
         for event in self._wakes.values():
             event.set()
 
-    async def aclose(self) -> None:
-        """Stop workers (an in-flight attempt is abandoned and retried on restart)."""
+    async def aclose(self, *, grace_timeout: float = DEFAULT_GRACE_TIMEOUT) -> None:
+        """Stop workers, letting in-flight attempts finish for up to ``grace_timeout``.
+
+        An attempt cut short is retried after the next start with the same delivery
+        id; the grace period makes that (a possible duplicate) rare on a clean stop.
+        """
+        self._closing = True
+        self.wake()
         workers = list(self._workers.values())
+        if workers:
+            await asyncio.wait(workers, timeout=grace_timeout)
         self._workers.clear()
         self._wakes.clear()
         for task in workers:
@@ -123,7 +135,7 @@ class Dispatcher:
 
     async def _worker(self, name: str) -> None:
         wake = self._wakes[name]
-        while True:
+        while not self._closing:
             wake.clear()
             try:
                 idle = await self._pass(name)
@@ -131,7 +143,7 @@ class Dispatcher:
                 # A store or programming error must not end delivery for good.
                 logger.exception("notification worker for receiver %r failed; retrying", name)
                 idle = self._retry.initial_interval
-            if idle is None or idle > 0:
+            if (idle is None or idle > 0) and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(idle or _MAX_IDLE, _MAX_IDLE)):
                         await wake.wait()
@@ -190,8 +202,9 @@ class Dispatcher:
         now = self._clock()
         retry_after = exc.retry_after if isinstance(exc, NotifyStatus) else None
         delay = self._retry.delay(attempts, rng=self._rng, retry_after=retry_after)
-        receiver = self._receivers[row.receiver]
-        if now + delay - row.created_at > receiver.retry_timeout:
+        receiver = self._receivers.get(row.receiver)
+        budget = receiver.retry_timeout if receiver else DEFAULT_RETRY_TIMEOUT
+        if now + delay - row.created_at > budget:
             self._finish(row, "dropped", attempts, str(exc))
             return
         self._store.outbox_retry(row.id, attempts=attempts, next_attempt_at=now + delay)

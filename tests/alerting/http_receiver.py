@@ -33,7 +33,7 @@ class Recorded:
 class HttpReceiver:
     """aiohttp server; ``script`` holds answers: int status, (status, headers),
     "hang" (never answers), "drip" (answers 200 then sends a byte every 50 ms),
-    "close" (drops the connection without answering)."""
+    "close" (drops the connection without answering), "slow" (200 after 0.3 s)."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -82,6 +82,10 @@ class HttpReceiver:
             self._changed.notify_all()
         if answer == "hang":
             await self._release.wait()
+            return web.Response(status=200)
+        if answer == "slow":
+            # Answers, but only after the sender had time to start shutting down.
+            await asyncio.sleep(0.3)
             return web.Response(status=200)
         if answer == "drip":
             response = web.StreamResponse(status=200)

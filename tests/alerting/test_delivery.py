@@ -372,3 +372,17 @@ async def test_backlog_is_retried_at_once_after_restart(receiver: Any, tmp_path:
         await service.aclose()
     assert [r.headers["X-Wsprobe-Delivery"] for r in receiver.requests] == [row.delivery_id]
     store.close()
+
+
+async def test_stop_lets_an_in_flight_attempt_finish(receiver: Any, store: Store) -> None:
+    """aclose() waits for an attempt already on the wire, so it is not sent twice."""
+    receiver.script.append("slow")
+    outcomes = Outcomes()
+    cfg = config(receiver.url)
+    service = AlertService(cfg, store, on_notification=outcomes, **FAST)
+    feed(service, cfg, "F")
+    await service.start()
+    await receiver.wait_for(1)
+    await service.aclose()
+    assert outcomes.items == [("hook", "success")]
+    assert [r.status for r in store.outbox_rows()] == ["delivered"]
