@@ -35,6 +35,9 @@ __all__ = [
     "banner",
     "close_frame",
     "connect_proxy",
+    "delayed_101",
+    "delayed_pong",
+    "delaying_relay",
     "free_port",
     "http_status",
     "make_check",
@@ -278,6 +281,89 @@ def connect_proxy(targets: list[str], *, refuse: int | None = None) -> Handler:
         await writer.drain()
         try:
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.transport.abort()
+
+    return handler
+
+
+def delayed_101(delay: float) -> Handler:
+    """Answer the upgrade after ``delay`` seconds (injected server think time)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        headers = await read_request(reader)
+        await asyncio.sleep(delay)  # the injected delay itself, not a wait for a condition
+        key = headers.get("sec-websocket-key", "")
+        digest = hashlib.sha1((key + _GUID).encode(), usedforsecurity=False).digest()
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {base64.b64encode(digest).decode()}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        await _forever(reader)
+
+    return handler
+
+
+async def _client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one masked client frame: (opcode, unmasked payload)."""
+    head = await reader.readexactly(2)
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", await reader.readexactly(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", await reader.readexactly(8))[0]
+    mask = await reader.readexactly(4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = await reader.readexactly(length)
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def delayed_pong(delay: float) -> Handler:
+    """Upgrade, then answer every ping ``delay`` seconds late (injected RTT)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_101(reader, writer)
+        while True:
+            opcode, data = await _client_frame(reader)
+            if opcode == 0x9:
+                await asyncio.sleep(delay)  # the injected delay itself
+                writer.write(_frame(0xA, data))
+            elif opcode == 0x8:
+                writer.write(_frame(0x8, data))
+                await writer.drain()
+                return
+            await writer.drain()
+
+    return handler
+
+
+def delaying_relay(port: int, *, first_reply_delay: float) -> Handler:
+    """Relay to 127.0.0.1:``port``, holding the upstream's first bytes back ``delay`` s.
+
+    In front of a TLS server that first reply is the ServerHello: the delay belongs
+    to the ``tls`` phase.
+    """
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float) -> None:
+        first = True
+        with contextlib.suppress(ConnectionError):
+            while data := await src.read(65536):
+                if first and delay:
+                    await asyncio.sleep(delay)  # the injected delay itself
+                first = False
+                dst.write(data)
+                await dst.drain()
+        dst.transport.abort()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            await asyncio.gather(
+                pipe(reader, up_writer, 0.0), pipe(up_reader, writer, first_reply_delay)
+            )
         finally:
             up_writer.transport.abort()
 
