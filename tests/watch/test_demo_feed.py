@@ -43,7 +43,7 @@ async def test_example_survives_demo_restart(
     try:
         first = await results.until(lambda r: r.success and "auth" in r.phases)
         assert {"auth", "steps", "handshake"} <= set(first.phases)
-        assert session.stats().matched_total >= 1
+        await results.until(lambda r: session.stats().matched_total >= 1)
         await demo.stop()
         await results.until(lambda r: not session.stats().connected)
         assert session.stats().reconnects.get("closed") == 1
