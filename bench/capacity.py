@@ -1,0 +1,241 @@
+"""Scenario: the daemon itself with 0 / 1,000 / 10,000 generated checks at 30 s.
+
+Each level starts ``python -m agent run`` (pinned to the bench core) on a generated
+config, waits for ``/readyz``, lets the schedule settle, then measures over a fixed
+window by scraping ``/metrics`` at both ends: achieved probes/s, CPU share (from
+/proc), scheduler lag and event-loop lag (p50/p99 interpolated from the agent's own
+histograms, as Prometheus' histogram_quantile would), RSS per configured check
+(against the 0-check level), and fidelity: ten extra checks probe through the delay
+proxy every 2 s, and their results (from ``/api/v1/checks`` history) are compared with
+the proxy's calibrated truth.
+
+Note: the agent renders ``/metrics`` on its event loop, so each scrape's own cost
+shows up as loop lag in the next window, as it does under a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.clients import Cycle
+from bench.fidelity import _errors
+from bench.gen import write_config
+from bench.startup import wait_ready
+from bench.stats import ms
+
+__all__ = ["run"]
+
+FIDELITY_CHECKS = 10
+
+
+_WANTED = (
+    "wsprobe_probes_total",
+    "wsprobe_probes_lag_suspect_total",
+    "wsprobe_scheduler_lag_seconds_bucket",
+    "wsprobe_event_loop_lag_seconds_bucket",
+)
+
+
+def _fetch(port: int) -> tuple[str, float]:
+    """The raw exposition text and how long the agent took to serve it."""
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as resp:
+        text = resp.read().decode()
+    return text, time.perf_counter() - t0
+
+
+def _parse(text: str) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
+    """Counter sums (by name and result) and histogram buckets summed over labels.
+
+    A line filter rather than a full parser: with 10,000 checks the exposition is
+    megabytes, and parsing it must not steal the agent's core mid-window.
+    """
+    counters: dict[str, float] = defaultdict(float)
+    buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    for line in text.splitlines():
+        if not line.startswith(_WANTED):
+            continue
+        name, _, rest = line.partition("{")
+        labels, _, value = rest.rpartition("} ")
+        if name.endswith("_bucket"):
+            le = labels.split('le="', 1)[1].split('"', 1)[0]
+            buckets[name[: -len("_bucket")]][float(le)] += float(value.split()[0])
+        else:
+            key = name
+            if 'result="' in labels:
+                key += "{result=" + labels.split('result="', 1)[1].split('"', 1)[0] + "}"
+            counters[key] += float(value.split()[0])
+    return counters, buckets
+
+
+def _quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
+    """histogram_quantile over the delta of two cumulative bucket snapshots."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    rank = q * counts[-1]
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return prev_bound
+            span = count - prev_count
+            frac = (rank - prev_count) / span if span else 1.0
+            return prev_bound + (bound - prev_bound) * frac
+        prev_bound, prev_count = bound, count
+    return prev_bound
+
+
+def _fidelity_results(port: int, since: float, until: float) -> list[Cycle]:
+    out = []
+    for i in range(FIDELITY_CHECKS):
+        url = f"http://127.0.0.1:{port}/api/v1/checks?check=fid-{i:02d}&history=1000"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            item = json.load(resp)["checks"][0]
+        for r in item.get("history", []):
+            if not (since <= r["started_at"] <= until) or not r["success"]:
+                continue
+            out.append(
+                Cycle(
+                    ok=True,
+                    connect=r["phases"].get("connect"),
+                    handshake=r["phases"].get("handshake"),
+                    pings=list(r["pings"]),
+                    lag_suspect=bool(r.get("lag_suspect")),
+                )
+            )
+    return out
+
+
+def _level(url: str, proxy_port: int, checks: int, *, warm: float, window: float) -> dict[str, Any]:
+    fid = [
+        {
+            "name": f"fid-{i:02d}",
+            "url": f"ws://127.0.0.1:{proxy_port}/fid/{i}",
+            "interval": "2s",
+            "timeout": "1500ms",
+        }
+        for i in range(FIDELITY_CHECKS)
+    ]
+    out: dict[str, Any] = {"checks": checks}
+    with tempfile.TemporaryDirectory(prefix="wsprobe-bench-") as tmp:
+        port = procs.free_port()
+        path = write_config(
+            Path(tmp),
+            url=url,
+            checks=checks,
+            listen_port=port,
+            extra_checks=fid,
+            history_size=200,
+        )
+        argv = [sys.executable, "-m", "agent", "run", "-c", str(path)]
+        popen = subprocess.Popen(
+            ["taskset", "-c", str(procs.BENCH_CORE), *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            ready = wait_ready(port, popen, timeout=120)
+            if ready is None:
+                err = popen.stderr.read()[-2000:] if popen.poll() is not None else ""
+                return {**out, "error": f"daemon not ready within 120 s {err}"}
+            out["ready_s"] = round(ready, 2)
+            time.sleep(warm)
+            text0, _ = _fetch(port)
+            wall0, t0, cpu0 = time.time(), time.perf_counter(), procs.cpu_seconds(popen.pid)
+            time.sleep(window)
+            text1, scrape_s = _fetch(port)
+            wall1, t1, cpu1 = time.time(), time.perf_counter(), procs.cpu_seconds(popen.pid)
+            rss = procs.rss_kib(popen.pid)
+            results = _fidelity_results(port, wall0, wall1)
+            (c0, b0), (c1, b1) = _parse(text0), _parse(text1)
+        finally:
+            popen.terminate()
+            try:
+                popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+            if popen.stderr:
+                popen.stderr.close()
+    span = t1 - t0
+    probes = sum(v for k, v in c1.items() if k.startswith("wsprobe_probes_total{")) - sum(
+        v for k, v in c0.items() if k.startswith("wsprobe_probes_total{")
+    )
+    failures = c1.get("wsprobe_probes_total{result=failure}", 0.0) - c0.get(
+        "wsprobe_probes_total{result=failure}", 0.0
+    )
+    lag_suspect = c1.get("wsprobe_probes_lag_suspect_total", 0.0) - c0.get(
+        "wsprobe_probes_lag_suspect_total", 0.0
+    )
+    sched = "wsprobe_scheduler_lag_seconds"
+    loop = "wsprobe_event_loop_lag_seconds"
+    out.update(
+        {
+            "window_s": round(span, 1),
+            "probes_per_s": round(probes / span, 1),
+            "target_probes_per_s": round((checks + FIDELITY_CHECKS * 15) / 30, 1),
+            "failures_per_s": round(failures / span, 2),
+            "lag_suspect_per_s": round(lag_suspect / span, 2),
+            "cpu_share": round((cpu1 - cpu0) / span, 3),
+            "cpu_ms_per_probe": round((cpu1 - cpu0) / probes * 1000, 3) if probes else None,
+            "scheduler_lag_p50_ms": ms(_quantile(0.5, b0.get(sched, {}), b1.get(sched, {}))),
+            "scheduler_lag_p99_ms": ms(_quantile(0.99, b0.get(sched, {}), b1.get(sched, {}))),
+            "loop_lag_p50_ms": ms(_quantile(0.5, b0.get(loop, {}), b1.get(loop, {}))),
+            "loop_lag_p99_ms": ms(_quantile(0.99, b0.get(loop, {}), b1.get(loop, {}))),
+            "metrics_scrape_s": round(scrape_s, 3),
+            "rss_kib": rss,
+            "fidelity_results": len(results),
+            "fidelity_lag_suspect": sum(1 for r in results if r.lag_suspect),
+            "_fidelity": results,
+        }
+    )
+    return out
+
+
+def run(url: str, proxy_port: int, *, quick: bool, loop: str) -> dict[str, Any]:
+    """Run the daemon at each level; compute per-check RSS and fidelity errors."""
+    try:
+        import agent.daemon  # noqa: F401 - only checks that the daemon exists
+    except ImportError as exc:
+        return {"skipped": f"agent.daemon not importable yet ({exc})"}
+    import uvloop
+
+    from bench.fidelity import _calibrate
+
+    truth = uvloop.run(_calibrate(f"ws://127.0.0.1:{proxy_port}/", 50))
+    levels = [0, 1000] if quick else [0, 1000, 10000]
+    warm, window = (4.0, 15.0) if quick else (8.0, 45.0)
+    out: dict[str, Any] = {
+        "interval_s": 30,
+        "truth_ms": {k: ms(v) for k, v in truth.items()},
+        "event_loop": "uvloop (agent.daemon picks it when installed)",
+        "levels": [],
+    }
+    base_rss = None
+    for checks in levels:
+        level = _level(url, proxy_port, checks, warm=warm, window=window)
+        results = level.pop("_fidelity", [])
+        if "error" not in level:
+            level["fidelity_error_all"] = _errors(results, truth)
+            level["fidelity_error_clean"] = _errors(
+                [r for r in results if not r.lag_suspect], truth
+            )
+            if checks == 0:
+                base_rss = level["rss_kib"]
+            elif base_rss is not None:
+                level["rss_kib_per_check"] = round((level["rss_kib"] - base_rss) / checks, 2)
+        out["levels"].append(level)
+        print(f"  capacity {checks} checks: {json.dumps(level)[:900]}", flush=True)
+    return out
