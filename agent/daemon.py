@@ -178,12 +178,13 @@ class Daemon:
         self.scheduler.start()
         await self._apply_watches(checks)
         log.info(
-            "wsprobe running %d checks (%d scheduled, %d watched), location %s%s",
+            "wsprobe running %d checks (%d scheduled, %d watched), location %s%s, loop %s",
             len(checks),
             self.scheduler.job_count,
             len(self.watches),
             agent.location,
             f", shard {self.shard[0]}/{self.shard[1]}" if self.shard else "",
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
 
     async def _shutdown(self) -> None:
@@ -237,7 +238,14 @@ class Daemon:
                     log.error("reload rejected, old config kept: %s", error)
                 self.metrics.reloaded(ok=False)
                 return errors
-            await self._apply(config)
+            try:
+                await self._apply(config)
+            except Exception as exc:
+                # A bug while applying must not kill the agent or leave the endpoint
+                # hanging; what was applied so far stays, and the reload reads as failed.
+                log.exception("reload failed while applying the new config")
+                self.metrics.reloaded(ok=False)
+                return [f"internal error while applying the config: {type(exc).__name__}"]
             self.metrics.reloaded(ok=True)
             log.info("config reloaded: %d checks", len(self.runner.checks if self.runner else ()))
             return []

@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,15 @@ async def test_watch_session_lifecycle(start_agent: Any, targets: Targets, tmp_p
     assert await agent.stop() == 0
     await asyncio.wait_for(targets.closed.wait(), 5.0)
     assert targets.close_codes == [1001]
+
+
+async def test_invalid_initial_config_exits_1(tmp_path: Path) -> None:
+    """An invalid config at startup exits 1 after logging each error with file and line."""
+    config = _write(tmp_path / "agent.yaml", [{"name": "x", "url": "http://nope/"}])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "run", "-c", str(config),
+        cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 20.0)
+    assert proc.returncode == 1
+    assert "agent.yaml:" in err.decode()
