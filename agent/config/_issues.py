@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "Located",
+    "error_paths",
     "format_path",
     "issues_from_validation",
 ]
@@ -178,6 +179,11 @@ def _message(model: type[BaseModel], path: tuple[Any, ...], error: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def error_paths(exc: ValidationError, data: Any) -> frozenset[tuple[Any, ...]]:
+    """The key path in ``data`` of every error in ``exc``."""
+    return frozenset(_data_path(data, tuple(e["loc"])) for e in exc.errors(include_input=False))
+
+
 def issues_from_validation(
     exc: ValidationError,
     data: Any,
@@ -185,18 +191,22 @@ def issues_from_validation(
     model: type[BaseModel],
     *,
     skip_inherited: frozenset[tuple[Any, ...]] = frozenset(),
+    only: Callable[[tuple[Any, ...]], bool] | None = None,
 ) -> list[ConfigIssue]:
     """Map each pydantic error to the line of the key it is about.
 
     A key absent from ``where`` but present in ``where.fallback`` (a value inherited from
     ``defaults:``) is noted as inherited, or skipped when its path is in
-    ``skip_inherited`` (already reported once at the ``defaults:`` line).
+    ``skip_inherited`` (already reported once at the ``defaults:`` line). ``only``
+    keeps just the errors whose key path it accepts.
     The input value is never part of a message: it may be a secret.
     """
     issues: list[ConfigIssue] = []
     seen: set[tuple[str, str]] = set()
     for error in exc.errors(include_url=False, include_input=False):
         path = _data_path(data, tuple(error["loc"]))
+        if only is not None and not only(path):
+            continue
         message = _message(model, path, error)
         issue = where.issue(path, message)
         fb = where.fallback

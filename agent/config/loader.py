@@ -31,6 +31,7 @@ from agent.config._issues import (
     ConfigError,
     ConfigIssue,
     Located,
+    error_paths,
     issues_from_validation,
 )
 from agent.config._rules import RawCheck, check_rules, receiver_rules
@@ -154,6 +155,8 @@ class _Loader:
         self.context = {"base_dir": str(self.base_dir)}
         self.issues: list[ConfigIssue] = []
         self.file_order: list[str] = []
+        #: Key paths (relative to a check) of values in `defaults:` already reported.
+        self.bad_defaults: frozenset[tuple[Any, ...]] = frozenset()
         #: env-expanded value -> text as written, to keep values out of messages.
         self.substituted: dict[str, str] = {}
 
@@ -253,15 +256,16 @@ class _Loader:
             self.issues.append(dwhere.issue(("name",), "a check's name cannot have a default"))
             defaults = {k: v for k, v in defaults.items() if k != "name"}
         probe = {**_DEFAULTS_PROBE, **defaults}
-        bad: set[tuple[Any, ...]] = set()
         try:
             CheckConfig.model_validate(probe, context=self.context)
         except ValidationError as exc:
-            for issue in issues_from_validation(exc, probe, dwhere, CheckConfig):
-                bad.add(tuple(issue.path.removeprefix("defaults.").split(".")))
-                if issue.path.startswith("defaults."):
-                    self.issues.append(issue)
-        self.bad_defaults = frozenset(bad)
+            # Report only what is about a key written under defaults (not the stand-in
+            # name/url), and remember it so checks inheriting it do not repeat it.
+            def written(path: tuple[Any, ...]) -> bool:
+                return bool(path) and path[0] in defaults
+
+            self.bad_defaults = frozenset(filter(written, error_paths(exc, probe)))
+            self.issues += issues_from_validation(exc, probe, dwhere, CheckConfig, only=written)
         return defaults, dwhere
 
     def _checks(
@@ -294,13 +298,10 @@ class _Loader:
                 raw.validated = CheckConfig.model_validate(merged, context=self.context)
             except ValidationError as exc:
                 self.issues += issues_from_validation(
-                    exc, merged, cwhere, CheckConfig, skip_inherited=self._bad_defaults_paths()
+                    exc, merged, cwhere, CheckConfig, skip_inherited=self.bad_defaults
                 )
             out.append(raw)
         return out
-
-    def _bad_defaults_paths(self) -> frozenset[tuple[Any, ...]]:
-        return getattr(self, "bad_defaults", frozenset())
 
     def _check_files(self, top: dict[str, Any], where: Located) -> list[Path]:
         explicit = "check_files" in top
