@@ -6,8 +6,9 @@ own) -> ``handshake`` (upgrade request sent until the 101). websockets' own
 ``connect()`` does these in one call; here its building blocks (the Sans-I/O
 ``ClientProtocol`` and the asyncio ``ClientConnection``) are driven step by step,
 exactly as ``connect()`` does internally, so every phase gets its own clock and its
-own failure reason. With ``proxy`` configured, ``connect()`` is used and ``connect``
-covers the proxy tunnel and TLS.
+own failure reason. With ``proxy`` configured, see :mod:`agent.probes.proxy`.
+
+``bounded``, ``check_secrets`` and ``request_url`` are re-exported for other kinds.
 
 Shared by the ``probe``, ``relay`` and ``watch`` kinds.
 """
@@ -15,38 +16,42 @@ Shared by the ``probe``, ``relay`` and ``watch`` kinds.
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
-import logging
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from websockets import exceptions as wsx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
-from websockets.version import version as websockets_version
 
-from agent import __version__
 from agent.config import CheckConfig
 from agent.probes.errors import (
     HandshakeInvalid,
-    NetworkError,
     ProbeError,
     Redirected,
     ResolveFailed,
     SubprotocolMismatch,
     map_errors,
-    translate,
 )
+from agent.probes.proxy import open_via_proxy
+from agent.probes.timing import add_phase, bounded
 from agent.probes.tls import build_ssl_context, tls_info
+from agent.probes.upgrade import (
+    USER_AGENT,
+    WIRE_LOG,
+    build_headers,
+    check_secrets,
+    oauth2_token,
+    record_handshake,
+    request_url,
+)
 from agent.result import ProbeResult
 
 __all__ = [
@@ -61,105 +66,8 @@ __all__ = [
 
 #: Upper bound of the resolve phase, inside the check's own deadline.
 DEFAULT_RESOLVE_TIMEOUT = 5.0
-USER_AGENT = f"wsprobe/{__version__} websockets/{websockets_version}"
-
-# websockets logs every request header (Authorization included) at DEBUG. Its
-# protocol objects get this logger, pinned at INFO whatever the root level is.
-_WIRE_LOG = logging.getLogger("agent.probes.wire")
-_WIRE_LOG.setLevel(logging.INFO)
 
 _FAMILIES = {"auto": socket.AF_UNSPEC, "4": socket.AF_INET, "6": socket.AF_INET6}
-
-
-@asynccontextmanager
-async def bounded(deadline: float, limit: float | None = None) -> AsyncIterator[None]:
-    """Time-box the body: until ``deadline`` (perf_counter) or ``limit`` seconds.
-
-    Raises:
-        TimeoutError: the box expired.
-    """
-    remaining = deadline - time.perf_counter()
-    if limit is not None:
-        remaining = min(remaining, limit)
-    async with asyncio.timeout(max(remaining, 0.0)):
-        yield
-
-
-def _add_phase(result: ProbeResult, phase: str, seconds: float) -> None:
-    # Summed, not overwritten: a followed redirect runs the phases again.
-    result.phases[phase] = result.phases.get(phase, 0.0) + seconds
-
-
-def request_url(check: CheckConfig, url: str | None = None) -> str:
-    """The URL actually requested: ``url`` (default ``check.url``) plus a query token.
-
-    Never show the return value: it holds the token. Use ``redact_url`` on it.
-    """
-    url = url or check.url
-    query = check.auth.query
-    if query is None:
-        return url
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    pairs.append((query.param, query.value.get_secret_value()))
-    return urlunsplit(parts._replace(query=urlencode(pairs)))
-
-
-def check_secrets(check: CheckConfig, *extra: str) -> tuple[str, ...]:
-    """Every secret value a check holds, for scrubbing free text."""
-    auth = check.auth
-    values = list(extra)
-    if auth.bearer:
-        values.append(auth.bearer.get_secret_value())
-    if auth.basic:
-        password = auth.basic.password.get_secret_value()
-        values.append(password)
-        values.append(_basic(auth.basic.username, password))
-    if auth.query:
-        values.append(auth.query.value.get_secret_value())
-    values.extend(v.get_secret_value() for v in auth.headers.values())
-    if auth.oauth2:
-        values.append(auth.oauth2.client_secret.get_secret_value())
-    if check.tls.key_password:
-        values.append(check.tls.key_password.get_secret_value())
-    userinfo_password = urlsplit(check.url).password
-    if userinfo_password:
-        values.append(userinfo_password)
-    return tuple(v for v in values if v)
-
-
-def _basic(username: str, password: str) -> str:
-    return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-
-
-def _headers(
-    check: CheckConfig, token: str | None, extra: Mapping[str, str] | None
-) -> dict[str, str]:
-    # Origin is only present if the check configures it: no default is invented.
-    headers = dict(check.headers)
-    auth = check.auth
-    headers.update({k: v.get_secret_value() for k, v in auth.headers.items()})
-    if auth.bearer is not None:
-        headers["Authorization"] = f"Bearer {auth.bearer.get_secret_value()}"
-    elif auth.basic is not None:
-        creds = _basic(auth.basic.username, auth.basic.password.get_secret_value())
-        headers["Authorization"] = f"Basic {creds}"
-    elif token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    if extra:
-        headers.update(extra)
-    return headers
-
-
-async def _oauth2_token(check: CheckConfig, deadline: float) -> str | None:
-    oauth2 = check.auth.oauth2
-    if oauth2 is None or oauth2.use != "bearer":
-        return None
-    from agent.probes.oauth2 import fetch_token  # H5's module; cached per config
-
-    with map_errors("auth"):
-        async with bounded(deadline):
-            return await fetch_token(oauth2)
 
 
 async def open_connection(
@@ -189,8 +97,8 @@ async def open_connection(
     Raises:
         ProbeError: any failure, with its reason.
     """
-    token = await _oauth2_token(check, deadline)
-    headers = _headers(check, token, extra_headers)
+    token = await oauth2_token(check, deadline)
+    headers = build_headers(check, token, extra_headers)
     url = check.url
     for _hop in range(check.max_redirects + 1):
         outcome = await _open_once(check, result, request_url(check, url), headers, deadline)
@@ -204,9 +112,10 @@ async def open_connection(
         status, location = outcome
         new_url = _redirect_target(url, location, status)
         if urlsplit(new_url)[:2] != urlsplit(url)[:2]:
-            # Credentials are never replayed to another origin.
-            headers = _headers(check.model_copy(update={"auth": type(check.auth)()}), None, None)
+            # Credentials (auth headers, query token, caller's extras) never follow
+            # a redirect to another origin.
             check = check.model_copy(update={"auth": type(check.auth)()})
+            headers = build_headers(check, None, None)
         url = new_url
     raise Redirected(status, location, detail=f"more than {check.max_redirects} redirects")
 
@@ -299,7 +208,7 @@ def _protocol(check: CheckConfig, url: str) -> ClientProtocol:
         extensions=extensions,
         subprotocols=[Subprotocol(s) for s in check.subprotocols] or None,
         max_size=int(check.max_size),
-        logger=_WIRE_LOG,
+        logger=WIRE_LOG,
     )
 
 
@@ -312,7 +221,7 @@ async def _open_once(
 ) -> ClientConnection | tuple[int, str]:
     """One attempt; returns the connection or (status, Location) of a redirect to follow."""
     if check.proxy:
-        return await _open_via_proxy(check, result, url, headers, deadline)
+        return await open_via_proxy(check, result, url, headers, deadline)
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     host = parts.hostname or ""
@@ -324,13 +233,13 @@ async def _open_once(
     try:
         infos = await _resolve(check, host, port, deadline)
     finally:
-        _add_phase(result, "resolve", time.perf_counter() - t0)
+        add_phase(result, "resolve", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     try:
         sock = await _connect(infos, result, deadline)
     finally:
-        _add_phase(result, "connect", time.perf_counter() - t0)
+        add_phase(result, "connect", time.perf_counter() - t0)
 
     def factory() -> ClientConnection:
         return ClientConnection(
@@ -362,7 +271,7 @@ async def _open_once(
         raise
     finally:
         if ctx is not None:
-            _add_phase(result, "tls", time.perf_counter() - t0)
+            add_phase(result, "tls", time.perf_counter() - t0)
 
     return await _handshake(check, result, conn, headers, deadline, time.perf_counter())
 
@@ -381,21 +290,15 @@ async def _handshake(
                 async with bounded(deadline):
                     await conn.handshake(headers, USER_AGENT)
         finally:
-            _add_phase(result, "handshake", time.perf_counter() - t0)
+            add_phase(result, "handshake", time.perf_counter() - t0)
     except ProbeError as exc:
         conn.transport.abort()
         return _handshake_failure(check, result, conn, exc)
     except BaseException:
         conn.transport.abort()
         raise
-    _record_handshake(result, conn)
+    record_handshake(result, conn)
     return conn
-
-
-def _record_handshake(result: ProbeResult, conn: ClientConnection) -> None:
-    result.status_code = conn.response.status_code if conn.response else 101
-    result.subprotocol = conn.subprotocol
-    result.extensions = [ext.name for ext in conn.protocol.extensions]
 
 
 def _handshake_failure(
@@ -405,7 +308,8 @@ def _handshake_failure(
     if isinstance(lost, ssl.SSLError):
         # A TLS alert after our side finished the handshake (TLS 1.3 client-certificate
         # rejection): websockets only sees EOF, the transport kept the real cause.
-        raise translate(lost, "tls") from lost
+        with map_errors("tls"):
+            raise lost
     cause = exc.__cause__
     response = conn.response
     if response is None and result.tls is not None and isinstance(exc, HandshakeInvalid):
@@ -431,89 +335,6 @@ def _handshake_failure(
         if location:
             return exc.status_code, location
     raise exc
-
-
-class _MarkedConnection(ClientConnection):
-    """Records when the transport (tunnel + TLS) became ready."""
-
-    ready_at: float | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.ready_at = time.perf_counter()
-        super().connection_made(transport)
-
-
-class _NoRedirectConnect(connect):
-    """``connect()`` that reports redirects instead of following them itself."""
-
-    def process_redirect(self, exc: Exception) -> Exception | str:
-        return exc
-
-
-async def _open_via_proxy(
-    check: CheckConfig,
-    result: ProbeResult,
-    url: str,
-    headers: dict[str, str],
-    deadline: float,
-) -> ClientConnection | tuple[int, str]:
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    kwargs: dict[str, Any] = {}
-    if secure:
-        kwargs["ssl"] = build_ssl_context(check.tls, check_name=check.name)
-        kwargs["server_hostname"] = check.tls.server_name or parts.hostname
-    conn_factory = _NoRedirectConnect(
-        url,
-        subprotocols=[Subprotocol(s) for s in check.subprotocols] or None,
-        compression="deflate" if check.compression else None,
-        additional_headers=headers,
-        user_agent_header=USER_AGENT,
-        proxy=check.proxy,
-        open_timeout=None,
-        ping_interval=None,
-        ping_timeout=None,
-        close_timeout=check.close_timeout,
-        max_size=int(check.max_size),
-        create_connection=_MarkedConnection,
-        logger=_WIRE_LOG,
-        **kwargs,
-    )
-    t0 = time.perf_counter()
-    try:
-        async with bounded(deadline):
-            conn = await conn_factory
-    except wsx.InvalidStatus as exc:
-        result.status_code = exc.response.status_code
-        failure = translate(exc, "handshake")
-        location = exc.response.headers.get("Location")
-        if (
-            isinstance(failure, Redirected)
-            and check.follow_redirects
-            and location
-            and failure.status_code != check.expect.status
-        ):
-            return failure.status_code, location
-        raise failure from exc
-    except (ssl.SSLError, wsx.ProxyError) as exc:
-        raise translate(exc, "tls") from exc
-    except OSError as exc:
-        # Without the per-phase split, any socket error is about reaching the proxy.
-        if isinstance(exc, TimeoutError):
-            raise translate(exc, "connect") from exc
-        raise NetworkError(f"via proxy: {exc.strerror or type(exc).__name__}") from exc
-    except Exception as exc:
-        raise translate(exc, "handshake") from exc
-    finally:
-        _add_phase(result, "connect", time.perf_counter() - t0)
-    assert isinstance(conn, _MarkedConnection)
-    ready = conn.ready_at or t0
-    result.phases["connect"] -= time.perf_counter() - ready
-    _add_phase(result, "handshake", time.perf_counter() - ready)
-    if secure:
-        result.tls = tls_info(conn.transport.get_extra_info("ssl_object"))
-    _record_handshake(result, conn)
-    return conn
 
 
 async def close_connection(

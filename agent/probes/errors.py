@@ -2,7 +2,8 @@
 
 Probes raise these internally; the probe's entry point turns them into a failed
 :class:`~agent.result.ProbeResult`. Library exceptions (websockets, ssl, OSError,
-asyncio) are translated in exactly one place, :func:`map_errors`.
+asyncio) are translated in exactly one place, :func:`map_errors` (its table is
+:func:`agent.probes.translate.translate`).
 
 Exception tree (reason in brackets)::
 
@@ -36,15 +37,10 @@ a library exception's own text blindly: those may quote a URL holding a token.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
-
-from websockets import exceptions as wsx
 
 from agent.redact import REDACTED, redact_url
 from agent.result import Reason
@@ -75,15 +71,9 @@ __all__ = [
     "TLSHostnameMismatch",
     "map_errors",
     "scrub",
-    "translate",
 ]
 
 _URL_RE = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+")
-
-# OpenSSL X509_V_ERR_* codes (x509_vfy.h) that deserve a reason of their own.
-_X509_EXPIRED = {10}  # CERT_HAS_EXPIRED
-_X509_HOSTNAME = {62, 64}  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
-_X509_NOT_YET_VALID = {9}
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -109,6 +99,7 @@ class ProbeError(Exception):
     """Base class: a probe failure with exactly one reason."""
 
     reason: ClassVar[Reason] = Reason.INTERNAL
+    title: ClassVar[str] = "probe failed"
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail)
@@ -116,7 +107,7 @@ class ProbeError(Exception):
 
     def summary(self) -> str:
         """The fixed part of the message, before any detail."""
-        return "probe failed"
+        return self.title
 
     def __str__(self) -> str:
         head = self.summary()
@@ -128,8 +119,7 @@ class ResolveFailed(ProbeError):
 
     reason = Reason.DNS
 
-    def summary(self) -> str:
-        return "cannot resolve"
+    title = "cannot resolve"
 
 
 class ConnectRefused(ProbeError):
@@ -137,8 +127,7 @@ class ConnectRefused(ProbeError):
 
     reason = Reason.CONNECT_REFUSED
 
-    def summary(self) -> str:
-        return "connection refused"
+    title = "connection refused"
 
 
 class ConnectTimeout(ProbeError):
@@ -146,8 +135,7 @@ class ConnectTimeout(ProbeError):
 
     reason = Reason.CONNECT_TIMEOUT
 
-    def summary(self) -> str:
-        return "TCP connect timed out"
+    title = "TCP connect timed out"
 
 
 class NetworkError(ProbeError):
@@ -155,8 +143,7 @@ class NetworkError(ProbeError):
 
     reason = Reason.NETWORK
 
-    def summary(self) -> str:
-        return "network error"
+    title = "network error"
 
 
 class TLSFailed(ProbeError):
@@ -164,8 +151,7 @@ class TLSFailed(ProbeError):
 
     reason = Reason.TLS_HANDSHAKE
 
-    def summary(self) -> str:
-        return "TLS handshake failed"
+    title = "TLS handshake failed"
 
 
 class TLSCertExpired(TLSFailed):
@@ -173,8 +159,7 @@ class TLSCertExpired(TLSFailed):
 
     reason = Reason.TLS_CERT_EXPIRED
 
-    def summary(self) -> str:
-        return "server certificate has expired"
+    title = "server certificate has expired"
 
 
 class TLSCertUntrusted(TLSFailed):
@@ -182,8 +167,7 @@ class TLSCertUntrusted(TLSFailed):
 
     reason = Reason.TLS_CERT_UNTRUSTED
 
-    def summary(self) -> str:
-        return "server certificate is not trusted"
+    title = "server certificate is not trusted"
 
 
 class TLSHostnameMismatch(TLSFailed):
@@ -191,8 +175,7 @@ class TLSHostnameMismatch(TLSFailed):
 
     reason = Reason.TLS_HOSTNAME_MISMATCH
 
-    def summary(self) -> str:
-        return "server certificate does not match the host name"
+    title = "server certificate does not match the host name"
 
 
 class HandshakeTimeout(ProbeError):
@@ -200,8 +183,7 @@ class HandshakeTimeout(ProbeError):
 
     reason = Reason.HANDSHAKE_TIMEOUT
 
-    def summary(self) -> str:
-        return "no response to the WebSocket upgrade request in time"
+    title = "no response to the WebSocket upgrade request in time"
 
 
 class HandshakeRejected(ProbeError):
@@ -225,8 +207,7 @@ class HandshakeInvalid(ProbeError):
 
     reason = Reason.HANDSHAKE_INVALID
 
-    def summary(self) -> str:
-        return "invalid WebSocket handshake response"
+    title = "invalid WebSocket handshake response"
 
 
 class Redirected(ProbeError):
@@ -266,8 +247,7 @@ class AuthRejected(ProbeError):
 
     reason = Reason.AUTH_REJECTED
 
-    def summary(self) -> str:
-        return "authentication rejected"
+    title = "authentication rejected"
 
 
 class ExpectTimeout(ProbeError):
@@ -365,8 +345,7 @@ class ProtocolError(ProbeError):
 
     reason = Reason.PROTOCOL_ERROR
 
-    def summary(self) -> str:
-        return "WebSocket protocol error"
+    title = "WebSocket protocol error"
 
 
 class ProbeTimeout(ProbeError):
@@ -388,135 +367,7 @@ class InternalError(ProbeError):
 
     reason = Reason.INTERNAL
 
-    def summary(self) -> str:
-        return "internal error"
-
-
-def _timeout_error(phase: str | None) -> ProbeError:
-    """A TimeoutError means the limit of the phase it happened in."""
-    if phase == "resolve":
-        return ResolveFailed("timed out")
-    if phase == "connect":
-        return ConnectTimeout()
-    if phase == "tls":
-        return TLSFailed("timed out")
-    if phase == "handshake":
-        return HandshakeTimeout()
-    return ProbeTimeout(phase=phase or "probe", timeout=0.0, detail="")
-
-
-def _ssl_error(exc: ssl.SSLError) -> ProbeError:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        code = getattr(exc, "verify_code", None)
-        text = str(getattr(exc, "verify_message", None) or "certificate verify failed")
-        if code in _X509_EXPIRED:
-            return TLSCertExpired()
-        if code in _X509_HOSTNAME:
-            return TLSHostnameMismatch(text)
-        if code in _X509_NOT_YET_VALID:
-            return TLSCertUntrusted("certificate is not yet valid")
-        return TLSCertUntrusted(text)
-    # reason is OpenSSL's short mnemonic (e.g. TLSV1_ALERT_PROTOCOL_VERSION): no secrets.
-    mnemonic = getattr(exc, "reason", None) or type(exc).__name__
-    return TLSFailed(str(mnemonic).lower().replace("_", " "))
-
-
-def _closed_error(exc: wsx.ConnectionClosed) -> ProbeError:
-    # A close frame WE sent tells why the library failed the connection.
-    if exc.sent is not None and exc.rcvd is None:
-        if exc.sent.code == 1009:
-            return MessageTooBig()
-        if exc.sent.code in (1002, 1007):
-            return ProtocolError(f"closed with code {exc.sent.code}")
-    if exc.rcvd is not None:
-        return ConnectionClosed(exc.rcvd.code, exc.rcvd.reason)
-    cause = exc.__cause__
-    if isinstance(cause, wsx.PayloadTooBig):
-        return MessageTooBig()
-    if isinstance(cause, wsx.ProtocolError):
-        return ProtocolError()
-    if isinstance(cause, ConnectionResetError):
-        return ConnectionClosed(None, detail="connection reset by peer")
-    return ConnectionClosed(None)
-
-
-def _handshake_error(exc: wsx.InvalidHandshake) -> ProbeError:
-    if isinstance(exc, wsx.InvalidStatus):
-        status = exc.response.status_code
-        if 300 <= status < 400:
-            return Redirected(status, exc.response.headers.get("Location"))
-        return HandshakeRejected(status)
-    if isinstance(exc, wsx.ProxyError):
-        return NetworkError(f"proxy: {type(exc).__name__}")
-    if isinstance(exc, wsx.InvalidMessage):
-        cause = exc.__cause__
-        if isinstance(cause, EOFError):
-            return HandshakeInvalid("connection closed before a complete HTTP response")
-        if isinstance(cause, OSError):
-            return NetworkError(f"{type(cause).__name__} during the handshake")
-        return HandshakeInvalid("did not receive a valid HTTP response")
-    if isinstance(exc, wsx.InvalidHeader):
-        return HandshakeInvalid(f"bad {exc.name} header")
-    if isinstance(exc, wsx.NegotiationError):
-        return HandshakeInvalid(f"negotiation failed ({type(exc).__name__})")
-    if isinstance(exc, wsx.SecurityError):
-        return HandshakeInvalid(f"response exceeds limits ({type(exc).__name__})")
-    return HandshakeInvalid(type(exc).__name__)
-
-
-def translate(exc: BaseException, phase: str | None = None) -> ProbeError:
-    """Translate one library exception into a :class:`ProbeError`.
-
-    Args:
-        exc: the exception raised by websockets, ssl, the OS or asyncio.
-        phase: the phase being run, which decides what a timeout or EOF means.
-
-    Returns:
-        The matching ProbeError (``InternalError`` for anything unanticipated).
-    """
-    if isinstance(exc, ProbeError):
-        return exc
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return _timeout_error(phase)
-    if isinstance(exc, wsx.ConnectionClosed):
-        return _closed_error(exc)
-    if isinstance(exc, wsx.InvalidHandshake):
-        return _handshake_error(exc)
-    if isinstance(exc, wsx.PayloadTooBig):
-        return MessageTooBig(exc.max_size if exc.message is None else None)
-    if isinstance(exc, wsx.ProtocolError | wsx.TooManyFragments):
-        return ProtocolError(type(exc).__name__)
-    if isinstance(exc, wsx.InvalidURI):
-        return HandshakeInvalid("invalid WebSocket URI")
-    if isinstance(exc, wsx.InvalidProxy):
-        return NetworkError("invalid proxy")
-    if isinstance(exc, wsx.InvalidState | wsx.ConcurrencyError):
-        # Our own misuse of the connection: a bug, not a target failure.
-        return InternalError(type(exc).__name__)
-    if isinstance(exc, wsx.WebSocketException):
-        return ProtocolError(type(exc).__name__)
-    if isinstance(exc, ssl.SSLError):
-        return _ssl_error(exc)
-    if isinstance(exc, socket.gaierror | socket.herror):
-        return ResolveFailed(str(exc.strerror or exc))
-    if isinstance(exc, ConnectionRefusedError):
-        return ConnectRefused()
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        if phase == "tls":
-            # Servers answer an unacceptable ClientHello (version, cipher, SNI) this way.
-            return TLSFailed("connection reset by the server")
-        if phase == "handshake":
-            return NetworkError(f"connection reset during {phase}")
-        return ConnectionClosed(None, detail="connection reset by peer")
-    if isinstance(exc, OSError):
-        return NetworkError(exc.strerror or type(exc).__name__)
-    if isinstance(exc, EOFError):
-        if phase == "tls":
-            return TLSFailed("connection closed by the server")
-        if phase == "handshake":
-            return HandshakeInvalid(f"connection closed during {phase}")
-        return ConnectionClosed(None)
-    return InternalError(type(exc).__name__)
+    title = "internal error"
 
 
 @contextmanager
@@ -533,6 +384,9 @@ def map_errors(phase: str | None = None) -> Iterator[None]:
     Raises:
         ProbeError: the translated failure, chained with ``from exc``.
     """
+    # Imported here: the translation table needs the classes defined above.
+    from agent.probes.translate import translate
+
     try:
         yield
     except ProbeError:

@@ -22,8 +22,8 @@ from agent.probes.errors import (
     Redirected,
     map_errors,
     scrub,
-    translate,
 )
+from agent.probes.translate import translate
 from agent.result import Reason
 
 #: Library exceptions that can only mean a bug in wsprobe itself.

@@ -1,0 +1,112 @@
+"""Connecting through an explicitly configured proxy (``proxy:`` in a check).
+
+Through a proxy the TCP connection goes to the proxy and TLS runs inside the tunnel,
+so websockets' own ``connect()`` is used and the phases are coarser: ``connect``
+covers the proxy tunnel and TLS, ``handshake`` the upgrade. Without ``proxy`` no proxy
+is ever used (environment variables such as ``HTTPS_PROXY`` are ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets import exceptions as wsx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from agent.config import CheckConfig
+from agent.probes.errors import NetworkError, ProbeError, Redirected, map_errors
+from agent.probes.timing import add_phase, bounded
+from agent.probes.tls import build_ssl_context, tls_info
+from agent.probes.upgrade import USER_AGENT, WIRE_LOG, record_handshake
+from agent.result import ProbeResult
+
+__all__ = ["open_via_proxy"]
+
+
+class _MarkedConnection(ClientConnection):
+    """Records when the transport (tunnel + TLS) became ready."""
+
+    ready_at: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.ready_at = time.perf_counter()
+        super().connection_made(transport)
+
+
+class _NoRedirectConnect(connect):
+    """``connect()`` that reports redirects instead of following them itself."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
+async def open_via_proxy(
+    check: CheckConfig,
+    result: ProbeResult,
+    url: str,
+    headers: dict[str, str],
+    deadline: float,
+) -> ClientConnection | tuple[int, str]:
+    """Connect through ``check.proxy``; return the connection or a redirect to follow.
+
+    Raises:
+        ProbeError: any failure, with its reason.
+    """
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    kwargs: dict[str, Any] = {}
+    if secure:
+        kwargs["ssl"] = build_ssl_context(check.tls, check_name=check.name)
+        kwargs["server_hostname"] = check.tls.server_name or parts.hostname
+    conn_factory = _NoRedirectConnect(
+        url,
+        subprotocols=[Subprotocol(s) for s in check.subprotocols] or None,
+        compression="deflate" if check.compression else None,
+        additional_headers=headers,
+        user_agent_header=USER_AGENT,
+        proxy=check.proxy,
+        open_timeout=None,
+        ping_interval=None,
+        ping_timeout=None,
+        close_timeout=check.close_timeout,
+        max_size=int(check.max_size),
+        create_connection=_MarkedConnection,
+        logger=WIRE_LOG,
+        **kwargs,
+    )
+    t0 = time.perf_counter()
+    try:
+        with map_errors("handshake"):
+            async with bounded(deadline):
+                conn = await conn_factory
+    except ProbeError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, wsx.InvalidStatus):
+            result.status_code = cause.response.status_code
+            location = cause.response.headers.get("Location")
+            if (
+                isinstance(exc, Redirected)
+                and check.follow_redirects
+                and location
+                and exc.status_code != check.expect.status
+            ):
+                return exc.status_code, location
+        elif isinstance(cause, OSError) and not isinstance(cause, ssl.SSLError | TimeoutError):
+            # Without the per-phase split, a socket error is about reaching the proxy.
+            raise NetworkError(f"via proxy: {cause.strerror or type(cause).__name__}") from cause
+        raise
+    finally:
+        add_phase(result, "connect", time.perf_counter() - t0)
+    assert isinstance(conn, _MarkedConnection)
+    ready = conn.ready_at or t0
+    result.phases["connect"] -= time.perf_counter() - ready
+    add_phase(result, "handshake", time.perf_counter() - ready)
+    if secure:
+        result.tls = tls_info(conn.transport.get_extra_info("ssl_object"))
+    record_handshake(result, conn)
+    return conn
