@@ -30,7 +30,14 @@ from agent.config.models import CheckConfig, WebConfig
 from agent.exposition import render_probe
 from agent.result import ProbeResult
 
-__all__ = ["AgentView", "Authenticator", "WebServer", "build_app", "parse_listen"]
+__all__ = [
+    "SHUTDOWN_TIMEOUT",
+    "AgentView",
+    "Authenticator",
+    "WebServer",
+    "build_app",
+    "parse_listen",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,8 @@ _REALM = 'Basic realm="wsprobe", charset="UTF-8"'
 #: does not cost a bcrypt round each time; bounded so junk cannot grow it.
 _AUTH_CACHE_SIZE = 256
 _DEFAULT_HISTORY = 10
+#: On stop, requests still running (a ``/probe``) get this long before being dropped.
+SHUTDOWN_TIMEOUT = 5.0
 _MAX_HISTORY = 1000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -243,7 +252,12 @@ class WebServer:
         host, port = parse_listen(self.listen)
         ssl_context = _ssl_context(self.web_config)
         # access_log=None: a scrape every few seconds is not news worth a log line.
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self._app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
