@@ -181,7 +181,7 @@ class _Loader:
             return None
         file = display_path(self.path)
         where = Located(file, main.lines)
-        top = main.data if main.data is not None else {}
+        top = top_written = main.data if main.data is not None else {}
         if not isinstance(top, dict):
             self.issues.append(where.issue((), "the agent config must be a mapping of keys"))
             return None
@@ -221,7 +221,16 @@ class _Loader:
             c.name: f"{r.where.file}:{r.where.line_of(())}"
             for c, r in zip(checks, raw_checks, strict=True)
         }
-        return config.model_copy(update={"checks": checks, "sources": sources})
+        # `defaults` is kept as written (before ${VAR} expansion): it is already merged
+        # into every check, and expanded it could hold secrets as plain strings.
+        written = top_written.get("defaults")
+        return config.model_copy(
+            update={
+                "checks": checks,
+                "sources": sources,
+                "defaults": written if isinstance(written, dict) else {},
+            }
+        )
 
     def _read(self, path: Path) -> Parsed | None:
         file = display_path(path)

@@ -339,6 +339,8 @@ def test_valid_config_merges_defaults_expands_env_and_records_sources(
     assert a.auth.bearer.get_secret_value() == "tok-123"
     assert a.auth.headers["X-Env"].get_secret_value() == "fallback"
     assert config.sources == {"inline": "wsprobe.yaml:10", "a": "checks/a.yaml:2"}
+    # Kept as written: expanded values (secrets) live only in the checks' SecretStr fields.
+    assert config.defaults["auth"] == {"headers": {"X-Env": "${WSPROBE_TEST_UNSET:-fallback}"}}
 
 
 def test_secret_and_tls_files_resolve_relative_to_the_config_dir(
