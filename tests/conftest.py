@@ -1,14 +1,19 @@
-"""Shared fixtures: certificates from trustme, written to files a check can name."""
+"""Shared fixtures: websockets servers on loopback, trustme certificates on disk."""
 
 from __future__ import annotations
 
 import datetime
 import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
+from websockets.asyncio.server import serve
+
+from tests.servers import echo
 
 
 @dataclass(frozen=True)
@@ -56,3 +61,23 @@ def tls_files(ca: trustme.CA, tmp_path: Path) -> TLSFiles:
     client.cert_chain_pems[0].write_to_path(str(cert_file))
     client.private_key_pem.write_to_path(str(key_file))
     return TLSFiles(ca, str(ca_file), str(cert_file), str(key_file), tmp_path)
+
+
+#: ``await ws_server(handler=echo, **serve_kwargs)`` -> ``ws://127.0.0.1:PORT``
+WsServerFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def ws_server() -> AsyncIterator[WsServerFactory]:
+    """Factory: start a websockets server with ``handler``; returns its ws:// base URL."""
+    servers = []
+
+    async def start(handler: Any = echo, **kwargs: Any) -> str:
+        server = await serve(handler, "127.0.0.1", 0, **kwargs)
+        servers.append(server)
+        return f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
+from websockets.asyncio.server import ServerConnection
+
 from agent.config import CheckConfig
 from agent.probes import PROBES
 from agent.result import ProbeResult
@@ -38,6 +40,7 @@ __all__ = [
     "delayed_101",
     "delayed_pong",
     "delaying_relay",
+    "echo",
     "free_port",
     "http_status",
     "make_check",
@@ -232,6 +235,12 @@ async def reset_after_101(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     # SO_LINGER with a zero timeout turns close() into an RST.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+async def echo(ws: ServerConnection) -> None:
+    """websockets handler: send every message back."""
+    async for message in ws:
+        await ws.send(message)
 
 
 def make_check(url: str, **fields: Any) -> CheckConfig:
