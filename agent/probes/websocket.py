@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from urllib.parse import urlsplit
 
 from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
@@ -35,6 +36,7 @@ from agent.probes.errors import (
     map_errors,
     scrub,
 )
+from agent.probes.tls import build_ssl_context
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 
@@ -118,8 +120,10 @@ async def _probe(
             async with bounded(deadline):
                 token = await fetch_token(check.auth.oauth2)
         variables["token"] = token
-        # The token fetch precedes the connection: it is not part of ``total``.
-        state.start = time.perf_counter()
+    if urlsplit(check.url).scheme == "wss":
+        # Loading the trust store takes milliseconds on first use: not a phase of the target.
+        build_ssl_context(check.tls, check_name=check.name)
+    state.start = time.perf_counter()
     state.phase = "handshake"
     try:
         conn = await open_connection(check, result, deadline=deadline)
