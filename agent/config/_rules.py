@@ -182,6 +182,11 @@ def receiver_rules(
             validate = getattr(notifier, "validate", None)
             if validate is None:
                 continue
-            for message in validate(receiver):
+            try:
+                messages = list(validate(receiver))
+            except Exception as exc:  # a notifier bug must not become a traceback
+                log.exception("validating receiver %s failed", receiver.name)
+                messages = [f"could not be validated ({type(exc).__name__})"]
+            for message in messages:
                 issues.append(where.issue(("receivers", i), str(message)))
     return issues

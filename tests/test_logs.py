@@ -1,0 +1,81 @@
+"""agent.logs: text and JSON formats, levels, and libraries that would print secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from agent.logs import setup_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore() -> Iterator[None]:
+    root = logging.getLogger()
+    names = ("websockets", "websockets.client", "httpx", "apscheduler")
+    saved = list(root.handlers), root.level, {n: logging.getLogger(n).level for n in names}
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_json_format_is_one_object_per_line_with_extra_fields() -> None:
+    """--log-format json writes ts, level, logger, message and extra= fields."""
+    stream = io.StringIO()
+    setup_logging(level="info", fmt="json", stream=stream)
+    logging.getLogger("agent.runner").info("probe %s done", "x", extra={"check": "x"})
+    (line,) = stream.getvalue().splitlines()
+    data = json.loads(line)
+    assert {k: data[k] for k in ("level", "logger", "message", "check")} == {
+        "level": "info",
+        "logger": "agent.runner",
+        "message": "probe x done",
+        "check": "x",
+    }
+    assert data["ts"].endswith("Z")
+
+
+def test_text_format_appends_fields_and_respects_level() -> None:
+    """Text lines are 'TS LEVEL logger: message k=v'; records below the level are dropped."""
+    stream = io.StringIO()
+    setup_logging(level="WARNING", fmt="text", stream=stream)
+    log = logging.getLogger("agent.x")
+    log.info("hidden")
+    log.warning("shown", extra={"reason": "dns"})
+    (line,) = stream.getvalue().splitlines()
+    assert line.split(" ", 1)[1] == "WARNING agent.x: shown reason=dns"
+
+
+def test_setup_replaces_only_its_own_handler() -> None:
+    """Calling setup twice leaves one wsprobe handler and keeps foreign handlers."""
+    foreign = logging.NullHandler()
+    logging.getLogger().addHandler(foreign)
+    setup_logging(level="info", fmt="text", stream=io.StringIO())
+    setup_logging(level="info", fmt="json", stream=io.StringIO())
+    names = [h.get_name() for h in logging.getLogger().handlers]
+    assert names.count("wsprobe") == 1
+    assert foreign in logging.getLogger().handlers
+
+
+def test_debug_never_enables_header_dumping_libraries() -> None:
+    """At debug, websockets stays at INFO (it logs Authorization headers) and httpx at WARNING."""
+    stream = io.StringIO()
+    setup_logging(level="debug", fmt="text", stream=stream)
+    logging.getLogger("websockets.client").debug("> Authorization: Bearer sekrit")
+    logging.getLogger("httpx").info("HTTP Request: POST https://hooks.slack.com/T/B/sekrit")
+    assert "sekrit" not in stream.getvalue()
+    assert logging.getLogger("apscheduler").getEffectiveLevel() == logging.DEBUG
+
+
+@pytest.mark.parametrize(
+    ("level", "fmt"), [("loud", "text"), ("info", "xml")], ids=["level", "format"]
+)
+def test_unknown_level_or_format_is_rejected(level: str, fmt: str) -> None:
+    """An unknown level or format raises ValueError naming the choices."""
+    with pytest.raises(ValueError, match="must be one of"):
+        setup_logging(level=level, fmt=fmt)
