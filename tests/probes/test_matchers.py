@@ -171,12 +171,12 @@ def test_describe_names_the_predicate() -> None:
     assert describe(m) == 'json {"type": "pong"}, $.n gt 2'
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+# "{" excluded: "{{name}}" in a predicate is a run-time variable, not a literal.
+TEXT = st.text(alphabet=st.characters(blacklist_characters="{"), max_size=8)
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | TEXT
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=10,
 )
 KEYS = st.lists(
@@ -186,7 +186,7 @@ KEYS = st.lists(
 )
 
 
-@given(st.dictionaries(st.text(max_size=5), JSON_VALUES, max_size=4))
+@given(st.dictionaries(TEXT, JSON_VALUES, max_size=4))
 def test_every_object_matches_itself(document: dict[str, Any]) -> None:
     """JSON subset equality is reflexive for any object a server may send."""
     assert matches(Matcher.model_validate({"json": document}), json.dumps(document), {})
