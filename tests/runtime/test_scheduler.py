@@ -151,3 +151,14 @@ async def test_reload_keeps_unchanged_jobs() -> None:
         assert set(scheduler.next_run_times()) == {"b"}
     finally:
         await scheduler.shutdown()
+
+
+def test_cron_trigger_fires_on_schedule() -> None:
+    """A cron check fires at its cron times (UTC), consecutive runs one period apart."""
+    check = CheckConfig(name="nightly", url=URL, cron="*/5 * * * *", timeout=10.0)
+    trigger = trigger_for(check)
+    first = trigger.get_next_fire_time(None, datetime.now(UTC))
+    second = trigger.get_next_fire_time(first, first)
+    assert first.minute % 5 == 0
+    assert first.second == 0
+    assert (second - first).total_seconds() == 300
