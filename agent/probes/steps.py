@@ -163,8 +163,9 @@ class _Script:
                 payload = payload_of(ping.send, scoped)
             except UndefinedVariable as exc:
                 raise ExpectMismatch(str(exc)) from None
+            # Timed from before the send, like protocol pings: the RTT includes the write.
+            sent = time.perf_counter()
             await self.send(payload)
-            sent = self.last_send
             until = min(sent + ping.timeout, self.deadline)
             try:
                 match = await wait_for_match(
@@ -178,6 +179,9 @@ class _Script:
             except ExpectTimeout as err:
                 err.timeout = ping.timeout
                 err.detail = f"no reply to app ping {n + 1} of {ping.count}; {err.detail}"
+                if until >= self.deadline:
+                    err.timeout = round(until - sent, 3)
+                    err.detail += " (cut short by the check's timeout)"
                 raise
             self.result.app_pings.append(match.at - sent)
         rtts = self.result.app_pings
