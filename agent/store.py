@@ -29,6 +29,10 @@ DEFAULT_HISTORY_SIZE = 50
 #: Delivered, failed and dropped outbox rows are kept this long for inspection.
 DONE_RETENTION = 86400.0
 _DB_SUFFIXES = (".sqlite3", ".sqlite", ".db")
+_SELECT_ROWS = (
+    "SELECT id, delivery_id, receiver, check_name, event, created_at, attempts,"
+    " next_attempt_at, status FROM outbox"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,23 +56,22 @@ CREATE TABLE IF NOT EXISTS outbox (
     status TEXT NOT NULL DEFAULT 'pending',
     done_at REAL
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (receiver, status, check_name, id);
+CREATE INDEX IF NOT EXISTS outbox_by_status ON outbox (status, id);
 """
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """One event queued for one receiver."""
+    """One event queued for one receiver (its payload is read only when sent)."""
 
     id: int
     delivery_id: str
     receiver: str
     check: str
     event: str
-    payload: str
     created_at: float
-    attempts: int
-    next_attempt_at: float
+    attempts: int = 0
+    next_attempt_at: float = 0.0
     status: str = "pending"
 
 
@@ -191,14 +194,18 @@ class Store:
         check: str,
         state: dict[str, Any] | None,
         rows: Sequence[NewOutboxRow] = (),
-    ) -> None:
+    ) -> list[OutboxRow]:
         """Persist one check's alert state and enqueue its events in one transaction.
 
         Args:
             check: check name.
             state: the new state, or None to delete it.
-            rows: events to enqueue (ready for their first attempt at ``created_at``).
+            rows: events to enqueue (due at once).
+
+        Returns:
+            The enqueued rows with their ids, in order.
         """
+        out: list[OutboxRow] = []
         with self._transaction():
             if state is None:
                 self._db.execute("DELETE FROM alert_state WHERE check_name = ?", (check,))
@@ -208,28 +215,29 @@ class Store:
                     " ON CONFLICT (check_name) DO UPDATE SET data = excluded.data",
                     (check, json.dumps(state, separators=(",", ":"))),
                 )
-            self._db.executemany(
-                "INSERT INTO outbox (delivery_id, receiver, check_name, event, payload,"
-                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (r.delivery_id, r.receiver, r.check, r.event, r.payload, r.created_at, 0.0)
-                    for r in rows
-                ],
-            )
+            for r in rows:
+                cur = self._db.execute(
+                    "INSERT INTO outbox (delivery_id, receiver, check_name, event, payload,"
+                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0)",
+                    (r.delivery_id, r.receiver, r.check, r.event, r.payload, r.created_at),
+                )
+                assert cur.lastrowid is not None
+                out.append(
+                    OutboxRow(
+                        cur.lastrowid, r.delivery_id, r.receiver, r.check, r.event, r.created_at
+                    )
+                )
+        return out
 
-    def outbox_heads(self, receiver: str) -> list[OutboxRow]:
-        """The oldest pending row of each check for ``receiver``, oldest first.
-
-        Only a check's head may be attempted, which keeps delivery in order per check.
-        """
-        rows = self._db.execute(
-            "SELECT id, delivery_id, receiver, check_name, event, payload, created_at,"
-            " attempts, next_attempt_at, status FROM outbox WHERE id IN ("
-            " SELECT MIN(id) FROM outbox WHERE receiver = ? AND status = 'pending'"
-            " GROUP BY check_name) ORDER BY id",
-            (receiver,),
-        )
+    def outbox_pending_rows(self) -> list[OutboxRow]:
+        """Every pending row, oldest first (the dispatcher's schedule on start)."""
+        rows = self._db.execute(_SELECT_ROWS + " WHERE status = 'pending' ORDER BY id")
         return [OutboxRow(*row) for row in rows]
+
+    def outbox_payload(self, row_id: int) -> str | None:
+        """The event JSON of one row (None if it is gone)."""
+        row = self._db.execute("SELECT payload FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        return str(row[0]) if row else None
 
     def outbox_retry(self, row_id: int, *, attempts: int, next_attempt_at: float) -> None:
         """Record a failed attempt that will be retried at ``next_attempt_at``."""
@@ -253,6 +261,14 @@ class Store:
             "UPDATE outbox SET status = ?, attempts = ?, done_at = ? WHERE id = ?",
             (status, attempts, at, row_id),
         )
+
+    def outbox_drop(self, row_ids: Sequence[int], *, at: float) -> None:
+        """Mark many rows ``dropped`` in one transaction (retry budget spent)."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE outbox SET status = 'dropped', done_at = ? WHERE id = ?",
+                [(at, row_id) for row_id in row_ids],
+            )
 
     def outbox_drop_receivers(self, keep: Iterable[str], *, at: float) -> dict[str, int]:
         """Drop pending rows of receivers not in ``keep``; returns count per receiver."""
@@ -280,15 +296,11 @@ class Store:
         return int(count)
 
     def outbox_rows(self, *, receiver: str | None = None) -> list[OutboxRow]:
-        """Every row, oldest first (for the API and tests)."""
-        sql = (
-            "SELECT id, delivery_id, receiver, check_name, event, payload, created_at,"
-            " attempts, next_attempt_at, status FROM outbox"
-        )
+        """Every row, oldest first (for inspection and tests)."""
         if receiver is None:
-            rows = self._db.execute(sql + " ORDER BY id")
+            rows = self._db.execute(_SELECT_ROWS + " ORDER BY id")
         else:
-            rows = self._db.execute(sql + " WHERE receiver = ? ORDER BY id", (receiver,))
+            rows = self._db.execute(_SELECT_ROWS + " WHERE receiver = ? ORDER BY id", (receiver,))
         return [OutboxRow(*row) for row in rows]
 
     def outbox_prune(self, *, before: float) -> int:

@@ -180,7 +180,7 @@ class AlertService:
                 policy=resolve_policy(config.alerting, None),
                 now=now,
             )
-            self._store.save_alert(name, None, rows)
+            self._dispatcher.enqueue(self._store.save_alert(name, None, rows))
         dropped = self._store.outbox_drop_receivers(receivers, at=now)
         for receiver, count in dropped.items():
             logger.error(
@@ -214,14 +214,14 @@ class AlertService:
             transitions, url=check.url, labels=check.labels, result=result, policy=policy, now=now
         )
         self._states[check.name] = after
+        queued: list[OutboxRow] = []
         if rows or not _steady_ok(before, after):
-            self._save(check.name, after, rows)
+            queued = self._save(check.name, after, rows)
         for t in transitions:
             logger.info(
                 "alert %s: check %r %s (%s)", t.alert, t.check, t.event, t.reason or t.message
             )
-        if rows:
-            self._dispatcher.wake()
+        self._dispatcher.enqueue(queued)
         return transitions
 
     def firing(self, check: str) -> bool:
@@ -288,9 +288,12 @@ class AlertService:
             self._states[row.check] = after
             self._save(row.check, after)
 
-    def _save(self, check: str, state: AlertState, rows: list[NewOutboxRow] | None = None) -> None:
+    def _save(
+        self, check: str, state: AlertState, rows: list[NewOutboxRow] | None = None
+    ) -> list[OutboxRow]:
         url, labels = self._targets.get(check, ("", {}))
-        self._store.save_alert(check, state.to_dict() | {"url": url, "labels": labels}, rows or ())
+        data = state.to_dict() | {"url": url, "labels": labels}
+        return self._store.save_alert(check, data, rows or ())
 
     def _outcome(self, receiver: str, outcome: str) -> None:
         if self._on_notification is not None:

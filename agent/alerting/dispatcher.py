@@ -1,9 +1,12 @@
 """Drain the outbox: one worker task per receiver, in order per check.
 
-A worker attempts only the oldest pending row of each check, so a check's events
-reach a receiver in the order they happened even across retries and restarts; other
-checks' events are not held up by one check's retries. Workers run beside probing
-and never block it: ``observe()`` only writes rows and sets an event.
+The outbox rows in SQLite are the durable record; the dispatcher keeps the schedule
+in memory (loaded from the store on start, extended by :meth:`Dispatcher.enqueue`):
+per receiver, a FIFO of rows per check and a heap of each check's head by due time.
+Only a check's head is ever attempted, so a check's events reach a receiver in the
+order they happened, across retries and restarts, while other checks are not held up
+by one check's retries. A pass costs O(log n) per attempt however long the backlog,
+so a large outage never stalls the event loop that probes run on.
 
 Outcomes: ``success`` (row delivered, never sent again), ``retry`` (retryable error,
 scheduled with backoff), ``failed`` (non-retryable error, e.g. HTTP 400: given up),
@@ -14,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import heapq
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 
 import httpx
 
@@ -34,9 +40,84 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_IN_FLIGHT = 8
 #: How long a stop waits for attempts already on the wire.
 DEFAULT_GRACE_TIMEOUT = 3.0
-#: Longest a worker sleeps without re-reading the outbox (guards wall-clock jumps).
+#: Longest a worker sleeps without looking at its schedule (guards wall-clock jumps).
 _MAX_IDLE = 60.0
 _PRUNE_INTERVAL = 3600.0
+#: How often a failing receiver's queue is swept for events past their retry budget.
+_SWEEP_INTERVAL = 1.0
+
+
+class _Schedule:
+    """One receiver's pending rows: a FIFO per check and a heap of due heads.
+
+    Heap entries are validated lazily: an entry is live only while its row is still
+    its check's head and not in flight.
+    """
+
+    def __init__(self) -> None:
+        self.by_check: dict[str, deque[OutboxRow]] = {}
+        self.heap: list[tuple[float, int, str]] = []
+        self.in_flight: set[int] = set()
+        #: Consecutive retryable failures of the receiver itself (any event).
+        self.failures = 0
+        #: While failing, nothing is attempted before this time (receiver-level backoff).
+        self.blocked_until = 0.0
+        self.last_sweep = 0.0
+
+    @property
+    def failing(self) -> bool:
+        return self.failures > 0
+
+    def add(self, row: OutboxRow) -> None:
+        queue = self.by_check.setdefault(row.check, deque())
+        queue.append(row)
+        if len(queue) == 1:
+            heapq.heappush(self.heap, (row.next_attempt_at, row.id, row.check))
+
+    def pop_due(self, now: float, limit: int) -> list[OutboxRow]:
+        due: list[OutboxRow] = []
+        while self.heap and self.heap[0][0] <= now and len(due) < limit:
+            _, row_id, check = heapq.heappop(self.heap)
+            queue = self.by_check.get(check)
+            if not queue or queue[0].id != row_id or row_id in self.in_flight:
+                continue  # stale entry
+            self.in_flight.add(row_id)
+            due.append(queue[0])
+        return due
+
+    def next_due(self) -> float | None:
+        return self.heap[0][0] if self.heap else None
+
+    def reschedule(self, row: OutboxRow) -> None:
+        """The head was retried: put it back with its new due time."""
+        self.in_flight.discard(row.id)
+        self.by_check[row.check][0] = row
+        heapq.heappush(self.heap, (row.next_attempt_at, row.id, row.check))
+
+    def done(self, row: OutboxRow) -> None:
+        """The head finished: the check's next row (if any) becomes its head."""
+        self.in_flight.discard(row.id)
+        queue = self.by_check[row.check]
+        queue.popleft()
+        if queue:
+            head = queue[0]
+            heapq.heappush(self.heap, (head.next_attempt_at, head.id, head.check))
+        else:
+            del self.by_check[row.check]
+
+    def expired(self, before: float) -> list[OutboxRow]:
+        """Remove and return every queued row created before ``before`` (not in flight)."""
+        out: list[OutboxRow] = []
+        for check in list(self.by_check):
+            queue = self.by_check[check]
+            while queue and queue[0].created_at < before and queue[0].id not in self.in_flight:
+                out.append(queue.popleft())
+            if not queue:
+                del self.by_check[check]
+            elif out and out[-1].check == check:
+                head = queue[0]
+                heapq.heappush(self.heap, (head.next_attempt_at, head.id, head.check))
+        return out
 
 
 class Dispatcher:
@@ -73,29 +154,47 @@ class Dispatcher:
         self._on_outcome = on_outcome
         self._on_delivered = on_delivered
         self._max_in_flight = max_in_flight
+        self._schedules: dict[str, _Schedule] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, asyncio.Event] = {}
         self._client: httpx.AsyncClient | None = None
-        self._last_prune = 0.0
+        self._started = False
         self._closing = False
+        self._last_prune = 0.0
 
     def start(self) -> None:
-        """Open the HTTP client and start one worker per receiver (needs a running loop)."""
+        """Load the pending rows, open the HTTP client, start one worker per receiver."""
         self._closing = False
+        self._schedules = {name: _Schedule() for name in self._receivers}
+        for row in self._store.outbox_pending_rows():
+            schedule = self._schedules.get(row.receiver)
+            if schedule is not None:
+                schedule.add(row)
         if self._client is None:
             # Redirects are not followed: a webhook answering 3xx is misconfigured.
             self._client = httpx.AsyncClient(follow_redirects=False)
+        self._started = True
         self._sync_workers()
+
+    def enqueue(self, rows: Iterable[OutboxRow]) -> None:
+        """Schedule rows just written to the store (before start: loaded by start)."""
+        if not self._started:
+            return
+        for row in rows:
+            schedule = self._schedules.get(row.receiver)
+            if schedule is not None:
+                schedule.add(row)
+                self._wakes[row.receiver].set()
 
     def set_receivers(self, receivers: Mapping[str, ReceiverConfig]) -> None:
         """Swap the receiver set (reload); workers start and stop accordingly."""
         self._receivers = dict(receivers)
-        if self._client is not None:
+        if self._started:
             self._sync_workers()
-        self.wake()
+            self.wake()
 
     def wake(self) -> None:
-        """Tell every worker the outbox changed."""
+        """Tell every worker to look at its schedule now."""
         for event in self._wakes.values():
             event.set()
 
@@ -106,6 +205,7 @@ class Dispatcher:
         id; the grace period makes that (a possible duplicate) rare on a clean stop.
         """
         self._closing = True
+        self._started = False
         self.wake()
         workers = list(self._workers.values())
         if workers:
@@ -126,7 +226,9 @@ class Dispatcher:
             if name not in self._receivers:
                 self._workers.pop(name).cancel()
                 self._wakes.pop(name, None)
+                self._schedules.pop(name, None)
         for name in self._receivers:
+            self._schedules.setdefault(name, _Schedule())
             if name not in self._workers:
                 self._wakes[name] = asyncio.Event()
                 self._workers[name] = asyncio.create_task(
@@ -135,10 +237,11 @@ class Dispatcher:
 
     async def _worker(self, name: str) -> None:
         wake = self._wakes[name]
+        schedule = self._schedules[name]
         while not self._closing:
             wake.clear()
             try:
-                idle = await self._pass(name)
+                idle = await self._pass(name, schedule)
             except Exception:
                 # A store or programming error must not end delivery for good.
                 logger.exception("notification worker for receiver %r failed; retrying", name)
@@ -148,79 +251,139 @@ class Dispatcher:
                     async with asyncio.timeout(min(idle or _MAX_IDLE, _MAX_IDLE)):
                         await wake.wait()
 
-    async def _pass(self, name: str) -> float | None:
-        """Attempt due heads; return seconds until the next one is due (0: go again)."""
+    async def _pass(self, name: str, schedule: _Schedule) -> float | None:
+        """Attempt due heads; return seconds until the next one is due (0: go again).
+
+        While the receiver is failing, attempts go one at a time with a backoff of
+        the receiver's own: a receiver that is down costs one connection attempt per
+        backoff period, not one per queued event.
+        """
         now = self._clock()
         if now - self._last_prune > _PRUNE_INTERVAL:
             self._last_prune = now
             self._store.outbox_prune(before=now - DONE_RETENTION)
-        heads = self._store.outbox_heads(name)
-        due = [row for row in heads if row.next_attempt_at <= now]
+        if schedule.failing:
+            if now - schedule.last_sweep >= _SWEEP_INTERVAL:
+                schedule.last_sweep = now
+                self._drop_expired(name, schedule, now)
+            if schedule.blocked_until > now:
+                return schedule.blocked_until - now
+        limit = 1 if schedule.failing else self._max_in_flight
+        due = schedule.pop_due(now, limit)
         if due:
-            await asyncio.gather(*(self._attempt(name, row) for row in due[: self._max_in_flight]))
+            await asyncio.gather(*(self._attempt(name, schedule, row) for row in due))
             return 0.0
-        if not heads:
-            return None
-        return max(0.001, min(row.next_attempt_at for row in heads) - now)
+        next_due = schedule.next_due()
+        return None if next_due is None else max(0.001, next_due - now)
 
-    async def _attempt(self, name: str, row: OutboxRow) -> None:
+    def _drop_expired(self, name: str, schedule: _Schedule, now: float) -> None:
+        """Drop every queued event whose retry budget is spent (one transaction)."""
         receiver = self._receivers.get(name)
-        if receiver is None:
-            return  # removed by a reload while queued; reconfigure drops its rows
+        budget = receiver.retry_timeout if receiver else DEFAULT_RETRY_TIMEOUT
+        expired = schedule.expired(now - budget)
+        if not expired:
+            return
+        self._store.outbox_drop([row.id for row in expired], at=now)
+        logger.error(
+            "receiver %r: dropped %d event(s) undelivered for over %gs (retry budget spent),"
+            " oldest: %s event of check %r, delivery %s",
+            name,
+            len(expired),
+            budget,
+            expired[0].event,
+            expired[0].check,
+            expired[0].delivery_id,
+        )
+        for _ in expired:
+            self._outcome(name, "dropped")
+
+    async def _attempt(self, name: str, schedule: _Schedule, row: OutboxRow) -> None:
+        receiver = self._receivers.get(name)
+        payload = self._store.outbox_payload(row.id)
+        if receiver is None or payload is None:
+            schedule.done(row)  # receiver removed by a reload, or row pruned
+            return
         attempts = row.attempts + 1
         notifier = NOTIFIERS.get(receiver.type)
         if notifier is None:
-            self._finish(row, "failed", attempts, f"unknown receiver type {receiver.type!r}")
+            self._finish(schedule, row, "failed", attempts, f"unknown type {receiver.type!r}")
             return
         assert self._client is not None
         delivery = Delivery(id=row.delivery_id, attempt=attempts, now=self._clock())
+        event = AlertEvent.from_json(payload)
         try:
-            await notifier.send(
-                receiver, AlertEvent.from_json(row.payload), delivery, client=self._client
-            )
+            await notifier.send(receiver, event, delivery, client=self._client)
         except NotifyError as exc:
-            self._failed(row, attempts, exc)
+            self._failed(schedule, row, attempts, exc)
             return
         except Exception as exc:
             # Notifiers map their own errors; anything else is a bug worth a traceback,
             # but the event is still retried within its budget.
             logger.exception("receiver %r: unexpected error delivering %s", name, row.delivery_id)
-            self._failed(row, attempts, NotifyError(name, type(exc).__name__), retryable=True)
+            self._failed(schedule, row, attempts, NotifyError(name, type(exc).__name__), True)
             return
         now = self._clock()
         self._store.outbox_finish(row.id, status="delivered", attempts=attempts, at=now)
+        schedule.done(row)
+        if schedule.failing:
+            schedule.failures = 0
+            schedule.blocked_until = 0.0
+            logger.warning("receiver %r accepts events again", name)
         logger.debug("receiver %r accepted %s %s (%s)", name, row.event, row.check, row.delivery_id)
         self._outcome(name, "success")
         self._on_delivered(row, now)
 
     def _failed(
-        self, row: OutboxRow, attempts: int, exc: NotifyError, *, retryable: bool | None = None
+        self,
+        schedule: _Schedule,
+        row: OutboxRow,
+        attempts: int,
+        exc: NotifyError,
+        retryable: bool | None = None,
     ) -> None:
         if not (exc.retryable if retryable is None else retryable):
-            self._finish(row, "failed", attempts, str(exc))
+            schedule.failures = 0  # it answered: the receiver itself is up
+            self._finish(schedule, row, "failed", attempts, str(exc))
             return
         now = self._clock()
         retry_after = exc.retry_after if isinstance(exc, NotifyStatus) else None
         delay = self._retry.delay(attempts, rng=self._rng, retry_after=retry_after)
+        first_failure = not schedule.failing
+        schedule.failures += 1
+        schedule.blocked_until = now + self._retry.delay(
+            schedule.failures, rng=self._rng, retry_after=retry_after
+        )
         receiver = self._receivers.get(row.receiver)
         budget = receiver.retry_timeout if receiver else DEFAULT_RETRY_TIMEOUT
         if now + delay - row.created_at > budget:
-            self._finish(row, "dropped", attempts, str(exc))
+            self._finish(schedule, row, "dropped", attempts, str(exc))
             return
         self._store.outbox_retry(row.id, attempts=attempts, next_attempt_at=now + delay)
-        logger.warning(
-            "%s; retrying %s event of check %r in %.1fs (attempt %d, delivery %s)",
+        schedule.reschedule(
+            dataclasses.replace(row, attempts=attempts, next_attempt_at=now + delay)
+        )
+        # One WARNING when a receiver starts failing, not one per event and retry:
+        # an outage with thousands of queued events must not flood the log.
+        level = logging.WARNING if first_failure else logging.DEBUG
+        logger.log(
+            level,
+            "%s; retrying %s event of check %r in %.1fs (attempt %d, delivery %s;"
+            " %d check(s) with queued events)",
             exc,
             row.event,
             row.check,
             delay,
             attempts,
             row.delivery_id,
+            len(schedule.by_check),
         )
         self._outcome(row.receiver, "retry")
 
-    def _finish(self, row: OutboxRow, outcome: str, attempts: int, why: str) -> None:
+    def _finish(
+        self, schedule: _Schedule, row: OutboxRow, outcome: str, attempts: int, why: str
+    ) -> None:
         self._store.outbox_finish(row.id, status=outcome, attempts=attempts, at=self._clock())
+        schedule.done(row)
         what = "gave up (not retryable)" if outcome == "failed" else "dropped (retry budget spent)"
         logger.error(
             "%s: %s %s event of check %r after %d attempt(s), delivery %s",

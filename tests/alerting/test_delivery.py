@@ -386,3 +386,45 @@ async def test_stop_lets_an_in_flight_attempt_finish(receiver: Any, store: Store
     await service.aclose()
     assert outcomes.items == [("hook", "success")]
     assert [r.status for r in store.outbox_rows()] == ["delivered"]
+
+
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_down_receiver_is_probed_not_flooded_and_budget_sweeps(
+    receiver: Any, store: Store
+) -> None:
+    """A down receiver gets one attempt per backoff; events past budget drop unattempted."""
+    await receiver.stop()
+    clock = FakeClock()
+    outcomes = Outcomes()
+    names = (*(f"c{i}" for i in range(20)), "late")
+    cfg = config(receiver.url, checks=names, receiver={"retry_timeout": 60})
+    service = AlertService(
+        cfg, store, on_notification=outcomes, clock=clock, retry_initial_interval=5.0
+    )
+    for name in names[:-1]:
+        feed(service, cfg, "F", name)
+    await service.start()
+    try:
+        # The first pass tries up to max_in_flight (8) events, then the receiver is
+        # known down and blocked for its own backoff.
+        await outcomes.wait(lambda o: o.count("retry") == 8)
+        clock.now += 120  # every queued event is now past its 60 s budget
+        feed(service, cfg, "F", "late")  # enqueue wakes the worker
+        await outcomes.wait(lambda o: o.count("dropped") == 20)
+        await outcomes.wait(lambda o: o.count("retry") == 9)  # "late" probes the receiver
+    finally:
+        await service.aclose()
+    assert outcomes.count("retry") == 9
+    assert outcomes.count("success") == 0
+    statuses = [r.status for r in store.outbox_rows()]
+    assert statuses.count("dropped") == 20
+    assert statuses.count("pending") == 1
