@@ -201,13 +201,40 @@ def issues_from_validation(
     keeps just the errors whose key path it accepts.
     The input value is never part of a message: it may be a secret.
     """
-    issues: list[ConfigIssue] = []
-    seen: set[tuple[str, str]] = set()
+    # One message per key: the branches of a union (`float | str`) each report an
+    # error for the same value; they read better as one "valid number or valid string".
+    by_path: dict[tuple[Any, ...], list[str]] = {}
     for error in exc.errors(include_url=False, include_input=False):
         path = _data_path(data, tuple(error["loc"]))
-        if only is not None and not only(path):
-            continue
-        message = _message(model, path, error)
+        if only is None or only(path):
+            messages = by_path.setdefault(path, [])
+            message = _message(model, path, error)
+            if message not in messages:
+                messages.append(message)
+    issues: list[ConfigIssue] = []
+    for path, messages in by_path.items():
+        issues += _located(path, _join(messages), where, skip_inherited)
+    return issues
+
+
+def _join(messages: list[str]) -> list[str]:
+    """Merge several "Input should be ..." messages about one value into one."""
+    prefix = "Input should be "
+    expected = [m.removeprefix(prefix) for m in messages if m.startswith(prefix)]
+    if len(expected) < 2:
+        return messages
+    merged = prefix + " or ".join(expected)
+    return [merged, *(m for m in messages if not m.startswith(prefix))]
+
+
+def _located(
+    path: tuple[Any, ...],
+    messages: list[str],
+    where: Located,
+    skip_inherited: frozenset[tuple[Any, ...]],
+) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for message in messages:
         issue = where.issue(path, message)
         fb = where.fallback
         if (
@@ -224,8 +251,5 @@ def issues_from_validation(
                 f"{message} (inherited from {format_path((*fb.prefix, *path))}"
                 f" at {fb.file}:{fb.line_of(path)})",
             )
-        key = (issue.path, issue.message)
-        if key not in seen:
-            seen.add(key)
-            issues.append(issue)
+        issues.append(issue)
     return issues

@@ -262,6 +262,42 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
         ],
     ),
     (
+        "nested-step-errors-and-union-merged",
+        {
+            "wsprobe.yaml": AGENT,
+            "checks/a.yaml": """\
+            checks:
+              - name: a
+                url: ws://h/
+                steps:
+                  - send: x
+                    sleep: 1
+                  - expect:
+                      path: $.a
+                      gt: [1]
+            """,
+        },
+        [
+            "checks/a.yaml:5: checks[0].steps[0]: a step needs exactly one of send, send_binary,"
+            " expect, sleep, app_ping (got send, sleep)",
+            "checks/a.yaml:9: checks[0].steps[1].expect.gt: Input should be a valid number"
+            " or a valid string",
+        ],
+    ),
+    (
+        "several-documents-and-tabs",
+        {
+            "wsprobe.yaml": AGENT,
+            "checks/a.yaml": "checks: []\n---\nchecks: []\n",
+            "checks/b.yaml": "checks:\n\t- name: x\n",
+        },
+        [
+            "checks/a.yaml:2: YAML syntax: expected a single document in the stream",
+            "checks/b.yaml:2: YAML syntax: while scanning for the next token: found character"
+            " '\\t' that cannot start any token",
+        ],
+    ),
+    (
         "missing-config-file",
         {},
         ["wsprobe.yaml: file not found"],
@@ -493,3 +529,18 @@ def test_unquoted_versions_are_accepted(tmp_path: Path) -> None:
     )
     (check,) = load_config(tmp_path / "wsprobe.yaml").checks
     assert (check.ip_version, check.tls.min_version) == ("6", "1.2")
+
+
+def test_globs_recurse_and_a_file_matched_twice_loads_once(tmp_path: Path) -> None:
+    """`**` matches subdirectories; a file matched by two patterns is loaded once."""
+    write(
+        tmp_path,
+        {
+            "wsprobe.yaml": "check_files: ['conf.d/**/*.yaml', conf.d/team/a.yaml]\n",
+            "conf.d/team/a.yaml": "checks:\n  - {name: a, url: 'ws://h/'}\n",
+            "conf.d/b.yaml": "checks:\n  - {name: b, url: 'ws://h/'}\n",
+        },
+    )
+    loaded = load_config_with_warnings(tmp_path / "wsprobe.yaml")
+    assert [c.name for c in loaded.config.checks] == ["b", "a"]
+    assert loaded.files == ["wsprobe.yaml", "conf.d/b.yaml", "conf.d/team/a.yaml"]
