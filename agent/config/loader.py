@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 #: Keys a check file may hold at its top level.
 _CHECK_FILE_KEYS = frozenset({"checks"})
-#: Keys of the agent config the loader handles itself (not validated by ``Config``).
+#: Config fields the loader fills itself (not validated from the agent config).
 _LOADER_KEYS = frozenset({"checks", "sources"})
 # A stand-in for checks' required fields while `defaults:` is validated on its own; the
 # interval is huge so a default timeout is only compared with a default interval.
@@ -186,8 +186,8 @@ class _Loader:
             self.issues.append(where.issue((), "the agent config must be a mapping of keys"))
             return None
         top = expand_env(top, where, self.issues, substituted=self.substituted)
-        for key in sorted(_LOADER_KEYS & top.keys() - {"checks"}):
-            self.issues.append(where.issue((key,), f"unknown key {key!r}"))
+        if "sources" in top:  # a Config field the loader fills, not a YAML key
+            self.issues.append(where.issue(("sources",), "unknown key 'sources'"))
         settings = {k: v for k, v in top.items() if k not in _LOADER_KEYS}
         config = None
         try:
