@@ -48,7 +48,7 @@ _WANTED = (
 def _fetch(port: int) -> tuple[str, float]:
     """The raw exposition text and how long the agent took to serve it."""
     t0 = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=300) as resp:
         text = resp.read().decode()
     return text, time.perf_counter() - t0
 
@@ -204,6 +204,39 @@ def _level(url: str, proxy_port: int, checks: int, *, warm: float, window: float
     return out
 
 
+def _idle_rss(url: str, checks: int) -> dict[str, Any]:
+    """RSS of the daemon holding ``checks`` checks that (almost) never run (1 h interval)."""
+    out: dict[str, Any] = {}
+    # One check in the baseline: an agent with no check at all refuses to start.
+    for n in (1, checks):
+        with tempfile.TemporaryDirectory(prefix="wsprobe-bench-") as tmp:
+            port = procs.free_port()
+            path = write_config(Path(tmp), url=url, checks=n, listen_port=port, interval="1h")
+            argv = [sys.executable, "-m", "agent", "run", "-c", str(path)]
+            popen = subprocess.Popen(
+                ["taskset", "-c", str(procs.BENCH_CORE), *argv],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                if wait_ready(port, popen, timeout=120) is None:
+                    return {"error": f"daemon with {n} idle checks not ready within 120 s"}
+                time.sleep(5)
+                out[f"rss_kib_{n}"] = procs.rss_kib(popen.pid)
+            finally:
+                popen.terminate()
+                try:
+                    popen.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    popen.kill()
+                    popen.wait()
+    out["checks"] = checks
+    out["rss_kib_per_idle_check"] = round(
+        (out[f"rss_kib_{checks}"] - out["rss_kib_1"]) / (checks - 1), 2
+    )
+    return out
+
+
 def run(url: str, proxy_port: int, *, quick: bool, loop: str) -> dict[str, Any]:
     """Run the daemon at each level; compute per-check RSS and fidelity errors."""
     try:
@@ -216,16 +249,20 @@ def run(url: str, proxy_port: int, *, quick: bool, loop: str) -> dict[str, Any]:
 
     truth = uvloop.run(_calibrate(f"ws://127.0.0.1:{proxy_port}/", 50))
     levels = [0, 1000] if quick else [0, 1000, 10000]
-    warm, window = (4.0, 15.0) if quick else (8.0, 45.0)
+    warm, window = (4.0, 15.0) if quick else (8.0, 40.0)
     out: dict[str, Any] = {
         "interval_s": 30,
-        "truth_ms": {k: ms(v) for k, v in truth.items()},
+        "truth_ms": {k: ms(v) for k, v in truth.items() if not k.startswith("_")},
+        "truth_meter_error": _errors(truth.pop("_cycles"), truth),
         "event_loop": "uvloop (agent.daemon picks it when installed)",
         "levels": [],
     }
     base_rss = None
     for checks in levels:
-        level = _level(url, proxy_port, checks, warm=warm, window=window)
+        try:
+            level = _level(url, proxy_port, checks, warm=warm, window=window)
+        except Exception as exc:  # one level failing must not lose the others
+            level = {"checks": checks, "error": f"{type(exc).__name__}: {exc}"}
         results = level.pop("_fidelity", [])
         if "error" not in level:
             level["fidelity_error_all"] = _errors(results, truth)
@@ -238,4 +275,6 @@ def run(url: str, proxy_port: int, *, quick: bool, loop: str) -> dict[str, Any]:
                 level["rss_kib_per_check"] = round((level["rss_kib"] - base_rss) / checks, 2)
         out["levels"].append(level)
         print(f"  capacity {checks} checks: {json.dumps(level)[:900]}", flush=True)
+    out["idle"] = _idle_rss(url, 1000 if quick else 10000)
+    print(f"  capacity idle checks: {out['idle']}", flush=True)
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import queue
 import socket
 import sys
@@ -35,16 +36,8 @@ def _hold_until(deadline: float) -> None:
         pass
 
 
-def _pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
-    """Read chunks as they come, time-stamped on arrival; a writer sends each on time.
-
-    Reader and writer are separate threads so a chunk that arrives while an earlier
-    one is being held is still held exactly ``delay`` from its own arrival (a
-    client may write a frame's header and payload as two segments).
-    """
-    held: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
-    writer = threading.Thread(target=_deliver, args=(held, dst), daemon=True)
-    writer.start()
+def _read(src: socket.socket, held: queue.SimpleQueue[tuple[float, bytes]], delay: float) -> None:
+    """Time-stamp each chunk the moment it is read; an empty chunk marks the end."""
     try:
         while True:
             data = src.recv(65536)
@@ -55,10 +48,10 @@ def _pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
     except OSError:
         pass
     held.put((0.0, b""))
-    writer.join()
 
 
 def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket) -> None:
+    """Send each chunk at its due time, then half-close ``dst``."""
     try:
         while True:
             due, data = held.get()
@@ -74,17 +67,33 @@ def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket) -
 
 
 def _relay(client: socket.socket, upstream_port: int, delay: float) -> None:
+    """Relay one connection: a reader and a writer thread per direction.
+
+    The client is read (and its chunks time-stamped) before the upstream connection
+    exists, so the proxy's own connect to the server never adds to the delay of a
+    request sent right after the TCP handshake.
+    """
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    upward: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+    downward: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+    threads = [threading.Thread(target=_read, args=(client, upward, delay), daemon=True)]
+    threads[0].start()
     try:
         server = socket.create_connection(("127.0.0.1", upstream_port))
     except OSError:
         client.close()
+        threads[0].join()
         return
-    for sock in (client, server):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    back = threading.Thread(target=_pump, args=(server, client, delay), daemon=True)
-    back.start()
-    _pump(client, server, delay)
-    back.join()
+    server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    threads += [
+        threading.Thread(target=_deliver, args=(upward, server), daemon=True),
+        threading.Thread(target=_read, args=(server, downward, delay), daemon=True),
+        threading.Thread(target=_deliver, args=(downward, client), daemon=True),
+    ]
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads:
+        thread.join()
     client.close()
     server.close()
 
@@ -98,6 +107,9 @@ def main() -> None:
     args = parser.parse_args()
     # Short GIL slices so a spinning relay thread delays the others by microseconds.
     sys.setswitchinterval(0.0001)
+    # The ground truth should not queue behind other work on its core, when allowed.
+    with contextlib.suppress(OSError):
+        os.nice(-10)
     listener = socket.create_server(("127.0.0.1", args.port), backlog=1024)
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     while True:
