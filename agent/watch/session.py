@@ -301,7 +301,8 @@ class WatchSession:
         if was_connected:
             self._state_since = now
         # else: still down since an earlier failure; the grace clock keeps running.
-        log.info("watch %s: disconnected (%s): %s", self.check.name, reason.value, message)
+        what = "disconnected" if was_connected else "connection attempt failed"
+        log.info("watch %s: %s (%s): %s", self.check.name, what, reason.value, message)
         if self._grace_handle is None:
             loop = asyncio.get_running_loop()
             remaining = max(self.watch.grace - (now - self._state_since), 0.0)

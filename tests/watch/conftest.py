@@ -183,8 +183,8 @@ def watch_check(url: str, **overrides: Any) -> CheckConfig:
         "name": "feed",
         "kind": "watch",
         "url": url,
-        "interval": 0.2,
-        "timeout": 0.15,
+        "interval": 0.3,
+        "timeout": 0.25,
         "steps": [
             {"send": {"op": "subscribe", "channel": "trades"}},
             {"expect": {"json": {"type": "subscribed"}, "timeout": 0.5}},

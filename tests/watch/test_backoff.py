@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.watch.backoff import Backoff, backoff_cap, backoff_delay
 
@@ -66,3 +68,18 @@ def test_invalid_policy_rejected(initial: float, maximum: float) -> None:
     """Nonsensical delays are refused at construction."""
     with pytest.raises(ValueError, match="initial_delay"):
         Backoff(initial_delay=initial, max_delay=maximum)
+
+
+@given(
+    attempt=st.integers(min_value=0, max_value=10_000),
+    initial=st.floats(min_value=0.001, max_value=100.0),
+    spread=st.floats(min_value=1.0, max_value=1000.0),
+    rand=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
+)
+def test_delay_always_within_zero_and_cap(
+    attempt: int, initial: float, spread: float, rand: float
+) -> None:
+    """Whatever the attempt and roll, 0 <= delay <= min(max_delay, initial * 2**attempt)."""
+    maximum = initial * spread
+    delay = backoff_delay(attempt, initial_delay=initial, max_delay=maximum, random=lambda: rand)
+    assert 0.0 <= delay <= min(maximum, initial * 2.0 ** min(attempt, 64))
