@@ -45,8 +45,10 @@ __all__ = [
     "http_status",
     "make_check",
     "never_pong",
+    "raw_frame",
     "read_request",
     "reset_after_101",
+    "send_after_101",
     "silent",
     "silent_after_101",
     "text_frame",
@@ -163,6 +165,11 @@ def close_frame(code: int, reason: str = "") -> bytes:
     return _frame(0x8, struct.pack("!H", code) + reason.encode())
 
 
+def raw_frame(opcode: int, data: bytes) -> bytes:
+    """An unmasked frame with any opcode and payload (valid or not)."""
+    return _frame(opcode, data)
+
+
 def _frame(opcode: int, data: bytes) -> bytes:
     head = bytes([0x80 | opcode])
     if len(data) < 126:
@@ -208,6 +215,18 @@ async def silent_after_101(reader: asyncio.StreamReader, writer: asyncio.StreamW
     """Upgrade, then neither read nor write: pings are never answered."""
     await accept_101(reader, writer)
     await asyncio.Event().wait()
+
+
+def send_after_101(raw: bytes) -> Handler:
+    """Upgrade, then send ``raw`` bytes (e.g. an invalid frame) and keep reading."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_101(reader, writer)
+        writer.write(raw)
+        await writer.drain()
+        await _forever(reader)
+
+    return handler
 
 
 async def never_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -52,6 +52,7 @@ from agent.probes.upgrade import (
     record_handshake,
     request_url,
 )
+from agent.probes.wsconn import ProbeConnection
 from agent.result import ProbeResult
 
 __all__ = [
@@ -242,7 +243,7 @@ async def _open_once(
         add_phase(result, "connect", time.perf_counter() - t0)
 
     def factory() -> ClientConnection:
-        return ClientConnection(
+        return ProbeConnection(
             _protocol(check, url),
             ping_interval=None,
             ping_timeout=None,

@@ -8,7 +8,6 @@ is ever used (environment variables such as ``HTTPS_PROXY`` are ignored).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from typing import Any
@@ -23,19 +22,10 @@ from agent.probes.errors import NetworkError, ProbeError, Redirected, map_errors
 from agent.probes.timing import add_phase, bounded
 from agent.probes.tls import build_ssl_context, tls_info
 from agent.probes.upgrade import USER_AGENT, WIRE_LOG, record_handshake
+from agent.probes.wsconn import ProbeConnection
 from agent.result import ProbeResult
 
 __all__ = ["open_via_proxy"]
-
-
-class _MarkedConnection(ClientConnection):
-    """Records when the transport (tunnel + TLS) became ready."""
-
-    ready_at: float | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.ready_at = time.perf_counter()
-        super().connection_made(transport)
 
 
 class _NoRedirectConnect(connect):
@@ -75,7 +65,7 @@ async def open_via_proxy(
         ping_timeout=None,
         close_timeout=check.close_timeout,
         max_size=int(check.max_size),
-        create_connection=_MarkedConnection,
+        create_connection=ProbeConnection,
         logger=WIRE_LOG,
         **kwargs,
     )
@@ -102,7 +92,7 @@ async def open_via_proxy(
         raise
     finally:
         add_phase(result, "connect", time.perf_counter() - t0)
-    assert isinstance(conn, _MarkedConnection)
+    assert isinstance(conn, ProbeConnection)
     ready = conn.ready_at or t0
     result.phases["connect"] -= time.perf_counter() - ready
     add_phase(result, "handshake", time.perf_counter() - ready)

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
-from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
@@ -37,6 +37,7 @@ from agent.probes.errors import (
     scrub,
 )
 from agent.probes.tls import build_ssl_context
+from agent.probes.wsconn import ProbeConnection, closing_error
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 
@@ -152,10 +153,46 @@ async def _probe(
 
 
 async def _drain(conn: ClientConnection) -> None:
-    """Read and discard messages so pongs are never stuck behind unread frames."""
-    with contextlib.suppress(wsx.ConnectionClosed):
+    """Read and discard messages so pongs are never stuck behind unread frames.
+
+    recv() is also where websockets validates UTF-8 and fails the connection
+    (1007): signal ``closing`` then, since no data arrival will.
+    """
+    try:
         while True:
             await conn.recv()
+    except Exception:  # ConnectionClosed, or a bug: either way reading is over
+        _closing(conn).set()
+
+
+def _closing(conn: ClientConnection) -> asyncio.Event:
+    assert isinstance(conn, ProbeConnection)  # open_connection always builds one
+    return conn.closing
+
+
+def _raise_closing(conn: ClientConnection) -> None:
+    with map_errors("ping"):
+        raise closing_error(conn)
+
+
+async def _one_ping(conn: ClientConnection, result: ProbeResult) -> None:
+    """Ping once and time it; end early when the connection starts closing."""
+    closing = _closing(conn)
+    if closing.is_set():
+        _raise_closing(conn)
+    t0 = time.perf_counter()
+    with map_errors("ping"):
+        pong = cast("asyncio.Future[float]", await conn.ping())
+    closed = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait((pong, closed), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+    if not pong.done():
+        _raise_closing(conn)
+    with map_errors("ping"):
+        pong.result()
+    result.pings.append(time.perf_counter() - t0)
 
 
 async def _pings(
@@ -171,10 +208,7 @@ async def _pings(
             try:
                 with map_errors("ping"):
                     async with bounded(deadline, check.ping_timeout):
-                        t0 = time.perf_counter()
-                        pong = await conn.ping()
-                        await pong
-                        result.pings.append(time.perf_counter() - t0)
+                        await _one_ping(conn, result)
             except ProbeError as exc:
                 if isinstance(exc.__cause__, TimeoutError):
                     if by_ping_timeout:
@@ -198,18 +232,24 @@ async def _await_server_close(
     check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
 ) -> None:
     """With ``expect.close_code``, the server must close the connection with it."""
+    drain = asyncio.create_task(_drain(conn))
     try:
         async with bounded(deadline):
-            await _drain(conn)
+            await _closing(conn).wait()
     except TimeoutError:
         raise ProbeTimeout(
             phase="close", timeout=check.timeout, detail="server never closed the connection"
         ) from None
-    code = conn.close_code
+    finally:
+        drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain
+    rcvd = conn.protocol.close_rcvd
+    code = rcvd.code if rcvd is not None else 1006
     result.close_code = code
-    result.close_reason = conn.close_reason or None
+    result.close_reason = (rcvd.reason if rcvd is not None else "") or None
     if code != check.expect.close_code:
-        raise ConnectionClosed(code, conn.close_reason or "", expected=check.expect.close_code)
+        raise ConnectionClosed(code, result.close_reason or "", expected=check.expect.close_code)
 
 
 async def _finish(
@@ -219,8 +259,12 @@ async def _finish(
     if conn.state is State.CLOSED and result.close_code is None:
         result.close_code = conn.close_code
         result.close_reason = conn.close_reason or None
-    # After a timeout the peer is unresponsive: waiting for its close frame is useless.
-    polite = result.reason not in (Reason.PING_TIMEOUT, Reason.TIMEOUT)
+    # After a timeout the peer is unresponsive, and after we failed the connection
+    # (bad frame, too big) it is broken: waiting for its close would be useless.
+    if conn.state is State.OPEN:
+        polite = result.reason not in (Reason.PING_TIMEOUT, Reason.TIMEOUT)
+    else:
+        polite = conn.protocol.close_rcvd is not None
     remaining = deadline - time.perf_counter()
     timeout = min(check.close_timeout, remaining) if polite else 0.0
     await close_connection(conn, result, timeout=timeout)

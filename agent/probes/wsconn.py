@@ -1,0 +1,68 @@
+"""The client connection every probe kind gets: websockets' own, plus one signal.
+
+websockets only reports a close to readers and ping waiters once the TCP connection
+is gone, which a server may delay until ``close_timeout`` expires (it sent a close
+frame, or we failed the connection on a bad frame, and it keeps the socket open).
+A probe must not spend its deadline there: :attr:`ProbeConnection.closing` is set as
+soon as the closing handshake starts, and :func:`closing_error` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from websockets import exceptions as wsx
+from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
+
+__all__ = ["ProbeConnection", "closing_error"]
+
+
+class ProbeConnection(ClientConnection):
+    """A ClientConnection whose ``closing`` event fires when the close handshake starts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closing = asyncio.Event()
+        #: perf_counter() when the transport (TLS included) became ready.
+        self.ready_at: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.ready_at = time.perf_counter()
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._check_closing()
+
+    def send_data(self) -> None:
+        # Also runs when websockets fails the connection from recv() (invalid UTF-8
+        # is detected there, not when the frame arrives).
+        super().send_data()
+        self._check_closing()
+
+    def _check_closing(self) -> None:
+        if self.protocol.state in (State.CLOSING, State.CLOSED):
+            self.closing.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.closing.set()
+
+
+def closing_error(conn: ClientConnection) -> wsx.ConnectionClosed:
+    """The library exception describing a connection that is closing or closed.
+
+    Unlike ``protocol.close_exc`` this works in the CLOSING state too (the close
+    frames exchanged so far are known; the TCP connection may still be open).
+    """
+    protocol = conn.protocol
+    if protocol.state is State.CLOSED:
+        return protocol.close_exc
+    rcvd, sent = protocol.close_rcvd, protocol.close_sent
+    then = protocol.close_rcvd_then_sent if rcvd is not None and sent is not None else None
+    exc = wsx.ConnectionClosedError(rcvd, sent, then)
+    exc.__cause__ = protocol.parser_exc
+    return exc
