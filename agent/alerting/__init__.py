@@ -209,7 +209,7 @@ class AlertService:
             policy = resolve_policy(self._config.alerting, check.alerting)
         before = self._states.get(check.name, AlertState())
         after, transitions = update(before, result, policy=policy, now=now)
-        self._targets[check.name] = (check.url, dict(check.labels))
+        self._targets[check.name] = (check.url, check.labels)
         rows = self._rows_for(
             transitions, url=check.url, labels=check.labels, result=result, policy=policy, now=now
         )
@@ -218,9 +218,8 @@ class AlertService:
         if rows or not _steady_ok(before, after):
             queued = self._save(check.name, after, rows)
         for t in transitions:
-            logger.info(
-                "alert %s: check %r %s (%s)", t.alert, t.check, t.event, t.reason or t.message
-            )
+            detail = "" if t.event == "resolved" else f" ({t.reason or t.message})"
+            logger.info("alert %s: check %r %s%s", t.alert, t.check, t.event, detail)
         self._dispatcher.enqueue(queued)
         return transitions
 
