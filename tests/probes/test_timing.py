@@ -31,7 +31,7 @@ def _largest(phases: dict[str, float]) -> str:
 async def test_slow_upgrade_response_is_handshake_time() -> None:
     """A server answering the upgrade late adds the delay to handshake only."""
     async with RawServer(delayed_101(DELAY)) as srv:
-        result, _ = await timed_probe(make_check(srv.url(), pings=0))
+        result, _ = await timed_probe(make_check(srv.url(), pings=0, close_timeout=0.1))
     assert result.success, result.message
     assert result.phases["handshake"] >= DELAY
     assert _largest(result.phases) == "handshake"
