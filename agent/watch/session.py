@@ -142,8 +142,7 @@ class WatchSession:
         self._task = loop.create_task(self._run(), name=f"watch:{self.check.name}")
         self._task.add_done_callback(self._run_done)
         self._report_handle = loop.call_later(self.check.interval, self._report_tick)
-        if self.watch.stale_after is not None:
-            self._stale_handle = loop.call_later(self.watch.stale_after, self._stale_tick)
+        self._arm_stale()
 
     async def stop(self, *, code: int = GOING_AWAY) -> None:
         """Stop watching: cancel timers and tasks, close the connection with ``code``.
@@ -257,6 +256,7 @@ class WatchSession:
         self._session_wall = time.time()
         self._cancel_grace()
         self._arm_ping()
+        self._arm_stale()  # a stall noticed while disconnected must still be reported
         self._maybe_report()
         return conn
 
@@ -310,9 +310,8 @@ class WatchSession:
 
     def _fresh(self) -> None:
         """A matching message arrived; if the session was stale, it has recovered."""
-        if self._stale_handle is None and self.watch.stale_after is not None:
-            loop = asyncio.get_running_loop()
-            self._stale_handle = loop.call_later(self.watch.stale_after, self._stale_tick)
+        if self._stale_handle is None:
+            self._arm_stale()
             self._maybe_report()
 
     # ------------------------------------------------------------------ pings
@@ -353,18 +352,27 @@ class WatchSession:
 
     # ------------------------------------------------------------------ timers and reports
 
+    def _arm_stale(self) -> None:
+        """Time the moment the session goes stale if nothing matching arrives before."""
+        stale_after = self.watch.stale_after
+        if stale_after is None or self._stale_handle is not None or self._stopping:
+            return
+        remaining = max(stale_after - self._quiet_for(time.perf_counter()), 0.0)
+        loop = asyncio.get_running_loop()
+        self._stale_handle = loop.call_later(remaining, self._stale_tick)
+
     def _stale_tick(self) -> None:
         """Fires when the session may have gone stale; re-arms if a message came since."""
         self._stale_handle = None
         stale_after = self.watch.stale_after
         if stale_after is None or self._stopping:
             return
-        quiet = self._quiet_for(time.perf_counter())
-        if quiet < stale_after:
-            loop = asyncio.get_running_loop()
-            self._stale_handle = loop.call_later(stale_after - quiet, self._stale_tick)
+        if self._quiet_for(time.perf_counter()) < stale_after:
+            self._arm_stale()
             return
-        self._maybe_report()  # stale; _fresh() re-arms on the next matching message
+        # Stale (or disconnected, which takes precedence): report if liveness flipped.
+        # Re-armed by the next matching message (_fresh) or the next connect.
+        self._maybe_report()
 
     def _grace_tick(self) -> None:
         self._grace_handle = None

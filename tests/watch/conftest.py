@@ -43,6 +43,7 @@ class FeedServer:
         self.changes = Changes()
         self.received: list[Any] = []  # messages from clients, JSON-decoded when possible
         self.connections = 0
+        self.connected_at: list[float] = []  # perf_counter time of each connection
         self.ticks_sent = 0
         self.close_codes: list[int | None] = []
         self.tick_interval: float | None = 0.02
@@ -84,6 +85,7 @@ class FeedServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         self.connections += 1
+        self.connected_at.append(time.perf_counter())
         self.open.add(ws)
         self.changes.notify()
         tasks: list[asyncio.Task[None]] = []

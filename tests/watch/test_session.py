@@ -341,3 +341,24 @@ async def test_backoff_resets_after_a_healthy_connection(feed, results, check_fo
         assert session._backoff.attempts == 1
     finally:
         await session.stop()
+
+
+async def test_mass_drop_reconnects_spread_by_jitter(feed, results, check_for) -> None:
+    """Twenty sessions dropped at once come back spread over initial_delay, not together."""
+    check = check_for(
+        feed.url, timeout=2.0, interval=3.0, watch={"initial_delay": 0.3, "max_delay": 1.0}
+    )
+    sessions = [WatchSession(check, on_result=results) for _ in range(20)]
+    for session in sessions:
+        session.start()
+    try:
+        await feed.changes.until(lambda: feed.subscribes() == 20)
+        dropped = time.perf_counter()
+        await feed.drop_all(1012)
+        await feed.changes.until(lambda: feed.subscribes() == 40)
+        back = sorted(t - dropped for t in feed.connected_at[20:])
+        # Uniform over [0, 0.3): twenty draws all within 50 ms has odds below 1e-14.
+        assert back[-1] - back[0] > 0.05
+        assert back[0] < 0.3
+    finally:
+        await asyncio.gather(*(s.stop() for s in sessions))
