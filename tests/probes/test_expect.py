@@ -14,6 +14,9 @@ from websockets.http11 import Request, Response
 from agent.result import Reason
 from tests.servers import RawServer, accept_101, echo, make_check, timed_probe
 
+#: How far past its deadline a probe may end.
+SLACK = 0.1
+
 
 async def close_1011(ws: ServerConnection) -> None:
     await ws.close(1011, "backend exploded")
@@ -38,8 +41,9 @@ async def test_expect_close_code(
     """expect.close_code: the server must close with exactly that code."""
     url = await ws_server(handler)
     check = make_check(url, pings=pings, expect={"close_code": expected}, timeout=1.0)
-    result, _ = await timed_probe(check)
+    result, elapsed = await timed_probe(check)
     assert result.success is success, result.message
+    assert elapsed <= check.timeout + SLACK
     if not success:
         assert result.reason is Reason.CLOSED
         assert "expected close code 4000" in result.message
@@ -65,8 +69,9 @@ async def test_subprotocol_expectation(
     """The negotiated subprotocol must equal expect.subprotocol ('' = none)."""
     url = await ws_server(echo, subprotocols=server_protocols)
     check = make_check(url, subprotocols=requested, expect={"subprotocol": expected})
-    result, _ = await timed_probe(check)
+    result, elapsed = await timed_probe(check)
     assert result.reason is reason, result.message
+    assert elapsed <= check.timeout + SLACK
 
 
 async def test_server_choosing_unrequested_subprotocol_is_a_mismatch() -> None:
@@ -77,9 +82,11 @@ async def test_server_choosing_unrequested_subprotocol_is_a_mismatch() -> None:
         await reader.read()
 
     async with RawServer(rogue) as srv:
-        result, _ = await timed_probe(make_check(srv.url(), subprotocols=["chat"]))
+        check = make_check(srv.url(), subprotocols=["chat"])
+        result, elapsed = await timed_probe(check)
     assert result.reason is Reason.SUBPROTOCOL_MISMATCH
     assert "rogue" in result.message
+    assert elapsed <= check.timeout + SLACK
 
 
 def _require_bearer(ws: ServerConnection, request: Request) -> Response | None:
@@ -113,8 +120,9 @@ async def test_expected_status_including_negative_checks(
     """expect.status: a 401 expected is a success; an upgrade then is handshake_status."""
     url = await ws_server(echo, process_request=_require_bearer)
     check = make_check(url, auth=auth, expect={"status": expect_status})
-    result, _ = await timed_probe(check)
+    result, elapsed = await timed_probe(check)
     assert result.success is success, result.message
+    assert elapsed <= check.timeout + SLACK
     assert result.reason is reason
     if reason is Reason.HANDSHAKE_STATUS and expect_status == 401:
         assert "upgraded" in result.message
