@@ -16,13 +16,16 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config.models import DEFAULT_INTERVAL, CheckConfig
 from agent.config.types import parse_duration
 from agent.output import render_json, render_table
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
+
+if TYPE_CHECKING:
+    from agent.probes import ProbeFn
 
 __all__ = ["PROBE_CHECK_NAME", "add_probe_arguments", "check_data", "run_probe_command"]
 
@@ -52,6 +55,9 @@ _FLAG_OF: dict[str, str] = {
     "max_size": "--max-size",
     "proxy": "--proxy",
     "auth": "--bearer/--basic",
+    "auth.headers": "-H/--header",
+    "headers": "--origin",
+    "ip_version": "-4/-6",
     "steps": "--send/--send-json/--expect",
 }
 
@@ -339,7 +345,7 @@ def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> 
     return 0 if result.success else 1
 
 
-async def _run(probe: Any, check: CheckConfig) -> ProbeResult:
+async def _run(probe: ProbeFn, check: CheckConfig) -> ProbeResult:
     backstop = check.timeout + check.close_timeout + _BACKSTOP_GRACE
     try:
         async with asyncio.timeout(backstop):

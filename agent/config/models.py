@@ -7,11 +7,12 @@ these models hold the result. Defaults are named module constants.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import ByteSize, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ByteSize, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.config.relay import RelayConfig
@@ -65,6 +66,21 @@ def _config_file(value: str | None, info: ValidationInfo) -> str | None:
     if not path.is_file():
         raise ValueError(f"file {str(path)!r} not found")
     return str(path)
+
+
+# RFC 9110 token characters: what a header name may be made of.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _check_header(name: str, value: str) -> None:
+    """Reject header names that are not tokens and values that would split the request.
+
+    The value is never part of the message: it may be a secret.
+    """
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"header name {name!r} is not a valid HTTP token")
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"header {name!r} value contains a line break or NUL")
 
 
 class TLSConfig(Frozen):
@@ -137,6 +153,13 @@ class AuthConfig(Frozen):
     #: First-message auth: steps run right after the handshake, timed as ``auth``.
     steps: tuple[Step, ...] = ()
 
+    @field_validator("headers")
+    @classmethod
+    def _secret_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            _check_header(name, secret.get_secret_value())
+        return value
+
     @model_validator(mode="after")
     def _one_authorization(self) -> AuthConfig:
         if self.bearer is not None and self.basic is not None:
@@ -197,6 +220,13 @@ class CheckConfig(Frozen):
             parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
         except ValueError as exc:
             raise ValueError(f"URL port is invalid: {exc}") from None
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            _check_header(name, text)
         return value
 
     @field_validator("ip_version", mode="before")

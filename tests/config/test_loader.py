@@ -298,6 +298,24 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
         ],
     ),
     (
+        "header-names-and-values",
+        {
+            "wsprobe.yaml": AGENT,
+            "checks/a.yaml": """\
+            checks:
+              - name: a
+                url: ws://h/
+                headers: {"Bad Name": x}
+                auth:
+                  headers: {X-Key: "sekrit\\r\\nInjected: 1"}
+            """,
+        },
+        [
+            "checks/a.yaml:4: checks[0].headers: header name 'Bad Name' is not a valid HTTP token",
+            "checks/a.yaml:6: checks[0].auth.headers: header 'X-Key' value contains a line break",
+        ],
+    ),
+    (
         "missing-config-file",
         {},
         ["wsprobe.yaml: file not found"],
