@@ -18,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import heapq
 import logging
 import random
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 import httpx
 
-from agent.alerting.outbox import RetryPolicy
+from agent.alerting.outbox import RetryPolicy, Schedule
 from agent.config.alerting import DEFAULT_RETRY_TIMEOUT, ReceiverConfig
 from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import AlertEvent, Delivery
@@ -45,79 +43,6 @@ _MAX_IDLE = 60.0
 _PRUNE_INTERVAL = 3600.0
 #: How often a failing receiver's queue is swept for events past their retry budget.
 _SWEEP_INTERVAL = 1.0
-
-
-class _Schedule:
-    """One receiver's pending rows: a FIFO per check and a heap of due heads.
-
-    Heap entries are validated lazily: an entry is live only while its row is still
-    its check's head and not in flight.
-    """
-
-    def __init__(self) -> None:
-        self.by_check: dict[str, deque[OutboxRow]] = {}
-        self.heap: list[tuple[float, int, str]] = []
-        self.in_flight: set[int] = set()
-        #: Consecutive retryable failures of the receiver itself (any event).
-        self.failures = 0
-        #: While failing, nothing is attempted before this time (receiver-level backoff).
-        self.blocked_until = 0.0
-        self.last_sweep = 0.0
-
-    @property
-    def failing(self) -> bool:
-        return self.failures > 0
-
-    def add(self, row: OutboxRow) -> None:
-        queue = self.by_check.setdefault(row.check, deque())
-        queue.append(row)
-        if len(queue) == 1:
-            heapq.heappush(self.heap, (row.next_attempt_at, row.id, row.check))
-
-    def pop_due(self, now: float, limit: int) -> list[OutboxRow]:
-        due: list[OutboxRow] = []
-        while self.heap and self.heap[0][0] <= now and len(due) < limit:
-            _, row_id, check = heapq.heappop(self.heap)
-            queue = self.by_check.get(check)
-            if not queue or queue[0].id != row_id or row_id in self.in_flight:
-                continue  # stale entry
-            self.in_flight.add(row_id)
-            due.append(queue[0])
-        return due
-
-    def next_due(self) -> float | None:
-        return self.heap[0][0] if self.heap else None
-
-    def reschedule(self, row: OutboxRow) -> None:
-        """The head was retried: put it back with its new due time."""
-        self.in_flight.discard(row.id)
-        self.by_check[row.check][0] = row
-        heapq.heappush(self.heap, (row.next_attempt_at, row.id, row.check))
-
-    def done(self, row: OutboxRow) -> None:
-        """The head finished: the check's next row (if any) becomes its head."""
-        self.in_flight.discard(row.id)
-        queue = self.by_check[row.check]
-        queue.popleft()
-        if queue:
-            head = queue[0]
-            heapq.heappush(self.heap, (head.next_attempt_at, head.id, head.check))
-        else:
-            del self.by_check[row.check]
-
-    def expired(self, before: float) -> list[OutboxRow]:
-        """Remove and return every queued row created before ``before`` (not in flight)."""
-        out: list[OutboxRow] = []
-        for check in list(self.by_check):
-            queue = self.by_check[check]
-            while queue and queue[0].created_at < before and queue[0].id not in self.in_flight:
-                out.append(queue.popleft())
-            if not queue:
-                del self.by_check[check]
-            elif out and out[-1].check == check:
-                head = queue[0]
-                heapq.heappush(self.heap, (head.next_attempt_at, head.id, head.check))
-        return out
 
 
 class Dispatcher:
@@ -154,7 +79,7 @@ class Dispatcher:
         self._on_outcome = on_outcome
         self._on_delivered = on_delivered
         self._max_in_flight = max_in_flight
-        self._schedules: dict[str, _Schedule] = {}
+        self._schedules: dict[str, Schedule] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, asyncio.Event] = {}
         self._client: httpx.AsyncClient | None = None
@@ -165,7 +90,7 @@ class Dispatcher:
     def start(self) -> None:
         """Load the pending rows, open the HTTP client, start one worker per receiver."""
         self._closing = False
-        self._schedules = {name: _Schedule() for name in self._receivers}
+        self._schedules = {name: Schedule() for name in self._receivers}
         for row in self._store.outbox_pending_rows():
             schedule = self._schedules.get(row.receiver)
             if schedule is not None:
@@ -228,7 +153,7 @@ class Dispatcher:
                 self._wakes.pop(name, None)
                 self._schedules.pop(name, None)
         for name in self._receivers:
-            self._schedules.setdefault(name, _Schedule())
+            self._schedules.setdefault(name, Schedule())
             if name not in self._workers:
                 self._wakes[name] = asyncio.Event()
                 self._workers[name] = asyncio.create_task(
@@ -251,7 +176,7 @@ class Dispatcher:
                     async with asyncio.timeout(min(idle or _MAX_IDLE, _MAX_IDLE)):
                         await wake.wait()
 
-    async def _pass(self, name: str, schedule: _Schedule) -> float | None:
+    async def _pass(self, name: str, schedule: Schedule) -> float | None:
         """Attempt due heads; return seconds until the next one is due (0: go again).
 
         While the receiver is failing, attempts go one at a time with a backoff of
@@ -276,7 +201,7 @@ class Dispatcher:
         next_due = schedule.next_due()
         return None if next_due is None else max(0.001, next_due - now)
 
-    def _drop_expired(self, name: str, schedule: _Schedule, now: float) -> None:
+    def _drop_expired(self, name: str, schedule: Schedule, now: float) -> None:
         """Drop every queued event whose retry budget is spent (one transaction)."""
         receiver = self._receivers.get(name)
         budget = receiver.retry_timeout if receiver else DEFAULT_RETRY_TIMEOUT
@@ -297,7 +222,7 @@ class Dispatcher:
         for _ in expired:
             self._outcome(name, "dropped")
 
-    async def _attempt(self, name: str, schedule: _Schedule, row: OutboxRow) -> None:
+    async def _attempt(self, name: str, schedule: Schedule, row: OutboxRow) -> None:
         receiver = self._receivers.get(name)
         payload = self._store.outbox_payload(row.id)
         if receiver is None or payload is None:
@@ -335,7 +260,7 @@ class Dispatcher:
 
     def _failed(
         self,
-        schedule: _Schedule,
+        schedule: Schedule,
         row: OutboxRow,
         attempts: int,
         exc: NotifyError,
@@ -380,7 +305,7 @@ class Dispatcher:
         self._outcome(row.receiver, "retry")
 
     def _finish(
-        self, schedule: _Schedule, row: OutboxRow, outcome: str, attempts: int, why: str
+        self, schedule: Schedule, row: OutboxRow, outcome: str, attempts: int, why: str
     ) -> None:
         self._store.outbox_finish(row.id, status=outcome, attempts=attempts, at=self._clock())
         schedule.done(row)

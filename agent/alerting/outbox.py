@@ -1,4 +1,4 @@
-"""Outbox rows and the retry schedule.
+"""Outbox rows, the retry schedule, and the in-memory delivery schedule.
 
 Each event is queued once per receiver with its own delivery id (a UUID reused on
 every retry, so receivers can deduplicate). Retries back off exponentially with
@@ -9,18 +9,21 @@ cap.
 
 from __future__ import annotations
 
+import heapq
 import random
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agent.notifiers.base import AlertEvent
-from agent.store import NewOutboxRow
+from agent.store import NewOutboxRow, OutboxRow
 
 __all__ = [
     "DEFAULT_RETRY_INITIAL_INTERVAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
     "RetryPolicy",
+    "Schedule",
     "new_rows",
 ]
 
@@ -71,3 +74,80 @@ def new_rows(event: AlertEvent, receivers: Iterable[str], *, now: float) -> list
         )
         for name in receivers
     ]
+
+
+class Schedule:
+    """One receiver's pending rows: a FIFO per check and a heap of due heads.
+
+    Heap entries are validated lazily: an entry is live only while its row is still
+    its check's head and not in flight.
+    """
+
+    def __init__(self) -> None:
+        self.by_check: dict[str, deque[OutboxRow]] = {}
+        self.heap: list[tuple[float, int, str]] = []
+        self.in_flight: set[int] = set()
+        #: Consecutive retryable failures of the receiver itself (any event).
+        self.failures = 0
+        #: While failing, nothing is attempted before this time (receiver-level backoff).
+        self.blocked_until = 0.0
+        self.last_sweep = 0.0
+
+    @property
+    def failing(self) -> bool:
+        """True after a retryable failure until the receiver accepts an event again."""
+        return self.failures > 0
+
+    def add(self, row: OutboxRow) -> None:
+        """Queue a new row behind its check's earlier rows."""
+        queue = self.by_check.setdefault(row.check, deque())
+        queue.append(row)
+        if len(queue) == 1:
+            heapq.heappush(self.heap, (row.next_attempt_at, row.id, row.check))
+
+    def pop_due(self, now: float, limit: int) -> list[OutboxRow]:
+        """Take up to ``limit`` heads due at ``now`` and mark them in flight."""
+        due: list[OutboxRow] = []
+        while self.heap and self.heap[0][0] <= now and len(due) < limit:
+            _, row_id, check = heapq.heappop(self.heap)
+            queue = self.by_check.get(check)
+            if not queue or queue[0].id != row_id or row_id in self.in_flight:
+                continue  # stale entry
+            self.in_flight.add(row_id)
+            due.append(queue[0])
+        return due
+
+    def next_due(self) -> float | None:
+        """When the earliest head is due (may be a stale entry: then earlier)."""
+        return self.heap[0][0] if self.heap else None
+
+    def reschedule(self, row: OutboxRow) -> None:
+        """The head was retried: put it back with its new due time."""
+        self.in_flight.discard(row.id)
+        self.by_check[row.check][0] = row
+        heapq.heappush(self.heap, (row.next_attempt_at, row.id, row.check))
+
+    def done(self, row: OutboxRow) -> None:
+        """The head finished: the check's next row (if any) becomes its head."""
+        self.in_flight.discard(row.id)
+        queue = self.by_check[row.check]
+        queue.popleft()
+        if queue:
+            head = queue[0]
+            heapq.heappush(self.heap, (head.next_attempt_at, head.id, head.check))
+        else:
+            del self.by_check[row.check]
+
+    def expired(self, before: float) -> list[OutboxRow]:
+        """Remove and return every queued row created before ``before`` (not in flight)."""
+        out: list[OutboxRow] = []
+        for check in list(self.by_check):
+            queue = self.by_check[check]
+            while queue and queue[0].created_at < before and queue[0].id not in self.in_flight:
+                out.append(queue.popleft())
+            if not queue:
+                del self.by_check[check]
+            elif out and out[-1].check == check:
+                head = queue[0]
+                heapq.heappush(self.heap, (head.next_attempt_at, head.id, head.check))
+        return out
