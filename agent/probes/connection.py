@@ -267,8 +267,13 @@ async def _open_once(
             result.tls = tls_info(conn.transport.get_extra_info("ssl_object"))
         else:
             _, conn = await loop.create_connection(factory, sock=sock)
-    except BaseException:
+    except ProbeError as exc:
         sock.close()  # idempotent; create_connection may already have closed it
+        if isinstance(exc.__cause__, TimeoutError):
+            exc.detail = f"timed out after {time.perf_counter() - t0:.2f}s"
+        raise
+    except BaseException:
+        sock.close()
         raise
     finally:
         if ctx is not None:
@@ -294,6 +299,8 @@ async def _handshake(
             add_phase(result, "handshake", time.perf_counter() - t0)
     except ProbeError as exc:
         conn.transport.abort()
+        if isinstance(exc.__cause__, TimeoutError):
+            exc.detail = f"waited {time.perf_counter() - t0:.2f}s"
         return _handshake_failure(check, result, conn, exc)
     except BaseException:
         conn.transport.abort()

@@ -183,7 +183,7 @@ class HandshakeTimeout(ProbeError):
 
     reason = Reason.HANDSHAKE_TIMEOUT
 
-    title = "no response to the WebSocket upgrade request in time"
+    title = "no response to the WebSocket upgrade request"
 
 
 class HandshakeRejected(ProbeError):
