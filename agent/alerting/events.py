@@ -11,24 +11,16 @@ The payload is the generic webhook body; every other receiver renders from it::
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from agent.alerting.state import Transition
-from agent.notifiers.base import AlertEvent
+from agent.notifiers.base import AlertEvent, iso
 from agent.redact import redact_url
 from agent.result import ProbeResult
 
 __all__ = ["PAYLOAD_VERSION", "build_event", "iso", "summarize_result"]
 
 PAYLOAD_VERSION = 1
-
-
-def iso(ts: float | None) -> str | None:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-23T22:00:00.000Z``."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def summarize_result(result: ProbeResult | None) -> dict[str, Any] | None:

@@ -10,21 +10,24 @@ alert still ends on its own eventually.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from agent.config.alerting import ReceiverConfig
-from agent.notifiers.base import AlertEvent, Delivery, HttpNotifier, HttpRequest, dumps, summary
+from agent.notifiers.base import (
+    AlertEvent,
+    Delivery,
+    HttpNotifier,
+    HttpRequest,
+    dumps,
+    iso,
+    summary,
+)
 
 __all__ = ["ALERTNAMES", "NO_REMINDER_HORIZON", "AlertmanagerNotifier"]
 
 ALERTNAMES = {"down": "WsprobeCheckFailed", "degraded": "WsprobeCheckDegraded"}
 #: ``endsAt`` horizon when reminders are off (repeat_interval 0).
 NO_REMINDER_HORIZON = 7 * 86400.0
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AlertmanagerNotifier(HttpNotifier):
@@ -57,10 +60,10 @@ class AlertmanagerNotifier(HttpNotifier):
         if p.get("started_at"):
             alert["startsAt"] = p["started_at"]
         if event.is_resolved:
-            alert["endsAt"] = p.get("resolved_at") or _iso(delivery.now)
+            alert["endsAt"] = p.get("resolved_at") or iso(delivery.now)
         else:
             horizon = 2 * event.repeat_interval if event.repeat_interval > 0 else None
-            alert["endsAt"] = _iso(delivery.now + (horizon or NO_REMINDER_HORIZON))
+            alert["endsAt"] = iso(delivery.now + (horizon or NO_REMINDER_HORIZON))
         if event.generator_url:
             alert["generatorURL"] = event.generator_url
         return HttpRequest(url=self.target_url(receiver), body=dumps([alert]))

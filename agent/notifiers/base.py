@@ -12,6 +12,7 @@ import abc
 import asyncio
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ __all__ = [
     "HttpRequest",
     "Notifier",
     "dumps",
+    "iso",
     "summary",
 ]
 
@@ -124,6 +126,14 @@ class Notifier(Protocol):
     ) -> None:
         """Deliver ``event`` once; raise ``NotifyError`` on failure."""
         ...
+
+
+def iso(ts: float | None) -> str | None:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-23T22:00:00.000Z``."""
+    if ts is None:
+        return None
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
 
 
 def dumps(body: Any) -> bytes:
