@@ -86,6 +86,8 @@ class _Relay:
         self.token: str | None = None
         run_id = uuid.uuid4().hex[:12]
         self.variables = {"run": run_id, "marker": f"wsprobe-{run_id}-{uuid.uuid4().hex[:8]}"}
+        if check.auth.token is not None:
+            self.variables["token"] = check.auth.token.get_secret_value()
         count = self.cfg.receivers + 1
         # The publisher writes into the real result; receivers into scratch ones, so
         # their phases do not overwrite the publisher's.

@@ -275,12 +275,15 @@ async def run_script(
         check: supplies ``auth.steps`` and ``steps``.
         result: receives timings (``auth``, ``steps``, ``first_message``, ``app_ping``).
         deadline: absolute ``time.perf_counter()`` limit.
-        variables: run-time values (e.g. ``token``); extracts are added to it.
+        variables: run-time values (e.g. ``token``); extracts are added to it, and
+            ``token`` from ``check.auth.token`` unless already set.
 
     Raises:
         ProbeError: ``AuthRejected`` for any auth step failure, otherwise the failing
             step's error.
     """
+    if check.auth.token is not None:
+        variables.setdefault("token", check.auth.token.get_secret_value())
     if check.auth.steps:
         await run_steps(
             conn,

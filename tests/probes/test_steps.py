@@ -547,3 +547,34 @@ async def test_first_message_read_early_is_timed_from_its_send() -> None:
     assert error is None
     # Timed from "other" (sent after the tick was read) it would be negative.
     assert 0 < result.phases["first_message"] < result.phases["steps"]
+
+
+async def test_auth_token_is_a_masked_variable() -> None:
+    """auth.token fills {{token}} in steps and is masked when a server echoes it."""
+
+    async def echo_err(ws: ServerConnection) -> None:
+        m = json.loads(await ws.recv())
+        await ws.send(json.dumps({"type": "error", "bad": m["token"]}))
+        await ws.wait_closed()
+
+    _, error = await script(
+        echo_err,
+        auth={
+            "token": "config-secret-123",
+            "steps": [
+                {"send": {"token": "{{token}}"}},
+                {"expect": {"json": {"type": "ok"}, "fail_if": {"json": {"type": "error"}}}},
+            ],
+        },
+    )
+    assert error is not None
+    assert error.reason is Reason.AUTH_REJECTED
+    assert "config-secret-123" not in str(error)
+    assert "REDACTED" in str(error)
+
+
+def test_auth_token_and_oauth2_conflict() -> None:
+    """auth.token and auth.oauth2 both provide {{token}}: a config error."""
+    oauth2 = {"token_url": "http://127.0.0.1/t", "client_id": "c", "client_secret": "s"}
+    with pytest.raises(ValueError, match="token and oauth2"):
+        check(auth={"token": "t", "oauth2": oauth2})
