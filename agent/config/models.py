@@ -152,6 +152,8 @@ class AuthConfig(Frozen):
     oauth2: OAuth2Config | None = None
     #: First-message auth: steps run right after the handshake, timed as ``auth``.
     steps: tuple[Step, ...] = ()
+    #: A secret the steps use as ``{{token}}`` (kept out of messages, unlike a literal).
+    token: Secret | None = None
 
     @field_validator("headers")
     @classmethod
@@ -164,6 +166,8 @@ class AuthConfig(Frozen):
     def _one_authorization(self) -> AuthConfig:
         if self.bearer is not None and self.basic is not None:
             raise ValueError("bearer and basic both set the Authorization header; choose one")
+        if self.token is not None and self.oauth2 is not None:
+            raise ValueError("token and oauth2 both provide {{token}}; choose one")
         return self
 
 

@@ -69,6 +69,8 @@ def check_secrets(check: CheckConfig, *extra: str) -> tuple[str, ...]:
     values.extend(v.get_secret_value() for v in auth.headers.values())
     if auth.oauth2:
         values.append(auth.oauth2.client_secret.get_secret_value())
+    if auth.token:
+        values.append(auth.token.get_secret_value())
     if check.tls.key_password:
         values.append(check.tls.key_password.get_secret_value())
     userinfo_password = urlsplit(check.url).password
