@@ -17,9 +17,11 @@ from agent.notifiers.base import (
 __all__ = ["DiscordNotifier"]
 
 _COLORS = {"firing": 0xE01E5A, "reminder": 0xE8912D, "degraded": 0xECB22E, "resolved": 0x2EB67D}
+# Discord rejects (HTTP 400, not retried) an embed over 6000 characters in total, so
+# parts are capped well below their own limits (256/4096/1024) to stay under it.
 _TITLE_MAX = 256
-_DESCRIPTION_MAX = 4096
-_FIELD_MAX = 1024
+_DESCRIPTION_MAX = 2000
+_FIELD_MAX = 300
 
 
 def _field(name: str, value: object) -> dict[str, Any]:

@@ -114,3 +114,16 @@ def test_alertmanager_labels_identical_across_events(samples: Any) -> None:
     )
     assert bodies["firing"]["labels"]["alertname"] == "WsprobeCheckFailed"
     assert bodies["resolved"]["endsAt"] == samples.event("resolved").payload["resolved_at"]
+
+
+def test_discord_embed_stays_under_total_limit(samples: Any) -> None:
+    """Huge messages and URLs are cut so the embed stays under Discord's 6000 characters."""
+    event = samples.event("firing")
+    event.payload["message"] = "x" * 10_000
+    event.payload["url"] = "wss://h/" + "p" * 5_000
+    cfg = samples.receiver("discord", "https://discord.com/api/webhooks/1/abc")
+    request = NOTIFIERS["discord"].render(cfg, event, samples.DELIVERY)  # type: ignore[attr-defined]
+    (embed,) = json.loads(request.body)["embeds"]
+    total = len(embed["title"]) + len(embed.get("description", "")) + len(embed["footer"]["text"])
+    total += sum(len(f["name"]) + len(f["value"]) for f in embed["fields"])
+    assert total <= 6000
