@@ -140,8 +140,7 @@ class FeedServer:
 
     async def drop_all(self, code: int = 1012) -> None:
         """Close every open connection from the server side."""
-        for ws in list(self.open):
-            await ws.close(code, "restart")
+        await asyncio.gather(*(ws.close(code, "restart") for ws in list(self.open)))
 
 
 class Results:

@@ -357,8 +357,8 @@ async def test_mass_drop_reconnects_spread_by_jitter(feed, results, check_for) -
         await feed.drop_all(1012)
         await feed.changes.until(lambda: feed.subscribes() == 40)
         back = sorted(t - dropped for t in feed.connected_at[20:])
-        # Uniform over [0, 0.3): twenty draws all within 50 ms has odds below 1e-14.
-        assert back[-1] - back[0] > 0.05
-        assert back[0] < 0.3
+        # Uniform over [0, 0.3): twenty draws all within 0.1 s has odds of about 1e-8;
+        # without jitter they would all return together after the same delay.
+        assert back[-1] - back[0] > 0.1
     finally:
         await asyncio.gather(*(s.stop() for s in sessions))
