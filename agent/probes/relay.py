@@ -137,7 +137,10 @@ class _Relay:
                     phase="steps",
                 )
         except ProbeError as err:
-            _prefix(err, _name(index))
+            if isinstance(err, ExpectTimeout | ExpectMismatch) and err.step:
+                err.step = f"{err.step} on {_name(index)}"
+            else:
+                _prefix(err, _name(index))
             raise
 
     async def _relay(self) -> None:
@@ -184,7 +187,6 @@ class _Relay:
             cut = " (the check's timeout cut the wait short)" if waited < self.cfg.deadline else ""
             return ExpectTimeout(
                 f"{names} did not receive the published marker{cut}; {tally}",
-                step="relay",
                 timeout=self.cfg.deadline,
             )
         if isinstance(first, ProbeError):
