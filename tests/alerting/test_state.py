@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.alerting.state import (
     AlertPolicy,
@@ -231,3 +233,41 @@ def test_resolve_policy_defaults() -> None:
     """With nothing configured the module defaults apply and degraded alerts are off."""
     assert resolve_policy(AlertingConfig(), None) == AlertPolicy()
     assert AlertPolicy().degraded_threshold == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    codes=st.text(alphabet="FSD", max_size=60),
+    fail=st.integers(min_value=1, max_value=5),
+    ok=st.integers(min_value=1, max_value=5),
+    degraded=st.integers(min_value=0, max_value=3),
+)
+def test_invariants_hold_for_any_sequence(codes: str, fail: int, ok: int, degraded: int) -> None:
+    """Any sequence: firing/resolved alternate, each backed by a full streak at that run."""
+    policy = AlertPolicy(
+        failure_threshold=fail,
+        success_threshold=ok,
+        repeat_interval=0.0,
+        degraded_threshold=degraded,
+    )
+    state = AlertState()
+    open_alerts = {"down": False, "degraded": False}
+    for i, code in enumerate(codes):
+        state, transitions = update(state, result(code), policy=policy, now=float(i))
+        for t in transitions:
+            if t.event in ("firing", "degraded"):
+                assert not open_alerts[t.alert]
+                open_alerts[t.alert] = True
+            else:
+                assert t.event == "resolved"
+                assert open_alerts[t.alert]
+                open_alerts[t.alert] = False
+            if t.event == "firing":
+                assert i + 1 >= fail
+                assert set(codes[i + 1 - fail : i + 1]) == {"F"}
+            if t.event == "degraded":
+                assert set(codes[i + 1 - degraded : i + 1]) == {"D"}
+            if t.event == "resolved" and t.alert == "down":
+                assert set(codes[i + 1 - ok : i + 1]) <= {"S", "D"}
+        assert state.firing is open_alerts["down"]
+        assert state.degraded_firing is open_alerts["degraded"]
