@@ -205,7 +205,7 @@ class Daemon:
                 self.runner.drain(grace_timeout=STOP_GRACE_TIMEOUT), watches
             )
             if cancelled:
-                log.info("cancelled %d running probes (not counted)", cancelled)
+                log.info("cancelled %d unfinished runs (not counted)", cancelled)
         else:
             await watches
         if self.scheduler is not None:

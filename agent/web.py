@@ -102,8 +102,8 @@ class Authenticator:
         if self._users:
             # Unknown users are checked against a hash of the same cost, so the
             # response time does not tell which usernames exist.
-            first = next(iter(self._users.values()))
-            cost = int(first.split(b"$")[2]) if first.count(b"$") >= 3 else 12
+            first = next(iter(self._users.values())).split(b"$")
+            cost = int(first[2]) if len(first) > 3 and first[2].isdigit() else 12
             self._dummy = bcrypt.hashpw(b"-", bcrypt.gensalt(rounds=max(4, min(cost, 16))))
 
     @property

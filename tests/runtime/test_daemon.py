@@ -130,7 +130,7 @@ async def test_sigterm_mid_probe(start_agent: Any, targets: Targets, tmp_path: P
     await asyncio.wait_for(targets.hung.wait(), 8.0)
     assert await agent.stop(timeout=6.0) == 0
     assert not any("probe failed" in line for line in agent.lines), agent.lines
-    assert any("cancelled 1 running probe" in line for line in agent.lines), agent.lines
+    assert any("cancelled 1 unfinished run" in line for line in agent.lines), agent.lines
     store = Store(tmp_path / "state" / DB_FILENAME)
     try:
         assert store.history("hang", 10) == []
