@@ -22,12 +22,12 @@ Handler = Callable[[ServerConnection], Awaitable[None]]
 class Rooms:
     """A chat server: join a room, messages are broadcast to its members.
 
-    ``deliver`` decides, per (room member index, message), whether a member gets it:
+    ``deliver`` decides, per member's user name, whether it gets a message:
     the lever for a room that drops messages.
     """
 
-    def __init__(self, deliver: Callable[[int], bool] = lambda _i: True) -> None:
-        self.rooms: dict[str, list[ServerConnection]] = {}
+    def __init__(self, deliver: Callable[[str], bool] = lambda _user: True) -> None:
+        self.rooms: dict[str, dict[ServerConnection, str]] = {}
         self.deliver = deliver
         self.connections = 0
         self.closed = 0
@@ -37,13 +37,13 @@ class Rooms:
         try:
             async for raw in ws:
                 msg = json.loads(raw)
-                room = self.rooms.setdefault(msg["room"], [])
+                room = self.rooms.setdefault(msg["room"], {})
                 if msg["type"] == "join":
-                    room.append(ws)
+                    room[ws] = msg["user"]
                     await ws.send(json.dumps({"type": "presence", "room": msg["room"]}))
                     await ws.send(json.dumps({"type": "joined", "user": msg["user"]}))
                 elif msg["type"] == "message":
-                    targets = [m for i, m in enumerate(room) if self.deliver(i)]
+                    targets = [m for m, user in room.items() if self.deliver(user)]
                     broadcast(targets, json.dumps({"type": "message", "text": msg["text"]}))
         except ConnectionClosed:
             pass
@@ -104,20 +104,20 @@ async def test_all_connections_closed() -> None:
 
 async def test_dropping_room_fails_naming_receiver() -> None:
     """A room that drops messages for one member fails as expect_timeout naming it."""
-    # Member 0 is whichever joined first; drop index 2 so exactly one receiver misses.
-    rooms = Rooms(deliver=lambda i: i != 2)
+    rooms = Rooms(deliver=lambda user: user != "receiver2")
     result = await run_relay(rooms, receivers=3, deadline=0.3)
     assert result.reason is Reason.EXPECT_TIMEOUT
     assert "did not receive the published marker" in result.message
     assert "2 of 3 receivers got it" in result.message
     assert result.message.startswith("no matching message within 0.3s: receiver")
-    assert len(result.relay) == 2
+    assert sorted(result.relay) == ["receiver1", "receiver3"]
+    assert "receiver2 did not receive" in result.message
     assert rooms.closed == 4
 
 
 async def test_room_dropping_everything() -> None:
     """A room that delivers nothing fails, listing every receiver."""
-    result = await run_relay(Rooms(deliver=lambda _i: False), receivers=2, deadline=0.2)
+    result = await run_relay(Rooms(deliver=lambda _user: False), receivers=2, deadline=0.2)
     assert result.reason is Reason.EXPECT_TIMEOUT
     assert "receiver1, receiver2" in result.message
     assert result.relay == {}
