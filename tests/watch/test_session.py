@@ -362,3 +362,25 @@ async def test_mass_drop_reconnects_spread_by_jitter(feed, results, check_for) -
         assert back[-1] - back[0] > 0.1
     finally:
         await asyncio.gather(*(s.stop() for s in sessions))
+
+
+async def test_stall_across_reconnect_reported_at_connect(feed, results, check_for) -> None:
+    """Silent past stale_after while refused, then accepted without data: stale at once."""
+    feed.refuse_status = 503
+    feed.tick_interval = None
+    check = check_for(feed.url, interval=5.0, timeout=1.0, watch={"stale_after": 0.2, "grace": 5.0})
+    session = make_session(check, results)
+    session.start()
+    try:
+        await feed.changes.until(lambda: feed.refused >= 1)
+        await asyncio.sleep(0.25)  # the behaviour under test: stale_after passes, refused
+        assert session.stats().stale
+        assert results.items == []  # down within grace: nothing to report yet
+        feed.refuse_status = None
+        accepted = time.perf_counter()
+        stale = await results.until(lambda r: not r.success)
+        assert stale.reason is Reason.EXPECT_TIMEOUT
+        assert session.stats().connected
+        assert results.times[-1] - accepted < 1.0  # at connect, not at the 5 s interval
+    finally:
+        await session.stop()
