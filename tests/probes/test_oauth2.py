@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,14 +39,15 @@ class TokenEndpoint:
 async def endpoint(respond: Respond) -> AsyncIterator[tuple[TokenEndpoint, str]]:
     ep = TokenEndpoint(respond)
     app = web.Application()
-    app.router.add_post("/token", ep.handle)
+    app.router.add_post("/token/{unique}", ep.handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield ep, f"http://127.0.0.1:{port}/token"
+        # A unique path per endpoint: tokens are cached per URL, and ports get reused.
+        yield ep, f"http://127.0.0.1:{port}/token/{uuid.uuid4().hex}"
     finally:
         await runner.cleanup()
 

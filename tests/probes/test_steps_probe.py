@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,12 +32,13 @@ async def token_endpoint(status: int = 200) -> AsyncIterator[str]:
         return web.json_response({"access_token": TOKEN, "expires_in": 300})
 
     app = web.Application()
-    app.router.add_post("/token", handle)
+    app.router.add_post("/token/{unique}", handle)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/token"
+        # A unique path per endpoint: tokens are cached per URL, and ports get reused.
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/token/{uuid.uuid4().hex}"
     finally:
         await runner.cleanup()
 
