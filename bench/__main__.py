@@ -94,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             "server_core": procs.SERVER_CORE,
         },
     }
+    busy = procs.machine_busy()
+    results["machine"]["busy_before"] = busy
+    results["machine"]["loadavg_before"] = os.getloadavg()
+    if busy > 0.3:
+        print(
+            f"warning: the machine is {busy:.0%} busy before the bench starts; figures will "
+            "include other processes' noise (see machine.busy_before in the JSON)",
+            flush=True,
+        )
     began = time.perf_counter()
     with procs.target_server(prefer_node=not args.python_server) as server:
         results["server"] = server.what
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             if "skipped" in results[name]:
                 print(f"  skipped: {results[name]['skipped']}", flush=True)
     results["elapsed_s"] = round(time.perf_counter() - began, 1)
+    results["machine"]["loadavg_after"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"{stamp}.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -24,6 +24,7 @@ __all__ = [
     "cpu_seconds",
     "delay_proxy",
     "free_port",
+    "machine_busy",
     "pin_self",
     "rss_kib",
     "spawn",
@@ -37,6 +38,20 @@ BENCH_CORE = _CORES[0]
 #: ...and the target server and delay proxy here, when there is a second core.
 SERVER_CORE = _CORES[-1]
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy(sample: float = 1.0) -> float:
+    """Fraction of all cores busy (any process) over ``sample`` seconds, from /proc/stat."""
+
+    def snap() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = snap()
+    time.sleep(sample)
+    busy1, total1 = snap()
+    return round((busy1 - busy0) / max(1, total1 - total0), 3)
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import queue
 import socket
 import sys
@@ -107,9 +106,6 @@ def main() -> None:
     args = parser.parse_args()
     # Short GIL slices so a spinning relay thread delays the others by microseconds.
     sys.setswitchinterval(0.0001)
-    # The ground truth should not queue behind other work on its core, when allowed.
-    with contextlib.suppress(OSError):
-        os.nice(-10)
     listener = socket.create_server(("127.0.0.1", args.port), backlog=1024)
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     while True:
