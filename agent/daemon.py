@@ -183,7 +183,7 @@ class Daemon:
         url = await self.web.start()
         log.info("listening on %s (metrics at %s/metrics)", url, url)
         self.scheduler = CheckScheduler(self.runner)
-        self.scheduler.apply(checks)
+        await self.scheduler.apply(checks)
         self.scheduler.start()
         await self._apply_watches(checks)
         log.info(
@@ -278,7 +278,7 @@ class Daemon:
         # dropped instead of recreating its series.
         self.runner.set_checks(checks, location=agent.location)
         self.runner.set_max_concurrency(agent.max_concurrency)
-        self.scheduler.apply(checks)
+        await self.scheduler.apply(checks)
         await self._apply_watches(checks)
         if self.lag is not None:
             self.lag.budget = agent.loop_lag_budget

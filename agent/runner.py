@@ -14,7 +14,6 @@ a failed result (``internal`` / ``timeout``); only cancellation propagates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -203,15 +202,20 @@ class Runner:
         Returns:
             How many runs were cancelled.
         """
-        tasks = set(self._tasks)
-        if not tasks:
-            return 0
-        _, pending = await asyncio.wait(tasks, timeout=grace_timeout)
+        # One loop turn first: runs submitted just before the stop enter run_check.
+        await asyncio.sleep(0)
+        deadline = time.perf_counter() + grace_timeout
+        while self._tasks:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            # Re-read the set each turn: a run may start while others finish.
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        pending = set(self._tasks)
         for task in pending:
             task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         return len(pending)
 
 

@@ -46,6 +46,7 @@ from agent.runner import Runner
 from agent.shard import stable_fraction
 
 __all__ = [
+    "APPLY_BATCH",
     "MAX_MISFIRE_GRACE",
     "CheckScheduler",
     "misfire_grace",
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 #: A run starting later than this after its due time is skipped as ``missed``: the
 #: next one is close and a late probe measures the agent's backlog.
 MAX_MISFIRE_GRACE = 30
+#: Jobs added between two yields to the event loop in :meth:`CheckScheduler.apply`.
+APPLY_BATCH = 200
 _CRON_INTERVAL_GUESS = 60.0
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
@@ -106,6 +109,7 @@ class CheckScheduler:
         self._jobs: dict[str, CheckConfig] = {}
         # job id -> Unix time the submitted run was due; read when the run starts.
         self._due: dict[str, float] = {}
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -121,23 +125,34 @@ class CheckScheduler:
         """Start firing jobs on the running event loop."""
         self._scheduler.start()
 
-    def apply(self, checks: Iterable[CheckConfig]) -> None:
-        """Schedule exactly the non-watch ``checks``; unchanged ones keep their job."""
+    async def apply(self, checks: Iterable[CheckConfig]) -> None:
+        """Schedule exactly the non-watch ``checks``; unchanged ones keep their job.
+
+        Adding a job costs APScheduler a fraction of a millisecond, so 10,000 new
+        checks take seconds: the work yields to the event loop every
+        :data:`APPLY_BATCH` jobs so running probes and HTTP requests are served.
+        """
         wanted = {c.name: c for c in checks if c.kind != "watch"}
         was_running = self.running
         if was_running:
-            # Paused, add_job does not wake the scheduler once per job (10,000 checks).
+            # Paused, add_job does not wake the scheduler once per job; due runs
+            # start (coalesced) on resume.
             self._scheduler.pause()
         try:
             for name in [n for n, c in self._jobs.items() if wanted.get(n) != c]:
                 self._scheduler.remove_job(name)
                 del self._jobs[name]
                 self._due.pop(name, None)
+            added = 0
             for name, check in wanted.items():
                 if name not in self._jobs:
                     self._add(check)
+                    added += 1
+                    if added % APPLY_BATCH == 0:
+                        await asyncio.sleep(0)
         finally:
-            if was_running:
+            # A stop may have begun while this yielded: then scheduling stays off.
+            if was_running and not self._stopping:
                 self._scheduler.resume()
 
     def _add(self, check: CheckConfig) -> None:
@@ -168,7 +183,8 @@ class CheckScheduler:
         return out
 
     def pause(self) -> None:
-        """Stop starting new runs (running ones continue)."""
+        """Stop starting new runs for good (running ones continue); the first step of a stop."""
+        self._stopping = True
         if self.running:
             self._scheduler.pause()
 

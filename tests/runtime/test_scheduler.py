@@ -112,7 +112,7 @@ async def test_short_interval_never_overlaps() -> None:
     runner = Runner(metrics=metrics, probes={"probe": slow_probe}, max_concurrency=4)
     runner.set_checks([check])
     scheduler = CheckScheduler(runner)
-    scheduler.apply([check])
+    await scheduler.apply([check])
     scheduler.start()
     try:
         await asyncio.wait_for(enough.wait(), 5.0)
@@ -137,17 +137,17 @@ async def test_reload_keeps_unchanged_jobs() -> None:
     a = CheckConfig(name="a", url=URL, interval=3600.0, timeout=1.0)
     b = CheckConfig(name="b", url=URL, interval=3600.0, timeout=1.0)
     watch = CheckConfig(name="w", kind="watch", url=URL, interval=3600.0, timeout=1.0)
-    scheduler.apply([a, b, watch])
+    await scheduler.apply([a, b, watch])
     scheduler.start()
     try:
         before = scheduler.next_run_times()
         assert set(before) == {"a", "b"}
         b2 = b.model_copy(update={"interval": 1800.0})
-        scheduler.apply([a, b2])
+        await scheduler.apply([a, b2])
         after = scheduler.next_run_times()
         assert after["a"] == before["a"]
         assert (after["b"] - start_offset("b", 1800.0)) % 1800.0 == pytest.approx(0, abs=1e-3)
-        scheduler.apply([b2])
+        await scheduler.apply([b2])
         assert set(scheduler.next_run_times()) == {"b"}
     finally:
         await scheduler.shutdown()
