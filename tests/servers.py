@@ -42,6 +42,7 @@ __all__ = [
     "delaying_relay",
     "echo",
     "free_port",
+    "has_ipv6_loopback",
     "http_status",
     "make_check",
     "never_pong",
@@ -397,3 +398,13 @@ def delaying_relay(port: int, *, first_reply_delay: float) -> Handler:
             up_writer.transport.abort()
 
     return handler
+
+
+def has_ipv6_loopback() -> bool:
+    """True when ::1 can be bound (IPv6 is often disabled in containers)."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -18,6 +18,7 @@ from tests.servers import (
     close_frame,
     echo,
     free_port,
+    has_ipv6_loopback,
     http_status,
     make_check,
     never_pong,
@@ -219,6 +220,7 @@ async def test_unexpected_close_code_fails_as_closed_naming_the_code(ws_server: 
     assert elapsed <= check.timeout + SLACK
 
 
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")
 async def test_ipv6_literal_connects_and_reports_peer_ip() -> None:
     """ws://[::1]:port/ connects over IPv6 and reports ::1 as the peer."""
     async with serve(echo, "::1", 0) as server:
