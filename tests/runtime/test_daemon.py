@@ -158,7 +158,7 @@ async def test_basic_auth_and_shard(start_agent: Any, targets: Targets, tmp_path
 
 
 async def test_watch_session_lifecycle(start_agent: Any, targets: Targets, tmp_path: Path) -> None:
-    """A watch check holds one session, survives an unrelated reload, and closes with 1001."""
+    """A watch session survives an unrelated reload and closes with 1001 on SIGINT."""
     watch = {"name": "feed", "kind": "watch", "url": f"ws://127.0.0.1:{targets.ws_port}/feed",
              "interval": "1s", "timeout": "800ms"}  # fmt: skip
     config = _write(tmp_path / "agent.yaml", [watch])
@@ -176,7 +176,7 @@ async def test_watch_session_lifecycle(start_agent: Any, targets: Targets, tmp_p
         api = (await client.get("/api/v1/checks", params={"check": "feed"})).json()["checks"]
     assert api[0]["watch"]["connected"] is True
     assert targets.opened == ["/feed"]  # unchanged check: the same session
-    assert await agent.stop() == 0
+    assert await agent.stop(signal.SIGINT) == 0
     await asyncio.wait_for(targets.closed.wait(), 5.0)
     assert targets.close_codes == [1001]
 
