@@ -159,11 +159,16 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
         response = web.StreamResponse(headers={"Content-Type": _CONTENT_TYPE})
         response.enable_compression()  # only if the scraper accepts it (Prometheus does)
         await response.prepare(request)
-        for chunk in agent.metrics_chunks():
-            await response.write(chunk.encode("utf-8"))
-            # Thousands of checks make a large exposition: let probes run between pieces.
-            await asyncio.sleep(0)
-        await response.write_eof()
+        try:
+            for chunk in agent.metrics_chunks():
+                await response.write(chunk.encode("utf-8"))
+                # Thousands of checks make a large exposition: let probes run between
+                # pieces.
+                await asyncio.sleep(0)
+            await response.write_eof()
+        except ConnectionResetError:
+            # The scraper gave up (scrape_timeout): nothing to answer, nothing to log.
+            pass
         return response
 
     async def healthz(_: web.Request) -> web.Response:
