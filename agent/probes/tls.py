@@ -12,6 +12,7 @@ or when verification is off, only the leaf certificate is available and its
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import logging
 import os
@@ -23,7 +24,7 @@ from agent.config.models import TLSConfig
 from agent.probes.errors import TLSFailed
 from agent.result import TLSInfo
 
-__all__ = ["build_ssl_context", "cert_not_after", "tls_info"]
+__all__ = ["build_ssl_context", "cert_not_after", "tls_info", "warm_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +63,38 @@ def build_ssl_context(tls: TLSConfig, *, check_name: str = "") -> ssl.SSLContext
         log.warning(
             "check %s: TLS certificate verification is OFF (insecure_skip_verify)", check_name
         )
-    key = (
-        tls,
-        _mtime(tls.ca_file),
-        _mtime(tls.cert_file),
-        _mtime(tls.key_file),
-    )
+    key = _key(tls)
     ctx = _cache.get(key)
     if ctx is None:
         ctx = _new_context(tls)
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = ctx
+        _store(key, ctx)
     return ctx
+
+
+async def warm_ssl_context(tls: TLSConfig) -> None:
+    """Build and cache the context off the event loop (loading a trust store blocks).
+
+    Afterwards :func:`build_ssl_context` is a cache hit. Errors surface there.
+    """
+    key = _key(tls)
+    if key in _cache:
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        ctx = await loop.run_in_executor(None, _new_context, tls)
+    except TLSFailed:
+        return  # reported, with its reason, by build_ssl_context
+    _store(key, ctx)
+
+
+def _key(tls: TLSConfig) -> tuple[Any, ...]:
+    return (tls, _mtime(tls.ca_file), _mtime(tls.cert_file), _mtime(tls.key_file))
+
+
+def _store(key: tuple[Any, ...], ctx: ssl.SSLContext) -> None:
+    if len(_cache) >= _CACHE_SIZE:
+        _cache.pop(next(iter(_cache)))
+    _cache[key] = ctx
 
 
 def _new_context(tls: TLSConfig) -> ssl.SSLContext:

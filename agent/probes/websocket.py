@@ -36,7 +36,7 @@ from agent.probes.errors import (
     map_errors,
     scrub,
 )
-from agent.probes.tls import build_ssl_context
+from agent.probes.tls import warm_ssl_context
 from agent.probes.wsconn import ProbeConnection, closing_error
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
@@ -122,8 +122,9 @@ async def _probe(
                 token = await fetch_token(check.auth.oauth2)
         variables["token"] = token
     if urlsplit(check.url).scheme == "wss":
-        # Loading the trust store takes milliseconds on first use: not a phase of the target.
-        build_ssl_context(check.tls, check_name=check.name)
+        # Loading the trust store takes milliseconds on first use: done in a thread,
+        # and before the clock starts, as it is not a phase of the target.
+        await warm_ssl_context(check.tls)
     state.start = time.perf_counter()
     state.phase = "handshake"
     try:
