@@ -175,6 +175,10 @@ def _error(command: str, message: str) -> int:
     return 2
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from agent.config.loader import ConfigError, load_config_with_warnings
 
@@ -184,19 +188,18 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue)
-        count = len(exc.issues)
-        print(f"{count} error{'s' if count != 1 else ''}")
+        print(_count(len(exc.issues), "error"))
         return 1
     for warning in loaded.warnings:
         print(warning)
     config = loaded.config
-    n_checks, n_files, n_receivers = len(config.checks), len(loaded.files), len(config.receivers)
-    print(
-        f"{loaded.files[0]}: OK: {n_checks} check{'s' if n_checks != 1 else ''}"
-        f" in {n_files} file{'s' if n_files != 1 else ''},"
-        f" {n_receivers} receiver{'s' if n_receivers != 1 else ''}"
-        + (f", {len(loaded.warnings)} warnings" if loaded.warnings else "")
-    )
+    parts = [
+        f"{_count(len(config.checks), 'check')} in {_count(len(loaded.files), 'file')}",
+        _count(len(config.receivers), "receiver"),
+    ]
+    if loaded.warnings:
+        parts.append(_count(len(loaded.warnings), "warning"))
+    print(f"{loaded.files[0]}: OK: {', '.join(parts)}")
     return 0
 
 

@@ -285,11 +285,22 @@ def test_probe_usage_errors_exit_2_naming_the_flag(
     assert message in err
 
 
-def test_run_rejects_a_bad_shard(capsys: pytest.CaptureFixture[str]) -> None:
-    """run --shard 3/2 exits 2 before starting anything."""
-    code, _, err = run(capsys, "run", "--shard", "3/2")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--shard", "3/2"], "--shard: shard must satisfy 1 <= K <= N"),
+        (["run", "--shard", "half"], "--shard: shard must look like K/N"),
+        (["demo-server", "--port", "70000"], "--port must be between 0 and 65535"),
+    ],
+    ids=["shard-out-of-range", "shard-malformed", "demo-port"],
+)
+def test_other_commands_reject_bad_flags_with_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """run and demo-server check their flags before starting anything."""
+    code, _, err = run(capsys, *argv)
     assert code == 2
-    assert "--shard: shard must satisfy 1 <= K <= N" in err
+    assert message in err
 
 
 # --- secrets ---------------------------------------------------------------------------
@@ -390,6 +401,30 @@ def test_check_config_invalid_prints_every_error_then_count(
     )
     assert lines[2].startswith("checks/a.yaml:7: checks[1].kind: unknown kind 'nope'")
     assert lines[3:] == ["3 errors"]
+
+
+def test_check_config_prints_warnings_and_still_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warnings are printed with their place; the exit code stays 0."""
+    monkeypatch.chdir(tmp_path)
+    _config(
+        tmp_path, "checks:\n  - name: a\n    url: wss://h/\n    tls: {insecure_skip_verify: true}\n"
+    )
+    code, out, _ = run(capsys, "check-config", "-c", "wsprobe.yaml")
+    assert code == 0
+    first, summary = out.splitlines()
+    assert first.startswith("checks/a.yaml:4: checks[0].tls.insecure_skip_verify: warning: ")
+    assert summary == "wsprobe.yaml: OK: 1 check in 2 files, 1 receiver, 1 warning"
+
+
+def test_check_config_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config file that does not exist is one error, exit 1."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "check-config", "-c", "nope.yaml")
+    assert (code, out) == (1, "nope.yaml: file not found\n1 error\n")
 
 
 def test_check_config_defaults_to_wsprobe_yaml(
