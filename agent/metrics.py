@@ -38,6 +38,8 @@ __all__ = ["CHUNK_LINES", "CheckSeries", "Metrics", "WatchStatsView"]
 #: Lines per piece of a chunked exposition: a few milliseconds of work each, well
 #: under the default 50 ms event-loop lag budget.
 CHUNK_LINES = 1000
+#: Label names the text format gives a meaning of its own.
+_SAMPLE_LABELS = frozenset({"le", "quantile"})
 
 
 class WatchStatsView(Protocol):
@@ -113,7 +115,13 @@ class Metrics:
             if kept is not None and kept[0] == check:
                 self._checks[check.name] = kept
             else:
-                pairs = {**check.labels, "check": check.name, "location": self.location}
+                # A check label named like a histogram's own label would corrupt
+                # the series; rename it the way Prometheus renames target conflicts.
+                own = {
+                    (f"exported_{k}" if k in _SAMPLE_LABELS else k): v
+                    for k, v in check.labels.items()
+                }
+                pairs = {**own, "check": check.name, "location": self.location}
                 series = CheckSeries(labels=pairs, base=label_str(pairs))
                 self._checks[check.name] = (check, series)
 

@@ -188,3 +188,18 @@ def test_label_values_are_escaped(metrics: Metrics) -> None:
         "probe_success",
         frozenset({("check", "odd"), ("team", odd), ("location", "eu-1")}),
     ) in samples
+
+
+def test_check_label_named_le_is_renamed(metrics: Metrics) -> None:
+    """A check label called `le` cannot collide with histogram buckets: it is exported_le."""
+    check = _check("odd", le="x")
+    metrics.set_checks([check])
+    metrics.observe(check, _ok(check), duration=0.02)
+    text = metrics.render()
+    samples = _samples(text.decode())
+    assert ("probe_success", frozenset({("check", "odd"), ("exported_le", "x"),
+                                        ("location", "eu-1")})) in samples  # fmt: skip
+    if shutil.which("promtool"):
+        proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                              check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
