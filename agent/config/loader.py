@@ -64,11 +64,15 @@ _DEFAULTS_PROBE = {"name": "defaults", "url": "ws://defaults.invalid/", "interva
 
 def display_path(path: Path) -> str:
     """How a file is named in messages: relative to the working directory when under it."""
+    absolute = os.path.abspath(path)
+    cwd = os.getcwd()
+    if cwd == os.path.dirname(cwd):  # at the root, "etc/x.yaml" would read as relative
+        return absolute
     try:
-        rel = os.path.relpath(path)
+        rel = os.path.relpath(absolute, cwd)
     except ValueError:  # another drive on Windows
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
+        return absolute
+    return absolute if rel.startswith("..") else rel
 
 
 def load_config(path: str | Path) -> Config:
