@@ -76,7 +76,8 @@ def render_table(result: ProbeResult, *, now: float | None = None) -> str:
     for phase in sorted(set(result.phases) - set(PHASES)):
         lines.append(f"  {phase:<14}{_ms(result.phases[phase]):>10}")
     if "total" in result.phases:
-        lines.append(f"  {'total':<14}{_ms(result.phases['total']):>10}   (close excluded)")
+        note = "   (close excluded)" if "close" in result.phases else ""
+        lines.append(f"  {'total':<14}{_ms(result.phases['total']):>10}{note}")
     lines.append("")
     facts: list[tuple[str, str]] = []
     if result.peer_ip:
