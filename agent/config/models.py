@@ -16,7 +16,7 @@ from pydantic import ByteSize, Field, SecretStr, ValidationInfo, field_validator
 
 from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.config.relay import RelayConfig
-from agent.config.steps import Step
+from agent.config.steps import Step, check_variables
 from agent.config.types import Duration, Frozen, Secret
 from agent.config.watch import WatchConfig
 
@@ -272,6 +272,13 @@ class CheckConfig(Frozen):
         if info.data.get("cron") is None and interval is not None and value >= interval:
             raise ValueError(f"timeout ({value:g}s) must be less than interval ({interval:g}s)")
         return value
+
+    @model_validator(mode="after")
+    def _step_variables(self) -> CheckConfig:
+        problems = check_variables(self)  # {{var}} used before any step defines it
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class WebConfig(Frozen):

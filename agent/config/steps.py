@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -39,6 +40,7 @@ from pydantic import Field, field_validator, model_validator
 from agent.config.types import Duration, Frozen
 
 __all__ = [
+    "BUILTIN_VARIABLE_NAMES",
     "COMPARISON_OPS",
     "DEFAULT_APP_PING_COUNT",
     "DEFAULT_APP_PING_TIMEOUT",
@@ -47,6 +49,9 @@ __all__ = [
     "Expect",
     "Matcher",
     "Step",
+    "check_variables",
+    "placeholders",
+    "undefined_variables",
     "validate_path",
 ]
 
@@ -140,7 +145,7 @@ class Matcher(Frozen):
     def _comparisons_need_path(self) -> Matcher:
         used = [op for op in (*COMPARISON_OPS, "exists") if getattr(self, op) is not None]
         if used and self.path is None:
-            raise ValueError(f"{', '.join(used)} compare the value at 'path'; set path too")
+            raise ValueError(f"{'/'.join(used)} needs a path to compare: set path too")
         return self
 
     def is_empty(self) -> bool:
@@ -230,3 +235,103 @@ class Step(Frozen):
     def label(self) -> str:
         """The step's name, or its action when unnamed."""
         return self.name or self.action
+
+
+# --- {{variable}} references, checked at load time ---------------------------------
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+#: Variables the step runner computes itself at each use (see agent.probes.matchers).
+BUILTIN_VARIABLE_NAMES: frozenset[str] = frozenset({"uuid", "now", "now_ms"})
+
+
+def placeholders(value: Any) -> set[str]:
+    """Every ``{{name}}`` referenced in a string, mapping (keys too) or list."""
+    if isinstance(value, str):
+        return set(_PLACEHOLDER.findall(value))
+    if isinstance(value, dict):
+        return set().union(*(placeholders(k) | placeholders(v) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return set().union(*(placeholders(v) for v in value))
+    return set()
+
+
+def _matcher_uses(matcher: Matcher | None) -> set[str]:
+    if matcher is None:
+        return set()
+    compared = [getattr(matcher, op) for op in COMPARISON_OPS]
+    return placeholders([matcher.json_, matcher.regex, matcher.contains, *compared])
+
+
+def _defines(expect: Expect) -> set[str]:
+    names = set(expect.extract)
+    if expect.regex:
+        pattern = _PLACEHOLDER.sub("x", expect.regex)
+        names |= set(re.compile(pattern).groupindex)
+    return names
+
+
+_HINTS = {
+    "token": "set auth.token or auth.oauth2",
+    "id": "{{id}} exists only inside app_ping",
+}
+
+
+def undefined_variables(
+    groups: Sequence[tuple[str, Sequence[Step]]], *, known: Iterable[str], extra: Any = None
+) -> list[str]:
+    """Name every ``{{var}}`` used before any step could have defined it.
+
+    Args:
+        groups: (key path, steps) in the order they run, e.g. ``("auth.steps", ...)``.
+        known: variables the check kind provides (``token``, relay's ``marker``, ...).
+        extra: values used after all groups ran (e.g. a relay's ``publish`` and
+            ``match``), as ``{key path: value}``.
+
+    Returns:
+        One message per undefined reference, naming where it is used.
+    """
+    defined = set(known) | BUILTIN_VARIABLE_NAMES
+    problems: list[str] = []
+
+    def check(where: str, uses: set[str], local: frozenset[str] = frozenset()) -> None:
+        for name in sorted(uses - defined - local):
+            hint = _HINTS.get(name, f"defined here: {', '.join(sorted(defined | local))}")
+            problems.append(f"{where} uses {{{{{name}}}}}, which no earlier step defines ({hint})")
+
+    for path, steps in groups:
+        for i, step in enumerate(steps):
+            where = f"{path}[{i}]"
+            if step.send is not None or step.send_binary is not None:
+                check(where, placeholders([step.send, step.send_binary]))
+            if step.expect is not None:
+                check(where, _matcher_uses(step.expect) | _matcher_uses(step.expect.fail_if))
+                defined |= _defines(step.expect)
+            if step.app_ping is not None:
+                ping = step.app_ping
+                uses = placeholders(ping.send) | _matcher_uses(ping.expect)
+                check(where, uses | _matcher_uses(ping.expect.fail_if), frozenset({"id"}))
+    for where, value in (extra or {}).items():
+        uses = _matcher_uses(value) if isinstance(value, Matcher) else placeholders(value)
+        check(where, uses)
+    return problems
+
+
+def check_variables(check: Any) -> list[str]:
+    """Undefined ``{{var}}`` references of a ``probe`` or ``relay`` check (a CheckConfig).
+
+    Other kinds (``watch``) provide variables of their own and are not checked here.
+    """
+    if check.kind not in ("probe", "relay"):
+        return []
+    auth = check.auth
+    known = {"token"} if auth.token is not None or auth.oauth2 is not None else set()
+    groups: list[tuple[str, Sequence[Step]]] = [("auth.steps", auth.steps)]
+    extra: dict[str, Any] = {}
+    if check.kind == "relay":
+        known |= {"run", "marker", "connection"}
+        if check.relay is not None:
+            groups.append(("relay.join", check.relay.join))
+            extra = {"relay.publish": check.relay.publish, "relay.match": check.relay.match}
+    else:
+        groups.append(("steps", check.steps))
+    return undefined_variables(groups, known=known, extra=extra)

@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from agent.config import CheckConfig
-from agent.probes.errors import ProbeError
+from agent.config.steps import Step
+from agent.probes.errors import ExpectMismatch, ProbeError
 from agent.probes.steps import run_script, run_steps
 from agent.result import ProbeResult, Reason
 
@@ -43,7 +45,14 @@ def new_result() -> ProbeResult:
 async def script(
     handler: Handler, variables: dict[str, str] | None = None, timeout: float = 5.0, **fields: Any
 ) -> tuple[ProbeResult, ProbeError | None]:
-    """Run a check's auth steps and steps against ``handler``; return result and error."""
+    """Run a check's auth steps and steps against ``handler``; return result and error.
+
+    A ``token`` in ``variables`` becomes ``auth.token``, as an operator would write it;
+    run_script puts it back into ``variables``.
+    """
+    variables = variables if variables is not None else {}
+    if "token" in variables:
+        fields["auth"] = {**fields.get("auth", {}), "token": variables.pop("token")}
     result = new_result()
     error: ProbeError | None = None
     async with session(handler) as conn:
@@ -53,7 +62,7 @@ async def script(
                 check(**fields),
                 result,
                 deadline=time.perf_counter() + timeout,
-                variables=variables if variables is not None else {},
+                variables=variables,
             )
         except ProbeError as exc:
             error = exc
@@ -298,11 +307,40 @@ async def test_undefined_variable_is_expect_mismatch() -> None:
         async for m in ws:
             await ws.send(m)
 
-    _, error = await script(echo, steps=[{"name": "use", "send": {"sid": "{{session}}"}}])
-    assert error is not None
-    assert error.reason is Reason.EXPECT_MISMATCH
-    assert "{{session}}" in str(error)
-    assert "step 1 'use'" in str(error)
+    steps = TypeAdapter(tuple[Step, ...]).validate_python(
+        [{"name": "use", "send": {"sid": "{{session}}"}}]
+    )
+    async with session(echo) as conn:
+        with pytest.raises(ExpectMismatch) as info:
+            await run_steps(
+                conn,
+                steps,
+                result=new_result(),
+                variables={},
+                deadline=time.perf_counter() + 5,
+                phase="steps",
+            )
+    assert "{{session}}" in str(info.value)
+    assert "step 1 'use'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"steps": [{"send": "{{sesion}}"}]}, r"steps\[0\] uses \{\{sesion\}\}"),
+        ({"steps": [{"send": "{{token}}"}]}, "set auth.token or auth.oauth2"),
+        ({"steps": [{"expect": {"json": {"id": "{{id}}"}}}]}, "only inside app_ping"),
+        (
+            {"steps": [{"send": "{{later}}"}, {"expect": {"extract": {"later": "$.x"}}}]},
+            r"steps\[0\] uses \{\{later\}\}",
+        ),
+    ],
+    ids=["typo", "token-without-source", "id-outside-app-ping", "used-before-extracted"],
+)
+def test_undefined_variables_are_config_errors(fields: dict[str, Any], message: str) -> None:
+    """A {{var}} no earlier step defines is rejected when the config is validated."""
+    with pytest.raises(ValidationError, match=message):
+        check(**fields)
 
 
 async def test_binary_send_and_expect() -> None:
@@ -326,14 +364,15 @@ async def test_text_and_list_sends() -> None:
     got: list[str] = []
 
     async def record(ws: ServerConnection) -> None:
+        await ws.send('{"who": "me"}')
         async for m in ws:
             got.append(str(m))
             await ws.send("ack")
 
     _, error = await script(
         record,
-        {"who": "me"},
         steps=[
+            {"expect": {"extract": {"who": "$.who"}}},
             {"send": "hello {{who}}"},
             {"expect": {"contains": "ack"}},
             {"send": [1, "{{who}}"]},
