@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import logging
 import os
 import ssl
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 64
 _cache: dict[tuple[Any, ...], ssl.SSLContext] = {}
+_pending: dict[tuple[Any, ...], asyncio.Future[ssl.SSLContext]] = {}
 _warned_insecure: set[str] = set()
 
 _MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -64,27 +66,36 @@ def build_ssl_context(tls: TLSConfig, *, check_name: str = "") -> ssl.SSLContext
             "check %s: TLS certificate verification is OFF (insecure_skip_verify)", check_name
         )
     key = _key(tls)
-    ctx = _cache.get(key)
+    ctx = _cache.pop(key, None)
     if ctx is None:
         ctx = _new_context(tls)
-        _store(key, ctx)
+    _store(key, ctx)  # (re)inserted last: eviction drops the least recently used
     return ctx
 
 
 async def warm_ssl_context(tls: TLSConfig) -> None:
     """Build and cache the context off the event loop (loading a trust store blocks).
 
-    Afterwards :func:`build_ssl_context` is a cache hit. Errors surface there.
+    Concurrent runs needing the same context share one build. Afterwards
+    :func:`build_ssl_context` is a cache hit; build errors surface there.
     """
     key = _key(tls)
     if key in _cache:
         return
-    loop = asyncio.get_running_loop()
-    try:
-        ctx = await loop.run_in_executor(None, _new_context, tls)
-    except TLSFailed:
-        return  # reported, with its reason, by build_ssl_context
-    _store(key, ctx)
+    pending = _pending.get(key)
+    if pending is None:
+        loop = asyncio.get_running_loop()
+        pending = loop.run_in_executor(None, _new_context, tls)
+        _pending[key] = pending
+        pending.add_done_callback(lambda fut: _built(key, fut))
+    with contextlib.suppress(TLSFailed):
+        await asyncio.shield(pending)
+
+
+def _built(key: tuple[Any, ...], fut: asyncio.Future[ssl.SSLContext]) -> None:
+    _pending.pop(key, None)
+    if not fut.cancelled() and fut.exception() is None:
+        _store(key, fut.result())
 
 
 def _key(tls: TLSConfig) -> tuple[Any, ...]:
