@@ -293,7 +293,9 @@ def _from_flags(args: argparse.Namespace) -> CheckConfig:
         return validate_check(check_data(args), base_dir=Path.cwd())
     except ConfigError as exc:
         raise UsageError(
-            "\n".join(f"{_flag_for(i.path)}: {i.message}" for i in exc.issues)
+            "\n".join(
+                f"{_flag_for(i.path)}: {i.message}" if i.path else i.message for i in exc.issues
+            )
         ) from None
 
 
