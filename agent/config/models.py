@@ -68,6 +68,7 @@ def _config_file(value: str | None, info: ValidationInfo) -> str | None:
     return str(path)
 
 
+_BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 # RFC 9110 token characters: what a header name may be made of.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -288,6 +289,18 @@ class WebConfig(Frozen):
     key_file: str | None = None
     #: username -> bcrypt hash
     basic_auth_users: dict[str, str] = {}
+
+    @field_validator("basic_auth_users")
+    @classmethod
+    def _bcrypt_hashes(cls, value: dict[str, str]) -> dict[str, str]:
+        # A plain-text password would never match, and would sit in the file in clear.
+        for user, hashed in value.items():
+            if not _BCRYPT.match(hashed):
+                raise ValueError(
+                    f"the password of {user!r} must be a bcrypt hash ($2b$...), e.g. from"
+                    " htpasswd -nbBC 12 USER PASS"
+                )
+        return value
 
     @field_validator("cert_file", "key_file")
     @classmethod

@@ -316,6 +316,14 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
         ],
     ),
     (
+        "web-password-must-be-bcrypt-and-is-not-echoed",
+        {"wsprobe.yaml": "agent:\n  web:\n    basic_auth_users: {prom: plain-sekrit}\n"},
+        [
+            "wsprobe.yaml:3: agent.web.basic_auth_users: the password of 'prom' must be a bcrypt"
+            " hash ($2b$...), e.g. from htpasswd -nbBC 12 USER PASS"
+        ],
+    ),
+    (
         "missing-config-file",
         {},
         ["wsprobe.yaml: file not found"],
