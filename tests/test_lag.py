@@ -173,3 +173,29 @@ def test_rejects_invalid_settings(kwargs: dict[str, float]) -> None:
     """Non-positive budget or interval, or a negative admit timeout, are refused."""
     with pytest.raises(ValueError, match="budget"):
         LoopLagMonitor(**kwargs)
+
+
+def test_uvloop_measures_stall_and_gates_admission() -> None:
+    """Under uvloop (the daemon's loop) a stall is measured, flagged and gates admission."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[bool, bool, float, float]:
+        mon = LoopLagMonitor(budget=BUDGET, interval=INTERVAL, admit_timeout=2.0)
+        mon.start()
+        try:
+            await wait_samples(mon, 2)
+            idle = max(mon.drain_samples())
+            start = time.perf_counter()
+            time.sleep(STALL)  # the stall under test
+            flagged = mon.overlapped(start, time.perf_counter())
+            waited = await mon.admit()
+            clean = not mon.overlapped(time.perf_counter(), time.perf_counter())
+            return flagged, clean, waited, idle
+        finally:
+            await mon.stop()
+
+    flagged, clean, waited, idle = uvloop.run(scenario())
+    assert flagged
+    assert clean
+    assert waited > 0.0
+    assert idle < BUDGET
