@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from agent import __version__
 from agent.config.models import CheckConfig
@@ -31,6 +30,7 @@ from agent.exposition import (
     label_str,
     labels,
 )
+from agent.metrics_watch import WatchStatsView, watch_families
 from agent.result import ProbeResult
 
 __all__ = ["CHUNK_LINES", "CheckSeries", "Metrics", "WatchStatsView"]
@@ -40,19 +40,6 @@ __all__ = ["CHUNK_LINES", "CheckSeries", "Metrics", "WatchStatsView"]
 CHUNK_LINES = 1000
 #: Label names the text format gives a meaning of its own.
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
-
-
-class WatchStatsView(Protocol):
-    """What metrics read from a watch session's stats (agent.watch.WatchStats)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    @property
-    def reconnects(self) -> Mapping[str, int]: ...
-
-    @property
-    def last_message_ts(self) -> float | None: ...
 
 
 @dataclass(slots=True)
@@ -256,7 +243,7 @@ class Metrics:
                 ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
             )
         if self.watch_stats is not None:
-            families += _watch_families(self.watch_stats)
+            families += watch_families(self.watch_stats)
         return families
 
     def _agent_lines(self) -> Iterator[str]:
@@ -333,45 +320,3 @@ def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     for receiver, hist in s.relay.items():
         extra = label_str({"receiver": receiver})
         yield from hist.lines("wsprobe_relay_delivery_seconds", s.base, extra)
-
-
-def _watch_families(
-    get: Callable[[str], WatchStatsView | None],
-) -> list[tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]]:
-    def connected(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-        stats = get(check.name) if check.kind == "watch" else None
-        if stats is None:
-            return ()
-        return (f"wsprobe_watch_connected{{{s.base}}} {int(stats.connected)}\n",)
-
-    def reconnects(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-        stats = get(check.name) if check.kind == "watch" else None
-        if stats is None:
-            return ()
-        return [
-            f'wsprobe_watch_reconnects_total{{{s.base},reason="{reason}"}} {n}\n'
-            for reason, n in sorted(stats.reconnects.items())
-        ]
-
-    def last_message(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-        stats = get(check.name) if check.kind == "watch" else None
-        if stats is None or stats.last_message_ts is None:
-            return ()
-        name = "wsprobe_watch_last_message_timestamp_seconds"
-        return (f"{name}{{{s.base}}} {fmt(stats.last_message_ts)}\n",)
-
-    return [
-        ("wsprobe_watch_connected", "Whether the watch session is connected.", "gauge", connected),
-        (
-            "wsprobe_watch_reconnects_total",
-            "Reconnections of the watch session, by the reason it dropped.",
-            "counter",
-            reconnects,
-        ),
-        (
-            "wsprobe_watch_last_message_timestamp_seconds",
-            "When the watch session last received a message, Unix seconds.",
-            "gauge",
-            last_message,
-        ),
-    ]

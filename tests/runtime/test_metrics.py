@@ -203,3 +203,39 @@ def test_check_label_named_le_is_renamed(metrics: Metrics) -> None:
         proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                               check=False)  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_watch_session_series_read_from_stats(metrics: Metrics) -> None:
+    """A watch check exports connection, messages, session age, RTT, staleness and gaps."""
+    from agent.watch import WatchStats
+
+    watch = CheckConfig(name="feed-watch", kind="watch", url=URL, interval=10.0, timeout=2.0)
+    probe = _check("plain")
+    started = time.time() - 30.0
+    stats = WatchStats(
+        connected=True,
+        reconnects={"closed": 2},
+        last_message_ts=started + 29.0,
+        messages_total=41,
+        session_started=started,
+        last_rtt=0.0042,
+        stale=False,
+        gaps_total=3,
+    )
+    metrics.watch_stats = lambda name: stats if name == "feed-watch" else None
+    metrics.set_checks([watch, probe])
+    samples = _samples(metrics.render().decode())
+
+    def get(name: str, **extra: str) -> float:
+        labels = {"check": "feed-watch", "location": "eu-1", **extra}
+        return samples[(name, frozenset(labels.items()))]
+
+    assert get("wsprobe_watch_connected") == 1
+    assert get("wsprobe_watch_reconnects_total", reason="closed") == 2
+    assert get("wsprobe_watch_last_message_timestamp_seconds") == stats.last_message_ts
+    assert get("wsprobe_watch_messages_received_total") == 41
+    assert 30.0 <= get("wsprobe_watch_session_duration_seconds") < 60.0
+    assert get("wsprobe_watch_ping_rtt_seconds") == pytest.approx(0.0042)
+    assert get("wsprobe_watch_stale") == 0
+    assert get("wsprobe_watch_gaps_total") == 3
+    assert not any(n.startswith("wsprobe_watch_") for n in _with_checks(metrics, "plain"))
