@@ -48,7 +48,7 @@ def _scenario(name: str, args: argparse.Namespace, server: procs.Proc) -> dict[s
 
         with procs.delay_proxy(server.port, delay=fidelity.DELAY) as proxy:
             proxy_url = f"ws://127.0.0.1:{proxy.port}/"
-            result = run(fidelity.run(url, proxy_url, quick=args.quick))
+            result = run(fidelity.run(url, proxy_url, proxy.lines, quick=args.quick))
         return result
     if name == "startup":
         from bench import startup
@@ -58,7 +58,7 @@ def _scenario(name: str, args: argparse.Namespace, server: procs.Proc) -> dict[s
         from bench import capacity
 
         with procs.delay_proxy(server.port, delay=0.005) as proxy:
-            return capacity.run(url, proxy.port, quick=args.quick, loop=args.loop)
+            return capacity.run(url, proxy.port, proxy.lines, quick=args.quick, loop=args.loop)
     if name == "watch":
         from bench import watch
 

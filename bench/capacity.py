@@ -7,7 +7,7 @@ window by scraping ``/metrics`` at both ends: achieved probes/s, CPU share (from
 histograms, as Prometheus' histogram_quantile would), RSS per configured check
 (against the 0-check level), and fidelity: ten extra checks probe through the delay
 proxy every 2 s, and their results (from ``/api/v1/checks`` history) are compared with
-the proxy's calibrated truth.
+the proxy's wire records (see bench/fidelity.py), paired by path and start time.
 
 Note: the agent renders ``/metrics`` on its event loop, so each scrape's own cost
 shows up as loop lag in the next window, as it does under a real Prometheus.
@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import procs
 from bench.clients import Cycle
-from bench.fidelity import _errors
+from bench.fidelity import Wire, calibrate, errors
 from bench.gen import write_config
 from bench.startup import wait_ready
 from bench.stats import ms
@@ -96,25 +96,40 @@ def _quantile(q: float, before: dict[float, float], after: dict[float, float]) -
     return prev_bound
 
 
-def _fidelity_results(port: int, since: float, until: float) -> list[Cycle]:
+def _fidelity_results(port: int, since: float, until: float) -> list[tuple[str, float, Cycle]]:
+    """(proxy path, wall-clock start, result) of the fidelity checks' runs in the window."""
     out = []
     for i in range(FIDELITY_CHECKS):
         url = f"http://127.0.0.1:{port}/api/v1/checks?check=fid-{i:02d}&history=1000"
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with urllib.request.urlopen(url, timeout=60) as resp:
             item = json.load(resp)["checks"][0]
         for r in item.get("history", []):
             if not (since <= r["started_at"] <= until) or not r["success"]:
                 continue
-            out.append(
-                Cycle(
-                    ok=True,
-                    connect=r["phases"].get("connect"),
-                    handshake=r["phases"].get("handshake"),
-                    pings=list(r["pings"]),
-                    lag_suspect=bool(r.get("lag_suspect")),
-                )
+            cycle = Cycle(
+                ok=True,
+                connect=r["phases"].get("connect"),
+                handshake=r["phases"].get("handshake"),
+                pings=list(r["pings"]),
+                lag_suspect=bool(r.get("lag_suspect")),
             )
+            out.append((f"/fid/{i}", r["started_at"], cycle))
     return out
+
+
+def _pair(results: list[tuple[str, float, Cycle]], wire: Wire) -> list[tuple[Cycle, list[float]]]:
+    """Match each result with the proxy connection of its path that began closest to it."""
+    wire.refresh()
+    offset = time.time() - time.perf_counter()  # both clocks are system-wide
+    pairs = []
+    for path, started, cycle in results:
+        records = wire.by_path.get(path, [])
+        if not records:
+            continue
+        best = min(records, key=lambda rec: abs(rec["accepted"] + offset - started))
+        if abs(best["accepted"] + offset - started) < 0.5:
+            pairs.append((cycle, Wire.truths(best)))
+    return pairs
 
 
 def _level(url: str, proxy_port: int, checks: int, *, warm: float, window: float) -> dict[str, Any]:
@@ -197,7 +212,7 @@ def _level(url: str, proxy_port: int, checks: int, *, warm: float, window: float
             "metrics_scrape_s": round(scrape_s, 3),
             "rss_kib": rss,
             "fidelity_results": len(results),
-            "fidelity_lag_suspect": sum(1 for r in results if r.lag_suspect),
+            "fidelity_lag_suspect": sum(1 for _, _, c in results if c.lag_suspect),
             "_fidelity": results,
         }
     )
@@ -237,7 +252,7 @@ def _idle_rss(url: str, checks: int) -> dict[str, Any]:
     return out
 
 
-def run(url: str, proxy_port: int, *, quick: bool, loop: str) -> dict[str, Any]:
+def run(url: str, proxy_port: int, lines: list[str], *, quick: bool, loop: str) -> dict[str, Any]:
     """Run the daemon at each level; compute per-check RSS and fidelity errors."""
     try:
         import agent.daemon  # noqa: F401 - only checks that the daemon exists
@@ -245,15 +260,14 @@ def run(url: str, proxy_port: int, *, quick: bool, loop: str) -> dict[str, Any]:
         return {"skipped": f"agent.daemon not importable yet ({exc})"}
     import uvloop
 
-    from bench.fidelity import _calibrate
-
-    truth = uvloop.run(_calibrate(f"ws://127.0.0.1:{proxy_port}/", 50))
+    wire = Wire(lines)
+    cal = uvloop.run(calibrate(f"ws://127.0.0.1:{proxy_port}/", wire, 30))
     levels = [0, 1000] if quick else [0, 1000, 10000]
     warm, window = (4.0, 15.0) if quick else (8.0, 40.0)
     out: dict[str, Any] = {
         "interval_s": 30,
-        "truth_ms": {k: ms(v) for k, v in truth.items() if not k.startswith("_")},
-        "truth_meter_error": _errors(truth.pop("_cycles"), truth),
+        "truth_ms": cal["truth_ms"],
+        "truth_meter": cal["truth_meter"],
         "event_loop": "uvloop (agent.daemon picks it when installed)",
         "levels": [],
     }
@@ -265,9 +279,11 @@ def run(url: str, proxy_port: int, *, quick: bool, loop: str) -> dict[str, Any]:
             level = {"checks": checks, "error": f"{type(exc).__name__}: {exc}"}
         results = level.pop("_fidelity", [])
         if "error" not in level:
-            level["fidelity_error_all"] = _errors(results, truth)
-            level["fidelity_error_clean"] = _errors(
-                [r for r in results if not r.lag_suspect], truth
+            pairs = _pair(results, wire)
+            level["fidelity_paired_with_wire"] = len(pairs)
+            level["fidelity_error_all"] = errors(pairs, cal["connect"])
+            level["fidelity_error_clean"] = errors(
+                [(c, t) for c, t in pairs if not c.lag_suspect], cal["connect"]
             )
             if checks == 0:
                 base_rss = level["rss_kib"]

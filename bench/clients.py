@@ -96,7 +96,7 @@ async def raw_cycle(url: str) -> Cycle:
     Used only on an idle loop to calibrate what the network path (proxy delays plus
     loopback plus server) really costs, phase by phase.
     """
-    hostport = url.split("//", 1)[1].split("/", 1)[0]
+    hostport, _, path = url.split("//", 1)[1].partition("/")
     host, port = hostport.rsplit(":", 1)
     t0 = time.perf_counter()
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -105,7 +105,7 @@ async def raw_cycle(url: str) -> Cycle:
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             (
-                f"GET / HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+                f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n"
             ).encode()

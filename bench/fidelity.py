@@ -1,15 +1,23 @@
 """Scenario: are wsprobe's latencies true? Errors against a delay proxy, per load level.
 
 Ground truth: the delay proxy (bench/proxy.py, its own process) adds ``DELAY`` each
-way, so the HTTP upgrade and every ping/pong cost ``2 x DELAY`` plus loopback and
-server time, and TCP connect costs loopback time only (the proxy's kernel accepts).
-The exact path cost per phase is calibrated first, on an idle loop, with a minimal
-hand-written client (``raw_cycle``): its medians are the truth.
+way and logs, for every connection, when each chunk arrived and when it was passed
+on (``perf_counter`` = CLOCK_MONOTONIC, shared by all processes). For a response
+chunk, the wire truth is "delivered to the client" minus "the request that triggered
+it arrived from the client": what a client with zero overhead would measure, minus
+two loopback hops. So the proxy's own jitter (and its core's load) is part of the
+truth, not of the error. Each measuring probe uses a unique URL path, which is how
+the proxy's record and the probe's result are paired.
 
-Then, for each load level (N checks at a 30 s interval, i.e. N/30 probes/s run by
-wsprobe's engine against the direct server on this same loop, open loop), measuring
-probes go through the proxy every ``CADENCE`` seconds the way the daemon's runner
-runs them: ``admit()`` by the lag monitor, probe, ``overlapped()`` for lag_suspect.
+``connect`` has no wire record (the kernel accepts), so its truth is the median of
+an idle, minimal hand-written client (``raw_cycle``) through the same proxy; that
+client's own error against the wire truth is reported as ``truth_meter``: the
+irreducible overhead of loopback plus parsing.
+
+For each load level (N checks at a 30 s interval, i.e. N/30 probes/s run by wsprobe's
+engine against the direct server on this same loop, open loop, at most 256 in
+flight), a measuring probe goes through the proxy every ``CADENCE`` seconds the way
+the daemon's runner runs it: ``admit()``, probe, ``overlapped()`` for lag_suspect.
 Reported: signed error (measured - truth) p50/p99/max for connect, handshake and ping
 RTT, over all results and over those not flagged lag_suspect.
 """
@@ -18,15 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import statistics
 import time
+from collections import defaultdict
 from typing import Any
 
 from agent.lag import LoopLagMonitor
 from bench.clients import Cycle, CycleFn, bare_cycle, raw_cycle, wsprobe_engine
 from bench.stats import ms, summary
 
-__all__ = ["DELAY", "run"]
+__all__ = ["DELAY", "Wire", "errors", "run"]
 
 DELAY = 0.005  # seconds added each way by the proxy
 CADENCE = 0.1  # one measuring probe every 100 ms
@@ -35,29 +45,80 @@ BUDGET = 0.05  # agent.loop_lag_budget default
 MAX_IN_FLIGHT = 256  # agent.max_concurrency default
 
 
-async def _calibrate(url: str, samples: int) -> dict[str, Any]:
-    cycles = [await raw_cycle(url) for _ in range(samples)]
-    good = [c for c in cycles if c.ok]
+class Wire:
+    """The delay proxy's per-connection records, by request path."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+        self._seen = 0
+        self.by_path: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def refresh(self) -> None:
+        """Parse the lines the proxy printed since the last call."""
+        new, self._seen = self._lines[self._seen :], len(self._lines)
+        for line in new:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                self.by_path[record["path"]].append(record)
+
+    async def wait_for(self, paths: list[str], timeout: float = 3.0) -> None:
+        """Give the proxy time to report connections that just closed."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            self.refresh()
+            if all(p in self.by_path for p in paths):
+                return
+            await asyncio.sleep(0.05)
+
+    @staticmethod
+    def truths(record: dict[str, Any]) -> list[float]:
+        """Wire round trip behind each response chunk: [upgrade, pong 1, pong 2, ...]."""
+        up_arrived, up_delivered = record["up"]
+        out = []
+        for arrived, delivered in zip(*record["down"], strict=False):
+            trigger = None
+            for ua, ud in zip(up_arrived, up_delivered, strict=False):
+                if ud > arrived:
+                    break
+                trigger = ua
+            if trigger is not None:
+                out.append(delivered - trigger)
+        return out
+
+
+def errors(pairs: list[tuple[Cycle, list[float]]], connect_truth: float) -> dict[str, Any]:
+    """Signed errors of measured phases against their wire truths."""
+    per: dict[str, list[float]] = {"connect": [], "handshake": [], "ping": []}
+    for cycle, truths in pairs:
+        if cycle.connect is not None:
+            per["connect"].append(cycle.connect - connect_truth)
+        if cycle.handshake is not None and truths:
+            per["handshake"].append(cycle.handshake - truths[0])
+        per["ping"].extend(
+            rtt - truths[i + 1] for i, rtt in enumerate(cycle.pings) if i + 1 < len(truths)
+        )
+    return {phase: summary(values) for phase, values in per.items()}
+
+
+async def calibrate(base_url: str, wire: Wire, samples: int) -> dict[str, Any]:
+    """The idle truth-meter: connect truth and the meter's own error on the wire."""
+    paths = [f"/cal-{i}" for i in range(samples)]
+    cycles = [await raw_cycle(base_url + p.lstrip("/")) for p in paths]
+    await wire.wait_for(paths)
+    good = [(c, p) for c, p in zip(cycles, paths, strict=True) if c.ok]
     if not good:
         raise RuntimeError("calibration through the delay proxy failed")
+    connect = statistics.median(c.connect for c, _ in good if c.connect is not None)
+    pairs = [(c, Wire.truths(wire.by_path[p][-1])) for c, p in good if wire.by_path.get(p)]
+    wire_rtts = [t for _, truths in pairs for t in truths[1:4]]
     return {
-        "connect": statistics.median(c.connect for c in good if c.connect is not None),
-        "handshake": statistics.median(c.handshake for c in good if c.handshake is not None),
-        "ping": statistics.median(p for c in good for p in c.pings),
-        # The setup's own noise: how far the truth-meter itself strays from the median.
-        "_cycles": good,
+        "connect": connect,
+        "truth_ms": {
+            "connect": ms(connect),
+            "wire_ping_p50": ms(statistics.median(wire_rtts)) if wire_rtts else None,
+        },
+        "truth_meter": errors(pairs, connect),
     }
-
-
-def _errors(measured: list[Cycle], truth: dict[str, float]) -> dict[str, Any]:
-    per: dict[str, list[float]] = {"connect": [], "handshake": [], "ping": []}
-    for c in measured:
-        if c.connect is not None:
-            per["connect"].append(c.connect - truth["connect"])
-        if c.handshake is not None:
-            per["handshake"].append(c.handshake - truth["handshake"])
-        per["ping"].extend(p - truth["ping"] for p in c.pings)
-    return {phase: summary(values) for phase, values in per.items()}
 
 
 async def _level(
@@ -66,16 +127,17 @@ async def _level(
     *,
     direct_url: str,
     proxy_url: str,
+    wire: Wire,
     checks: int,
     duration: float,
-    truth: dict[str, float],
+    connect_truth: float,
 ) -> dict[str, Any]:
     monitor = LoopLagMonitor(budget=BUDGET)
     monitor.start()
     rate = checks / INTERVAL
     in_flight: set[asyncio.Task[Any]] = set()
     launched = dropped = 0
-    measured: list[Cycle] = []
+    measured: list[tuple[str, Cycle]] = []
     admit_waits: list[float] = []
     stop_at = time.perf_counter() + duration
 
@@ -84,15 +146,15 @@ async def _level(
         with contextlib.suppress(Exception):  # load cycles only make load
             await load(direct_url)
 
-    async def one_measure() -> None:
+    async def one_measure(path: str) -> None:
         admit_waits.append(await monitor.admit())
         t0 = time.perf_counter()
         try:
-            c = await measure(proxy_url)
+            c = await measure(proxy_url + path.lstrip("/"))
         except Exception:
             c = Cycle(ok=False)
         c.lag_suspect = c.lag_suspect or monitor.overlapped(t0, time.perf_counter())
-        measured.append(c)
+        measured.append((path, c))
 
     def spawn(coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -103,6 +165,7 @@ async def _level(
     next_measure = t0
     owed = 0.0
     last = t0
+    seq = 0
     while (now := time.perf_counter()) < stop_at:
         owed += (now - last) * rate
         last = now
@@ -114,15 +177,18 @@ async def _level(
             else:
                 dropped += 1
         if now >= next_measure:
-            spawn(one_measure())
+            spawn(one_measure(f"/m{checks}-{seq}"))
+            seq += 1
             next_measure += CADENCE
         await asyncio.sleep(0.005)
     if in_flight:
         await asyncio.wait(in_flight, timeout=15)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     await monitor.stop()
-    ok = [c for c in measured if c.ok]
-    clean = [c for c in ok if not c.lag_suspect]
+    ok = [(p, c) for p, c in measured if c.ok]
+    await wire.wait_for([p for p, _ in ok])
+    pairs = [(c, Wire.truths(wire.by_path[p][-1])) for p, c in ok if wire.by_path.get(p)]
+    clean = [(c, t) for c, t in pairs if not c.lag_suspect]
     return {
         "checks": checks,
         "target_probes_per_s": round(rate, 1),
@@ -131,52 +197,52 @@ async def _level(
         "cpu_share": round(cpu / wall, 3),
         "measured": len(measured),
         "measured_ok": len(ok),
-        "lag_suspect": len(ok) - len(clean),
+        "paired_with_wire": len(pairs),
+        "lag_suspect": sum(1 for c, _ in pairs if c.lag_suspect),
         "admit_wait": summary(admit_waits),
         "loop_lag": summary(monitor.drain_samples()),
-        "error_all": _errors(ok, truth),
-        "error_clean": _errors(clean, truth),
+        "error_all": errors(pairs, connect_truth),
+        "error_clean": errors(clean, connect_truth),
     }
 
 
-async def run(direct_url: str, proxy_url: str, *, quick: bool) -> dict[str, Any]:
+async def run(direct_url: str, proxy_url: str, lines: list[str], *, quick: bool) -> dict[str, Any]:
     """Calibrate through the proxy, then measure errors at each load level."""
     levels = [0, 1000, 10000] if quick else [0, 1000, 5000, 10000, 20000]
     duration = 4.0 if quick else 10.0
     wsprobe, note = wsprobe_engine()
     measure = wsprobe or bare_cycle
     load = wsprobe or bare_cycle
-    truth = await _calibrate(proxy_url, 30 if quick else 100)
+    wire = Wire(lines)
+    cal = await calibrate(proxy_url, wire, 30 if quick else 60)
     out: dict[str, Any] = {
         "delay_each_way_ms": ms(DELAY),
-        "truth_ms": {k: ms(v) for k, v in truth.items() if not k.startswith("_")},
-        "truth_meter_error": _errors(truth.pop("_cycles"), truth),
+        "truth_ms": cal["truth_ms"],
+        "truth_meter": cal["truth_meter"],
         "measuring_engine": "wsprobe" if wsprobe else "bare websockets (wsprobe missing)",
         "note": note,
         "levels": [],
     }
-    if wsprobe is None:
-        out["partial"] = (
-            "wsprobe engine missing: load and measurement by the bare loop, connect not measured"
-        )
     for checks in levels:
         level = await _level(
             load,
             measure,
             direct_url=direct_url,
             proxy_url=proxy_url,
+            wire=wire,
             checks=checks,
             duration=duration,
-            truth=truth,
+            connect_truth=cal["connect"],
         )
         out["levels"].append(level)
         print(
-            f"  fidelity {checks} checks: ping err p99 "
-            f"{level['error_all']['ping']['p99_ms']} ms "
-            f"(clean {level['error_clean']['ping']['p99_ms']}), handshake err p99 "
-            f"{level['error_all']['handshake']['p99_ms']} ms, loop lag p99 "
+            f"  fidelity {checks} checks: ping err p50/p99 "
+            f"{level['error_all']['ping']['p50_ms']}/{level['error_all']['ping']['p99_ms']} ms "
+            f"(clean p99 {level['error_clean']['ping']['p99_ms']}), handshake err p99 "
+            f"{level['error_all']['handshake']['p99_ms']} ms, connect err p99 "
+            f"{level['error_all']['connect']['p99_ms']} ms, loop lag p99 "
             f"{level['loop_lag']['p99_ms']} ms, suspect {level['lag_suspect']}/"
-            f"{level['measured_ok']}",
+            f"{level['paired_with_wire']}",
             flush=True,
         )
     return out

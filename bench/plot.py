@@ -8,6 +8,11 @@ from typing import Any
 __all__ = ["plot"]
 
 
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def plot(results: dict[str, Any], path: Path) -> str | None:
     """Write the figure to ``path``; returns why not when matplotlib is missing."""
     try:
@@ -26,7 +31,7 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
         if points and name in points[0]:
             ax.plot(conc, [p[name]["cycles_per_s"] for p in points], marker="o", label=name)
     ax.set(xscale="log", xlabel="concurrency", ylabel="probe cycles/s", title="Engine throughput")
-    ax.legend()
+    _legend(ax)
     ax = axes[0][1]
     for name in ("bare", "wsprobe"):
         if points and name in points[0]:
@@ -37,7 +42,7 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
                 label=name,
             )
     ax.set(xscale="log", xlabel="concurrency", ylabel="CPU ms / cycle", title="CPU per cycle")
-    ax.legend()
+    _legend(ax)
     fid = results.get("fidelity", {})
     levels = fid.get("levels", [])
     checks = [lv["checks"] for lv in levels]
@@ -55,7 +60,7 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
         ylabel="error ms (measured - truth)",
         title="Fidelity vs delay proxy",
     )
-    ax.legend()
+    _legend(ax)
     ax = axes[1][1]
     ax.plot(checks, [lv["loop_lag"]["p99_ms"] for lv in levels], marker="o", label="fidelity p99")
     for name in ("bare", "wsprobe"):
@@ -67,7 +72,7 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
                 label=f"engine {name} p99 (x = concurrency)",
             )
     ax.set(xscale="symlog", xlabel="checks / concurrency", ylabel="ms", title="Loop lag p99")
-    ax.legend()
+    _legend(ax)
     fig.suptitle(f"wsprobe bench {results.get('started', '')}")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

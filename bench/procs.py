@@ -12,9 +12,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -91,6 +92,8 @@ class Proc:
     popen: subprocess.Popen[str]
     port: int
     what: str
+    #: Lines printed after ``PORT``, when spawned with ``collect=True``.
+    lines: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -105,8 +108,13 @@ def spawn(
     what: str,
     ready_timeout: float = 30.0,
     env: dict[str, str] | None = None,
+    collect: bool = False,
 ) -> Proc:
-    """Start ``argv`` pinned to ``core`` and wait for its ``PORT <n>`` line."""
+    """Start ``argv`` pinned to ``core`` and wait for its ``PORT <n>`` line.
+
+    With ``collect``, a thread keeps reading its later lines into ``Proc.lines`` (so a
+    chatty child never blocks on a full pipe).
+    """
     if core is not None and shutil.which("taskset") and len(_CORES) > 1:
         argv = ["taskset", "-c", str(core), *argv]
     popen = subprocess.Popen(
@@ -123,10 +131,20 @@ def spawn(
         if not line:
             break
         if line.startswith("PORT "):
-            return Proc(popen, int(line.split()[1]), what)
+            proc = Proc(popen, int(line.split()[1]), what)
+            if collect:
+                threading.Thread(target=_drain, args=(popen, proc.lines), daemon=True).start()
+            return proc
     popen.kill()
     popen.wait()
     raise RuntimeError(f"{what} did not start (exit {popen.returncode})")
+
+
+def _drain(popen: subprocess.Popen[str], into: list[str]) -> None:
+    assert popen.stdout is not None
+    with contextlib.suppress(ValueError, OSError):  # closed by stop()
+        for line in popen.stdout:
+            into.append(line)
 
 
 def stop(proc: Proc) -> None:
@@ -178,19 +196,18 @@ def target_server(*, prefer_node: bool = True) -> Iterator[Proc]:
 
 @contextlib.contextmanager
 def delay_proxy(upstream_port: int, *, delay: float) -> Iterator[Proc]:
-    """A TCP relay to ``127.0.0.1:upstream_port`` adding ``delay`` seconds each way."""
+    """A TCP relay to ``127.0.0.1:upstream_port`` adding ``delay`` seconds each way.
+
+    Its per-connection timing records (JSON lines) accumulate in ``Proc.lines``.
+    """
     proc = spawn(
         [
-            sys.executable,
-            "-m",
-            "bench.proxy",
-            "--upstream-port",
-            str(upstream_port),
-            "--delay",
-            str(delay),
+            *(sys.executable, "-m", "bench.proxy", "--log"),
+            *("--upstream-port", str(upstream_port), "--delay", str(delay)),
         ],
         core=SERVER_CORE,
         what="delay-proxy",
+        collect=True,
     )
     try:
         yield proc

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import queue
 import socket
 import sys
@@ -35,7 +36,18 @@ def _hold_until(deadline: float) -> None:
         pass
 
 
-def _read(src: socket.socket, held: queue.SimpleQueue[tuple[float, bytes]], delay: float) -> None:
+class _Log:
+    """What one direction of one connection saw: arrival and delivery of each chunk."""
+
+    def __init__(self) -> None:
+        self.arrived: list[float] = []
+        self.delivered: list[float] = []
+        self.first = b""
+
+
+def _read(
+    src: socket.socket, held: queue.SimpleQueue[tuple[float, bytes]], delay: float, log: _Log
+) -> None:
     """Time-stamp each chunk the moment it is read; an empty chunk marks the end."""
     try:
         while True:
@@ -43,13 +55,16 @@ def _read(src: socket.socket, held: queue.SimpleQueue[tuple[float, bytes]], dela
             arrived = time.perf_counter()
             if not data:
                 break
+            if not log.arrived:
+                log.first = data[:200]
+            log.arrived.append(arrived)
             held.put((arrived + delay, data))
     except OSError:
         pass
     held.put((0.0, b""))
 
 
-def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket) -> None:
+def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket, log: _Log) -> None:
     """Send each chunk at its due time, then half-close ``dst``."""
     try:
         while True:
@@ -58,6 +73,7 @@ def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket) -
                 break
             _hold_until(due)
             dst.sendall(data)
+            log.delivered.append(time.perf_counter())
     except OSError:
         pass
     finally:
@@ -65,7 +81,30 @@ def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket) -
             dst.shutdown(socket.SHUT_WR)
 
 
-def _relay(client: socket.socket, upstream_port: int, delay: float) -> None:
+_print_lock = threading.Lock()
+
+
+def _report(accepted: float, up: _Log, down: _Log) -> None:
+    """One JSON line per connection: its request path and every chunk's timestamps.
+
+    ``perf_counter`` is CLOCK_MONOTONIC, shared by every process on the machine, so
+    the bench can compare these with its own readings.
+    """
+    line = up.first.split(b"\r\n", 1)[0].split(b" ")
+    path = line[1].decode("latin-1") if len(line) > 2 else ""
+    record = {
+        "path": path,
+        "accepted": accepted,
+        "up": [up.arrived, up.delivered],
+        "down": [down.arrived, down.delivered],
+    }
+    with _print_lock:
+        print(json.dumps(record), flush=True)
+
+
+def _relay(
+    client: socket.socket, upstream_port: int, delay: float, *, accepted: float, log: bool
+) -> None:
     """Relay one connection: a reader and a writer thread per direction.
 
     The client is read (and its chunks time-stamped) before the upstream connection
@@ -75,7 +114,8 @@ def _relay(client: socket.socket, upstream_port: int, delay: float) -> None:
     client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     upward: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
     downward: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
-    threads = [threading.Thread(target=_read, args=(client, upward, delay), daemon=True)]
+    up, down = _Log(), _Log()
+    threads = [threading.Thread(target=_read, args=(client, upward, delay, up), daemon=True)]
     threads[0].start()
     try:
         server = socket.create_connection(("127.0.0.1", upstream_port))
@@ -85,9 +125,9 @@ def _relay(client: socket.socket, upstream_port: int, delay: float) -> None:
         return
     server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     threads += [
-        threading.Thread(target=_deliver, args=(upward, server), daemon=True),
-        threading.Thread(target=_read, args=(server, downward, delay), daemon=True),
-        threading.Thread(target=_deliver, args=(downward, client), daemon=True),
+        threading.Thread(target=_deliver, args=(upward, server, up), daemon=True),
+        threading.Thread(target=_read, args=(server, downward, delay, down), daemon=True),
+        threading.Thread(target=_deliver, args=(downward, client, down), daemon=True),
     ]
     for thread in threads[1:]:
         thread.start()
@@ -95,6 +135,8 @@ def _relay(client: socket.socket, upstream_port: int, delay: float) -> None:
         thread.join()
     client.close()
     server.close()
+    if log:
+        _report(accepted, up, down)
 
 
 def main() -> None:
@@ -103,6 +145,7 @@ def main() -> None:
     parser.add_argument("--upstream-port", type=int, required=True)
     parser.add_argument("--delay", type=float, required=True, help="seconds, each direction")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--log", action="store_true", help="print one JSON line per connection")
     args = parser.parse_args()
     # Short GIL slices so a spinning relay thread delays the others by microseconds.
     sys.setswitchinterval(0.0001)
@@ -110,8 +153,12 @@ def main() -> None:
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     while True:
         client, _ = listener.accept()
+        accepted = time.perf_counter()
         threading.Thread(
-            target=_relay, args=(client, args.upstream_port, args.delay), daemon=True
+            target=_relay,
+            args=(client, args.upstream_port, args.delay),
+            kwargs={"accepted": accepted, "log": args.log},
+            daemon=True,
         ).start()
 
 
