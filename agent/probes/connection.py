@@ -330,9 +330,8 @@ def _handshake_failure(
         chosen = response.headers.get("Sec-WebSocket-Protocol")
         if chosen is not None:
             want = check.expect.subprotocol
-            raise SubprotocolMismatch(
-                want, chosen, detail="not among the requested subprotocols"
-            ) from cause
+            detail = "" if want is None else "it was not among the offered subprotocols"
+            raise SubprotocolMismatch(want, chosen, detail=detail) from cause
     if (
         isinstance(exc, Redirected)
         and isinstance(cause, wsx.InvalidStatus)

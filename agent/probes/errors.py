@@ -237,9 +237,11 @@ class SubprotocolMismatch(ProbeError):
         self.actual = actual
 
     def summary(self) -> str:
-        want = repr(self.expected) if self.expected else "no subprotocol"
         got = repr(self.actual) if self.actual else "none"
-        return f"expected subprotocol {want}, server chose {got}"
+        if self.expected is None:  # no expectation: the server chose one never offered
+            return f"server chose subprotocol {got}, which was not offered"
+        want = f"subprotocol {self.expected!r}" if self.expected else "no subprotocol"
+        return f"expected {want}, server chose {got}"
 
 
 class AuthRejected(ProbeError):

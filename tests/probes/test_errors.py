@@ -20,6 +20,7 @@ from agent.probes.errors import (
     HandshakeRejected,
     ProbeError,
     Redirected,
+    SubprotocolMismatch,
     map_errors,
     scrub,
 )
@@ -210,8 +211,20 @@ async def test_map_errors_never_swallows_cancellation() -> None:
         (Redirected(302, "wss://h.test/p?token=abc"), "HTTP 302 to wss://h.test/p?token=REDACTED"),
         (ConnectionClosed(4001, "kicked"), "code 4001 ('kicked')"),
         (ConnectionClosed(None), "without a close frame (1006)"),
+        (SubprotocolMismatch("chat.v2", "chat.v1"), "expected subprotocol 'chat.v2', server"),
+        (SubprotocolMismatch("", "chat.v1"), "expected no subprotocol, server chose 'chat.v1'"),
+        (SubprotocolMismatch(None, "x"), "server chose subprotocol 'x', which was not offered"),
     ],
-    ids=["status", "negative-upgraded", "redirect-redacted", "close-code", "abnormal"],
+    ids=[
+        "status",
+        "negative-upgraded",
+        "redirect-redacted",
+        "close-code",
+        "abnormal",
+        "subprotocol-other",
+        "subprotocol-none-wanted",
+        "subprotocol-not-offered",
+    ],
 )
 def test_messages_name_the_specifics(error: ProbeError, text: str) -> None:
     """Messages are built from structured fields and name status, code, location."""
