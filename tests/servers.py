@@ -71,9 +71,17 @@ class RawServer:
         self.connections = 0
         #: Set when the first connection arrives (wait on it, never sleep).
         self.connected = asyncio.Event()
+        #: Set while no connection handler is running.
+        self.idle = asyncio.Event()
+        self.idle.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections whose handler is still running."""
+        return len(self._writers)
 
     def url(self, path: str = "/", *, scheme: str | None = None, host: str = "127.0.0.1") -> str:
         """The ws(s):// URL of this server."""
@@ -83,6 +91,7 @@ class RawServer:
     async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.connected.set()
+        self.idle.clear()
         self._writers.add(writer)
         task = asyncio.current_task()
         assert task is not None
@@ -95,6 +104,8 @@ class RawServer:
             self._tasks.discard(task)
             self._writers.discard(writer)
             writer.transport.abort()
+            if not self._writers:
+                self.idle.set()
 
     async def __aenter__(self) -> RawServer:
         tls: dict[str, Any] = {}

@@ -55,3 +55,24 @@ async def test_thousand_failing_probes_leave_fds_and_tasks_at_baseline() -> None
     assert await _settled(baseline_fds, baseline_tasks), (
         f"fds {_open_fds()} > {baseline_fds} or tasks {len(asyncio.all_tasks())} > {baseline_tasks}"
     )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+@pytest.mark.parametrize("scheme", ["ws", "wss"], ids=["during-handshake", "during-tls"])
+async def test_cancelled_probe_propagates_and_closes_its_socket(scheme: str) -> None:
+    """Cancelling a run mid-connection raises CancelledError and leaks no socket."""
+    async with RawServer(silent) as srv:
+        check = make_check(srv.url(scheme=scheme), timeout=5.0)
+        await timed_probe(make_check(srv.url(scheme=scheme), timeout=0.05))  # warm caches
+        async with asyncio.timeout(2.0):
+            await srv.idle.wait()  # the warm-up's server side must be gone too
+        baseline_fds, baseline_tasks = _open_fds(), len(asyncio.all_tasks())
+        srv.connected.clear()
+        task = asyncio.create_task(timed_probe(check))
+        async with asyncio.timeout(2.0):
+            await srv.connected.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The server side of the connection is still open until the server exits.
+        assert await _settled(baseline_fds + 1, baseline_tasks + 1)
