@@ -89,25 +89,32 @@ async def test_webhook_signature_verifies_on_receiver(
     assert request.headers["X-Wsprobe-Event"] == "resolved"
 
 
-def documented_verify() -> Any:
-    """The verification snippet from docs/alerting.md, executed as written."""
-    doc = (Path(__file__).parents[2] / "docs" / "alerting.md").read_text()
+def documented_verify(page: str = "docs/alerting.md") -> Any:
+    """The verification snippet from a documentation page, executed as written."""
+    doc = (Path(__file__).parents[2] / page).read_text()
     (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def verify" in b]
     namespace: dict[str, Any] = {}
     exec(snippet, namespace)  # noqa: S102 - our own documentation
     return namespace["verify"]
 
 
+@pytest.mark.parametrize("page", ["docs/alerting.md", "README.md"])
 @pytest.mark.parametrize(
     ("age", "secret", "accepted"),
     [(0, "new", True), (0, "old", True), (0, "wrong", False), (400, "new", False)],
     ids=["current-secret", "rotated-out-secret", "wrong-secret", "too-old"],
 )
 async def test_documented_snippet_verifies_real_requests(
-    receiver: Any, client: httpx.AsyncClient, samples: Any, age: float, secret: str, accepted: bool
+    receiver: Any,
+    client: httpx.AsyncClient,
+    samples: Any,
+    age: float,
+    secret: str,
+    accepted: bool,
+    page: str,
 ) -> None:
     """The docs' verify() accepts fresh requests signed with either secret, nothing else."""
-    verify_doc = documented_verify()
+    verify_doc = documented_verify(page)
     cfg = samples.receiver("webhook", receiver.url + "/hook", secret="new", secrets=["old"])
     delivery = Delivery(id="d-2", attempt=1, now=time.time() - age)
     await NOTIFIERS["webhook"].send(cfg, samples.event("firing"), delivery, client=client)
