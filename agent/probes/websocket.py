@@ -189,10 +189,9 @@ async def _one_ping(conn: ClientConnection, result: ProbeResult) -> None:
         await asyncio.wait((pong, closed), return_when=asyncio.FIRST_COMPLETED)
     finally:
         closed.cancel()
-    if not pong.done():
+    if not pong.done() or pong.exception() is not None:
+        # Closed or closing; closing_error() also knows a reset from a clean close.
         _raise_closing(conn)
-    with map_errors("ping"):
-        pong.result()
     result.pings.append(time.perf_counter() - t0)
 
 

@@ -60,9 +60,15 @@ def closing_error(conn: ClientConnection) -> wsx.ConnectionClosed:
     """
     protocol = conn.protocol
     if protocol.state is State.CLOSED:
-        return protocol.close_exc
-    rcvd, sent = protocol.close_rcvd, protocol.close_sent
-    then = protocol.close_rcvd_then_sent if rcvd is not None and sent is not None else None
-    exc = wsx.ConnectionClosedError(rcvd, sent, then)
-    exc.__cause__ = protocol.parser_exc
+        exc = protocol.close_exc
+    else:
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        then = protocol.close_rcvd_then_sent if rcvd is not None and sent is not None else None
+        exc = wsx.ConnectionClosedError(rcvd, sent, then)
+        exc.__cause__ = protocol.parser_exc
+    if isinstance(conn.connection_exc, OSError) and not isinstance(
+        exc.__cause__, wsx.WebSocketException
+    ):
+        # e.g. ConnectionResetError says "reset" where the parser only saw EOF (1006).
+        exc.__cause__ = conn.connection_exc
     return exc

@@ -261,3 +261,12 @@ async def test_oauth2_token_is_sent_as_bearer(ws_server: Any) -> None:
         await runner.cleanup()
     assert result.success, result.message
     assert seen == ["Bearer oa-555"]
+
+
+async def test_reset_after_101_message_says_reset() -> None:
+    """A TCP reset after the upgrade is named as such, not just as a missing close frame."""
+    async with RawServer(reset_after_101) as srv:
+        result, _ = await timed_probe(make_check(srv.url(), timeout=1.0))
+    assert result.reason is Reason.CLOSED
+    assert "1006" in result.message
+    assert "reset by peer" in result.message
