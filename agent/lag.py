@@ -96,7 +96,11 @@ class LoopLagMonitor:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start sampling the running loop; calling it twice is harmless."""
+        """Start sampling the running loop; calling it twice is harmless.
+
+        Raises:
+            RuntimeError: no event loop is running in this thread.
+        """
         if self.running:
             return
         loop = asyncio.get_running_loop()
