@@ -43,15 +43,15 @@ from agent.probes.errors import (
     ExpectTimeout,
     InternalError,
     ProbeError,
-    ProbeTimeout,
     map_errors,
     scrub,
 )
+from agent.probes.guard import run_guarded
 from agent.probes.matchers import UndefinedVariable
 from agent.probes.receive import wait_for_match
 from agent.probes.steps import payload_of, run_steps
 from agent.redact import redact_url
-from agent.result import ProbeResult, Reason
+from agent.result import ProbeResult
 
 __all__ = ["PUBLISHER", "run"]
 
@@ -251,20 +251,9 @@ async def run(check: CheckConfig) -> ProbeResult:
         check=check.name, kind=check.kind, url=redact_url(check.url), started_at=time.time()
     )
     relay = _Relay(check, result, start=time.perf_counter())
-    try:
-        async with asyncio.timeout(check.timeout + _GUARD_GRACE):
-            await relay.run()
-        result.success = result.reason is None
-    except ProbeError as exc:
-        result.fail(exc.reason, str(exc))
-    except TimeoutError:
-        result.fail(Reason.TIMEOUT, str(ProbeTimeout(phase=relay.phase, timeout=check.timeout)))
-    except Exception as exc:
-        log.exception("check %s: unexpected error in relay", check.name)
-        result.fail(Reason.INTERNAL, str(InternalError(type(exc).__name__)))
-    except BaseException:
-        relay.abort()
-        raise
+    await run_guarded(
+        check, result, relay.run, phase=lambda: relay.phase, abort=relay.abort, grace=_GUARD_GRACE
+    )
     if "total" not in result.phases:
         result.phases["total"] = time.perf_counter() - relay.start
     await relay.close()

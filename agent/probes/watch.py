@@ -20,7 +20,6 @@ Failures (a :class:`~agent.probes.errors.ProbeError` each)::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -31,12 +30,11 @@ from agent.config.steps import Matcher
 from agent.probes.connection import bounded, check_secrets, close_connection, open_connection
 from agent.probes.errors import (
     HandshakeRejected,
-    InternalError,
-    ProbeError,
     ProbeTimeout,
     map_errors,
     scrub,
 )
+from agent.probes.guard import run_guarded
 from agent.probes.steps import run_script, wait_for_match
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
@@ -135,30 +133,25 @@ async def run(check: CheckConfig) -> ProbeResult:
     deadline = start + check.timeout
     conn: ClientConnection | None = None
     variables: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(check.timeout + _GUARD_GRACE):
-            conn, variables = await open_session(check, result, deadline=deadline)
-            matcher = _data_matcher(check)
-            if matcher is not None:
-                t0 = time.perf_counter()
-                try:
-                    await wait_for_match(
-                        conn, matcher, variables=variables, until=deadline, phase="first_message"
-                    )
-                finally:
-                    result.phases["first_message"] = time.perf_counter() - t0
-        result.success = True
-    except ProbeError as exc:
-        result.fail(exc.reason, str(exc))
-    except TimeoutError:
-        result.fail(Reason.TIMEOUT, str(ProbeTimeout(phase="watch", timeout=check.timeout)))
-    except Exception as exc:
-        log.exception("check %s: unexpected error in watch probe", check.name)
-        result.fail(Reason.INTERNAL, str(InternalError(type(exc).__name__)))
-    except BaseException:
+
+    async def body() -> None:
+        nonlocal conn, variables
+        conn, variables = await open_session(check, result, deadline=deadline)
+        matcher = _data_matcher(check)
+        if matcher is not None:
+            t0 = time.perf_counter()
+            try:
+                await wait_for_match(
+                    conn, matcher, variables=variables, until=deadline, phase="first_message"
+                )
+            finally:
+                result.phases["first_message"] = time.perf_counter() - t0
+
+    def abort() -> None:
         if conn is not None:
             conn.transport.abort()
-        raise
+
+    await run_guarded(check, result, body, phase=lambda: "watch", abort=abort, grace=_GUARD_GRACE)
     result.phases["total"] = time.perf_counter() - start
     if conn is not None:
         polite = result.reason not in (Reason.TIMEOUT, Reason.PING_TIMEOUT)

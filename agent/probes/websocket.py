@@ -28,7 +28,6 @@ from agent.probes.connection import (
 from agent.probes.errors import (
     ConnectionClosed,
     HandshakeRejected,
-    InternalError,
     PingTimeout,
     ProbeError,
     ProbeTimeout,
@@ -36,6 +35,7 @@ from agent.probes.errors import (
     map_errors,
     scrub,
 )
+from agent.probes.guard import run_guarded
 from agent.probes.tls import warm_ssl_context
 from agent.probes.wsconn import ProbeConnection, closing_error
 from agent.redact import redact_url
@@ -74,22 +74,19 @@ async def run(check: CheckConfig) -> ProbeResult:
     deadline = start + check.timeout
     state = _RunState(start)
     token: str | None = None
-    try:
-        async with asyncio.timeout(check.timeout + _GUARD_GRACE):
-            token = await _probe(check, result, deadline, state)
-        result.success = result.reason is None
-    except ProbeError as exc:
-        result.fail(exc.reason, str(exc))
-    except TimeoutError:
-        result.fail(Reason.TIMEOUT, str(ProbeTimeout(phase=state.phase, timeout=check.timeout)))
-    except Exception as exc:
-        log.exception("check %s: unexpected error in probe", check.name)
-        result.fail(Reason.INTERNAL, str(InternalError(type(exc).__name__)))
-    except BaseException:
+
+    async def body() -> None:
+        nonlocal token
+        token = await _probe(check, result, deadline, state)
+
+    def abort() -> None:
         # Cancelled: no polite close, the caller wants us gone now.
         if state.conn is not None:
             state.conn.transport.abort()
-        raise
+
+    await run_guarded(
+        check, result, body, phase=lambda: state.phase, abort=abort, grace=_GUARD_GRACE
+    )
     if "total" not in result.phases:
         result.phases["total"] = time.perf_counter() - state.start
     if state.conn is not None:
