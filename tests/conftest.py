@@ -13,6 +13,7 @@ import pytest
 import trustme
 from websockets.asyncio.server import serve
 
+from tests.http_receiver import HttpReceiver
 from tests.servers import echo
 
 
@@ -81,3 +82,14 @@ async def ws_server() -> AsyncIterator[WsServerFactory]:
     for server in servers:
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[HttpReceiver]:
+    """A started real HTTP receiver on loopback that records requests; stopped after."""
+    server = HttpReceiver()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
