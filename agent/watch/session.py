@@ -25,12 +25,13 @@ from websockets.asyncio.client import ClientConnection
 from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
 from agent.probes.connection import check_secrets
-from agent.probes.errors import PingTimeout, ProbeError, map_errors, scrub
+from agent.probes.errors import ProbeError, map_errors, scrub
 from agent.probes.watch import new_result, open_session
 from agent.result import ProbeResult, Reason
 from agent.watch.backoff import Backoff
 from agent.watch.liveness import Verdict, WatchStats, judge
 from agent.watch.messages import FeedState
+from agent.watch.pinger import Pinger
 from agent.watch.report import liveness_result
 
 __all__ = ["GOING_AWAY", "WatchSession"]
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 
 #: Close code sent by :meth:`WatchSession.stop` by default (RFC 6455 "going away").
 GOING_AWAY = 1001
-#: Protocol ping RTTs kept between two reports; older ones are dropped.
-_MAX_RTTS = 16
 
 
 class WatchSession:
@@ -64,15 +63,11 @@ class WatchSession:
         "_gaps_reported",
         "_grace_handle",
         "_last_live",
-        "_last_rtt",
         "_new_connect",
-        "_ping_failure",
-        "_ping_handle",
-        "_ping_task",
+        "_pinger",
         "_random",
         "_reconnects",
         "_report_handle",
-        "_rtts",
         "_session_wall",
         "_stale_handle",
         "_state_since",
@@ -108,15 +103,11 @@ class WatchSession:
         self._conn: ClientConnection | None = None
         self._connect_result: ProbeResult | None = None
         self._new_connect = False
-        self._ping_task: asyncio.Task[None] | None = None
-        self._ping_failure: ProbeError | None = None
+        self._pinger = Pinger(interval=self.watch.ping_interval, timeout=check.ping_timeout)
         self._report_handle: asyncio.TimerHandle | None = None
-        self._ping_handle: asyncio.TimerHandle | None = None
         self._stale_handle: asyncio.TimerHandle | None = None
         self._grace_handle: asyncio.TimerHandle | None = None
         self._reconnects: dict[str, int] = {}
-        self._rtts: list[float] = []
-        self._last_rtt: float | None = None
         self._gaps_reported = 0
         self._watching_since = 0.0
         self._state_since = 0.0  # when the current connected/disconnected state began
@@ -153,12 +144,13 @@ class WatchSession:
             code: WebSocket close code sent to the server (1001 "going away").
         """
         self._stopping = True
-        for handle in (self._report_handle, self._ping_handle, self._stale_handle):
+        for handle in (self._report_handle, self._stale_handle):
             if handle is not None:
                 handle.cancel()
         self._cancel_grace()
         conn = self._conn
-        tasks = {t for t in (self._task, self._ping_task) if t is not None and not t.done()}
+        ping_task = self._pinger.stop()
+        tasks = {t for t in (self._task, ping_task) if t is not None and not t.done()}
         for task in tasks:
             task.cancel()
         if tasks:
@@ -179,7 +171,7 @@ class WatchSession:
             last_message_ts=feed.last_message_ts,
             messages_total=feed.messages,
             session_started=self._session_wall,
-            last_rtt=self._last_rtt,
+            last_rtt=self._pinger.last_rtt,
             stale=self._quiet_for(time.perf_counter()) >= (self.watch.stale_after or float("inf")),
             matched_total=feed.matched,
             answered_total=feed.answered,
@@ -248,14 +240,13 @@ class WatchSession:
         # holds thousands of sessions. (The response stays: websockets' parser holds it.)
         conn.request = None
         self._conn = conn
-        self._ping_failure = None
         self._connect_result = result
         self._new_connect = True
         self._feed.connected(variables)
         self._connected_at = self._state_since = time.perf_counter()
         self._session_wall = time.time()
         self._cancel_grace()
-        self._arm_ping()
+        self._pinger.start(conn)
         self._arm_stale()  # a stall noticed while disconnected must still be reported
         self._maybe_report()
         return conn
@@ -273,17 +264,13 @@ class WatchSession:
         except ProbeError as exc:
             # A ping timeout aborts the transport, so the reader sees a lost
             # connection; the cause worth reporting is the missing pong.
-            failure = self._ping_failure or exc
+            failure = self._pinger.failure or exc
             reason, message = failure.reason, str(failure)
         except Exception as exc:  # a bug must not end the session
             log.exception("watch %s: unexpected error while reading", self.check.name)
             reason, message = Reason.INTERNAL, f"internal error ({type(exc).__name__})"
         finally:
-            if self._ping_handle is not None:
-                self._ping_handle.cancel()
-                self._ping_handle = None
-            if self._ping_task is not None and not self._ping_task.done():
-                self._ping_task.cancel()
+            self._pinger.stop()
             self._conn = None
             self._session_wall = None
             if not self._stopping:
@@ -313,42 +300,6 @@ class WatchSession:
         if self._stale_handle is None:
             self._arm_stale()
             self._maybe_report()
-
-    # ------------------------------------------------------------------ pings
-
-    def _arm_ping(self) -> None:
-        if self.watch.ping_interval is None or self._stopping:
-            return
-        loop = asyncio.get_running_loop()
-        self._ping_handle = loop.call_later(self.watch.ping_interval, self._ping_due)
-
-    def _ping_due(self) -> None:
-        self._ping_handle = None
-        conn = self._conn
-        if conn is None or self._stopping:
-            return
-        self._ping_task = asyncio.get_running_loop().create_task(self._ping(conn))
-
-    async def _ping(self, conn: ClientConnection) -> None:
-        timeout = self.check.ping_timeout
-        start = time.perf_counter()
-        try:
-            with map_errors("ping"):
-                waiter = await conn.ping()
-                async with asyncio.timeout(timeout):
-                    await waiter
-        except ProbeError as exc:
-            if exc.reason is Reason.TIMEOUT:
-                # A dead peer never answers a close either: drop the transport now.
-                self._ping_failure = PingTimeout(index=0, timeout=timeout)
-                conn.transport.abort()
-            return
-        rtt = time.perf_counter() - start
-        self._last_rtt = rtt
-        self._rtts.append(rtt)
-        del self._rtts[:-_MAX_RTTS]
-        if self._conn is conn:
-            self._arm_ping()
 
     # ------------------------------------------------------------------ timers and reports
 
@@ -426,12 +377,11 @@ class WatchSession:
             verdict,
             connect=self._connect_result if connected else None,
             first_after_connect=connected and self._new_connect,
-            pings=self._rtts,
+            pings=self._pinger.take_rtts(),
             new_gaps=self._feed.gaps - self._gaps_reported,
         )
         if connected:
             self._new_connect = False
-        self._rtts = []
         self._gaps_reported = self._feed.gaps
         try:
             self.on_result(result)

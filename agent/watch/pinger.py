@@ -1,0 +1,107 @@
+"""Protocol pings on a held connection: one timer, at most one ping in flight.
+
+RTTs are timed with ``time.perf_counter()`` around the ping frame and its pong. A pong
+that does not come within ``timeout`` records a :class:`PingTimeout` and aborts the
+transport, so the session's reader sees the connection end and reports the missing pong
+as the cause (a dead peer would not answer a close either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from websockets.asyncio.client import ClientConnection
+
+from agent.probes.errors import PingTimeout, ProbeError, map_errors
+from agent.result import Reason
+
+__all__ = ["MAX_RTTS", "Pinger"]
+
+#: Ping RTTs kept between two reports; older ones are dropped.
+MAX_RTTS = 16
+
+
+class Pinger:
+    """Pings one connection every ``interval`` seconds until stopped.
+
+    Args:
+        interval: seconds between pings; None turns pinging off.
+        timeout: seconds to wait for each pong.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_handle",
+        "_interval",
+        "_rtts",
+        "_task",
+        "_timeout",
+        "failure",
+        "last_rtt",
+    )
+
+    def __init__(self, *, interval: float | None, timeout: float) -> None:
+        self._interval = interval
+        self._timeout = timeout
+        self._conn: ClientConnection | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._rtts: list[float] = []
+        #: Why the current connection's pinging failed (a missing pong), else None.
+        self.failure: ProbeError | None = None
+        #: Round trip of the last answered ping, seconds (kept across connections).
+        self.last_rtt: float | None = None
+
+    def start(self, conn: ClientConnection) -> None:
+        """Ping ``conn`` from now on; forgets the previous connection's failure."""
+        self._conn = conn
+        self.failure = None
+        self._arm()
+
+    def stop(self) -> asyncio.Task[None] | None:
+        """Stop pinging; returns the cancelled in-flight ping task, if any, to await."""
+        self._conn = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            return task
+        return None
+
+    def take_rtts(self) -> list[float]:
+        """The RTTs measured since the last call (at most :data:`MAX_RTTS`)."""
+        rtts, self._rtts = self._rtts, []
+        return rtts
+
+    def _arm(self) -> None:
+        if self._interval is None or self._conn is None:
+            return
+        self._handle = asyncio.get_running_loop().call_later(self._interval, self._due)
+
+    def _due(self) -> None:
+        self._handle = None
+        conn = self._conn
+        if conn is not None:
+            self._task = asyncio.get_running_loop().create_task(self._ping(conn))
+
+    async def _ping(self, conn: ClientConnection) -> None:
+        start = time.perf_counter()
+        try:
+            with map_errors("ping"):
+                waiter = await conn.ping()
+                async with asyncio.timeout(self._timeout):
+                    await waiter
+        except ProbeError as exc:
+            if exc.reason is Reason.TIMEOUT:
+                self.failure = PingTimeout(index=0, timeout=self._timeout)
+                conn.transport.abort()
+            return
+        rtt = time.perf_counter() - start
+        self.last_rtt = rtt
+        self._rtts.append(rtt)
+        del self._rtts[:-MAX_RTTS]
+        if self._conn is conn:
+            self._arm()
