@@ -20,8 +20,8 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from websockets import exceptions as wsx
@@ -167,31 +167,35 @@ async def _resolve(check: CheckConfig, host: str, port: int, deadline: float) ->
     return infos
 
 
-async def _connect(infos: list[Any], result: ProbeResult, deadline: float) -> socket.socket:
+async def _connect(
+    infos: list[Any],
+    result: ProbeResult,
+    deadline: float,
+    factory: Callable[[], asyncio.Protocol],
+) -> tuple[asyncio.Transport, asyncio.Protocol]:
     loop = asyncio.get_running_loop()
     last: ProbeError | None = None
     # One connection per run, but every resolved address may be tried for it
     # (e.g. localhost -> ::1 refused, then 127.0.0.1), like any client does.
-    for family, type_, proto, _, sockaddr in infos:
-        sock = socket.socket(family, type_, proto)
-        sock.setblocking(False)
+    for family, _type, proto, _, sockaddr in infos:
         result.peer_ip = str(sockaddr[0])
         try:
             with map_errors("connect"):
                 async with bounded(deadline):
-                    await loop.sock_connect(sock, sockaddr)
+                    # create_connection with the numeric address, not sock_connect:
+                    # uvloop's sock_connect resolves the address again in its thread
+                    # pool (more than twice the CPU per connection, bench/README.md).
+                    transport, protocol = await loop.create_connection(
+                        factory, host=sockaddr[0], port=sockaddr[1], family=family, proto=proto
+                    )
         except ProbeError as exc:
-            sock.close()
             where = _format_addr(sockaddr)
             exc.detail = f"{where}: {exc.detail}" if exc.detail else where
             if isinstance(exc.__cause__, TimeoutError):
                 raise
             last = exc
             continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        return transport, protocol
     assert last is not None
     raise last
 
@@ -228,7 +232,6 @@ async def _open_once(
     host = parts.hostname or ""
     port = parts.port or (443 if secure else 80)
     ctx = build_ssl_context(check.tls, check_name=check.name) if secure else None
-    loop = asyncio.get_running_loop()
 
     t0 = time.perf_counter()
     try:
@@ -236,13 +239,7 @@ async def _open_once(
     finally:
         add_phase(result, "resolve", time.perf_counter() - t0)
 
-    t0 = time.perf_counter()
-    try:
-        sock = await _connect(infos, result, deadline)
-    finally:
-        add_phase(result, "connect", time.perf_counter() - t0)
-
-    def factory() -> ClientConnection:
+    def factory() -> ProbeConnection:
         return ProbeConnection(
             _protocol(check, url),
             ping_interval=None,
@@ -252,34 +249,60 @@ async def _open_once(
 
     t0 = time.perf_counter()
     try:
-        if ctx is not None:
-            # The socket is connected: create_connection only runs the TLS handshake.
-            remaining = max(deadline - t0, 0.001)
-            with map_errors("tls"):
-                async with bounded(deadline):
-                    _, conn = await loop.create_connection(
-                        factory,
-                        sock=sock,
-                        ssl=ctx,
-                        server_hostname=check.tls.server_name or host,
-                        ssl_handshake_timeout=remaining,
-                    )
-            result.tls = tls_info(conn.transport.get_extra_info("ssl_object"))
-        else:
-            _, conn = await loop.create_connection(factory, sock=sock)
+        # With TLS, the TCP connection first gets a placeholder protocol: the
+        # WebSocket connection is only made once the TLS handshake is done.
+        transport, protocol = await _connect(
+            infos, result, deadline, asyncio.Protocol if ctx is not None else factory
+        )
+    finally:
+        add_phase(result, "connect", time.perf_counter() - t0)
+
+    if ctx is None:
+        conn = cast("ProbeConnection", protocol)
+    else:
+        conn = await _start_tls(check, result, transport, factory(), ctx, host, deadline)
+    return await _handshake(check, result, conn, headers, deadline, time.perf_counter())
+
+
+async def _start_tls(
+    check: CheckConfig,
+    result: ProbeResult,
+    transport: asyncio.Transport,
+    conn: ProbeConnection,
+    ctx: ssl.SSLContext,
+    host: str,
+    deadline: float,
+) -> ProbeConnection:
+    """TLS on the connected transport, timed as its own phase; then hand it to ``conn``."""
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    try:
+        remaining = max(deadline - t0, 0.001)
+        with map_errors("tls"):
+            async with bounded(deadline):
+                tls_transport = await loop.start_tls(
+                    transport,
+                    conn,
+                    ctx,
+                    server_hostname=check.tls.server_name or host,
+                    ssl_handshake_timeout=remaining,
+                )
+            if tls_transport is None:  # typeshed allows it; asyncio never returns it
+                raise ConnectionAbortedError("connection lost during TLS")
+        # start_tls() leaves connection_made to its caller.
+        conn.connection_made(tls_transport)
+        result.tls = tls_info(tls_transport.get_extra_info("ssl_object"))
     except ProbeError as exc:
-        sock.close()  # idempotent; create_connection may already have closed it
+        transport.abort()  # idempotent; start_tls may already have closed it
         if isinstance(exc.__cause__, TimeoutError):
             exc.detail = f"timed out after {time.perf_counter() - t0:.2f}s"
         raise
     except BaseException:
-        sock.close()
+        transport.abort()
         raise
     finally:
-        if ctx is not None:
-            add_phase(result, "tls", time.perf_counter() - t0)
-
-    return await _handshake(check, result, conn, headers, deadline, time.perf_counter())
+        add_phase(result, "tls", time.perf_counter() - t0)
+    return conn
 
 
 async def _handshake(
