@@ -14,7 +14,9 @@ Also holds :class:`Histogram`, the per-series accumulator, and the blackbox-comp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
+from itertools import accumulate
+from time import perf_counter
 
 from agent.result import ProbeResult
 
@@ -22,8 +24,10 @@ __all__ = [
     "BLACKBOX",
     "LAG_BUCKETS",
     "LATENCY_BUCKETS",
+    "PHASE_BUCKETS",
     "RESULTS",
     "Histogram",
+    "Pieces",
     "blackbox_lines",
     "fmt",
     "header",
@@ -36,6 +40,11 @@ __all__ = [
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+#: Seconds; phase durations, two buckets per decade (1, 2.5) from 1 ms to 10 s. Coarser
+#: than :data:`LATENCY_BUCKETS` because a check exports one such histogram per phase it
+#: measures (six for a plain ``ws://`` probe): the bulk of the exposition. The fine
+#: sub-millisecond grid stays on ``wsprobe_ping_rtt_seconds``.
+PHASE_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.01, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0)
 #: Seconds of scheduler and event-loop lag: healthy is well under 10 ms.
 #: Sub-millisecond buckets so the "loop lag p99 < 2 ms" target is readable from them.
 LAG_BUCKETS: tuple[float, ...] = (
@@ -87,10 +96,11 @@ def header(name: str, doc: str, typ: str) -> str:
 _LE_CACHE: dict[tuple[float, ...], tuple[str, ...]] = {}
 
 
-def _le_labels(buckets: tuple[float, ...]) -> tuple[str, ...]:
+def _le_values(buckets: tuple[float, ...]) -> tuple[str, ...]:
+    """The quoted ``le`` label values of ``buckets``, then ``"+Inf"``."""
     cached = _LE_CACHE.get(buckets)
     if cached is None:
-        cached = _LE_CACHE[buckets] = (*(f'le="{b!r}"' for b in buckets), 'le="+Inf"')
+        cached = _LE_CACHE[buckets] = (*(f'"{b!r}"' for b in buckets), '"+Inf"')
     return cached
 
 
@@ -114,19 +124,78 @@ class Histogram:
                 self.counts[i] += 1
                 break
 
-    def lines(self, name: str, base: str, extra: str = "") -> Iterator[str]:
+    def lines(self, name: str, base: str, extra: str = "") -> list[str]:
         """The ``_bucket``, ``_count`` and ``_sum`` sample lines of this histogram."""
         prefix = f"{base},{extra}" if base and extra else base or extra
-        sep = "," if prefix else ""
-        cumulative = 0
-        les = _le_labels(self.buckets)
-        for le, n in zip(les, self.counts, strict=False):
-            cumulative += n
-            yield f"{name}_bucket{{{prefix}{sep}{le}}} {cumulative}\n"
-        yield f"{name}_bucket{{{prefix}{sep}{les[-1]}}} {self.count}\n"
+        head = f"{name}_bucket{{{prefix},le=" if prefix else f"{name}_bucket{{le="
+        les = _le_values(self.buckets)
+        out = [f"{head}{le}}} {n}\n" for le, n in zip(les, accumulate(self.counts), strict=False)]
+        out.append(f"{head}{les[-1]}}} {self.count}\n")
         lbl = labels(prefix)
-        yield f"{name}_count{lbl} {self.count}\n"
-        yield f"{name}_sum{lbl} {fmt(self.sum)}\n"
+        out.append(f"{name}_count{lbl} {self.count}\n")
+        out.append(f"{name}_sum{lbl} {fmt(self.sum)}\n")
+        return out
+
+
+class Pieces:
+    """Accumulates exposition text and says when a piece is due.
+
+    A family's HELP/TYPE header is held back until its first sample, so families
+    without samples print nothing. Time is read every 256 units of work (an
+    ``add``; a ``costly`` one counts 256), so loops over thousands of checks with
+    nothing to say still end their piece on time.
+
+    Args:
+        chunk_bytes: a piece is due once it holds this many characters.
+        time_slice: seconds of work after which a piece is due anyway (possibly empty).
+    """
+
+    __slots__ = ("_buf", "_deadline", "_head", "_size", "_work", "chunk_bytes", "time_slice")
+
+    def __init__(self, chunk_bytes: int, time_slice: float) -> None:
+        self.chunk_bytes = chunk_bytes
+        self.time_slice = time_slice
+        self._buf: list[str] = []
+        self._size = 0
+        self._work = 0
+        self._head = ""
+        self._deadline = 0.0  # 0: set by the next add
+
+    def family(self, head: str) -> None:
+        """Start a family whose header goes before its first sample."""
+        self._head = head
+
+    def add(self, text: str, *, costly: bool = False) -> None:
+        """Append samples; ``costly`` when producing them took real work."""
+        if not self._deadline:
+            # The slice starts with work on this piece, not when the previous one was
+            # taken: the time the event loop spent elsewhere in between does not count.
+            self._deadline = perf_counter() + self.time_slice
+        self._work += 256 if costly else 1
+        if not text:
+            return
+        if self._head:
+            self._buf.append(self._head)
+            self._head = ""
+        self._buf.append(text)
+        self._size += len(text)
+
+    def due(self) -> bool:
+        """Whether the piece reached ``chunk_bytes`` or its time slice."""
+        if self._size >= self.chunk_bytes:
+            return True
+        if self._work < 256:
+            return False
+        self._work = 0
+        return perf_counter() >= self._deadline
+
+    def take(self) -> str:
+        """The piece so far (possibly empty) and a fresh start for the next one."""
+        piece = "".join(self._buf)
+        self._buf = []
+        self._size = self._work = 0
+        self._deadline = 0.0
+        return piece
 
 
 #: name -> (help, type) of the blackbox_exporter-compatible gauges, in output order.

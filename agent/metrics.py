@@ -22,22 +22,28 @@ from agent.config.models import CheckConfig
 from agent.exposition import (
     BLACKBOX,
     LAG_BUCKETS,
+    PHASE_BUCKETS,
     RESULTS,
     Histogram,
+    Pieces,
     blackbox_lines,
     fmt,
     header,
     label_str,
     labels,
 )
-from agent.metrics_watch import WatchStatsView, watch_families
+from agent.metrics_watch import Family, WatchStatsView, watch_families
 from agent.result import ProbeResult
 
-__all__ = ["CHUNK_LINES", "CheckSeries", "Metrics", "WatchStatsView"]
+__all__ = ["CHUNK_BYTES", "TIME_SLICE", "CheckSeries", "Metrics", "WatchStatsView"]
 
-#: Lines per piece of a chunked exposition: a few milliseconds of work each, well
-#: under the default 50 ms event-loop lag budget.
-CHUNK_LINES = 1000
+#: Bytes per piece of a chunked exposition. Joining cached blocks costs microseconds
+#: per 64 KiB; a piece this size is also big enough that aiohttp compresses it in a
+#: worker thread (over 4 KiB) rather than on the event loop.
+CHUNK_BYTES = 64 * 1024
+#: Seconds of rendering work (re-rendering changed checks, reading live series) after
+#: which a piece ends early, so no piece blocks the event loop longer than ~1 ms.
+TIME_SLICE = 0.001
 #: Label names the text format gives a meaning of its own.
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
 
@@ -58,6 +64,9 @@ class CheckSeries:
     ping_rtt: Histogram = field(default_factory=Histogram)
     phases: dict[str, Histogram] = field(default_factory=dict)
     relay: dict[str, Histogram] = field(default_factory=dict)
+    #: This check's text in each family of :data:`_CACHED`, or None when something
+    #: changed since it was rendered. Every update of the fields above must reset it.
+    block: tuple[str, ...] | None = None
 
 
 class Metrics:
@@ -124,6 +133,7 @@ class Metrics:
         series = self.series(check)
         if series is None:
             return False
+        series.block = None
         series.last = result
         series.last_duration = duration
         series.results["success" if result.success else "failure"] += 1
@@ -134,7 +144,7 @@ class Metrics:
         for rtt in result.pings:
             series.ping_rtt.observe(rtt)
         for phase, seconds in result.phases.items():
-            series.phases.setdefault(phase, Histogram()).observe(seconds)
+            series.phases.setdefault(phase, Histogram(PHASE_BUCKETS)).observe(seconds)
         for receiver, seconds in result.relay.items():
             series.relay.setdefault(receiver, Histogram()).observe(seconds)
         return True
@@ -144,6 +154,7 @@ class Metrics:
         entry = self._checks.get(check_name)
         if entry is not None:
             entry[1].skipped[reason] += 1
+            entry[1].block = None
 
     def notification(self, receiver: str, outcome: str) -> None:
         """Count one notification outcome (AlertService's ``on_notification``)."""
@@ -161,78 +172,56 @@ class Metrics:
         """The whole exposition in Prometheus text format, at once."""
         return "".join(self.render_chunks()).encode("utf-8")
 
-    def render_chunks(self, *, chunk_lines: int = CHUNK_LINES) -> Iterator[str]:
-        """The exposition in pieces of about ``chunk_lines`` lines.
+    def render_chunks(
+        self, *, chunk_bytes: int = CHUNK_BYTES, time_slice: float = TIME_SLICE
+    ) -> Iterator[str]:
+        """The exposition in pieces of about ``chunk_bytes`` or ``time_slice`` of work.
 
         Family by family (the text format wants a family's samples together), check by
-        check inside each; the web handler yields to the event loop between pieces so
-        a large scrape never stalls running probes.
+        check inside each. A check's samples of the families in :data:`_CACHED` are
+        rendered once per new result (see :attr:`CheckSeries.block`), so a scrape of
+        unchanged checks only joins strings; the web handler yields to the event loop
+        between pieces so a large scrape never stalls running probes. The blocks are
+        taken in the first family's pass, so every check appears with one consistent
+        block even if results arrive between pieces.
         """
-        checks = list(self._checks.values())
-        for name, doc, typ, lines_of in self._check_families():
-            buf: list[str] = []
-            started = False  # the HELP/TYPE header precedes the first sample only
-            for check, series in checks:
-                buf.extend(lines_of(check, series))
-                if len(buf) >= chunk_lines:
-                    if not started:
-                        buf.insert(0, header(name, doc, typ))
-                        started = True
-                    yield "".join(buf)
-                    buf = []
-            if buf:
-                if not started:
-                    buf.insert(0, header(name, doc, typ))
-                yield "".join(buf)
-        yield "".join(self._agent_lines())
+        out = Pieces(chunk_bytes, time_slice)
+        entries = list(self._checks.values())
+        blocks: list[tuple[str, ...]] = []
+        for index, (name, doc, typ, _) in enumerate(_CACHED):
+            out.family(header(name, doc, typ))
+            if index == 0:
+                for check, series in entries:
+                    block = series.block
+                    if block is None:  # new result since the last scrape: re-render
+                        block = series.block = _render_block(check, series)
+                        out.add(block[0], costly=True)
+                    else:
+                        out.add(block[0])
+                    blocks.append(block)
+                    if out.due():
+                        yield out.take()
+                continue
+            for block in blocks:
+                out.add(block[index])
+                if out.due():
+                    yield out.take()
+        for name, doc, typ, lines_of in self._live_families():
+            out.family(header(name, doc, typ))
+            live = entries
+            if name.startswith("wsprobe_watch_"):
+                live = [(c, s) for c, s in entries if c.kind == "watch"]
+            for check, series in live:
+                out.add("".join(lines_of(check, series)), costly=True)
+                if out.due():
+                    yield out.take()
+        out.family("")
+        out.add("".join(self._agent_lines()))
+        yield out.take()
 
-    def _check_families(
-        self,
-    ) -> list[tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]]:
-        def blackbox(name: str) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
-            def lines(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-                if s.last is None:
-                    return ()
-                return blackbox_lines(name, s.last, s.last_duration, s.base)
-
-            return lines
-
-        families: list[tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]]
-        families = [(name, doc, "gauge", blackbox(name)) for name, doc in BLACKBOX.items()]
-        families += [
-            ("wsprobe_probes_total", "Probe runs by result.", "counter", _results),
-            ("wsprobe_probe_failures_total", "Failed runs by reason.", "counter", _failures),
-            (
-                "wsprobe_probes_skipped_total",
-                "Scheduled runs that did not happen, by reason.",
-                "counter",
-                _skipped,
-            ),
-            (
-                "wsprobe_probes_lag_suspect_total",
-                "Runs whose timing overlapped an event-loop lag spike of the agent.",
-                "counter",
-                _lag_suspect,
-            ),
-            (
-                "wsprobe_ping_rtt_seconds",
-                "Round-trip time of protocol pings, in seconds.",
-                "histogram",
-                _ping_rtt,
-            ),
-            (
-                "wsprobe_phase_duration_seconds",
-                "Duration of each probe phase, in seconds.",
-                "histogram",
-                _phases,
-            ),
-            (
-                "wsprobe_relay_delivery_seconds",
-                "Relay delivery latency per receiving connection, in seconds.",
-                "histogram",
-                _relay,
-            ),
-        ]
+    def _live_families(self) -> list[Family]:
+        """Families read at scrape time (alert state, watch sessions): never cached."""
+        families: list[Family] = []
         if self.alert_firing is not None:
             firing = self.alert_firing
 
@@ -320,3 +309,55 @@ def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     for receiver, hist in s.relay.items():
         extra = label_str({"receiver": receiver})
         yield from hist.lines("wsprobe_relay_delivery_seconds", s.base, extra)
+
+
+def _blackbox(name: str) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
+    def lines(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+        if s.last is None:
+            return ()
+        return blackbox_lines(name, s.last, s.last_duration, s.base)
+
+    return lines
+
+
+#: Per-check families whose samples change only with a check's results (or skips),
+#: in output order: each check's text in them is cached in ``CheckSeries.block``.
+_CACHED: tuple[Family, ...] = (
+    *((name, doc, "gauge", _blackbox(name)) for name, doc in BLACKBOX.items()),
+    ("wsprobe_probes_total", "Probe runs by result.", "counter", _results),
+    ("wsprobe_probe_failures_total", "Failed runs by reason.", "counter", _failures),
+    (
+        "wsprobe_probes_skipped_total",
+        "Scheduled runs that did not happen, by reason.",
+        "counter",
+        _skipped,
+    ),
+    (
+        "wsprobe_probes_lag_suspect_total",
+        "Runs whose timing overlapped an event-loop lag spike of the agent.",
+        "counter",
+        _lag_suspect,
+    ),
+    (
+        "wsprobe_ping_rtt_seconds",
+        "Round-trip time of protocol pings, in seconds.",
+        "histogram",
+        _ping_rtt,
+    ),
+    (
+        "wsprobe_phase_duration_seconds",
+        "Duration of each probe phase, in seconds.",
+        "histogram",
+        _phases,
+    ),
+    (
+        "wsprobe_relay_delivery_seconds",
+        "Relay delivery latency per receiving connection, in seconds.",
+        "histogram",
+        _relay,
+    ),
+)
+
+
+def _render_block(check: CheckConfig, series: CheckSeries) -> tuple[str, ...]:
+    return tuple("".join(lines_of(check, series)) for _, _, _, lines_of in _CACHED)

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig
-from agent.exposition import render_probe
+from agent.exposition import PHASE_BUCKETS, render_probe
 from agent.metrics import Metrics
 from agent.result import ProbeResult, Reason, TLSInfo
 
@@ -171,7 +171,9 @@ def test_chunked_render_matches_whole(metrics: Metrics) -> None:
     for check in checks:
         metrics.observe(check, _ok(check), duration=0.02)
     whole = metrics.render().decode()
-    assert "".join(metrics.render_chunks(chunk_lines=5)) == whole
+    pieces = list(metrics.render_chunks(chunk_bytes=200))
+    assert len(pieces) > 7
+    assert "".join(pieces) == whole
     types = [line for line in whole.splitlines() if line.startswith("# TYPE")]
     assert len(types) == len(set(types))
     assert len(list(text_string_to_metric_families(whole))) == len(types)
@@ -239,3 +241,104 @@ def test_watch_session_series_read_from_stats(metrics: Metrics) -> None:
     assert get("wsprobe_watch_stale") == 0
     assert get("wsprobe_watch_gaps_total") == 3
     assert not any(n.startswith("wsprobe_watch_") for n in _with_checks(metrics, "plain"))
+
+
+def _phase_counts(metrics: Metrics, check: str) -> dict[str, float]:
+    samples = _samples(metrics.render().decode())
+    return {
+        dict(labels)["phase"]: value
+        for (name, labels), value in samples.items()
+        if name == "wsprobe_phase_duration_seconds_count" and ("check", check) in labels
+    }
+
+
+def test_unmeasured_phases_have_no_series(metrics: Metrics) -> None:
+    """A ws:// run without TLS, auth or steps exports histograms only for the phases it timed."""
+    check = _check("plain")
+    metrics.set_checks([check])
+    result = _ok(check)
+    del result.phases["tls"]
+    result.tls = None
+    metrics.observe(check, result, duration=0.02)
+    assert set(_phase_counts(metrics, "plain")) == {
+        "resolve", "connect", "handshake", "ping", "close", "total",
+    }  # fmt: skip
+    text = metrics.render().decode()
+    for phase in ("tls", "auth", "steps", "app_ping", "first_message"):
+        assert f'phase="{phase}"' not in text
+    assert "probe_tls_version_info" not in text
+
+
+def test_phase_histogram_buckets(metrics: Metrics) -> None:
+    """wsprobe_phase_duration_seconds has the documented buckets plus +Inf, cumulative."""
+    check = _check("feed")
+    metrics.set_checks([check])
+    metrics.observe(check, _ok(check), duration=0.02)
+    samples = _samples(metrics.render().decode())
+    les = {
+        dict(labels)["le"]: value
+        for (name, labels), value in samples.items()
+        if name == "wsprobe_phase_duration_seconds_bucket" and ("phase", "tls") in labels
+    }
+    assert sorted(float(le) for le in les) == [*PHASE_BUCKETS, float("inf")]
+    assert (les["0.0025"], les["0.01"], les["+Inf"]) == (0, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "update",
+    ["result", "skip"],
+    ids=["new-result", "skipped-run"],
+)
+def test_cached_block_renews_on_change(metrics: Metrics, update: str) -> None:
+    """A scrape after a new result or a skipped run shows it; an unchanged check reuses its text."""
+    feed, chat = _check("feed"), _check("chat")
+    metrics.set_checks([feed, chat])
+    metrics.observe(feed, _ok(feed), duration=0.02)
+    metrics.observe(chat, _ok(chat), duration=0.02)
+    first = metrics.render().decode()
+    chat_block = metrics.series(chat).block  # type: ignore[union-attr]
+    assert chat_block is not None
+    if update == "result":
+        metrics.observe(feed, _failed(feed), duration=0.5)
+    else:
+        metrics.skipped("feed", "missed")
+    second = metrics.render().decode()
+    assert metrics.series(chat).block is chat_block  # type: ignore[union-attr]
+    samples = _samples(second)
+    feed_labels = {("check", "feed"), ("location", "eu-1")}
+    if update == "result":
+        assert samples[("probe_success", frozenset(feed_labels))] == 0
+        failures = frozenset(feed_labels | {("reason", "handshake_status")})
+        assert samples[("wsprobe_probe_failures_total", failures)] == 1
+        assert (
+            samples[("wsprobe_probes_total", frozenset(feed_labels | {("result", "failure")}))] == 1
+        )
+    else:
+        skipped = frozenset(feed_labels | {("reason", "missed")})
+        assert samples[("wsprobe_probes_skipped_total", skipped)] == 1
+    assert second != first
+    assert metrics.render().decode() == second
+
+
+def test_live_series_not_cached(metrics: Metrics) -> None:
+    """Alert state is read at each scrape, even when the check's cached text is unchanged."""
+    firing: set[str] = set()
+    metrics.alert_firing = lambda name: name in firing
+    check = _check("feed")
+    metrics.set_checks([check])
+    metrics.observe(check, _ok(check), duration=0.02)
+    key = ("wsprobe_alert_firing", frozenset({("check", "feed"), ("location", "eu-1")}))
+    assert _samples(metrics.render().decode())[key] == 0
+    firing.add("feed")
+    assert _samples(metrics.render().decode())[key] == 1
+
+
+def test_scrape_pieces_are_time_bounded(metrics: Metrics) -> None:
+    """With a zero time slice every re-rendered check ends a piece, so the loop gets turns."""
+    checks = [_check(f"c{i}") for i in range(20)]
+    metrics.set_checks(checks)
+    for check in checks:
+        metrics.observe(check, _ok(check), duration=0.02)
+    pieces = list(metrics.render_chunks(time_slice=0.0))
+    assert len([p for p in pieces if p.startswith(("# HELP probe_success", "probe_success"))]) >= 19
+    assert "".join(pieces) == metrics.render().decode()
