@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types unit bench demo clean
+.PHONY: run test test-tools lint types unit bench demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,22 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest
 
-test: lint types unit
+test: test-tools lint types unit
+
+# Real promtool and Alertmanager for the tests that use them (they skip without).
+# Best effort, never fails: only as root where apt-get exists; ~30 s once, then free.
+# On a machine with systemd, Debian starts the packages' services (ports 9090/9093).
+test-tools:
+	@pkgs=""; \
+	command -v promtool >/dev/null || pkgs="prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || pkgs="$${pkgs:+$$pkgs }prometheus-alertmanager"; \
+	if [ -z "$$pkgs" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "test-tools: installing $$pkgs with apt-get (~30 s, once)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$pkgs; } >/dev/null 2>&1 \
+	  || echo "test-tools: could not install $$pkgs; their tests will be skipped"; \
+	else echo "test-tools: $$pkgs not installed (needs root and apt-get); their tests will be skipped"; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
