@@ -160,12 +160,16 @@ async def _drain(conn: ClientConnection) -> None:
         while True:
             await conn.recv()
     except Exception:  # ConnectionClosed, or a bug: either way reading is over
-        _closing(conn).set()
+        _probe_conn(conn).mark_closing()
+
+
+def _probe_conn(conn: ClientConnection) -> ProbeConnection:
+    assert isinstance(conn, ProbeConnection)  # open_connection always builds one
+    return conn
 
 
 def _closing(conn: ClientConnection) -> asyncio.Event:
-    assert isinstance(conn, ProbeConnection)  # open_connection always builds one
-    return conn.closing
+    return _probe_conn(conn).closing
 
 
 def _raise_closing(conn: ClientConnection) -> None:
@@ -174,22 +178,26 @@ def _raise_closing(conn: ClientConnection) -> None:
 
 
 async def _one_ping(conn: ClientConnection, result: ProbeResult) -> None:
-    """Ping once and time it; end early when the connection starts closing."""
-    closing = _closing(conn)
-    if closing.is_set():
+    """Ping once and time it; end early when the connection starts closing.
+
+    ``ProbeConnection`` fails the pong waiter as soon as closing starts, so the
+    pong is awaited directly. The RTT ends when the pong was parsed.
+    """
+    pconn = _probe_conn(conn)
+    if pconn.closing.is_set():
         _raise_closing(conn)
     t0 = time.perf_counter()
     with map_errors("ping"):
         pong = cast("asyncio.Future[float]", await conn.ping())
-    closed = asyncio.ensure_future(closing.wait())
     try:
-        await asyncio.wait((pong, closed), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        closed.cancel()
-    if not pong.done() or pong.exception() is not None:
+        if pconn.closing.is_set() and not pong.done():
+            raise closing_error(conn)  # closing started before this ping was sent
+        await pong
+    except Exception:
         # Closed or closing; closing_error() also knows a reset from a clean close.
         _raise_closing(conn)
-    result.pings.append(time.perf_counter() - t0)
+    pong_at = pconn.pong_at
+    result.pings.append((time.perf_counter() if pong_at is None else pong_at) - t0)
 
 
 async def _pings(

@@ -4,7 +4,13 @@ websockets only reports a close to readers and ping waiters once the TCP connect
 is gone, which a server may delay until ``close_timeout`` expires (it sent a close
 frame, or we failed the connection on a bad frame, and it keeps the socket open).
 A probe must not spend its deadline there: :attr:`ProbeConnection.closing` is set as
-soon as the closing handshake starts, and :func:`closing_error` says why.
+soon as the closing handshake starts, pending ping waiters fail at the same moment
+(so a ping needs no second task watching ``closing``), and :func:`closing_error`
+says why.
+
+:attr:`ProbeConnection.pong_at` is when the last solicited pong was parsed: a ping's
+RTT ends there, not when the waiting task is next scheduled (that wait is the agent's
+own delay, not the target's).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ class ProbeConnection(ClientConnection):
         self.closing = asyncio.Event()
         #: perf_counter() when the transport (TLS included) became ready.
         self.ready_at: float | None = None
+        #: perf_counter() when the last solicited pong was parsed.
+        self.pong_at: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.ready_at = time.perf_counter()
@@ -43,9 +51,25 @@ class ProbeConnection(ClientConnection):
         super().send_data()
         self._check_closing()
 
+    def acknowledge_pings(self, data: bytes) -> None:
+        if data in self.pending_pings:
+            self.pong_at = time.perf_counter()
+        super().acknowledge_pings(data)
+
     def _check_closing(self) -> None:
         if self.protocol.state in (State.CLOSING, State.CLOSED):
-            self.closing.set()
+            self.mark_closing()
+
+    def mark_closing(self) -> None:
+        """Set :attr:`closing` and fail pending ping waiters with :func:`closing_error`."""
+        self.closing.set()
+        waiters = [fut for fut, _sent in self.pending_pings.values() if not fut.done()]
+        if waiters:
+            exc = closing_error(self)
+            for fut in waiters:
+                fut.set_exception(exc)
+                # Marks it retrieved: a ping nobody awaits any more must not be logged.
+                fut.exception()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
