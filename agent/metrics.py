@@ -294,8 +294,8 @@ def _lag_suspect(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     return (f"wsprobe_probes_lag_suspect_total{{{s.base}}} {s.lag_suspect}\n",)
 
 
-def _ping_rtt(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    if not (s.ping_rtt.count or check.pings):
+def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
         return ()
     return s.ping_rtt.lines("wsprobe_ping_rtt_seconds", s.base)
 

@@ -264,9 +264,20 @@ def test_unmeasured_phases_have_no_series(metrics: Metrics) -> None:
         "resolve", "connect", "handshake", "ping", "close", "total",
     }  # fmt: skip
     text = metrics.render().decode()
+    assert "wsprobe_ping_rtt_seconds_count" in text
     for phase in ("tls", "auth", "steps", "app_ping", "first_message"):
         assert f'phase="{phase}"' not in text
     assert "probe_tls_version_info" not in text
+
+
+def test_no_histograms_before_a_measurement(metrics: Metrics) -> None:
+    """A check with pings that has not run, or failed before any phase, has no empty histograms."""
+    idle, failed = _check("idle"), _check("failed")
+    metrics.set_checks([idle, failed])
+    metrics.observe(failed, _failed(failed), duration=0.5)
+    names = _with_checks(metrics, "idle") | _with_checks(metrics, "failed")
+    assert not any(name.endswith(("_bucket", "_count", "_sum")) for name in names)
+    assert "wsprobe_probes_total" in _with_checks(metrics, "idle")
 
 
 def test_phase_histogram_buckets(metrics: Metrics) -> None:
