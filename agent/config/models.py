@@ -52,6 +52,7 @@ DEFAULT_HISTORY = 50
 DEFAULT_LOOP_LAG_BUDGET = 0.01
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def _config_file(value: str | None, info: ValidationInfo) -> str | None:
@@ -259,7 +260,9 @@ class CheckConfig(Frozen):
     def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
         reserved = {"check", "location", "phase", "reason", "result", "version", "receiver"}
         for key in value:
-            if not key.isidentifier() or key.startswith("__"):
+            # Prometheus' label grammar is ASCII-only: str.isidentifier() admits
+            # "équipe", which Alertmanager then refuses with a 400 (never retried).
+            if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
                 raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
             if key in reserved:
                 raise ValueError(f"label name {key!r} is reserved by wsprobe")

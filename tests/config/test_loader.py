@@ -41,6 +41,26 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
     (
+        "label-names-outside-prometheus-grammar",
+        {
+            "wsprobe.yaml": AGENT,
+            "checks/a.yaml": """\
+            checks:
+              - name: a
+                url: ws://127.0.0.1:1/
+                labels: {équipe: core}
+              - name: b
+                url: ws://127.0.0.1:1/
+                labels: {location: lab}
+            """,
+        },
+        [
+            "checks/a.yaml:4: checks[0].labels: label name 'équipe' is not a valid"
+            " Prometheus label name",
+            "checks/a.yaml:7: checks[1].labels: label name 'location' is reserved by wsprobe",
+        ],
+    ),
+    (
         "unknown-key-suggests",
         {
             "wsprobe.yaml": "agent:\n  locaton: x\ncheck_files: [checks/*.yaml]\n",
