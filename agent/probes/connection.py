@@ -16,6 +16,7 @@ Shared by the ``probe``, ``relay`` and ``watch`` kinds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -29,7 +30,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
+from websockets.uri import WebSocketURI, parse_uri
 
 from agent.config import CheckConfig
 from agent.probes.errors import (
@@ -143,12 +144,8 @@ def _check_subprotocol(check: CheckConfig, conn: ClientConnection) -> None:
 
 async def _resolve(check: CheckConfig, host: str, port: int, deadline: float) -> list[Any]:
     family = _FAMILIES[check.ip_version]
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:  # a literal needs no resolver round trip
-        fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    fam = _literal_family(host)
+    if fam is not None:  # a literal needs no resolver round trip
         if family not in (socket.AF_UNSPEC, fam):
             raise ResolveFailed(f"{host} is not an IPv{check.ip_version} address")
         return [(fam, socket.SOCK_STREAM, 0, "", (host, port))]
@@ -165,6 +162,22 @@ async def _resolve(check: CheckConfig, host: str, port: int, deadline: float) ->
     if not infos:
         raise ResolveFailed(f"no address for {host}")
     return infos
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_family(host: str) -> socket.AddressFamily | None:
+    """AF_INET/AF_INET6 for an IP literal, None for a name (cached: once per check)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_uri(url: str) -> WebSocketURI:
+    # Parsed once per URL, not per run; ClientProtocol only reads it.
+    return parse_uri(url)
 
 
 async def _connect(
@@ -208,7 +221,7 @@ def _format_addr(sockaddr: Any) -> str:
 def _protocol(check: CheckConfig, url: str) -> ClientProtocol:
     extensions = enable_client_permessage_deflate(None) if check.compression else None
     return ClientProtocol(
-        parse_uri(url),
+        _parse_uri(url),
         origin=None,
         extensions=extensions,
         subprotocols=[Subprotocol(s) for s in check.subprotocols] or None,

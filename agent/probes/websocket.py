@@ -211,11 +211,13 @@ async def _pings(
         for index in range(check.pings):
             by_ping_timeout = deadline - time.perf_counter() > check.ping_timeout
             try:
-                with map_errors("ping"):
-                    async with bounded(deadline, check.ping_timeout):
-                        await _one_ping(conn, result)
-            except ProbeError as exc:
-                if isinstance(exc.__cause__, TimeoutError):
+                # No map_errors here: _one_ping raises ProbeError already, and the
+                # timeout is told apart below (one generator context manager less
+                # per ping; anything else is an internal error for the guard).
+                async with bounded(deadline, check.ping_timeout):
+                    await _one_ping(conn, result)
+            except (TimeoutError, ProbeError) as exc:
+                if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
                     if by_ping_timeout:
                         raise PingTimeout(index=index, timeout=check.ping_timeout) from None
                     raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
