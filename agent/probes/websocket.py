@@ -205,25 +205,33 @@ async def _pings(
 ) -> None:
     if check.pings <= 0:
         return
+    loop = asyncio.get_running_loop()
     drain = asyncio.create_task(_drain(conn))
     t_phase = time.perf_counter()
+    index = 0
+    by_ping_timeout = False
     try:
-        for index in range(check.pings):
-            by_ping_timeout = deadline - time.perf_counter() > check.ping_timeout
-            try:
-                # No map_errors here: _one_ping raises ProbeError already, and the
-                # timeout is told apart below (one generator context manager less
-                # per ping; anything else is an internal error for the guard).
-                async with bounded(deadline, check.ping_timeout):
+        # One timeout box for all pings, re-armed per ping (ping_timeout or what is
+        # left of the deadline): a new asyncio.timeout per ping was measurable.
+        # No map_errors either: _one_ping raises ProbeError already; anything else
+        # is an internal error for the guard.
+        async with asyncio.timeout(None) as box:
+            for index in range(check.pings):  # noqa: B007 - the timeout handler reads it
+                remaining = deadline - time.perf_counter()
+                by_ping_timeout = remaining > check.ping_timeout
+                box.reschedule(loop.time() + max(min(remaining, check.ping_timeout), 0.0))
+                try:
                     await _one_ping(conn, result)
-            except (TimeoutError, ProbeError) as exc:
-                if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
-                    if by_ping_timeout:
-                        raise PingTimeout(index=index, timeout=check.ping_timeout) from None
-                    raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
-                if isinstance(exc, ConnectionClosed) and _closed_as_expected(check, exc):
-                    return
-                raise
+                except ProbeError as exc:
+                    if isinstance(exc.__cause__, TimeoutError):
+                        raise TimeoutError from None
+                    if isinstance(exc, ConnectionClosed) and _closed_as_expected(check, exc):
+                        return
+                    raise
+    except TimeoutError:
+        if by_ping_timeout:
+            raise PingTimeout(index=index, timeout=check.ping_timeout) from None
+        raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
     finally:
         result.phases["ping"] = time.perf_counter() - t_phase
         drain.cancel()

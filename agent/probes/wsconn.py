@@ -25,6 +25,8 @@ from websockets.protocol import State
 
 __all__ = ["ProbeConnection", "closing_error"]
 
+_CLOSING = (State.CLOSING, State.CLOSED)
+
 
 class ProbeConnection(ClientConnection):
     """A ClientConnection whose ``closing`` event fires when the close handshake starts."""
@@ -32,6 +34,8 @@ class ProbeConnection(ClientConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.closing = asyncio.Event()
+        # mark_closing() has run: later frames need no state check (hot path).
+        self._marked = False
         #: perf_counter() when the transport (TLS included) became ready.
         self.ready_at: float | None = None
         #: perf_counter() when the last solicited pong was parsed.
@@ -43,25 +47,24 @@ class ProbeConnection(ClientConnection):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        self._check_closing()
+        if not self._marked and self.protocol.state in _CLOSING:
+            self.mark_closing()
 
     def send_data(self) -> None:
         # Also runs when websockets fails the connection from recv() (invalid UTF-8
         # is detected there, not when the frame arrives).
         super().send_data()
-        self._check_closing()
+        if not self._marked and self.protocol.state in _CLOSING:
+            self.mark_closing()
 
     def acknowledge_pings(self, data: bytes) -> None:
         if data in self.pending_pings:
             self.pong_at = time.perf_counter()
         super().acknowledge_pings(data)
 
-    def _check_closing(self) -> None:
-        if self.protocol.state in (State.CLOSING, State.CLOSED):
-            self.mark_closing()
-
     def mark_closing(self) -> None:
         """Set :attr:`closing` and fail pending ping waiters with :func:`closing_error`."""
+        self._marked = True
         self.closing.set()
         waiters = [fut for fut, _sent in self.pending_pings.values() if not fut.done()]
         if waiters:
