@@ -25,10 +25,12 @@ from websockets.asyncio.client import ClientConnection
 from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
 from agent.probes.connection import check_secrets
-from agent.probes.errors import ProbeError, map_errors, scrub
+from agent.probes.errors import InternalError, ProbeError, scrub
+from agent.probes.translate import translate
 from agent.probes.watch import new_result, open_session
 from agent.result import ProbeResult, Reason
 from agent.watch.backoff import Backoff
+from agent.watch.gate import connect_gate
 from agent.watch.liveness import Verdict, WatchStats, judge
 from agent.watch.messages import FeedState
 from agent.watch.pinger import Pinger
@@ -50,6 +52,8 @@ class WatchSession:
         on_result: Called with a liveness result every ``check.interval`` and on
             every liveness change. Must not block.
         random: Returns a float in [0, 1) for backoff jitter; injected by tests.
+        gate: Bounds connection attempts in flight; default: the event loop's shared
+            gate (:func:`~agent.watch.gate.connect_gate`).
     """
 
     __slots__ = (
@@ -61,6 +65,7 @@ class WatchSession:
         "_down_reason",
         "_feed",
         "_gaps_reported",
+        "_gate",
         "_grace_handle",
         "_last_live",
         "_new_connect",
@@ -86,12 +91,14 @@ class WatchSession:
         *,
         on_result: Callable[[ProbeResult], None],
         random: Callable[[], float] = _random.random,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.check = check
         self.watch: WatchConfig = check.watch or WatchConfig()
         self.on_result = on_result
         self.gave_up = False
         self._random = random
+        self._gate = gate
         self._backoff = Backoff(
             initial_delay=self.watch.initial_delay,
             max_delay=self.watch.max_delay,
@@ -216,25 +223,27 @@ class WatchSession:
 
     async def _connect(self) -> ClientConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""
-        result = new_result(self.check)
-        start = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.check.timeout):
-                conn, variables = await open_session(
-                    self.check, result, deadline=start + self.check.timeout
-                )
-        except ProbeError as exc:
-            self._went_down(exc.reason, str(exc), was_connected=False)
-            return None
-        except TimeoutError:
-            message = f"connect and init exceeded {self.check.timeout:g}s"
-            self._went_down(Reason.TIMEOUT, message, was_connected=False)
-            return None
-        except Exception as exc:  # a bug must not end the session
-            log.exception("watch %s: unexpected error while connecting", self.check.name)
-            message = f"internal error ({type(exc).__name__})"
-            self._went_down(Reason.INTERNAL, message, was_connected=False)
-            return None
+        # Admitted first: the timeout covers the attempt, not the queue before it.
+        async with self._gate or connect_gate():
+            result = new_result(self.check)
+            start = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.check.timeout):
+                    conn, variables = await open_session(
+                        self.check, result, deadline=start + self.check.timeout
+                    )
+            except ProbeError as exc:
+                self._went_down(exc.reason, str(exc), was_connected=False)
+                return None
+            except TimeoutError:
+                message = f"connect and init exceeded {self.check.timeout:g}s"
+                self._went_down(Reason.TIMEOUT, message, was_connected=False)
+                return None
+            except Exception as exc:  # a bug must not end the session
+                log.exception("watch %s: unexpected error while connecting", self.check.name)
+                message = f"internal error ({type(exc).__name__})"
+                self._went_down(Reason.INTERNAL, message, was_connected=False)
+                return None
         result.phases["total"] = time.perf_counter() - start
         # The upgrade request's headers are of no use once connected, and an agent
         # holds thousands of sessions. (The response stays: websockets' parser holds it.)
@@ -253,22 +262,24 @@ class WatchSession:
 
     async def _hold(self, conn: ClientConnection) -> None:
         """Read until the connection ends; record why it ended."""
+        # translate() in the handler rather than a map_errors() block around the loop:
+        # a context manager would stay alive (generator, frame, bound __exit__: ~0.5 KiB)
+        # for the whole life of every held session.
         try:
-            with map_errors("watch"):
-                while True:
-                    matched, reply = self._feed.on_message(await conn.recv())
-                    if reply is not None:
-                        await conn.send(reply)
-                    elif matched and self.watch.stale_after is not None:
-                        self._fresh()
-        except ProbeError as exc:
+            while True:
+                matched, reply = self._feed.on_message(await conn.recv())
+                if reply is not None:
+                    await conn.send(reply)
+                elif matched and self.watch.stale_after is not None:
+                    self._fresh()
+        except Exception as exc:
+            error = translate(exc, "watch")
+            if isinstance(error, InternalError):  # a bug must not end the session
+                log.exception("watch %s: unexpected error while reading", self.check.name)
             # A ping timeout aborts the transport, so the reader sees a lost
             # connection; the cause worth reporting is the missing pong.
-            failure = self._pinger.failure or exc
+            failure = self._pinger.failure or error
             reason, message = failure.reason, str(failure)
-        except Exception as exc:  # a bug must not end the session
-            log.exception("watch %s: unexpected error while reading", self.check.name)
-            reason, message = Reason.INTERNAL, f"internal error ({type(exc).__name__})"
         finally:
             self._pinger.stop()
             self._conn = None
