@@ -40,12 +40,22 @@ class ProbeConnection(ClientConnection):
         self.ready_at: float | None = None
         #: perf_counter() when the last solicited pong was parsed.
         self.pong_at: float | None = None
+        # With TLS, loop.start_tls() delivers to this protocol but leaves
+        # connection_made to its caller, one loop turn later: what arrives in
+        # between is kept here and replayed (None once connection_made ran).
+        self._early: list[tuple[str, Any]] | None = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.ready_at = time.perf_counter()
         super().connection_made(transport)
+        early, self._early = self._early, None
+        for name, arg in early or ():
+            getattr(self, name)(*arg)
 
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            self._early.append(("data_received", (data,)))
+            return
         super().data_received(data)
         if not self._marked and self.protocol.state in _CLOSING:
             self.mark_closing()
@@ -74,7 +84,18 @@ class ProbeConnection(ClientConnection):
                 # Marks it retrieved: a ping nobody awaits any more must not be logged.
                 fut.exception()
 
+    def eof_received(self) -> None:
+        if self._early is not None:
+            self._early.append(("eof_received", ()))
+            return
+        super().eof_received()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._early is not None:
+            # TLS failed (connection_made will never come) or the peer left right
+            # after it: replayed by connection_made if the probe goes on.
+            self._early.append(("connection_lost", (exc,)))
+            return
         super().connection_lost(exc)
         self.closing.set()
 

@@ -6,11 +6,21 @@ import asyncio
 import gc
 import os
 import time
+from typing import Any
 
 import pytest
 
 from agent.result import Reason
-from tests.servers import RawServer, free_port, http_status, make_check, silent, timed_probe
+from tests.servers import (
+    Handler,
+    RawServer,
+    banner,
+    free_port,
+    http_status,
+    make_check,
+    silent,
+    timed_probe,
+)
 
 BATCH = 100
 
@@ -76,3 +86,24 @@ async def test_cancelled_probe_propagates_and_closes_its_socket(scheme: str) -> 
             await task
         # The server side of the connection is still open until the server exits.
         assert await _settled(baseline_fds + 1, baseline_tasks + 1)
+
+
+@pytest.mark.parametrize(
+    ("handler", "timeout"), [(banner, 2.0), (silent, 0.05)], ids=["not-tls", "tls-timeout"]
+)
+async def test_failed_tls_reports_nothing_to_the_loop(handler: Handler, timeout: float) -> None:
+    """A TLS failure is the result's reason only: no error from a callback in the loop."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        async with RawServer(handler) as srv:
+            for _ in range(5):
+                result, _ = await timed_probe(make_check(srv.url(scheme="wss"), timeout=timeout))
+                assert result.reason is Reason.TLS_HANDSHAKE, result.message
+        for _ in range(5):  # connection_lost callbacks run on the next loop turns
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
