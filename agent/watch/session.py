@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 #: Close code sent by :meth:`WatchSession.stop` by default (RFC 6455 "going away").
 GOING_AWAY = 1001
 
+# Shared by every check without a ``watch`` block (frozen): one copy per session would
+# cost ~1 KiB each (a pydantic model's __dict__ and fields-set).
+_DEFAULT_WATCH = WatchConfig()
+
 
 class WatchSession:
     """Holds one connection for a ``watch`` check for as long as it runs.
@@ -94,7 +98,7 @@ class WatchSession:
         gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.check = check
-        self.watch: WatchConfig = check.watch or WatchConfig()
+        self.watch: WatchConfig = check.watch or _DEFAULT_WATCH
         self.on_result = on_result
         self.gave_up = False
         self._random = random
