@@ -1,9 +1,10 @@
 """Scenario: memory per held watch session at 1,000 and 5,000 sessions.
 
 Each level runs in a fresh child process (bench/watch_child.py) pinned to the bench
-core: RSS after all sessions are connected minus RSS before they were created (the
-check configs already built), divided by the number of sessions. Counts the
-WatchSession, its websockets connection, buffers and tasks; not the check config.
+core: RSS once all sessions are connected and have sat idle for a few seconds minus
+RSS before they were created (the check configs already built), divided by the number
+of sessions. Counts the WatchSession, its websockets connection, buffers and tasks;
+not the check config, not the target server (another process).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Child process of the watch scenario: hold N WatchSessions, report RSS per session.
 
 ``python -m bench.watch_child N URL`` prints one JSON line. A separate process so
-the RSS measured holds nothing but the sessions (and the interpreter).
+the RSS measured holds nothing but the sessions (and the interpreter); the target
+server runs in its own process on the other core. Also reported: connection attempts
+that failed during the connect storm (each one a reconnect), and the CPU share of
+the process while all sessions are connected and idle (a busy loop shows here).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import uvloop
 from bench.procs import rss_kib
 
 __all__: list[str] = []
+
+#: Seconds all sessions sit connected and idle before RSS and idle CPU are read.
+IDLE_WINDOW = 3.0
 
 
 async def _hold(count: int, url: str) -> dict[str, object]:
@@ -49,6 +55,13 @@ async def _hold(count: int, url: str) -> dict[str, object]:
         s.start()
     connected = await _until(lambda: all(s.stats().connected for s in sessions), 60.0)
     took = time.perf_counter() - began
+    failed = sum(sum(s.stats().reconnects.values()) for s in sessions)
+    # Steady state: nothing due in the window (reports every 30 s, pings every 20 s),
+    # so any CPU spent here is a busy loop; RSS is read after it, all sessions idle.
+    gc.collect()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(IDLE_WINDOW)
+    idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - t0)
     gc.collect()
     after = rss_kib_self()
     n_connected = sum(1 for s in sessions if s.stats().connected)
@@ -58,6 +71,8 @@ async def _hold(count: int, url: str) -> dict[str, object]:
         "connected": n_connected,
         "all_connected": connected,
         "connect_all_s": round(took, 2),
+        "failed_attempts": failed,
+        "idle_cpu_share": round(idle_cpu, 4),
         "rss_kib_before": before,
         "rss_kib_after": after,
         "rss_kib_per_session": round((after - before) / count, 2),
