@@ -30,8 +30,8 @@ async def _hold(count: int, url: str) -> dict[str, object]:
     from agent.config.models import CheckConfig
     from agent.watch import WatchSession
 
-    def make(i: int) -> WatchSession:
-        check = CheckConfig.model_validate(
+    def make(i: int) -> CheckConfig:
+        return CheckConfig.model_validate(
             {
                 "name": f"watch-{i:05d}",
                 "kind": "watch",
@@ -40,13 +40,14 @@ async def _hold(count: int, url: str) -> dict[str, object]:
                 "timeout": 5,
             }
         )
-        return WatchSession(check, on_result=lambda _r: None)
 
     # Warm-up: one session connected, so imports and caches are in the baseline.
-    warm = make(-1)
+    warm = WatchSession(make(-1), on_result=lambda _r: None)
     warm.start()
     await _until(lambda: warm.stats().connected, 10.0)
-    checks_only = [make(i).check for i in range(count)]
+    # Only the checks, no throwaway sessions: freed objects would leave holes in the
+    # allocator's arenas that the sessions then fill, hiding part of their cost.
+    checks_only = [make(i) for i in range(count)]
     gc.collect()
     before = rss_kib_self()
     sessions = [WatchSession(c, on_result=lambda _r: None) for c in checks_only]
