@@ -141,8 +141,8 @@ class Pieces:
     """Accumulates exposition text and says when a piece is due.
 
     A family's HELP/TYPE header is held back until its first sample, so families
-    without samples print nothing. Time is read every 256 units of work (an
-    ``add``; a ``costly`` one counts 256), so loops over thousands of checks with
+    without samples print nothing. Time is read every 64 units of work (an
+    ``add``; a ``costly`` one counts 64), so loops over thousands of checks with
     nothing to say still end their piece on time.
 
     Args:
@@ -171,7 +171,7 @@ class Pieces:
             # The slice starts with work on this piece, not when the previous one was
             # taken: the time the event loop spent elsewhere in between does not count.
             self._deadline = perf_counter() + self.time_slice
-        self._work += 256 if costly else 1
+        self._work += 64 if costly else 1
         if not text:
             return
         if self._head:
@@ -184,7 +184,7 @@ class Pieces:
         """Whether the piece reached ``chunk_bytes`` or its time slice."""
         if self._size >= self.chunk_bytes:
             return True
-        if self._work < 256:
+        if self._work < 64:
             return False
         self._work = 0
         return perf_counter() >= self._deadline

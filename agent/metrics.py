@@ -212,7 +212,7 @@ class Metrics:
         for name, doc, typ, lines_of in self._live_families():
             out.family(header(name, doc, typ))
             # A live line costs a callback and an f-string: cheap enough for the time to
-            # be read every 256 of them rather than after each.
+            # be read every 64 of them rather than after each.
             for check, series in watches if name.startswith("wsprobe_watch_") else entries:
                 out.add("".join(lines_of(check, series)))
                 if out.due():
