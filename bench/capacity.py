@@ -154,16 +154,19 @@ def _level(url: str, proxy_port: int, checks: int, *, warm: float, window: float
             history_size=200,
         )
         argv = [sys.executable, "-m", "agent", "run", "-c", str(path)]
+        # The daemon's log goes to a file: a pipe read only at the end fills up under
+        # load (every missed run logs a line) and then blocks the daemon in logging.
+        log_path = Path(tmp) / "agent.log"
+        log_file = log_path.open("w")
         popen = subprocess.Popen(
             ["taskset", "-c", str(procs.BENCH_CORE), *argv],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=log_file,
         )
         try:
             ready = wait_ready(port, popen, timeout=120)
             if ready is None:
-                err = popen.stderr.read()[-2000:] if popen.poll() is not None else ""
+                err = log_path.read_text(errors="replace")[-2000:]
                 return {**out, "error": f"daemon not ready within 120 s {err}"}
             out["ready_s"] = round(ready, 2)
             time.sleep(warm)
@@ -182,8 +185,7 @@ def _level(url: str, proxy_port: int, checks: int, *, warm: float, window: float
             except subprocess.TimeoutExpired:
                 popen.kill()
                 popen.wait()
-            if popen.stderr:
-                popen.stderr.close()
+            log_file.close()
     span = t1 - t0
     probes = sum(v for k, v in c1.items() if k.startswith("wsprobe_probes_total{")) - sum(
         v for k, v in c0.items() if k.startswith("wsprobe_probes_total{")
