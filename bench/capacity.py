@@ -179,12 +179,7 @@ def _level(url: str, proxy_port: int, checks: int, *, warm: float, window: float
             results = _fidelity_results(port, wall0, wall1)
             (c0, b0), (c1, b1) = _parse(text0), _parse(text1)
         finally:
-            popen.terminate()
-            try:
-                popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+            procs.terminate(popen, timeout=15)
             log_file.close()
     span = t1 - t0
     probes = sum(v for k, v in c1.items() if k.startswith("wsprobe_probes_total{")) - sum(
@@ -241,12 +236,7 @@ def _idle_rss(url: str, checks: int) -> dict[str, Any]:
                 time.sleep(5)
                 out[f"rss_kib_{n}"] = procs.rss_kib(popen.pid)
             finally:
-                popen.terminate()
-                try:
-                    popen.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    popen.kill()
-                    popen.wait()
+                procs.terminate(popen, timeout=15)
     out["checks"] = checks
     out["rss_kib_per_idle_check"] = round(
         (out[f"rss_kib_{checks}"] - out["rss_kib_1"]) / (checks - 1), 2

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BENCH_CORE",
@@ -147,14 +148,19 @@ def _drain(popen: subprocess.Popen[str], into: list[str]) -> None:
             into.append(line)
 
 
+def terminate(popen: subprocess.Popen[Any], *, timeout: float = 5.0) -> None:
+    """SIGTERM a process and reap it; killed if it does not exit within ``timeout``."""
+    popen.terminate()
+    try:
+        popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
 def stop(proc: Proc) -> None:
     """Terminate a helper and reap it (killed if it does not exit within 5 s)."""
-    proc.popen.terminate()
-    try:
-        proc.popen.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.popen.kill()
-        proc.popen.wait()
+    terminate(proc.popen)
     if proc.popen.stdout:
         proc.popen.stdout.close()
 

@@ -78,12 +78,7 @@ def run(url: str, *, quick: bool) -> dict[str, Any]:
             if ready is not None:
                 out["daemon_rss_kib_at_ready"] = procs.rss_kib(popen.pid)
         finally:
-            popen.terminate()
-            try:
-                popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+            procs.terminate(popen, timeout=10)
     print(
         f"  startup {CHECKS} checks: load_config {out['load_config_s']} s, check-config "
         f"{out['check_config_process_s']} s, daemon ready {out.get('daemon_ready_s')} s",
