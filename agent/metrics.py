@@ -126,7 +126,8 @@ class Metrics:
     def series(self, check: CheckConfig) -> CheckSeries | None:
         """The series of ``check`` if that exact config is current, else None."""
         entry = self._checks.get(check.name)
-        if entry is None or entry[0] != check:
+        # Identity first: nearly always the same object, and pydantic's == walks every field.
+        if entry is None or (entry[0] is not check and entry[0] != check):
             return None
         return entry[1]
 

@@ -170,7 +170,9 @@ class Runner:
         Returns:
             False when ``check`` is no longer configured as it was, and nothing was kept.
         """
-        if self._checks.get(check.name) != check:
+        current = self._checks.get(check.name)
+        # Identity first: nearly always the same object, and pydantic's == walks every field.
+        if current is not check and current != check:
             return False
         self.metrics.observe(check, result, duration=duration)
         if self.store is not None:
