@@ -146,10 +146,19 @@ class Metrics:
             series.lag_suspect += 1
         for rtt in result.pings:
             series.ping_rtt.observe(rtt)
+        # get() before creating: setdefault would build (and drop) a Histogram per sample.
+        phases = series.phases
         for phase, seconds in result.phases.items():
-            series.phases.setdefault(phase, Histogram(PHASE_BUCKETS)).observe(seconds)
+            hist = phases.get(phase)
+            if hist is None:
+                hist = phases[phase] = Histogram(PHASE_BUCKETS)
+            hist.observe(seconds)
+        relay = series.relay
         for receiver, seconds in result.relay.items():
-            series.relay.setdefault(receiver, Histogram()).observe(seconds)
+            hist = relay.get(receiver)
+            if hist is None:
+                hist = relay[receiver] = Histogram()
+            hist.observe(seconds)
         return True
 
     def skipped(self, check_name: str, reason: str) -> None:

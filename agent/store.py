@@ -387,6 +387,10 @@ def _nested(obj: object) -> object:
     raise TypeError(f"cannot store {type(obj).__name__}")
 
 
+#: One encoder for every row: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_nested)
+
+
 def _encode(result: ProbeResult) -> str:
     """The JSON of ``result.to_json()``, built without its deep copy.
 
@@ -394,7 +398,7 @@ def _encode(result: ProbeResult) -> str:
     a history write; json serialises the live values directly (``Reason`` is a str).
     """
     fields = {name: getattr(result, name) for name in _RESULT_FIELDS}
-    return json.dumps(fields, separators=(",", ":"), default=_nested)
+    return _ENCODER.encode(fields)
 
 
 class _Transaction:

@@ -3,9 +3,13 @@
 Builds a generated 10,000-check config (``bench.gen``), a real :class:`Metrics`,
 :class:`Store` (SQLite in a temp dir) and :class:`AlertService`, then feeds N
 realistic successful results round-robin over the checks and reports CPU µs per
-``record()`` call. ``--profile`` prints the top cProfile entries instead of timing.
+``record()`` call. ``--profile`` also prints the top cProfile entries.
 
-``.venv/bin/python -m bench.runner_overhead [N] [--profile]``
+``--scheduled`` instead runs the checks through the real :class:`CheckScheduler`
+(APScheduler) on uvloop at a 5 s interval with a probe that returns at once, and
+reports CPU µs per completed run: the whole daemon path minus the probe engine.
+
+``.venv/bin/python -m bench.runner_overhead [N] [--profile] [--scheduled]``
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
+
 from agent.alerting import AlertService
 from agent.config.loader import load_config
+from agent.config.models import CheckConfig
 from agent.metrics import Metrics
 from agent.result import ProbeResult
 from agent.runner import Runner
+from agent.scheduler import CheckScheduler
 from agent.store import Store
 from bench.gen import write_config
 
@@ -35,7 +43,7 @@ def _result(name: str, url: str) -> ProbeResult:
     """A successful run shaped like a real one (all phases, three pings)."""
     return ProbeResult(
         check=name,
-        kind="websocket",
+        kind="probe",
         url=url,
         started_at=time.time(),
         success=True,
@@ -94,11 +102,65 @@ async def _main(n: int, profile: bool) -> None:
         store.close()
 
 
+async def _scheduled(seconds: float, profile: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        config = load_config(write_config(root, url="ws://127.0.0.1:9/", checks=CHECKS))
+        # model_copy skips validation: a 5 s interval with a 1 s timeout is valid anyway.
+        checks = [c.model_copy(update={"interval": 5.0, "timeout": 1.0}) for c in config.checks]
+        config = config.model_copy(update={"checks": checks})
+        metrics = Metrics(location="bench")
+        store = Store(root / "state", history_size=config.agent.history_size)
+        alerting = AlertService(config, store)
+        runs = 0
+
+        async def probe(check: CheckConfig) -> ProbeResult:
+            nonlocal runs
+            runs += 1
+            return _result(check.name, check.url)
+
+        runner = Runner(
+            metrics=metrics,
+            probes={"probe": probe},
+            max_concurrency=256,
+            store=store,
+            alerting=alerting,
+        )
+        runner.set_checks(checks)
+        scheduler = CheckScheduler(runner)
+        await scheduler.apply(checks)
+        scheduler.start()
+        await asyncio.sleep(6.0)  # one full interval: every job has fired once
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
+        before, cpu, wall = runs, time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        done = runs - before
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        print(
+            f"scheduled run: {cpu / done * 1e6:.1f} µs CPU per run, {done / wall:.0f} runs/s"
+            f" ({done} runs in {wall:.1f} s, {CHECKS} checks at 5 s)"
+        )
+        scheduler.pause()
+        await runner.drain(grace_timeout=1.0)
+        await scheduler.shutdown()
+        await alerting.aclose()
+        store.close()
+
+
 def main() -> None:
-    """Entry point: ``[N] [--profile]``."""
+    """Entry point: ``[N] [--profile] [--scheduled]``."""
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    profile = "--profile" in sys.argv
+    if "--scheduled" in sys.argv:
+        uvloop.run(_scheduled(float(args[0]) if args else 10.0, profile))
+        return
     n = int(args[0]) if args else 20_000
-    asyncio.run(_main(n, "--profile" in sys.argv))
+    asyncio.run(_main(n, profile))
 
 
 if __name__ == "__main__":
