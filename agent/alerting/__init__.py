@@ -256,6 +256,8 @@ class AlertService:
         policy: AlertPolicy,
         now: float,
     ) -> list[NewOutboxRow]:
+        if not transitions:  # nearly every result: skip the receiver lookup
+            return []
         known = {r.name for r in self._config.receivers}
         receivers = [r for r in policy.receivers if r in known]
         rows: list[NewOutboxRow] = []

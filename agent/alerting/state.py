@@ -158,6 +158,17 @@ class AlertState:
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(AlertState))
 
 
+def _replace(state: AlertState, **changes: Any) -> AlertState:
+    """``dataclasses.replace`` for :class:`AlertState` (every field is an init field).
+
+    Runs once or twice per result; the generic version re-reads the field list each
+    call and cost more than the rest of the state update.
+    """
+    values = {name: getattr(state, name) for name in _STATE_FIELDS}
+    values.update(changes)
+    return AlertState(**values)
+
+
 def update(
     state: AlertState, result: ProbeResult, *, policy: AlertPolicy, now: float
 ) -> tuple[AlertState, list[Transition]]:
@@ -185,7 +196,7 @@ def _update_down(
     if not result.success:
         failures = state.consecutive_failures + 1
         started = state.started_at if state.started_at is not None else now
-        state = dataclasses.replace(
+        state = _replace(
             state,
             consecutive_failures=failures,
             consecutive_successes=0,
@@ -194,16 +205,16 @@ def _update_down(
             message=result.message,
         )
         if state.status != "firing" and failures >= policy.failure_threshold:
-            state = dataclasses.replace(state, status="firing", since=now, last_event_at=now)
+            state = _replace(state, status="firing", since=now, last_event_at=now)
             return state, [_down(state, "firing", check, now)]
         if state.status == "ok":
-            state = dataclasses.replace(state, status="pending", since=now)
+            state = _replace(state, status="pending", since=now)
     else:
         successes = state.consecutive_successes + 1
-        state = dataclasses.replace(state, consecutive_failures=0, consecutive_successes=successes)
+        state = _replace(state, consecutive_failures=0, consecutive_successes=successes)
         if state.status == "firing" and successes >= policy.success_threshold:
             resolved = _down(state, "resolved", check, now)
-            state = dataclasses.replace(
+            state = _replace(
                 state,
                 status="ok",
                 since=now,
@@ -214,7 +225,7 @@ def _update_down(
             )
             return state, [resolved]
         if state.status == "pending":
-            state = dataclasses.replace(
+            state = _replace(
                 state, status="ok", since=now, started_at=None, reason=None, message=""
             )
     if (
@@ -223,7 +234,7 @@ def _update_down(
         and state.last_event_at is not None
         and now - state.last_event_at >= policy.repeat_interval
     ):
-        state = dataclasses.replace(state, last_event_at=now)
+        state = _replace(state, last_event_at=now)
         return state, [_down(state, "reminder", check, now)]
     return state, []
 
@@ -248,12 +259,12 @@ def _update_degraded(
     check = result.check
     if not result.success:
         if state.degraded_runs or state.degraded_ok_runs:
-            state = dataclasses.replace(state, degraded_runs=0, degraded_ok_runs=0)
+            state = _replace(state, degraded_runs=0, degraded_ok_runs=0)
         return state, []
     over = tuple(result.degraded) if policy.degraded_threshold > 0 else ()
     if over:
         runs = state.degraded_runs + 1
-        state = dataclasses.replace(
+        state = _replace(
             state,
             degraded_runs=runs,
             degraded_ok_runs=0,
@@ -261,24 +272,22 @@ def _update_degraded(
             degraded_since=state.degraded_since if state.degraded_since is not None else now,
         )
         if not state.degraded_firing and runs >= policy.degraded_threshold:
-            state = dataclasses.replace(state, degraded_firing=True)
+            state = _replace(state, degraded_firing=True)
             return state, [_degraded(state, "degraded", check, now)]
         return state, []
     if not state.degraded_firing and state.degraded_since is None:
         return state, []  # the common case: nothing to track while within limits
     ok_runs = state.degraded_ok_runs + 1
-    state = dataclasses.replace(state, degraded_runs=0, degraded_ok_runs=ok_runs)
+    state = _replace(state, degraded_runs=0, degraded_ok_runs=ok_runs)
     # Disabling degraded alerts on reload ends one that is firing at the next run.
     if state.degraded_firing and (
         ok_runs >= policy.success_threshold or policy.degraded_threshold == 0
     ):
         resolved = _degraded(state, "resolved", check, now)
-        state = dataclasses.replace(
-            state, degraded_firing=False, degraded_since=None, degraded_phases=()
-        )
+        state = _replace(state, degraded_firing=False, degraded_since=None, degraded_phases=())
         return state, [resolved]
     if not state.degraded_firing:
-        state = dataclasses.replace(state, degraded_since=None, degraded_phases=())
+        state = _replace(state, degraded_since=None, degraded_phases=())
     return state, []
 
 
@@ -305,7 +314,7 @@ def mark_delivered(state: AlertState, *, at: float) -> AlertState:
     """Record that a receiver accepted one of this check's events at ``at``."""
     if state.last_notified is not None and state.last_notified >= at:
         return state
-    return dataclasses.replace(state, last_notified=at)
+    return _replace(state, last_notified=at)
 
 
 def removed(state: AlertState, *, check: str, now: float) -> list[Transition]:
