@@ -148,6 +148,11 @@ async def _scheduled(seconds: float, profile: bool) -> None:
         scheduler.pause()
         await runner.drain(grace_timeout=1.0)
         await scheduler.shutdown()
+        # Runs APScheduler submitted but that had not started yet end with the loop.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
         await alerting.aclose()
         store.close()
 
