@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from websockets import ClientProtocol
 from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
-from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
@@ -77,7 +77,7 @@ async def open_connection(
     result: ProbeResult,
     *,
     deadline: float,
-    extra_headers: Mapping[str, str] | None = None,
+    header_overrides: Mapping[str, str] | None = None,
 ) -> ClientConnection:
     """Connect to ``check.url``; time resolve/connect/tls/handshake into ``result``.
 
@@ -91,7 +91,7 @@ async def open_connection(
         check: the check to connect for.
         result: where phase timings and handshake facts are recorded.
         deadline: absolute ``time.perf_counter()`` value nothing may outlast.
-        extra_headers: headers added to (and overriding) the configured ones.
+        header_overrides: headers added to (and overriding) the configured ones.
 
     Returns:
         An open connection with keepalive pings disabled.
@@ -100,7 +100,7 @@ async def open_connection(
         ProbeError: any failure, with its reason.
     """
     token = await oauth2_token(check, deadline)
-    headers = build_headers(check, token, extra_headers)
+    headers = build_headers(check, token, header_overrides)
     url = check.url
     for _hop in range(check.max_redirects + 1):
         outcome = await _open_once(check, result, request_url(check, url), headers, deadline)

@@ -144,7 +144,7 @@ async def test_open_connection_is_reusable_with_extra_headers(recorder: Recorder
     check = make_check(recorder.url)
     result = new_result(check)
     conn = await open_connection(
-        check, result, deadline=time.perf_counter() + 2, extra_headers={"X-Role": "publisher"}
+        check, result, deadline=time.perf_counter() + 2, header_overrides={"X-Role": "publisher"}
     )
     try:
         await conn.send("hi")
