@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "Reason",
     "StepResult",
     "TLSInfo",
+    "encode_result",
 ]
 
 
@@ -133,3 +135,26 @@ class ProbeResult:
         out["reason"] = self.reason.value if self.reason else None
         out["tls"] = dataclasses.asdict(self.tls) if self.tls else None
         return out
+
+
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ProbeResult))
+
+
+def _nested(obj: object) -> object:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+#: One encoder for every row: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_nested)
+
+
+def encode_result(result: ProbeResult) -> str:
+    """The JSON text of ``result.to_json()``, built without its deep copy.
+
+    ``dataclasses.asdict`` deep-copies every list and dict and dominated the cost of
+    a history write; json serialises the live values directly (``Reason`` is a str).
+    """
+    fields = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    return _ENCODER.encode(fields)

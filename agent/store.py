@@ -20,7 +20,6 @@ never batched: ``save_alert`` commits before it returns.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import sqlite3
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.result import ProbeResult
+from agent.result import ProbeResult, encode_result
 
 __all__ = [
     "DB_FILENAME",
@@ -169,7 +168,7 @@ class Store:
         Args:
             result: a finished probe result.
         """
-        self._pending.append((result.check, _encode(result)))
+        self._pending.append((result.check, encode_result(result)))
         if len(self._pending) >= HISTORY_FLUSH_ROWS:
             self.flush()
         elif self._flush_handle is None:
@@ -376,29 +375,6 @@ class Store:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
-
-
-_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ProbeResult))
-
-
-def _nested(obj: object) -> object:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    raise TypeError(f"cannot store {type(obj).__name__}")
-
-
-#: One encoder for every row: ``json.dumps`` with options builds a new one per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_nested)
-
-
-def _encode(result: ProbeResult) -> str:
-    """The JSON of ``result.to_json()``, built without its deep copy.
-
-    ``dataclasses.asdict`` deep-copies every list and dict and dominated the cost of
-    a history write; json serialises the live values directly (``Reason`` is a str).
-    """
-    fields = {name: getattr(result, name) for name in _RESULT_FIELDS}
-    return _ENCODER.encode(fields)
 
 
 class _Transaction:
