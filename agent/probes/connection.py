@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
-import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -37,11 +35,11 @@ from agent.probes.errors import (
     HandshakeInvalid,
     ProbeError,
     Redirected,
-    ResolveFailed,
     SubprotocolMismatch,
     map_errors,
 )
 from agent.probes.proxy import open_via_proxy
+from agent.probes.resolve import DEFAULT_RESOLVE_TIMEOUT, resolve
 from agent.probes.timing import add_phase, bounded
 from agent.probes.tls import build_ssl_context, tls_info
 from agent.probes.upgrade import (
@@ -65,11 +63,6 @@ __all__ = [
     "open_connection",
     "request_url",
 ]
-
-#: Upper bound of the resolve phase, inside the check's own deadline.
-DEFAULT_RESOLVE_TIMEOUT = 5.0
-
-_FAMILIES = {"auto": socket.AF_UNSPEC, "4": socket.AF_INET, "6": socket.AF_INET6}
 
 
 async def open_connection(
@@ -140,38 +133,6 @@ def _check_subprotocol(check: CheckConfig, conn: ClientConnection) -> None:
     got = conn.subprotocol or ""
     if got != want:
         raise SubprotocolMismatch(want, got or None)
-
-
-async def _resolve(check: CheckConfig, host: str, port: int, deadline: float) -> list[Any]:
-    family = _FAMILIES[check.ip_version]
-    fam = _literal_family(host)
-    if fam is not None:  # a literal needs no resolver round trip
-        if family not in (socket.AF_UNSPEC, fam):
-            raise ResolveFailed(f"{host} is not an IPv{check.ip_version} address")
-        return [(fam, socket.SOCK_STREAM, 0, "", (host, port))]
-    loop = asyncio.get_running_loop()
-    try:
-        with map_errors("resolve"):
-            async with bounded(deadline, DEFAULT_RESOLVE_TIMEOUT):
-                infos = await loop.run_in_executor(
-                    None, socket.getaddrinfo, host, port, family, socket.SOCK_STREAM
-                )
-    except ProbeError as exc:
-        exc.detail = f"{host}: {exc.detail}" if exc.detail else host
-        raise
-    if not infos:
-        raise ResolveFailed(f"no address for {host}")
-    return infos
-
-
-@functools.lru_cache(maxsize=4096)
-def _literal_family(host: str) -> socket.AddressFamily | None:
-    """AF_INET/AF_INET6 for an IP literal, None for a name (cached: once per check)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
 
 
 @functools.lru_cache(maxsize=4096)
@@ -248,7 +209,7 @@ async def _open_once(
 
     t0 = time.perf_counter()
     try:
-        infos = await _resolve(check, host, port, deadline)
+        infos = await resolve(check, host, port, deadline)
     finally:
         add_phase(result, "resolve", time.perf_counter() - t0)
 
