@@ -47,7 +47,7 @@ from agent.probes.upgrade import (
     WIRE_LOG,
     build_headers,
     check_secrets,
-    oauth2_token,
+    fetch_check_token,
     record_handshake,
     request_url,
 )
@@ -71,6 +71,7 @@ async def open_connection(
     *,
     deadline: float,
     header_overrides: Mapping[str, str] | None = None,
+    token: str | None = None,
 ) -> ClientConnection:
     """Connect to ``check.url``; time resolve/connect/tls/handshake into ``result``.
 
@@ -85,6 +86,8 @@ async def open_connection(
         result: where phase timings and handshake facts are recorded.
         deadline: absolute ``time.perf_counter()`` value nothing may outlast.
         header_overrides: headers added to (and overriding) the configured ones.
+        token: the check's OAuth2 token if the caller already fetched it this run
+            (see ``fetch_check_token``); fetched here otherwise.
 
     Returns:
         An open connection with keepalive pings disabled.
@@ -92,8 +95,11 @@ async def open_connection(
     Raises:
         ProbeError: any failure, with its reason.
     """
-    token = await oauth2_token(check, deadline)
-    headers = build_headers(check, token, header_overrides)
+    oauth2 = check.auth.oauth2
+    if token is None and oauth2 is not None and oauth2.use == "bearer":
+        token = await fetch_check_token(check, deadline)
+    bearer = token if oauth2 is not None and oauth2.use == "bearer" else None
+    headers = build_headers(check, bearer, header_overrides)
     url = check.url
     for _hop in range(check.max_redirects + 1):
         outcome = await _open_once(check, result, request_url(check, url), headers, deadline)

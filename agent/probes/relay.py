@@ -33,7 +33,6 @@ from agent.config import CheckConfig
 from agent.config.relay import RelayConfig
 from agent.config.steps import Matcher
 from agent.probes.connection import (
-    bounded,
     check_secrets,
     close_connection,
     open_connection,
@@ -50,6 +49,7 @@ from agent.probes.guard import run_guarded
 from agent.probes.matchers import UndefinedVariable
 from agent.probes.receive import wait_for_match
 from agent.probes.steps import payload_of, run_steps
+from agent.probes.upgrade import fetch_check_token
 from agent.redact import redact_url
 from agent.result import ProbeResult
 
@@ -99,12 +99,9 @@ class _Relay:
 
     async def run(self) -> None:
         if self.check.auth.oauth2 is not None:
-            from agent.probes.oauth2 import fetch_token
-
             self.phase = "auth"
-            with map_errors("auth"):
-                async with bounded(self.deadline):
-                    self.token = await fetch_token(self.check.auth.oauth2)
+        self.token = await fetch_check_token(self.check, self.deadline)
+        if self.token is not None:
             self.variables["token"] = self.token
         self.phase = "join"
         await _all_or_first_error([self._prepare(i) for i in range(len(self.conns))])
@@ -116,7 +113,9 @@ class _Relay:
         result = self.results[index]
         variables = {**self.variables, "connection": _name(index)}
         try:
-            conn = await open_connection(self.check, result, deadline=self.deadline)
+            conn = await open_connection(
+                self.check, result, deadline=self.deadline, token=self.token
+            )
             self.conns[index] = conn
             if self.check.auth.steps:
                 await run_steps(

@@ -26,7 +26,7 @@ __all__ = [
     "WIRE_LOG",
     "build_headers",
     "check_secrets",
-    "oauth2_token",
+    "fetch_check_token",
     "record_handshake",
     "request_url",
 ]
@@ -103,10 +103,17 @@ def build_headers(
     return headers
 
 
-async def oauth2_token(check: CheckConfig, deadline: float) -> str | None:
-    """The OAuth2 bearer token to send, if the check uses one (fetched or cached)."""
+async def fetch_check_token(check: CheckConfig, deadline: float) -> str | None:
+    """The check's OAuth2 token (fetched or cached), or None when it has no ``oauth2``.
+
+    The one place a probe kind gets its token: fetch it once per run and hand it to
+    ``open_connection(token=...)`` and to steps as ``{{token}}``.
+
+    Raises:
+        ProbeError: ``auth_rejected`` from the token endpoint, or the deadline.
+    """
     oauth2 = check.auth.oauth2
-    if oauth2 is None or oauth2.use != "bearer":
+    if oauth2 is None:
         return None
     from agent.probes.oauth2 import fetch_token  # H5's module; cached per config
 

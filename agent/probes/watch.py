@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection
 
 from agent.config import CheckConfig
 from agent.config.steps import Matcher
-from agent.probes.connection import bounded, check_secrets, close_connection, open_connection
+from agent.probes.connection import check_secrets, close_connection, open_connection
 from agent.probes.errors import (
     HandshakeRejected,
     ProbeTimeout,
@@ -36,6 +36,7 @@ from agent.probes.errors import (
 )
 from agent.probes.guard import run_guarded
 from agent.probes.steps import run_script, wait_for_match
+from agent.probes.upgrade import fetch_check_token
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 
@@ -53,19 +54,6 @@ def new_result(check: CheckConfig) -> ProbeResult:
     return ProbeResult(
         check=check.name, kind="watch", url=redact_url(check.url), started_at=time.time()
     )
-
-
-async def _token_variable(check: CheckConfig, variables: dict[str, str], deadline: float) -> None:
-    """Expose the OAuth2 token to steps as ``{{token}}`` (first-message auth)."""
-    oauth2 = check.auth.oauth2
-    if oauth2 is None:
-        return
-    # Cached until expiry, so open_connection's own bearer fetch is not repeated.
-    from agent.probes.oauth2 import fetch_token
-
-    with map_errors("auth"):
-        async with bounded(deadline):
-            variables["token"] = await fetch_token(oauth2)
 
 
 async def open_session(
@@ -88,8 +76,10 @@ async def open_session(
     """
     variables: dict[str, str] = {}
     try:
-        await _token_variable(check, variables, deadline)
-        conn = await open_connection(check, result, deadline=deadline)
+        token = await fetch_check_token(check, deadline)
+        if token is not None:
+            variables["token"] = token
+        conn = await open_connection(check, result, deadline=deadline, token=token)
     except TimeoutError:
         raise ProbeTimeout(phase="connect", timeout=check.timeout) from None
     try:

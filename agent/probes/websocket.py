@@ -37,6 +37,7 @@ from agent.probes.errors import (
 )
 from agent.probes.guard import run_guarded
 from agent.probes.tls import warm_ssl_context
+from agent.probes.upgrade import fetch_check_token
 from agent.probes.wsconn import ProbeConnection, closing_error
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
@@ -109,14 +110,10 @@ async def _probe(
     check: CheckConfig, result: ProbeResult, deadline: float, state: _RunState
 ) -> str | None:
     variables: dict[str, str] = {}
-    token = None
     if check.auth.oauth2 is not None:
-        from agent.probes.oauth2 import fetch_token  # H5's module; cached per config
-
         state.phase = "auth"
-        with map_errors("auth"):
-            async with bounded(deadline):
-                token = await fetch_token(check.auth.oauth2)
+    token = await fetch_check_token(check, deadline)
+    if token is not None:
         variables["token"] = token
     if urlsplit(check.url).scheme == "wss":
         # Loading the trust store takes milliseconds on first use: done in a thread,
@@ -125,7 +122,7 @@ async def _probe(
     state.start = time.perf_counter()
     state.phase = "handshake"
     try:
-        conn = await open_connection(check, result, deadline=deadline)
+        conn = await open_connection(check, result, deadline=deadline, token=token)
     except (HandshakeRejected, Redirected) as exc:
         if exc.status_code == check.expect.status:
             # A negative check: the refusal it expects is its success.

@@ -25,11 +25,18 @@ SECRET = "oauth-client-secret"
 
 
 @asynccontextmanager
-async def token_endpoint(status: int = 200) -> AsyncIterator[str]:
-    async def handle(_request: web.Request) -> web.Response:
+async def token_endpoint(
+    status: int = 200, *, expires_in: int | None = 300, hits: list[str] | None = None
+) -> AsyncIterator[str]:
+    async def handle(request: web.Request) -> web.Response:
+        if hits is not None:
+            hits.append(request.path)
         if status != 200:
             return web.json_response({"error": "invalid_client"}, status=status)
-        return web.json_response({"access_token": TOKEN, "expires_in": 300})
+        body: dict[str, Any] = {"access_token": TOKEN}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return web.json_response(body)
 
     app = web.Application()
     app.router.add_post("/token/{unique}", handle)
@@ -103,6 +110,22 @@ async def test_oauth2_token_reaches_first_message(use: str, header: str | None) 
     assert result.success, result.message
     assert headers == [header]
     assert "auth" in result.phases
+
+
+@pytest.mark.parametrize("use", ["message", "bearer"])
+async def test_oauth2_token_is_fetched_once_per_run(use: str) -> None:
+    """A token that cannot be cached (no expires_in) costs one request per run, not two."""
+    headers: list[str | None] = []
+    hits: list[str] = []
+    async with (
+        token_endpoint(expires_in=None, hits=hits) as token_url,
+        message_auth_server(headers) as url,
+    ):
+        for run in (1, 2):
+            result = await PROBES["probe"](oauth_check(url, token_url, use))
+            assert result.success, result.message
+            assert len(hits) == run
+    assert headers == [f"Bearer {TOKEN}" if use == "bearer" else None] * 2
 
 
 async def test_token_endpoint_refusal_is_auth_rejected() -> None:
