@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,22 @@ class ProbeResult:
             self.reason = reason
             self.message = message
         return self
+
+    def judge_limits(self, limits: Mapping[str, float]) -> None:
+        """Add to ``degraded`` every limit this run exceeded.
+
+        Keys are phase names, plus ``ping`` (the slowest protocol ping) and ``relay``
+        (the slowest relay delivery). A limit with nothing measured is not judged.
+        """
+        for key, limit in limits.items():
+            if key == "ping":
+                value = max(self.pings, default=None)
+            elif key == "relay":
+                value = max(self.relay.values(), default=None)
+            else:
+                value = self.phases.get(key)
+            if value is not None and value > limit:
+                self.degraded.append(key)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: the shape of ``wsprobe probe --json`` and the API."""

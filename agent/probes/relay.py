@@ -258,16 +258,5 @@ async def run(check: CheckConfig) -> ProbeResult:
     await relay.close()
     secrets = check_secrets(check, *([relay.token] if relay.token else []))
     result.message = scrub(result.message, secrets)
-    _judge_limits(check, result)
+    result.judge_limits(check.limits)
     return result
-
-
-def _judge_limits(check: CheckConfig, result: ProbeResult) -> None:
-    for phase, limit in check.limits.items():
-        # ``relay`` as a limit key bounds the slowest receiver's delivery latency.
-        if phase == "relay":
-            value = max(result.relay.values(), default=None)
-        else:
-            value = result.phases.get(phase)
-        if value is not None and value > limit:
-            result.degraded.append(phase)

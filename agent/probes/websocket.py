@@ -93,7 +93,7 @@ async def run(check: CheckConfig) -> ProbeResult:
     if state.conn is not None:
         await _finish(check, result, state.conn, deadline)
     result.message = scrub(result.message, check_secrets(check, *([token] if token else [])))
-    _judge_limits(check, result)
+    result.judge_limits(check.limits)
     return result
 
 
@@ -280,10 +280,3 @@ async def _finish(
     remaining = deadline - time.perf_counter()
     timeout = min(check.close_timeout, remaining) if polite else 0.0
     await close_connection(conn, result, timeout=timeout)
-
-
-def _judge_limits(check: CheckConfig, result: ProbeResult) -> None:
-    for phase, limit in check.limits.items():
-        value = max(result.pings, default=None) if phase == "ping" else result.phases.get(phase)
-        if value is not None and value > limit:
-            result.degraded.append(phase)

@@ -55,10 +55,7 @@ def liveness_result(
             result.phases = dict(connect.phases)
             result.steps = list(connect.steps)
     result.pings = list(pings)
-    for phase, limit in check.limits.items():
-        value = max(result.pings, default=None) if phase == "ping" else result.phases.get(phase)
-        if value is not None and value > limit:
-            result.degraded.append(phase)
+    result.judge_limits(check.limits)
     if new_gaps:
         result.degraded.append("gap")
         if result.success:
