@@ -19,30 +19,49 @@ engine against the direct server on this same loop, open loop, at most 256 in
 flight), a measuring probe goes through the proxy every ``CADENCE`` seconds the way
 the daemon's runner runs it: ``admit()``, probe, ``overlapped()`` for lag_suspect.
 Reported: signed error (measured - truth) p50/p99/max for connect, handshake and ping
-RTT, over all results and over those not flagged lag_suspect.
+RTT, over all results and over those not flagged lag_suspect. The measuring probes
+count towards the level's rate (N/30 probes/s in all).
+
+Where the error comes from: the measuring probes' connections are instrumented (bench
+only, the agent's classes are patched for the scenario's duration) with absolute
+perf_counter stamps of each ping's send and pong parse and of the handshake's start,
+101 parse and resumption, so each error splits into its legs against the proxy's
+kernel stamps: ``send`` (agent wrote -> kernel received at the proxy), ``receive``
+(proxy handed the reply to the kernel -> agent parsed it) and, for the handshake,
+``resume`` (101 parsed -> the probe's task ran again). ``proxy_late`` is how much
+later than the kernel the proxy's reader thread saw each request: what the wire truth
+was off by when the proxy stamped arrivals itself.
+
+``python -m bench.fidelity`` runs this scenario alone (its own server and proxy), with
+the levels, duration and cadence as options.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import statistics
+import sys
 import time
 from collections import defaultdict
 from typing import Any
 
 from agent.lag import LoopLagMonitor
 from bench.clients import Cycle, CycleFn, bare_cycle, raw_cycle, wsprobe_engine
+from bench.fidelity_stamps import ConnStamps, instrumented
 from bench.stats import ms, summary
 
-__all__ = ["DELAY", "Wire", "errors", "run"]
+__all__ = ["DELAY", "Wire", "errors", "main", "run"]
 
 DELAY = 0.005  # seconds added each way by the proxy
-CADENCE = 0.1  # one measuring probe every 100 ms
+CADENCE = 0.025  # one measuring probe every 25 ms: 400 per 10 s level, for a real p99
 INTERVAL = 30.0  # the generated checks' interval: N checks = N/30 probes/s
-BUDGET = 0.05  # agent.loop_lag_budget default
+BUDGET = 0.01  # agent.loop_lag_budget default (DEFAULT_LOOP_LAG_BUDGET)
 MAX_IN_FLIGHT = 256  # agent.max_concurrency default
+PREEMPTED = 0.0002  # s of run-queue wait in a ping's window that count as preemption
 
 
 class Wire:
@@ -84,6 +103,41 @@ class Wire:
             if trigger is not None:
                 out.append(delivered - trigger)
         return out
+
+
+def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
+    """Where each error lies: the agent's send and receive legs against kernel stamps.
+
+    ``send``: agent wrote -> kernel received it at the proxy; ``receive``: proxy gave
+    the reply to the kernel -> agent parsed it; ``resume``: 101 parsed -> handshake()
+    returned; ``proxy_late``: reader thread vs kernel stamp of the request.
+    """
+    out: dict[str, list[float]] = defaultdict(list)
+    for record, st in records:
+        up_arrived, _ = record["up"]
+        _, down_delivered = record["down"]
+        up_late = record.get("late", [[], []])[0]
+        if st.hs_start is not None and up_arrived:
+            out["handshake_send"].append(up_arrived[0] - st.hs_start)
+            if up_late:
+                out["handshake_proxy_late"].append(up_late[0])
+        if st.hs_parsed is not None and down_delivered:
+            out["handshake_receive"].append(st.hs_parsed - down_delivered[0])
+            if st.hs_end is not None:
+                out["handshake_resume"].append(st.hs_end - st.hs_parsed)
+        for sent, parsed, waited in st.pings:
+            j = bisect.bisect_left(up_arrived, sent)
+            k = bisect.bisect_right(down_delivered, parsed) - 1
+            if j < len(up_arrived) and k >= 0:
+                out["ping_send"].append(up_arrived[j] - sent)
+                out["ping_receive"].append(parsed - down_delivered[k])
+                # Split by whether other processes held the CPU during this ping.
+                preempted = "preempted" if waited > PREEMPTED else "not_preempted"
+                out[f"ping_receive_{preempted}"].append(parsed - down_delivered[k])
+                out["ping_cpu_wait"].append(waited)
+                if j < len(up_late):
+                    out["ping_proxy_late"].append(up_late[j])
+    return {name: summary(values) for name, values in sorted(out.items())}
 
 
 def errors(pairs: list[tuple[Cycle, list[float]]], connect_truth: float) -> dict[str, Any]:
@@ -130,11 +184,15 @@ async def _level(
     wire: Wire,
     checks: int,
     duration: float,
+    cadence: float,
     connect_truth: float,
+    stamps: dict[str, ConnStamps],
+    budget: float,
 ) -> dict[str, Any]:
-    monitor = LoopLagMonitor(budget=BUDGET)
+    monitor = LoopLagMonitor(budget=budget)
     monitor.start()
-    rate = checks / INTERVAL
+    # The measuring probes are part of the level's N/30 probes/s.
+    rate = max(checks / INTERVAL - 1.0 / cadence, 0.0) if checks else 0.0
     in_flight: set[asyncio.Task[Any]] = set()
     launched = dropped = 0
     measured: list[tuple[str, Cycle]] = []
@@ -179,7 +237,7 @@ async def _level(
         if now >= next_measure:
             spawn(one_measure(f"/m{checks}-{seq}"))
             seq += 1
-            next_measure += CADENCE
+            next_measure += cadence
         await asyncio.sleep(0.005)
     if in_flight:
         await asyncio.wait(in_flight, timeout=15)
@@ -189,9 +247,16 @@ async def _level(
     await wire.wait_for([p for p, _ in ok])
     pairs = [(c, Wire.truths(wire.by_path[p][-1])) for p, c in ok if wire.by_path.get(p)]
     clean = [(c, t) for c, t in pairs if not c.lag_suspect]
+    stamped = [
+        (wire.by_path[p][-1], stamps[p]) for p, _ in ok if wire.by_path.get(p) and p in stamps
+    ]
     return {
         "checks": checks,
-        "target_probes_per_s": round(rate, 1),
+        "target_probes_per_s": round(checks / INTERVAL, 1),
+        "load_probes_per_s": round(rate, 1),
+        "kernel_stamps": all(
+            wire.by_path[p][-1].get("kernel_stamps") for p, _ in ok if wire.by_path.get(p)
+        ),
         "load_launched": launched,
         "load_dropped_at_max_in_flight": dropped,
         "cpu_share": round(cpu / wall, 3),
@@ -199,17 +264,31 @@ async def _level(
         "measured_ok": len(ok),
         "paired_with_wire": len(pairs),
         "lag_suspect": sum(1 for c, _ in pairs if c.lag_suspect),
+        "loop_lag_starved_samples": monitor.starved_total,
         "admit_wait": summary(admit_waits),
         "loop_lag": summary(monitor.drain_samples()),
         "error_all": errors(pairs, connect_truth),
         "error_clean": errors(clean, connect_truth),
+        "legs": legs(stamped),
     }
 
 
-async def run(direct_url: str, proxy_url: str, lines: list[str], *, quick: bool) -> dict[str, Any]:
+async def run(
+    direct_url: str,
+    proxy_url: str,
+    lines: list[str],
+    *,
+    quick: bool,
+    levels: list[int] | None = None,
+    duration: float | None = None,
+    cadence: float = CADENCE,
+    budget: float = BUDGET,
+) -> dict[str, Any]:
     """Calibrate through the proxy, then measure errors at each load level."""
-    levels = [0, 1000, 10000] if quick else [0, 1000, 5000, 10000, 20000]
-    duration = 4.0 if quick else 10.0
+    if levels is None:
+        levels = [0, 1000, 10000] if quick else [0, 1000, 5000, 10000, 20000]
+    if duration is None:
+        duration = 4.0 if quick else 10.0
     wsprobe, note = wsprobe_engine()
     measure = wsprobe or bare_cycle
     load = wsprobe or bare_cycle
@@ -217,6 +296,8 @@ async def run(direct_url: str, proxy_url: str, lines: list[str], *, quick: bool)
     cal = await calibrate(proxy_url, wire, 30 if quick else 60)
     out: dict[str, Any] = {
         "delay_each_way_ms": ms(DELAY),
+        "cadence_s": cadence,
+        "loop_lag_budget_s": budget,
         "truth_ms": cal["truth_ms"],
         "truth_meter": cal["truth_meter"],
         "measuring_engine": "wsprobe" if wsprobe else "bare websockets (wsprobe missing)",
@@ -224,25 +305,85 @@ async def run(direct_url: str, proxy_url: str, lines: list[str], *, quick: bool)
         "levels": [],
     }
     for checks in levels:
-        level = await _level(
-            load,
-            measure,
-            direct_url=direct_url,
-            proxy_url=proxy_url,
-            wire=wire,
-            checks=checks,
-            duration=duration,
-            connect_truth=cal["connect"],
-        )
+        with instrumented("/m") as stamps:
+            level = await _level(
+                load,
+                measure,
+                direct_url=direct_url,
+                proxy_url=proxy_url,
+                wire=wire,
+                checks=checks,
+                duration=duration,
+                cadence=cadence,
+                connect_truth=cal["connect"],
+                stamps=stamps,
+                budget=budget,
+            )
         out["levels"].append(level)
+        err, clean, lg = level["error_all"], level["error_clean"], level["legs"]
         print(
-            f"  fidelity {checks} checks: ping err p50/p99 "
-            f"{level['error_all']['ping']['p50_ms']}/{level['error_all']['ping']['p99_ms']} ms "
-            f"(clean p99 {level['error_clean']['ping']['p99_ms']}), handshake err p99 "
-            f"{level['error_all']['handshake']['p99_ms']} ms, connect err p99 "
-            f"{level['error_all']['connect']['p99_ms']} ms, loop lag p99 "
-            f"{level['loop_lag']['p99_ms']} ms, suspect {level['lag_suspect']}/"
-            f"{level['paired_with_wire']}",
+            f"  fidelity {checks} checks (cpu {level['cpu_share']:.0%}): error p50/p99 ms: "
+            f"ping {err['ping']['p50_ms']}/{err['ping']['p99_ms']} "
+            f"(unflagged p99 {clean['ping']['p99_ms']}), "
+            f"handshake {err['handshake']['p50_ms']}/{err['handshake']['p99_ms']}, "
+            f"connect {err['connect']['p50_ms']}/{err['connect']['p99_ms']}; "
+            f"loop lag p99 {level['loop_lag']['p99_ms']}; "
+            f"suspect {level['lag_suspect']}/{level['paired_with_wire']}",
             flush=True,
         )
+        for name, leg in lg.items():
+            print(f"    {name}: p50 {leg['p50_ms']} p99 {leg['p99_ms']} max {leg['max_ms']}")
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.fidelity``: this scenario alone, with its own server and proxy."""
+    from bench import procs
+
+    parser = argparse.ArgumentParser(prog="python -m bench.fidelity", description=__doc__)
+    parser.add_argument("--levels", default="0,1000,5000,10000,20000", help="checks at 30 s")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
+    parser.add_argument("--cadence", type=float, default=CADENCE, help="s between measures")
+    parser.add_argument("--budget", type=float, default=BUDGET, help="loop lag budget, s")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--python-server", action="store_true", help="skip Node's ws server")
+    parser.add_argument("--json", help="write the result here")
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",") if x]
+    procs.pin_self()
+    busy = procs.machine_busy()
+    print(f"machine busy before: {busy:.0%}", flush=True)
+    if args.loop == "uvloop":
+        import uvloop
+
+        runner: Any = uvloop.run
+    else:
+        runner = asyncio.run
+    with (
+        procs.target_server(prefer_node=not args.python_server) as server,
+        procs.delay_proxy(server.port, delay=DELAY) as proxy,
+    ):
+        result = runner(
+            run(
+                f"ws://127.0.0.1:{server.port}/",
+                f"ws://127.0.0.1:{proxy.port}/",
+                proxy.lines,
+                quick=False,
+                levels=levels,
+                duration=args.duration,
+                cadence=args.cadence,
+                budget=args.budget,
+            )
+        )
+    result["machine_busy_before"] = busy
+    result["machine_busy_after"] = procs.machine_busy()
+    result["server"] = server.what
+    print(f"machine busy after: {result['machine_busy_after']:.0%}", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

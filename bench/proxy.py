@@ -6,10 +6,20 @@ every byte of data is held ``delay`` seconds on the way in and again on the way 
 so the HTTP upgrade (request sent -> 101) and each ping/pong take ``2 x delay`` plus the
 loopback and server time.
 
-Per direction, a reader thread time-stamps each chunk on arrival and a writer thread
-sends it at ``arrival + delay``, sleeping to that absolute ``perf_counter`` deadline and
-spinning the last few hundred microseconds: an asyncio relay would round every timer
-to the selector's 1 ms resolution, which is the size of the error we want to measure.
+Per direction, a reader thread reads each chunk and a writer thread sends it at
+``arrival + delay``, sleeping to that absolute ``perf_counter`` deadline and spinning
+the last few hundred microseconds: an asyncio relay would round every timer to the
+selector's 1 ms resolution, which is the size of the error we want to measure.
+
+**Arrival is the kernel's receive timestamp** (``SO_TIMESTAMPNS``, read with
+``recvmsg``), not the time the reader thread got to the data: this process shares a
+core with the target server, and a reader thread that wakes late would stamp the
+chunk late, make the truth too short and the client under test look slow. The
+kernel stamps the segment when loopback hands it to the TCP stack, microseconds
+after the client's ``send``. The user-space stamp is logged beside it (``late``) so
+the bench can show how wrong it was. Delivery is stamped just before ``sendall``: on
+loopback the bytes are in the client's receive queue when ``sendall`` returns, and a
+stamp taken after it would include any preemption of this thread.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import contextlib
 import json
 import queue
 import socket
+import struct
 import sys
 import threading
 import time
@@ -26,6 +37,48 @@ import time
 __all__ = ["main"]
 
 _SPIN = 0.0003  # last stretch busy-waited: time.sleep overshoots by ~50-100 us
+#: Linux ``SO_TIMESTAMPNS`` (``socket`` does not export it): a ``struct timespec`` of
+#: CLOCK_REALTIME in a control message of every ``recvmsg``.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+def _enable_timestamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp received data; False where it cannot."""
+    if not _CMSG_SPACE:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _realtime_offset() -> float:
+    """CLOCK_REALTIME minus perf_counter (CLOCK_MONOTONIC), read back to back.
+
+    Taken per chunk, so a clock step or NTP slew during the run costs nothing. The
+    tightest of three readings bounds the error by the gap between two vDSO calls.
+    """
+    best_gap, offset = 1.0, 0.0
+    for _ in range(3):
+        before = time.perf_counter()
+        real = time.clock_gettime(time.CLOCK_REALTIME)
+        after = time.perf_counter()
+        if after - before < best_gap:
+            best_gap, offset = after - before, real - (before + after) / 2
+    return offset
+
+
+def _kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> float | None:
+    """The receive timestamp in a ``recvmsg`` control message, as perf_counter."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = (int(x) for x in _TIMESPEC.unpack_from(data))
+            if sec or nsec:
+                return sec + nsec / 1e9 - _realtime_offset()
+    return None
 
 
 def _hold_until(deadline: float) -> None:
@@ -40,24 +93,39 @@ class _Log:
     """What one direction of one connection saw: arrival and delivery of each chunk."""
 
     def __init__(self) -> None:
+        #: Kernel receive timestamps (perf_counter clock), or user-space ones where
+        #: the kernel gave none.
         self.arrived: list[float] = []
+        #: How much later than ``arrived`` the reader thread got each chunk.
+        self.late: list[float] = []
+        #: Just before the chunk was handed to ``sendall``.
         self.delivered: list[float] = []
         self.first = b""
+        self.kernel = True
 
 
 def _read(
     src: socket.socket, held: queue.SimpleQueue[tuple[float, bytes]], delay: float, log: _Log
 ) -> None:
-    """Time-stamp each chunk the moment it is read; an empty chunk marks the end."""
+    """Time-stamp each chunk by its kernel arrival; an empty chunk marks the end."""
+    stamped = _enable_timestamps(src)
     try:
         while True:
-            data = src.recv(65536)
-            arrived = time.perf_counter()
+            if stamped:
+                data, ancdata, _flags, _addr = src.recvmsg(65536, _CMSG_SPACE)
+            else:
+                data, ancdata = src.recv(65536), []
+            read_at = time.perf_counter()
             if not data:
                 break
+            kernel = _kernel_stamp(ancdata)
+            if kernel is None:
+                log.kernel = False
+            arrived = read_at if kernel is None else min(kernel, read_at)
             if not log.arrived:
                 log.first = data[:200]
             log.arrived.append(arrived)
+            log.late.append(read_at - arrived)
             held.put((arrived + delay, data))
     except OSError:
         pass
@@ -72,8 +140,8 @@ def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket, l
             if not data:
                 break
             _hold_until(due)
-            dst.sendall(data)
             log.delivered.append(time.perf_counter())
+            dst.sendall(data)
     except OSError:
         pass
     finally:
@@ -97,6 +165,8 @@ def _report(accepted: float, up: _Log, down: _Log) -> None:
         "accepted": accepted,
         "up": [up.arrived, up.delivered],
         "down": [down.arrived, down.delivered],
+        "late": [up.late, down.late],
+        "kernel_stamps": up.kernel and down.kernel,
     }
     with _print_lock:
         print(json.dumps(record), flush=True)
