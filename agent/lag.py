@@ -19,6 +19,14 @@ before we time-stamped it". The monitor then:
   timing window overlapped one (:meth:`overlapped`) and flag the result
   ``lag_suspect``.
 
+The round trip cannot see one kind of stall: the whole process waiting for a CPU
+(other processes on the core). The pacer is starved too, so it posts late and the
+loop runs the sample at once. Where Linux exposes it, the pacer therefore also reads
+the loop thread's run-queue wait (``run_delay`` in ``/proc/thread-self/schedstat``,
+cumulative, so no stall between two samples escapes it) and each sample is the larger
+of the two: the round trip, or how long the loop thread was runnable but not running
+since the previous sample (a sum, so it may overstate one stall, never miss one).
+
 It raises nothing of its own.
 """
 
@@ -27,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import threading
 import time
 
@@ -50,6 +59,28 @@ DEFAULT_MAX_SAMPLES = 4096
 #: Spike windows kept for :meth:`LoopLagMonitor.overlapped`; enough for probes whose
 #: timeout is far longer than the time between spikes.
 DEFAULT_MAX_SPIKES = 256
+#: The calling thread's scheduler statistics: on-CPU ns, run-queue wait ns, slices.
+_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def _open_schedstat() -> int | None:
+    """A descriptor on the calling thread's schedstat, or None where there is none."""
+    try:
+        fd = os.open(_SCHEDSTAT, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, AttributeError):
+        return None
+    if _run_delay(fd) is None:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _run_delay(fd: int) -> float | None:
+    """Seconds the thread behind ``fd`` has waited runnable for a CPU, in total."""
+    try:
+        return int(os.pread(fd, 128, 0).split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class LoopLagMonitor:
@@ -87,11 +118,15 @@ class LoopLagMonitor:
         self._sent: float | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        # The loop thread's schedstat, read by the pacer (None: not available).
+        self._schedstat: int | None = None
         # Resolved at each tick whose lag is within budget; admit() waiters await it.
         self._calm: asyncio.Future[None] | None = None
         self.samples_total = 0
         self.spikes_total = 0
         self.admit_waits_total = 0
+        #: Samples where the loop thread's wait for a CPU exceeded the round trip.
+        self.starved_total = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -106,9 +141,14 @@ class LoopLagMonitor:
         loop = asyncio.get_running_loop()
         self._last_tick = time.perf_counter()
         self._sent = None
+        # Opened here, on the loop's thread: the descriptor keeps naming this thread.
+        self._schedstat = _open_schedstat()
         stopping = threading.Event()
         thread = threading.Thread(
-            target=self._pace, args=(loop, stopping), name="wsprobe-loop-lag", daemon=True
+            target=self._pace,
+            args=(loop, stopping, self._schedstat),
+            name="wsprobe-loop-lag",
+            daemon=True,
         )
         self._stopping, self._thread = stopping, thread
         thread.start()
@@ -120,6 +160,9 @@ class LoopLagMonitor:
             self._stopping.set()
             # The pacer wakes on the event at once; joining takes microseconds.
             thread.join(timeout=1.0)
+        schedstat, self._schedstat = self._schedstat, None
+        if schedstat is not None and (thread is None or not thread.is_alive()):
+            os.close(schedstat)
         self._sent = None
         self._release()
 
@@ -128,37 +171,58 @@ class LoopLagMonitor:
         """Whether sampling is on."""
         return self._thread is not None
 
-    def _pace(self, loop: asyncio.AbstractEventLoop, stopping: threading.Event) -> None:
+    def _pace(
+        self, loop: asyncio.AbstractEventLoop, stopping: threading.Event, schedstat: int | None
+    ) -> None:
         """Pacer thread: every ``interval``, post a time-stamped callback to the loop.
 
         A callback posted from another thread wakes the loop like a socket that became
         readable, so its queueing delay is exactly the delay a pong would see. A loop
         timer would not do: its wake-up is rounded to the selector's millisecond
-        timeout, which reads as up to 1 ms of lag on an idle loop.
+        timeout, which reads as up to 1 ms of lag on an idle loop. With it goes the
+        loop thread's run-queue wait since the previous post (one ``pread``, here, off
+        the loop), and when that wait began to be counted.
         """
+        waited = None if schedstat is None else _run_delay(schedstat)
+        since = time.perf_counter()
         while not stopping.wait(self.interval):
             if self._sent is not None:
                 continue  # previous sample still queued: the loop is stalled right now
+            starved = 0.0
+            if schedstat is not None:
+                now_waited = _run_delay(schedstat)
+                if now_waited is not None and waited is not None:
+                    starved = now_waited - waited
+                waited = now_waited
             sent = time.perf_counter()
             self._sent = sent
             try:
-                loop.call_soon_threadsafe(self._tick, sent)
+                loop.call_soon_threadsafe(self._tick, sent, starved, since)
             except RuntimeError:  # loop closed without stop(): nothing left to watch
                 return
+            since = sent
 
-    def _tick(self, sent: float) -> None:
+    def _tick(self, sent: float, starved: float = 0.0, since: float | None = None) -> None:
         if self._sent != sent:
             return  # stale sample from before stop()
         now = time.perf_counter()
         self._sent = None
         lag = now - sent
+        start = self._last_tick
+        if starved > lag:
+            # The process sat without a CPU, out of the round trip's sight: somewhere
+            # between the previous post and now.
+            lag = starved
+            self.starved_total += 1
+            if since is not None:
+                start = min(start, since)
         self._last = lag
         self._samples.append(lag)
         self.samples_total += 1
         if lag > self.budget:
             # The stall lies somewhere between the previous tick (the loop was
             # responsive then) and now; flag that whole window to be safe.
-            self._spikes.append((self._last_tick, now))
+            self._spikes.append((start, now))
             self.spikes_total += 1
         else:
             self._release()

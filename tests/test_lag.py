@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -199,3 +201,57 @@ def test_uvloop_measures_stall_and_gates_admission() -> None:
     assert clean
     assert waited > 0.0
     assert idle < BUDGET
+
+
+# A process that takes one core away for STALL seconds: real-time priority on that core
+# so nothing else of ours can run there; bounded by its own clock.
+_HOG = """
+import os, sys, time
+core = int(sys.argv[1])
+os.sched_setaffinity(0, {core})
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+end = time.perf_counter() + float(sys.argv[2])
+print("hogging", flush=True)
+while time.perf_counter() < end:
+    pass
+"""
+
+
+def _can_starve() -> bool:
+    if not (hasattr(os, "sched_setaffinity") and os.path.exists("/proc/thread-self/schedstat")):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (AttributeError, OSError):
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+@pytest.mark.skipif(not _can_starve(), reason="needs Linux schedstat and SCHED_FIFO rights")
+async def test_process_starved_of_cpu_is_measured_and_flagged() -> None:
+    """Another process holding the core (pacer starved too) still shows as lag and flags."""
+    cores = os.sched_getaffinity(0)
+    core = min(cores)
+    os.sched_setaffinity(0, {core})  # this thread, and the pacer thread it starts
+    mon = LoopLagMonitor(budget=BUDGET, interval=INTERVAL)
+    try:
+        mon.start()
+        await wait_samples(mon, 3)
+        mon.drain_samples()
+        start = time.perf_counter()
+        hog = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _HOG, str(core), str(STALL), stdout=asyncio.subprocess.PIPE
+        )
+        assert hog.stdout is not None
+        async with asyncio.timeout(10):
+            assert await hog.stdout.readline() == b"hogging\n"
+            await hog.wait()
+        end = time.perf_counter()
+        await wait_samples(mon, 3)
+        assert max(mon.drain_samples()) > BUDGET
+        assert mon.overlapped(start, end)
+        assert not mon.overlapped(time.perf_counter(), time.perf_counter())
+    finally:
+        await mon.stop()
+        os.sched_setaffinity(0, cores)
