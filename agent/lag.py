@@ -23,9 +23,11 @@ The round trip cannot see one kind of stall: the whole process waiting for a CPU
 (other processes on the core). The pacer is starved too, so it posts late and the
 loop runs the sample at once. Where Linux exposes it, the pacer therefore also reads
 the loop thread's run-queue wait (``run_delay`` in ``/proc/thread-self/schedstat``,
-cumulative, so no stall between two samples escapes it) and each sample is the larger
-of the two: the round trip, or how long the loop thread was runnable but not running
-since the previous sample (a sum, so it may overstate one stall, never miss one).
+cumulative, so no stall between two samples escapes it). Admission and flagging use
+the larger of the two: the round trip, or how long the loop thread was runnable but
+not running since the previous sample. That wait is a sum over the interval, so it
+may overstate one stall but never misses one; for the same reason it is kept out of
+the exported samples, which stay round trips (what one callback waited).
 
 It raises nothing of its own.
 """
@@ -207,19 +209,19 @@ class LoopLagMonitor:
             return  # stale sample from before stop()
         now = time.perf_counter()
         self._sent = None
-        lag = now - sent
+        lag = stall = now - sent
+        self._samples.append(lag)
+        self.samples_total += 1
         start = self._last_tick
-        if starved > lag:
+        if starved > stall:
             # The process sat without a CPU, out of the round trip's sight: somewhere
             # between the previous post and now.
-            lag = starved
+            stall = starved
             self.starved_total += 1
             if since is not None:
                 start = min(start, since)
-        self._last = lag
-        self._samples.append(lag)
-        self.samples_total += 1
-        if lag > self.budget:
+        self._last = stall
+        if stall > self.budget:
             # The stall lies somewhere between the previous tick (the loop was
             # responsive then) and now; flag that whole window to be safe.
             self._spikes.append((start, now))

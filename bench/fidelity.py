@@ -110,13 +110,17 @@ def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
 
     ``send``: agent wrote -> kernel received it at the proxy; ``receive``: proxy gave
     the reply to the kernel -> agent parsed it; ``resume``: 101 parsed -> handshake()
-    returned; ``proxy_late``: reader thread vs kernel stamp of the request.
+    returned (for ``connect``: connection_made -> handshake() called, which includes
+    the probe's own work between the two phases); ``proxy_late``: reader thread vs
+    kernel stamp of the request; ``cpu_wait``: the loop thread's run-queue wait.
     """
     out: dict[str, list[float]] = defaultdict(list)
     for record, st in records:
         up_arrived, _ = record["up"]
         _, down_delivered = record["down"]
         up_late = record.get("late", [[], []])[0]
+        if st.ready is not None and st.hs_start is not None:
+            out["connect_resume"].append(st.hs_start - st.ready)
         if st.hs_start is not None and up_arrived:
             out["handshake_send"].append(up_arrived[0] - st.hs_start)
             if up_late:

@@ -7,6 +7,7 @@ stamps. :func:`instrumented` patches :class:`agent.probes.wsconn.ProbeConnection
 for the duration of a ``with`` block (the agent itself has no such hooks, and
 should not) and records, for connections whose request path starts with a prefix:
 
+- ``ready``: the connection's ``connection_made`` ran (TCP connected);
 - ``hs_start``: ``handshake()`` called (the request is written synchronously next);
 - ``hs_parsed``: the first bytes after connect arrived (the 101 is parsed in that call);
 - ``hs_end``: ``handshake()`` returned to the probe;
@@ -35,6 +36,7 @@ __all__ = ["ConnStamps", "instrumented"]
 class ConnStamps:
     """perf_counter instants of one measured connection (see the module docstring)."""
 
+    ready: float | None = None
     hs_start: float | None = None
     hs_parsed: float | None = None
     hs_end: float | None = None
@@ -71,7 +73,7 @@ def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
 
     async def handshake(self: Any, *args: Any, **kwargs: Any) -> None:
         began = time.perf_counter()
-        self.__dict__["_fid_pending"] = ConnStamps(hs_start=began)
+        self.__dict__["_fid_pending"] = ConnStamps(ready=self.ready_at, hs_start=began)
         try:
             await base_handshake(self, *args, **kwargs)
         finally:

@@ -249,7 +249,8 @@ async def test_process_starved_of_cpu_is_measured_and_flagged() -> None:
             await hog.wait()
         end = time.perf_counter()
         await wait_samples(mon, 3)
-        assert max(mon.drain_samples()) > BUDGET
+        assert mon.starved_total >= 1 or max(mon.drain_samples()) > BUDGET
+        assert mon.spikes_total >= 1
         assert mon.overlapped(start, end)
         assert not mon.overlapped(time.perf_counter(), time.perf_counter())
     finally:
