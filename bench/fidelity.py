@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import contextlib
 import json
+import socket
 import statistics
 import sys
 import time
@@ -51,7 +51,7 @@ from typing import Any
 
 from agent.lag import LoopLagMonitor
 from bench.clients import Cycle, CycleFn, bare_cycle, raw_cycle, wsprobe_engine
-from bench.fidelity_stamps import ConnStamps, instrumented
+from bench.fidelity_stamps import ConnStamps, errors_at_parse, instrumented, legs
 from bench.stats import ms, summary
 
 __all__ = ["DELAY", "Wire", "errors", "main", "run"]
@@ -61,7 +61,6 @@ CADENCE = 0.025  # one measuring probe every 25 ms: 400 per 10 s level, for a re
 INTERVAL = 30.0  # the generated checks' interval: N checks = N/30 probes/s
 BUDGET = 0.01  # agent.loop_lag_budget default (DEFAULT_LOOP_LAG_BUDGET)
 MAX_IN_FLIGHT = 256  # agent.max_concurrency default
-PREEMPTED = 0.0002  # s of run-queue wait in a ping's window that count as preemption
 
 
 class Wire:
@@ -105,45 +104,6 @@ class Wire:
         return out
 
 
-def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
-    """Where each error lies: the agent's send and receive legs against kernel stamps.
-
-    ``send``: agent wrote -> kernel received it at the proxy; ``receive``: proxy gave
-    the reply to the kernel -> agent parsed it; ``resume``: 101 parsed -> handshake()
-    returned (for ``connect``: connection_made -> handshake() called, which includes
-    the probe's own work between the two phases); ``proxy_late``: reader thread vs
-    kernel stamp of the request; ``cpu_wait``: the loop thread's run-queue wait.
-    """
-    out: dict[str, list[float]] = defaultdict(list)
-    for record, st in records:
-        up_arrived, _ = record["up"]
-        _, down_delivered = record["down"]
-        up_late = record.get("late", [[], []])[0]
-        if st.ready is not None and st.hs_start is not None:
-            out["connect_resume"].append(st.hs_start - st.ready)
-        if st.hs_start is not None and up_arrived:
-            out["handshake_send"].append(up_arrived[0] - st.hs_start)
-            if up_late:
-                out["handshake_proxy_late"].append(up_late[0])
-        if st.hs_parsed is not None and down_delivered:
-            out["handshake_receive"].append(st.hs_parsed - down_delivered[0])
-            if st.hs_end is not None:
-                out["handshake_resume"].append(st.hs_end - st.hs_parsed)
-        for sent, parsed, waited in st.pings:
-            j = bisect.bisect_left(up_arrived, sent)
-            k = bisect.bisect_right(down_delivered, parsed) - 1
-            if j < len(up_arrived) and k >= 0:
-                out["ping_send"].append(up_arrived[j] - sent)
-                out["ping_receive"].append(parsed - down_delivered[k])
-                # Split by whether other processes held the CPU during this ping.
-                preempted = "preempted" if waited > PREEMPTED else "not_preempted"
-                out[f"ping_receive_{preempted}"].append(parsed - down_delivered[k])
-                out["ping_cpu_wait"].append(waited)
-                if j < len(up_late):
-                    out["ping_proxy_late"].append(up_late[j])
-    return {name: summary(values) for name, values in sorted(out.items())}
-
-
 def errors(pairs: list[tuple[Cycle, list[float]]], connect_truth: float) -> dict[str, Any]:
     """Signed errors of measured phases against their wire truths."""
     per: dict[str, list[float]] = {"connect": [], "handshake": [], "ping": []}
@@ -158,21 +118,40 @@ def errors(pairs: list[tuple[Cycle, list[float]]], connect_truth: float) -> dict
     return {phase: summary(values) for phase, values in per.items()}
 
 
+def _blocking_connects(base_url: str, samples: int) -> list[float]:
+    """TCP connect times of a plain blocking socket: no event loop, no task to resume."""
+    host, port = base_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    out = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        sock = socket.create_connection((host, int(port)), timeout=5)
+        out.append(time.perf_counter() - t0)
+        sock.close()
+    return out
+
+
 async def calibrate(base_url: str, wire: Wire, samples: int) -> dict[str, Any]:
-    """The idle truth-meter: connect truth and the meter's own error on the wire."""
+    """The idle truth-meter: connect truth and the meter's own error on the wire.
+
+    The connect truth is the median of a blocking ``socket.create_connection`` (what
+    the kernel takes: a client with no event loop); before, it was the hand-written
+    asyncio client's, which included that client's own task wake-up.
+    """
     paths = [f"/cal-{i}" for i in range(samples)]
     cycles = [await raw_cycle(base_url + p.lstrip("/")) for p in paths]
     await wire.wait_for(paths)
     good = [(c, p) for c, p in zip(cycles, paths, strict=True) if c.ok]
     if not good:
         raise RuntimeError("calibration through the delay proxy failed")
-    connect = statistics.median(c.connect for c, _ in good if c.connect is not None)
+    raw_connect = statistics.median(c.connect for c, _ in good if c.connect is not None)
+    connect = statistics.median(_blocking_connects(base_url, samples))
     pairs = [(c, Wire.truths(wire.by_path[p][-1])) for c, p in good if wire.by_path.get(p)]
     wire_rtts = [t for _, truths in pairs for t in truths[1:4]]
     return {
         "connect": connect,
         "truth_ms": {
             "connect": ms(connect),
+            "connect_asyncio_client": ms(raw_connect),
             "wire_ping_p50": ms(statistics.median(wire_rtts)) if wire_rtts else None,
         },
         "truth_meter": errors(pairs, connect),
@@ -251,16 +230,16 @@ async def _level(
     await wire.wait_for([p for p, _ in ok])
     pairs = [(c, Wire.truths(wire.by_path[p][-1])) for p, c in ok if wire.by_path.get(p)]
     clean = [(c, t) for c, t in pairs if not c.lag_suspect]
-    stamped = [
-        (wire.by_path[p][-1], stamps[p]) for p, _ in ok if wire.by_path.get(p) and p in stamps
+    records = {p: wire.by_path[p][-1] for p, _ in ok if wire.by_path.get(p)}
+    stamped = [(records[p], stamps[p]) for p in records if p in stamps]
+    at_parse = [
+        (c, Wire.truths(records[p]), stamps[p]) for p, c in ok if p in records and p in stamps
     ]
     return {
         "checks": checks,
         "target_probes_per_s": round(checks / INTERVAL, 1),
         "load_probes_per_s": round(rate, 1),
-        "kernel_stamps": all(
-            wire.by_path[p][-1].get("kernel_stamps") for p, _ in ok if wire.by_path.get(p)
-        ),
+        "kernel_stamps": all(r.get("kernel_stamps") for r in records.values()),
         "load_launched": launched,
         "load_dropped_at_max_in_flight": dropped,
         "cpu_share": round(cpu / wall, 3),
@@ -274,6 +253,7 @@ async def _level(
         "error_all": errors(pairs, connect_truth),
         "error_clean": errors(clean, connect_truth),
         "legs": legs(stamped),
+        "error_if_stamped_at_parse": errors_at_parse(at_parse, connect_truth),
     }
 
 
@@ -334,6 +314,12 @@ async def run(
             f"loop lag p99 {level['loop_lag']['p99_ms']}; "
             f"suspect {level['lag_suspect']}/{level['paired_with_wire']}",
             flush=True,
+        )
+        parse = level["error_if_stamped_at_parse"]
+        print(
+            "    if stamped at parse: handshake "
+            f"{parse['handshake']['p50_ms']}/{parse['handshake']['p99_ms']}, connect "
+            f"{parse['connect']['p50_ms']}/{parse['connect']['p99_ms']}"
         )
         for name, leg in lg.items():
             print(f"    {name}: p50 {leg['p50_ms']} p99 {leg['p99_ms']} max {leg['max_ms']}")

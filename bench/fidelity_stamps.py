@@ -17,19 +17,27 @@ should not) and records, for connections whose request path starts with a prefix
   as opposed to the loop being busy with its own callbacks.
 
 Each hook costs a few hundred nanoseconds per call on every connection, plus a
-``pread`` (~2 us) per measured ping.
+``pread`` (~2 us) per measured ping. :func:`legs` and :func:`errors_at_parse` turn
+the stamps and the proxy's records into the split of each error.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ConnStamps", "instrumented"]
+from bench.clients import Cycle
+from bench.stats import summary
+
+__all__ = ["PREEMPTED", "ConnStamps", "errors_at_parse", "instrumented", "legs"]
+
+PREEMPTED = 0.0002  # s of run-queue wait in a ping's window that count as preemption
 
 
 @dataclass
@@ -122,3 +130,59 @@ def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
                 delattr(ProbeConnection, name)
             else:
                 setattr(ProbeConnection, name, original)
+
+
+def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
+    """Where each error lies: the agent's send and receive legs against kernel stamps.
+
+    ``send``: agent wrote -> kernel received it at the proxy; ``receive``: proxy gave
+    the reply to the kernel -> agent parsed it; ``resume``: 101 parsed -> handshake()
+    returned (for ``connect``: connection_made -> handshake() called, which includes
+    the probe's own work between the two phases); ``proxy_late``: reader thread vs
+    kernel stamp of the request; ``cpu_wait``: the loop thread's run-queue wait.
+    """
+    out: dict[str, list[float]] = defaultdict(list)
+    for record, st in records:
+        up_arrived, _ = record["up"]
+        _, down_delivered = record["down"]
+        up_late = record.get("late", [[], []])[0]
+        if st.ready is not None and st.hs_start is not None:
+            out["connect_resume"].append(st.hs_start - st.ready)
+        if st.hs_start is not None and up_arrived:
+            out["handshake_send"].append(up_arrived[0] - st.hs_start)
+            if up_late:
+                out["handshake_proxy_late"].append(up_late[0])
+        if st.hs_parsed is not None and down_delivered:
+            out["handshake_receive"].append(st.hs_parsed - down_delivered[0])
+            if st.hs_end is not None:
+                out["handshake_resume"].append(st.hs_end - st.hs_parsed)
+        for sent, parsed, waited in st.pings:
+            j = bisect.bisect_left(up_arrived, sent)
+            k = bisect.bisect_right(down_delivered, parsed) - 1
+            if j < len(up_arrived) and k >= 0:
+                out["ping_send"].append(up_arrived[j] - sent)
+                out["ping_receive"].append(parsed - down_delivered[k])
+                # Split by whether other processes held the CPU during this ping.
+                preempted = "preempted" if waited > PREEMPTED else "not_preempted"
+                out[f"ping_receive_{preempted}"].append(parsed - down_delivered[k])
+                out["ping_cpu_wait"].append(waited)
+                if j < len(up_late):
+                    out["ping_proxy_late"].append(up_late[j])
+    return {name: summary(values) for name, values in sorted(out.items())}
+
+
+def errors_at_parse(
+    stamped: list[tuple[Cycle, list[float], ConnStamps]], connect_truth: float
+) -> dict[str, Any]:
+    """The errors if connect ended at connection_made and the handshake at the 101 parse.
+
+    What ``ProbeConnection.pong_at`` did for pings, applied to the other two phases:
+    the probe's task wake-up after each is taken out (an estimate for the engine).
+    """
+    per: dict[str, list[float]] = {"connect": [], "handshake": []}
+    for cycle, truths, st in stamped:
+        if cycle.connect is not None and st.ready is not None and st.hs_start is not None:
+            per["connect"].append(cycle.connect - (st.hs_start - st.ready) - connect_truth)
+        if cycle.handshake is not None and truths and st.hs_parsed and st.hs_end:
+            per["handshake"].append(cycle.handshake - (st.hs_end - st.hs_parsed) - truths[0])
+    return {phase: summary(values) for phase, values in per.items()}
