@@ -42,8 +42,19 @@ test-tools:
 	  || echo "test-tools: could not install $$pkgs; their tests will be skipped"; \
 	else echo "test-tools: $$pkgs not installed (needs root and apt-get); their tests will be skipped"; fi
 
+# The blackbox scenario compares with Prometheus blackbox_exporter: best effort, as
+# root where apt-get exists; without it that scenario is skipped with a note. On a
+# machine with systemd, Debian starts the package's service (port 9115); the bench
+# runs its own instance on a free port.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@command -v prometheus-blackbox-exporter >/dev/null || command -v blackbox_exporter >/dev/null \
+	|| if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "bench: installing prometheus-blackbox-exporter with apt-get (once)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus-blackbox-exporter; } >/dev/null 2>&1 \
+	  || echo "bench: could not install prometheus-blackbox-exporter; its scenario will be skipped"; \
+	else echo "bench: blackbox_exporter not installed (needs root and apt-get); its scenario will be skipped"; fi
 	$(BIN)/python -m bench
 
 clean:

@@ -23,7 +23,7 @@ from bench.plot import plot
 
 __all__ = ["main"]
 
-SCENARIOS = ("engine", "fidelity", "startup", "capacity", "watch")
+SCENARIOS = ("engine", "fidelity", "startup", "capacity", "watch", "blackbox")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -63,6 +63,10 @@ def _scenario(name: str, args: argparse.Namespace, server: procs.Proc) -> dict[s
         from bench import watch
 
         return watch.run(url, quick=args.quick, loop=args.loop)
+    if name == "blackbox":
+        from bench import blackbox
+
+        return blackbox.run(url, quick=args.quick, loop=args.loop)
     raise ValueError(name)
 
 

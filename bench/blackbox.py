@@ -1,0 +1,617 @@
+"""Scenario: side by side with Prometheus blackbox_exporter doing the WebSocket upgrade check.
+
+blackbox_exporter has no WebSocket prober (0.23, Debian's ``prometheus-blackbox-exporter``):
+the usual check is its ``http`` prober sending the upgrade headers and accepting only
+``101`` (:data:`MODULE`). Three facts are measured here, with wsprobe's engine doing
+the same target in the same run:
+
+- **After the 101 it reads the "body" until the server closes.** Against a server that
+  keeps the WebSocket open (the bench's Node ``ws`` target, like any real one) the probe
+  never ends: ``/probe`` answers neither within the module's ``timeout`` nor ever, and
+  the probe's goroutine and both sockets stay behind after the scraper hangs up
+  (:func:`hang_check` counts them). So every figure below is taken against a target
+  that completes the upgrade and then closes at once (:func:`serve`, websockets on
+  uvloop, on the server core): the only kind of WebSocket server the check can pass.
+- **Fidelity**: ``probe_http_duration_seconds{phase="connect"|"processing"}`` (request
+  written -> first response byte) against the delay proxy's wire truth, paired by a
+  unique URL path per measured probe, as ``bench/fidelity.py`` does for wsprobe; and
+  wsprobe's ``connect`` / ``handshake`` against the same truth at the same load.
+- **Cost**: the exporter's CPU-seconds per probe (``/proc/PID/stat``) at a few probe
+  rates driven by concurrent ``GET /probe`` (httpx, open loop, bounded), against
+  wsprobe's engine CPU per probe (``PROBES["probe"]``, ``pings: 0``: connect, upgrade,
+  close, the same cycle), alternating rounds in one run, medians.
+
+The exporter runs pinned to the bench core, alone: while it is measured this process
+(the httpx driver, standing in for Prometheus) moves to the server core; while
+wsprobe is measured, its engine runs here on the bench core, as in the other
+scenarios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench import procs
+from bench.fidelity import DELAY, Wire
+from bench.stats import ms, summary
+
+__all__ = [
+    "BINARIES",
+    "MODULE",
+    "BlackboxProbe",
+    "exporter",
+    "hang_check",
+    "module_yaml",
+    "parse_probe",
+    "run",
+    "serve",
+]
+
+#: Names the exporter binary goes by (Debian's package, upstream's tarball).
+BINARIES = ("prometheus-blackbox-exporter", "blackbox_exporter")
+MODULE_NAME = "ws_upgrade"
+MODULE_TIMEOUT = 5.0
+#: The module: an HTTP GET carrying the WebSocket upgrade, only 101 is a success. The
+#: key is fixed (the exporter cannot generate one per request), so the correct
+#: ``Sec-WebSocket-Accept`` is fixed too and is checked (RFC 6455's own example pair).
+MODULE: dict[str, Any] = {
+    "prober": "http",
+    "timeout": f"{MODULE_TIMEOUT:g}s",
+    "http": {
+        "method": "GET",
+        "valid_status_codes": [101],
+        "preferred_ip_protocol": "ip4",
+        "ip_protocol_fallback": False,
+        "headers": {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        },
+        "fail_if_header_not_matches": [
+            {"header": "Sec-WebSocket-Accept", "regexp": "^s3pPLMBiTxaQ9kYGzzhZRbK\\+xOo=$"}
+        ],
+    },
+}
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+CADENCE = 0.1  # one measured probe through the proxy every 100 ms, as in fidelity
+MAX_IN_FLIGHT = 256
+RATES = (0, 100, 300)  # load probes/s to the direct target, besides the measured ones
+
+
+def module_yaml() -> str:
+    """The exporter's config file: :data:`MODULE` under :data:`MODULE_NAME`."""
+    import yaml
+
+    return str(yaml.safe_dump({"modules": {MODULE_NAME: MODULE}}, sort_keys=False))
+
+
+@dataclass
+class BlackboxProbe:
+    """What one ``/probe`` answer said (seconds)."""
+
+    success: bool
+    duration: float | None = None
+    status_code: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def parse_probe(text: str) -> BlackboxProbe:
+    """Read ``probe_success``, ``probe_duration_seconds``, status and phases from ``/probe``."""
+    out = BlackboxProbe(success=False)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "probe_success":
+                out.success = sample.value == 1.0
+            elif sample.name == "probe_duration_seconds":
+                out.duration = sample.value
+            elif sample.name == "probe_http_status_code":
+                out.status_code = int(sample.value)
+            elif sample.name == "probe_http_duration_seconds":
+                out.phases[sample.labels["phase"]] = sample.value
+    return out
+
+
+def _binary() -> str | None:
+    for name in BINARIES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@dataclass
+class Exporter:
+    """A running blackbox_exporter."""
+
+    popen: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def pid(self) -> int:
+        """The OS process id."""
+        return self.popen.pid
+
+    def probe_url(self, target: str) -> str:
+        """The ``/probe`` URL checking ``target`` with :data:`MODULE`."""
+        return f"http://127.0.0.1:{self.port}/probe?module={MODULE_NAME}&target={target}"
+
+    def open_fds(self) -> int:
+        """File descriptors the exporter holds (sockets, mostly)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+
+@contextlib.contextmanager
+def exporter(binary: str, *, core: int = procs.BENCH_CORE) -> Iterator[Exporter]:
+    """Start the exporter with :data:`MODULE` on a free port, pinned to ``core``."""
+    with tempfile.TemporaryDirectory(prefix="bench-blackbox-") as tmp:
+        config = Path(tmp) / "blackbox.yml"
+        config.write_text(module_yaml())
+        port = procs.free_port()
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
+        if shutil.which("taskset") and procs.SERVER_CORE != procs.BENCH_CORE:
+            argv = ["taskset", "-c", str(core), *argv]
+        popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10.0
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=1).is_success:
+                        break
+                if time.monotonic() > deadline or popen.poll() is not None:
+                    raise RuntimeError(f"blackbox_exporter did not start ({binary})")
+                time.sleep(0.05)
+            yield Exporter(popen, port)
+        finally:
+            procs.terminate(popen)
+
+
+@contextlib.contextmanager
+def closing_server() -> Iterator[procs.Proc]:
+    """The target every figure is taken against: upgrade, then close at once."""
+    proc = procs.spawn(
+        [sys.executable, "-m", "bench.blackbox", "--serve"],
+        core=procs.SERVER_CORE,
+        what="closing-websockets",
+    )
+    try:
+        yield proc
+    finally:
+        procs.stop(proc)
+
+
+def serve() -> None:
+    """A WebSocket server that completes each upgrade and closes (code 1000) at once."""
+    import uvloop
+    from websockets.asyncio.server import ServerConnection
+    from websockets.asyncio.server import serve as ws_serve
+
+    async def handler(ws: ServerConnection) -> None:
+        return  # returning closes: a Close frame, then TCP close without waiting
+
+    async def main() -> None:
+        async with ws_serve(
+            handler, "127.0.0.1", 0, close_timeout=0, compression=None, backlog=4096
+        ) as server:
+            print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+            await asyncio.Future()
+
+    uvloop.run(main())
+
+
+async def _exporter_metric(client: httpx.AsyncClient, ex: Exporter, name: str) -> float | None:
+    text = (await client.get(f"http://127.0.0.1:{ex.port}/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    return None
+
+
+def _established_to(port: int) -> int:
+    """Client-side ESTABLISHED TCP connections to 127.0.0.1:``port`` (IPv4, any process)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
+
+
+async def hang_check(client: httpx.AsyncClient, ex: Exporter, target: str) -> dict[str, Any]:
+    """Probe a server that keeps the WebSocket open: does ``/probe`` ever answer?
+
+    Two probes, each given ``MODULE_TIMEOUT + 3`` s by the client; then what the
+    exporter still holds once the client has hung up.
+    """
+    port = int(target.rsplit(":", 1)[1].split("/", 1)[0])
+    before = (
+        ex.open_fds(),
+        await _exporter_metric(client, ex, "go_goroutines"),
+        _established_to(port),
+    )
+    wait = MODULE_TIMEOUT + 3.0
+
+    async def one(i: int) -> str:
+        t0 = time.perf_counter()
+        try:
+            r = await client.get(ex.probe_url(f"{target}hang-{i}"), timeout=wait)
+        except httpx.TimeoutException:
+            return f"no answer after {time.perf_counter() - t0:.1f} s"
+        return f"answered {r.status_code} after {time.perf_counter() - t0:.2f} s"
+
+    outcomes = await asyncio.gather(*(one(i) for i in range(2)))
+    await asyncio.sleep(0.5)
+    after = (
+        ex.open_fds(),
+        await _exporter_metric(client, ex, "go_goroutines"),
+        _established_to(port),
+    )
+    return {
+        "target": target,
+        "module_timeout_s": MODULE_TIMEOUT,
+        "client_waited_s": wait,
+        "outcomes": list(outcomes),
+        "exporter_fds_before_after": [before[0], after[0]],
+        "exporter_goroutines_before_after": [before[1], after[1]],
+        "connections_to_target_before_after": [before[2], after[2]],
+    }
+
+
+@dataclass
+class _Sample:
+    """One probe as either tool saw it: seconds, None where it does not tell."""
+
+    ok: bool
+    connect: float | None = None
+    upgrade: float | None = None
+    total: float | None = None
+
+
+Driver = Callable[[str], Awaitable[_Sample]]
+
+
+def _blackbox_driver(session: aiohttp.ClientSession, ex: Exporter) -> Driver:
+    async def probe(url: str) -> _Sample:
+        async with session.get(ex.probe_url(url.replace("ws://", "http://", 1))) as r:
+            p = parse_probe(await r.text())
+        return _Sample(
+            ok=p.success,
+            connect=p.phases.get("connect"),
+            upgrade=p.phases.get("processing"),
+            total=p.duration,
+        )
+
+    return probe
+
+
+class _Wsprobe:
+    """wsprobe's engine doing the same cycle: connect, upgrade, close (``pings: 0``)."""
+
+    def __init__(self) -> None:
+        from agent.probes import PROBES
+
+        self._engine = PROBES["probe"]
+        self._checks: dict[str, Any] = {}
+
+    def prebuild(self, url: str) -> None:
+        """Build the check for ``url`` now, outside any measured window."""
+        from agent.config.models import CheckConfig
+
+        if url not in self._checks:
+            self._checks[url] = CheckConfig(name="bench", url=url, pings=0)
+
+    async def __call__(self, url: str) -> _Sample:
+        self.prebuild(url)
+        r = await self._engine(self._checks[url])
+        return _Sample(
+            ok=r.success,
+            connect=r.phases.get("connect"),
+            upgrade=r.phases.get("handshake"),
+            total=r.phases.get("total"),
+        )
+
+
+async def _window(
+    probe: Driver,
+    *,
+    direct_url: str,
+    proxy_url: str,
+    rate: float,
+    duration: float,
+    tag: str,
+    cpu: Callable[[], float],
+    side_pids: dict[str, int],
+) -> dict[str, Any]:
+    """Open-loop load at ``rate``/s to the direct target plus one measured probe per CADENCE."""
+    in_flight: set[asyncio.Task[Any]] = set()
+    direct: list[_Sample] = []
+    measured: list[tuple[str, _Sample]] = []
+    failed = dropped = 0
+
+    async def one(url: str, path: str | None) -> None:
+        nonlocal failed
+        try:
+            s = await probe(url)
+        except Exception:  # a failed probe is counted, never fatal
+            failed += 1
+            return
+        if path is None:
+            direct.append(s)
+        else:
+            measured.append((path, s))
+
+    def launch(url: str, path: str | None) -> None:
+        nonlocal dropped
+        if len(in_flight) >= MAX_IN_FLIGHT:
+            dropped += 1
+            return
+        task = asyncio.create_task(one(url, path))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+
+    side0 = {name: procs.cpu_seconds(pid) for name, pid in side_pids.items()}
+    cpu0, t0 = cpu(), time.perf_counter()
+    stop_at, last, owed, seq = t0 + duration, t0, 0.0, 0
+    next_measure = t0
+    while (now := time.perf_counter()) < stop_at:
+        owed += (now - last) * rate
+        last = now
+        while owed >= 1.0:
+            owed -= 1.0
+            launch(direct_url, None)
+        if now >= next_measure:
+            path = f"/{tag}-{seq}"
+            launch(proxy_url + path.lstrip("/"), path)
+            seq += 1
+            next_measure += CADENCE
+        await asyncio.sleep(0.005)
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=15)
+    wall, used = time.perf_counter() - t0, cpu() - cpu0
+    side = {n: (procs.cpu_seconds(pid) - side0[n]) / wall for n, pid in side_pids.items()}
+    done = len(direct) + len(measured)
+    return {
+        "rate": rate,
+        "wall_s": round(wall, 2),
+        "probes": done,
+        "ok": sum(s.ok for s in direct) + sum(s.ok for _, s in measured),
+        "failed": failed,
+        "dropped_at_max_in_flight": dropped,
+        "cpu_s": round(used, 4),
+        "cpu_ms_per_probe": ms(used / done) if done else None,
+        "side_cpu_share": {n: round(v, 3) for n, v in side.items()},
+        "direct": direct,
+        "measured": measured,
+    }
+
+
+async def _null(url: str) -> _Sample:
+    """No probe at all: what the load loop itself costs this process per probe."""
+    await asyncio.sleep(0)
+    return _Sample(ok=True)
+
+
+def _errors(
+    measured: list[tuple[str, _Sample]], wire: Wire, connect_truth: float
+) -> dict[str, Any]:
+    connect, upgrade = [], []
+    for path, s in measured:
+        records = wire.by_path.get(path)
+        if not s.ok or not records:
+            continue
+        truths = Wire.truths(records[-1])
+        if s.connect is not None:
+            connect.append(s.connect - connect_truth)
+        if s.upgrade is not None and truths:
+            upgrade.append(s.upgrade - truths[0])
+    return {"connect": summary(connect), "upgrade": summary(upgrade)}
+
+
+def _direct(samples: list[_Sample]) -> dict[str, Any]:
+    ok = [s for s in samples if s.ok]
+    return {
+        "connect": summary([s.connect for s in ok if s.connect is not None]),
+        "upgrade": summary([s.upgrade for s in ok if s.upgrade is not None]),
+        "total": summary([s.total for s in ok if s.total is not None]),
+    }
+
+
+def _summarise(
+    results: list[dict[str, Any]], wire: Wire, connect_truth: float, *, paired: bool
+) -> dict[str, Any]:
+    """One tool at one level: counts, CPU per probe (median of rounds), errors."""
+    cpu_ms = [x["cpu_ms_per_probe"] for x in results if x["cpu_ms_per_probe"]]
+    out: dict[str, Any] = {
+        "probes": sum(x["probes"] for x in results),
+        "ok": sum(x["ok"] for x in results),
+        "failed": sum(x["failed"] for x in results),
+        "dropped_at_max_in_flight": sum(x["dropped_at_max_in_flight"] for x in results),
+        "probes_per_s": round(
+            sum(x["probes"] for x in results) / sum(x["wall_s"] for x in results), 1
+        ),
+        "cpu_ms_per_probe_median": round(statistics.median(cpu_ms), 3) if cpu_ms else None,
+        "cpu_ms_per_probe_runs": cpu_ms,
+        "side_cpu_share_runs": [x["side_cpu_share"] for x in results],
+    }
+    if paired:
+        measured = [m for x in results for m in x["measured"]]
+        out["paired_with_wire"] = sum(1 for p, _ in measured if wire.by_path.get(p))
+        out["error_vs_wire"] = _errors(measured, wire, connect_truth)
+        out["direct"] = _direct([d for x in results for d in x["direct"]])
+    return out
+
+
+async def _connect_truth(port: int, samples: int = 30) -> float:
+    """Median TCP connect to the proxy from an idle loop (the kernel accepts: no wire record)."""
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        times.append(time.perf_counter() - t0)
+        writer.close()
+        await writer.wait_closed()
+    return statistics.median(times)
+
+
+async def _compare(
+    ex: Exporter,
+    *,
+    direct_url: str,
+    proxy_url: str,
+    proxy_port: int,
+    wire: Wire,
+    side_pids: dict[str, int],
+    node_url: str,
+    quick: bool,
+) -> dict[str, Any]:
+    rates = (0, 300) if quick else RATES
+    rounds, duration = (1, 3.0) if quick else (2, 4.0)
+    # aiohttp drives /probe: httpx's pool cost 4-8 ms of CPU per request at 32 in flight
+    # here (aiohttp 0.35 ms), so it could not reach a few hundred probes/s.
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+    timeout = aiohttp.ClientTimeout(total=MODULE_TIMEOUT + 5)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+        httpx.AsyncClient(timeout=MODULE_TIMEOUT + 5) as client,
+    ):
+        connect_truth = await _connect_truth(proxy_port)
+        ws_probe = _Wsprobe()
+        drivers: dict[str, Driver] = {
+            "blackbox": _blackbox_driver(session, ex),
+            "wsprobe": ws_probe,
+            "driver": _null,
+        }
+        cpus: dict[str, Callable[[], float]] = {
+            "blackbox": lambda: procs.cpu_seconds(ex.pid),
+            "wsprobe": time.process_time,
+            "driver": time.process_time,
+        }
+        for name, drive in drivers.items():  # warm both paths (and the URL caches)
+            for i in range(20):
+                with contextlib.suppress(Exception):
+                    await drive(direct_url if i % 2 else f"{proxy_url}warm-{name}-{i}")
+        levels = []
+        for rate in rates:
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in drivers}
+            for r in range(rounds):
+                order = list(drivers) if r % 2 == 0 else list(reversed(drivers))
+                for name in order:
+                    tag = f"{name}-{rate}-{r}"
+                    # wsprobe's measured checks are built before its CPU clock starts.
+                    for seq in range(int(duration / CADENCE) + 2):
+                        ws_probe.prebuild(f"{proxy_url}{tag}-{seq}")
+                    # The exporter alone on the bench core; its driver elsewhere.
+                    procs.pin_self(procs.SERVER_CORE if name == "blackbox" else procs.BENCH_CORE)
+                    try:
+                        res = await _window(
+                            drivers[name],
+                            direct_url=direct_url,
+                            proxy_url=proxy_url,
+                            rate=rate,
+                            duration=duration,
+                            tag=tag,
+                            cpu=cpus[name],
+                            side_pids=side_pids,
+                        )
+                    finally:
+                        procs.pin_self(procs.BENCH_CORE)
+                    runs[name].append(res)
+            await wire.wait_for(
+                [p for n in ("blackbox", "wsprobe") for x in runs[n] for p, _ in x["measured"]]
+            )
+            level: dict[str, Any] = {"load_per_s": rate}
+            for name, results in runs.items():
+                level[name] = _summarise(results, wire, connect_truth, paired=name != "driver")
+            ws_cpu, idle_cpu = (level[n]["cpu_ms_per_probe_median"] for n in ("wsprobe", "driver"))
+            if ws_cpu is not None and idle_cpu is not None:
+                level["wsprobe"]["cpu_ms_per_probe_net_of_driver"] = round(ws_cpu - idle_cpu, 3)
+            levels.append(level)
+            bb, ws = level["blackbox"], level["wsprobe"]
+            print(
+                f"  blackbox load {rate}/s: CPU ms/probe blackbox "
+                f"{bb['cpu_ms_per_probe_median']} wsprobe "
+                f"{ws.get('cpu_ms_per_probe_net_of_driver')} (net of the driver); "
+                f"upgrade err p50/p99 blackbox {bb['error_vs_wire']['upgrade']['p50_ms']}/"
+                f"{bb['error_vs_wire']['upgrade']['p99_ms']} wsprobe "
+                f"{ws['error_vs_wire']['upgrade']['p50_ms']}/"
+                f"{ws['error_vs_wire']['upgrade']['p99_ms']} ms",
+                flush=True,
+            )
+        hang = await hang_check(client, ex, node_url)
+        print(f"  blackbox vs a server that stays open: {hang['outcomes']}", flush=True)
+    return {
+        "connect_truth_ms": ms(connect_truth),
+        "rounds": rounds,
+        "window_s": duration,
+        "levels": levels,
+        "hang": hang,
+    }
+
+
+def run(node_url: str, *, quick: bool, loop: str) -> dict[str, Any]:
+    """The scenario; skipped with a note when the exporter binary is missing."""
+    binary = _binary()
+    if binary is None:
+        return {
+            "skipped": "blackbox_exporter not installed "
+            "(apt-get install prometheus-blackbox-exporter; `make bench` tries as root)"
+        }
+    version = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, check=False
+    ).stderr.split("\n", 1)[0]
+    import uvloop
+
+    runner: Callable[[Any], Any] = uvloop.run if loop == "uvloop" else asyncio.run
+    with (
+        closing_server() as target,
+        procs.delay_proxy(target.port, delay=DELAY) as proxy,
+        exporter(binary) as ex,
+    ):
+        wire = Wire(proxy.lines)
+        result: dict[str, Any] = runner(
+            _compare(
+                ex,
+                direct_url=f"ws://127.0.0.1:{target.port}/",
+                proxy_url=f"ws://127.0.0.1:{proxy.port}/",
+                proxy_port=proxy.port,
+                wire=wire,
+                side_pids={"target": target.pid, "proxy": proxy.pid, "bench": os.getpid()},
+                node_url=node_url.replace("ws://", "http://", 1),
+                quick=quick,
+            )
+        )
+    result["exporter"] = version
+    result["module"] = MODULE
+    result["target"] = "closing websockets server (upgrade, then Close 1000 at once)"
+    result["delay_each_way_ms"] = ms(DELAY)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.blackbox")
+    parser.add_argument("--serve", action="store_true", help="run the closing target server")
+    if parser.parse_args().serve:
+        serve()
