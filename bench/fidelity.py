@@ -51,7 +51,7 @@ from typing import Any
 
 from agent.lag import LoopLagMonitor
 from bench.clients import Cycle, CycleFn, bare_cycle, raw_cycle, wsprobe_engine
-from bench.fidelity_stamps import ConnStamps, errors_at_parse, instrumented, legs
+from bench.fidelity_stamps import ConnStamps, errors_at_parse, instrumented, legs, run_delay
 from bench.stats import ms, summary
 
 __all__ = ["DELAY", "Wire", "errors", "main", "run"]
@@ -202,6 +202,7 @@ async def _level(
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
 
+    waited0 = run_delay()
     cpu0, t0 = time.process_time(), time.perf_counter()
     next_measure = t0
     owed = 0.0
@@ -225,6 +226,7 @@ async def _level(
     if in_flight:
         await asyncio.wait(in_flight, timeout=15)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    waited = run_delay() - waited0
     await monitor.stop()
     ok = [(p, c) for p, c in measured if c.ok]
     await wire.wait_for([p for p, _ in ok])
@@ -239,10 +241,13 @@ async def _level(
         "checks": checks,
         "target_probes_per_s": round(checks / INTERVAL, 1),
         "load_probes_per_s": round(rate, 1),
-        "kernel_stamps": all(r.get("kernel_stamps") for r in records.values()),
+        # Chunks the proxy had to stamp with its own clock (no kernel stamp).
+        "proxy_fallback_stamps": sum(r.get("fallbacks", 0) for r in records.values()),
         "load_launched": launched,
         "load_dropped_at_max_in_flight": dropped,
         "cpu_share": round(cpu / wall, 3),
+        # Share of the time the loop thread waited runnable for a CPU: other processes.
+        "cpu_wait_share": round(waited / wall, 4),
         "measured": len(measured),
         "measured_ok": len(ok),
         "paired_with_wire": len(pairs),
@@ -253,6 +258,9 @@ async def _level(
         "error_all": errors(pairs, connect_truth),
         "error_clean": errors(clean, connect_truth),
         "legs": legs(stamped),
+        "proxy_send_spread": summary(
+            [x for r in records.values() for x in r.get("spread", [[], []])[1]]
+        ),
         "error_if_stamped_at_parse": errors_at_parse(at_parse, connect_truth),
     }
 
@@ -306,7 +314,8 @@ async def run(
         out["levels"].append(level)
         err, clean, lg = level["error_all"], level["error_clean"], level["legs"]
         print(
-            f"  fidelity {checks} checks (cpu {level['cpu_share']:.0%}): error p50/p99 ms: "
+            f"  fidelity {checks} checks (cpu {level['cpu_share']:.0%}, waiting for a CPU "
+            f"{level['cpu_wait_share']:.1%}): error p50/p99 ms: "
             f"ping {err['ping']['p50_ms']}/{err['ping']['p99_ms']} "
             f"(unflagged p99 {clean['ping']['p99_ms']}), "
             f"handshake {err['handshake']['p50_ms']}/{err['handshake']['p99_ms']}, "
@@ -321,7 +330,7 @@ async def run(
             f"{parse['handshake']['p50_ms']}/{parse['handshake']['p99_ms']}, connect "
             f"{parse['connect']['p50_ms']}/{parse['connect']['p99_ms']}"
         )
-        for name, leg in lg.items():
+        for name, leg in [*lg.items(), ("proxy_send_spread", level["proxy_send_spread"])]:
             print(f"    {name}: p50 {leg['p50_ms']} p99 {leg['p99_ms']} max {leg['max_ms']}")
     return out
 

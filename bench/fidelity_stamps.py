@@ -35,7 +35,7 @@ from typing import Any
 from bench.clients import Cycle
 from bench.stats import summary
 
-__all__ = ["PREEMPTED", "ConnStamps", "errors_at_parse", "instrumented", "legs"]
+__all__ = ["PREEMPTED", "ConnStamps", "errors_at_parse", "instrumented", "legs", "run_delay"]
 
 PREEMPTED = 0.0002  # s of run-queue wait in a ping's window that count as preemption
 
@@ -56,6 +56,18 @@ class ConnStamps:
 def _run_delay(fd: int) -> float:
     """Seconds this thread has spent runnable but waiting for a CPU, so far."""
     return int(os.pread(fd, 64, 0).split()[1]) / 1e9
+
+
+def run_delay() -> float:
+    """The calling thread's run-queue wait so far (seconds; 0.0 where unknown)."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return 0.0
+    try:
+        return _run_delay(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -165,6 +177,9 @@ def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
                 # Split by whether other processes held the CPU during this ping.
                 preempted = "preempted" if waited > PREEMPTED else "not_preempted"
                 out[f"ping_receive_{preempted}"].append(parsed - down_delivered[k])
+                out[f"ping_error_{preempted}"].append(
+                    parsed - down_delivered[k] + up_arrived[j] - sent
+                )
                 out["ping_cpu_wait"].append(waited)
                 if j < len(up_late):
                     out["ping_proxy_late"].append(up_late[j])

@@ -17,9 +17,12 @@ core with the target server, and a reader thread that wakes late would stamp the
 chunk late, make the truth too short and the client under test look slow. The
 kernel stamps the segment when loopback hands it to the TCP stack, microseconds
 after the client's ``send``. The user-space stamp is logged beside it (``late``) so
-the bench can show how wrong it was. Delivery is stamped just before ``sendall``: on
-loopback the bytes are in the client's receive queue when ``sendall`` returns, and a
-stamp taken after it would include any preemption of this thread.
+the bench can show how wrong it was. **Delivery is the kernel's send timestamp**
+(``SO_TIMESTAMPING``, software TX stamps read back from the error queue): the writer
+thread can lose the GIL or the CPU between reading the clock and the ``send`` call,
+which would make the truth too short again. How much later than the thread's own
+clock reading the kernel sent each chunk is logged too (``spread``). Without kernel
+stamps (another OS) both fall back to the threads' clock readings.
 """
 
 from __future__ import annotations
@@ -53,6 +56,51 @@ def _enable_timestamps(sock: socket.socket) -> bool:
     except OSError:
         return False
     return True
+
+
+_SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
+# SOF_TIMESTAMPING_TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY: a software stamp of
+# each send call's last byte, read back from the socket's error queue.
+_TX_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
+_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+#: ``struct sock_extended_err``: errno, origin, type, code, pad, info, data (the key).
+_EXTENDED_ERR = struct.Struct("@IBBBBII")
+
+
+def _enable_tx_timestamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp each send as it hands it to the (loopback) device."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_FLAGS)
+    except OSError:
+        return False
+    return True
+
+
+def _tx_stamp(sock: socket.socket, last_byte: int) -> float | None:
+    """The send timestamp of the byte numbered ``last_byte``, as perf_counter.
+
+    With ``OPT_ID`` the kernel keys each stamp by the number of the last byte of its
+    send call, counted from when stamping was enabled: that pairs a stamp with its
+    chunk, should the kernel have deferred an earlier one.
+    """
+    found = None
+    for _ in range(16):  # one message per send call; sendall makes few
+        try:
+            _data, ancdata, _flags, _addr = sock.recvmsg(0, 512, _ERRQUEUE | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            return None
+        stamp = key = None
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPING and len(data) >= 16:
+                sec, nsec = (int(x) for x in _TIMESPEC.unpack_from(data))
+                stamp = sec + nsec / 1e9 if sec or nsec else None
+            elif len(data) >= _EXTENDED_ERR.size:  # IP_RECVERR / IPV6_RECVERR
+                key = int(_EXTENDED_ERR.unpack_from(data)[-1])
+        if stamp is not None and key == last_byte % 2**32:
+            found = stamp - _realtime_offset()
+    return found
 
 
 def _realtime_offset() -> float:
@@ -98,10 +146,14 @@ class _Log:
         self.arrived: list[float] = []
         #: How much later than ``arrived`` the reader thread got each chunk.
         self.late: list[float] = []
-        #: Just before the chunk was handed to ``sendall``.
+        #: Kernel send timestamps (or just before ``sendall`` where there are none).
         self.delivered: list[float] = []
+        #: Kernel send stamp minus the clock read before ``sendall``: how late the
+        #: writer thread's own stamp would have been.
+        self.spread: list[float] = []
         self.first = b""
-        self.kernel = True
+        #: Chunks stamped by this process's clock because the kernel gave no stamp.
+        self.fallbacks = 0
 
 
 def _read(
@@ -120,7 +172,7 @@ def _read(
                 break
             kernel = _kernel_stamp(ancdata)
             if kernel is None:
-                log.kernel = False
+                log.fallbacks += 1
             arrived = read_at if kernel is None else min(kernel, read_at)
             if not log.arrived:
                 log.first = data[:200]
@@ -133,15 +185,28 @@ def _read(
 
 
 def _deliver(held: queue.SimpleQueue[tuple[float, bytes]], dst: socket.socket, log: _Log) -> None:
-    """Send each chunk at its due time, then half-close ``dst``."""
+    """Send each chunk at its due time, then half-close ``dst``.
+
+    Delivery is the kernel's send timestamp where there is one: this thread can lose
+    the GIL or the CPU between reading the clock and the ``send`` system call.
+    """
+    stamped = _enable_tx_timestamps(dst)
+    sent = 0
     try:
         while True:
             due, data = held.get()
             if not data:
                 break
             _hold_until(due)
-            log.delivered.append(time.perf_counter())
+            before = time.perf_counter()
             dst.sendall(data)
+            sent += len(data)
+            kernel = _tx_stamp(dst, sent - 1) if stamped else None
+            if kernel is None:
+                log.fallbacks += 1
+            delivered = before if kernel is None else max(kernel, before)
+            log.delivered.append(delivered)
+            log.spread.append(delivered - before)
     except OSError:
         pass
     finally:
@@ -166,7 +231,8 @@ def _report(accepted: float, up: _Log, down: _Log) -> None:
         "up": [up.arrived, up.delivered],
         "down": [down.arrived, down.delivered],
         "late": [up.late, down.late],
-        "kernel_stamps": up.kernel and down.kernel,
+        "spread": [up.spread, down.spread],
+        "fallbacks": up.fallbacks + down.fallbacks,
     }
     with _print_lock:
         print(json.dumps(record), flush=True)
