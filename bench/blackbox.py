@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -230,6 +231,11 @@ async def _exporter_metric(client: httpx.AsyncClient, ex: Exporter, name: str) -
     return None
 
 
+def _port(url: str) -> int:
+    """The port of ``scheme://127.0.0.1:PORT/...``."""
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
 def _established_to(port: int) -> int:
     """Client-side ESTABLISHED TCP connections to 127.0.0.1:``port`` (IPv4, any process)."""
     count = 0
@@ -240,43 +246,42 @@ def _established_to(port: int) -> int:
     return count
 
 
-async def hang_check(client: httpx.AsyncClient, ex: Exporter, target: str) -> dict[str, Any]:
-    """Probe a server that keeps the WebSocket open: does ``/probe`` ever answer?
+async def hang_check(client: httpx.AsyncClient, ex: Exporter, targets: list[str]) -> dict[str, Any]:
+    """Probe servers that keep the WebSocket open: does ``/probe`` ever answer?
 
-    Two probes, each given ``MODULE_TIMEOUT + 3`` s by the client; then what the
-    exporter still holds once the client has hung up.
+    Two probes per target, all at once, each given ``MODULE_TIMEOUT + 3`` s by the
+    client; then what the exporter still holds once the client has hung up.
     """
-    port = int(target.rsplit(":", 1)[1].split("/", 1)[0])
-    before = (
-        ex.open_fds(),
-        await _exporter_metric(client, ex, "go_goroutines"),
-        _established_to(port),
-    )
+    ports = [_port(t) for t in targets]
+
+    async def held() -> dict[str, Any]:
+        return {
+            "exporter_fds": ex.open_fds(),
+            "exporter_goroutines": await _exporter_metric(client, ex, "go_goroutines"),
+            "connections_to_targets": [_established_to(port) for port in ports],
+        }
+
+    before = await held()
     wait = MODULE_TIMEOUT + 3.0
 
-    async def one(i: int) -> str:
+    async def one(target: str) -> str:
         t0 = time.perf_counter()
         try:
-            r = await client.get(ex.probe_url(f"{target}hang-{i}"), timeout=wait)
+            r = await client.get(ex.probe_url(target), timeout=wait)
         except httpx.TimeoutException:
             return f"no answer after {time.perf_counter() - t0:.1f} s"
         return f"answered {r.status_code} after {time.perf_counter() - t0:.2f} s"
 
-    outcomes = await asyncio.gather(*(one(i) for i in range(2)))
+    urls = [f"{t}hang-{i}" for t in targets for i in range(2)]
+    outcomes = await asyncio.gather(*(one(url) for url in urls))
     await asyncio.sleep(0.5)
-    after = (
-        ex.open_fds(),
-        await _exporter_metric(client, ex, "go_goroutines"),
-        _established_to(port),
-    )
     return {
-        "target": target,
+        "targets": targets,
         "module_timeout_s": MODULE_TIMEOUT,
         "client_waited_s": wait,
-        "outcomes": list(outcomes),
-        "exporter_fds_before_after": [before[0], after[0]],
-        "exporter_goroutines_before_after": [before[1], after[1]],
-        "connections_to_target_before_after": [before[2], after[2]],
+        "outcomes": dict(zip(urls, outcomes, strict=True)),
+        "before": before,
+        "after_client_gave_up": await held(),
     }
 
 
@@ -464,15 +469,17 @@ def _summarise(
     return out
 
 
-async def _connect_truth(port: int, samples: int = 30) -> float:
-    """Median TCP connect to the proxy from an idle loop (the kernel accepts: no wire record)."""
+def _connect_truth(port: int, samples: int = 30) -> float:
+    """Median TCP connect to the proxy by a blocking socket (the kernel accepts: no wire record).
+
+    Blocking, so no event loop's task wake-up is part of the truth (as in fidelity).
+    """
     times = []
     for _ in range(samples):
         t0 = time.perf_counter()
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         times.append(time.perf_counter() - t0)
-        writer.close()
-        await writer.wait_closed()
+        sock.close()
     return statistics.median(times)
 
 
@@ -484,7 +491,7 @@ async def _compare(
     proxy_port: int,
     wire: Wire,
     side_pids: dict[str, int],
-    node_url: str,
+    hang_targets: list[str],
     quick: bool,
 ) -> dict[str, Any]:
     rates = (0, 300) if quick else RATES
@@ -497,7 +504,7 @@ async def _compare(
         aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
         httpx.AsyncClient(timeout=MODULE_TIMEOUT + 5) as client,
     ):
-        connect_truth = await _connect_truth(proxy_port)
+        connect_truth = _connect_truth(proxy_port)
         ws_probe = _Wsprobe()
         drivers: dict[str, Driver] = {
             "blackbox": _blackbox_driver(session, ex),
@@ -560,8 +567,11 @@ async def _compare(
                 f"{ws['error_vs_wire']['upgrade']['p99_ms']} ms",
                 flush=True,
             )
-        hang = await hang_check(client, ex, node_url)
-        print(f"  blackbox vs a server that stays open: {hang['outcomes']}", flush=True)
+        hang = await hang_check(client, ex, hang_targets)
+        print(
+            f"  blackbox vs a server that stays open: {sorted(set(hang['outcomes'].values()))}",
+            flush=True,
+        )
     return {
         "connect_truth_ms": ms(connect_truth),
         "rounds": rounds,
@@ -579,17 +589,18 @@ def run(node_url: str, *, quick: bool, loop: str) -> dict[str, Any]:
             "skipped": "blackbox_exporter not installed "
             "(apt-get install prometheus-blackbox-exporter; `make bench` tries as root)"
         }
-    version = subprocess.run(
-        [binary, "--version"], capture_output=True, text=True, check=False
-    ).stderr.split("\n", 1)[0]
+    said = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    version = (said.stdout or said.stderr).split("\n", 1)[0]
     import uvloop
 
     runner: Callable[[Any], Any] = uvloop.run if loop == "uvloop" else asyncio.run
     with (
         closing_server() as target,
         procs.delay_proxy(target.port, delay=DELAY) as proxy,
+        procs.delay_proxy(_port(node_url), delay=DELAY) as node_proxy,
         exporter(binary) as ex,
     ):
+        node_http = node_url.replace("ws://", "http://", 1)
         wire = Wire(proxy.lines)
         result: dict[str, Any] = runner(
             _compare(
@@ -599,7 +610,7 @@ def run(node_url: str, *, quick: bool, loop: str) -> dict[str, Any]:
                 proxy_port=proxy.port,
                 wire=wire,
                 side_pids={"target": target.pid, "proxy": proxy.pid, "bench": os.getpid()},
-                node_url=node_url.replace("ws://", "http://", 1),
+                hang_targets=[node_http, f"http://127.0.0.1:{node_proxy.port}/"],
                 quick=quick,
             )
         )
