@@ -19,15 +19,21 @@ before we time-stamped it". The monitor then:
   timing window overlapped one (:meth:`overlapped`) and flag the result
   ``lag_suspect``.
 
-The round trip cannot see one kind of stall: the whole process waiting for a CPU
-(other processes on the core). The pacer is starved too, so it posts late and the
-loop runs the sample at once. Where Linux exposes it, the pacer therefore also reads
-the loop thread's run-queue wait (``run_delay`` in ``/proc/thread-self/schedstat``,
-cumulative, so no stall between two samples escapes it). Admission and flagging use
-the larger of the two: the round trip, or how long the loop thread was runnable but
-not running since the previous sample. That wait is a sum over the interval, so it
-may overstate one stall but never misses one; for the same reason it is kept out of
-the exported samples, which stay round trips (what one callback waited).
+The round trip cannot see two kinds of stall, because they stop the pacer too: it
+posts after them and the loop runs the sample at once.
+
+- The whole process waiting for a CPU (other processes on the core). Where Linux
+  exposes it, the pacer reads the loop thread's run-queue wait (``run_delay`` in
+  ``/proc/thread-self/schedstat``; cumulative, so no stall between two samples
+  escapes it).
+- The GIL held by a long C call (a garbage collection of a large heap, a big sort or
+  ``json.dumps``): the pacer cannot wake until it ends. It shows as the pacer
+  sleeping longer than ``interval`` plus one GIL switch interval.
+
+Admission and flagging use the largest of the three. The two hidden ones are
+conservative (the run-queue wait is a sum over the interval, so it may overstate
+one stall, never miss one) and are kept out of the exported samples, which stay
+round trips: what one callback waited.
 
 It raises nothing of its own.
 """
@@ -38,6 +44,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import sys
 import threading
 import time
 
@@ -118,6 +125,11 @@ class LoopLagMonitor:
         self._last_tick = time.perf_counter()
         # perf_counter when the pacer posted the sample the loop has not run yet.
         self._sent: float | None = None
+        # perf_counter when the pacer last posted a sample (or started).
+        self._posted_at = self._last_tick
+        # The hidden stall posted with the queued sample, and since when it counts.
+        self._sent_hidden = 0.0
+        self._sent_since = self._last_tick
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         # The loop thread's schedstat, read by the pacer (None: not available).
@@ -127,8 +139,9 @@ class LoopLagMonitor:
         self.samples_total = 0
         self.spikes_total = 0
         self.admit_waits_total = 0
-        #: Samples where the loop thread's wait for a CPU exceeded the round trip.
-        self.starved_total = 0
+        #: Samples where a stall the round trip cannot see (the loop thread waiting for
+        #: a CPU, or the GIL held in C) was longer than the round trip.
+        self.hidden_total = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,7 +154,7 @@ class LoopLagMonitor:
         if self.running:
             return
         loop = asyncio.get_running_loop()
-        self._last_tick = time.perf_counter()
+        self._last_tick = self._posted_at = time.perf_counter()
         self._sent = None
         # Opened here, on the loop's thread: the descriptor keeps naming this thread.
         self._schedstat = _open_schedstat()
@@ -181,30 +194,42 @@ class LoopLagMonitor:
         A callback posted from another thread wakes the loop like a socket that became
         readable, so its queueing delay is exactly the delay a pong would see. A loop
         timer would not do: its wake-up is rounded to the selector's millisecond
-        timeout, which reads as up to 1 ms of lag on an idle loop. With it goes the
-        loop thread's run-queue wait since the previous post (one ``pread``, here, off
-        the loop), and when that wait began to be counted.
+        timeout, which reads as up to 1 ms of lag on an idle loop.
+
+        With each sample go the stalls the round trip cannot see, measured here, off
+        the loop: the loop thread's run-queue wait since the previous post (one
+        ``pread``), and how much longer than ``interval`` plus one GIL switch interval
+        this thread slept (it could not get the GIL back: a C call held it, the way a
+        long garbage collection does, and the loop could not run either).
         """
         waited = None if schedstat is None else _run_delay(schedstat)
         since = time.perf_counter()
-        while not stopping.wait(self.interval):
+        hidden = 0.0
+        while True:
+            before = time.perf_counter()
+            if stopping.wait(self.interval):
+                return
+            # Waking needs the GIL; a holder running bytecode gives it up within one
+            # switch interval, so only the excess says the holder was stuck in C.
+            overslept = time.perf_counter() - before - self.interval - sys.getswitchinterval()
+            hidden = max(hidden, overslept)
             if self._sent is not None:
                 continue  # previous sample still queued: the loop is stalled right now
-            starved = 0.0
             if schedstat is not None:
                 now_waited = _run_delay(schedstat)
                 if now_waited is not None and waited is not None:
-                    starved = now_waited - waited
+                    hidden = max(hidden, now_waited - waited)
                 waited = now_waited
             sent = time.perf_counter()
-            self._sent = sent
+            self._sent_hidden, self._sent_since = hidden, since
+            self._sent = self._posted_at = sent
             try:
-                loop.call_soon_threadsafe(self._tick, sent, starved, since)
+                loop.call_soon_threadsafe(self._tick, sent, hidden, since)
             except RuntimeError:  # loop closed without stop(): nothing left to watch
                 return
-            since = sent
+            since, hidden = sent, 0.0
 
-    def _tick(self, sent: float, starved: float = 0.0, since: float | None = None) -> None:
+    def _tick(self, sent: float, hidden: float = 0.0, since: float | None = None) -> None:
         if self._sent != sent:
             return  # stale sample from before stop()
         now = time.perf_counter()
@@ -213,11 +238,11 @@ class LoopLagMonitor:
         self._samples.append(lag)
         self.samples_total += 1
         start = self._last_tick
-        if starved > stall:
-            # The process sat without a CPU, out of the round trip's sight: somewhere
-            # between the previous post and now.
-            stall = starved
-            self.starved_total += 1
+        if hidden > stall:
+            # A stall out of the round trip's sight (no CPU, or the GIL held in C),
+            # somewhere between the previous post and now.
+            stall = hidden
+            self.hidden_total += 1
             if since is not None:
                 start = min(start, since)
         self._last = stall
@@ -238,9 +263,19 @@ class LoopLagMonitor:
     # ------------------------------------------------------------------- queries
 
     def _pending_lag(self, now: float) -> float:
-        """How long the queued sample has waited so far: a stall still in progress."""
+        """How long a stall still in progress (or not reported yet) has lasted so far.
+
+        Either the queued sample has waited that long, or the pacer has not managed to
+        post one for longer than it should: it is stuck behind the GIL and will only
+        report the stall once it gets it back.
+        """
         sent = self._sent
-        return 0.0 if sent is None else now - sent
+        if sent is not None:
+            # The pacer already knows of any hidden stall it posted with the sample.
+            return max(now - sent, self._sent_hidden)
+        if self._thread is None:
+            return 0.0
+        return now - self._posted_at - self.interval - sys.getswitchinterval()
 
     def current(self) -> float:
         """Seconds of lag now: the last sample, or more if the next tick is overdue."""
@@ -259,7 +294,8 @@ class LoopLagMonitor:
         Returns:
             True if the window intersects a recorded spike or the ongoing one.
         """
-        if self._pending_lag(time.perf_counter()) > self.budget and end > self._last_tick:
+        since = min(self._last_tick, self._sent_since)
+        if self._pending_lag(time.perf_counter()) > self.budget and end > since:
             return True
         # Newest first: spikes are appended in time order, so stop once they end
         # before the window starts.

@@ -249,10 +249,36 @@ async def test_process_starved_of_cpu_is_measured_and_flagged() -> None:
             await hog.wait()
         end = time.perf_counter()
         await wait_samples(mon, 3)
-        assert mon.starved_total >= 1 or max(mon.drain_samples()) > BUDGET
+        assert mon.hidden_total >= 1 or max(mon.drain_samples()) > BUDGET
         assert mon.spikes_total >= 1
         assert mon.overlapped(start, end)
         assert not mon.overlapped(time.perf_counter(), time.perf_counter())
     finally:
         await mon.stop()
         os.sched_setaffinity(0, cores)
+
+
+def _gil_bound_work(seconds: float) -> float:
+    """One C call that holds the GIL about ``seconds`` (no bytecode runs inside it)."""
+    began = time.perf_counter()
+    sum(range(10**5))
+    per_item = max((time.perf_counter() - began) / 10**5, 1e-9)
+    began = time.perf_counter()
+    sum(range(int(seconds / per_item)))
+    return time.perf_counter() - began
+
+
+async def test_gil_held_in_c_is_measured_and_flagged(monitor: LoopLagMonitor) -> None:
+    """A long C call holding the GIL (the pacer cannot run either) is flagged at once."""
+    await wait_samples(monitor, 3)
+    start = time.perf_counter()
+    held = _gil_bound_work(STALL * 2)  # the stall under test
+    end = time.perf_counter()
+    assert held > BUDGET + INTERVAL + sys.getswitchinterval()
+    # Asked right away, before the monitor's sample has run: the runner's case.
+    assert monitor.overlapped(start, end)
+    assert monitor.current() > BUDGET
+    await wait_samples(monitor, 2)
+    assert monitor.overlapped(start, end)
+    assert monitor.spikes_total >= 1
+    assert not monitor.overlapped(time.perf_counter(), time.perf_counter())
