@@ -252,7 +252,7 @@ async def _level(
         "measured_ok": len(ok),
         "paired_with_wire": len(pairs),
         "lag_suspect": sum(1 for c, _ in pairs if c.lag_suspect),
-        "loop_lag_starved_samples": monitor.starved_total,
+        "loop_lag_starved_samples": monitor.hidden_total,
         "admit_wait": summary(admit_waits),
         "loop_lag": summary(monitor.drain_samples()),
         "error_all": errors(pairs, connect_truth),

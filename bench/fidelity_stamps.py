@@ -183,6 +183,10 @@ def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
                 out["ping_cpu_wait"].append(waited)
                 if j < len(up_late):
                     out["ping_proxy_late"].append(up_late[j])
+                    # The error as the proxy's old thread-clock arrival made it look.
+                    out["ping_error_if_thread_stamped"].append(
+                        parsed - down_delivered[k] + up_arrived[j] - sent + up_late[j]
+                    )
     return {name: summary(values) for name, values in sorted(out.items())}
 
 
