@@ -59,6 +59,7 @@ __all__ = [
     "BlackboxProbe",
     "exporter",
     "hang_check",
+    "main",
     "module_yaml",
     "parse_probe",
     "run",
@@ -493,9 +494,11 @@ async def _compare(
     side_pids: dict[str, int],
     hang_targets: list[str],
     quick: bool,
+    rounds: int | None,
 ) -> dict[str, Any]:
     rates = (0, 300) if quick else RATES
-    rounds, duration = (1, 3.0) if quick else (2, 4.0)
+    default_rounds, duration = (1, 3.0) if quick else (2, 4.0)
+    rounds = rounds or default_rounds
     # aiohttp drives /probe: httpx's pool cost 4-8 ms of CPU per request at 32 in flight
     # here (aiohttp 0.35 ms), so it could not reach a few hundred probes/s.
     connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
@@ -581,8 +584,11 @@ async def _compare(
     }
 
 
-def run(node_url: str, *, quick: bool, loop: str) -> dict[str, Any]:
-    """The scenario; skipped with a note when the exporter binary is missing."""
+def run(node_url: str, *, quick: bool, loop: str, rounds: int | None = None) -> dict[str, Any]:
+    """The scenario; skipped with a note when the exporter binary is missing.
+
+    ``rounds`` alternations per load level (default 2, 1 with ``quick``).
+    """
     binary = _binary()
     if binary is None:
         return {
@@ -612,6 +618,7 @@ def run(node_url: str, *, quick: bool, loop: str) -> dict[str, Any]:
                 side_pids={"target": target.pid, "proxy": proxy.pid, "bench": os.getpid()},
                 hang_targets=[node_http, f"http://127.0.0.1:{node_proxy.port}/"],
                 quick=quick,
+                rounds=rounds,
             )
         )
     result["exporter"] = version
@@ -621,8 +628,29 @@ def run(node_url: str, *, quick: bool, loop: str) -> dict[str, Any]:
     return result
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.blackbox [--rounds N] [--quick]``: the scenario alone, JSON on stdout.
+
+    ``--serve`` runs the closing target server instead (what the scenario spawns).
+    """
+    import json
+
     parser = argparse.ArgumentParser(prog="python -m bench.blackbox")
     parser.add_argument("--serve", action="store_true", help="run the closing target server")
-    if parser.parse_args().serve:
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.serve:
         serve()
+        return
+    procs.pin_self()
+    busy = procs.machine_busy()
+    with procs.target_server() as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        result = run(url, quick=args.quick, loop="uvloop", rounds=args.rounds)
+    result["machine_busy_before_after"] = [busy, procs.machine_busy()]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
