@@ -423,7 +423,7 @@ async def _null(url: str) -> _Sample:
 def _errors(
     measured: list[tuple[str, _Sample]], wire: Wire, connect_truth: float
 ) -> dict[str, Any]:
-    connect, upgrade = [], []
+    connect, upgrade, wire_upgrade = [], [], []
     for path, s in measured:
         records = wire.by_path.get(path)
         if not s.ok or not records:
@@ -433,7 +433,12 @@ def _errors(
             connect.append(s.connect - connect_truth)
         if s.upgrade is not None and truths:
             upgrade.append(s.upgrade - truths[0])
-    return {"connect": summary(connect), "upgrade": summary(upgrade)}
+            wire_upgrade.append(truths[0])
+    return {
+        "connect": summary(connect),
+        "upgrade": summary(upgrade),
+        "wire_upgrade_truth": summary(wire_upgrade),
+    }
 
 
 def _direct(samples: list[_Sample]) -> dict[str, Any]:
