@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import socket
 import statistics
@@ -174,6 +175,16 @@ async def _level(
 ) -> dict[str, Any]:
     monitor = LoopLagMonitor(budget=budget)
     monitor.start()
+    gc_pauses: list[float] = []
+    gc_began = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_began[0] = time.perf_counter()
+        elif info.get("generation", 0) >= 1:
+            gc_pauses.append(time.perf_counter() - gc_began[0])
+
+    gc.callbacks.append(on_gc)
     # The measuring probes are part of the level's N/30 probes/s.
     rate = max(checks / INTERVAL - 1.0 / cadence, 0.0) if checks else 0.0
     in_flight: set[asyncio.Task[Any]] = set()
@@ -228,6 +239,7 @@ async def _level(
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     waited = run_delay() - waited0
     await monitor.stop()
+    gc.callbacks.remove(on_gc)
     ok = [(p, c) for p, c in measured if c.ok]
     await wire.wait_for([p for p, _ in ok])
     pairs = [(c, Wire.truths(wire.by_path[p][-1])) for p, c in ok if wire.by_path.get(p)]
@@ -252,7 +264,9 @@ async def _level(
         "measured_ok": len(ok),
         "paired_with_wire": len(pairs),
         "lag_suspect": sum(1 for c, _ in pairs if c.lag_suspect),
-        "loop_lag_starved_samples": monitor.hidden_total,
+        "loop_lag_hidden_stalls": monitor.hidden_total,
+        # Collections of generations 1-2 in this process (they hold the GIL).
+        "gc_pauses": summary(gc_pauses),
         "admit_wait": summary(admit_waits),
         "loop_lag": summary(monitor.drain_samples()),
         "error_all": errors(pairs, connect_truth),
@@ -321,7 +335,8 @@ async def run(
             f"handshake {err['handshake']['p50_ms']}/{err['handshake']['p99_ms']}, "
             f"connect {err['connect']['p50_ms']}/{err['connect']['p99_ms']}; "
             f"loop lag p99 {level['loop_lag']['p99_ms']}; "
-            f"suspect {level['lag_suspect']}/{level['paired_with_wire']}",
+            f"suspect {level['lag_suspect']}/{level['paired_with_wire']}; gc gen1-2 "
+            f"{level['gc_pauses']['n']} pauses, max {level['gc_pauses']['max_ms']} ms",
             flush=True,
         )
         parse = level["error_if_stamped_at_parse"]
