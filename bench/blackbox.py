@@ -12,17 +12,18 @@ the same target in the same run:
   (:func:`hang_check` counts them). So every figure below is taken against a target
   that completes the upgrade and then closes at once (:func:`serve`, websockets on
   uvloop, on the server core): the only kind of WebSocket server the check can pass.
-- **Fidelity**: ``probe_http_duration_seconds{phase="connect"|"processing"}`` (request
-  written -> first response byte) against the delay proxy's wire truth, paired by a
-  unique URL path per measured probe, as ``bench/fidelity.py`` does for wsprobe; and
+- **Fidelity**: ``probe_http_duration_seconds{phase="connect"|"processing"}`` (connection
+  ready -> first response byte, so writing the request included) against the delay
+  proxy's wire truth, paired by a unique URL path per measured probe, as
+  ``bench/fidelity.py`` does for wsprobe; and
   wsprobe's ``connect`` / ``handshake`` against the same truth at the same load.
 - **Cost**: the exporter's CPU-seconds per probe (``/proc/PID/stat``) at a few probe
-  rates driven by concurrent ``GET /probe`` (httpx, open loop, bounded), against
+  rates driven by concurrent ``GET /probe`` (aiohttp, open loop, bounded), against
   wsprobe's engine CPU per probe (``PROBES["probe"]``, ``pings: 0``: connect, upgrade,
   close, the same cycle), alternating rounds in one run, medians.
 
 The exporter runs pinned to the bench core, alone: while it is measured this process
-(the httpx driver, standing in for Prometheus) moves to the server core; while
+(the aiohttp driver, standing in for Prometheus) moves to the server core; while
 wsprobe is measured, its engine runs here on the bench core, as in the other
 scenarios.
 """
