@@ -44,7 +44,13 @@ _SPIN = 0.0003  # last stretch busy-waited: time.sleep overshoots by ~50-100 us
 #: CLOCK_REALTIME in a control message of every ``recvmsg``.
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
-_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+# Room for SCM_TIMESTAMPNS and, since the same socket also has send stamps enabled,
+# an SCM_TIMESTAMPING (three timespecs) the kernel may add on receive.
+_CMSG_SPACE = (
+    socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
+    if hasattr(socket, "CMSG_SPACE")
+    else 0
+)
 
 
 def _enable_timestamps(sock: socket.socket) -> bool:
