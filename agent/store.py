@@ -15,6 +15,13 @@ and one transaction per :data:`HISTORY_FLUSH_INTERVAL` (or per
 up to that interval of history; reads (``history``), ``forget_checks`` and ``close``
 flush first, so nothing else sees the difference. Alert state and the outbox are
 never batched: ``save_alert`` commits before it returns.
+
+WAL checkpoints run off the event loop: SQLite's automatic checkpoint (every 1,000
+pages) runs inside the COMMIT that crosses it, on the loop thread, and its copy and
+fsync stalled the loop for 17-28 ms several times a minute at 10,000 checks. Instead,
+after every :data:`CHECKPOINT_ROWS` history rows a ``PASSIVE`` checkpoint runs in a
+worker thread on a connection of its own (SQLite releases the GIL while it works, and
+WAL writers go on appending meanwhile). Without a running event loop it runs inline.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +40,7 @@ from typing import Any
 from agent.result import ProbeResult, encode_result
 
 __all__ = [
+    "CHECKPOINT_ROWS",
     "DB_FILENAME",
     "DEFAULT_HISTORY_SIZE",
     "HISTORY_FLUSH_INTERVAL",
@@ -51,6 +60,9 @@ DONE_RETENTION = 86400.0
 HISTORY_FLUSH_INTERVAL = 0.5
 #: Queued history rows that trigger a flush at once (bounds memory and one flush's time).
 HISTORY_FLUSH_ROWS = 1000
+#: History rows written between two WAL checkpoints: about 1 KiB each, so the WAL
+#: stays within a few MiB (SQLite's own default is 1,000 pages of 4 KiB).
+CHECKPOINT_ROWS = 2000
 _DB_SUFFIXES = (".sqlite3", ".sqlite", ".db")
 _SELECT_ROWS = (
     "SELECT id, delivery_id, receiver, check_name, event, created_at, attempts,"
@@ -132,7 +144,16 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # Checkpoints are ours (see the module docstring), never inside a COMMIT.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
+        #: Rows written since the last checkpoint; the checkpointer's own connection,
+        #: lock (the connection is used by one thread at a time) and in-flight flag.
+        self._since_checkpoint = 0
+        self._ckpt_db: sqlite3.Connection | None = None
+        self._ckpt_lock = threading.Lock()
+        self._checkpointing = False
+        self._closed = False
         # Rows per check, so trimming runs only once a check exceeds its bound.
         self._counts: dict[str, int] = dict(
             self._db.execute("SELECT check_name, COUNT(*) FROM results GROUP BY check_name")
@@ -144,7 +165,53 @@ class Store:
     def close(self) -> None:
         """Write queued history, then close the database (checkpoints the WAL)."""
         self.flush()
+        with self._ckpt_lock:  # waits for a checkpoint running in a worker thread
+            self._closed = True
+            if self._ckpt_db is not None:
+                self._ckpt_db.close()
+                self._ckpt_db = None
         self._db.close()
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """Run a ``PASSIVE`` WAL checkpoint on the checkpointer's own connection.
+
+        Thread-safe; the daemon calls it from a worker thread.
+
+        Returns:
+            SQLite's ``(busy, wal_frames, checkpointed_frames)``; zeros once closed.
+        """
+        with self._ckpt_lock:
+            if self._closed:
+                return 0, 0, 0
+            if self._ckpt_db is None:
+                self._ckpt_db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._ckpt_db.execute("PRAGMA busy_timeout=5000")
+            busy, frames, done = self._ckpt_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(done)
+
+    def _checkpoint_soon(self) -> None:
+        """Checkpoint in a worker thread (inline without a running loop); one at a time."""
+        if self._checkpointing:
+            return
+        self._since_checkpoint = 0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.checkpoint()
+            return
+        self._checkpointing = True
+        loop.run_in_executor(None, self.checkpoint).add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, done: asyncio.Future[tuple[int, int, int]]) -> None:
+        self._checkpointing = False
+        if done.cancelled():
+            return
+        exc = done.exception()
+        if exc is not None:
+            # Called from the event loop: nobody to raise to. The next batch retries.
+            log.warning("WAL checkpoint failed: %s", exc)
 
     # -- agent identity --------------------------------------------------------------
 
@@ -207,6 +274,9 @@ class Store:
             counts[check] = counts.get(check, 0) + n
         for check in trim:
             counts[check] = min(counts[check], self.history_size)
+        self._since_checkpoint += len(pending)
+        if self._since_checkpoint >= CHECKPOINT_ROWS:
+            self._checkpoint_soon()
 
     def _timed_flush(self) -> None:
         self._flush_handle = None

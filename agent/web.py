@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import logging
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -31,10 +32,12 @@ from agent.exposition import render_probe
 from agent.result import ProbeResult
 
 __all__ = [
+    "GZIP_LEVEL",
     "SHUTDOWN_TIMEOUT",
     "AgentView",
     "Authenticator",
     "WebServer",
+    "accepts_gzip",
     "build_app",
     "parse_listen",
 ]
@@ -49,6 +52,10 @@ _DEFAULT_HISTORY = 10
 #: On stop, requests still running (a ``/probe``) get this long before being dropped.
 SHUTDOWN_TIMEOUT = 5.0
 _MAX_HISTORY = 1000
+#: zlib level of a gzip-compressed ``/metrics`` (see the handler).
+GZIP_LEVEL = 1
+#: Pieces larger than this are compressed in a worker thread.
+_INLINE_GZIP_BYTES = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,6 +74,22 @@ class AgentView(Protocol):
     def find_check(self, name: str) -> CheckConfig | None: ...
 
     async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]: ...
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``gzip`` or ``*``, q > 0)."""
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip() not in ("gzip", "*"):
+            continue
+        q = params.strip()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -156,15 +179,33 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
         return await handler(request)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": _CONTENT_TYPE})
-        response.enable_compression()  # only if the scraper accepts it (Prometheus does)
+        headers = {"Content-Type": _CONTENT_TYPE, "Vary": "Accept-Encoding"}
+        gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
+        # Our own gzip at level 1 rather than aiohttp's (zlib's default level 6): at
+        # 10,000 checks the exposition is ~100 MB and level 6 costs ~1.4 s of the
+        # agent's core per scrape, level 1 ~0.3 s for 20 % more bytes on the wire.
+        packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gzip else None
+        loop = asyncio.get_running_loop()
         try:
             for chunk in agent.metrics_chunks():
-                await response.write(chunk.encode("utf-8"))
+                data = chunk.encode("utf-8")
+                if packer is not None:
+                    # zlib releases the GIL: large pieces compress beside the loop.
+                    if len(data) > _INLINE_GZIP_BYTES:
+                        data = await loop.run_in_executor(None, packer.compress, data)
+                    else:
+                        data = packer.compress(data)
+                if data:
+                    await response.write(data)
                 # Thousands of checks make a large exposition: let probes run between
                 # pieces.
                 await asyncio.sleep(0)
+            if packer is not None:
+                await response.write(packer.flush())
             await response.write_eof()
         except ConnectionResetError:
             # The scraper gave up (scrape_timeout): nothing to answer, nothing to log.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
+import agent.store as store_module
 from agent.result import ProbeResult, Reason, StepResult, TLSInfo
 from agent.store import DB_FILENAME, Store
 
@@ -121,3 +124,52 @@ def test_stored_shape_equals_to_json_for_a_full_result(tmp_path: Path) -> None:
     store.add_result(r)
     assert store.history("chat", 1) == [r.to_json()]
     store.close()
+
+
+def _wal_bytes(store: Store) -> int:
+    wal = store.path.with_name(store.path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_wal_is_checkpointed_every_batch_of_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's in-COMMIT autocheckpoint is off, and the store's own keeps the WAL bounded."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_ROWS", 20)
+    store = Store(tmp_path, history_size=1000)
+    (auto,) = store._db.execute("PRAGMA wal_autocheckpoint").fetchone()
+    assert auto == 0
+    sizes = []
+    for batch in range(10):
+        for n in range(20):
+            store.add_result(result("chat", batch * 20 + n))  # no loop: written at once
+        sizes.append(_wal_bytes(store))
+    # Without a checkpoint the WAL only grows (ten times the first batch); with one
+    # every 20 rows it is reset and reused.
+    assert sizes[-1] <= 2 * sizes[0], sizes
+    assert len(store.history("chat", 1000)) == 200
+    store.close()
+
+
+async def test_wal_checkpoint_runs_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a running loop the checkpoint runs in a worker thread, not the loop's."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_ROWS", 5)
+    threads: list[str] = []
+
+    class Spy(Store):
+        def checkpoint(self) -> tuple[int, int, int]:
+            threads.append(threading.current_thread().name)
+            return super().checkpoint()
+
+    store = Spy(tmp_path)
+    for n in range(5):
+        store.add_result(result("chat", n))
+    store.flush()
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while not threads and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    store.close()
+    assert threads
+    assert threads[0] != threading.current_thread().name

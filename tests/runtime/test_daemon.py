@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import bcrypt
 import httpx
 import yaml
 
+from agent.daemon import GC_THRESHOLDS, freeze_heap
 from agent.shard import in_shard
 from agent.store import DB_FILENAME, Store
 from tests.runtime.conftest import Samples, Targets, parse_samples, value
@@ -191,3 +193,34 @@ async def test_invalid_initial_config_exits_1(tmp_path: Path) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), 20.0)
     assert proc.returncode == 1
     assert "agent.yaml:" in err.decode()
+
+
+class _Node:
+    """An object that can sit in a reference cycle and be watched by a weakref."""
+
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_freeze_heap_collects_then_freezes() -> None:
+    """Cyclic garbage is freed before the freeze; what is alive is frozen; thresholds set."""
+    import weakref
+
+    old_threshold = gc.get_threshold()
+    garbage, old_config = _Node(), _Node()
+    garbage.other, old_config.other = garbage, old_config  # two self-cycles
+    dead = weakref.ref(garbage)
+    del garbage
+    try:
+        freeze_heap()
+        assert dead() is None
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == GC_THRESHOLDS
+        # A reload: what was frozen alive and is garbage now is freed, not kept frozen.
+        replaced = weakref.ref(old_config)
+        del old_config
+        freeze_heap()
+        assert replaced() is None
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*old_threshold)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,9 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig, WebConfig
 from agent.result import ProbeResult
-from agent.web import WebServer, parse_listen
+from agent.web import WebServer, accepts_gzip, parse_listen
 
 URL = "ws://127.0.0.1:9/echo"
+BIG = "".join(f'big{{n="{n}"}} {n}\n' for n in range(20_000))
+EXPOSITION = "# HELP up Up.\n# TYPE up gauge\nup 1.0\n" + BIG
 
 
 class FakeAgent:
@@ -34,7 +37,8 @@ class FakeAgent:
         return self.is_ready, "ready" if self.is_ready else "scheduler not running"
 
     def metrics_chunks(self) -> Iterator[str]:
-        return iter(["# HELP up Up.\n# TYPE up gauge\n", "up 1.0\n"])
+        # The last piece is larger than the inline gzip limit: compressed in a thread.
+        return iter(["# HELP up Up.\n# TYPE up gauge\n", "up 1.0\n", BIG])
 
     def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]:
         if name not in (None, "echo"):
@@ -115,6 +119,41 @@ async def test_endpoints(plain: tuple[FakeAgent, httpx.AsyncClient]) -> None:
     rejected = await client.post("/-/reload")
     assert rejected.status_code == 400
     assert rejected.json()["errors"] == ["agent.yaml:3: agent.listen: bad"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "encoding"),
+    [("gzip", "gzip"), ("identity", None), ("gzip;q=0, identity", None)],
+    ids=["gzip", "identity", "gzip-refused"],
+)
+async def test_metrics_gzip_when_accepted(
+    plain: tuple[FakeAgent, httpx.AsyncClient], accept: str, encoding: str | None
+) -> None:
+    """/metrics is gzipped only for a scraper that accepts it, and decodes to the same text."""
+    _, client = plain
+    async with client.stream("GET", "/metrics", headers={"Accept-Encoding": accept}) as resp:
+        raw = b"".join([chunk async for chunk in resp.aiter_raw()])
+    assert resp.headers.get("Content-Encoding") == encoding
+    body = gzip.decompress(raw) if encoding else raw
+    assert body.decode() == EXPOSITION
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("gzip, deflate", True),
+        ("deflate, GZIP;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip;q=zero", False),
+        ("identity", False),
+        ("", False),
+    ],
+    ids=["list", "case-and-q", "star", "q0", "bad-q", "identity", "none"],
+)
+def test_accepts_gzip(header: str, expected: bool) -> None:
+    """Accept-Encoding values that allow gzip, and those that do not."""
+    assert accepts_gzip(header) is expected
 
 
 @pytest.fixture(scope="module")
