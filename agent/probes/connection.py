@@ -8,6 +8,11 @@ own) -> ``handshake`` (upgrade request sent until the 101). websockets' own
 exactly as ``connect()`` does internally, so every phase gets its own clock and its
 own failure reason. With ``proxy`` configured, see :mod:`agent.probes.proxy`.
 
+:func:`open_connection` gives websockets' ``ClientConnection`` (as
+:class:`~agent.probes.wsconn.ProbeConnection`), for kinds that read messages;
+:func:`open_lean_connection` gives a :class:`~agent.probes.lean.LeanConnection`
+for the plain ``probe``. Every phase above is the same code for both.
+
 ``bounded``, ``check_secrets`` and ``request_url`` are re-exported for other kinds.
 
 Shared by the ``probe``, ``relay`` and ``watch`` kinds.
@@ -19,8 +24,8 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from websockets import ClientProtocol
@@ -38,6 +43,7 @@ from agent.probes.errors import (
     SubprotocolMismatch,
     map_errors,
 )
+from agent.probes.lean import LeanConnection
 from agent.probes.proxy import open_via_proxy
 from agent.probes.resolve import DEFAULT_RESOLVE_TIMEOUT, resolve
 from agent.probes.timing import add_phase, bounded
@@ -51,8 +57,10 @@ from agent.probes.upgrade import (
     record_handshake,
     request_url,
 )
-from agent.probes.wsconn import ProbeConnection
+from agent.probes.wsconn import ProbeConnection, WireConnection
 from agent.result import ProbeResult
+
+_Conn = TypeVar("_Conn", bound=WireConnection)
 
 __all__ = [
     "DEFAULT_RESOLVE_TIMEOUT",
@@ -61,6 +69,7 @@ __all__ = [
     "check_secrets",
     "close_connection",
     "open_connection",
+    "open_lean_connection",
     "request_url",
 ]
 
@@ -95,6 +104,46 @@ async def open_connection(
     Raises:
         ProbeError: any failure, with its reason.
     """
+
+    async def attempt(
+        check: CheckConfig, url: str, headers: dict[str, str]
+    ) -> ClientConnection | tuple[int, str]:
+        if check.proxy:
+            return await open_via_proxy(check, result, url, headers, deadline)
+        return await _open_once(check, result, url, headers, deadline, _probe_connection)
+
+    return await _open(check, result, deadline, header_overrides, token, attempt)
+
+
+async def open_lean_connection(
+    check: CheckConfig, result: ProbeResult, *, deadline: float, token: str | None = None
+) -> LeanConnection:
+    """:func:`open_connection` for a check without proxy, giving a :class:`LeanConnection`.
+
+    The connection upgrades, pings and closes; it discards every message it gets.
+
+    Raises:
+        ProbeError: any failure, with its reason (the same as ``open_connection``'s).
+    """
+    assert not check.proxy, "the lean connection has no proxy support"
+
+    async def attempt(
+        check: CheckConfig, url: str, headers: dict[str, str]
+    ) -> LeanConnection | tuple[int, str]:
+        return await _open_once(check, result, url, headers, deadline, _lean_connection)
+
+    return await _open(check, result, deadline, None, token, attempt)
+
+
+async def _open(
+    check: CheckConfig,
+    result: ProbeResult,
+    deadline: float,
+    header_overrides: Mapping[str, str] | None,
+    token: str | None,
+    attempt: Callable[[CheckConfig, str, dict[str, str]], Awaitable[_Conn | tuple[int, str]]],
+) -> _Conn:
+    """Credentials, then one ``attempt`` per redirect hop (each phase timed by it)."""
     oauth2 = check.auth.oauth2
     if token is None and oauth2 is not None and oauth2.use == "bearer":
         token = await fetch_check_token(check, deadline)
@@ -102,8 +151,8 @@ async def open_connection(
     headers = build_headers(check, bearer, header_overrides)
     url = check.url
     for _hop in range(check.max_redirects + 1):
-        outcome = await _open_once(check, result, request_url(check, url), headers, deadline)
-        if isinstance(outcome, ClientConnection):
+        outcome = await attempt(check, request_url(check, url), headers)
+        if not isinstance(outcome, tuple):
             try:
                 _check_subprotocol(check, outcome)
             except ProbeError:
@@ -132,7 +181,7 @@ def _redirect_target(url: str, location: str, status: int) -> str:
     return urlunsplit(parts._replace(scheme=scheme))
 
 
-def _check_subprotocol(check: CheckConfig, conn: ClientConnection) -> None:
+def _check_subprotocol(check: CheckConfig, conn: WireConnection) -> None:
     want = check.expect.subprotocol
     if want is None:
         return
@@ -197,16 +246,28 @@ def _protocol(check: CheckConfig, url: str) -> ClientProtocol:
     )
 
 
+def _probe_connection(check: CheckConfig, url: str) -> ProbeConnection:
+    return ProbeConnection(
+        _protocol(check, url),
+        ping_interval=None,
+        ping_timeout=None,
+        close_timeout=check.close_timeout,
+    )
+
+
+def _lean_connection(check: CheckConfig, url: str) -> LeanConnection:
+    return LeanConnection(_protocol(check, url))
+
+
 async def _open_once(
     check: CheckConfig,
     result: ProbeResult,
     url: str,
     headers: dict[str, str],
     deadline: float,
-) -> ClientConnection | tuple[int, str]:
-    """One attempt; returns the connection or (status, Location) of a redirect to follow."""
-    if check.proxy:
-        return await open_via_proxy(check, result, url, headers, deadline)
+    make: Callable[[CheckConfig, str], _Conn],
+) -> _Conn | tuple[int, str]:
+    """One direct attempt; returns the connection or (status, Location) of a redirect."""
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     host = parts.hostname or ""
@@ -219,13 +280,8 @@ async def _open_once(
     finally:
         add_phase(result, "resolve", time.perf_counter() - t0)
 
-    def factory() -> ProbeConnection:
-        return ProbeConnection(
-            _protocol(check, url),
-            ping_interval=None,
-            ping_timeout=None,
-            close_timeout=check.close_timeout,
-        )
+    def factory() -> asyncio.Protocol:
+        return cast("asyncio.Protocol", make(check, url))
 
     t0 = time.perf_counter()
     try:
@@ -238,9 +294,9 @@ async def _open_once(
         add_phase(result, "connect", time.perf_counter() - t0)
 
     if ctx is None:
-        conn = cast("ProbeConnection", protocol)
+        conn = cast("_Conn", protocol)
     else:
-        conn = await _start_tls(check, result, transport, factory(), ctx, host, deadline)
+        conn = await _start_tls(check, result, transport, make(check, url), ctx, host, deadline)
     return await _handshake(check, result, conn, headers, deadline, time.perf_counter())
 
 
@@ -248,11 +304,11 @@ async def _start_tls(
     check: CheckConfig,
     result: ProbeResult,
     transport: asyncio.Transport,
-    conn: ProbeConnection,
+    conn: _Conn,
     ctx: ssl.SSLContext,
     host: str,
     deadline: float,
-) -> ProbeConnection:
+) -> _Conn:
     """TLS on the connected transport, timed as its own phase; then hand it to ``conn``."""
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
@@ -262,7 +318,7 @@ async def _start_tls(
             async with bounded(deadline):
                 tls_transport = await loop.start_tls(
                     transport,
-                    conn,
+                    cast("asyncio.Protocol", conn),
                     ctx,
                     server_hostname=check.tls.server_name or host,
                     ssl_handshake_timeout=remaining,
@@ -288,11 +344,11 @@ async def _start_tls(
 async def _handshake(
     check: CheckConfig,
     result: ProbeResult,
-    conn: ClientConnection,
+    conn: _Conn,
     headers: dict[str, str],
     deadline: float,
     t0: float,
-) -> ClientConnection | tuple[int, str]:
+) -> _Conn | tuple[int, str]:
     try:
         try:
             with map_errors("handshake"):
@@ -313,7 +369,7 @@ async def _handshake(
 
 
 def _handshake_failure(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, exc: ProbeError
+    check: CheckConfig, result: ProbeResult, conn: WireConnection, exc: ProbeError
 ) -> tuple[int, str]:
     lost = conn.connection_exc
     if isinstance(lost, ssl.SSLError):
@@ -348,7 +404,7 @@ def _handshake_failure(
 
 
 async def close_connection(
-    conn: ClientConnection,
+    conn: WireConnection,
     result: ProbeResult,
     *,
     timeout: float,  # noqa: ASYNC109 - the shared interface's name; bounds only the close

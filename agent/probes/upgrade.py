@@ -12,13 +12,13 @@ import logging
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection
 from websockets.version import version as websockets_version
 
 from agent import __version__
 from agent.config import CheckConfig
 from agent.probes.errors import map_errors
 from agent.probes.timing import bounded
+from agent.probes.wsconn import WireConnection
 from agent.result import ProbeResult
 
 __all__ = [
@@ -122,7 +122,7 @@ async def fetch_check_token(check: CheckConfig, deadline: float) -> str | None:
             return await fetch_token(oauth2)
 
 
-def record_handshake(result: ProbeResult, conn: ClientConnection) -> None:
+def record_handshake(result: ProbeResult, conn: WireConnection) -> None:
     """Copy what the successful upgrade negotiated into ``result``."""
     result.status_code = conn.response.status_code if conn.response else 101
     result.subprotocol = conn.subprotocol

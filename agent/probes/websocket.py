@@ -4,6 +4,12 @@ resolve -> connect -> tls -> handshake -> auth/steps (scripted, optional) -> N
 protocol pings -> close. ``total`` spans resolve to the end of the last measured
 phase; ``close`` is bounded by ``close_timeout`` (and the deadline) and never part
 of ``total``.
+
+A plain probe (no steps, no expected close code, no proxy: :func:`uses_lean_path`)
+runs on :class:`~agent.probes.lean.LeanConnection`, which discards messages as they
+arrive; the others on websockets' ``ClientConnection``
+(:class:`~agent.probes.wsconn.ProbeConnection`) with a task draining messages during
+the pings. Everything else here is the same code for both.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import time
 from typing import cast
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
 from agent.config import CheckConfig
@@ -24,6 +29,7 @@ from agent.probes.connection import (
     check_secrets,
     close_connection,
     open_connection,
+    open_lean_connection,
 )
 from agent.probes.errors import (
     ConnectionClosed,
@@ -38,11 +44,11 @@ from agent.probes.errors import (
 from agent.probes.guard import run_guarded
 from agent.probes.tls import warm_ssl_context
 from agent.probes.upgrade import fetch_check_token
-from agent.probes.wsconn import ProbeConnection, closing_error
+from agent.probes.wsconn import MarkedConnection, ProbeConnection, closing_error
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 
-__all__ = ["new_result", "run"]
+__all__ = ["new_result", "run", "uses_lean_path"]
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +103,20 @@ async def run(check: CheckConfig) -> ProbeResult:
     return result
 
 
+def uses_lean_path(check: CheckConfig) -> bool:
+    """Whether ``check`` runs on the lean connection (it never reads a message)."""
+    return not (check.proxy or check.steps or check.auth.steps) and (
+        check.expect.close_code is None
+    )
+
+
 class _RunState:
     """What the outer guard needs to know about a run it may have to cut short."""
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.phase = "resolve"
-        self.conn: ClientConnection | None = None
+        self.conn: MarkedConnection | None = None
 
 
 async def _probe(
@@ -122,7 +135,11 @@ async def _probe(
     state.start = time.perf_counter()
     state.phase = "handshake"
     try:
-        conn = await open_connection(check, result, deadline=deadline, token=token)
+        conn: MarkedConnection
+        if uses_lean_path(check):
+            conn = await open_lean_connection(check, result, deadline=deadline, token=token)
+        else:
+            conn = _probe_conn(await open_connection(check, result, deadline=deadline, token=token))
     except (HandshakeRejected, Redirected) as exc:
         if exc.status_code == check.expect.status:
             # A negative check: the refusal it expects is its success.
@@ -137,7 +154,9 @@ async def _probe(
 
         state.phase = "steps"
         with map_errors("steps"):
-            await run_script(conn, check, result, deadline=deadline, variables=variables)
+            await run_script(
+                _probe_conn(conn), check, result, deadline=deadline, variables=variables
+            )
     state.phase = "ping"
     await _pings(check, result, conn, deadline)
     result.phases["total"] = time.perf_counter() - state.start
@@ -147,7 +166,7 @@ async def _probe(
     return token
 
 
-async def _drain(conn: ClientConnection) -> None:
+async def _drain(conn: ProbeConnection) -> None:
     """Read and discard messages so pongs are never stuck behind unread frames.
 
     recv() is also where websockets validates UTF-8 and fails the connection
@@ -157,53 +176,49 @@ async def _drain(conn: ClientConnection) -> None:
         while True:
             await conn.recv()
     except Exception:  # ConnectionClosed, or a bug: either way reading is over
-        _probe_conn(conn).mark_closing()
+        conn.mark_closing()
 
 
-def _probe_conn(conn: ClientConnection) -> ProbeConnection:
+def _probe_conn(conn: object) -> ProbeConnection:
     assert isinstance(conn, ProbeConnection)  # open_connection always builds one
     return conn
 
 
-def _closing(conn: ClientConnection) -> asyncio.Event:
-    return _probe_conn(conn).closing
-
-
-def _raise_closing(conn: ClientConnection) -> None:
+def _raise_closing(conn: MarkedConnection) -> None:
     with map_errors("ping"):
         raise closing_error(conn)
 
 
-async def _one_ping(conn: ClientConnection, result: ProbeResult) -> None:
+async def _one_ping(conn: MarkedConnection, result: ProbeResult) -> None:
     """Ping once and time it; end early when the connection starts closing.
 
     ``ProbeConnection`` fails the pong waiter as soon as closing starts, so the
     pong is awaited directly. The RTT ends when the pong was parsed.
     """
-    pconn = _probe_conn(conn)
-    if pconn.closing.is_set():
+    if conn.closing_marked:
         _raise_closing(conn)
     t0 = time.perf_counter()
     with map_errors("ping"):
         pong = cast("asyncio.Future[float]", await conn.ping())
     try:
-        if pconn.closing.is_set() and not pong.done():
+        if conn.closing_marked and not pong.done():
             raise closing_error(conn)  # closing started before this ping was sent
         await pong
     except Exception:
         # Closed or closing; closing_error() also knows a reset from a clean close.
         _raise_closing(conn)
-    pong_at = pconn.pong_at
+    pong_at = conn.pong_at
     result.pings.append((time.perf_counter() if pong_at is None else pong_at) - t0)
 
 
 async def _pings(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
 ) -> None:
     if check.pings <= 0:
         return
     loop = asyncio.get_running_loop()
-    drain = asyncio.create_task(_drain(conn))
+    # The lean connection discards messages itself; websockets' must be read.
+    drain = asyncio.create_task(_drain(conn)) if isinstance(conn, ProbeConnection) else None
     t_phase = time.perf_counter()
     index = 0
     by_ping_timeout = False
@@ -231,9 +246,10 @@ async def _pings(
         raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
     finally:
         result.phases["ping"] = time.perf_counter() - t_phase
-        drain.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await drain
+        if drain is not None:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
 
 
 def _closed_as_expected(check: CheckConfig, exc: ConnectionClosed) -> bool:
@@ -241,13 +257,14 @@ def _closed_as_expected(check: CheckConfig, exc: ConnectionClosed) -> bool:
 
 
 async def _await_server_close(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
 ) -> None:
     """With ``expect.close_code``, the server must close the connection with it."""
+    conn = _probe_conn(conn)  # uses_lean_path() is False with expect.close_code
     drain = asyncio.create_task(_drain(conn))
     try:
         async with bounded(deadline):
-            await _closing(conn).wait()
+            await conn.closing.wait()
     except TimeoutError:
         raise ProbeTimeout(
             phase="close", timeout=check.timeout, detail="server never closed the connection"
@@ -265,7 +282,7 @@ async def _await_server_close(
 
 
 async def _finish(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
 ) -> None:
     """Close (not counted in total); a close the server initiated is recorded."""
     if conn.state is State.CLOSED and result.close_code is None:

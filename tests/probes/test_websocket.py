@@ -31,6 +31,10 @@ from tests.servers import (
 )
 
 #: How far past its deadline a probe may end.
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+
 SLACK = 0.1
 
 
