@@ -37,10 +37,13 @@ from websockets.uri import WebSocketURI, parse_uri
 
 from agent.config import CheckConfig
 from agent.probes.errors import (
+    ConnectTimeout,
     HandshakeInvalid,
+    HandshakeTimeout,
     ProbeError,
     Redirected,
     SubprotocolMismatch,
+    TLSFailed,
     map_errors,
 )
 from agent.probes.lean import LeanConnection
@@ -199,7 +202,6 @@ def _parse_uri(url: str) -> WebSocketURI:
 async def _connect(
     infos: list[Any],
     result: ProbeResult,
-    deadline: float,
     factory: Callable[[], asyncio.Protocol],
 ) -> tuple[asyncio.Transport, asyncio.Protocol]:
     loop = asyncio.get_running_loop()
@@ -210,17 +212,16 @@ async def _connect(
         result.peer_ip = str(sockaddr[0])
         try:
             with map_errors("connect"):
-                async with bounded(deadline):
-                    # create_connection with the numeric address, not sock_connect:
-                    # uvloop's sock_connect resolves the address again in its thread
-                    # pool (more than twice the CPU per connection, bench/README.md).
-                    transport, protocol = await loop.create_connection(
-                        factory, host=sockaddr[0], port=sockaddr[1], family=family, proto=proto
-                    )
+                # create_connection with the numeric address, not sock_connect:
+                # uvloop's sock_connect resolves the address again in its thread
+                # pool (more than twice the CPU per connection, bench/README.md).
+                transport, protocol = await loop.create_connection(
+                    factory, host=sockaddr[0], port=sockaddr[1], family=family, proto=proto
+                )
         except ProbeError as exc:
             where = _format_addr(sockaddr)
             exc.detail = f"{where}: {exc.detail}" if exc.detail else where
-            if isinstance(exc.__cause__, TimeoutError):
+            if isinstance(exc.__cause__, TimeoutError):  # the OS gave up (ETIMEDOUT)
                 raise
             last = exc
             continue
@@ -283,21 +284,41 @@ async def _open_once(
     def factory() -> asyncio.Protocol:
         return cast("asyncio.Protocol", make(check, url))
 
+    # One timeout box for connect, TLS and handshake (they share the deadline; a
+    # box per phase was measurable, bench/README.md). Its TimeoutError surfaces
+    # here, so the phase it cut short is tracked to name the reason.
+    phase = "connect"
     t0 = time.perf_counter()
     try:
-        # With TLS, the TCP connection first gets a placeholder protocol: the
-        # WebSocket connection is only made once the TLS handshake is done.
-        transport, protocol = await _connect(
-            infos, result, deadline, asyncio.Protocol if ctx is not None else factory
-        )
-    finally:
-        add_phase(result, "connect", time.perf_counter() - t0)
+        async with bounded(deadline):
+            try:
+                # With TLS, the TCP connection first gets a placeholder protocol:
+                # the WebSocket connection is only made once TLS is done.
+                transport, protocol = await _connect(
+                    infos, result, asyncio.Protocol if ctx is not None else factory
+                )
+            finally:
+                add_phase(result, "connect", time.perf_counter() - t0)
+            if ctx is None:
+                conn = cast("_Conn", protocol)
+            else:
+                phase, t0 = "tls", time.perf_counter()
+                conn = await _start_tls(
+                    check, result, transport, make(check, url), ctx, host, deadline, t0
+                )
+            phase, t0 = "handshake", time.perf_counter()
+            return await _handshake(check, result, conn, headers, t0)
+    except TimeoutError as exc:
+        raise _timed_out(phase, time.perf_counter() - t0, (result.peer_ip, port)) from exc
 
-    if ctx is None:
-        conn = cast("_Conn", protocol)
-    else:
-        conn = await _start_tls(check, result, transport, make(check, url), ctx, host, deadline)
-    return await _handshake(check, result, conn, headers, deadline, time.perf_counter())
+
+def _timed_out(phase: str, elapsed: float, sockaddr: Any) -> ProbeError:
+    """The failure for the open sequence's deadline passing in ``phase``."""
+    if phase == "connect":
+        return ConnectTimeout(_format_addr(sockaddr))
+    if phase == "tls":
+        return TLSFailed(f"timed out after {elapsed:.2f}s")
+    return HandshakeTimeout(f"waited {elapsed:.2f}s")
 
 
 async def _start_tls(
@@ -308,33 +329,30 @@ async def _start_tls(
     ctx: ssl.SSLContext,
     host: str,
     deadline: float,
+    t0: float,
 ) -> _Conn:
-    """TLS on the connected transport, timed as its own phase; then hand it to ``conn``."""
+    """TLS on the connected transport, timed as its own phase; then hand it to ``conn``.
+
+    Bounded by the caller's box; asyncio's own TLS limit is a second past it, so
+    the box, which names the phase, ends it first.
+    """
     loop = asyncio.get_running_loop()
-    t0 = time.perf_counter()
     try:
-        remaining = max(deadline - t0, 0.001)
         with map_errors("tls"):
-            async with bounded(deadline):
-                tls_transport = await loop.start_tls(
-                    transport,
-                    cast("asyncio.Protocol", conn),
-                    ctx,
-                    server_hostname=check.tls.server_name or host,
-                    ssl_handshake_timeout=remaining,
-                )
+            tls_transport = await loop.start_tls(
+                transport,
+                cast("asyncio.Protocol", conn),
+                ctx,
+                server_hostname=check.tls.server_name or host,
+                ssl_handshake_timeout=max(deadline - t0, 0.0) + 1.0,
+            )
             if tls_transport is None:  # typeshed allows it; asyncio never returns it
                 raise ConnectionAbortedError("connection lost during TLS")
         # start_tls() leaves connection_made to its caller.
         conn.connection_made(tls_transport)
         result.tls = tls_info(tls_transport.get_extra_info("ssl_object"))
-    except ProbeError as exc:
-        transport.abort()  # idempotent; start_tls may already have closed it
-        if isinstance(exc.__cause__, TimeoutError):
-            exc.detail = f"timed out after {time.perf_counter() - t0:.2f}s"
-        raise
     except BaseException:
-        transport.abort()
+        transport.abort()  # idempotent; start_tls may already have closed it
         raise
     finally:
         add_phase(result, "tls", time.perf_counter() - t0)
@@ -346,20 +364,17 @@ async def _handshake(
     result: ProbeResult,
     conn: _Conn,
     headers: dict[str, str],
-    deadline: float,
     t0: float,
 ) -> _Conn | tuple[int, str]:
+    """The upgrade, bounded by the caller's box."""
     try:
         try:
             with map_errors("handshake"):
-                async with bounded(deadline):
-                    await conn.handshake(headers, USER_AGENT)
+                await conn.handshake(headers, USER_AGENT)
         finally:
             add_phase(result, "handshake", time.perf_counter() - t0)
     except ProbeError as exc:
         conn.transport.abort()
-        if isinstance(exc.__cause__, TimeoutError):
-            exc.detail = f"waited {time.perf_counter() - t0:.2f}s"
         return _handshake_failure(check, result, conn, exc)
     except BaseException:
         conn.transport.abort()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import os
+import random
 import time
 from typing import cast
 
@@ -40,6 +40,7 @@ from agent.probes.wsconn import ReplayUntilMade, closing_error, fail_pending_pin
 
 __all__ = ["LeanConnection"]
 
+_getrandbits = random.getrandbits
 _UTF8 = codecs.getincrementaldecoder("utf-8")
 _OPEN = State.OPEN
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
@@ -119,9 +120,10 @@ class LeanConnection(ReplayUntilMade):
         """
         if self.protocol.state is not _OPEN:
             raise closing_error(self)
-        data = os.urandom(4)
+        # As websockets does: random, not secret (os.urandom is a syscall per ping).
+        data = _getrandbits(32).to_bytes(4, "big")
         while data in self.pending_pings:  # pragma: no cover - 1 in 2**32
-            data = os.urandom(4)
+            data = _getrandbits(32).to_bytes(4, "big")
         pong = self._loop.create_future()
         self.pending_pings[data] = (pong, time.perf_counter())
         self.protocol.send_ping(data)

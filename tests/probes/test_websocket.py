@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 from typing import Any
 
 import pytest
@@ -274,3 +276,43 @@ async def test_reset_after_101_message_says_reset() -> None:
     assert result.reason is Reason.CLOSED
     assert "1006" in result.message
     assert "reset by peer" in result.message
+
+
+@pytest.mark.parametrize(
+    ("scheme", "reason", "pattern"),
+    [
+        ("ws", Reason.HANDSHAKE_TIMEOUT, r"no response to the WebSocket upgrade request: waited "),
+        ("wss", Reason.TLS_HANDSHAKE, r"TLS handshake failed: timed out after "),
+    ],
+    ids=["handshake", "tls"],
+)
+async def test_phase_timeouts_name_the_phase_and_time_waited(
+    scheme: str, reason: Reason, pattern: str
+) -> None:
+    """A deadline passing in TLS or the upgrade names that phase and how long it waited."""
+    async with RawServer(silent) as srv:
+        result, _ = await timed_probe(make_check(srv.url(scheme=scheme), timeout=0.5))
+    assert result.reason is reason, result.message
+    assert re.fullmatch(pattern + r"0\.[45]\ds", result.message), result.message
+
+
+async def test_connect_timeout_names_the_address() -> None:
+    """A listener whose accept queue is full drops SYNs: connect_timeout, naming the address."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # more than the queue holds (backlog 0: one)
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+                fillers.append(sock)
+            result, elapsed = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", timeout=0.5))
+        finally:
+            for sock in fillers:
+                sock.close()
+    assert result.reason is Reason.CONNECT_TIMEOUT, result.message
+    assert result.message == f"TCP connect timed out: 127.0.0.1:{port}"
+    assert elapsed <= 0.5 + SLACK
