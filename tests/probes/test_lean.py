@@ -119,6 +119,17 @@ async def test_valid_messages_are_discarded_and_pings_measured(raw: bytes) -> No
     assert recorder.closes == [(1000, "")]
 
 
+async def test_bad_byte_fails_a_plain_probe_before_the_message_ends() -> None:
+    """On the lean connection a bad byte fails at once, not when the last fragment comes."""
+    recorder = CloseRecorder(fragment(TEXT, b"ok\xff", fin=False))
+    async with RawServer(recorder) as srv:
+        result, _ = await timed_probe(make_check(srv.url(), pings=3))
+        async with asyncio.timeout(2.0):
+            await srv.idle.wait()  # the server has read our close frame
+    assert result.reason is Reason.PROTOCOL_ERROR, result.message
+    assert recorder.closes == [(1007, "invalid start byte at position 2")]
+
+
 async def compressed_flood(ws: ServerConnection) -> None:
     # Compressible text and binary messages while the probe pings.
     for _ in range(200):
