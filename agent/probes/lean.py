@@ -103,8 +103,9 @@ class LeanConnection(ReplayUntilMade):
         request = self.request = protocol.connect()
         request.headers.update(headers)
         request.headers.setdefault("User-Agent", user_agent)
-        protocol.send_request(request)
-        self.send_data()
+        if not self._lost:  # else the peer left already: handshake_exc says so
+            protocol.send_request(request)
+            self.send_data()
         if self.response is None and protocol.handshake_exc is None and not self._lost:
             await self._wait()
         if protocol.handshake_exc is not None:
