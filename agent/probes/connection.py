@@ -26,10 +26,9 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from websockets import ClientProtocol
-from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.typing import Subprotocol
@@ -38,11 +37,9 @@ from websockets.uri import WebSocketURI, parse_uri
 from agent.config import CheckConfig
 from agent.probes.errors import (
     ConnectTimeout,
-    HandshakeInvalid,
     HandshakeTimeout,
     ProbeError,
     Redirected,
-    SubprotocolMismatch,
     TLSFailed,
     map_errors,
 )
@@ -56,8 +53,11 @@ from agent.probes.upgrade import (
     WIRE_LOG,
     build_headers,
     check_secrets,
+    check_subprotocol,
     fetch_check_token,
+    handshake_failure,
     record_handshake,
+    redirect_target,
     request_url,
 )
 from agent.probes.wsconn import ProbeConnection, WireConnection
@@ -157,13 +157,13 @@ async def _open(
         outcome = await attempt(check, request_url(check, url), headers)
         if not isinstance(outcome, tuple):
             try:
-                _check_subprotocol(check, outcome)
+                check_subprotocol(check, outcome)
             except ProbeError:
                 outcome.transport.abort()
                 raise
             return outcome
         status, location = outcome
-        new_url = _redirect_target(url, location, status)
+        new_url = redirect_target(url, location, status)
         if urlsplit(new_url)[:2] != urlsplit(url)[:2]:
             # Credentials (auth headers, query token, caller's extras) never follow
             # a redirect to another origin.
@@ -171,26 +171,6 @@ async def _open(
             headers = build_headers(check, None, None)
         url = new_url
     raise Redirected(status, location, detail=f"more than {check.max_redirects} redirects")
-
-
-def _redirect_target(url: str, location: str, status: int) -> str:
-    target = urljoin(url, location)
-    parts = urlsplit(target)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss"):
-        raise Redirected(status, location, detail="target is not a WebSocket URL")
-    if urlsplit(url).scheme == "wss" and scheme == "ws":
-        raise Redirected(status, location, detail="refusing to downgrade from wss to ws")
-    return urlunsplit(parts._replace(scheme=scheme))
-
-
-def _check_subprotocol(check: CheckConfig, conn: WireConnection) -> None:
-    want = check.expect.subprotocol
-    if want is None:
-        return
-    got = conn.subprotocol or ""
-    if got != want:
-        raise SubprotocolMismatch(want, got or None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -375,47 +355,12 @@ async def _handshake(
             add_phase(result, "handshake", time.perf_counter() - t0)
     except ProbeError as exc:
         conn.transport.abort()
-        return _handshake_failure(check, result, conn, exc)
+        return handshake_failure(check, result, conn, exc)
     except BaseException:
         conn.transport.abort()
         raise
     record_handshake(result, conn)
     return conn
-
-
-def _handshake_failure(
-    check: CheckConfig, result: ProbeResult, conn: WireConnection, exc: ProbeError
-) -> tuple[int, str]:
-    lost = conn.connection_exc
-    if isinstance(lost, ssl.SSLError):
-        # A TLS alert after our side finished the handshake (TLS 1.3 client-certificate
-        # rejection): websockets only sees EOF, the transport kept the real cause.
-        with map_errors("tls"):
-            raise lost
-    cause = exc.__cause__
-    response = conn.response
-    if response is None and result.tls is not None and isinstance(exc, HandshakeInvalid):
-        # asyncio reports a TLS 1.3 alert sent after the handshake (the usual way a
-        # server rejects a missing/unknown client certificate) as a plain EOF.
-        exc.detail += " (right after TLS: the server may require a client certificate)"
-    if response is not None:
-        result.status_code = response.status_code
-    if isinstance(cause, wsx.NegotiationError) and response is not None:
-        chosen = response.headers.get("Sec-WebSocket-Protocol")
-        if chosen is not None:
-            want = check.expect.subprotocol
-            detail = "" if want is None else "it was not among the offered subprotocols"
-            raise SubprotocolMismatch(want, chosen, detail=detail) from cause
-    if (
-        isinstance(exc, Redirected)
-        and isinstance(cause, wsx.InvalidStatus)
-        and check.follow_redirects
-        and exc.status_code != check.expect.status
-    ):
-        location = cause.response.headers.get("Location")
-        if location:
-            return exc.status_code, location
-    raise exc
 
 
 async def close_connection(
