@@ -151,6 +151,14 @@ class ProbeConnection(ReplayUntilMade, ClientConnection):
         super().data_received(data)
         if not self.closing_marked and self.protocol.state in _CLOSING:
             self.mark_closing()
+        elif (
+            self.response is None
+            and self.protocol.handshake_exc is not None
+            and not self.response_rcvd.done()
+        ):
+            # An unparsable response gives no event: websockets' handshake() would
+            # wait for the server to close the socket (or time out), not fail now.
+            self.response_rcvd.set_result(None)
 
     def send_data(self) -> None:
         # Also runs when websockets fails the connection from recv() (invalid UTF-8

@@ -316,3 +316,18 @@ async def test_connect_timeout_names_the_address() -> None:
     assert result.reason is Reason.CONNECT_TIMEOUT, result.message
     assert result.message == f"TCP connect timed out: 127.0.0.1:{port}"
     assert elapsed <= 0.5 + SLACK
+
+
+async def garbage_then_hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer the upgrade with something that is not HTTP, then hold the socket open."""
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    await writer.drain()
+    await asyncio.sleep(10)  # ended by RawServer's exit: the probe must not wait for it
+
+
+async def test_invalid_response_fails_at_once_even_if_the_socket_stays_open() -> None:
+    """An unparsable upgrade response is handshake_invalid at once, not a timeout."""
+    async with RawServer(garbage_then_hold) as srv:
+        result, elapsed = await timed_probe(make_check(srv.url(), timeout=1.0))
+    assert result.reason is Reason.HANDSHAKE_INVALID, result.message
+    assert elapsed < 0.5
