@@ -8,6 +8,11 @@ own) -> ``handshake`` (upgrade request sent until the 101). websockets' own
 exactly as ``connect()`` does internally, so every phase gets its own clock and its
 own failure reason. With ``proxy`` configured, see :mod:`agent.probes.proxy`.
 
+:func:`open_connection` gives websockets' ``ClientConnection`` (as
+:class:`~agent.probes.wsconn.ProbeConnection`), for kinds that read messages;
+:func:`open_lean_connection` gives a :class:`~agent.probes.lean.LeanConnection`
+for the plain ``probe``. Every phase above is the same code for both.
+
 ``bounded``, ``check_secrets`` and ``request_url`` are re-exported for other kinds.
 
 Shared by the ``probe``, ``relay`` and ``watch`` kinds.
@@ -19,12 +24,11 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, cast
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from websockets import ClientProtocol
-from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.typing import Subprotocol
@@ -32,12 +36,14 @@ from websockets.uri import WebSocketURI, parse_uri
 
 from agent.config import CheckConfig
 from agent.probes.errors import (
-    HandshakeInvalid,
+    ConnectTimeout,
+    HandshakeTimeout,
     ProbeError,
     Redirected,
-    SubprotocolMismatch,
+    TLSFailed,
     map_errors,
 )
+from agent.probes.lean import LeanConnection
 from agent.probes.proxy import open_via_proxy
 from agent.probes.resolve import DEFAULT_RESOLVE_TIMEOUT, resolve
 from agent.probes.timing import add_phase, bounded
@@ -47,12 +53,17 @@ from agent.probes.upgrade import (
     WIRE_LOG,
     build_headers,
     check_secrets,
+    check_subprotocol,
     fetch_check_token,
+    handshake_failure,
     record_handshake,
+    redirect_target,
     request_url,
 )
-from agent.probes.wsconn import ProbeConnection
+from agent.probes.wsconn import ProbeConnection, WireConnection
 from agent.result import ProbeResult
+
+_Conn = TypeVar("_Conn", bound=WireConnection)
 
 __all__ = [
     "DEFAULT_RESOLVE_TIMEOUT",
@@ -61,6 +72,7 @@ __all__ = [
     "check_secrets",
     "close_connection",
     "open_connection",
+    "open_lean_connection",
     "request_url",
 ]
 
@@ -95,6 +107,46 @@ async def open_connection(
     Raises:
         ProbeError: any failure, with its reason.
     """
+
+    async def attempt(
+        check: CheckConfig, url: str, headers: dict[str, str]
+    ) -> ClientConnection | tuple[int, str]:
+        if check.proxy:
+            return await open_via_proxy(check, result, url, headers, deadline)
+        return await _open_once(check, result, url, headers, deadline, _probe_connection)
+
+    return await _open(check, result, deadline, header_overrides, token, attempt)
+
+
+async def open_lean_connection(
+    check: CheckConfig, result: ProbeResult, *, deadline: float, token: str | None = None
+) -> LeanConnection:
+    """:func:`open_connection` for a check without proxy, giving a :class:`LeanConnection`.
+
+    The connection upgrades, pings and closes; it discards every message it gets.
+
+    Raises:
+        ProbeError: any failure, with its reason (the same as ``open_connection``'s).
+    """
+    assert not check.proxy, "the lean connection has no proxy support"
+
+    async def attempt(
+        check: CheckConfig, url: str, headers: dict[str, str]
+    ) -> LeanConnection | tuple[int, str]:
+        return await _open_once(check, result, url, headers, deadline, _lean_connection)
+
+    return await _open(check, result, deadline, None, token, attempt)
+
+
+async def _open(
+    check: CheckConfig,
+    result: ProbeResult,
+    deadline: float,
+    header_overrides: Mapping[str, str] | None,
+    token: str | None,
+    attempt: Callable[[CheckConfig, str, dict[str, str]], Awaitable[_Conn | tuple[int, str]]],
+) -> _Conn:
+    """Credentials, then one ``attempt`` per redirect hop (each phase timed by it)."""
     oauth2 = check.auth.oauth2
     if token is None and oauth2 is not None and oauth2.use == "bearer":
         token = await fetch_check_token(check, deadline)
@@ -102,16 +154,16 @@ async def open_connection(
     headers = build_headers(check, bearer, header_overrides)
     url = check.url
     for _hop in range(check.max_redirects + 1):
-        outcome = await _open_once(check, result, request_url(check, url), headers, deadline)
-        if isinstance(outcome, ClientConnection):
+        outcome = await attempt(check, request_url(check, url), headers)
+        if not isinstance(outcome, tuple):
             try:
-                _check_subprotocol(check, outcome)
+                check_subprotocol(check, outcome)
             except ProbeError:
                 outcome.transport.abort()
                 raise
             return outcome
         status, location = outcome
-        new_url = _redirect_target(url, location, status)
+        new_url = redirect_target(url, location, status)
         if urlsplit(new_url)[:2] != urlsplit(url)[:2]:
             # Credentials (auth headers, query token, caller's extras) never follow
             # a redirect to another origin.
@@ -119,26 +171,6 @@ async def open_connection(
             headers = build_headers(check, None, None)
         url = new_url
     raise Redirected(status, location, detail=f"more than {check.max_redirects} redirects")
-
-
-def _redirect_target(url: str, location: str, status: int) -> str:
-    target = urljoin(url, location)
-    parts = urlsplit(target)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss"):
-        raise Redirected(status, location, detail="target is not a WebSocket URL")
-    if urlsplit(url).scheme == "wss" and scheme == "ws":
-        raise Redirected(status, location, detail="refusing to downgrade from wss to ws")
-    return urlunsplit(parts._replace(scheme=scheme))
-
-
-def _check_subprotocol(check: CheckConfig, conn: ClientConnection) -> None:
-    want = check.expect.subprotocol
-    if want is None:
-        return
-    got = conn.subprotocol or ""
-    if got != want:
-        raise SubprotocolMismatch(want, got or None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,7 +182,6 @@ def _parse_uri(url: str) -> WebSocketURI:
 async def _connect(
     infos: list[Any],
     result: ProbeResult,
-    deadline: float,
     factory: Callable[[], asyncio.Protocol],
 ) -> tuple[asyncio.Transport, asyncio.Protocol]:
     loop = asyncio.get_running_loop()
@@ -161,17 +192,16 @@ async def _connect(
         result.peer_ip = str(sockaddr[0])
         try:
             with map_errors("connect"):
-                async with bounded(deadline):
-                    # create_connection with the numeric address, not sock_connect:
-                    # uvloop's sock_connect resolves the address again in its thread
-                    # pool (more than twice the CPU per connection, bench/README.md).
-                    transport, protocol = await loop.create_connection(
-                        factory, host=sockaddr[0], port=sockaddr[1], family=family, proto=proto
-                    )
+                # create_connection with the numeric address, not sock_connect:
+                # uvloop's sock_connect resolves the address again in its thread
+                # pool (more than twice the CPU per connection, bench/README.md).
+                transport, protocol = await loop.create_connection(
+                    factory, host=sockaddr[0], port=sockaddr[1], family=family, proto=proto
+                )
         except ProbeError as exc:
             where = _format_addr(sockaddr)
             exc.detail = f"{where}: {exc.detail}" if exc.detail else where
-            if isinstance(exc.__cause__, TimeoutError):
+            if isinstance(exc.__cause__, TimeoutError):  # the OS gave up (ETIMEDOUT)
                 raise
             last = exc
             continue
@@ -197,16 +227,28 @@ def _protocol(check: CheckConfig, url: str) -> ClientProtocol:
     )
 
 
+def _probe_connection(check: CheckConfig, url: str) -> ProbeConnection:
+    return ProbeConnection(
+        _protocol(check, url),
+        ping_interval=None,
+        ping_timeout=None,
+        close_timeout=check.close_timeout,
+    )
+
+
+def _lean_connection(check: CheckConfig, url: str) -> LeanConnection:
+    return LeanConnection(_protocol(check, url))
+
+
 async def _open_once(
     check: CheckConfig,
     result: ProbeResult,
     url: str,
     headers: dict[str, str],
     deadline: float,
-) -> ClientConnection | tuple[int, str]:
-    """One attempt; returns the connection or (status, Location) of a redirect to follow."""
-    if check.proxy:
-        return await open_via_proxy(check, result, url, headers, deadline)
+    make: Callable[[CheckConfig, str], _Conn],
+) -> _Conn | tuple[int, str]:
+    """One direct attempt; returns the connection or (status, Location) of a redirect."""
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     host = parts.hostname or ""
@@ -219,66 +261,78 @@ async def _open_once(
     finally:
         add_phase(result, "resolve", time.perf_counter() - t0)
 
-    def factory() -> ProbeConnection:
-        return ProbeConnection(
-            _protocol(check, url),
-            ping_interval=None,
-            ping_timeout=None,
-            close_timeout=check.close_timeout,
-        )
+    def factory() -> asyncio.Protocol:
+        return cast("asyncio.Protocol", make(check, url))
 
+    # One timeout box for connect, TLS and handshake (they share the deadline; a
+    # box per phase was measurable, bench/README.md). Its TimeoutError surfaces
+    # here, so the phase it cut short is tracked to name the reason.
+    phase = "connect"
     t0 = time.perf_counter()
     try:
-        # With TLS, the TCP connection first gets a placeholder protocol: the
-        # WebSocket connection is only made once the TLS handshake is done.
-        transport, protocol = await _connect(
-            infos, result, deadline, asyncio.Protocol if ctx is not None else factory
-        )
-    finally:
-        add_phase(result, "connect", time.perf_counter() - t0)
+        async with bounded(deadline):
+            try:
+                # With TLS, the TCP connection first gets a placeholder protocol:
+                # the WebSocket connection is only made once TLS is done.
+                transport, protocol = await _connect(
+                    infos, result, asyncio.Protocol if ctx is not None else factory
+                )
+            finally:
+                add_phase(result, "connect", time.perf_counter() - t0)
+            if ctx is None:
+                conn = cast("_Conn", protocol)
+            else:
+                phase, t0 = "tls", time.perf_counter()
+                conn = await _start_tls(
+                    check, result, transport, make(check, url), ctx, host, deadline, t0
+                )
+            phase, t0 = "handshake", time.perf_counter()
+            return await _handshake(check, result, conn, headers, t0)
+    except TimeoutError as exc:
+        raise _timed_out(phase, time.perf_counter() - t0, (result.peer_ip, port)) from exc
 
-    if ctx is None:
-        conn = cast("ProbeConnection", protocol)
-    else:
-        conn = await _start_tls(check, result, transport, factory(), ctx, host, deadline)
-    return await _handshake(check, result, conn, headers, deadline, time.perf_counter())
+
+def _timed_out(phase: str, elapsed: float, sockaddr: Any) -> ProbeError:
+    """The failure for the open sequence's deadline passing in ``phase``."""
+    if phase == "connect":
+        return ConnectTimeout(_format_addr(sockaddr))
+    if phase == "tls":
+        return TLSFailed(f"timed out after {elapsed:.2f}s")
+    return HandshakeTimeout(f"waited {elapsed:.2f}s")
 
 
 async def _start_tls(
     check: CheckConfig,
     result: ProbeResult,
     transport: asyncio.Transport,
-    conn: ProbeConnection,
+    conn: _Conn,
     ctx: ssl.SSLContext,
     host: str,
     deadline: float,
-) -> ProbeConnection:
-    """TLS on the connected transport, timed as its own phase; then hand it to ``conn``."""
+    t0: float,
+) -> _Conn:
+    """TLS on the connected transport, timed as its own phase; then hand it to ``conn``.
+
+    Bounded by the caller's box; asyncio's own TLS limit is a second past it, so
+    the box, which names the phase, ends it first.
+    """
     loop = asyncio.get_running_loop()
-    t0 = time.perf_counter()
     try:
-        remaining = max(deadline - t0, 0.001)
         with map_errors("tls"):
-            async with bounded(deadline):
-                tls_transport = await loop.start_tls(
-                    transport,
-                    conn,
-                    ctx,
-                    server_hostname=check.tls.server_name or host,
-                    ssl_handshake_timeout=remaining,
-                )
+            tls_transport = await loop.start_tls(
+                transport,
+                cast("asyncio.Protocol", conn),
+                ctx,
+                server_hostname=check.tls.server_name or host,
+                ssl_handshake_timeout=max(deadline - t0, 0.0) + 1.0,
+            )
             if tls_transport is None:  # typeshed allows it; asyncio never returns it
                 raise ConnectionAbortedError("connection lost during TLS")
         # start_tls() leaves connection_made to its caller.
         conn.connection_made(tls_transport)
         result.tls = tls_info(tls_transport.get_extra_info("ssl_object"))
-    except ProbeError as exc:
-        transport.abort()  # idempotent; start_tls may already have closed it
-        if isinstance(exc.__cause__, TimeoutError):
-            exc.detail = f"timed out after {time.perf_counter() - t0:.2f}s"
-        raise
     except BaseException:
-        transport.abort()
+        transport.abort()  # idempotent; start_tls may already have closed it
         raise
     finally:
         add_phase(result, "tls", time.perf_counter() - t0)
@@ -288,23 +342,20 @@ async def _start_tls(
 async def _handshake(
     check: CheckConfig,
     result: ProbeResult,
-    conn: ClientConnection,
+    conn: _Conn,
     headers: dict[str, str],
-    deadline: float,
     t0: float,
-) -> ClientConnection | tuple[int, str]:
+) -> _Conn | tuple[int, str]:
+    """The upgrade, bounded by the caller's box."""
     try:
         try:
             with map_errors("handshake"):
-                async with bounded(deadline):
-                    await conn.handshake(headers, USER_AGENT)
+                await conn.handshake(headers, USER_AGENT)
         finally:
             add_phase(result, "handshake", time.perf_counter() - t0)
     except ProbeError as exc:
         conn.transport.abort()
-        if isinstance(exc.__cause__, TimeoutError):
-            exc.detail = f"waited {time.perf_counter() - t0:.2f}s"
-        return _handshake_failure(check, result, conn, exc)
+        return handshake_failure(check, result, conn, exc)
     except BaseException:
         conn.transport.abort()
         raise
@@ -312,43 +363,8 @@ async def _handshake(
     return conn
 
 
-def _handshake_failure(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, exc: ProbeError
-) -> tuple[int, str]:
-    lost = conn.connection_exc
-    if isinstance(lost, ssl.SSLError):
-        # A TLS alert after our side finished the handshake (TLS 1.3 client-certificate
-        # rejection): websockets only sees EOF, the transport kept the real cause.
-        with map_errors("tls"):
-            raise lost
-    cause = exc.__cause__
-    response = conn.response
-    if response is None and result.tls is not None and isinstance(exc, HandshakeInvalid):
-        # asyncio reports a TLS 1.3 alert sent after the handshake (the usual way a
-        # server rejects a missing/unknown client certificate) as a plain EOF.
-        exc.detail += " (right after TLS: the server may require a client certificate)"
-    if response is not None:
-        result.status_code = response.status_code
-    if isinstance(cause, wsx.NegotiationError) and response is not None:
-        chosen = response.headers.get("Sec-WebSocket-Protocol")
-        if chosen is not None:
-            want = check.expect.subprotocol
-            detail = "" if want is None else "it was not among the offered subprotocols"
-            raise SubprotocolMismatch(want, chosen, detail=detail) from cause
-    if (
-        isinstance(exc, Redirected)
-        and isinstance(cause, wsx.InvalidStatus)
-        and check.follow_redirects
-        and exc.status_code != check.expect.status
-    ):
-        location = cause.response.headers.get("Location")
-        if location:
-            return exc.status_code, location
-    raise exc
-
-
 async def close_connection(
-    conn: ClientConnection,
+    conn: WireConnection,
     result: ProbeResult,
     *,
     timeout: float,  # noqa: ASYNC109 - the shared interface's name; bounds only the close

@@ -1,5 +1,5 @@
 """The HTTP upgrade: what the request carries (URL, headers, credentials) and what
-the response told (status, subprotocol, extensions).
+the response told (status, subprotocol, extensions, a redirect, why it failed).
 
 Credentials are assembled here and only here, so :func:`check_secrets` knows every
 value that must never be printed.
@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import base64
 import logging
+import ssl
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection
+from websockets import exceptions as wsx
 from websockets.version import version as websockets_version
 
 from agent import __version__
 from agent.config import CheckConfig
-from agent.probes.errors import map_errors
+from agent.probes.errors import (
+    HandshakeInvalid,
+    ProbeError,
+    Redirected,
+    SubprotocolMismatch,
+    map_errors,
+)
 from agent.probes.timing import bounded
+from agent.probes.wsconn import WireConnection
 from agent.result import ProbeResult
 
 __all__ = [
@@ -26,8 +34,11 @@ __all__ = [
     "WIRE_LOG",
     "build_headers",
     "check_secrets",
+    "check_subprotocol",
     "fetch_check_token",
+    "handshake_failure",
     "record_handshake",
+    "redirect_target",
     "request_url",
 ]
 
@@ -122,8 +133,77 @@ async def fetch_check_token(check: CheckConfig, deadline: float) -> str | None:
             return await fetch_token(oauth2)
 
 
-def record_handshake(result: ProbeResult, conn: ClientConnection) -> None:
+def record_handshake(result: ProbeResult, conn: WireConnection) -> None:
     """Copy what the successful upgrade negotiated into ``result``."""
     result.status_code = conn.response.status_code if conn.response else 101
     result.subprotocol = conn.subprotocol
     result.extensions = [ext.name for ext in conn.protocol.extensions]
+
+
+def check_subprotocol(check: CheckConfig, conn: WireConnection) -> None:
+    """Raise :class:`SubprotocolMismatch` unless the server chose ``expect.subprotocol``."""
+    want = check.expect.subprotocol
+    if want is None:
+        return
+    got = conn.subprotocol or ""
+    if got != want:
+        raise SubprotocolMismatch(want, got or None)
+
+
+def redirect_target(url: str, location: str, status: int) -> str:
+    """The ws(s):// URL a redirect points to, refusing other schemes and a downgrade.
+
+    Raises:
+        Redirected: the target cannot be followed.
+    """
+    target = urljoin(url, location)
+    parts = urlsplit(target)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise Redirected(status, location, detail="target is not a WebSocket URL")
+    if urlsplit(url).scheme == "wss" and scheme == "ws":
+        raise Redirected(status, location, detail="refusing to downgrade from wss to ws")
+    return urlunsplit(parts._replace(scheme=scheme))
+
+
+def handshake_failure(
+    check: CheckConfig, result: ProbeResult, conn: WireConnection, exc: ProbeError
+) -> tuple[int, str]:
+    """What a failed upgrade means: a redirect to follow, or the failure to raise.
+
+    Returns:
+        (status, Location) of a redirect the check follows.
+
+    Raises:
+        ProbeError: ``exc`` or a more precise failure (TLS alert, subprotocol).
+    """
+    lost = conn.connection_exc
+    if isinstance(lost, ssl.SSLError):
+        # A TLS alert after our side finished the handshake (TLS 1.3 client-certificate
+        # rejection): websockets only sees EOF, the transport kept the real cause.
+        with map_errors("tls"):
+            raise lost
+    cause = exc.__cause__
+    response = conn.response
+    if response is None and result.tls is not None and isinstance(exc, HandshakeInvalid):
+        # asyncio reports a TLS 1.3 alert sent after the handshake (the usual way a
+        # server rejects a missing/unknown client certificate) as a plain EOF.
+        exc.detail += " (right after TLS: the server may require a client certificate)"
+    if response is not None:
+        result.status_code = response.status_code
+    if isinstance(cause, wsx.NegotiationError) and response is not None:
+        chosen = response.headers.get("Sec-WebSocket-Protocol")
+        if chosen is not None:
+            want = check.expect.subprotocol
+            detail = "" if want is None else "it was not among the offered subprotocols"
+            raise SubprotocolMismatch(want, chosen, detail=detail) from cause
+    if (
+        isinstance(exc, Redirected)
+        and isinstance(cause, wsx.InvalidStatus)
+        and check.follow_redirects
+        and exc.status_code != check.expect.status
+    ):
+        location = cause.response.headers.get("Location")
+        if location:
+            return exc.status_code, location
+    raise exc

@@ -4,18 +4,24 @@ resolve -> connect -> tls -> handshake -> auth/steps (scripted, optional) -> N
 protocol pings -> close. ``total`` spans resolve to the end of the last measured
 phase; ``close`` is bounded by ``close_timeout`` (and the deadline) and never part
 of ``total``.
+
+A plain probe (no steps, no expected close code, no proxy: :func:`uses_lean_path`)
+runs on :class:`~agent.probes.lean.LeanConnection`, which discards messages as they
+arrive; the others on websockets' ``ClientConnection``
+(:class:`~agent.probes.wsconn.ProbeConnection`) with a task draining messages during
+the pings. Everything else here is the same code for both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import cast
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
 from agent.config import CheckConfig
@@ -24,6 +30,7 @@ from agent.probes.connection import (
     check_secrets,
     close_connection,
     open_connection,
+    open_lean_connection,
 )
 from agent.probes.errors import (
     ConnectionClosed,
@@ -38,13 +45,17 @@ from agent.probes.errors import (
 from agent.probes.guard import run_guarded
 from agent.probes.tls import warm_ssl_context
 from agent.probes.upgrade import fetch_check_token
-from agent.probes.wsconn import ProbeConnection, closing_error
+from agent.probes.wsconn import MarkedConnection, ProbeConnection, closing_error
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 
-__all__ = ["new_result", "run"]
+__all__ = ["new_result", "run", "uses_lean_path"]
 
 log = logging.getLogger(__name__)
+
+# A ping's timeout may end this much early or late rather than re-arm its timer:
+# uvloop's clock moves in 1 ms steps anyway.
+_REARM_SLACK = 0.001
 
 # Time kept back from the deadline for the outer guard, so the phase-specific
 # timeouts (which name the phase) fire before the generic one.
@@ -54,8 +65,12 @@ _GUARD_GRACE = 0.05
 def new_result(check: CheckConfig) -> ProbeResult:
     """An empty result for one run of ``check`` (URL already redacted)."""
     return ProbeResult(
-        check=check.name, kind=check.kind, url=redact_url(check.url), started_at=time.time()
+        check=check.name, kind=check.kind, url=_redacted(check.url), started_at=time.time()
     )
+
+
+# Redacted once per URL, not per run (it parses the URL and its query).
+_redacted = functools.lru_cache(maxsize=4096)(redact_url)
 
 
 async def run(check: CheckConfig) -> ProbeResult:
@@ -92,9 +107,17 @@ async def run(check: CheckConfig) -> ProbeResult:
         result.phases["total"] = time.perf_counter() - state.start
     if state.conn is not None:
         await _finish(check, result, state.conn, deadline)
-    result.message = scrub(result.message, check_secrets(check, *([token] if token else [])))
+    if result.message:
+        result.message = scrub(result.message, check_secrets(check, *([token] if token else [])))
     result.judge_limits(check.limits)
     return result
+
+
+def uses_lean_path(check: CheckConfig) -> bool:
+    """Whether ``check`` runs on the lean connection (it never reads a message)."""
+    return not (check.proxy or check.steps or check.auth.steps) and (
+        check.expect.close_code is None
+    )
 
 
 class _RunState:
@@ -103,7 +126,7 @@ class _RunState:
     def __init__(self, start: float) -> None:
         self.start = start
         self.phase = "resolve"
-        self.conn: ClientConnection | None = None
+        self.conn: MarkedConnection | None = None
 
 
 async def _probe(
@@ -122,7 +145,11 @@ async def _probe(
     state.start = time.perf_counter()
     state.phase = "handshake"
     try:
-        conn = await open_connection(check, result, deadline=deadline, token=token)
+        conn: MarkedConnection
+        if uses_lean_path(check):
+            conn = await open_lean_connection(check, result, deadline=deadline, token=token)
+        else:
+            conn = _probe_conn(await open_connection(check, result, deadline=deadline, token=token))
     except (HandshakeRejected, Redirected) as exc:
         if exc.status_code == check.expect.status:
             # A negative check: the refusal it expects is its success.
@@ -137,7 +164,9 @@ async def _probe(
 
         state.phase = "steps"
         with map_errors("steps"):
-            await run_script(conn, check, result, deadline=deadline, variables=variables)
+            await run_script(
+                _probe_conn(conn), check, result, deadline=deadline, variables=variables
+            )
     state.phase = "ping"
     await _pings(check, result, conn, deadline)
     result.phases["total"] = time.perf_counter() - state.start
@@ -147,7 +176,7 @@ async def _probe(
     return token
 
 
-async def _drain(conn: ClientConnection) -> None:
+async def _drain(conn: ProbeConnection) -> None:
     """Read and discard messages so pongs are never stuck behind unread frames.
 
     recv() is also where websockets validates UTF-8 and fails the connection
@@ -157,66 +186,71 @@ async def _drain(conn: ClientConnection) -> None:
         while True:
             await conn.recv()
     except Exception:  # ConnectionClosed, or a bug: either way reading is over
-        _probe_conn(conn).mark_closing()
+        conn.mark_closing()
 
 
-def _probe_conn(conn: ClientConnection) -> ProbeConnection:
+def _probe_conn(conn: object) -> ProbeConnection:
     assert isinstance(conn, ProbeConnection)  # open_connection always builds one
     return conn
 
 
-def _closing(conn: ClientConnection) -> asyncio.Event:
-    return _probe_conn(conn).closing
-
-
-def _raise_closing(conn: ClientConnection) -> None:
+def _raise_closing(conn: MarkedConnection) -> None:
     with map_errors("ping"):
         raise closing_error(conn)
 
 
-async def _one_ping(conn: ClientConnection, result: ProbeResult) -> None:
+async def _one_ping(conn: MarkedConnection, result: ProbeResult) -> None:
     """Ping once and time it; end early when the connection starts closing.
 
     ``ProbeConnection`` fails the pong waiter as soon as closing starts, so the
     pong is awaited directly. The RTT ends when the pong was parsed.
     """
-    pconn = _probe_conn(conn)
-    if pconn.closing.is_set():
+    if conn.closing_marked:
         _raise_closing(conn)
     t0 = time.perf_counter()
-    with map_errors("ping"):
-        pong = cast("asyncio.Future[float]", await conn.ping())
     try:
-        if pconn.closing.is_set() and not pong.done():
+        pong = cast("asyncio.Future[float]", await conn.ping())
+    except Exception:
+        # Only a closed connection makes ping() fail (payloads are unique); a
+        # map_errors block per ping was measurable (bench/README.md).
+        _raise_closing(conn)
+    try:
+        if conn.closing_marked and not pong.done():
             raise closing_error(conn)  # closing started before this ping was sent
         await pong
     except Exception:
         # Closed or closing; closing_error() also knows a reset from a clean close.
         _raise_closing(conn)
-    pong_at = pconn.pong_at
+    pong_at = conn.pong_at
     result.pings.append((time.perf_counter() if pong_at is None else pong_at) - t0)
 
 
 async def _pings(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
 ) -> None:
     if check.pings <= 0:
         return
     loop = asyncio.get_running_loop()
-    drain = asyncio.create_task(_drain(conn))
+    # The lean connection discards messages itself; websockets' must be read.
+    drain = asyncio.create_task(_drain(conn)) if isinstance(conn, ProbeConnection) else None
     t_phase = time.perf_counter()
     index = 0
     by_ping_timeout = False
     try:
         # One timeout box for all pings, re-armed per ping (ping_timeout or what is
-        # left of the deadline): a new asyncio.timeout per ping was measurable.
+        # left of the deadline): a new asyncio.timeout per ping was measurable, and
+        # so was re-arming it (a timer handle each): a box already due within
+        # _REARM_SLACK of the new expiry is left as it is.
         # No map_errors either: _one_ping raises ProbeError already; anything else
         # is an internal error for the guard.
         async with asyncio.timeout(None) as box:
             for index in range(check.pings):  # noqa: B007 - the timeout handler reads it
                 remaining = deadline - time.perf_counter()
                 by_ping_timeout = remaining > check.ping_timeout
-                box.reschedule(loop.time() + max(min(remaining, check.ping_timeout), 0.0))
+                when = loop.time() + max(min(remaining, check.ping_timeout), 0.0)
+                due = box.when()
+                if due is None or abs(when - due) >= _REARM_SLACK:
+                    box.reschedule(when)
                 try:
                     await _one_ping(conn, result)
                 except ProbeError as exc:
@@ -231,9 +265,10 @@ async def _pings(
         raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
     finally:
         result.phases["ping"] = time.perf_counter() - t_phase
-        drain.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await drain
+        if drain is not None:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
 
 
 def _closed_as_expected(check: CheckConfig, exc: ConnectionClosed) -> bool:
@@ -241,13 +276,14 @@ def _closed_as_expected(check: CheckConfig, exc: ConnectionClosed) -> bool:
 
 
 async def _await_server_close(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
 ) -> None:
     """With ``expect.close_code``, the server must close the connection with it."""
+    conn = _probe_conn(conn)  # uses_lean_path() is False with expect.close_code
     drain = asyncio.create_task(_drain(conn))
     try:
         async with bounded(deadline):
-            await _closing(conn).wait()
+            await conn.closing.wait()
     except TimeoutError:
         raise ProbeTimeout(
             phase="close", timeout=check.timeout, detail="server never closed the connection"
@@ -265,7 +301,7 @@ async def _await_server_close(
 
 
 async def _finish(
-    check: CheckConfig, result: ProbeResult, conn: ClientConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
 ) -> None:
     """Close (not counted in total); a close the server initiated is recorded."""
     if conn.state is State.CLOSED and result.close_code is None:

@@ -19,6 +19,9 @@ from agent.probes.websocket import new_result
 from agent.result import Reason
 from tests.servers import make_check, timed_probe
 
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 async def echo(ws: ServerConnection) -> None:
     async for message in ws:

@@ -15,6 +15,10 @@ from agent.result import Reason
 from tests.servers import RawServer, accept_101, echo, make_check, timed_probe
 
 #: How far past its deadline a probe may end.
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+
 SLACK = 0.1
 
 

@@ -11,6 +11,9 @@ from aiohttp import web
 from agent.result import Reason
 from tests.servers import make_check, timed_probe
 
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 async def _echo(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=("chat.v1",))

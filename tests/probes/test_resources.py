@@ -22,6 +22,10 @@ from tests.servers import (
     timed_probe,
 )
 
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+
 BATCH = 100
 
 

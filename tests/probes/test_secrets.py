@@ -14,6 +14,10 @@ from agent.probes.errors import ProbeError
 from agent.probes.websocket import new_result
 from tests.servers import RawServer, free_port, http_status, make_check, silent, timed_probe
 
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+
 HEADER_SECRET = "hdr-SECRET-4f1a"
 USERINFO_SECRET = "pw-SECRET-8c2e"
 QUERY_SECRET = "qs-SECRET-77d0"

@@ -15,6 +15,10 @@ from tests.servers import (
     timed_probe,
 )
 
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+
 DELAY = 0.25
 CONNECT_PHASES = ("resolve", "connect", "tls", "handshake")
 

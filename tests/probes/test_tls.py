@@ -18,6 +18,10 @@ from agent.result import Reason
 from tests.conftest import TLSFiles
 from tests.servers import make_check, timed_probe
 
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+
 SLACK = 0.1
 UTC = datetime.UTC
 
@@ -98,12 +102,14 @@ async def test_min_version(
 
 
 async def test_insecure_skip_verify_accepts_untrusted_and_still_reports_expiry(
-    wss_server: Any, tls_files: TLSFiles, caplog: pytest.LogCaptureFixture
+    wss_server: Any, tls_files: TLSFiles, caplog: pytest.LogCaptureFixture, engine: str
 ) -> None:
     """insecure_skip_verify connects to an untrusted cert, warns, still reports notAfter."""
     not_after = datetime.datetime(2030, 1, 1, tzinfo=UTC)
     url = await wss_server(tls_files.server_context(ca=trustme.CA(), not_after=not_after))
-    check = make_check(url, name="insecure-check", tls={"insecure_skip_verify": True})
+    # The warning is logged once per check name: one name per engine.
+    name = f"insecure-check-{engine}"
+    check = make_check(url, name=name, tls={"insecure_skip_verify": True})
     result, _ = await timed_probe(check)
     assert result.success, result.message
     assert result.tls is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 from typing import Any
 
 import pytest
@@ -31,6 +33,10 @@ from tests.servers import (
 )
 
 #: How far past its deadline a probe may end.
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+
 SLACK = 0.1
 
 
@@ -270,3 +276,58 @@ async def test_reset_after_101_message_says_reset() -> None:
     assert result.reason is Reason.CLOSED
     assert "1006" in result.message
     assert "reset by peer" in result.message
+
+
+@pytest.mark.parametrize(
+    ("scheme", "reason", "pattern"),
+    [
+        ("ws", Reason.HANDSHAKE_TIMEOUT, r"no response to the WebSocket upgrade request: waited "),
+        ("wss", Reason.TLS_HANDSHAKE, r"TLS handshake failed: timed out after "),
+    ],
+    ids=["handshake", "tls"],
+)
+async def test_phase_timeouts_name_the_phase_and_time_waited(
+    scheme: str, reason: Reason, pattern: str
+) -> None:
+    """A deadline passing in TLS or the upgrade names that phase and how long it waited."""
+    async with RawServer(silent) as srv:
+        result, _ = await timed_probe(make_check(srv.url(scheme=scheme), timeout=0.5))
+    assert result.reason is reason, result.message
+    assert re.fullmatch(pattern + r"0\.[45]\ds", result.message), result.message
+
+
+async def test_connect_timeout_names_the_address() -> None:
+    """A listener whose accept queue is full drops SYNs: connect_timeout, naming the address."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # more than the queue holds (backlog 0: one)
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+                fillers.append(sock)
+            result, elapsed = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", timeout=0.5))
+        finally:
+            for sock in fillers:
+                sock.close()
+    assert result.reason is Reason.CONNECT_TIMEOUT, result.message
+    assert result.message == f"TCP connect timed out: 127.0.0.1:{port}"
+    assert elapsed <= 0.5 + SLACK
+
+
+async def garbage_then_hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer the upgrade with something that is not HTTP, then hold the socket open."""
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    await writer.drain()
+    await asyncio.sleep(10)  # ended by RawServer's exit: the probe must not wait for it
+
+
+async def test_invalid_response_fails_at_once_even_if_the_socket_stays_open() -> None:
+    """An unparsable upgrade response is handshake_invalid at once, not a timeout."""
+    async with RawServer(garbage_then_hold) as srv:
+        result, elapsed = await timed_probe(make_check(srv.url(), timeout=1.0))
+    assert result.reason is Reason.HANDSHAKE_INVALID, result.message
+    assert elapsed < 0.5

@@ -1,0 +1,24 @@
+"""The probe kind runs on two connections; shared behaviour is tested on both."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import CheckConfig
+from agent.probes import websocket
+
+
+@pytest.fixture(params=["lean", "full"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run plain probes on the lean connection, then on websockets' (``ProbeConnection``).
+
+    ``full`` forces the path configs with steps, a close code or a proxy take, so a
+    reason produced by both paths cannot silently break on one of them.
+    """
+    if request.param == "full":
+
+        def never(check: CheckConfig) -> bool:
+            return False
+
+        monkeypatch.setattr(websocket, "uses_lean_path", never)
+    return str(request.param)
