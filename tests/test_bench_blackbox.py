@@ -1,4 +1,4 @@
-"""bench/blackbox.py: the exporter's module config and the reading of its /probe answer."""
+"""bench/blackbox_exporter.py: the exporter's module config and the reading of its /probe answer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import blackbox
+from bench import blackbox_exporter
 
 # An excerpt of what blackbox_exporter 0.23 answered for the module against a server
 # that upgrades and closes (captured from a real run).
@@ -44,13 +44,13 @@ probe_success 0
 """
 
 needs_exporter = pytest.mark.skipif(
-    blackbox._binary() is None, reason="blackbox_exporter not installed"
+    blackbox_exporter.binary() is None, reason="blackbox_exporter not installed"
 )
 
 
 def test_parse_probe_reads_success_status_and_phases() -> None:
     """A successful upgrade check yields success, 101, the duration and every phase."""
-    probe = blackbox.parse_probe(PROBE_OK)
+    probe = blackbox_exporter.parse_probe(PROBE_OK)
     assert probe.success is True
     assert probe.status_code == 101
     assert probe.duration == pytest.approx(0.002387227)
@@ -67,7 +67,7 @@ def test_parse_probe_reads_success_status_and_phases() -> None:
 
 def test_parse_probe_failed_probe_has_no_phases() -> None:
     """A refused target reads as a failure with status 0 and no phases."""
-    probe = blackbox.parse_probe(PROBE_FAILED)
+    probe = blackbox_exporter.parse_probe(PROBE_FAILED)
     assert (probe.success, probe.status_code, probe.phases) == (False, 0, {})
 
 
@@ -75,8 +75,8 @@ def test_parse_probe_failed_probe_has_no_phases() -> None:
 def test_module_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
     """The exporter's own --config.check accepts the generated module file."""
     config = tmp_path / "blackbox.yml"
-    config.write_text(blackbox.module_yaml())
-    binary = blackbox._binary()
+    config.write_text(blackbox_exporter.module_yaml())
+    binary = blackbox_exporter.binary()
     assert binary is not None
     done = subprocess.run(
         [binary, "--config.check", f"--config.file={config}"],
@@ -91,10 +91,10 @@ def test_module_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
 @needs_exporter
 def test_upgrade_check_passes_against_a_server_that_closes() -> None:
     """The module's upgrade check succeeds with 101 on a server that upgrades and closes."""
-    binary = blackbox._binary()
+    binary = blackbox_exporter.binary()
     assert binary is not None
-    with blackbox.closing_server() as target, blackbox.exporter(binary) as ex:
+    with blackbox_exporter.closing_server() as target, blackbox_exporter.exporter(binary) as ex:
         answer = httpx.get(ex.probe_url(f"http://127.0.0.1:{target.port}/t"), timeout=10)
-    probe = blackbox.parse_probe(answer.text)
+    probe = blackbox_exporter.parse_probe(answer.text)
     assert (probe.success, probe.status_code) == (True, 101)
     assert probe.phases["processing"] > 0
