@@ -12,7 +12,7 @@ import ssl
 
 from websockets import exceptions as wsx
 
-from agent.probes.errors import (
+from agent.probes.failures import (
     ConnectionClosed,
     ConnectRefused,
     ConnectTimeout,
