@@ -8,6 +8,15 @@ own) -> ``handshake`` (upgrade request sent until the 101). websockets' own
 exactly as ``connect()`` does internally, so every phase gets its own clock and its
 own failure reason. With ``proxy`` configured, see :mod:`agent.probes.proxy`.
 
+Each phase ends when its event happened, not when the probe's task next runs (that
+wait is the agent's own, and grows with its load): ``connect`` at
+``connection_made`` (``ready_at``; with TLS, of a placeholder protocol), ``tls`` at
+the handshake's completion inside the TLS protocol
+(:func:`~agent.probes.tls.handshake_done_at`), ``handshake`` when the upgrade's
+answer was parsed (``response_at``). The next phase starts when the task resumes,
+so the task's wake-up between two phases is in no phase but in ``total``
+(docs/probe.md, "Phase boundaries").
+
 :func:`open_connection` gives websockets' ``ClientConnection`` (as
 :class:`~agent.probes.wsconn.ProbeConnection`), for kinds that read messages;
 :func:`open_lean_connection` gives a :class:`~agent.probes.lean.LeanConnection`
@@ -47,7 +56,7 @@ from agent.probes.lean import LeanConnection
 from agent.probes.proxy import open_via_proxy
 from agent.probes.resolve import DEFAULT_RESOLVE_TIMEOUT, resolve
 from agent.probes.timing import add_phase, bounded
-from agent.probes.tls import build_ssl_context, tls_info
+from agent.probes.tls import build_ssl_context, handshake_done_at, tls_info
 from agent.probes.upgrade import (
     USER_AGENT,
     WIRE_LOG,
@@ -60,10 +69,10 @@ from agent.probes.upgrade import (
     redirect_target,
     request_url,
 )
-from agent.probes.wsconn import ProbeConnection, WireConnection
+from agent.probes.wsconn import MarkedConnection, ProbeConnection, WireConnection
 from agent.result import ProbeResult
 
-_Conn = TypeVar("_Conn", bound=WireConnection)
+_Conn = TypeVar("_Conn", bound=MarkedConnection)
 
 __all__ = [
     "DEFAULT_RESOLVE_TIMEOUT",
@@ -110,7 +119,7 @@ async def open_connection(
 
     async def attempt(
         check: CheckConfig, url: str, headers: dict[str, str]
-    ) -> ClientConnection | tuple[int, str]:
+    ) -> ProbeConnection | tuple[int, str]:
         if check.proxy:
             return await open_via_proxy(check, result, url, headers, deadline)
         return await _open_once(check, result, url, headers, deadline, _probe_connection)
@@ -210,6 +219,21 @@ async def _connect(
     raise last
 
 
+class _TCPReady(asyncio.Protocol):
+    """The TCP connection's protocol until TLS takes over; stamps when it connected."""
+
+    ready_at: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.ready_at = time.perf_counter()
+
+
+def _made_at(protocol: asyncio.Protocol) -> float:
+    """When ``protocol``'s connection_made ran (now, if it has no stamp)."""
+    made: float | None = getattr(protocol, "ready_at", None)
+    return time.perf_counter() if made is None else made
+
+
 def _format_addr(sockaddr: Any) -> str:
     host, port = sockaddr[0], sockaddr[1]
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
@@ -275,14 +299,19 @@ async def _open_once(
                 # With TLS, the TCP connection first gets a placeholder protocol:
                 # the WebSocket connection is only made once TLS is done.
                 transport, protocol = await _connect(
-                    infos, result, asyncio.Protocol if ctx is not None else factory
+                    infos, result, _TCPReady if ctx is not None else factory
                 )
-            finally:
+            except BaseException:
                 add_phase(result, "connect", time.perf_counter() - t0)
+                raise
+            made = _made_at(protocol)
+            add_phase(result, "connect", made - t0)
             if ctx is None:
                 conn = cast("_Conn", protocol)
             else:
-                phase, t0 = "tls", time.perf_counter()
+                # TLS started on this task's resumption, but the server's part of it
+                # ran from the TCP connection on: the phase starts there.
+                phase, t0 = "tls", made
                 conn = await _start_tls(
                     check, result, transport, make(check, url), ctx, host, deadline, t0
                 )
@@ -330,12 +359,16 @@ async def _start_tls(
                 raise ConnectionAbortedError("connection lost during TLS")
         # start_tls() leaves connection_made to its caller.
         conn.connection_made(tls_transport)
-        result.tls = tls_info(tls_transport.get_extra_info("ssl_object"))
+        ssl_object = tls_transport.get_extra_info("ssl_object")
+        result.tls = tls_info(ssl_object)
     except BaseException:
         transport.abort()  # idempotent; start_tls may already have closed it
-        raise
-    finally:
         add_phase(result, "tls", time.perf_counter() - t0)
+        raise
+    done = handshake_done_at(ssl_object)
+    if done is not None:
+        conn.ready_at = done  # the transport was ready then, not at connection_made
+    add_phase(result, "tls", (time.perf_counter() if done is None else done) - t0)
     return conn
 
 
@@ -352,7 +385,11 @@ async def _handshake(
             with map_errors("handshake"):
                 await conn.handshake(headers, USER_AGENT)
         finally:
-            add_phase(result, "handshake", time.perf_counter() - t0)
+            # Ends when the answer was parsed (or the peer left: perhaps before the
+            # request was even sent, hence the floor); on a timeout, now.
+            end = conn.response_at
+            end = time.perf_counter() if end is None else max(end, t0)
+            add_phase(result, "handshake", end - t0)
     except ProbeError as exc:
         conn.transport.abort()
         return handshake_failure(check, result, conn, exc)

@@ -57,6 +57,7 @@ class LeanConnection(ReplayUntilMade):
         self.connection_exc: BaseException | None = None
         self.pending_pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self.ready_at: float | None = None
+        self.response_at: float | None = None
         self.pong_at: float | None = None
         self.closing_marked = False
         self._early = []
@@ -189,6 +190,7 @@ class LeanConnection(ReplayUntilMade):
         for event in events:
             if self.response is None:  # the first event is the handshake response
                 self.response = cast("Response", event)
+                self.response_at = time.perf_counter()
                 self._wake()
             else:
                 self._frame(cast("Frame", event))
@@ -196,7 +198,10 @@ class LeanConnection(ReplayUntilMade):
             if not self.closing_marked and protocol.state is not State.CONNECTING:
                 self.mark_closing()
             elif protocol.handshake_exc is not None:
-                self._wake()  # unparsable response: no event, but the answer is known
+                # Unparsable response: no event, but the answer is known.
+                if self.response_at is None:
+                    self.response_at = time.perf_counter()
+                self._wake()
 
     def eof_received(self) -> None:
         if self._early is not None:
@@ -209,6 +214,7 @@ class LeanConnection(ReplayUntilMade):
         for event in events:  # an HTTP response read to EOF
             if self.response is None:
                 self.response = cast("Response", event)
+                self.response_at = time.perf_counter()
         # Returning None: the transport closes itself; connection_lost follows.
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -216,6 +222,8 @@ class LeanConnection(ReplayUntilMade):
             super().connection_lost(exc)
             return
         self.protocol.receive_eof()  # idempotent; the state becomes CLOSED
+        if self.response_at is None:  # the end of the connection is the answer
+            self.response_at = time.perf_counter()
         self._set_connection_exc(exc)
         self._lost = True
         self.mark_closing()

@@ -2,7 +2,8 @@
 
 Through a proxy the TCP connection goes to the proxy and TLS runs inside the tunnel,
 so websockets' own ``connect()`` is used and the phases are coarser: ``connect``
-covers the proxy tunnel and TLS, ``handshake`` the upgrade. Without ``proxy`` no proxy
+covers the proxy tunnel and TLS (until ``connection_made``), ``handshake`` the
+upgrade (from there until the response was parsed). Without ``proxy`` no proxy
 is ever used (environment variables such as ``HTTPS_PROXY`` are ignored).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets import exceptions as wsx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from agent.config import CheckConfig
@@ -41,7 +42,7 @@ async def open_via_proxy(
     url: str,
     headers: dict[str, str],
     deadline: float,
-) -> ClientConnection | tuple[int, str]:
+) -> ProbeConnection | tuple[int, str]:
     """Connect through ``check.proxy``; return the connection or a redirect to follow.
 
     Raises:
@@ -71,9 +72,13 @@ async def open_via_proxy(
     )
     t0 = time.perf_counter()
     try:
-        with map_errors("handshake"):
-            async with bounded(deadline):
-                conn = await conn_factory
+        try:
+            with map_errors("handshake"):
+                async with bounded(deadline):
+                    conn = await conn_factory
+        except BaseException:
+            add_phase(result, "connect", time.perf_counter() - t0)
+            raise
     except ProbeError as exc:
         cause = exc.__cause__
         if isinstance(cause, wsx.InvalidStatus):
@@ -90,12 +95,13 @@ async def open_via_proxy(
             # Without the per-phase split, a socket error is about reaching the proxy.
             raise NetworkError(f"via proxy: {cause.strerror or type(cause).__name__}") from cause
         raise
-    finally:
-        add_phase(result, "connect", time.perf_counter() - t0)
     assert isinstance(conn, ProbeConnection)
+    # connect: until connection_made (tunnel and TLS done); handshake: from there
+    # until the 101 was parsed, so it holds the task's wake-up in between.
     ready = conn.ready_at or t0
-    result.phases["connect"] -= time.perf_counter() - ready
-    add_phase(result, "handshake", time.perf_counter() - ready)
+    answered = conn.response_at or time.perf_counter()
+    add_phase(result, "connect", ready - t0)
+    add_phase(result, "handshake", answered - ready)
     if secure:
         result.tls = tls_info(conn.transport.get_extra_info("ssl_object"))
     record_handshake(result, conn)

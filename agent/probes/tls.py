@@ -8,6 +8,12 @@ Certificate expiry: the earliest ``notAfter`` of the peer's chain. Python 3.13+
 exposes the verified chain (``SSLObject.get_verified_chain``); on older versions,
 or when verification is off, only the leaf certificate is available and its
 ``notAfter`` is reported.
+
+When the handshake completed: every context builds :class:`StampedSSLObject` objects
+(``SSLContext.sslobject_class``), which stamp ``handshake_at`` as the handshake
+succeeds inside the event loop's TLS protocol (asyncio's and uvloop's both drive
+``SSLObject.do_handshake``). ``loop.start_tls()`` only returns once the probe's task
+is next scheduled: the ``tls`` phase ends at the stamp, not there.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ from agent.config.models import TLSConfig
 from agent.probes.errors import TLSFailed
 from agent.result import TLSInfo
 
-__all__ = ["build_ssl_context", "cert_not_after", "tls_info", "warm_ssl_context"]
+__all__ = [
+    "StampedSSLObject",
+    "build_ssl_context",
+    "cert_not_after",
+    "handshake_done_at",
+    "tls_info",
+    "warm_ssl_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +48,22 @@ _pending: dict[tuple[Any, ...], asyncio.Future[ssl.SSLContext]] = {}
 _warned_insecure: set[str] = set()
 
 _MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class StampedSSLObject(ssl.SSLObject):
+    """An ``SSLObject`` that records when its handshake completed."""
+
+    #: perf_counter() when do_handshake() succeeded (None until then).
+    handshake_at: float | None = None
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        self.handshake_at = time.perf_counter()
+
+
+def handshake_done_at(ssl_object: object) -> float | None:
+    """When the TLS handshake of ``ssl_object`` completed (perf_counter), if known."""
+    return ssl_object.handshake_at if isinstance(ssl_object, StampedSSLObject) else None
 
 
 def _mtime(path: str | None) -> float | None:
@@ -123,6 +152,7 @@ def _new_context(tls: TLSConfig) -> ssl.SSLContext:
     if tls.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    ctx.sslobject_class = StampedSSLObject
     return ctx
 
 

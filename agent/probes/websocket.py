@@ -2,7 +2,8 @@
 
 resolve -> connect -> tls -> handshake -> auth/steps (scripted, optional) -> N
 protocol pings -> close. ``total`` spans resolve to the end of the last measured
-phase; ``close`` is bounded by ``close_timeout`` (and the deadline) and never part
+phase (the probe's own task wake-ups between phases included: they are in no
+phase); ``close`` is bounded by ``close_timeout`` (and the deadline) and never part
 of ``total``.
 
 A plain probe (no steps, no expected close code, no proxy: :func:`uses_lean_path`)
@@ -159,6 +160,9 @@ async def _probe(
     state.conn = conn
     if check.expect.status != 101:
         raise HandshakeRejected(101, expected=check.expect.status)
+    # total ends where the last measured phase ended: the handshake's at the
+    # parsed 101 (not at this task's wake-up), the others when they return.
+    last_end = conn.response_at
     if check.auth.steps or check.steps:
         from agent.probes.steps import run_script  # H5's module
 
@@ -167,9 +171,12 @@ async def _probe(
             await run_script(
                 _probe_conn(conn), check, result, deadline=deadline, variables=variables
             )
+        last_end = None
     state.phase = "ping"
     await _pings(check, result, conn, deadline)
-    result.phases["total"] = time.perf_counter() - state.start
+    if check.pings > 0:
+        last_end = None
+    result.phases["total"] = (time.perf_counter() if last_end is None else last_end) - state.start
     if check.expect.close_code is not None:
         state.phase = "close"
         await _await_server_close(check, result, conn, deadline)

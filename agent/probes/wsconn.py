@@ -10,7 +10,9 @@ says why.
 
 ``pong_at`` is when the last solicited pong was parsed: a ping's RTT ends there,
 not when the waiting task is next scheduled (that wait is the agent's own delay,
-not the target's).
+not the target's). Likewise ``ready_at`` (``connection_made``: the ``connect``
+phase ends there) and ``response_at`` (the upgrade's answer was parsed: the
+``handshake`` phase ends there).
 
 Two classes satisfy :class:`WireConnection`, the interface the shared phases
 (connect, TLS, handshake, pings, close) use: :class:`ProbeConnection` (websockets'
@@ -77,6 +79,9 @@ class MarkedConnection(WireConnection, Protocol):
 
     #: perf_counter() when the transport (TLS included) became ready.
     ready_at: float | None
+    #: perf_counter() when the upgrade's answer arrived: the response was parsed,
+    #: found unparsable, or the connection ended before one.
+    response_at: float | None
     #: perf_counter() when the last solicited pong was parsed.
     pong_at: float | None
     #: mark_closing() has run: pending pings failed, no new ones will succeed.
@@ -144,11 +149,16 @@ class ProbeConnection(ReplayUntilMade, ClientConnection):
         self.closing = asyncio.Event()
         self.closing_marked = False
         self.ready_at: float | None = None
+        self.response_at: float | None = None
         self.pong_at: float | None = None
         self._early = []
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self.response_at is None and (
+            self.response is not None or self.protocol.handshake_exc is not None
+        ):
+            self.response_at = time.perf_counter()
         if not self.closing_marked and self.protocol.state in _CLOSING:
             self.mark_closing()
         elif (
@@ -181,6 +191,8 @@ class ProbeConnection(ReplayUntilMade, ClientConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self._early is None:
+            if self.response_at is None:  # the end of the connection is the answer
+                self.response_at = time.perf_counter()
             self.closing.set()
 
 

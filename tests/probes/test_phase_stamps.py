@@ -1,0 +1,97 @@
+"""Phases end when their event happened, not when the probe's task next runs.
+
+Each test keeps the probe's event loop busy right after one event (a blocking call
+inside the callback that saw it, as a loaded agent's other work would), against a
+real server on 127.0.0.1. The phase that the event ends must not contain that
+wait; ``total`` must (it is the agent's own time between phases, in no phase).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from agent.probes.lean import LeanConnection
+from agent.probes.tls import StampedSSLObject
+from agent.probes.wsconn import ProbeConnection, ReplayUntilMade
+from tests.conftest import TLSFiles
+from tests.servers import make_check, timed_probe
+
+# Every test here runs on both probe connections (tests/probes/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
+BUSY = 0.2  # s the loop is kept busy right after the event
+
+
+async def echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def _busy_after(
+    monkeypatch: pytest.MonkeyPatch, cls: type, name: str, when: Callable[[Any], bool]
+) -> list[float]:
+    """Patch ``cls.name`` to block the loop for BUSY after it ran, once ``when(self)``."""
+    original = getattr(cls, name)
+    blocked: list[float] = []
+
+    def wrapper(self: Any, *args: Any) -> Any:
+        out = original(self, *args)
+        if not blocked and when(self):
+            blocked.append(time.perf_counter())
+            time.sleep(BUSY)  # the busy loop itself, not a wait for a condition
+        return out
+
+    monkeypatch.setattr(cls, name, wrapper)
+    return blocked
+
+
+async def test_connect_ends_at_connection_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop kept busy right after connection_made is not counted as connect time."""
+    blocked = _busy_after(monkeypatch, ReplayUntilMade, "connection_made", lambda _: True)
+    async with serve(echo, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+    assert result.success, result.message
+    assert blocked, "the busy callback never ran"
+    assert result.phases["connect"] < BUSY / 2
+    assert result.phases["handshake"] < BUSY / 2
+    assert result.phases["total"] >= BUSY  # the agent's own wait: in total, in no phase
+
+
+async def test_handshake_ends_when_the_101_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop kept busy right after the 101 was parsed is not counted as handshake time."""
+    blocked = [
+        _busy_after(monkeypatch, cls, "data_received", lambda conn: conn.response is not None)
+        for cls in (LeanConnection, ProbeConnection)
+    ]
+    async with serve(echo, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+    assert result.success, result.message
+    assert any(blocked), "the busy callback never ran"
+    assert result.phases["handshake"] < BUSY / 2
+    assert result.phases["ping"] < BUSY / 2
+    assert result.phases["total"] >= BUSY
+
+
+async def test_tls_ends_when_the_handshake_completed(
+    monkeypatch: pytest.MonkeyPatch, tls_files: TLSFiles
+) -> None:
+    """A loop kept busy right after the TLS handshake completed is not counted as tls time."""
+    blocked = _busy_after(
+        monkeypatch, StampedSSLObject, "do_handshake", lambda obj: obj.handshake_at is not None
+    )
+    async with serve(echo, "127.0.0.1", 0, ssl=tls_files.server_context()) as server:
+        port = server.sockets[0].getsockname()[1]
+        check = make_check(f"wss://127.0.0.1:{port}/", tls={"ca_file": tls_files.ca_file})
+        result, _ = await timed_probe(check)
+    assert result.success, result.message
+    assert blocked, "the client's TLS handshake did not run through StampedSSLObject"
+    assert result.phases["tls"] < BUSY / 2
+    assert result.phases["handshake"] < BUSY / 2
+    assert result.phases["total"] >= BUSY
