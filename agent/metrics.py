@@ -35,7 +35,7 @@ from agent.exposition import (
 from agent.metrics_watch import Family, WatchStatsView, watch_families
 from agent.result import ProbeResult
 
-__all__ = ["CHUNK_BYTES", "TIME_SLICE", "CheckSeries", "Metrics", "WatchStatsView"]
+__all__ = ["CHUNK_BYTES", "EAGER_RENDERS", "TIME_SLICE", "CheckSeries", "Metrics", "WatchStatsView"]
 
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
 #: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
@@ -49,6 +49,14 @@ CHUNK_BYTES = 256 * 1024
 #: Seconds of rendering work (re-rendering changed checks, reading live series) after
 #: which a piece ends early, so no piece blocks the event loop much longer than that.
 TIME_SLICE = 0.0005
+#: Results per check between two scrapes whose text is rendered as they arrive
+#: (:meth:`Metrics.observe`); later ones leave it to the scrape. Rendering every
+#: changed check inside the scrape made the 10,000-check scrape ~1.6 s of rendering on
+#: an already busy loop, and its loop-lag samples most of those above 2 ms
+#: (bench/README.md). Two, not one: a check probed every 30 s and scraped every 40-60 s
+#: gets two results between scrapes. Checks never scraped render nothing early, and a
+#: check probed much faster than it is scraped renders at most this many extra times.
+EAGER_RENDERS = 2
 #: Label names the text format gives a meaning of its own.
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
 
@@ -72,6 +80,9 @@ class CheckSeries:
     #: This check's text in each family of :data:`_CACHED`, or None when something
     #: changed since it was rendered. Every update of the fields above must reset it.
     block: tuple[str, ...] | None = None
+    #: Results that may still render ``block`` at once (:meth:`Metrics.observe`) before
+    #: the next scrape; each scrape sets it to :data:`EAGER_RENDERS`.
+    eager: int = 0
 
 
 class Metrics:
@@ -162,6 +173,12 @@ class Metrics:
             if hist is None:
                 hist = relay[receiver] = Histogram()
             hist.observe(seconds)
+        if series.eager:
+            # Someone scrapes this check: render its text now, in this result's own
+            # callback (~0.15 ms), rather than every changed check inside the next scrape
+            # (see EAGER_RENDERS).
+            series.block = _render_block(check, series)
+            series.eager -= 1
         return True
 
     def skipped(self, check_name: str, reason: str) -> None:
@@ -194,7 +211,8 @@ class Metrics:
 
         Family by family (the text format wants a family's samples together), check by
         check inside each. A check's samples of the families in :data:`_CACHED` are
-        rendered once per new result (see :attr:`CheckSeries.block`), so a scrape of
+        rendered once per new result (see :attr:`CheckSeries.block`), most often as the
+        result arrives (see :data:`EAGER_RENDERS`), so a scrape of
         unchanged checks only joins strings; the web handler yields to the event loop
         between pieces so a large scrape never stalls running probes. The blocks are
         taken in the first family's pass, so every check appears with one consistent
@@ -213,6 +231,7 @@ class Metrics:
                         out.add(block[0], costly=True)
                     else:
                         out.add(block[0])
+                    series.eager = EAGER_RENDERS
                     blocks.append(block)
                     if out.due():
                         yield out.take()

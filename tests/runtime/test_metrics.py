@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig
 from agent.exposition import PHASE_BUCKETS, render_probe
-from agent.metrics import Metrics
+from agent.metrics import EAGER_RENDERS, Metrics
 from agent.result import ProbeResult, Reason, TLSInfo
 
 URL = "wss://127.0.0.1:9/feed"
@@ -353,3 +353,45 @@ def test_scrape_pieces_are_time_bounded(metrics: Metrics) -> None:
     pieces = list(metrics.render_chunks(time_slice=0.0))
     assert len([p for p in pieces if p.startswith(("# HELP probe_success", "probe_success"))]) >= 19
     assert "".join(pieces) == metrics.render().decode()
+
+
+def test_scraped_check_renders_on_result(metrics: Metrics) -> None:
+    """After a scrape, the next results render the check's text at once, as a scrape would.
+
+    Only EAGER_RENDERS of them: a later result before the next scrape leaves the text to
+    that scrape, and a check never scraped renders nothing early.
+    """
+    feed, chat = _check("feed"), _check("chat")
+    metrics.set_checks([feed, chat])
+    # The same results fed to agent metrics that are never scraped in between.
+    lazy = Metrics(location="eu-1")
+    lazy.alert_firing, lazy.queue_depth = metrics.alert_firing, metrics.queue_depth
+    lazy.reload_success_timestamp = metrics.reload_success_timestamp
+    lazy.reload_successful = metrics.reload_successful
+    lazy.set_checks([feed, chat])
+    results = [_ok, _failed]
+
+    def lazy_render() -> bytes:
+        text = lazy.render()
+        for check in (feed, chat):
+            lazy.series(check).eager = 0  # type: ignore[union-attr]
+        return text
+
+    def feed_result(i: int) -> tuple[str, ...] | None:
+        metrics.observe(feed, results[i % 2](feed), duration=0.02 * (i + 1))
+        lazy.observe(feed, results[i % 2](feed), duration=0.02 * (i + 1))
+        assert lazy.series(feed).block is None  # type: ignore[union-attr]
+        return metrics.series(feed).block  # type: ignore[union-attr]
+
+    assert feed_result(0) is None  # never scraped yet
+    assert metrics.render() == lazy_render()
+    eager = [feed_result(i) for i in range(1, 1 + EAGER_RENDERS)]
+    assert None not in eager
+    assert len({id(b) for b in eager}) == EAGER_RENDERS
+    assert metrics.render() == lazy_render()  # the eager text is the scrape's
+    assert metrics.series(feed).block is eager[-1]  # type: ignore[union-attr]
+    more = [feed_result(i) for i in range(1 + EAGER_RENDERS, 2 + 2 * EAGER_RENDERS)]
+    assert None not in more[:-1]
+    assert more[-1] is None  # over the budget: left to the scrape
+    assert metrics.render() == lazy_render()
+    assert metrics.series(chat).block is not None  # type: ignore[union-attr]
