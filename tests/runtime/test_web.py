@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig, WebConfig
 from agent.result import ProbeResult
-from agent.web import WebServer, accepts_gzip, parse_listen
+from agent.web import SCRAPE_PAUSE, WebServer, accepts_gzip, parse_listen
 
 URL = "ws://127.0.0.1:9/echo"
 BIG = "".join(f'big{{n="{n}"}} {n}\n' for n in range(20_000))
@@ -230,3 +230,27 @@ def test_parse_listen_rejects(listen: str) -> None:
     """A listen value without a valid port is refused."""
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_listen(listen)
+
+
+class ManyPiecesAgent(FakeAgent):
+    """An exposition of many small pieces, like a large agent's."""
+
+    PIECES = 40
+
+    def metrics_chunks(self) -> Iterator[str]:
+        return iter([f'up{{n="{n}"}} 1\n' for n in range(self.PIECES)])
+
+
+async def test_metrics_pauses_between_pieces() -> None:
+    """/metrics sleeps SCRAPE_PAUSE after each piece so the loop can catch up, body unchanged."""
+    agent = ManyPiecesAgent()
+    server, url = await _serve(agent, WebConfig())
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
+            began = time.perf_counter()
+            response = await client.get("/metrics")
+            took = time.perf_counter() - began
+    finally:
+        await server.stop()
+    assert response.text == "".join(agent.metrics_chunks())
+    assert took >= 0.9 * ManyPiecesAgent.PIECES * SCRAPE_PAUSE
