@@ -3,13 +3,15 @@
 The agent publishes durations; to split an error into the agent's send side, its
 receive side and its task wake-ups, the fidelity scenario needs the absolute
 ``perf_counter`` instants behind them, to line up with the delay proxy's kernel
-stamps. :func:`instrumented` patches :class:`agent.probes.wsconn.ProbeConnection`
-for the duration of a ``with`` block (the agent itself has no such hooks, and
-should not) and records, for connections whose request path starts with a prefix:
+stamps. :func:`instrumented` patches the agent's two probe connections
+(``LeanConnection``, ``ProbeConnection``) for the duration of a ``with`` block (the
+agent itself has no such hooks, and should not) and records, for connections whose
+request path starts with a prefix:
 
 - ``ready``: the connection's ``connection_made`` ran (TCP connected);
 - ``hs_start``: ``handshake()`` called (the request is written synchronously next);
-- ``hs_parsed``: the first bytes after connect arrived (the 101 is parsed in that call);
+- ``hs_parsed``: the upgrade's answer was parsed (the agent's ``response_at``; before
+  the agent stamped it, the first bytes that arrived after connect);
 - ``hs_end``: ``handshake()`` returned to the probe;
 - ``pings``: (sent, pong parsed, waited) per ping, where ``waited`` is how long the
   event loop's thread sat runnable but not running (the kernel's ``run_delay`` in
@@ -17,7 +19,7 @@ should not) and records, for connections whose request path starts with a prefix
   as opposed to the loop being busy with its own callbacks.
 
 Each hook costs a few hundred nanoseconds per call on every connection, plus a
-``pread`` (~2 us) per measured ping. :func:`legs` and :func:`errors_at_parse` turn
+``pread`` (~2 us) per measured ping. :func:`legs` turns
 the stamps and the proxy's records into the split of each error.
 """
 
@@ -32,10 +34,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.clients import Cycle
 from bench.stats import summary
 
-__all__ = ["PREEMPTED", "ConnStamps", "errors_at_parse", "instrumented", "legs", "run_delay"]
+__all__ = ["PREEMPTED", "ConnStamps", "instrumented", "legs", "run_delay"]
 
 PREEMPTED = 0.0002  # s of run-queue wait in a ping's window that count as preemption
 
@@ -72,76 +73,78 @@ def run_delay() -> float:
 
 @contextlib.contextmanager
 def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
-    """Patch ProbeConnection while the block runs; yields {request path: stamps}."""
+    """Patch both probe connections while the block runs; yields {request path: stamps}.
+
+    Plain probes run on ``LeanConnection``, the others on ``ProbeConnection``: the
+    same hooks wrap both. A pong is recognised by ``pong_at`` changing during a
+    ``data_received`` call (both stamp it while parsing).
+    """
+    from agent.probes.lean import LeanConnection
     from agent.probes.wsconn import ProbeConnection
 
     by_path: dict[str, ConnStamps] = {}
     # The calling thread is the event loop's: its scheduler statistics.
     schedstat = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
-    originals = {
-        name: ProbeConnection.__dict__.get(name)
-        for name in ("handshake", "data_received", "ping", "acknowledge_pings")
-    }
-    base_handshake = ProbeConnection.handshake
-    base_data = ProbeConnection.data_received
-    base_ping = ProbeConnection.ping
-    base_ack = ProbeConnection.acknowledge_pings
+    names = ("handshake", "data_received", "ping")
+    classes: list[type[Any]] = [ProbeConnection, LeanConnection]
+    originals = {(cls, name): cls.__dict__.get(name) for cls in classes for name in names}
 
     def stamps(conn: Any) -> ConnStamps | None:
         found: ConnStamps | None = conn.__dict__.get("_fid")
         return found
 
-    async def handshake(self: Any, *args: Any, **kwargs: Any) -> None:
-        began = time.perf_counter()
-        self.__dict__["_fid_pending"] = ConnStamps(ready=self.ready_at, hs_start=began)
-        try:
-            await base_handshake(self, *args, **kwargs)
-        finally:
-            record: ConnStamps = self.__dict__.pop("_fid_pending")
-            request = getattr(self, "request", None)
-            if request is not None and request.path.startswith(prefix):
-                record.hs_end = time.perf_counter()
-                self.__dict__["_fid"] = by_path[request.path] = record
+    def hooks(cls: type[Any]) -> dict[str, Any]:
+        base_handshake = cls.handshake
+        base_data = cls.data_received
+        base_ping = cls.ping
 
-    def data_received(self: Any, data: bytes) -> None:
-        pending: ConnStamps | None = self.__dict__.get("_fid_pending")
-        if pending is not None and pending.hs_parsed is None:
-            pending.hs_parsed = time.perf_counter()
-        base_data(self, data)
+        async def handshake(self: Any, *args: Any, **kwargs: Any) -> None:
+            began = time.perf_counter()
+            self.__dict__["_fid_pending"] = ConnStamps(ready=self.ready_at, hs_start=began)
+            try:
+                await base_handshake(self, *args, **kwargs)
+            finally:
+                record: ConnStamps = self.__dict__.pop("_fid_pending")
+                request = getattr(self, "request", None)
+                if request is not None and request.path.startswith(prefix):
+                    record.hs_end = time.perf_counter()
+                    # The agent's own stamp when it has one (the answer was parsed).
+                    record.hs_parsed = getattr(self, "response_at", None) or record.hs_parsed
+                    self.__dict__["_fid"] = by_path[request.path] = record
 
-    async def ping(self: Any, data: Any = None) -> Any:
-        record = stamps(self)
-        if record is not None:
-            record.sent_waited = _run_delay(schedstat)
-            record.sent = time.perf_counter()
-        return await base_ping(self, data)
+        def data_received(self: Any, data: bytes) -> None:
+            pending: ConnStamps | None = self.__dict__.get("_fid_pending")
+            if pending is not None and pending.hs_parsed is None:
+                pending.hs_parsed = time.perf_counter()
+            before = self.pong_at
+            base_data(self, data)
+            record = stamps(self)
+            if record is not None and record.sent is not None and self.pong_at is not before:
+                waited = _run_delay(schedstat) - record.sent_waited
+                record.pings.append((record.sent, self.pong_at, waited))
+                record.sent = None
 
-    def acknowledge_pings(self: Any, data: bytes) -> None:
-        before = self.pong_at
-        base_ack(self, data)
-        record = stamps(self)
-        if record is not None and record.sent is not None and self.pong_at is not before:
-            waited = _run_delay(schedstat) - record.sent_waited
-            record.pings.append((record.sent, self.pong_at, waited))
-            record.sent = None
+        async def ping(self: Any, *args: Any) -> Any:
+            record = stamps(self)
+            if record is not None:
+                record.sent_waited = _run_delay(schedstat)
+                record.sent = time.perf_counter()
+            return await base_ping(self, *args)
 
-    patches = {
-        "handshake": handshake,
-        "data_received": data_received,
-        "ping": ping,
-        "acknowledge_pings": acknowledge_pings,
-    }
-    for name, fn in patches.items():
-        setattr(ProbeConnection, name, fn)
+        return {"handshake": handshake, "data_received": data_received, "ping": ping}
+
+    for cls in classes:
+        for name, fn in hooks(cls).items():
+            setattr(cls, name, fn)
     try:
         yield by_path
     finally:
         os.close(schedstat)
-        for name, original in originals.items():
+        for (cls, name), original in originals.items():
             if original is None:
-                delattr(ProbeConnection, name)
+                delattr(cls, name)
             else:
-                setattr(ProbeConnection, name, original)
+                setattr(cls, name, original)
 
 
 def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
@@ -188,20 +191,3 @@ def legs(records: list[tuple[dict[str, Any], ConnStamps]]) -> dict[str, Any]:
                         parsed - down_delivered[k] + up_arrived[j] - sent + up_late[j]
                     )
     return {name: summary(values) for name, values in sorted(out.items())}
-
-
-def errors_at_parse(
-    stamped: list[tuple[Cycle, list[float], ConnStamps]], connect_truth: float
-) -> dict[str, Any]:
-    """The errors if connect ended at connection_made and the handshake at the 101 parse.
-
-    What ``ProbeConnection.pong_at`` did for pings, applied to the other two phases:
-    the probe's task wake-up after each is taken out (an estimate for the engine).
-    """
-    per: dict[str, list[float]] = {"connect": [], "handshake": []}
-    for cycle, truths, st in stamped:
-        if cycle.connect is not None and st.ready is not None and st.hs_start is not None:
-            per["connect"].append(cycle.connect - (st.hs_start - st.ready) - connect_truth)
-        if cycle.handshake is not None and truths and st.hs_parsed and st.hs_end:
-            per["handshake"].append(cycle.handshake - (st.hs_end - st.hs_parsed) - truths[0])
-    return {phase: summary(values) for phase, values in per.items()}
