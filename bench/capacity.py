@@ -194,7 +194,9 @@ def _measure(
                 return {**out, "error": f"daemon not ready within 120 s {err}"}
             out["ready_s"] = round(ready, 2)
             time.sleep(warm)
-            text0, _ = _fetch(port)
+            # The opening scrape renders every check that has a result (none was
+            # scraped before): the cold case, reported beside the closing one.
+            text0, first_scrape_s = _fetch(port)
             wall0, t0, cpu0 = time.time(), time.perf_counter(), procs.cpu_seconds(popen.pid)
             time.sleep(window)
             cpu_pre = procs.cpu_seconds(popen.pid)
@@ -236,6 +238,7 @@ def _measure(
             "loop_lag_p50_ms": ms(_quantile(0.5, b0.get(loop, {}), b1.get(loop, {}))),
             "loop_lag_p99_ms": ms(_quantile(0.99, b0.get(loop, {}), b1.get(loop, {}))),
             "metrics_scrape_s": round(scrape_s, 3),
+            "metrics_first_scrape_s": round(first_scrape_s, 3),
             "rss_kib": rss,
             "fidelity_results": len(results),
             "fidelity_lag_suspect": sum(1 for _, _, c in results if c.lag_suspect),
