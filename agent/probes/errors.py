@@ -15,61 +15,14 @@ from __future__ import annotations
 import re
 from types import TracebackType
 
-from agent.probes.failures import (
-    AuthRejected,
-    ConnectionClosed,
-    ConnectRefused,
-    ConnectTimeout,
-    ExpectMismatch,
-    ExpectTimeout,
-    HandshakeInvalid,
-    HandshakeRejected,
-    HandshakeTimeout,
-    InternalError,
-    MessageTooBig,
-    NetworkError,
-    PingTimeout,
-    ProbeError,
-    ProbeTimeout,
-    ProtocolError,
-    Redirected,
-    ResolveFailed,
-    SubprotocolMismatch,
-    TLSCertExpired,
-    TLSCertUntrusted,
-    TLSFailed,
-    TLSHostnameMismatch,
-)
+from agent.probes import failures
+from agent.probes.failures import *  # noqa: F403 - the failure classes are re-exported here
+from agent.probes.failures import ProbeError
 from agent.probes.translate import translate
 from agent.redact import REDACTED, redact_url
 
-__all__ = [
-    "AuthRejected",
-    "ConnectRefused",
-    "ConnectTimeout",
-    "ConnectionClosed",
-    "ExpectMismatch",
-    "ExpectTimeout",
-    "HandshakeInvalid",
-    "HandshakeRejected",
-    "HandshakeTimeout",
-    "InternalError",
-    "MessageTooBig",
-    "NetworkError",
-    "PingTimeout",
-    "ProbeError",
-    "ProbeTimeout",
-    "ProtocolError",
-    "Redirected",
-    "ResolveFailed",
-    "SubprotocolMismatch",
-    "TLSCertExpired",
-    "TLSCertUntrusted",
-    "TLSFailed",
-    "TLSHostnameMismatch",
-    "map_errors",
-    "scrub",
-]
+__all__ = ["map_errors", "scrub"]
+__all__ += failures.__all__
 
 _URL_RE = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+")
 
