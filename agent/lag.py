@@ -54,6 +54,8 @@ __all__ = [
     "DEFAULT_MAX_SAMPLES",
     "DEFAULT_MAX_SPIKES",
     "LoopLagMonitor",
+    "open_schedstat",
+    "run_delay",
 ]
 
 #: 50 samples per second: a small fraction of one core (measured in bench/README.md),
@@ -72,19 +74,19 @@ DEFAULT_MAX_SPIKES = 256
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 
 
-def _open_schedstat() -> int | None:
+def open_schedstat() -> int | None:
     """A descriptor on the calling thread's schedstat, or None where there is none."""
     try:
         fd = os.open(_SCHEDSTAT, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except (OSError, AttributeError):
         return None
-    if _run_delay(fd) is None:
+    if run_delay(fd) is None:
         os.close(fd)
         return None
     return fd
 
 
-def _run_delay(fd: int) -> float | None:
+def run_delay(fd: int) -> float | None:
     """Seconds the thread behind ``fd`` has waited runnable for a CPU, in total."""
     try:
         return int(os.pread(fd, 128, 0).split()[1]) / 1e9
@@ -157,7 +159,7 @@ class LoopLagMonitor:
         self._last_tick = self._posted_at = time.perf_counter()
         self._sent = None
         # Opened here, on the loop's thread: the descriptor keeps naming this thread.
-        self._schedstat = _open_schedstat()
+        self._schedstat = open_schedstat()
         stopping = threading.Event()
         thread = threading.Thread(
             target=self._pace,
@@ -202,7 +204,7 @@ class LoopLagMonitor:
         this thread slept (it could not get the GIL back: a C call held it, the way a
         long garbage collection does, and the loop could not run either).
         """
-        waited = None if schedstat is None else _run_delay(schedstat)
+        waited = None if schedstat is None else run_delay(schedstat)
         since = time.perf_counter()
         hidden = 0.0
         while True:
@@ -216,7 +218,7 @@ class LoopLagMonitor:
             if self._sent is not None:
                 continue  # previous sample still queued: the loop is stalled right now
             if schedstat is not None:
-                now_waited = _run_delay(schedstat)
+                now_waited = run_delay(schedstat)
                 if now_waited is not None and waited is not None:
                     hidden = max(hidden, now_waited - waited)
                 waited = now_waited

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent import lag
 from bench.stats import summary
 
 __all__ = ["PREEMPTED", "ConnStamps", "instrumented", "legs", "run_delay"]
@@ -54,21 +55,20 @@ class ConnStamps:
     sent_waited: float = 0.0
 
 
-def _run_delay(fd: int) -> float:
-    """Seconds this thread has spent runnable but waiting for a CPU, so far."""
-    return int(os.pread(fd, 64, 0).split()[1]) / 1e9
+def _waited(fd: int | None) -> float:
+    """The loop thread's run-queue wait so far (seconds; 0.0 where unknown)."""
+    value = None if fd is None else lag.run_delay(fd)
+    return 0.0 if value is None else value
 
 
 def run_delay() -> float:
     """The calling thread's run-queue wait so far (seconds; 0.0 where unknown)."""
+    fd = lag.open_schedstat()
     try:
-        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
-    except OSError:
-        return 0.0
-    try:
-        return _run_delay(fd)
+        return _waited(fd)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -84,7 +84,7 @@ def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
 
     by_path: dict[str, ConnStamps] = {}
     # The calling thread is the event loop's: its scheduler statistics.
-    schedstat = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    schedstat = lag.open_schedstat()
     names = ("handshake", "data_received", "ping")
     classes: list[type[Any]] = [ProbeConnection, LeanConnection]
     originals = {(cls, name): cls.__dict__.get(name) for cls in classes for name in names}
@@ -120,14 +120,14 @@ def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
             base_data(self, data)
             record = stamps(self)
             if record is not None and record.sent is not None and self.pong_at is not before:
-                waited = _run_delay(schedstat) - record.sent_waited
+                waited = _waited(schedstat) - record.sent_waited
                 record.pings.append((record.sent, self.pong_at, waited))
                 record.sent = None
 
         async def ping(self: Any, *args: Any) -> Any:
             record = stamps(self)
             if record is not None:
-                record.sent_waited = _run_delay(schedstat)
+                record.sent_waited = _waited(schedstat)
                 record.sent = time.perf_counter()
             return await base_ping(self, *args)
 
@@ -139,7 +139,8 @@ def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
     try:
         yield by_path
     finally:
-        os.close(schedstat)
+        if schedstat is not None:
+            os.close(schedstat)
         for (cls, name), original in originals.items():
             if original is None:
                 delattr(cls, name)
