@@ -13,7 +13,7 @@ from agent.config.models import CheckConfig
 from agent.metrics import Metrics
 from agent.result import ProbeResult
 from agent.runner import Runner
-from agent.scheduler import CheckScheduler, start_offset, trigger_for
+from agent.scheduler import CheckScheduler, next_fire, start_offset
 from agent.shard import in_shard, parse_shard, select_shard
 
 URL = "ws://127.0.0.1:9/"
@@ -43,16 +43,17 @@ def test_offset_is_stable_and_inside_interval() -> None:
     assert 0 <= offsets[0] < 15.0
 
 
-def test_interval_trigger_fires_at_offset() -> None:
+def test_interval_fires_at_offset() -> None:
     """Consecutive fire times are one interval apart, at the check's stable phase."""
     check = CheckConfig(name="phase", url=URL, interval=10.0, timeout=1.0)
-    trigger = trigger_for(check)
-    now = datetime.now(UTC)
-    first = trigger.get_next_fire_time(None, now)
-    second = trigger.get_next_fire_time(first, first)
-    assert first >= now
-    assert second.timestamp() - first.timestamp() == pytest.approx(10.0)
-    assert first.timestamp() % 10.0 == pytest.approx(start_offset("phase", 10.0), abs=1e-5)
+    now = time.time()
+    first = next_fire(check, now)
+    second = next_fire(check, first)
+    assert now < first <= now + 10.0
+    assert second - first == pytest.approx(10.0)
+    assert first % 10.0 == pytest.approx(start_offset("phase", 10.0), abs=1e-5)
+    # Exactly at a fire time, the next one is a whole interval later.
+    assert next_fire(check, first) == pytest.approx(first + 10.0)
 
 
 @pytest.mark.parametrize(
@@ -156,9 +157,91 @@ async def test_reload_keeps_unchanged_jobs() -> None:
 def test_cron_trigger_fires_on_schedule() -> None:
     """A cron check fires at its cron times (UTC), consecutive runs one period apart."""
     check = CheckConfig(name="nightly", url=URL, cron="*/5 * * * *", timeout=10.0)
-    trigger = trigger_for(check)
-    first = trigger.get_next_fire_time(None, datetime.now(UTC))
-    second = trigger.get_next_fire_time(first, first)
-    assert first.minute % 5 == 0
-    assert first.second == 0
-    assert (second - first).total_seconds() == 300
+    now = time.time()
+    first = next_fire(check, now)
+    second = next_fire(check, first)
+    assert now < first <= now + 300
+    assert datetime.fromtimestamp(first, UTC).minute % 5 == 0
+    assert first % 60 == 0
+    assert second - first == 300
+
+
+def _recording_runner(starts: list[float]) -> tuple[Runner, Metrics]:
+    async def probe(check: CheckConfig) -> ProbeResult:
+        starts.append(time.time())
+        return ProbeResult(
+            check=check.name, kind=check.kind, url=URL, started_at=time.time(), success=True
+        )
+
+    metrics = Metrics(location="test")
+    return Runner(metrics=metrics, probes={"probe": probe}, max_concurrency=4), metrics
+
+
+async def test_backlog_coalesces_into_one_run() -> None:
+    """After the loop was blocked across several due times, the check runs once, not once each."""
+    starts: list[float] = []
+    runner, metrics = _recording_runner(starts)
+    check = CheckConfig(name="often", url=URL, interval=0.2, timeout=0.1)
+    runner.set_checks([check])
+    scheduler = CheckScheduler(runner)
+    await scheduler.apply([check])
+    scheduler.start()
+    try:
+        time.sleep(1.0)  # blocks the event loop across five due times
+        unblocked = time.time()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len([t for t in starts if t >= unblocked]) == 1
+        series = metrics.series(check)
+        assert series is not None
+        assert dict(series.skipped) == {}  # coalesced, not skipped one by one
+        # The next run is the next fire time after now, not one of the passed ones.
+        assert scheduler.next_run_times()["often"] > unblocked
+    finally:
+        scheduler.pause()
+        await runner.drain(grace_timeout=1.0)
+        await scheduler.shutdown()
+
+
+async def test_run_later_than_grace_is_skipped_as_missed() -> None:
+    """A run the agent could only start past its misfire grace is skipped and counted."""
+    starts: list[float] = []
+    runner, metrics = _recording_runner(starts)
+    check = CheckConfig(name="late", url=URL, interval=2.0, timeout=1.0)  # grace: 1 s
+    runner.set_checks([check])
+    scheduler = CheckScheduler(runner)
+    await scheduler.apply([check])
+    scheduler.start()
+    try:
+        due = scheduler.next_run_times()["late"]
+        await asyncio.sleep(max(0.0, due - time.time() - 0.2))
+        time.sleep(due + 1.5 - time.time())  # the loop wakes 1.5 s after the due time
+        await asyncio.sleep(0.05)
+        series = metrics.series(check)
+        assert series is not None
+        assert series.skipped["missed"] == 1
+        assert [t for t in starts if t >= due] == []
+        assert scheduler.next_run_times()["late"] == pytest.approx(due + 2.0)
+    finally:
+        scheduler.pause()
+        await runner.drain(grace_timeout=1.0)
+        await scheduler.shutdown()
+
+
+async def test_cron_check_is_scheduled_at_its_next_cron_time() -> None:
+    """A cron check's job waits for its next cron time, next to interval checks."""
+    runner, _ = _recording_runner([])
+    nightly = CheckConfig(name="nightly", url=URL, cron="*/5 * * * *", timeout=10.0)
+    often = CheckConfig(name="often", url=URL, interval=60.0, timeout=1.0)
+    scheduler = CheckScheduler(runner)
+    await scheduler.apply([nightly, often])
+    scheduler.start()
+    try:
+        now = time.time()
+        due = scheduler.next_run_times()
+        assert set(due) == {"nightly", "often"}
+        assert now < due["nightly"] <= now + 300
+        assert due["nightly"] % 300 == 0
+        assert due["often"] % 60.0 == pytest.approx(start_offset("often", 60.0), abs=1e-6)
+    finally:
+        await scheduler.shutdown()
