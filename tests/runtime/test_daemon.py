@@ -224,3 +224,30 @@ def test_freeze_heap_collects_then_freezes() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*old_threshold)
+
+
+async def test_cyclic_gc_is_back_on_once_started_or_failed(tmp_path: Path) -> None:
+    """Start-up pauses the cyclic GC; it is on again when serving and after a failed start."""
+    from agent.daemon import Daemon
+
+    assert gc.isenabled()
+    old_threshold = gc.get_threshold()
+    ok = _write(tmp_path / "ok.yaml", [_echo(9, interval="1h")])
+    daemon = Daemon(ok, demo=False, shard=None)
+    task = asyncio.create_task(daemon.run())
+    try:
+        for _ in range(500):
+            if daemon.ready()[0] or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert daemon.ready() == (True, "ready")
+        assert gc.isenabled()
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 10) == 0
+        gc.unfreeze()
+        gc.set_threshold(*old_threshold)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("agent: {listen: 'not an address'}\nchecks: []\n", encoding="utf-8")
+    assert await Daemon(bad, demo=False, shard=None).run() == 1
+    assert gc.isenabled()
