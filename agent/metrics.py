@@ -276,10 +276,10 @@ class Metrics:
                 self.loop_lag.observe(sample)
         name = "wsprobe_scheduler_lag_seconds"
         yield header(name, "Delay from a run's due time to its start, in seconds.", "histogram")
-        yield from self.scheduler_lag.lines(name, loc)
+        yield self.scheduler_lag.text(name, loc)
         name = "wsprobe_event_loop_lag_seconds"
         yield header(name, "How late the agent's event loop ran a timer, in seconds.", "histogram")
-        yield from self.loop_lag.lines(name, loc)
+        yield self.loop_lag.text(name, loc)
         yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
         yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
         if self.notifications:
@@ -331,18 +331,18 @@ def _lag_suspect(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
 def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
         return ()
-    return s.ping_rtt.lines("wsprobe_ping_rtt_seconds", s.base)
+    return (s.ping_rtt.text("wsprobe_ping_rtt_seconds", s.base),)
 
 
 def _phases(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     for phase, hist in s.phases.items():
-        yield from hist.lines("wsprobe_phase_duration_seconds", s.base, f'phase="{phase}"')
+        yield hist.text("wsprobe_phase_duration_seconds", s.base, f'phase="{phase}"')
 
 
 def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     for receiver, hist in s.relay.items():
         extra = label_str({"receiver": receiver})
-        yield from hist.lines("wsprobe_relay_delivery_seconds", s.base, extra)
+        yield hist.text("wsprobe_relay_delivery_seconds", s.base, extra)
 
 
 def _blackbox(name: str) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:

@@ -162,8 +162,11 @@ class AlertService:
         """
         self._config = config
         self._checks = {c.name: c for c in config.checks}
+        # Most checks have no alerting block of their own: they share one policy.
+        shared = resolve_policy(config.alerting, None)
         self._policies = {
-            c.name: resolve_policy(config.alerting, c.alerting) for c in config.checks
+            c.name: shared if c.alerting is None else resolve_policy(config.alerting, c.alerting)
+            for c in config.checks
         }
         receivers = {r.name: r for r in config.receivers}
         for path, message in routing_problems(config):

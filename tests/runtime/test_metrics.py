@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig
-from agent.exposition import PHASE_BUCKETS, render_probe
+from agent.exposition import PHASE_BUCKETS, Histogram, fmt, header, render_probe
 from agent.metrics import EAGER_RENDERS, Metrics
 from agent.result import ProbeResult, Reason, TLSInfo
 
@@ -395,3 +395,36 @@ def test_scraped_check_renders_on_result(metrics: Metrics) -> None:
     assert more[-1] is None  # over the budget: left to the scrape
     assert metrics.render() == lazy_render()
     assert metrics.series(chat).block is not None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("base", "extra"), [("", ""), ('check="a"', ""), ('check="a"', 'phase="x"')]
+)
+def test_histogram_text_is_cumulative_with_its_labels(base: str, extra: str) -> None:
+    """Each bucket counts what is at or below its bound; +Inf, count and sum close it."""
+    hist = Histogram((0.001, 0.01))
+    for seconds in (0.0005, 0.005, 0.007, 2.5):
+        hist.observe(seconds)
+    text = header("x_seconds", "Test.", "histogram") + hist.text("x_seconds", base, extra)
+    [family] = text_string_to_metric_families(text)
+    wanted = {k: v.strip('"') for k, _, v in (p.partition("=") for p in (base, extra) if p)}
+    got = {(s.name, s.labels.get("le")): s.value for s in family.samples}
+    assert got == {
+        ("x_seconds_bucket", "0.001"): 1,
+        ("x_seconds_bucket", "0.01"): 3,
+        ("x_seconds_bucket", "+Inf"): 4,
+        ("x_seconds_count", None): 4,
+        ("x_seconds_sum", None): pytest.approx(2.5125),
+    }
+    for sample in family.samples:
+        assert {k: v for k, v in sample.labels.items() if k != "le"} == wanted
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0215, "0.0215"), (3.0, "3"), (7, "7"), (1e20, "1e+20"), (-2.5, "-2.5"),
+     (float("nan"), "NaN"), (float("inf"), "+Inf"), (float("-inf"), "-Inf")],
+)  # fmt: skip
+def test_sample_values_are_written_as_prometheus_does(value: float, text: str) -> None:
+    """Whole numbers without a fraction, special values by name, others shortest."""
+    assert fmt(value) == text
