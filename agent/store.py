@@ -12,22 +12,29 @@ once they exceed it by a slack, so most results cost one INSERT and no DELETE.
 History rows are batched: inside a running event loop ``add_result`` queues the row
 and one transaction per :data:`HISTORY_FLUSH_INTERVAL` (or per
 :data:`HISTORY_FLUSH_ROWS` rows) inserts them all, because a transaction per result
-(BEGIN, INSERT, COMMIT) was most of the daemon's per-result cost. A crash can lose
-up to that interval of history; reads (``history``), ``forget_checks`` and ``close``
-flush first, so nothing else sees the difference. Alert state and the outbox are
-never batched: ``save_alert`` commits before it returns.
+(BEGIN, INSERT, COMMIT) was most of the daemon's per-result cost. That transaction
+runs in a writer thread on a connection of its own (SQLite releases the GIL while it
+works): on the event loop each batch of ~170 rows stalled every probe's callbacks for
+1-2.5 ms twice a second at 10,000 checks. A crash can lose up to that interval of
+history; reads (``history``), ``forget_checks`` and ``close`` flush and wait first, so
+nothing else sees the difference. A batch the writer cannot write (the database
+locked by another process for longer than :data:`BUSY_TIMEOUT_MS`, a full disk) is
+logged with its cause and dropped: history is a convenience copy of what metrics and
+alerts already counted. Alert state and the outbox are never batched:
+``save_alert`` commits on the caller's thread before it returns. Without a running
+loop every write happens at once, in the caller's thread.
 
-WAL checkpoints run off the event loop: SQLite's automatic checkpoint (every 1,000
-pages) runs inside the COMMIT that crosses it, on the loop thread, and its copy and
-fsync stalled the loop for 17-28 ms several times a minute at 10,000 checks. Instead,
-after every :data:`CHECKPOINT_ROWS` history rows a ``PASSIVE`` checkpoint runs in a
-worker thread on a connection of its own (SQLite releases the GIL while it works, and
-WAL writers go on appending meanwhile). Without a running event loop it runs inline.
+WAL checkpoints run in the writer thread too, never inside a COMMIT on the loop:
+SQLite's automatic checkpoint (every 1,000 pages) runs inside the COMMIT that crosses
+it, and its copy and fsync stalled the loop for 17-28 ms several times a minute at
+10,000 checks. Instead, after every :data:`CHECKPOINT_ROWS` history rows a ``PASSIVE``
+checkpoint runs (WAL writers go on appending meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import sqlite3
@@ -37,10 +44,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.outbox_table import NewOutboxRow, OutboxRow, OutboxTable
+from agent.outbox_table import NewOutboxRow, OutboxRow, OutboxTable, Transaction
 from agent.result import ProbeResult, encode_result
 
 __all__ = [
+    "BUSY_TIMEOUT_MS",
     "CHECKPOINT_ROWS",
     "DB_FILENAME",
     "DEFAULT_HISTORY_SIZE",
@@ -64,6 +72,8 @@ HISTORY_FLUSH_ROWS = 1000
 #: History rows written between two WAL checkpoints: about 1 KiB each, so the WAL
 #: stays within a few MiB (SQLite's own default is 1,000 pages of 4 KiB).
 CHECKPOINT_ROWS = 2000
+#: How long a write waits for another connection's write lock before it fails.
+BUSY_TIMEOUT_MS = 5000
 _DB_SUFFIXES = (".sqlite3", ".sqlite", ".db")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -112,16 +122,17 @@ class Store(OutboxTable):
         self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Checkpoints are ours (see the module docstring), never inside a COMMIT.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
-        #: Rows written since the last checkpoint; the checkpointer's own connection,
-        #: lock (the connection is used by one thread at a time) and in-flight flag.
+        #: History rows written since the last checkpoint; the history writer's own
+        #: connection, and the lock that gives it to one thread at a time.
         self._since_checkpoint = 0
-        self._ckpt_db: sqlite3.Connection | None = None
-        self._ckpt_lock = threading.Lock()
-        self._checkpointing = False
+        self._wdb: sqlite3.Connection | None = None
+        self._wlock = threading.Lock()
+        #: The writer thread (created when a batch is first written from a loop).
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
         # Rows per check, so trimming runs only once a check exceeds its bound.
         self._counts: dict[str, int] = dict(
@@ -134,53 +145,40 @@ class Store(OutboxTable):
     def close(self) -> None:
         """Write queued history, then close the database (checkpoints the WAL)."""
         self.flush()
-        with self._ckpt_lock:  # waits for a checkpoint running in a worker thread
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        with self._wlock:
             self._closed = True
-            if self._ckpt_db is not None:
-                self._ckpt_db.close()
-                self._ckpt_db = None
+            if self._wdb is not None:
+                self._wdb.close()
+                self._wdb = None
         self._db.close()
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """Run a ``PASSIVE`` WAL checkpoint on the checkpointer's own connection.
+        """Run a ``PASSIVE`` WAL checkpoint on the history writer's connection.
 
-        Thread-safe; the daemon calls it from a worker thread.
+        Thread-safe (the writer thread calls it after every :data:`CHECKPOINT_ROWS`).
 
         Returns:
             SQLite's ``(busy, wal_frames, checkpointed_frames)``; zeros once closed.
         """
-        with self._ckpt_lock:
+        with self._wlock:
             if self._closed:
                 return 0, 0, 0
-            if self._ckpt_db is None:
-                self._ckpt_db = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False
-                )
-                self._ckpt_db.execute("PRAGMA busy_timeout=5000")
-            busy, frames, done = self._ckpt_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy, frames, done = (
+                self._writer_db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            )
         return int(busy), int(frames), int(done)
 
-    def _checkpoint_soon(self) -> None:
-        """Checkpoint in a worker thread (inline without a running loop); one at a time."""
-        if self._checkpointing:
-            return
-        self._since_checkpoint = 0
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.checkpoint()
-            return
-        self._checkpointing = True
-        loop.run_in_executor(None, self.checkpoint).add_done_callback(self._checkpointed)
-
-    def _checkpointed(self, done: asyncio.Future[tuple[int, int, int]]) -> None:
-        self._checkpointing = False
-        if done.cancelled():
-            return
-        exc = done.exception()
-        if exc is not None:
-            # Called from the event loop: nobody to raise to. The next batch retries.
-            log.warning("WAL checkpoint failed: %s", exc)
+    def _writer_db(self) -> sqlite3.Connection:
+        """The history writer's connection (hold ``_wlock``)."""
+        if self._wdb is None:
+            self._wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._wdb.execute("PRAGMA synchronous=NORMAL")
+            self._wdb.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._wdb.execute("PRAGMA wal_autocheckpoint=0")
+        return self._wdb
 
     # -- agent identity --------------------------------------------------------------
 
@@ -205,24 +203,54 @@ class Store(OutboxTable):
             result: a finished probe result.
         """
         self._pending.append((result.check, encode_result(result)))
-        if len(self._pending) >= HISTORY_FLUSH_ROWS:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to flush later: write now
             self.flush()
+            return
+        if len(self._pending) >= HISTORY_FLUSH_ROWS:
+            self._flush_soon()
         elif self._flush_handle is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop to flush later: write now
-                self.flush()
-                return
-            self._flush_handle = loop.call_later(HISTORY_FLUSH_INTERVAL, self._timed_flush)
+            self._flush_handle = loop.call_later(HISTORY_FLUSH_INTERVAL, self._flush_soon)
 
     def flush(self) -> None:
-        """Write every queued history row in one transaction, trimming as needed."""
+        """Write every queued history row, and wait until it and earlier batches are."""
+        batch = self._take()
+        writer = self._writer if self._writer is not None else self._writer_thread()
+        if writer is None:
+            self._write(*batch)
+        else:
+            # Through the writer even when empty: it writes in order, so once this is
+            # done every batch handed to it before is too.
+            writer.submit(self._write, *batch).result()
+
+    def _flush_soon(self) -> None:
+        """Hand the queued rows to the writer thread (called on the event loop)."""
+        batch = self._take()
+        writer = self._writer_thread()
+        if writer is None:
+            self._write(*batch)
+        elif batch[0]:
+            writer.submit(self._write, *batch).add_done_callback(_log_failure)
+
+    def _writer_thread(self) -> concurrent.futures.ThreadPoolExecutor | None:
+        """The writer thread, started on first use inside a running loop (else None)."""
+        if self._writer is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return None
+            self._writer = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="wsprobe-store"
+            )
+        return self._writer
+
+    def _take(self) -> tuple[list[tuple[str, str]], list[str]]:
+        """The queued rows and the checks to trim after them; counts updated."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         pending, self._pending = self._pending, []
-        if not pending:
-            return
         counts = self._counts
         added: dict[str, int] = {}
         for check, _ in pending:
@@ -230,30 +258,33 @@ class Store(OutboxTable):
         # Trim in batches: slack of a quarter of N (at least 8) between trims.
         bound = self.history_size + max(8, self.history_size // 4)
         trim = [check for check, n in added.items() if counts.get(check, 0) + n > bound]
-        with self._transaction():
-            self._db.executemany("INSERT INTO results (check_name, data) VALUES (?, ?)", pending)
-            for check in trim:
-                self._db.execute(
-                    "DELETE FROM results WHERE check_name = ? AND id <= ("
-                    " SELECT id FROM results WHERE check_name = ?"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (check, check, self.history_size),
-                )
         for check, n in added.items():
             counts[check] = counts.get(check, 0) + n
         for check in trim:
             counts[check] = min(counts[check], self.history_size)
-        self._since_checkpoint += len(pending)
-        if self._since_checkpoint >= CHECKPOINT_ROWS:
-            self._checkpoint_soon()
+        return pending, trim
 
-    def _timed_flush(self) -> None:
-        self._flush_handle = None
-        try:
-            self.flush()
-        except Exception:
-            # Called from the event loop: there is no caller to raise to.
-            log.exception("could not store queued results")
+    def _write(self, pending: list[tuple[str, str]], trim: list[str]) -> None:
+        """Insert ``pending`` and trim ``trim`` in one transaction (any thread)."""
+        if not pending:
+            return
+        with self._wlock:
+            db = self._writer_db()
+            with Transaction(db):
+                db.executemany("INSERT INTO results (check_name, data) VALUES (?, ?)", pending)
+                for check in trim:
+                    db.execute(
+                        "DELETE FROM results WHERE check_name = ? AND id <= ("
+                        " SELECT id FROM results WHERE check_name = ?"
+                        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (check, check, self.history_size),
+                    )
+            self._since_checkpoint += len(pending)
+            due = self._since_checkpoint >= CHECKPOINT_ROWS
+            if due:
+                self._since_checkpoint = 0
+        if due:
+            self.checkpoint()
 
     def history(self, check: str, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` results of ``check`` (at most ``history_size``), newest first.
@@ -330,3 +361,10 @@ class Store(OutboxTable):
                     )
                 )
         return out
+
+
+def _log_failure(done: concurrent.futures.Future[None]) -> None:
+    """Log a background batch that could not be written (nobody to raise to)."""
+    exc = None if done.cancelled() else done.exception()
+    if exc is not None:
+        log.error("could not store queued results: %s", exc, exc_info=exc)

@@ -151,25 +151,62 @@ def test_wal_is_checkpointed_every_batch_of_rows(
     store.close()
 
 
-async def test_wal_checkpoint_runs_off_the_event_loop(
+async def test_history_writes_and_checkpoints_run_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Inside a running loop the checkpoint runs in a worker thread, not the loop's."""
+    """Inside a running loop batches and checkpoints are written by a worker thread."""
     monkeypatch.setattr(store_module, "CHECKPOINT_ROWS", 5)
-    threads: list[str] = []
+    monkeypatch.setattr(store_module, "HISTORY_FLUSH_INTERVAL", 0.01)
+    threads: dict[str, list[str]] = {"write": [], "checkpoint": []}
 
     class Spy(Store):
+        def _write(self, pending: list[tuple[str, str]], trim: list[str]) -> None:
+            if pending:
+                threads["write"].append(threading.current_thread().name)
+            super()._write(pending, trim)
+
         def checkpoint(self) -> tuple[int, int, int]:
-            threads.append(threading.current_thread().name)
+            threads["checkpoint"].append(threading.current_thread().name)
             return super().checkpoint()
 
     store = Spy(tmp_path)
     for n in range(5):
         store.add_result(result("chat", n))
-    store.flush()
+    assert rows_in_db(store.path, "chat") == 0  # queued, not written on the loop
     deadline = asyncio.get_running_loop().time() + 5.0
-    while not threads and asyncio.get_running_loop().time() < deadline:
+    while not threads["checkpoint"] and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)
+    assert rows_in_db(store.path, "chat") == 5
+    # A read waits for the writer: it sees every row handed to it.
+    store.add_result(result("chat", 5))
+    assert [int(r["started_at"]) for r in store.history("chat", 2)] == [5, 4]
     store.close()
-    assert threads
-    assert threads[0] != threading.current_thread().name
+    me = threading.current_thread().name
+    assert threads["write"]
+    assert me not in threads["write"]
+    assert threads["checkpoint"]
+    assert me not in threads["checkpoint"]
+
+
+async def test_a_batch_that_cannot_be_written_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A background write failure is logged with its cause, and the store keeps working."""
+    monkeypatch.setattr(store_module, "HISTORY_FLUSH_INTERVAL", 0.01)
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    store = Store(tmp_path)
+    store.add_result(result("chat", 0))
+    store.flush()
+    # Another connection holds the write lock for longer than the writer waits.
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    store.add_result(result("chat", 1))
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while "could not store" not in caplog.text and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert "could not store queued results: database is locked" in caplog.text
+    store.add_result(result("chat", 2))
+    assert [int(r["started_at"]) for r in store.history("chat", 5)] == [2, 0]
+    store.close()
