@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-tools lint types unit bench demo clean
+.PHONY: run test test-tools lint types unit bench compile demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# Byte-compiled once, as a wheel install would be: with PYTHONDONTWRITEBYTECODE set
+# (common in containers) every start would compile the agent's sources again
+# (~0.15 s of each start, bench/README.md). Stale .pyc files are simply ignored.
+compile: $(STAMP)
+	@$(BIN)/python -m compileall -q agent
+
+run: compile
 	$(BIN)/wsprobe run --demo -c config.example.yaml
 
 lint: $(STAMP)
@@ -46,7 +52,7 @@ test-tools:
 # root where apt-get exists; without it that scenario is skipped with a note. On a
 # machine with systemd, Debian starts the package's service (port 9115); the bench
 # runs its own instance on a free port.
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@command -v prometheus-blackbox-exporter >/dev/null || command -v blackbox_exporter >/dev/null \
 	|| if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -232,7 +232,7 @@ async def test_cyclic_gc_is_back_on_once_started_or_failed(tmp_path: Path) -> No
 
     assert gc.isenabled()
     old_threshold = gc.get_threshold()
-    ok = _write(tmp_path / "ok.yaml", [_echo(9, interval="1h")])
+    ok = _write(tmp_path / "ok.yaml", [_echo(9, interval="1h")], state_dir=str(tmp_path / "s"))
     daemon = Daemon(ok, demo=False, shard=None)
     task = asyncio.create_task(daemon.run())
     try:
