@@ -386,11 +386,14 @@ async def _handshake(
             with map_errors("handshake"):
                 await conn.handshake(headers, USER_AGENT)
         finally:
-            # Ends when the answer was parsed (or the peer left: perhaps before the
-            # request was even sent, hence the floor); on a timeout, now.
+            # Starts when the request was written (building it is the agent's own
+            # time, counted in total only); ends when the answer was parsed (or the
+            # peer left: perhaps before the request was even sent, hence the
+            # floor); on a timeout, now.
+            start = t0 if conn.request_at is None else max(t0, conn.request_at)
             end = conn.response_at
-            end = time.perf_counter() if end is None else max(end, t0)
-            add_phase(result, "handshake", end - t0)
+            end = time.perf_counter() if end is None else max(end, start)
+            add_phase(result, "handshake", end - start)
     except ProbeError as exc:
         conn.transport.abort()
         return handshake_failure(check, result, conn, exc)

@@ -57,6 +57,7 @@ class LeanConnection(ReplayUntilMade):
         self.connection_exc: BaseException | None = None
         self.pending_pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self.ready_at: float | None = None
+        self.request_at: float | None = None
         self.response_at: float | None = None
         self.pong_at: float | None = None
         self.closing_marked = False
@@ -164,6 +165,8 @@ class LeanConnection(ReplayUntilMade):
 
     def send_data(self) -> None:
         """Write what the protocol has to send (an empty chunk means: half-close)."""
+        if self.request_at is None:
+            self.request_at = time.perf_counter()
         transport = self.transport
         for data in self.protocol.data_to_send():
             if data:

@@ -11,8 +11,9 @@ says why.
 ``pong_at`` is when the last solicited pong was parsed: a ping's RTT ends there,
 not when the waiting task is next scheduled (that wait is the agent's own delay,
 not the target's). Likewise ``ready_at`` (``connection_made``: the ``connect``
-phase ends there) and ``response_at`` (the upgrade's answer was parsed: the
-``handshake`` phase ends there).
+phase ends there), ``request_at`` (the upgrade request was handed to the transport:
+the ``handshake`` phase starts there, not before the request was built) and
+``response_at`` (the upgrade's answer was parsed: the ``handshake`` phase ends there).
 
 Two classes satisfy :class:`WireConnection`, the interface the shared phases
 (connect, TLS, handshake, pings, close) use: :class:`ProbeConnection` (websockets'
@@ -79,6 +80,8 @@ class MarkedConnection(WireConnection, Protocol):
 
     #: perf_counter() when the transport (TLS included) became ready.
     ready_at: float | None
+    #: perf_counter() when the first bytes (the upgrade request) were written.
+    request_at: float | None
     #: perf_counter() when the upgrade's answer arrived: the response was parsed,
     #: found unparsable, or the connection ended before one.
     response_at: float | None
@@ -149,6 +152,7 @@ class ProbeConnection(ReplayUntilMade, ClientConnection):
         self.closing = asyncio.Event()
         self.closing_marked = False
         self.ready_at: float | None = None
+        self.request_at: float | None = None
         self.response_at: float | None = None
         self.pong_at: float | None = None
         self._early = []
@@ -171,6 +175,8 @@ class ProbeConnection(ReplayUntilMade, ClientConnection):
             self.response_rcvd.set_result(None)
 
     def send_data(self) -> None:
+        if self.request_at is None:
+            self.request_at = time.perf_counter()
         # Also runs when websockets fails the connection from recv() (invalid UTF-8
         # is detected there, not when the frame arrives).
         super().send_data()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.client import ClientProtocol
 
 from agent.probes.lean import LeanConnection
 from agent.probes.tls import StampedSSLObject
@@ -76,6 +77,20 @@ async def test_handshake_ends_when_the_101_is_parsed(monkeypatch: pytest.MonkeyP
     assert any(blocked), "the busy callback never ran"
     assert result.phases["handshake"] < BUSY / 2
     assert result.phases["ping"] < BUSY / 2
+    assert result.phases["total"] >= BUSY
+
+
+async def test_handshake_starts_when_the_request_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The time the agent takes to build the upgrade request is not handshake time."""
+    blocked = _busy_after(monkeypatch, ClientProtocol, "connect", lambda _: True)
+    async with serve(echo, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+    assert result.success, result.message
+    assert blocked, "the request was not built by ClientProtocol.connect"
+    assert result.phases["handshake"] < BUSY / 2
     assert result.phases["total"] >= BUSY
 
 
