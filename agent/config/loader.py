@@ -189,7 +189,7 @@ class _Loader:
         if not isinstance(top, dict):
             self.issues.append(where.issue((), "the agent config must be a mapping of keys"))
             return None
-        top = expand_env(top, where, self.issues, substituted=self.substituted)
+        top = self._expand(main, top, where)
         if "sources" in top:  # a Config field the loader fills, not a YAML key
             self.issues.append(where.issue(("sources",), "unknown key 'sources'"))
         settings = {k: v for k, v in top.items() if k not in _LOADER_KEYS}
@@ -255,6 +255,20 @@ class _Loader:
         for line, message in parsed.duplicates:
             self.issues.append(ConfigIssue(file, line, "", message))
         return parsed
+
+    def _expand(self, parsed: Parsed, data: dict[str, Any], where: Located) -> dict[str, Any]:
+        """``data`` with ``${VAR}`` expanded (see :func:`expand_env`).
+
+        A plain document without a ``$`` in any string is returned as it is: expanding
+        would give an equal copy and no issue (no reference to expand, no alias to refuse,
+        no more values than expand_env accepts). Nothing changes ``data`` afterwards.
+        """
+        if parsed.plain and not parsed.dollar:
+            return data
+        expanded: dict[str, Any] = expand_env(
+            data, where, self.issues, substituted=self.substituted
+        )
+        return expanded
 
     def _defaults(self, top: dict[str, Any], where: Located) -> tuple[dict[str, Any], Located]:
         """Validate ``defaults:`` once, at its own lines, and return it for merging."""
@@ -351,7 +365,7 @@ class _Loader:
         if not isinstance(parsed.data, dict):
             self.issues.append(where.issue((), "a check file must be a mapping with 'checks:'"))
             return []
-        doc = expand_env(parsed.data, where, self.issues, substituted=self.substituted)
+        doc = self._expand(parsed, parsed.data, where)
         for key in doc:
             if key not in _CHECK_FILE_KEYS:
                 self.issues.append(
