@@ -207,6 +207,8 @@ class _PlainWalk:
 def _key(node: Node) -> Any:
     """The Python value of a mapping key node (scalars only; others are unhashable)."""
     if isinstance(node, ScalarNode):
+        if node.tag == _STR_TAG:
+            return node.value  # what SafeConstructor.construct_yaml_str returns
         try:
             return SafeConstructor().construct_object(node, deep=True)
         except yaml.YAMLError:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, SequenceNode
@@ -62,6 +62,13 @@ YAMLISH = st.lists(
 ).map("".join)
 
 
+def constructed_key(node: Node) -> Any:
+    """A key as PyYAML builds it; ``=`` (tagged "value", a string once in a mapping) as text."""
+    if node.tag == "tag:yaml.org,2002:value":
+        return node.value
+    return SafeConstructor().construct_object(node, deep=True)
+
+
 def reference_lines(text: str) -> dict[tuple[Any, ...], int]:
     """Key path -> line, walking PyYAML's pure-Python nodes (for alias-free documents)."""
     lines: dict[tuple[Any, ...], int] = {}
@@ -69,7 +76,7 @@ def reference_lines(text: str) -> dict[tuple[Any, ...], int]:
     def walk(node: Node, path: tuple[Any, ...]) -> None:
         if isinstance(node, MappingNode):
             for key_node, value_node in node.value:
-                key = SafeConstructor().construct_object(key_node, deep=True)
+                key = constructed_key(key_node)
                 lines[(*path, key)] = key_node.start_mark.line + 1
                 walk(value_node, (*path, key))
         elif isinstance(node, SequenceNode):
@@ -81,6 +88,31 @@ def reference_lines(text: str) -> dict[tuple[Any, ...], int]:
     if root is not None:
         walk(root, ())
     return lines
+
+
+def reference_duplicates(text: str) -> list[tuple[int, str]]:
+    """(line, message) of every key repeated in its mapping (alias-free documents)."""
+    found: list[tuple[int, str]] = []
+
+    def walk(node: Node) -> None:
+        if isinstance(node, MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key = constructed_key(key_node)
+                line = key_node.start_mark.line + 1
+                if key in first:
+                    found.append((line, f"duplicate key {key!r} (first at line {first[key]})"))
+                else:
+                    first[key] = line
+                walk(value_node)
+        elif isinstance(node, SequenceNode):
+            for item in node.value:
+                walk(item)
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root)
+    return sorted(found)
 
 
 def string_values(data: Any) -> list[str]:
@@ -130,6 +162,9 @@ def check_against_pyyaml(text: str) -> Parsed | None:
         return None
     parsed = parse_yaml(text)
     assert same(parsed.data, expected)
+    if "*" not in text and "<<" not in text:  # nodes not shared, nor merged into others
+        assert parsed.lines == reference_lines(text)
+        assert sorted(parsed.duplicates) == reference_duplicates(text)
     if parsed.plain:
         assert parsed.lines == reference_lines(text)
         assert parsed.duplicates == ()
@@ -153,6 +188,9 @@ def test_dumped_trees_parse_as_pyyaml_constructs_them(tree: Any, options: dict[s
 
 @_SETTINGS
 @given(YAMLISH)
+@example("=: x\n=: y\nb: {'=': 1, =: 2}\n")
+@example("a: &x {b: 1}\nc: *x\n")
+@example("- &x [1]\n- *x\n- {<<: {a: 1}, a: 2}\n")
 def test_random_text_parses_as_pyyaml_does(text: str) -> None:
     """Fragments with anchors, tags, merge keys and duplicates: data as safe_load gives."""
     check_against_pyyaml(text)
