@@ -98,6 +98,7 @@ def parse_yaml(text: str | bytes) -> Parsed:
 
 def _parse(text: str, loader_class: Any) -> Parsed:
     loader = loader_class(text)
+    node: Node | None = None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -120,6 +121,15 @@ def _parse(text: str, loader_class: Any) -> Parsed:
         raise YamlError(f"YAML: {exc}") from None
     except RecursionError:
         raise YamlError("YAML is nested too deeply") from None
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        # PyYAML's scalar constructors crash on some explicitly tagged values (`!!int ""`,
+        # `!!bool maybe`, `!!timestamp x`) instead of raising a YAMLError.
+        found = _unbuildable(node) if node is not None else None
+        if found is None:
+            raise YamlError("YAML: a value cannot be built") from None
+        line, tag = found
+        shown = tag.replace("tag:yaml.org,2002:", "!!")
+        raise YamlError(f"YAML syntax: value cannot be read as {shown}", line=line) from None
     finally:
         loader.dispose()
     lines: LineMap = {}
@@ -128,6 +138,30 @@ def _parse(text: str, loader_class: Any) -> Parsed:
     except RecursionError:  # libyaml composes any depth; the walk is where it overflows
         raise YamlError("YAML is nested too deeply") from None
     return Parsed(data, lines, duplicates)
+
+
+def _unbuildable(root: Node) -> tuple[int, str] | None:
+    """Line and tag of the first scalar SafeConstructor crashes on (not its value: a secret?)."""
+    found: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        else:
+            try:
+                SafeConstructor().construct_object(node, deep=True)
+            except yaml.YAMLError:
+                pass
+            except Exception:  # whatever made the construction crash
+                found.append((node.start_mark.line + 1, node.tag))
+    return min(found) if found else None
 
 
 class _NotPlain(Exception):

@@ -156,8 +156,8 @@ def check_against_pyyaml(text: str) -> Parsed | None:
         with pytest.raises(YamlError):
             parse_yaml(text)
         return None
-    except (IndexError, KeyError, TypeError, ValueError) as exc:  # e.g. an empty "!!int"
-        with pytest.raises(type(exc)):
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):  # e.g. !!int ""
+        with pytest.raises(YamlError, match="value cannot be read as !!"):
             parse_yaml(text)
         return None
     parsed = parse_yaml(text)
@@ -265,4 +265,23 @@ def test_a_tree_larger_than_the_limit_is_still_refused(
         load_config(tmp_path / "wsprobe.yaml")
     assert [str(i) for i in info.value.issues] == [
         "wsprobe.yaml:1: document too large once its aliases are expanded"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [('!!int ""', "!!int"), ("!!bool maybe", "!!bool"), ("!!timestamp x", "!!timestamp")],
+)
+def test_values_pyyaml_crashes_on_are_errors_at_their_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, tag: str
+) -> None:
+    """A tagged value PyYAML's constructor cannot build is a config error, not a traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wsprobe.yaml").write_text(
+        f"checks:\n  - name: a\n    url: ws://h/\n    pings: {value}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "wsprobe.yaml")
+    assert [str(i) for i in info.value.issues] == [
+        f"wsprobe.yaml:4: YAML syntax: value cannot be read as {tag}"
     ]
