@@ -126,7 +126,7 @@ def _parse(text: str, loader_class: Any) -> Parsed:
         # `!!bool maybe`, `!!timestamp x`) instead of raising a YAMLError.
         found = _unbuildable(node) if node is not None else None
         if found is None:
-            raise YamlError("YAML: a value cannot be built") from None
+            raise  # not a value PyYAML cannot build: a bug to see, not a YAML problem
         line, tag = found
         shown = tag.replace("tag:yaml.org,2002:", "!!")
         raise YamlError(f"YAML syntax: value cannot be read as {shown}", line=line) from None
