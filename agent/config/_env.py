@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.config._issues import ConfigIssue, Located
+from agent.config._yaml import MAX_NODES
 
 __all__ = ["expand_env"]
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Shared aliases are expanded for every use; this bounds a "billion laughs" document.
-_MAX_NODES = 200_000
 
 
 class _TooLarge(Exception):
@@ -69,7 +68,8 @@ def _expand(
     record: dict[str, str],
 ) -> Any:
     budget[0] += 1
-    if budget[0] > _MAX_NODES:
+    # Shared aliases are expanded for every use; this bounds a "billion laughs" document.
+    if budget[0] > MAX_NODES:
         raise _TooLarge
     if isinstance(value, str):
         expanded = _expand_string(value, path, where, issues, env)

@@ -5,6 +5,11 @@ nodes (which carry marks), constructed with the same ``SafeLoader`` constructor 
 ``safe_load`` uses (so no tag can build arbitrary objects), and the nodes are walked to
 map every key path to its 1-based line.
 
+Most config files are plain: mappings with string keys, lists, and scalars, without an
+alias, merge key or duplicate key. Those are built, and their lines mapped, in one walk
+(:func:`_plain`) that gives what the constructor gives; any other document takes the
+full way, so only plain ones are ever built by our own code.
+
 Exceptions::
 
     YamlError(ValueError)      the text is not a YAML document we can use (syntax,
@@ -20,14 +25,17 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-__all__ = ["LineMap", "Parsed", "YamlError", "parse_yaml"]
+__all__ = ["MAX_NODES", "LineMap", "Parsed", "YamlError", "parse_yaml"]
 
 #: Key path (mapping keys and list indexes from the document root) -> 1-based line.
 LineMap = dict[tuple[Any, ...], int]
 
-# Aliases can make a small document describe an enormous tree ("billion laughs");
-# the line walk stops descending after this many entries.
-_MAX_WALK = 200_000
+#: Aliases can make a small document describe an enormous tree ("billion laughs"): the
+#: line walk stops descending after this many values, and env expansion refuses more.
+MAX_NODES = 200_000
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -51,6 +59,11 @@ class Parsed:
     lines: LineMap
     #: (line, message) of duplicate keys: PyYAML silently keeps the last one.
     duplicates: tuple[tuple[int, str], ...] = ()
+    #: No alias, merge key or duplicate key, only string keys, at most MAX_NODES values:
+    #: ``data`` is a tree (no value is shared) and ``lines`` has an entry for every key.
+    plain: bool = False
+    #: Some string value holds a ``$`` (keys not included); always True unless plain.
+    dollar: bool = True
 
 
 def parse_yaml(text: str | bytes) -> Parsed:
@@ -85,10 +98,15 @@ def parse_yaml(text: str | bytes) -> Parsed:
 
 def _parse(text: str, loader_class: Any) -> Parsed:
     loader = loader_class(text)
+    node: Node | None = None
     try:
         node = loader.get_single_node()
         if node is None:
             return Parsed(None, {})
+        try:
+            return _plain(node)
+        except _NotPlain:
+            pass
         # Duplicates are found before construction: constructing merges `<<` keys into
         # the node in place, which would look like duplicates afterwards.
         duplicates = tuple(_duplicates(node))
@@ -103,19 +121,128 @@ def _parse(text: str, loader_class: Any) -> Parsed:
         raise YamlError(f"YAML: {exc}") from None
     except RecursionError:
         raise YamlError("YAML is nested too deeply") from None
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        # PyYAML's scalar constructors crash on some explicitly tagged values (`!!int ""`,
+        # `!!bool maybe`, `!!timestamp x`) instead of raising a YAMLError.
+        found = _unbuildable(node) if node is not None else None
+        if found is None:
+            raise  # not a value PyYAML cannot build: a bug to see, not a YAML problem
+        line, tag = found
+        shown = tag.replace("tag:yaml.org,2002:", "!!")
+        raise YamlError(f"YAML syntax: value cannot be read as {shown}", line=line) from None
     finally:
         loader.dispose()
     lines: LineMap = {}
     try:
-        _walk(node, (), lines, set(), [0])
+        _walk(node, (), lines, set(), [0])  # lines are mapped after construction, see above
     except RecursionError:  # libyaml composes any depth; the walk is where it overflows
         raise YamlError("YAML is nested too deeply") from None
     return Parsed(data, lines, duplicates)
 
 
+def _unbuildable(root: Node) -> tuple[int, str] | None:
+    """Line and tag of the first scalar SafeConstructor crashes on (not its value: a secret?)."""
+    found: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        else:
+            try:
+                SafeConstructor().construct_object(node, deep=True)
+            except yaml.YAMLError:
+                pass
+            except Exception:  # whatever made the construction crash
+                found.append((node.start_mark.line + 1, node.tag))
+    return min(found) if found else None
+
+
+class _NotPlain(Exception):
+    """The document needs PyYAML's constructor and the separate walks."""
+
+
+def _plain(root: Node) -> Parsed:
+    """Build a plain document (see :class:`Parsed`) and its line map in one walk.
+
+    Gives what ``construct_document`` and :func:`_walk` give: a string-tagged scalar is
+    its text, a map- or seq-tagged node a dict or list (PyYAML's ``construct_yaml_map``
+    and ``construct_yaml_seq``), any other scalar is built by PyYAML's SafeConstructor.
+
+    Raises:
+        _NotPlain: an alias to a mapping or list (one node met twice), a merge key, a key
+            that is not a string-tagged scalar, a duplicate key, another tag on a mapping
+            or list, a scalar the constructor refuses, more than MAX_NODES values, or
+            nesting too deep for this walk.
+    """
+    walk = _PlainWalk()
+    try:
+        data = walk.build(root, ())
+    except (yaml.YAMLError, RecursionError):
+        raise _NotPlain from None
+    return Parsed(data, walk.lines, plain=True, dollar=walk.dollar)
+
+
+class _PlainWalk:
+    __slots__ = ("count", "dollar", "lines", "scalars", "seen")
+
+    def __init__(self) -> None:
+        self.lines: LineMap = {}
+        self.seen: set[int] = set()
+        self.count = 0
+        self.dollar = False
+        self.scalars = SafeConstructor()
+
+    def build(self, node: Node, path: tuple[Any, ...]) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _NotPlain
+        kind = type(node)
+        tag = node.tag
+        if kind is ScalarNode:
+            if tag == _STR_TAG:
+                text = node.value
+                if "$" in text:
+                    self.dollar = True
+                return text
+            return self.scalars.construct_object(node, deep=True)
+        if id(node) in self.seen:
+            raise _NotPlain
+        self.seen.add(id(node))
+        lines = self.lines
+        if kind is MappingNode and tag == _MAP_TAG:
+            data: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if type(key_node) is not ScalarNode or key_node.tag != _STR_TAG:
+                    raise _NotPlain
+                key = key_node.value
+                if key in data:
+                    raise _NotPlain
+                child = (*path, key)
+                lines[child] = key_node.start_mark.line + 1
+                data[key] = self.build(value_node, child)
+            return data
+        if kind is SequenceNode and tag == _SEQ_TAG:
+            items: list[Any] = []
+            for index, item in enumerate(node.value):
+                child = (*path, index)
+                lines[child] = item.start_mark.line + 1
+                items.append(self.build(item, child))
+            return items
+        raise _NotPlain
+
+
 def _key(node: Node) -> Any:
     """The Python value of a mapping key node (scalars only; others are unhashable)."""
     if isinstance(node, ScalarNode):
+        if node.tag == _STR_TAG:
+            return node.value  # what SafeConstructor.construct_yaml_str returns
         try:
             return SafeConstructor().construct_object(node, deep=True)
         except yaml.YAMLError:
@@ -157,7 +284,7 @@ def _walk(
 ) -> None:
     # `active` holds the nodes on the current path so a recursive alias ends the walk.
     budget[0] += 1
-    if budget[0] > _MAX_WALK or id(node) in active:
+    if budget[0] > MAX_NODES or id(node) in active:
         return
     active.add(id(node))
     try:
