@@ -9,8 +9,8 @@ exactly as ``connect()`` does internally, so every phase gets its own clock and 
 own failure reason. With ``proxy`` configured, see :mod:`agent.probes.proxy`.
 
 Each phase ends when its event happened, not when the probe's task next runs (that
-wait is the agent's own, and grows with its load): ``connect`` at
-``connection_made`` (``ready_at``; with TLS, of a placeholder protocol), ``tls`` at
+wait is the agent's own, and grows with its load): ``connect`` when the socket was
+connected (:mod:`agent.probes.tcp`), ``tls`` at
 the handshake's completion inside the TLS protocol
 (:func:`~agent.probes.tls.handshake_done_at`), ``handshake`` when the upgrade's
 answer was parsed (``response_at``). The next phase starts when the task resumes,
@@ -55,6 +55,7 @@ from agent.probes.errors import (
 from agent.probes.lean import LeanConnection
 from agent.probes.proxy import open_via_proxy
 from agent.probes.resolve import DEFAULT_RESOLVE_TIMEOUT, resolve
+from agent.probes.tcp import connect_tcp, format_addr
 from agent.probes.timing import add_phase, bounded
 from agent.probes.tls import build_ssl_context, handshake_done_at, tls_info
 from agent.probes.upgrade import (
@@ -189,55 +190,8 @@ def _parse_uri(url: str) -> WebSocketURI:
     return parse_uri(url)
 
 
-async def _connect(
-    infos: list[Any],
-    result: ProbeResult,
-    factory: Callable[[], asyncio.Protocol],
-) -> tuple[asyncio.Transport, asyncio.Protocol]:
-    loop = asyncio.get_running_loop()
-    last: ProbeError | None = None
-    # One connection per run, but every resolved address may be tried for it
-    # (e.g. localhost -> ::1 refused, then 127.0.0.1), like any client does.
-    for family, _type, proto, _, sockaddr in infos:
-        result.peer_ip = str(sockaddr[0])
-        try:
-            with map_errors("connect"):
-                # create_connection with the numeric address, not sock_connect:
-                # uvloop's sock_connect resolves the address again in its thread
-                # pool (more than twice the CPU per connection, bench/README.md).
-                transport, protocol = await loop.create_connection(
-                    factory, host=sockaddr[0], port=sockaddr[1], family=family, proto=proto
-                )
-        except ProbeError as exc:
-            where = _format_addr(sockaddr)
-            exc.detail = f"{where}: {exc.detail}" if exc.detail else where
-            if isinstance(exc.__cause__, TimeoutError):  # the OS gave up (ETIMEDOUT)
-                raise
-            last = exc
-            continue
-        return transport, protocol
-    assert last is not None
-    raise last
-
-
 class _TCPReady(asyncio.Protocol):
-    """The TCP connection's protocol until TLS takes over; stamps when it connected."""
-
-    ready_at: float | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.ready_at = time.perf_counter()
-
-
-def _made_at(protocol: asyncio.Protocol) -> float:
-    """When ``protocol``'s connection_made ran (now, if it has no stamp)."""
-    made: float | None = getattr(protocol, "ready_at", None)
-    return time.perf_counter() if made is None else made
-
-
-def _format_addr(sockaddr: Any) -> str:
-    host, port = sockaddr[0], sockaddr[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    """The TCP connection's protocol until TLS takes over."""
 
 
 def _protocol(check: CheckConfig, url: str) -> ClientProtocol:
@@ -299,13 +253,12 @@ async def _open_once(
             try:
                 # With TLS, the TCP connection first gets a placeholder protocol:
                 # the WebSocket connection is only made once TLS is done.
-                transport, protocol = await _connect(
+                transport, protocol, made = await connect_tcp(
                     infos, result, _TCPReady if ctx is not None else factory
                 )
             except BaseException:
                 add_phase(result, "connect", time.perf_counter() - t0)
                 raise
-            made = _made_at(protocol)
             add_phase(result, "connect", made - t0)
             if ctx is None:
                 conn = cast("_Conn", protocol)
@@ -325,7 +278,7 @@ async def _open_once(
 def _timed_out(phase: str, elapsed: float, sockaddr: Any) -> ProbeError:
     """The failure for the open sequence's deadline passing in ``phase``."""
     if phase == "connect":
-        return ConnectTimeout(_format_addr(sockaddr))
+        return ConnectTimeout(format_addr(sockaddr))
     if phase == "tls":
         return TLSFailed(f"timed out after {elapsed:.2f}s")
     return HandshakeTimeout(f"waited {elapsed:.2f}s")

@@ -8,6 +8,7 @@ wait; ``total`` must (it is the agent's own time between phases, in no phase).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,9 +17,11 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.client import ClientProtocol
 
+import agent.probes.connection as connection_module
 from agent.probes.lean import LeanConnection
 from agent.probes.tls import StampedSSLObject
 from agent.probes.wsconn import ProbeConnection, ReplayUntilMade
+from agent.result import ProbeResult
 from tests.conftest import TLSFiles
 from tests.servers import make_check, timed_probe
 
@@ -62,6 +65,38 @@ async def test_connect_ends_at_connection_made(monkeypatch: pytest.MonkeyPatch) 
     assert result.phases["connect"] < BUSY / 2
     assert result.phases["handshake"] < BUSY / 2
     assert result.phases["total"] >= BUSY  # the agent's own wait: in total, in no phase
+
+
+def test_connect_excludes_work_queued_while_it_completed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On uvloop (the agent's loop), callbacks queued while the TCP connection was
+    being made are not connect time: the completion is stamped while the loop polls,
+    ahead of them (``connection_made`` would come after them)."""
+    uvloop = pytest.importorskip("uvloop")
+    hog, hogs = 0.02, 5  # callbacks that each keep the loop busy this long
+    original = connection_module.resolve
+
+    async def resolve_then_queue_work(*args: Any, **kwargs: Any) -> Any:
+        infos = await original(*args, **kwargs)
+        # The probe connects right after this returns, in the same loop turn.
+        loop = asyncio.get_running_loop()
+        for _ in range(hogs):
+            loop.call_soon(time.sleep, hog)
+        return infos
+
+    monkeypatch.setattr(connection_module, "resolve", resolve_then_queue_work)
+
+    async def scenario() -> ProbeResult:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+        return result
+
+    result = uvloop.run(scenario())
+    assert result.success, result.message
+    assert result.phases["connect"] < hog
+    assert result.phases["total"] >= hogs * hog
 
 
 async def test_handshake_ends_when_the_101_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
