@@ -18,6 +18,7 @@ Exceptions::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,20 @@ def _parse(text: str, loader_class: Any) -> Parsed:
 def _unbuildable(root: Node) -> tuple[int, str] | None:
     """Line and tag of the first scalar SafeConstructor crashes on (not its value: a secret?)."""
     found: list[tuple[int, str]] = []
+    for node in _each_node(root):
+        if isinstance(node, (MappingNode, SequenceNode)):
+            continue
+        try:
+            SafeConstructor().construct_object(node, deep=True)
+        except yaml.YAMLError:
+            pass
+        except Exception:  # whatever made the construction crash
+            found.append((node.start_mark.line + 1, node.tag))
+    return min(found) if found else None
+
+
+def _each_node(root: Node) -> Iterator[Node]:
+    """Every node under ``root`` once (an alias is the node it names), depth first."""
     seen: set[int] = set()
     stack = [root]
     while stack:
@@ -150,18 +165,11 @@ def _unbuildable(root: Node) -> tuple[int, str] | None:
         if id(node) in seen:
             continue
         seen.add(id(node))
+        yield node
         if isinstance(node, MappingNode):
             stack.extend(part for pair in node.value for part in pair)
         elif isinstance(node, SequenceNode):
             stack.extend(node.value)
-        else:
-            try:
-                SafeConstructor().construct_object(node, deep=True)
-            except yaml.YAMLError:
-                pass
-            except Exception:  # whatever made the construction crash
-                found.append((node.start_mark.line + 1, node.tag))
-    return min(found) if found else None
 
 
 class _NotPlain(Exception):
@@ -252,30 +260,22 @@ def _key(node: Node) -> Any:
 
 def _duplicates(root: Node) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
-    seen_nodes: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen_nodes:
+    for node in _each_node(root):
+        if not isinstance(node, MappingNode):
             continue
-        seen_nodes.add(id(node))
-        if isinstance(node, MappingNode):
-            first: dict[Any, int] = {}
-            for key_node, value_node in node.value:
-                stack.append(value_node)
-                if key_node.tag == _MERGE_TAG:
-                    continue
-                key = _key(key_node)
-                line = key_node.start_mark.line + 1
-                try:
-                    if key in first:
-                        found.append((line, f"duplicate key {key!r} (first at line {first[key]})"))
-                    else:
-                        first[key] = line
-                except TypeError:  # unhashable: the constructor reports it
-                    continue
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = _key(key_node)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first:
+                    found.append((line, f"duplicate key {key!r} (first at line {first[key]})"))
+                else:
+                    first[key] = line
+            except TypeError:  # unhashable: the constructor reports it
+                continue
     return found
 
 

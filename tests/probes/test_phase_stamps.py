@@ -36,6 +36,14 @@ async def echo(ws: ServerConnection) -> None:
         await ws.send(message)
 
 
+async def _probe_echo() -> ProbeResult:
+    """One plain probe (one ping) of an echo server on 127.0.0.1."""
+    async with serve(echo, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+    return result
+
+
 def _busy_after(
     monkeypatch: pytest.MonkeyPatch, cls: type, name: str, when: Callable[[Any], bool]
 ) -> list[float]:
@@ -57,9 +65,7 @@ def _busy_after(
 async def test_connect_ends_at_connection_made(monkeypatch: pytest.MonkeyPatch) -> None:
     """A loop kept busy right after connection_made is not counted as connect time."""
     blocked = _busy_after(monkeypatch, ReplayUntilMade, "connection_made", lambda _: True)
-    async with serve(echo, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+    result = await _probe_echo()
     assert result.success, result.message
     assert blocked, "the busy callback never ran"
     assert result.phases["connect"] < BUSY / 2
@@ -87,13 +93,7 @@ def test_connect_excludes_work_queued_while_it_completed(
 
     monkeypatch.setattr(connection_module, "resolve", resolve_then_queue_work)
 
-    async def scenario() -> ProbeResult:
-        async with serve(echo, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
-        return result
-
-    result = uvloop.run(scenario())
+    result = uvloop.run(_probe_echo())
     assert result.success, result.message
     assert result.phases["connect"] < hog
     assert result.phases["total"] >= hogs * hog
@@ -105,9 +105,7 @@ async def test_handshake_ends_when_the_101_is_parsed(monkeypatch: pytest.MonkeyP
         _busy_after(monkeypatch, cls, "data_received", lambda conn: conn.response is not None)
         for cls in (LeanConnection, ProbeConnection)
     ]
-    async with serve(echo, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+    result = await _probe_echo()
     assert result.success, result.message
     assert any(blocked), "the busy callback never ran"
     assert result.phases["handshake"] < BUSY / 2
@@ -120,9 +118,7 @@ async def test_handshake_starts_when_the_request_is_written(
 ) -> None:
     """The time the agent takes to build the upgrade request is not handshake time."""
     blocked = _busy_after(monkeypatch, ClientProtocol, "connect", lambda _: True)
-    async with serve(echo, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        result, _ = await timed_probe(make_check(f"ws://127.0.0.1:{port}/", pings=1))
+    result = await _probe_echo()
     assert result.success, result.message
     assert blocked, "the request was not built by ClientProtocol.connect"
     assert result.phases["handshake"] < BUSY / 2
