@@ -208,14 +208,12 @@ class CheckScheduler:
     def _add(self, check: CheckConfig, now: float) -> None:
         try:
             cron = _cron(check)
-            due = next_fire(check, now, cron=cron) if cron else 0.0
         except ValueError as exc:
             log.error("check %s not scheduled: bad cron %r: %s", check.name, check.cron, exc)
             return
         offset = 0.0 if cron else start_offset(check.name, check.interval)
-        job = _Job(check, cron, float(misfire_grace(check)), offset, due)
-        if not cron:
-            job.due = job.after(now)
+        job = _Job(check, cron, float(misfire_grace(check)), offset)
+        job.due = job.after(now)
         self._jobs[check.name] = job
         self._push(job)
 
