@@ -1,12 +1,13 @@
 """The ``connect`` phase: a TCP connection to a resolved address, stamped when made.
 
-The socket is connected here (non-blocking ``connect`` and a writer callback) and
-only then handed to ``loop.create_connection(sock=...)``. The stamp is taken in the
-writer callback, which uvloop runs while it polls, ahead of the callbacks already
-queued; the ``connection_made`` that ``create_connection`` delivers on its own comes
-after all of them, so on a busy agent it carried the agent's queue into ``connect``
-(~1.4 ms at p99 with 10,000 checks per core, bench/README.md). The full resolved
-address is used, so an IPv6 link-local address keeps its scope id.
+The socket is connected here (non-blocking ``connect``) and only then handed to
+``loop.create_connection(sock=...)``. When the connection is not established by the
+time ``connect`` returns (it always is on loopback), a writer callback stamps its
+completion: uvloop runs those while it polls, ahead of the callbacks already queued.
+The ``connection_made`` that ``create_connection`` delivers on its own comes after all
+of them, so on a busy agent it carried the agent's queue into ``connect`` (~1.4 ms at
+p99 with 10,000 checks per core, bench/README.md). The full resolved address is used,
+so an IPv6 link-local address keeps its scope id.
 
 Raises ProbeError (``connect_*`` reasons via :func:`~agent.probes.errors.map_errors`).
 """
@@ -71,6 +72,15 @@ async def connect_tcp(
     raise last
 
 
+def _established(sock: socket.socket) -> bool:
+    """Whether a non-blocking connect in progress has completed already."""
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: not yet (or failed: SO_ERROR says so after the wait)
+        return False
+    return True
+
+
 async def _connected_socket(
     loop: asyncio.AbstractEventLoop, family: int, proto: int, sockaddr: Any
 ) -> tuple[socket.socket, float]:
@@ -84,6 +94,9 @@ async def _connected_socket(
         sock.setblocking(False)
         code = sock.connect_ex(sockaddr)
         connected_at = time.perf_counter()
+        if code == errno.EINPROGRESS and _established(sock):
+            # Often already done (always on loopback): no wait for a loop turn.
+            code = 0
         if code == errno.EINPROGRESS:
             fd = sock.fileno()
             done: asyncio.Future[float] = loop.create_future()

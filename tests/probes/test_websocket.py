@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 from typing import Any
@@ -316,6 +317,37 @@ async def test_connect_timeout_names_the_address() -> None:
     assert result.reason is Reason.CONNECT_TIMEOUT, result.message
     assert result.message == f"TCP connect timed out: 127.0.0.1:{port}"
     assert elapsed <= 0.5 + SLACK
+
+
+async def test_connect_that_completes_later_is_timed_to_its_completion() -> None:
+    """A SYN dropped once (accept queue full) connects on its retransmission ~1 s later:
+    the probe waits for the socket to become connected and times connect to that."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(4):  # more than the queue holds (backlog 0: one)
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            fillers.append(sock)
+        probe = asyncio.ensure_future(
+            timed_probe(make_check(f"ws://127.0.0.1:{port}/", timeout=3.0, pings=0))
+        )
+        await asyncio.sleep(0.2)  # the probe's first SYN has been dropped by now
+        for sock in fillers:
+            sock.close()
+        while not probe.done():  # make room: accept (and close) whatever arrives
+            with contextlib.suppress(BlockingIOError):
+                listener.accept()[0].close()
+            await asyncio.sleep(0.01)
+        result, _ = await probe
+    # Connected at the SYN's retransmission; then the server closed before answering.
+    assert result.phases["connect"] >= 0.9, result.phases
+    assert result.reason is not None
+    assert not result.reason.value.startswith("connect"), result.message
 
 
 async def garbage_then_hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
