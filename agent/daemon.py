@@ -17,8 +17,6 @@ Raises nothing to its caller: :func:`serve` returns the exit code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ from agent.alerting import AlertService
 from agent.api import checks_json
 from agent.config.loader import ConfigError, load_config
 from agent.config.models import CheckConfig, Config
+from agent.gc_policy import freeze_heap, gc_paused
 from agent.lag import LoopLagMonitor
 from agent.metrics import Metrics
 from agent.probes import PROBES
@@ -46,10 +45,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEMO_HOST",
     "DEMO_PORT",
-    "GC_THRESHOLDS",
     "STOP_GRACE_TIMEOUT",
     "Daemon",
-    "freeze_heap",
     "serve",
 ]
 
@@ -61,13 +58,6 @@ STOP_GRACE_TIMEOUT = 2.0
 WATCH_STOP_TIMEOUT = 5.0
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8765
-#: Cyclic GC thresholds while serving. Generations 0 and 1 keep CPython's defaults
-#: (pauses of ~0.4 and ~2.5 ms at 10,000 checks); a full collection may run at most
-#: once per 100 generation-1 collections instead of 10 (about once a minute instead of
-#: every 7 s at 10,000 checks), because each one stops the event loop for 100-250 ms
-#: (bench/README.md). Every probe leaves a few reference cycles (websockets' protocol
-#: and its parser generator), but they die young and are freed by generation 0.
-GC_THRESHOLDS = (700, 10, 100)
 
 
 def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> int:
@@ -90,31 +80,6 @@ def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> in
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(Daemon(config_path, demo=demo, shard=shard).run())
-
-
-def freeze_heap() -> None:
-    """Move every object alive now out of the cyclic GC's reach (``gc.freeze``).
-
-    Called once the configuration is built (start-up and each reload): the checks,
-    their jobs and series live until the next reload, and a full collection would
-    otherwise traverse all of them again and again (240-265 ms per collection at
-    10,000 checks, measured in the daemon). A reload unfreezes first and collects
-    once, so the previous configuration's cyclic garbage is freed rather than frozen.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Cyclic GC off inside the block (back on after it, even on error)."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class Daemon:
@@ -162,11 +127,9 @@ class Daemon:
                 loop.remove_signal_handler(sig)
 
     async def _serve(self) -> int:
-        # No cyclic GC while the configuration is built: what is made now lives until
-        # the next reload, and the collections its allocations trigger (eight full
-        # ones, ~0.5 s at 10,000 checks) would find nothing to free. freeze_heap()
-        # collects once at the end of _start.
-        with _gc_paused():
+        # No cyclic GC while the configuration is built (see agent.gc_policy);
+        # freeze_heap() collects once at the end of _start.
+        with gc_paused():
             try:
                 config = await asyncio.to_thread(load_config, self.config_path)
             except ConfigError as exc:

@@ -15,13 +15,11 @@ Exceptions::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import glob
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from agent.config._issues import (
 from agent.config._rules import RawCheck, check_rules, receiver_rules
 from agent.config._yaml import Parsed, YamlError, parse_yaml
 from agent.config.models import CheckConfig, Config
+from agent.gc_policy import gc_paused
 
 __all__ = [
     "ConfigError",
@@ -114,7 +113,7 @@ def load_config_with_warnings(path: str | Path) -> Loaded:
         ConfigError: with every problem found (warnings are not included).
     """
     loader = _Loader(Path(path))
-    with _cyclic_gc_paused():
+    with gc_paused():
         config = loader.load()
     loader.scrub()
     errors = [i for i in loader.issues if i.severity == "error"]
@@ -122,25 +121,6 @@ def load_config_with_warnings(path: str | Path) -> Loaded:
         raise ConfigError(_ordered(errors, loader.file_order))
     warnings = [i for i in loader.issues if i.severity == "warning"]
     return Loaded(config, _ordered(warnings, loader.file_order), loader.file_order)
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a config is built, then restore it.
-
-    Loading allocates a few hundred thousand nodes, dicts and models that all stay
-    reachable until the load ends; each full collection on the way traversed all of
-    them again (a fifth of loading 10,000 checks). The load makes no garbage cycles
-    worth collecting early; reference counting frees the rest as before. A caller that
-    had disabled the collector finds it disabled.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def validate_check(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> CheckConfig:

@@ -15,7 +15,7 @@ import bcrypt
 import httpx
 import yaml
 
-from agent.daemon import GC_THRESHOLDS, freeze_heap
+from agent.gc_policy import GC_THRESHOLDS, freeze_heap
 from agent.shard import in_shard
 from agent.store import DB_FILENAME, Store
 from tests.runtime.conftest import Samples, Targets, parse_samples, value
