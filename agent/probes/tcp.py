@@ -92,6 +92,10 @@ async def _connected_socket(
     sock = socket.socket(family, socket.SOCK_STREAM, proto)
     try:
         sock.setblocking(False)
+        # Small frames (pings, the upgrade) go out at once: Nagle would hold a ping
+        # behind an unacknowledged write and add that wait to its RTT. (uvloop sets it
+        # too; Python's own loop only when getaddrinfo named the protocol.)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         code = sock.connect_ex(sockaddr)
         connected_at = time.perf_counter()
         if code == errno.EINPROGRESS and _established(sock):
