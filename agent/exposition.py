@@ -156,10 +156,9 @@ def _skeleton(name: str, buckets: tuple[float, ...]) -> tuple[list[str], int]:
     if cached is None:
         parts: list[str] = []
         les = _le_values(buckets)
-        for le in les:
-            parts += [f"{name}_bucket{{", "", f"le={le}}} ", "", "\n"]
-        del parts[4::5]  # the newlines join the next line's first part
-        parts = [p if i % 4 or not i else "\n" + p for i, p in enumerate(parts)]
+        for i, le in enumerate(les):
+            # Each line's newline starts the next line's first part.
+            parts += [("\n" if i else "") + f"{name}_bucket{{", "", f"le={le}}} ", ""]
         parts += [f"\n{name}_count", "", " ", "", f"\n{name}_sum", "", " ", "", "\n"]
         cached = _SKELETONS[(name, buckets)] = (parts, len(les))
     return cached
