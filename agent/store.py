@@ -216,7 +216,7 @@ class Store(OutboxTable):
     def flush(self) -> None:
         """Write every queued history row, and wait until it and earlier batches are."""
         batch = self._take()
-        writer = self._writer if self._writer is not None else self._writer_thread()
+        writer = self._writer_thread()
         if writer is None:
             self._write(*batch)
         else:
@@ -227,10 +227,9 @@ class Store(OutboxTable):
     def _flush_soon(self) -> None:
         """Hand the queued rows to the writer thread (called on the event loop)."""
         batch = self._take()
-        writer = self._writer_thread()
-        if writer is None:
-            self._write(*batch)
-        elif batch[0]:
+        if batch[0]:
+            writer = self._writer_thread()
+            assert writer is not None  # a loop is running: add_result and its timer
             writer.submit(self._write, *batch).add_done_callback(_log_failure)
 
     def _writer_thread(self) -> concurrent.futures.ThreadPoolExecutor | None:
