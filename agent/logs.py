@@ -42,7 +42,7 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-11-23T22:00:00.000Z INFO agent.runner: message key=value``."""
+    """``2026-11-23T22:00:00.000Z INFO agent.runtime.runner: message key=value``."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render one record on one line (exception text on the following lines)."""

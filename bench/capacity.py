@@ -279,9 +279,9 @@ def _idle_rss(url: str, checks: int) -> dict[str, Any]:
 def run(url: str, proxy_port: int, lines: list[str], *, quick: bool, loop: str) -> dict[str, Any]:
     """Run the daemon at each level; compute per-check RSS and fidelity errors."""
     try:
-        import agent.daemon  # noqa: F401 - only checks that the daemon exists
+        import agent.runtime.daemon  # noqa: F401 - only checks that the daemon exists
     except ImportError as exc:
-        return {"skipped": f"agent.daemon not importable yet ({exc})"}
+        return {"skipped": f"agent.runtime.daemon not importable yet ({exc})"}
     import uvloop
 
     wire = Wire(lines)
@@ -295,7 +295,7 @@ def run(url: str, proxy_port: int, lines: list[str], *, quick: bool, loop: str) 
         "interval_s": 30,
         "truth_ms": cal["truth_ms"],
         "truth_meter": cal["truth_meter"],
-        "event_loop": "uvloop (agent.daemon picks it when installed)",
+        "event_loop": "uvloop (agent.runtime.daemon picks it when installed)",
         "levels": [],
     }
     base_rss = None

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from agent.lag import LoopLagMonitor
+from agent.runtime.loop_lag import LoopLagMonitor
 from bench.clients import CycleFn, bare_cycle, wsprobe_engine
 from bench.stats import summary
 

@@ -69,7 +69,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.full_connection:
-        import agent.probes.websocket as websocket
+        import agent.probes.probe as websocket
 
         websocket.uses_lean_path = lambda check: False  # type: ignore[assignment]
     cycle, note = wsprobe_engine()

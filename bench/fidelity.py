@@ -51,7 +51,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from agent.lag import LoopLagMonitor
+from agent.runtime.loop_lag import LoopLagMonitor
 from bench.clients import Cycle, CycleFn, bare_cycle, raw_cycle, wsprobe_engine
 from bench.fidelity_stamps import ConnStamps, instrumented, legs, run_delay
 from bench.stats import ms, summary

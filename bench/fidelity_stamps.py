@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import lag
+from agent.runtime import loop_lag as lag
 from bench.stats import summary
 
 __all__ = ["PREEMPTED", "ConnStamps", "instrumented", "legs", "run_delay"]
@@ -79,8 +79,8 @@ def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
     same hooks wrap both. A pong is recognised by ``pong_at`` changing during a
     ``data_received`` call (both stamp it while parsing).
     """
-    from agent.probes.lean import LeanConnection
-    from agent.probes.wsconn import ProbeConnection
+    from agent.probes.connections.base import ProbeConnection
+    from agent.probes.connections.discarding import LeanConnection
 
     by_path: dict[str, ConnStamps] = {}
     # The calling thread is the event loop's: its scheduler statistics.

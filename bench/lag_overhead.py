@@ -1,7 +1,7 @@
-"""CPU cost of the loop-lag monitor: an older ``agent/lag.py`` against the current one.
+"""CPU cost of the loop-lag monitor: an older ``agent/runtime/loop_lag.py`` against the current one.
 
 ``python -m bench.lag_overhead [--before REF] [ROUNDS] [SECONDS]`` loads
-``agent/lag.py`` as of git ``REF`` (default 13ba38b, before the run-queue and GIL
+``agent/runtime/loop_lag.py`` as of git ``REF`` (default 13ba38b, before the run-queue and GIL
 checks) beside the current module and runs each in turn, alternating the order every
 round, in one process on uvloop: the monitor at its default 20 ms interval on a loop
 that wakes 200 times a second. Prints the process's CPU share (``process_time``, all
@@ -23,20 +23,23 @@ from types import ModuleType
 
 import uvloop
 
-import agent.lag
+import agent.runtime.loop_lag
 
 __all__ = ["main"]
 
 
 def _module_at(ref: str) -> ModuleType:
     source = subprocess.run(
-        ["git", "show", f"{ref}:agent/lag.py"], check=True, capture_output=True, text=True
+        ["git", "show", f"{ref}:agent/runtime/loop_lag.py"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     path = Path(tempfile.mkdtemp()) / "lag_before.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("lag_before", path)
     if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load agent/lag.py at {ref}")
+        raise RuntimeError(f"cannot load agent/runtime/loop_lag.py at {ref}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("rounds", nargs="?", type=int, default=10)
     parser.add_argument("seconds", nargs="?", type=float, default=3.0)
     args = parser.parse_args(argv)
-    variants = {f"before ({args.before})": _module_at(args.before), "after": agent.lag}
+    variants = {f"before ({args.before})": _module_at(args.before), "after": agent.runtime.loop_lag}
     uvloop.run(_run(variants, args.rounds, args.seconds))
     return 0
 

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.metrics_render [CHECKS ...]`` (default 1000 10000).
 
-Builds :class:`agent.metrics.Metrics` with generated checks shaped like the capacity
+Builds :class:`agent.metrics.registry.Metrics` with generated checks shaped like the capacity
 bench's (``labels: {shard}``, 3 pings), feeds each a realistic result (80 % ``ws://``
 successes, 10 % ``wss://`` successes with TLS, 10 % refused connections), then measures
 three scrapes the way the web handler consumes them (piece by piece):
@@ -28,7 +28,7 @@ import sys
 import time
 
 from agent.config.models import CheckConfig
-from agent.metrics import Metrics
+from agent.metrics.registry import Metrics
 from agent.result import ProbeResult, Reason, TLSInfo
 from bench.stats import ms, pct
 

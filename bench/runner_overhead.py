@@ -27,11 +27,11 @@ import uvloop
 from agent.alerting import AlertService
 from agent.config.loader import load_config
 from agent.config.models import CheckConfig
-from agent.metrics import Metrics
+from agent.metrics.registry import Metrics
 from agent.result import ProbeResult
-from agent.runner import Runner
-from agent.scheduler import CheckScheduler
-from agent.store import Store
+from agent.runtime.runner import Runner
+from agent.runtime.scheduler import CheckScheduler
+from agent.storage.database import Store
 from bench.gen import write_config
 
 __all__: list[str] = []

@@ -28,12 +28,12 @@ def test_json_format_is_one_object_per_line_with_extra_fields() -> None:
     """--log-format json writes ts, level, logger, message and extra= fields."""
     stream = io.StringIO()
     setup_logging(level="info", fmt="json", stream=stream)
-    logging.getLogger("agent.runner").info("probe %s done", "x", extra={"check": "x"})
+    logging.getLogger("agent.runtime.runner").info("probe %s done", "x", extra={"check": "x"})
     (line,) = stream.getvalue().splitlines()
     data = json.loads(line)
     assert {k: data[k] for k in ("level", "logger", "message", "check")} == {
         "level": "info",
-        "logger": "agent.runner",
+        "logger": "agent.runtime.runner",
         "message": "probe x done",
         "check": "x",
     }

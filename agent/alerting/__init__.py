@@ -41,7 +41,7 @@ from agent.alerting.state import (
 )
 from agent.config import CheckConfig, Config
 from agent.result import ProbeResult
-from agent.store import NewOutboxRow, OutboxRow, Store
+from agent.storage.database import NewOutboxRow, OutboxRow, Store
 
 __all__ = ["AlertPolicy", "AlertService", "Transition", "routing_problems"]
 

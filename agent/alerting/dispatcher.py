@@ -29,7 +29,7 @@ from agent.config.alerting import DEFAULT_RETRY_TIMEOUT, ReceiverConfig
 from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import AlertEvent, Delivery
 from agent.notifiers.errors import NotifyError, NotifyStatus
-from agent.store import DONE_RETENTION, OutboxRow, Store
+from agent.storage.database import DONE_RETENTION, OutboxRow, Store
 
 __all__ = ["DEFAULT_GRACE_TIMEOUT", "DEFAULT_MAX_IN_FLIGHT", "Dispatcher"]
 

@@ -37,7 +37,7 @@ from agent.config._issues import (
 from agent.config._rules import RawCheck, check_rules, receiver_rules
 from agent.config._yaml import Parsed, YamlError, parse_yaml
 from agent.config.models import CheckConfig, Config
-from agent.gc_policy import gc_paused
+from agent.runtime.gc_policy import gc_paused
 
 __all__ = [
     "ConfigError",

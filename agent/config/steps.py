@@ -240,7 +240,7 @@ class Step(Frozen):
 # --- {{variable}} references, checked at load time ---------------------------------
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-#: Variables the step runner computes itself at each use (see agent.probes.matchers).
+#: Variables the step runner computes itself at each use (see agent.probes.script.matchers).
 BUILTIN_VARIABLE_NAMES: frozenset[str] = frozenset({"uuid", "now", "now_ms"})
 
 

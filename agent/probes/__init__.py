@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from agent.config import CheckConfig
-from agent.probes import relay, watch, websocket
+from agent.probes import probe, relay, watch
 from agent.result import ProbeResult
 
 __all__ = ["PROBES", "ProbeFn"]
@@ -21,7 +21,7 @@ ProbeFn = Callable[[CheckConfig], Awaitable[ProbeResult]]
 
 #: kind -> probe function. Each kind's module registers exactly one entry here.
 PROBES: dict[str, ProbeFn] = {
-    "probe": websocket.run,
+    "probe": probe.run,
     "relay": relay.run,
     "watch": watch.run,
 }

@@ -1,7 +1,7 @@
 """The ``relay`` kind: end-to-end delivery from one connection to others.
 
 One run opens ``relay.receivers + 1`` connections (concurrently, each through
-:func:`~agent.probes.connection.open_connection`), runs the check's auth steps and the
+:func:`~agent.probes.dial.opener.open_connection`), runs the check's auth steps and the
 ``relay.join`` steps on each, then the publisher sends ``relay.publish`` holding a
 marker unique to the run. Every receiver must read a message containing the marker
 (and matching ``relay.match``) within ``relay.deadline`` of the publish; its delivery
@@ -32,11 +32,13 @@ from websockets.asyncio.client import ClientConnection
 from agent.config import CheckConfig
 from agent.config.relay import RelayConfig
 from agent.config.steps import Matcher
-from agent.probes.connection import (
+from agent.probes.deadline import run_guarded
+from agent.probes.dial.opener import (
     check_secrets,
     close_connection,
     open_connection,
 )
+from agent.probes.dial.upgrade import fetch_check_token
 from agent.probes.errors import (
     ExpectMismatch,
     ExpectTimeout,
@@ -45,11 +47,9 @@ from agent.probes.errors import (
     map_errors,
     scrub,
 )
-from agent.probes.guard import run_guarded
-from agent.probes.matchers import UndefinedVariable
-from agent.probes.receive import wait_for_match
-from agent.probes.steps import payload_of, run_steps
-from agent.probes.upgrade import fetch_check_token
+from agent.probes.script.matchers import UndefinedVariable
+from agent.probes.script.receive import wait_for_match
+from agent.probes.script.steps import payload_of, run_steps
 from agent.redact import redact_url
 from agent.result import ProbeResult
 

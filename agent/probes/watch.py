@@ -27,16 +27,16 @@ from websockets.asyncio.client import ClientConnection
 
 from agent.config import CheckConfig
 from agent.config.steps import Matcher
-from agent.probes.connection import check_secrets, close_connection, open_connection
+from agent.probes.deadline import run_guarded
+from agent.probes.dial.opener import check_secrets, close_connection, open_connection
+from agent.probes.dial.upgrade import fetch_check_token
 from agent.probes.errors import (
     HandshakeRejected,
     ProbeTimeout,
     map_errors,
     scrub,
 )
-from agent.probes.guard import run_guarded
-from agent.probes.steps import run_script, wait_for_match
-from agent.probes.upgrade import fetch_check_token
+from agent.probes.script.steps import run_script, wait_for_match
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.config.steps import Matcher
 from agent.config.watch import AnswerConfig, WatchConfig
-from agent.probes.matchers import (
+from agent.probes.script.matchers import (
     Message,
     UndefinedVariable,
     extract,

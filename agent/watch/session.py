@@ -24,9 +24,9 @@ from websockets.asyncio.client import ClientConnection
 
 from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
-from agent.probes.connection import check_secrets
+from agent.probes.dial.opener import check_secrets
 from agent.probes.errors import InternalError, ProbeError, scrub
-from agent.probes.translate import translate
+from agent.probes.errors.mapping import translate
 from agent.probes.watch import new_result, open_session
 from agent.result import ProbeResult, Reason
 from agent.watch.backoff import Backoff

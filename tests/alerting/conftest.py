@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import Store
+from agent.storage.database import Store
 
 
 @pytest.fixture

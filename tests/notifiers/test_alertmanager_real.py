@@ -27,7 +27,7 @@ from agent.config import CheckConfig, Config
 from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.config.models import AgentSettings
 from agent.result import ProbeResult, Reason
-from agent.store import Store
+from agent.storage.database import Store
 from tests.http_receiver import HttpReceiver
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.config import CheckConfig
-from agent.probes import websocket
+from agent.probes import probe as probe_kind
 
 
 @pytest.fixture(params=["lean", "full"])
@@ -20,5 +20,5 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
         def never(check: CheckConfig) -> bool:
             return False
 
-        monkeypatch.setattr(websocket, "uses_lean_path", never)
+        monkeypatch.setattr(probe_kind, "uses_lean_path", never)
     return str(request.param)

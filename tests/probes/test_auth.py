@@ -13,9 +13,9 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from agent.probes.connection import open_connection
+from agent.probes.dial.opener import open_connection
 from agent.probes.errors import ProbeError
-from agent.probes.websocket import new_result
+from agent.probes.probe import new_result
 from agent.result import Reason
 from tests.servers import make_check, timed_probe
 

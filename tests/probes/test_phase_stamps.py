@@ -17,10 +17,10 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.client import ClientProtocol
 
-import agent.probes.connection as connection_module
-from agent.probes.lean import LeanConnection
-from agent.probes.tls import StampedSSLObject
-from agent.probes.wsconn import ProbeConnection, ReplayUntilMade
+import agent.probes.dial.opener as connection_module
+from agent.probes.connections.base import ProbeConnection, ReplayUntilMade
+from agent.probes.connections.discarding import LeanConnection
+from agent.probes.dial.tls import StampedSSLObject
 from agent.result import ProbeResult
 from tests.conftest import TLSFiles
 from tests.servers import make_check, timed_probe

@@ -15,9 +15,9 @@ import bcrypt
 import httpx
 import yaml
 
-from agent.gc_policy import GC_THRESHOLDS, freeze_heap
-from agent.shard import in_shard
-from agent.store import DB_FILENAME, Store
+from agent.runtime.gc_policy import GC_THRESHOLDS, freeze_heap
+from agent.runtime.shard import in_shard
+from agent.storage.database import DB_FILENAME, Store
 from tests.runtime.conftest import Samples, Targets, parse_samples, value
 
 Check = dict[str, Any]
@@ -228,7 +228,7 @@ def test_freeze_heap_collects_then_freezes() -> None:
 
 async def test_cyclic_gc_is_back_on_once_started_or_failed(tmp_path: Path) -> None:
     """Start-up pauses the cyclic GC; it is on again when serving and after a failed start."""
-    from agent.daemon import Daemon
+    from agent.runtime.daemon import Daemon
 
     assert gc.isenabled()
     old_threshold = gc.get_threshold()

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from agent.config.models import CheckConfig
-from agent.lag import LoopLagMonitor
-from agent.metrics import Metrics
+from agent.metrics.registry import Metrics
 from agent.result import ProbeResult, Reason
-from agent.runner import DEADLINE_SLACK, ProbeFn, Runner
+from agent.runtime.loop_lag import LoopLagMonitor
+from agent.runtime.runner import DEADLINE_SLACK, ProbeFn, Runner
 
 URL = "ws://127.0.0.1:9/"
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 
 from agent.config.models import CheckConfig
-from agent.metrics import Metrics
+from agent.metrics.registry import Metrics
 from agent.result import ProbeResult
-from agent.runner import Runner
-from agent.scheduler import CheckScheduler, next_fire, start_offset
-from agent.shard import in_shard, parse_shard, select_shard
+from agent.runtime.runner import Runner
+from agent.runtime.scheduler import CheckScheduler, next_fire, start_offset
+from agent.runtime.shard import in_shard, parse_shard, select_shard
 
 URL = "ws://127.0.0.1:9/"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.config.watch import AnswerConfig, WatchConfig
-from agent.probes.matchers import Message
+from agent.probes.script.matchers import Message
 from agent.watch.messages import FeedState, answer_for
 
 

@@ -1,0 +1,229 @@
+"""The ``wsprobe`` command line: ``run``, ``check-config``, ``probe``, ``demo-server``.
+
+Exit codes: 0 success, 1 probe failed / config invalid (``check-config``), 2 usage or
+configuration error. The daemon and demo modules are imported inside their commands so
+``probe`` and ``check-config`` start fast.
+
+Nothing given on the command line is echoed back: ``--bearer``, ``--basic``, ``-H``
+values and URL credentials may be secrets, so messages name the flag, never its value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent import __version__
+from agent.cli.probe import add_probe_arguments, run_probe_command
+from agent.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
+
+__all__ = ["DEFAULT_CONFIG", "FALLBACK_CONFIG", "find_config", "main"]
+
+#: Config file used when ``-c`` is not given (``$WSPROBE_CONFIG`` overrides it) ...
+DEFAULT_CONFIG = "wsprobe.yaml"
+#: ... and the one used when that does not exist either (the repository's example).
+FALLBACK_CONFIG = "config.example.yaml"
+
+log = logging.getLogger(__name__)
+
+
+def find_config(given: str | None) -> Path:
+    """Which config file a command uses.
+
+    ``-c FILE`` if given, else ``$WSPROBE_CONFIG``, else ``wsprobe.yaml`` in the working
+    directory, else ``config.example.yaml`` there (so a fresh clone works). When none
+    exists the first candidate is returned and loading reports it missing.
+    """
+    if given:
+        return Path(given)
+    env = os.environ.get("WSPROBE_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in (DEFAULT_CONFIG, FALLBACK_CONFIG):
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return Path(DEFAULT_CONFIG)
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"agent config file (default: $WSPROBE_CONFIG, else {DEFAULT_CONFIG},"
+        f" else {FALLBACK_CONFIG})",
+    )
+
+
+def _common() -> argparse.ArgumentParser:
+    """Logging flags accepted before or after the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("logging")
+    # SUPPRESS: a subcommand that is not given the flag keeps the top-level value.
+    group.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS, help="default: text"
+    )
+    group.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        type=str.lower,
+        default=argparse.SUPPRESS,
+        help="default: info (warning for probe and check-config)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for docs and tests)."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="wsprobe",
+        description="WebSocket monitoring and synthetic-probe agent.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"wsprobe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the agent: schedule checks, serve HTTP, send alerts",
+        description="Run the agent until SIGTERM/SIGINT. SIGHUP or POST /-/reload reloads"
+        " the configuration.",
+    )
+    _config_argument(run)
+    run.add_argument(
+        "--demo", action="store_true", help="also start the demo targets on 127.0.0.1:8765"
+    )
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run only shard K of N (1-based; stable hash of the check name)",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    check = sub.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate the agent config and every check file",
+        description="Validate the agent config and every check file it names. Prints every"
+        " problem as FILE:LINE: key.path: message. Exit 0 when valid, 1 when not.",
+    )
+    _config_argument(check)
+    check.set_defaults(handler=_cmd_check_config)
+
+    probe = sub.add_parser(
+        "probe",
+        parents=[common],
+        help="probe one URL (or one configured check) now",
+        description="Run one probe now and print its phase table (or --json). Exit 0 on"
+        " success, 1 when the probe failed, 2 on a usage or configuration error.",
+        epilog="examples:\n"
+        "  wsprobe probe wss://echo.example.com/ --pings 5\n"
+        "  wsprobe probe ws://127.0.0.1:8765/auth --bearer demo-token --json\n"
+        "  wsprobe probe ws://127.0.0.1:8765/auth --expect-status 401\n"
+        "  wsprobe probe --check demo-echo -c config.example.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _config_argument(probe)
+    add_probe_arguments(probe)
+    probe.set_defaults(handler=_cmd_probe)
+
+    demo = sub.add_parser(
+        "demo-server",
+        parents=[common],
+        help="run the built-in demo targets alone",
+        description="Serve the demo targets (/echo, /auth, /feed, /chat, /flaky) until"
+        " SIGINT/SIGTERM.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    demo.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s)")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wsprobe`` console script.
+
+    Args:
+        argv: arguments without the program name (``sys.argv[1:]`` by default).
+
+    Returns:
+        The process exit code.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    quiet = args.command in ("probe", "check-config")
+    level = getattr(args, "log_level", None) or ("warning" if quiet else "info")
+    setup_logging(level=level, fmt=getattr(args, "log_format", "text"))
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _error(command: str, message: str) -> int:
+    print(f"wsprobe {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from agent.config.loader import ConfigError, load_config_with_warnings
+
+    path = find_config(args.config)
+    try:
+        loaded = load_config_with_warnings(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue)
+        print(_count(len(exc.issues), "error"))
+        return 1
+    for warning in loaded.warnings:
+        print(warning)
+    config = loaded.config
+    parts = [
+        f"{_count(len(config.checks), 'check')} in {_count(len(loaded.files), 'file')}",
+        _count(len(config.receivers), "receiver"),
+    ]
+    if loaded.warnings:
+        parts.append(_count(len(loaded.warnings), "warning"))
+    print(f"{loaded.files[0]}: OK: {', '.join(parts)}")
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    return run_probe_command(args, config_path=find_config(args.config) if args.check else None)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.runtime.shard import parse_shard
+
+    shard: tuple[int, int] | None = None
+    if args.shard is not None:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            return _error("run", f"--shard: {exc}")
+    from agent.runtime.daemon import serve
+
+    return serve(find_config(args.config), demo=args.demo, shard=shard)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        return _error("demo-server", "--port must be between 0 and 65535")
+    from agent.demo import main as demo_main
+
+    return demo_main(host=args.host, port=args.port)

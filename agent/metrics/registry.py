@@ -1,0 +1,397 @@
+"""Prometheus exposition of everything the agent measured (PRODUCT.md section 6).
+
+A custom collector over per-check state rather than global ``Gauge``/``Counter``
+objects: a check's series exist exactly as long as the check is configured, so a
+reload that removes a check makes all of them vanish at once, and a result that
+arrives late for a removed check has nowhere to land. Every series carries
+``check``, the check's own labels and the agent's ``location``; agent-wide series
+carry ``location``. Label values are bounded: reasons, phases, results, receivers.
+
+Raises nothing of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from agent import __version__
+from agent.config.models import CheckConfig
+from agent.metrics.text import (
+    BLACKBOX,
+    LAG_BUCKETS,
+    PHASE_BUCKETS,
+    RESULTS,
+    Histogram,
+    Pieces,
+    blackbox_lines,
+    fmt,
+    header,
+    label_str,
+    labels,
+)
+from agent.metrics.watch import Family, WatchStatsView, watch_families
+from agent.result import ProbeResult
+
+__all__ = ["CHUNK_BYTES", "EAGER_RENDERS", "TIME_SLICE", "CheckSeries", "Metrics", "WatchStatsView"]
+
+#: Characters per piece of a chunked exposition at most. Each piece costs the scrape
+#: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
+#: the whole piece (joined, encoded, written, compressed above 64 KiB in a worker
+#: thread). Measured in the daemon at 10,000 checks at 30 s (bench/README.md): 1 MiB
+#: pieces with a 2 ms slice gave samples of loop lag during a scrape of p50 3.3 ms and
+#: a loop-lag p99 of 9.5 ms over the window; 256 KiB with 0.5 ms gives p50 1.5 ms and
+#: p99 4.8 ms, with the same scrape time (4.5-4.7 s); 128 KiB with 0.25 ms made the
+#: scrape longer (7.4 s) for no gain.
+CHUNK_BYTES = 256 * 1024
+#: Seconds of rendering work (re-rendering changed checks, reading live series) after
+#: which a piece ends early, so no piece blocks the event loop much longer than that.
+TIME_SLICE = 0.0005
+#: Results per check between two scrapes whose text is rendered as they arrive
+#: (:meth:`Metrics.observe`); later ones leave it to the scrape. Rendering every
+#: changed check inside the scrape made the 10,000-check scrape ~1.6 s of rendering on
+#: an already busy loop, and its loop-lag samples most of those above 2 ms
+#: (bench/README.md). Two, not one: a check probed every 30 s and scraped every 40-60 s
+#: gets two results between scrapes. Checks never scraped render nothing early, and a
+#: check probed much faster than it is scraped renders at most this many extra times.
+EAGER_RENDERS = 2
+#: Label names the text format gives a meaning of its own.
+_SAMPLE_LABELS = frozenset({"le", "quantile"})
+
+
+@dataclass(slots=True)
+class CheckSeries:
+    """Everything exported for one configured check."""
+
+    labels: dict[str, str]
+    #: ``labels`` rendered once for the text format.
+    base: str = ""
+    last: ProbeResult | None = None
+    last_duration: float = 0.0
+    results: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(RESULTS, 0)))
+    failures: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    lag_suspect: int = 0
+    ping_rtt: Histogram = field(default_factory=Histogram)
+    phases: dict[str, Histogram] = field(default_factory=dict)
+    relay: dict[str, Histogram] = field(default_factory=dict)
+    #: This check's text in each family of :data:`_CACHED`, or None when something
+    #: changed since it was rendered. Every update of the fields above must reset it.
+    block: tuple[str, ...] | None = None
+    #: Results that may still render ``block`` at once (:meth:`Metrics.observe`) before
+    #: the next scrape; each scrape sets it to :data:`EAGER_RENDERS`.
+    eager: int = 0
+
+
+class Metrics:
+    """The agent's metrics: per-check series plus agent-wide ones.
+
+    Args:
+        location: the agent's ``location`` label value.
+        version: reported by ``wsprobe_build_info``.
+    """
+
+    def __init__(self, *, location: str, version: str = __version__) -> None:
+        self.location = location
+        self.version = version
+        self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
+        self.in_flight = 0
+        self.scheduler_lag = Histogram(LAG_BUCKETS)
+        self.loop_lag = Histogram(LAG_BUCKETS)
+        self.notifications: Counter[tuple[str, str]] = Counter()
+        self.reload_successful = 0.0
+        self.reload_success_timestamp = 0.0
+        #: Pulled at scrape time; set by the daemon when the services exist.
+        self.alert_firing: Callable[[str], bool] | None = None
+        self.queue_depth: Callable[[], int] | None = None
+        self.watch_stats: Callable[[str], WatchStatsView | None] | None = None
+        self.loop_lag_samples: Callable[[], list[float]] | None = None
+
+    # ---------------------------------------------------------------- updates
+
+    def set_checks(self, checks: Iterable[CheckConfig], *, location: str | None = None) -> None:
+        """Make the configured checks exactly ``checks``.
+
+        Unchanged checks keep their series; removed ones lose every series; a changed
+        check starts afresh (its labels may differ). A location change relabels all.
+        """
+        if location is not None and location != self.location:
+            self.location = location
+            self._checks.clear()
+        old = self._checks
+        self._checks = {}
+        for check in checks:
+            kept = old.get(check.name)
+            if kept is not None and kept[0] == check:
+                self._checks[check.name] = kept
+            else:
+                # A check label named like a histogram's own label would corrupt
+                # the series; rename it the way Prometheus renames target conflicts.
+                own = {
+                    (f"exported_{k}" if k in _SAMPLE_LABELS else k): v
+                    for k, v in check.labels.items()
+                }
+                pairs = {**own, "check": check.name, "location": self.location}
+                series = CheckSeries(labels=pairs, base=label_str(pairs))
+                self._checks[check.name] = (check, series)
+
+    def series(self, check: CheckConfig) -> CheckSeries | None:
+        """The series of ``check`` if that exact config is current, else None."""
+        entry = self._checks.get(check.name)
+        # Identity first: nearly always the same object, and pydantic's == walks every field.
+        if entry is None or (entry[0] is not check and entry[0] != check):
+            return None
+        return entry[1]
+
+    def observe(self, check: CheckConfig, result: ProbeResult, *, duration: float) -> bool:
+        """Record one result; returns False (recording nothing) for a stale check."""
+        series = self.series(check)
+        if series is None:
+            return False
+        series.block = None
+        series.last = result
+        series.last_duration = duration
+        series.results["success" if result.success else "failure"] += 1
+        if not result.success and result.reason is not None:
+            series.failures[result.reason.value] += 1
+        if result.lag_suspect:
+            series.lag_suspect += 1
+        for rtt in result.pings:
+            series.ping_rtt.observe(rtt)
+        # get() before creating: setdefault would build (and drop) a Histogram per sample.
+        phases = series.phases
+        for phase, seconds in result.phases.items():
+            hist = phases.get(phase)
+            if hist is None:
+                hist = phases[phase] = Histogram(PHASE_BUCKETS)
+            hist.observe(seconds)
+        relay = series.relay
+        for receiver, seconds in result.relay.items():
+            hist = relay.get(receiver)
+            if hist is None:
+                hist = relay[receiver] = Histogram()
+            hist.observe(seconds)
+        if series.eager:
+            # Someone scrapes this check: render its text now, in this result's own
+            # callback (~0.15 ms), rather than every changed check inside the next scrape
+            # (see EAGER_RENDERS).
+            series.block = _render_block(check, series)
+            series.eager -= 1
+        return True
+
+    def skipped(self, check_name: str, reason: str) -> None:
+        """Count a run that did not happen (``max_instances``, ``missed``)."""
+        entry = self._checks.get(check_name)
+        if entry is not None:
+            entry[1].skipped[reason] += 1
+            entry[1].block = None
+
+    def notification(self, receiver: str, outcome: str) -> None:
+        """Count one notification outcome (AlertService's ``on_notification``)."""
+        self.notifications[(receiver, outcome)] += 1
+
+    def reloaded(self, *, ok: bool) -> None:
+        """Record the outcome of a config (re)load."""
+        self.reload_successful = float(ok)
+        if ok:
+            self.reload_success_timestamp = time.time()
+
+    # ---------------------------------------------------------------- exposition
+
+    def render(self) -> bytes:
+        """The whole exposition in Prometheus text format, at once."""
+        return "".join(self.render_chunks()).encode("utf-8")
+
+    def render_chunks(
+        self, *, chunk_bytes: int = CHUNK_BYTES, time_slice: float = TIME_SLICE
+    ) -> Iterator[str]:
+        """The exposition in pieces of about ``chunk_bytes`` or ``time_slice`` of work.
+
+        Family by family (the text format wants a family's samples together), check by
+        check inside each. A check's samples of the families in :data:`_CACHED` are
+        rendered once per new result (see :attr:`CheckSeries.block`), most often as the
+        result arrives (see :data:`EAGER_RENDERS`), so a scrape of
+        unchanged checks only joins strings; the web handler yields to the event loop
+        between pieces so a large scrape never stalls running probes. The blocks are
+        taken in the first family's pass, so every check appears with one consistent
+        block even if results arrive between pieces.
+        """
+        out = Pieces(chunk_bytes, time_slice)
+        entries = list(self._checks.values())
+        blocks: list[tuple[str, ...]] = []
+        for index, (name, doc, typ, _) in enumerate(_CACHED):
+            out.family(header(name, doc, typ))
+            if index == 0:
+                for check, series in entries:
+                    block = series.block
+                    if block is None:  # new result since the last scrape: re-render
+                        block = series.block = _render_block(check, series)
+                        out.add(block[0], costly=True)
+                    else:
+                        out.add(block[0])
+                    series.eager = EAGER_RENDERS
+                    blocks.append(block)
+                    if out.due():
+                        yield out.take()
+                continue
+            for block in blocks:
+                out.add(block[index])
+                if out.due():
+                    yield out.take()
+        watches = [(c, s) for c, s in entries if c.kind == "watch"]
+        for name, doc, typ, lines_of in self._live_families():
+            out.family(header(name, doc, typ))
+            # A live line costs a callback and an f-string: cheap enough for the time to
+            # be read every 64 of them rather than after each.
+            for check, series in watches if name.startswith("wsprobe_watch_") else entries:
+                out.add("".join(lines_of(check, series)))
+                if out.due():
+                    yield out.take()
+        out.family("")
+        out.add("".join(self._agent_lines()))
+        yield out.take()
+
+    def _live_families(self) -> list[Family]:
+        """Families read at scrape time (alert state, watch sessions): never cached."""
+        families: list[Family] = []
+        if self.alert_firing is not None:
+            firing = self.alert_firing
+
+            def alert(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+                return (f"wsprobe_alert_firing{{{s.base}}} {int(firing(check.name))}\n",)
+
+            families.append(
+                ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
+            )
+        if self.watch_stats is not None:
+            families += watch_families(self.watch_stats)
+        return families
+
+    def _agent_lines(self) -> Iterator[str]:
+        loc = label_str({"location": self.location})
+        if self.loop_lag_samples is not None:
+            for sample in self.loop_lag_samples():
+                self.loop_lag.observe(sample)
+        name = "wsprobe_scheduler_lag_seconds"
+        yield header(name, "Delay from a run's due time to its start, in seconds.", "histogram")
+        yield self.scheduler_lag.text(name, loc)
+        name = "wsprobe_event_loop_lag_seconds"
+        yield header(name, "How late the agent's event loop ran a timer, in seconds.", "histogram")
+        yield self.loop_lag.text(name, loc)
+        yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
+        yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
+        if self.notifications:
+            name = "wsprobe_notifications_total"
+            yield header(name, "Notification deliveries by receiver and outcome.", "counter")
+            for (receiver, outcome), n in sorted(self.notifications.items()):
+                pairs = label_str({"receiver": receiver, "outcome": outcome})
+                yield f"{name}{labels(loc, pairs)} {n}\n"
+        if self.queue_depth is not None:
+            name = "wsprobe_notification_queue_depth"
+            yield header(name, "Notifications waiting in the outbox.", "gauge")
+            yield f"{name}{{{loc}}} {self.queue_depth()}\n"
+        name = "wsprobe_config_last_reload_successful"
+        yield header(name, "Whether the last configuration reload succeeded.", "gauge")
+        yield f"{name}{{{loc}}} {fmt(self.reload_successful)}\n"
+        name = "wsprobe_config_last_reload_success_timestamp_seconds"
+        yield header(name, "When the configuration was last loaded, Unix seconds.", "gauge")
+        yield f"{name}{{{loc}}} {fmt(self.reload_success_timestamp)}\n"
+        name = "wsprobe_build_info"
+        yield header(name, "Always 1; the version label is the running version.", "gauge")
+        yield f"{name}{labels(loc, label_str({'version': self.version}))} 1\n"
+
+
+def _results(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return [
+        f'wsprobe_probes_total{{{s.base},result="{result}"}} {n}\n'
+        for result, n in sorted(s.results.items())
+    ]
+
+
+def _failures(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return [
+        f'wsprobe_probe_failures_total{{{s.base},reason="{reason}"}} {n}\n'
+        for reason, n in sorted(s.failures.items())
+    ]
+
+
+def _skipped(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return [
+        f'wsprobe_probes_skipped_total{{{s.base},reason="{reason}"}} {n}\n'
+        for reason, n in sorted(s.skipped.items())
+    ]
+
+
+def _lag_suspect(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    return (f"wsprobe_probes_lag_suspect_total{{{s.base}}} {s.lag_suspect}\n",)
+
+
+def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
+        return ()
+    return (s.ping_rtt.text("wsprobe_ping_rtt_seconds", s.base),)
+
+
+def _phases(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    for phase, hist in s.phases.items():
+        yield hist.text("wsprobe_phase_duration_seconds", s.base, f'phase="{phase}"')
+
+
+def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    for receiver, hist in s.relay.items():
+        extra = label_str({"receiver": receiver})
+        yield hist.text("wsprobe_relay_delivery_seconds", s.base, extra)
+
+
+def _blackbox(name: str) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
+    def lines(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+        if s.last is None:
+            return ()
+        return blackbox_lines(name, s.last, s.last_duration, s.base)
+
+    return lines
+
+
+#: Per-check families whose samples change only with a check's results (or skips),
+#: in output order: each check's text in them is cached in ``CheckSeries.block``.
+_CACHED: tuple[Family, ...] = (
+    *((name, doc, "gauge", _blackbox(name)) for name, doc in BLACKBOX.items()),
+    ("wsprobe_probes_total", "Probe runs by result.", "counter", _results),
+    ("wsprobe_probe_failures_total", "Failed runs by reason.", "counter", _failures),
+    (
+        "wsprobe_probes_skipped_total",
+        "Scheduled runs that did not happen, by reason.",
+        "counter",
+        _skipped,
+    ),
+    (
+        "wsprobe_probes_lag_suspect_total",
+        "Runs whose timing overlapped an event-loop lag spike of the agent.",
+        "counter",
+        _lag_suspect,
+    ),
+    (
+        "wsprobe_ping_rtt_seconds",
+        "Round-trip time of protocol pings, in seconds.",
+        "histogram",
+        _ping_rtt,
+    ),
+    (
+        "wsprobe_phase_duration_seconds",
+        "Duration of each probe phase, in seconds.",
+        "histogram",
+        _phases,
+    ),
+    (
+        "wsprobe_relay_delivery_seconds",
+        "Relay delivery latency per receiving connection, in seconds.",
+        "histogram",
+        _relay,
+    ),
+)
+
+
+def _render_block(check: CheckConfig, series: CheckSeries) -> tuple[str, ...]:
+    return tuple("".join(lines_of(check, series)) for _, _, _, lines_of in _CACHED)

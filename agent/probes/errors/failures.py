@@ -1,0 +1,347 @@
+"""Why a probe failed: one exception class per :class:`~agent.result.Reason`.
+
+Probes raise these internally; the probe's entry point turns them into a failed
+:class:`~agent.result.ProbeResult`. Library exceptions become these in one place,
+:func:`agent.probes.errors.map_errors` (its table: :mod:`agent.probes.errors.mapping`).
+The classes live apart from ``map_errors`` so the table can import them and
+``map_errors`` the table, both at module level, without an import cycle.
+
+Exception tree (reason in brackets)::
+
+    ProbeError                      base; .reason, .detail
+    ├── ResolveFailed               [dns]
+    ├── ConnectRefused              [connect_refused]
+    ├── ConnectTimeout              [connect_timeout]
+    ├── NetworkError                [network]
+    ├── TLSFailed                   [tls_handshake]
+    │   ├── TLSCertExpired          [tls_cert_expired]
+    │   ├── TLSCertUntrusted        [tls_cert_untrusted]
+    │   └── TLSHostnameMismatch     [tls_hostname_mismatch]
+    ├── HandshakeTimeout            [handshake_timeout]
+    ├── HandshakeRejected           [handshake_status]   .status_code, .expected
+    ├── HandshakeInvalid            [handshake_invalid]
+    ├── Redirected                  [redirect]           .status_code, .location
+    ├── SubprotocolMismatch         [subprotocol_mismatch] .expected, .actual
+    ├── AuthRejected                [auth_rejected]
+    ├── ExpectTimeout               [expect_timeout]     .step, .timeout
+    ├── ExpectMismatch              [expect_mismatch]    .step
+    ├── PingTimeout                 [ping_timeout]       .index, .timeout
+    ├── ConnectionClosed            [closed]             .code, .close_reason
+    ├── MessageTooBig               [message_too_big]    .max_size
+    ├── ProtocolError               [protocol_error]
+    ├── ProbeTimeout                [timeout]            .phase, .timeout
+    └── InternalError               [internal]
+
+Messages are built in ``__str__`` from structured fields. Nothing here ever formats
+a library exception's own text blindly: those may quote a URL holding a token.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from agent.redact import redact_url
+from agent.result import Reason
+
+__all__ = [
+    "AuthRejected",
+    "ConnectRefused",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "ExpectMismatch",
+    "ExpectTimeout",
+    "HandshakeInvalid",
+    "HandshakeRejected",
+    "HandshakeTimeout",
+    "InternalError",
+    "MessageTooBig",
+    "NetworkError",
+    "PingTimeout",
+    "ProbeError",
+    "ProbeTimeout",
+    "ProtocolError",
+    "Redirected",
+    "ResolveFailed",
+    "SubprotocolMismatch",
+    "TLSCertExpired",
+    "TLSCertUntrusted",
+    "TLSFailed",
+    "TLSHostnameMismatch",
+]
+
+
+class ProbeError(Exception):
+    """Base class: a probe failure with exactly one reason."""
+
+    reason: ClassVar[Reason] = Reason.INTERNAL
+    title: ClassVar[str] = "probe failed"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def summary(self) -> str:
+        """The fixed part of the message, before any detail."""
+        return self.title
+
+    def __str__(self) -> str:
+        head = self.summary()
+        return f"{head}: {self.detail}" if self.detail else head
+
+
+class ResolveFailed(ProbeError):
+    """The host name could not be resolved to an address."""
+
+    reason = Reason.DNS
+
+    title = "cannot resolve"
+
+
+class ConnectRefused(ProbeError):
+    """The TCP connection was refused (nothing listening)."""
+
+    reason = Reason.CONNECT_REFUSED
+
+    title = "connection refused"
+
+
+class ConnectTimeout(ProbeError):
+    """The TCP connection did not complete in time."""
+
+    reason = Reason.CONNECT_TIMEOUT
+
+    title = "TCP connect timed out"
+
+
+class NetworkError(ProbeError):
+    """A network-level failure: reset, unreachable, broken pipe, proxy failure."""
+
+    reason = Reason.NETWORK
+
+    title = "network error"
+
+
+class TLSFailed(ProbeError):
+    """The TLS handshake failed or did not complete."""
+
+    reason = Reason.TLS_HANDSHAKE
+
+    title = "TLS handshake failed"
+
+
+class TLSCertExpired(TLSFailed):
+    """The server's certificate (or one in its chain) has expired."""
+
+    reason = Reason.TLS_CERT_EXPIRED
+
+    title = "server certificate has expired"
+
+
+class TLSCertUntrusted(TLSFailed):
+    """The server's certificate does not chain to a trusted CA."""
+
+    reason = Reason.TLS_CERT_UNTRUSTED
+
+    title = "server certificate is not trusted"
+
+
+class TLSHostnameMismatch(TLSFailed):
+    """The server's certificate is not valid for the requested host name."""
+
+    reason = Reason.TLS_HOSTNAME_MISMATCH
+
+    title = "server certificate does not match the host name"
+
+
+class HandshakeTimeout(ProbeError):
+    """No HTTP response to the upgrade request in time."""
+
+    reason = Reason.HANDSHAKE_TIMEOUT
+
+    title = "no response to the WebSocket upgrade request"
+
+
+class HandshakeRejected(ProbeError):
+    """The server answered the upgrade with an unexpected HTTP status."""
+
+    reason = Reason.HANDSHAKE_STATUS
+
+    def __init__(self, status_code: int, *, expected: int = 101, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.expected = expected
+
+    def summary(self) -> str:
+        if self.status_code == 101:
+            return f"expected HTTP {self.expected} but the server upgraded the connection (101)"
+        return f"expected HTTP {self.expected}, server answered HTTP {self.status_code}"
+
+
+class HandshakeInvalid(ProbeError):
+    """The server's response to the upgrade request is not a valid WebSocket handshake."""
+
+    reason = Reason.HANDSHAKE_INVALID
+
+    title = "invalid WebSocket handshake response"
+
+
+class Redirected(ProbeError):
+    """The server redirected and redirects are not allowed (or could not be followed)."""
+
+    reason = Reason.REDIRECT
+
+    def __init__(self, status_code: int, location: str | None, *, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        # Stored redacted: a Location may carry a token in its query string.
+        self.location = redact_url(location) if location else None
+
+    def summary(self) -> str:
+        where = self.location or "(no Location header)"
+        return f"server redirected with HTTP {self.status_code} to {where}"
+
+
+class SubprotocolMismatch(ProbeError):
+    """The server chose a different subprotocol than the check demands."""
+
+    reason = Reason.SUBPROTOCOL_MISMATCH
+
+    def __init__(self, expected: str | None, actual: str | None, *, detail: str = "") -> None:
+        super().__init__(detail)
+        self.expected = expected
+        self.actual = actual
+
+    def summary(self) -> str:
+        got = repr(self.actual) if self.actual else "none"
+        if self.expected is None:  # no expectation: the server chose one never offered
+            return f"server chose subprotocol {got}, which was not offered"
+        want = f"subprotocol {self.expected!r}" if self.expected else "no subprotocol"
+        return f"expected {want}, server chose {got}"
+
+
+class AuthRejected(ProbeError):
+    """Authentication failed: token endpoint, first-message auth or auth steps."""
+
+    reason = Reason.AUTH_REJECTED
+
+    title = "authentication rejected"
+
+
+class ExpectTimeout(ProbeError):
+    """No message matching an expect step arrived in time."""
+
+    reason = Reason.EXPECT_TIMEOUT
+
+    def __init__(
+        self, detail: str = "", *, step: str | None = None, timeout: float | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.step = step
+        self.timeout = timeout
+
+    def summary(self) -> str:
+        where = f" at step {self.step}" if self.step else ""
+        within = f" within {self.timeout:g}s" if self.timeout is not None else ""
+        return f"no matching message{where}{within}"
+
+
+class ExpectMismatch(ProbeError):
+    """A message matched a step's fail condition or could not satisfy it."""
+
+    reason = Reason.EXPECT_MISMATCH
+
+    def __init__(self, detail: str = "", *, step: str | None = None) -> None:
+        super().__init__(detail)
+        self.step = step
+
+    def summary(self) -> str:
+        return f"unexpected message at step {self.step}" if self.step else "unexpected message"
+
+
+class PingTimeout(ProbeError):
+    """A protocol ping got no pong in time."""
+
+    reason = Reason.PING_TIMEOUT
+
+    def __init__(self, *, index: int, timeout: float, detail: str = "") -> None:
+        super().__init__(detail)
+        self.index = index
+        self.timeout = timeout
+
+    def summary(self) -> str:
+        return f"no pong for ping {self.index + 1} within {self.timeout:g}s"
+
+
+class ConnectionClosed(ProbeError):
+    """The connection closed before the probe finished (or with the wrong code)."""
+
+    reason = Reason.CLOSED
+
+    def __init__(
+        self,
+        code: int | None,
+        close_reason: str = "",
+        *,
+        expected: int | None = None,
+        detail: str = "",
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.close_reason = close_reason
+        self.expected = expected
+
+    def summary(self) -> str:
+        if self.code is None or self.code == 1006:
+            text = "connection lost without a close frame (1006)"
+        else:
+            text = f"server closed the connection with code {self.code}"
+            if self.close_reason:
+                text += f" ({self.close_reason[:120]!r})"
+        if self.expected is not None:
+            text = f"expected close code {self.expected}; {text}"
+        return text
+
+
+class MessageTooBig(ProbeError):
+    """The server sent a message larger than the check's max_size."""
+
+    reason = Reason.MESSAGE_TOO_BIG
+
+    def __init__(self, max_size: int | None = None, *, detail: str = "") -> None:
+        super().__init__(detail)
+        self.max_size = max_size
+
+    def summary(self) -> str:
+        if self.max_size is None:
+            return "server sent a message larger than max_size"
+        return f"server sent a message larger than max_size ({self.max_size} bytes)"
+
+
+class ProtocolError(ProbeError):
+    """The server broke the WebSocket protocol (bad frame, bad UTF-8, ...)."""
+
+    reason = Reason.PROTOCOL_ERROR
+
+    title = "WebSocket protocol error"
+
+
+class ProbeTimeout(ProbeError):
+    """The check's overall deadline passed."""
+
+    reason = Reason.TIMEOUT
+
+    def __init__(self, *, phase: str, timeout: float, detail: str = "") -> None:
+        super().__init__(detail)
+        self.phase = phase
+        self.timeout = timeout
+
+    def summary(self) -> str:
+        return f"deadline of {self.timeout:g}s reached during {self.phase}"
+
+
+class InternalError(ProbeError):
+    """A bug or an exception nobody anticipated; never a target failure."""
+
+    reason = Reason.INTERNAL
+
+    title = "internal error"

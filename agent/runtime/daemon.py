@@ -1,0 +1,389 @@
+"""``wsprobe run``: the long-running agent.
+
+Start order: config -> metrics, lag monitor, store, alerting -> demo targets (``--demo``)
+-> HTTP -> scheduler and watch sessions -> signals. SIGHUP (or ``POST /-/reload``)
+reloads; SIGTERM/SIGINT stop gracefully: scheduling stops, running probes get
+:data:`STOP_GRACE_TIMEOUT` seconds to end and are then cancelled (a cancelled run
+records nothing, so it never counts as a failure), watch sessions close with 1001,
+then alerting and the store are flushed and closed.
+
+A reload is all or nothing: the new config is loaded and validated completely, and
+only a valid one replaces checks; unchanged checks (equal frozen configs) keep their
+schedule, series, history and watch session.
+
+Raises nothing to its caller: :func:`serve` returns the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.alerting import AlertService
+from agent.config.loader import ConfigError, load_config
+from agent.config.models import CheckConfig, Config
+from agent.http.api import checks_json
+from agent.http.server import WebServer
+from agent.metrics.registry import Metrics
+from agent.probes import PROBES
+from agent.result import ProbeResult
+from agent.runtime.gc_policy import freeze_heap, gc_paused
+from agent.runtime.loop_lag import LoopLagMonitor
+from agent.runtime.runner import Runner
+from agent.runtime.scheduler import CheckScheduler
+from agent.runtime.shard import select_shard
+from agent.storage.database import DB_FILENAME, Store
+
+if TYPE_CHECKING:
+    from agent.demo import DemoServer
+    from agent.watch import WatchSession
+
+__all__ = [
+    "DEMO_HOST",
+    "DEMO_PORT",
+    "STOP_GRACE_TIMEOUT",
+    "Daemon",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+#: How long running probes may take to finish after SIGTERM before being cancelled.
+STOP_GRACE_TIMEOUT = 2.0
+#: Bound on closing each watch session (its own close handshake is shorter).
+WATCH_STOP_TIMEOUT = 5.0
+DEMO_HOST = "127.0.0.1"
+DEMO_PORT = 8765
+
+
+def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> int:
+    """Run the agent until SIGTERM/SIGINT.
+
+    Args:
+        config_path: the agent config file.
+        demo: also run the built-in demo targets on 127.0.0.1:8765.
+        shard: ``(K, N)`` to run only the checks of shard K of N.
+
+    Returns:
+        0 after a clean stop; 1 when the initial config is invalid or startup fails.
+    """
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # uvloop is an optional extra
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(Daemon(config_path, demo=demo, shard=shard).run())
+
+
+class Daemon:
+    """The agent's services and their lifecycle.
+
+    Args:
+        config_path: the agent config file (re-read on reload).
+        demo: start the demo targets in the same loop.
+        shard: ``(K, N)`` or None for every check.
+    """
+
+    def __init__(self, config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> None:
+        self.config_path = Path(config_path)
+        self.demo = demo
+        self.shard = shard
+        self.config: Config | None = None
+        self.metrics: Metrics | None = None
+        self.runner: Runner | None = None
+        self.scheduler: CheckScheduler | None = None
+        self.store: Store | None = None
+        self.alerting: AlertService | None = None
+        self.web: WebServer | None = None
+        self.lag: LoopLagMonitor | None = None
+        self.watches: dict[str, tuple[CheckConfig, WatchSession]] = {}
+        self._demo_server: DemoServer | None = None
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        """Start everything, serve until asked to stop, stop everything; the exit code."""
+        loop = asyncio.get_running_loop()
+        # Installed first: a SIGTERM during a long startup (10,000 checks) still ends
+        # in a graceful stop instead of the default kill.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        try:
+            return await self._serve()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    async def _serve(self) -> int:
+        # No cyclic GC while the configuration is built (see agent.runtime.gc_policy);
+        # freeze_heap() collects once at the end of _start.
+        with gc_paused():
+            try:
+                config = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                for issue in exc.issues:
+                    log.error("config error: %s", issue)
+                return 1
+            try:
+                await self._start(config)
+            except (OSError, ValueError) as exc:
+                log.error("wsprobe could not start: %s", exc)
+                await self._shutdown()
+                return 1
+        self._started = True
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping")
+            await self._shutdown()
+        log.info("stopped")
+        return 0
+
+    def request_stop(self) -> None:
+        """Begin a graceful stop (signal handler)."""
+        self._stop.set()
+
+    async def _start(self, config: Config) -> None:
+        agent = config.agent
+        self.config = config
+        checks = select_shard(config.checks, self.shard)
+        self.metrics = metrics = Metrics(location=agent.location)
+        metrics.reloaded(ok=True)
+        self.lag = LoopLagMonitor(budget=agent.loop_lag_budget)
+        self.lag.start()
+        metrics.loop_lag_samples = self.lag.drain_samples
+        # Relative to the working directory, like Prometheus' storage path.
+        db_path = Path(agent.state_dir) / DB_FILENAME
+        self.store = Store(db_path, history_size=agent.history_size)
+        self.alerting = AlertService(
+            self._sharded(config, checks), self.store, on_notification=metrics.notification
+        )
+        await self.alerting.start()
+        metrics.alert_firing = self.alerting.firing
+        metrics.queue_depth = self.alerting.queue_depth
+        metrics.watch_stats = self._watch_stats
+        self.runner = Runner(
+            metrics=metrics,
+            probes=PROBES,
+            max_concurrency=agent.max_concurrency,
+            lag=self.lag,
+            store=self.store,
+            alerting=self.alerting,
+        )
+        self.runner.set_checks(checks)
+        if self.demo:
+            from agent.demo import DemoServer
+
+            self._demo_server = DemoServer()
+            await self._demo_server.start(DEMO_HOST, DEMO_PORT)
+            log.info("demo targets on ws://%s:%d", DEMO_HOST, DEMO_PORT)
+        self.web = WebServer(self, listen=agent.listen, web_config=agent.web)
+        url = await self.web.start()
+        log.info("listening on %s (metrics at %s/metrics)", url, url)
+        self.scheduler = CheckScheduler(self.runner)
+        await self.scheduler.apply(checks)
+        freeze_heap()
+        self.scheduler.start()
+        await self._apply_watches(checks)
+        log.info(
+            "wsprobe running %d checks (%d scheduled, %d watched), location %s%s, loop %s",
+            len(checks),
+            self.scheduler.job_count,
+            len(self.watches),
+            agent.location,
+            f", shard {self.shard[0]}/{self.shard[1]}" if self.shard else "",
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
+        )
+
+    async def _shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.pause()
+        watches = self._stop_watches(list(self.watches))
+        if self.runner is not None:
+            cancelled, _ = await asyncio.gather(
+                self.runner.drain(grace_timeout=STOP_GRACE_TIMEOUT), watches
+            )
+            if cancelled:
+                log.info("cancelled %d unfinished runs (not counted)", cancelled)
+        else:
+            await watches
+        if self.scheduler is not None:
+            await self.scheduler.shutdown()
+        for task in list(self._background):
+            task.cancel()
+        if self.web is not None:
+            await self.web.stop()
+        if self.alerting is not None:
+            await self.alerting.aclose()
+        if self.store is not None:
+            self.store.close()
+        if self._demo_server is not None:
+            await self._demo_server.stop()
+        if self.lag is not None:
+            await self.lag.stop()
+
+    def _on_sighup(self) -> None:
+        if not self._started:
+            log.warning("SIGHUP ignored: the agent is still starting")
+            return
+        log.info("SIGHUP: reloading %s", self.config_path)
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --------------------------------------------------------------------- reload
+
+    async def reload(self) -> list[str]:
+        """Re-read the config file and apply it if valid.
+
+        Returns:
+            The errors (``FILE:LINE: key.path: message``); empty when applied.
+        """
+        if not self._started or self.metrics is None:
+            return ["the agent is still starting; reload again once /readyz answers 200"]
+        async with self._reload_lock:
+            try:
+                config = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                errors = [str(issue) for issue in exc.issues] or [str(exc)]
+                for error in errors:
+                    log.error("reload rejected, old config kept: %s", error)
+                self.metrics.reloaded(ok=False)
+                return errors
+            try:
+                await self._apply(config)
+            except Exception as exc:
+                # A bug while applying must not kill the agent or leave the endpoint
+                # hanging; what was applied so far stays, and the reload reads as failed.
+                log.exception("reload failed while applying the new config")
+                self.metrics.reloaded(ok=False)
+                return [f"internal error while applying the config: {type(exc).__name__}"]
+            freeze_heap()
+            self.metrics.reloaded(ok=True)
+            log.info("config reloaded: %d checks", len(self.runner.checks if self.runner else ()))
+            return []
+
+    async def _apply(self, config: Config) -> None:
+        assert self.runner is not None
+        assert self.scheduler is not None
+        old = self.config
+        self.config = config
+        agent = config.agent
+        if old is not None and old.agent.listen != agent.listen:
+            log.warning("agent.listen changed: restart wsprobe to apply")
+        if old is not None and old.agent.state_dir != agent.state_dir:
+            log.warning("agent.state_dir changed: restart wsprobe to apply")
+        checks = select_shard(config.checks, self.shard)
+        # Runner first: from here on a late result of a removed or changed check is
+        # dropped instead of recreating its series.
+        self.runner.set_checks(checks, location=agent.location)
+        self.runner.set_max_concurrency(agent.max_concurrency)
+        await self.scheduler.apply(checks)
+        await self._apply_watches(checks)
+        if self.lag is not None:
+            self.lag.budget = agent.loop_lag_budget
+        if self.store is not None:
+            self.store.history_size = agent.history_size
+            self.store.forget_checks(c.name for c in checks)
+        if self.alerting is not None:
+            self.alerting.reconfigure(self._sharded(config, checks))
+        if self.web is not None:
+            self.web.update(agent.web)
+
+    @staticmethod
+    def _sharded(config: Config, checks: tuple[CheckConfig, ...]) -> Config:
+        """The config as this agent runs it: only its shard's checks."""
+        if len(checks) == len(config.checks):
+            return config
+        return config.model_copy(update={"checks": checks})
+
+    # --------------------------------------------------------------------- watch
+
+    async def _apply_watches(self, checks: tuple[CheckConfig, ...]) -> None:
+        wanted = {c.name: c for c in checks if c.kind == "watch"}
+        gone = [name for name, (cfg, _) in self.watches.items() if wanted.get(name) != cfg]
+        await self._stop_watches(gone)
+        if not wanted:
+            return
+        from agent.watch import WatchSession
+
+        for name, check in wanted.items():
+            if name in self.watches:
+                continue
+            session = WatchSession(check, on_result=self._watch_result_sink(check))
+            session.start()
+            self.watches[name] = (check, session)
+
+    async def _stop_watches(self, names: list[str]) -> None:
+        sessions = [self.watches.pop(name)[1] for name in names if name in self.watches]
+        if not sessions:
+            return
+        results = await asyncio.gather(
+            *(asyncio.wait_for(s.stop(code=1001), WATCH_STOP_TIMEOUT) for s in sessions),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("a watch session did not stop cleanly: %r", result)
+
+    def _watch_result_sink(self, check: CheckConfig) -> Callable[[ProbeResult], None]:
+        def sink(result: ProbeResult) -> None:
+            if self.runner is not None:
+                self.runner.record(check, result, duration=result.phases.get("total", 0.0))
+
+        return sink
+
+    def _watch_stats(self, name: str) -> Any:
+        entry = self.watches.get(name)
+        return entry[1].stats() if entry is not None else None
+
+    # ------------------------------------------------------- web.AgentView surface
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready once the config is loaded and the scheduler runs."""
+        if self.config is None:
+            return False, "config not loaded"
+        if self.scheduler is None or not self.scheduler.running:
+            return False, "scheduler not running"
+        if self._stop.is_set():
+            return False, "stopping"
+        return True, "ready"
+
+    def metrics_chunks(self) -> Iterator[str]:
+        """The ``/metrics`` exposition, in pieces."""
+        return self.metrics.render_chunks() if self.metrics is not None else iter(())
+
+    def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]:
+        """The ``/api/v1/checks`` document."""
+        if self.runner is None or self.scheduler is None:
+            return []
+        return checks_json(
+            self.runner,
+            next_runs=self.scheduler.next_run_times(),
+            store=self.store,
+            alerting=self.alerting,
+            watch_stats=self._watch_stats,
+            name=name,
+            history=history,
+        )
+
+    def find_check(self, name: str) -> CheckConfig | None:
+        """The configured check called ``name``."""
+        return self.runner.current(name) if self.runner is not None else None
+
+    async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]:
+        """Run ``check`` now for ``/probe`` without touching its scheduled state."""
+        assert self.runner is not None
+        return await self.runner.probe(check)

@@ -1,0 +1,228 @@
+"""The one place that orders the pipeline of a run (STYLE.md, "one way through the house").
+
+    admit (concurrency slot, event-loop lag) -> PROBES[kind](check) -> lag mark
+        -> metrics.observe -> store.add_result -> alerting.observe -> failure log line
+
+Probes never import metrics or alerting; results flow down this function and never
+back up. A result for a check that was removed or changed while it ran is dropped
+whole, so it leaves no series, history or alert state behind.
+
+Raises nothing of its own: a probe that crashes or overruns its hard deadline becomes
+a failed result (``internal`` / ``timeout``); only cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from agent.config.models import CheckConfig
+from agent.metrics.registry import Metrics
+from agent.redact import redact_url
+from agent.result import ProbeResult, Reason
+from agent.runtime.loop_lag import LoopLagMonitor
+
+__all__ = ["DEADLINE_SLACK", "AlertObserver", "ProbeFn", "ResultStore", "Runner"]
+
+log = logging.getLogger(__name__)
+
+ProbeFn = Callable[[CheckConfig], Awaitable[ProbeResult]]
+#: A probe enforces ``check.timeout`` itself; the runner's own deadline is a backstop
+#: a little later, so a probe that ignores its deadline cannot hold a slot forever.
+DEADLINE_SLACK = 2.0
+
+
+class ResultStore(Protocol):
+    """Where run history goes (agent.storage.database.Store)."""
+
+    def add_result(self, result: ProbeResult) -> None: ...
+
+
+class AlertObserver(Protocol):
+    """What turns results into alert transitions (agent.alerting.AlertService)."""
+
+    def observe(self, check: CheckConfig, result: ProbeResult) -> list[Any]: ...
+
+
+class Runner:
+    """Runs checks and feeds their results to metrics, history and alerting.
+
+    Args:
+        metrics: the agent's metrics.
+        probes: kind -> probe function (``agent.probes.PROBES``).
+        max_concurrency: probes allowed to run at once; the rest wait for a slot.
+        lag: the event-loop lag monitor gating admission and flagging results.
+        store: history of results, if any.
+        alerting: the alert service, if any.
+    """
+
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        probes: Mapping[str, ProbeFn],
+        max_concurrency: int,
+        lag: LoopLagMonitor | None = None,
+        store: ResultStore | None = None,
+        alerting: AlertObserver | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.store = store
+        self.alerting = alerting
+        self._probes = probes
+        self._lag = lag
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._checks: dict[str, CheckConfig] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------- configuration
+
+    def set_checks(self, checks: Iterable[CheckConfig], *, location: str | None = None) -> None:
+        """Make ``checks`` the current checks (and their series) for recording."""
+        checks = tuple(checks)
+        self._checks = {check.name: check for check in checks}
+        self.metrics.set_checks(checks, location=location)
+
+    def set_max_concurrency(self, max_concurrency: int) -> None:
+        """Change the global slot count; runs holding a slot keep it."""
+        if max_concurrency != self._max_concurrency:
+            # A fresh semaphore: holders of the old one release into it harmlessly.
+            self._slots = asyncio.Semaphore(max_concurrency)
+            self._max_concurrency = max_concurrency
+
+    def current(self, name: str) -> CheckConfig | None:
+        """The configured check called ``name``, if any."""
+        return self._checks.get(name)
+
+    @property
+    def checks(self) -> Mapping[str, CheckConfig]:
+        """Current checks by name."""
+        return self._checks
+
+    # ------------------------------------------------------------------ running
+
+    async def run_check(self, check: CheckConfig, *, scheduled_at: float | None = None) -> None:
+        """Run ``check`` once through the whole pipeline.
+
+        Args:
+            check: the check, as configured when the run was scheduled.
+            scheduled_at: Unix time the run was due, for the scheduler-lag histogram.
+        """
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            result, duration = await self.probe(check, scheduled_at=scheduled_at)
+            self.record(check, result, duration=duration)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def probe(
+        self, check: CheckConfig, *, scheduled_at: float | None = None
+    ) -> tuple[ProbeResult, float]:
+        """Admit and run the probe only (no recording): for ``run_check`` and ``/probe``.
+
+        Returns:
+            The result and the run's duration in seconds.
+        """
+        async with self._slots:
+            if self._lag is not None:
+                await self._lag.admit()
+            if scheduled_at is not None:
+                self.metrics.scheduler_lag.observe(max(0.0, time.time() - scheduled_at))
+            self.metrics.in_flight += 1
+            start = time.perf_counter()
+            try:
+                result = await self._call(check)
+            finally:
+                end = time.perf_counter()
+                self.metrics.in_flight -= 1
+        if self._lag is not None and self._lag.overlapped(start, end):
+            result.lag_suspect = True
+        return result, end - start
+
+    async def _call(self, check: CheckConfig) -> ProbeResult:
+        started = time.time()
+        probe = self._probes.get(check.kind)
+        if probe is None:
+            return _failed(check, started, Reason.INTERNAL, f"no probe for kind {check.kind!r}")
+        try:
+            async with asyncio.timeout(check.timeout + DEADLINE_SLACK):
+                return await probe(check)
+        except TimeoutError:
+            return _failed(
+                check, started, Reason.TIMEOUT, f"probe overran its {check.timeout:g}s timeout"
+            )
+        except Exception as exc:
+            # A bug in one probe must not take the scheduler down; it is reported
+            # as the check's failure and logged with its traceback for developers.
+            log.exception("probe of check %s crashed", check.name)
+            return _failed(check, started, Reason.INTERNAL, f"probe crashed: {type(exc).__name__}")
+
+    def record(self, check: CheckConfig, result: ProbeResult, *, duration: float) -> bool:
+        """Feed one result to metrics, history and alerting (watch sessions call this too).
+
+        Returns:
+            False when ``check`` is no longer configured as it was, and nothing was kept.
+        """
+        current = self._checks.get(check.name)
+        # Identity first: nearly always the same object, and pydantic's == walks every field.
+        if current is not check and current != check:
+            return False
+        self.metrics.observe(check, result, duration=duration)
+        if self.store is not None:
+            try:
+                self.store.add_result(result)
+            except Exception:
+                log.exception("could not store the result of check %s", check.name)
+        if self.alerting is not None:
+            try:
+                self.alerting.observe(check, result)
+            except Exception:
+                log.exception("alerting failed on the result of check %s", check.name)
+        if not result.success:
+            reason = result.reason.value if result.reason else Reason.INTERNAL.value
+            # One line per failed run; check and reason are structured fields (JSON
+            # keys, or key=value in text) so log pipelines can group on them.
+            log.warning(
+                "probe failed: %s", result.message, extra={"check": check.name, "reason": reason}
+            )
+        return True
+
+    # ------------------------------------------------------------------ stopping
+
+    async def drain(self, *, grace_timeout: float) -> int:
+        """Let running checks finish for ``grace_timeout`` seconds, then cancel the rest.
+
+        A cancelled run records nothing, so it never counts as a failure.
+
+        Returns:
+            How many runs were cancelled.
+        """
+        # One loop turn first: runs submitted just before the stop enter run_check.
+        await asyncio.sleep(0)
+        deadline = time.perf_counter() + grace_timeout
+        while self._tasks:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            # Re-read the set each turn: a run may start while others finish.
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        pending = set(self._tasks)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
+
+
+def _failed(check: CheckConfig, started: float, reason: Reason, message: str) -> ProbeResult:
+    result = ProbeResult(
+        check=check.name, kind=check.kind, url=redact_url(check.url), started_at=started
+    )
+    return result.fail(reason, message)
