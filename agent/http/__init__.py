@@ -1,0 +1,1 @@
+"""The agent's HTTP side: the aiohttp server (metrics, health, probe, reload) and the JSON API."""

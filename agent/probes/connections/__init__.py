@@ -1,0 +1,1 @@
+"""The two WebSocket connections a probe runs on, behind one interface."""

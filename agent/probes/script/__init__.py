@@ -1,0 +1,1 @@
+"""Scripted exchanges: steps, receiving with predicates, matchers and variables."""
