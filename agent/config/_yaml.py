@@ -86,7 +86,7 @@ def parse_yaml(text: str | bytes) -> Parsed:
         except UnicodeDecodeError as exc:
             raise YamlError(f"file is not UTF-8 text (byte {exc.start})") from None
     # libyaml's parser when built in: the pure-Python one is most of the time of loading
-    # 10,000 checks (bench/README.md); both compose the same nodes with the same marks.
+    # 10,000 checks (docs/bench-log.md); both compose the same nodes with the same marks.
     # On any error, parse again in pure Python: its messages are the documented ones.
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:

@@ -61,7 +61,7 @@ _INLINE_GZIP_BYTES = 64 * 1024
 #: uvloop, whose timers count whole milliseconds). Yielding with ``sleep(0)`` instead
 #: kept the loop saturated for the whole scrape at 10,000 checks (the probes already use
 #: ~70 % of the core): every turn carried a piece plus the probes queued behind it, and
-#: loop-lag samples during the scrape had a p50 of ~3 ms (bench/README.md). The pause
+#: loop-lag samples during the scrape had a p50 of ~3 ms (docs/bench-log.md). The pause
 #: lets the loop catch up between pieces; a 100 MB exposition (~600 pieces) takes
 #: about 0.6 s longer.
 SCRAPE_PAUSE = 0.001

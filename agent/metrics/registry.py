@@ -40,7 +40,7 @@ __all__ = ["CHUNK_BYTES", "EAGER_RENDERS", "TIME_SLICE", "CheckSeries", "Metrics
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
 #: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
 #: the whole piece (joined, encoded, written, compressed above 64 KiB in a worker
-#: thread). Measured in the daemon at 10,000 checks at 30 s (bench/README.md): 1 MiB
+#: thread). Measured in the daemon at 10,000 checks at 30 s (docs/bench-log.md): 1 MiB
 #: pieces with a 2 ms slice gave samples of loop lag during a scrape of p50 3.3 ms and
 #: a loop-lag p99 of 9.5 ms over the window; 256 KiB with 0.5 ms gives p50 1.5 ms and
 #: p99 4.8 ms, with the same scrape time (4.5-4.7 s); 128 KiB with 0.25 ms made the
@@ -53,7 +53,7 @@ TIME_SLICE = 0.0005
 #: (:meth:`Metrics.observe`); later ones leave it to the scrape. Rendering every
 #: changed check inside the scrape made the 10,000-check scrape ~1.6 s of rendering on
 #: an already busy loop, and its loop-lag samples most of those above 2 ms
-#: (bench/README.md). Two, not one: a check probed every 30 s and scraped every 40-60 s
+#: (docs/bench-log.md). Two, not one: a check probed every 30 s and scraped every 40-60 s
 #: gets two results between scrapes. Checks never scraped render nothing early, and a
 #: check probed much faster than it is scraped renders at most this many extra times.
 EAGER_RENDERS = 2

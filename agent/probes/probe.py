@@ -219,7 +219,7 @@ async def _one_ping(conn: MarkedConnection, result: ProbeResult) -> None:
         pong = cast("asyncio.Future[float]", await conn.ping())
     except Exception:
         # Only a closed connection makes ping() fail (payloads are unique); a
-        # map_errors block per ping was measurable (bench/README.md).
+        # map_errors block per ping was measurable (docs/bench-log.md).
         _raise_closing(conn)
     try:
         if conn.closing_marked and not pong.done():

@@ -14,7 +14,7 @@ def bounded(deadline: float, limit: float | None = None) -> asyncio.Timeout:
     """Time-box an ``async with`` body: until ``deadline`` (perf_counter) or ``limit`` s.
 
     A plain ``asyncio.timeout`` rather than a generator-based context manager: a probe
-    enters about ten of these, and the generator was measurable (bench/README.md).
+    enters about ten of these, and the generator was measurable (docs/bench-log.md).
     The remaining time is computed here, at the ``async with``.
 
     Raises:

@@ -21,7 +21,7 @@ __all__ = ["GC_THRESHOLDS", "freeze_heap", "gc_paused"]
 #: (pauses of ~0.4 and ~2.5 ms at 10,000 checks); a full collection may run at most
 #: once per 100 generation-1 collections instead of 10 (about once a minute instead of
 #: every 7 s at 10,000 checks), because each one stops the event loop for 100-250 ms
-#: (bench/README.md). Every probe leaves a few reference cycles (websockets' protocol
+#: (docs/bench-log.md). Every probe leaves a few reference cycles (websockets' protocol
 #: and its parser generator), but they die young and are freed by generation 0.
 GC_THRESHOLDS = (700, 10, 100)
 

@@ -58,7 +58,7 @@ __all__ = [
     "run_delay",
 ]
 
-#: 50 samples per second: a small fraction of one core (measured in bench/README.md),
+#: 50 samples per second: a small fraction of one core (measured in docs/bench-log.md),
 #: and any stall longer than ``budget + interval`` is always seen above the budget.
 DEFAULT_LAG_INTERVAL = 0.02
 #: Longest a probe waits in :meth:`LoopLagMonitor.admit`; after it the probe runs

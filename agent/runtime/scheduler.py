@@ -15,7 +15,7 @@ time). Watch checks are not scheduled here (they hold a session).
 Why not APScheduler's ``AsyncIOScheduler``: at 10,000 checks it cost about 0.2 ms of
 the event loop per run (job store update, datetime arithmetic, an executor wrapper
 and an event per run, a re-armed timer per wake-up), about a tenth of the core the
-probes run on, and 1.4 s to add the jobs at start-up (bench/README.md). Here a run
+probes run on, and 1.4 s to add the jobs at start-up (docs/bench-log.md). Here a run
 costs a heap pop and push and one task.
 
 Raises nothing of its own; a cron expression that cannot be parsed is logged and the

@@ -6,7 +6,7 @@ then runs each handshake slower than ``check.timeout`` allows, so many attempts
 time out and retry (at 5,000 sessions on loopback, ~7 % of first connects did),
 and the transient objects of thousands of concurrent handshakes leave the
 allocator's arenas fragmented for good (~6 KiB more RSS per held session, see
-bench/README.md "Watch sessions"). Waiting for the gate is not part of the
+docs/bench-log.md "Watch sessions"). Waiting for the gate is not part of the
 attempt: its timeout starts once admitted.
 
 Raises nothing of its own.

@@ -6,7 +6,7 @@ reading: a message ``Assembler`` with its queue and flow control, futures for
 connection loss and draining, a ``send_context`` around every write, and the probe
 then needs a second task that keeps reading so pongs are never stuck behind 16
 unread frames. That machinery cost about as much CPU per cycle as all of
-wsprobe's own measuring (bench/README.md, "Profile"); overriding its hot paths
+wsprobe's own measuring (docs/bench-log.md, "Profile"); overriding its hot paths
 (option b) would still leave the Assembler, the futures and the reader task.
 
 So :class:`LeanConnection` drives the same ``ClientProtocol`` (public Sans-I/O API:

@@ -244,7 +244,7 @@ async def _open_once(
         return cast("asyncio.Protocol", make(check, url))
 
     # One timeout box for connect, TLS and handshake (they share the deadline; a
-    # box per phase was measurable, bench/README.md). Its TimeoutError surfaces
+    # box per phase was measurable, docs/bench-log.md). Its TimeoutError surfaces
     # here, so the phase it cut short is tracked to name the reason.
     phase = "connect"
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ time ``connect`` returns (it always is on loopback), a writer callback stamps it
 completion: uvloop runs those while it polls, ahead of the callbacks already queued.
 The ``connection_made`` that ``create_connection`` delivers on its own comes after all
 of them, so on a busy agent it carried the agent's queue into ``connect`` (~1.4 ms at
-p99 with 10,000 checks per core, bench/README.md). The full resolved address is used,
+p99 with 10,000 checks per core, docs/bench-log.md). The full resolved address is used,
 so an IPv6 link-local address keeps its scope id.
 
 Raises ProbeError (``connect_*`` reasons via :func:`~agent.probes.errors.map_errors`).
