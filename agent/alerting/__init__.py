@@ -3,7 +3,9 @@
 Data flow (one way)::
 
     runner ─▶ AlertService.observe(check, result)          sync, never blocks
+                ├─▶ in a maintenance window: stop here (suppression)
                 ├─▶ state.update(state, result, now) ─▶ [Transition]   (pure)
+                ├─▶ flap control, silences ─▶ [Transition]              (suppression)
                 ├─▶ events.build_event(transition) ─▶ AlertEvent
                 └─▶ store.save_alert(state, outbox rows)  one SQLite transaction
     Dispatcher (one task per receiver) ─▶ NOTIFIERS[type].send(event) ─▶ outcome
@@ -18,18 +20,23 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from agent.alerting.dispatcher import DEFAULT_MAX_IN_FLIGHT, Dispatcher
 from agent.alerting.events import build_event
+from agent.alerting.flap import FlapPolicy, resolve_flap
+from agent.alerting.maintenance import MaintenanceSchedule
 from agent.alerting.outbox import (
     DEFAULT_RETRY_INITIAL_INTERVAL,
     DEFAULT_RETRY_MAX_INTERVAL,
     RetryPolicy,
     new_rows,
 )
+from agent.alerting.silences import Silence, SilenceError, SilenceSet, parse_silence
 from agent.alerting.state import (
     AlertPolicy,
     AlertState,
@@ -39,11 +46,13 @@ from agent.alerting.state import (
     resolve_policy,
     update,
 )
+from agent.alerting.suppression import Suppression
 from agent.config import CheckConfig, Config
 from agent.result import ProbeResult
 from agent.storage.database import NewOutboxRow, OutboxRow, Store
+from agent.storage.silences import SilenceTable
 
-__all__ = ["AlertPolicy", "AlertService", "Transition", "routing_problems"]
+__all__ = ["AlertPolicy", "AlertService", "SilenceError", "Transition", "routing_problems"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +132,15 @@ class AlertService:
             name: (str(data.get("url", "")), dict(data.get("labels", {})))
             for name, data in persisted.items()
         }
+        self._silence_table: SilenceTable | None = None
+        self._quiet = Suppression(
+            location=config.agent.location, silences=self._load_silences(store)
+        )
+        for name, data in persisted.items():
+            self._quiet.restore(name, data)
         self._config = config
         self._policies: dict[str, AlertPolicy] = {}
+        self._flap: dict[str, FlapPolicy] = {}
         self._checks: dict[str, CheckConfig] = {}
         self._dispatcher = Dispatcher(
             store,
@@ -152,6 +168,9 @@ class AlertService:
     async def aclose(self) -> None:
         """Stop delivering; undelivered events stay queued for the next start."""
         await self._dispatcher.aclose()
+        if self._silence_table is not None:
+            self._silence_table.close()
+            self._silence_table = None
 
     def reconfigure(self, config: Config) -> None:
         """Apply a reloaded configuration.
@@ -168,12 +187,20 @@ class AlertService:
             c.name: shared if c.alerting is None else resolve_policy(config.alerting, c.alerting)
             for c in config.checks
         }
+        shared_flap = resolve_flap(config.alerting, None)
+        self._flap = {
+            c.name: shared_flap if c.alerting is None else resolve_flap(config.alerting, c.alerting)
+            for c in config.checks
+        }
+        self._quiet.location = config.agent.location
+        self._quiet.maintenance = MaintenanceSchedule(config.maintenance)
         receivers = {r.name: r for r in config.receivers}
         for path, message in routing_problems(config):
             logger.warning("alerting: %s: %s; ignored", path, message)
         now = self._clock()
         for name in [n for n in self._states if n not in self._checks]:
             state = self._states.pop(name)
+            self._quiet.forget(name)
             url, labels = self._targets.pop(name, ("", {}))
             rows = self._rows_for(
                 removed(state, check=name, now=now),
@@ -211,14 +238,26 @@ class AlertService:
         if policy is None or self._checks.get(check.name) is not check:
             policy = resolve_policy(self._config.alerting, check.alerting)
         before = self._states.get(check.name, AlertState())
-        after, transitions = update(before, result, policy=policy, now=now)
         self._targets[check.name] = (check.url, check.labels)
+        if self._quiet.window(check.name, check.labels, now) is not None:
+            return []  # maintenance: the result counts for nothing, the state is frozen
+        after, raw = update(before, result, policy=policy, now=now)
+        flap = self._flap.get(check.name) or resolve_flap(self._config.alerting, check.alerting)
+        transitions, changed = self._quiet.filter(
+            check.name,
+            check.labels,
+            before=before,
+            after=after,
+            transitions=raw,
+            flap_policy=flap,
+            now=now,
+        )
         rows = self._rows_for(
             transitions, url=check.url, labels=check.labels, result=result, policy=policy, now=now
         )
         self._states[check.name] = after
         queued: list[OutboxRow] = []
-        if rows or not _steady_ok(before, after):
+        if rows or changed or not _steady_ok(before, after):
             queued = self._save(check.name, after, rows)
         for t in transitions:
             detail = "" if t.event == "resolved" else f" ({t.reason or t.message})"
@@ -231,9 +270,31 @@ class AlertService:
         state = self._states.get(check)
         return state is not None and state.firing
 
+    def flapping(self, check: str) -> bool:
+        """True while ``check`` is flapping (its firing/resolved held back)."""
+        return self._quiet.flapping(check).flapping
+
+    def in_maintenance(self, check: str) -> bool:
+        """True while ``check`` is in a maintenance window."""
+        labels = self._target_labels(check)
+        return self._quiet.window(check, labels, self._clock()) is not None
+
+    def silenced(self, check: str) -> bool:
+        """True while an active silence mutes ``check``'s ``down`` alert."""
+        return bool(self._quiet.silenced_by(check, self._target_labels(check), self._clock()))
+
+    def suppressed_counts(self) -> dict[str, int]:
+        """Notifications held back so far, by reason (``flapping``, ``silence``)."""
+        return dict(self._quiet.suppressed)
+
     def state(self, check: str) -> dict[str, Any]:
         """Alert state for ``/api/v1/checks`` (times are Unix seconds or null)."""
         s = self._states.get(check, AlertState())
+        now = self._clock()
+        labels = self._target_labels(check)
+        window = self._quiet.window(check, labels, now)
+        flap = self._quiet.flapping(check)
+        held = self._quiet.held(check)
         return {
             "status": s.status,
             "firing": s.firing,
@@ -243,7 +304,119 @@ class AlertService:
             "started_at": s.started_at,
             "last_notified": s.last_notified,
             "degraded": s.degraded_firing,
+            "flapping": flap.flapping,
+            "flapping_since": flap.since,
+            "maintenance": (
+                None
+                if window is None
+                else {
+                    "name": window.name,
+                    "started_at": window.started_at,
+                    "ends_at": window.ends_at,
+                }
+            ),
+            "silenced_by": self._quiet.silenced_by(check, labels, now),
+            "held_events": sum(len(h.events) for h in held.values()),
         }
+
+    # -- silences ------------------------------------------------------------------------
+
+    def create_silence(self, body: Any) -> Silence:
+        """Validate, store and apply a silence (``POST /api/v1/silences``).
+
+        Raises:
+            SilenceError: for a bad request (the message names the field).
+            sqlite3.Error: when the state file cannot be written.
+        """
+        now = self._clock()
+        silence = parse_silence(body, now=now, new_id=str(uuid.uuid4()))
+        self._store_silence(silence)
+        self._quiet.silences.add(silence)
+        logger.info(
+            "silence %s created by %r until %s: %s",
+            silence.id,
+            silence.created_by,
+            silence.to_json(now)["ends_at"],
+            ", ".join(str(m) for m in silence.matchers),
+        )
+        return silence
+
+    def silences(self) -> list[dict[str, Any]]:
+        """Every silence (active, pending and recently expired), newest first."""
+        now = self._clock()
+        gone = self._quiet.silences.prune(now=now)
+        if gone and self._silence_table is not None:
+            try:
+                self._silence_table.delete(gone)
+            except sqlite3.Error as exc:
+                logger.warning("could not forget expired silences: %s", exc)
+        return [s.to_json(now) for s in self._quiet.silences.all()]
+
+    def expire_silence(self, silence_id: str) -> Silence | None:
+        """End a silence now; held notifications it muted go out at once.
+
+        Returns:
+            The ended silence, or None when no silence with that id is in force.
+
+        Raises:
+            sqlite3.Error: when the state file cannot be written.
+        """
+        now = self._clock()
+        current = self._quiet.silences.get(silence_id)
+        ended = self._quiet.silences.expire(silence_id, now=now)
+        if ended is None:
+            return None
+        try:
+            self._store_silence(ended)
+        except sqlite3.Error:
+            if current is not None:
+                self._quiet.silences.add(current)
+            raise
+        logger.info("silence %s ended", silence_id)
+        self.release_held()
+        return ended
+
+    def release_held(self) -> None:
+        """Send what silences that are over held back (checks out of maintenance)."""
+        now = self._clock()
+        for name in self._quiet.held_checks():
+            check = self._checks.get(name)
+            state = self._states.get(name)
+            if check is None or state is None:
+                continue
+            if self._quiet.window(name, check.labels, now) is not None:
+                continue
+            transitions = self._quiet.release(name, check.labels, state, now)
+            policy = self._policies.get(name) or resolve_policy(self._config.alerting, None)
+            rows = self._rows_for(
+                transitions, url=check.url, labels=check.labels, result=None, policy=policy, now=now
+            )
+            self._dispatcher.enqueue(self._save(name, state, rows))
+
+    def _store_silence(self, silence: Silence) -> None:
+        if self._silence_table is None:
+            raise sqlite3.OperationalError("the silences table is not available")
+        self._silence_table.save(silence.to_record())
+
+    def _load_silences(self, store: Store) -> SilenceSet:
+        """Silences from the state file; a file that cannot be read gives none."""
+        try:
+            self._silence_table = SilenceTable.open(store.path)
+            records = self._silence_table.load()
+        except sqlite3.Error as exc:
+            logger.error("silences unavailable (state file %s): %s", store.path, exc)
+            return SilenceSet()
+        silences = []
+        for record in records:
+            try:
+                silences.append(Silence.from_record(record))
+            except SilenceError as exc:
+                logger.warning("skipped a stored silence: %s", exc)
+        return SilenceSet(silences)
+
+    def _target_labels(self, check: str) -> dict[str, str]:
+        conf = self._checks.get(check)
+        return conf.labels if conf is not None else self._targets.get(check, ("", {}))[1]
 
     def queue_depth(self) -> int:
         """Events waiting for delivery, over all receivers."""
@@ -296,7 +469,7 @@ class AlertService:
         self, check: str, state: AlertState, rows: list[NewOutboxRow] | None = None
     ) -> list[OutboxRow]:
         url, labels = self._targets.get(check, ("", {}))
-        data = state.to_dict() | {"url": url, "labels": labels}
+        data = state.to_dict() | {"url": url, "labels": labels} | self._quiet.persisted(check)
         return self._store.save_alert(check, data, rows or ())
 
     def _outcome(self, receiver: str, outcome: str) -> None:

@@ -46,7 +46,7 @@ __all__ = [
 
 Status = Literal["ok", "pending", "firing"]
 AlertKind = Literal["down", "degraded"]
-EventType = Literal["firing", "resolved", "reminder", "degraded"]
+EventType = Literal["firing", "resolved", "reminder", "degraded", "flapping"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,14 @@ from agent.config.types import Duration, Frozen, Secret
 
 __all__ = [
     "DEFAULT_FAILURE_THRESHOLD",
+    "DEFAULT_FLAP_MAX_CHANGES",
+    "DEFAULT_FLAP_WINDOW",
     "DEFAULT_RECEIVER_TIMEOUT",
     "DEFAULT_REPEAT_INTERVAL",
     "DEFAULT_RETRY_TIMEOUT",
     "DEFAULT_SUCCESS_THRESHOLD",
     "AlertingConfig",
+    "FlapConfig",
     "ReceiverConfig",
 ]
 
@@ -27,6 +30,11 @@ DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 DEFAULT_RECEIVER_TIMEOUT = 10.0
 #: How long an event may keep being retried before it is dropped.
 DEFAULT_RETRY_TIMEOUT = 3600.0
+#: Firing/resolved changes allowed within the flap window; one more means flapping.
+#: Four is two whole incidents: a third firing within half an hour pages no more.
+DEFAULT_FLAP_MAX_CHANGES = 4
+#: The flap window, and how long a flapping check must stay unchanged to settle.
+DEFAULT_FLAP_WINDOW = 1800.0
 
 
 class ReceiverConfig(Frozen):
@@ -54,6 +62,17 @@ class ReceiverConfig(Frozen):
     retry_timeout: Duration = Field(DEFAULT_RETRY_TIMEOUT, gt=0)
 
 
+class FlapConfig(Frozen):
+    """Flap control: more than ``max_changes`` firing/resolved within ``window`` is flapping.
+
+    Unset fields inherit (check level from agent level, agent level from the defaults).
+    """
+
+    #: 0 turns flap control off.
+    max_changes: int | None = Field(None, ge=0)
+    window: Duration | None = Field(None, gt=0)
+
+
 class AlertingConfig(Frozen):
     """When a check's alert fires and resolves, and where it goes.
 
@@ -72,3 +91,5 @@ class AlertingConfig(Frozen):
     receivers: tuple[str, ...] = ()
     #: Per check: false sends this check's events only to its own ``receivers``.
     default_receivers: bool = True
+    #: Flap control (see :mod:`agent.alerting.flap`).
+    flap: FlapConfig | None = None

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import ByteSize, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from agent.config.alerting import AlertingConfig, ReceiverConfig
+from agent.config.maintenance import MaintenanceWindow
 from agent.config.relay import RelayConfig
 from agent.config.steps import Step, check_variables
 from agent.config.types import Duration, Frozen, Secret
@@ -363,6 +364,8 @@ class Config(Frozen):
     defaults: dict[str, object] = {}
     alerting: AlertingConfig = AlertingConfig()
     receivers: tuple[ReceiverConfig, ...] = ()
+    #: Maintenance windows: checks run and are measured, alerts stay quiet.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
     checks: tuple[CheckConfig, ...] = ()
     #: check name -> "file:line" where it was defined (for messages).
     sources: dict[str, str] = {}

@@ -1,0 +1,118 @@
+"""Is a check in a maintenance window at time t? Pure: the time is passed in.
+
+A cron window opens at each time its crontab line fires (APScheduler's
+``CronTrigger``, the parser the scheduler uses, in the window's time zone, so a
+``0 2 * * *`` window in ``Europe/Paris`` follows daylight saving time) and stays open
+``duration`` seconds. A start/end window is open from ``start`` (inclusive) to ``end``
+(exclusive). Overlapping openings merge: the window closes at the latest end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.config.maintenance import MaintenanceWindow, cron_trigger, localize
+from agent.config.matchers import Matcher, matches_all, parse_matcher
+
+__all__ = ["MaintenanceSchedule", "OpenWindow"]
+
+#: Cron openings examined per lookup at most (a duration far longer than the period).
+_MAX_OPENINGS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWindow:
+    """A window open at the time asked about."""
+
+    name: str
+    #: Unix seconds.
+    started_at: float
+    ends_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    name: str
+    checks: frozenset[str]
+    matchers: tuple[Matcher, ...]
+    trigger: Any
+    duration: float
+    start: float
+    end: float
+
+    def covers(self, check: str, labels: Mapping[str, str]) -> bool:
+        if check in self.checks:
+            return True
+        return bool(self.matchers) and matches_all(self.matchers, {**labels, "check": check})
+
+    def open_at(self, now: float) -> OpenWindow | None:
+        if self.trigger is None:
+            if self.start <= now < self.end:
+                return OpenWindow(self.name, self.start, self.end)
+            return None
+        tz = self.trigger.timezone
+        # The first opening after now - duration: if it is not after now, it is open.
+        cursor = dt.datetime.fromtimestamp(now - self.duration, tz) + dt.timedelta(microseconds=1)
+        fire = self.trigger.get_next_fire_time(None, cursor)
+        if fire is None or fire.timestamp() > now:
+            return None
+        started = fire.timestamp()
+        end = started + self.duration
+        # Later openings before now extend the window (duration longer than the period).
+        for _ in range(_MAX_OPENINGS):
+            nxt = self.trigger.get_next_fire_time(fire, fire + dt.timedelta(microseconds=1))
+            if nxt is None or nxt.timestamp() > now:
+                break
+            fire, end = nxt, nxt.timestamp() + self.duration
+        return OpenWindow(self.name, started, end)
+
+
+class MaintenanceSchedule:
+    """The configured windows, ready to be asked about.
+
+    Args:
+        windows: the config's ``maintenance:`` list (validated).
+    """
+
+    def __init__(self, windows: Iterable[MaintenanceWindow] = ()) -> None:
+        self._windows = [_compile(w) for w in windows]
+
+    def __bool__(self) -> bool:
+        return bool(self._windows)
+
+    def open_for(self, check: str, labels: Mapping[str, str], *, at: float) -> OpenWindow | None:
+        """The window covering ``check`` open at ``at`` (the one ending last), if any.
+
+        Args:
+            check: the check's name.
+            labels: the check's labels.
+            at: Unix seconds.
+        """
+        found: OpenWindow | None = None
+        for window in self._windows:
+            if not window.covers(check, labels):
+                continue
+            open_window = window.open_at(at)
+            if open_window is not None and (found is None or open_window.ends_at > found.ends_at):
+                found = open_window
+        return found
+
+
+def _compile(window: MaintenanceWindow) -> _Window:
+    trigger = cron_trigger(window.cron, window.timezone) if window.cron else None
+    start = end = 0.0
+    if window.start is not None and window.end is not None:
+        start = localize(window.start, window.timezone).timestamp()
+        end = localize(window.end, window.timezone).timestamp()
+    return _Window(
+        name=window.name,
+        checks=frozenset(window.checks),
+        matchers=tuple(parse_matcher(m) for m in window.matchers),
+        trigger=trigger,
+        duration=window.duration or 0.0,
+        start=start,
+        end=end,
+    )

@@ -1,0 +1,273 @@
+"""What keeps an alert quiet: maintenance windows, flap control and silences.
+
+Sits between the state machine and the outbox (:class:`agent.alerting.AlertService`
+calls it for every result)::
+
+    result ─▶ in a maintenance window? ── yes ─▶ nothing counts, nothing is sent
+                 │ no
+                 ▼
+             state.update ─▶ flap.track ─▶ silenced? ── yes ─▶ held (counted)
+                                              │ no
+                                              ▼
+                                        transitions to queue
+
+- **Maintenance** freezes the check's alert state: its results do not count toward
+  thresholds, so no alert fires, and an alert already firing is not resolved by the
+  window. The check is still probed, measured and exported.
+- **Flap control**: see :mod:`agent.alerting.flap`.
+- **Silences** mute notifications, not state. A muted transition is held, not lost:
+  what the receivers last heard is remembered, and when the silence ends (at the
+  check's next run, or at once when it is deleted) one event brings them up to date:
+  ``firing`` (or ``flapping``) for an alert that started and is still open,
+  ``resolved`` for one they were told about that ended, a ``reminder`` for one
+  still open all along; nothing when it started and ended inside the silence.
+
+Pure except for :class:`SilenceSet` mutations; the clock is passed in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.alerting.flap import FlapPolicy, FlapState, track
+from agent.alerting.maintenance import MaintenanceSchedule, OpenWindow
+from agent.alerting.silences import SilenceSet, alert_labels
+from agent.alerting.state import AlertKind, AlertState, EventType, Transition
+
+__all__ = ["SUPPRESSION_REASONS", "Held", "Suppression"]
+
+#: Label values of ``wsprobe_alert_notifications_suppressed_total{reason}``.
+SUPPRESSION_REASONS = ("flapping", "silence")
+
+
+@dataclass(slots=True)
+class Held:
+    """Notifications of one alert held back by a silence."""
+
+    #: Whether the receivers believed the alert open when holding began.
+    was_open: bool
+    #: The events held, oldest first.
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Check:
+    flap: FlapState = field(default_factory=FlapState)
+    held: dict[str, Held] = field(default_factory=dict)
+
+
+class Suppression:
+    """Per-check flap state and held notifications, plus the windows and silences.
+
+    Args:
+        location: the agent's ``location`` (an alert label silences can match).
+        silences: the silences in force.
+    """
+
+    def __init__(self, *, location: str, silences: SilenceSet | None = None) -> None:
+        self.location = location
+        self.silences = silences if silences is not None else SilenceSet()
+        self.maintenance = MaintenanceSchedule()
+        self.suppressed: Counter[str] = Counter(dict.fromkeys(SUPPRESSION_REASONS, 0))
+        self._checks: dict[str, _Check] = {}
+
+    # -- persistence (rides in the check's alert-state row) ---------------------------
+
+    def restore(self, check: str, data: Mapping[str, Any]) -> None:
+        """Load what :meth:`persisted` wrote for ``check``."""
+        entry = _Check(flap=FlapState.from_dict(data.get("flap")))
+        held = data.get("held")
+        if isinstance(held, dict):
+            for alert, item in held.items():
+                if isinstance(item, dict) and isinstance(item.get("events"), list):
+                    entry.held[str(alert)] = Held(
+                        bool(item.get("was_open")), [str(e) for e in item["events"]]
+                    )
+        self._checks[check] = entry
+
+    def persisted(self, check: str) -> dict[str, Any]:
+        """Extra keys for ``check``'s stored alert state."""
+        entry = self._checks.get(check)
+        if entry is None:
+            return {}
+        return {
+            "flap": entry.flap.to_dict(),
+            "held": {
+                a: {"was_open": h.was_open, "events": h.events} for a, h in entry.held.items()
+            },
+        }
+
+    def forget(self, check: str) -> None:
+        """Drop a removed check."""
+        self._checks.pop(check, None)
+
+    # -- the gate ----------------------------------------------------------------------
+
+    def window(self, check: str, labels: Mapping[str, str], now: float) -> OpenWindow | None:
+        """The maintenance window ``check`` is in at ``now``, if any."""
+        return self.maintenance.open_for(check, labels, at=now) if self.maintenance else None
+
+    def filter(
+        self,
+        check: str,
+        labels: Mapping[str, str],
+        *,
+        before: AlertState,
+        after: AlertState,
+        transitions: list[Transition],
+        flap_policy: FlapPolicy,
+        now: float,
+    ) -> tuple[list[Transition], bool]:
+        """Pass one result's transitions through flap control and silences.
+
+        Args:
+            check: the check's name.
+            labels: the check's labels.
+            before: its alert state before the result.
+            after: its alert state after the result.
+            transitions: what the state machine returned.
+            flap_policy: its flap settings.
+            now: Unix seconds.
+
+        Returns:
+            The transitions to queue (held ones released first), and whether anything
+            this module persists changed.
+        """
+        entry = self._checks.setdefault(check, _Check())
+        out = self._release(check, labels, entry, before, now)
+        changed = bool(out)
+        was_flapping = entry.flap.flapping
+        flap, passed = track(
+            entry.flap, transitions, check=check, alert=after, policy=flap_policy, now=now
+        )
+        if flap != entry.flap:
+            changed = True
+        if was_flapping:  # every down transition of a flapping check is held back
+            self.suppressed["flapping"] += sum(t.alert == "down" for t in transitions)
+        for t in passed:
+            if self._muted(check, labels, t.alert, now):
+                if t.alert == "down":
+                    opened = was_flapping or before.firing
+                else:
+                    opened = before.degraded_firing
+                held = entry.held.setdefault(t.alert, Held(was_open=opened))
+                held.events.append(t.event)
+                self.suppressed["silence"] += 1
+                changed = True
+            else:
+                out.append(t)
+        entry.flap = flap
+        return out, changed
+
+    def release(
+        self, check: str, labels: Mapping[str, str], state: AlertState, now: float
+    ) -> list[Transition]:
+        """Held events of ``check`` whose silence is over, as catch-up transitions."""
+        entry = self._checks.get(check)
+        if entry is None or not entry.held:
+            return []
+        return self._release(check, labels, entry, state, now)
+
+    def held_checks(self) -> list[str]:
+        """Checks with notifications held by a silence."""
+        return [name for name, entry in self._checks.items() if entry.held]
+
+    # -- state for the API and metrics -------------------------------------------------
+
+    def flapping(self, check: str) -> FlapState:
+        """``check``'s flap state."""
+        entry = self._checks.get(check)
+        return entry.flap if entry is not None else FlapState()
+
+    def silenced_by(self, check: str, labels: Mapping[str, str], now: float) -> list[str]:
+        """Ids of the active silences muting ``check``'s ``down`` alert."""
+        found = self.silences.muting(self._labels(check, labels, "down"), now)
+        return [s.id for s in found]
+
+    def held(self, check: str) -> dict[str, Held]:
+        """``check``'s held notifications by alert."""
+        entry = self._checks.get(check)
+        return dict(entry.held) if entry is not None else {}
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _labels(self, check: str, labels: Mapping[str, str], alert: str) -> dict[str, str]:
+        return alert_labels(check, labels, alert=alert, location=self.location)
+
+    def _muted(self, check: str, labels: Mapping[str, str], alert: str, now: float) -> bool:
+        return bool(self.silences.muting(self._labels(check, labels, alert), now))
+
+    def _release(
+        self,
+        check: str,
+        labels: Mapping[str, str],
+        entry: _Check,
+        state: AlertState,
+        now: float,
+    ) -> list[Transition]:
+        out: list[Transition] = []
+        for alert in list(entry.held):
+            if self._muted(check, labels, alert, now):
+                continue
+            held = entry.held.pop(alert)
+            event = _catch_up(held, _open(alert, state, entry.flap), entry.flap.flapping, alert)
+            if event is not None:
+                out.append(_transition(check, alert, event, state, entry.flap, now))  # type: ignore[arg-type]
+        return out
+
+
+def _open(alert: str, state: AlertState, flap: FlapState) -> bool:
+    if alert == "down":
+        return state.firing or flap.flapping
+    return state.degraded_firing
+
+
+def _catch_up(held: Held, is_open: bool, flapping: bool, alert: str) -> str | None:
+    """The one event that tells receivers what they missed, or None."""
+    if held.was_open and not is_open:
+        return "resolved"
+    if not is_open:
+        return None
+    if not held.was_open or any(e != "reminder" for e in held.events):
+        if alert == "degraded":
+            return "degraded"
+        return "flapping" if flapping else "firing"
+    return "reminder"
+
+
+def _transition(
+    check: str, alert: AlertKind, event: EventType, state: AlertState, flap: FlapState, now: float
+) -> Transition:
+    silenced = "notified after a silence ended"
+    if alert == "degraded":
+        phases = ", ".join(state.degraded_phases)
+        return Transition(
+            check=check,
+            alert="degraded",
+            event=event,
+            at=now,
+            started_at=state.degraded_since if state.degraded_since is not None else now,
+            resolved_at=now if event == "resolved" else None,
+            consecutive_failures=0,
+            reason=None,
+            message=f"over latency limit: {phases} ({silenced})" if phases else silenced,
+            degraded=state.degraded_phases,
+        )
+    started = state.started_at if state.started_at is not None else flap.since
+    detail = state.message if event != "resolved" else ""
+    if event == "flapping":
+        detail = "flapping"
+    return Transition(
+        check=check,
+        alert="down",
+        event=event,
+        at=now,
+        started_at=started if started is not None else now,
+        resolved_at=now if event == "resolved" else None,
+        consecutive_failures=state.consecutive_failures,
+        reason=state.reason if event != "resolved" else None,
+        message=f"{detail} ({silenced})" if detail else silenced,
+    )
