@@ -1,21 +1,30 @@
-"""The JSON shape of ``/api/v1/checks``: each check's config, state and recent results.
+"""The JSON API: ``/api/v1/checks`` (each check's config, state and recent results)
+and ``/api/v1/silences`` (create, list and end silences).
 
 Nothing here holds a secret: URLs are redacted and results carry no credentials.
-Raises nothing of its own.
+Raises nothing of its own: bad requests get a 4xx with a JSON ``error``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from aiohttp import web
+
+from agent.alerting.silences import Silence, SilenceError
 from agent.redact import redact_url
 from agent.runtime.runner import Runner
 
-__all__ = ["AlertStateView", "HistoryView", "checks_json"]
+__all__ = ["AlertStateView", "HistoryView", "SilenceView", "checks_json", "silence_routes"]
+
+#: Largest silence request body accepted.
+_MAX_BODY = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +101,89 @@ def checks_json(
             item["watch"] = dataclasses.asdict(stats)
         out.append(item)
     return out
+
+
+class SilenceView(Protocol):
+    """The silences of the running agent (agent.alerting.AlertService)."""
+
+    def create_silence(self, body: Any) -> Silence: ...
+
+    def silences(self) -> list[dict[str, Any]]: ...
+
+    def expire_silence(self, silence_id: str) -> Silence | None: ...
+
+
+def silence_routes(
+    app: web.Application, silences: Callable[[], SilenceView | None], *, clock: Callable[[], float]
+) -> None:
+    """Add ``GET``/``POST /api/v1/silences`` and ``DELETE /api/v1/silences/{id}`` to ``app``.
+
+    The app's own middleware (basic auth when configured) covers them, as it covers
+    ``/-/reload``. A POST must send ``Content-Type: application/json``: a browser
+    cannot send that cross-site without a preflight, so a page elsewhere cannot
+    create silences with a visitor's session.
+
+    Args:
+        app: the aiohttp application.
+        silences: returns the agent's silences (None while it starts).
+        clock: Unix time, for the ``status`` of a created silence.
+    """
+
+    def unavailable() -> web.Response:
+        return web.json_response({"error": "alerting is not running yet"}, status=503)
+
+    async def list_silences(_: web.Request) -> web.Response:
+        view = silences()
+        if view is None:
+            return unavailable()
+        return web.json_response({"silences": view.silences()})
+
+    async def create(request: web.Request) -> web.Response:
+        view = silences()
+        if view is None:
+            return unavailable()
+        if request.content_type != "application/json":
+            return web.json_response(
+                {"error": "send the silence as JSON (Content-Type: application/json)"}, status=415
+            )
+        if request.content_length is not None and request.content_length > _MAX_BODY:
+            return web.json_response({"error": "body too large"}, status=413)
+        try:
+            raw = await request.content.read(_MAX_BODY + 1)
+            if len(raw) > _MAX_BODY:
+                return web.json_response({"error": "body too large"}, status=413)
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": "the body is not valid JSON"}, status=400)
+        try:
+            silence = view.create_silence(body)
+        except SilenceError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except sqlite3.Error as exc:
+            log.error("could not store a silence: %s", exc)
+            return web.json_response(
+                {"error": "could not store the silence in the state file"}, status=503
+            )
+        return web.json_response(
+            {"id": silence.id, "silence": silence.to_json(clock())}, status=201
+        )
+
+    async def delete(request: web.Request) -> web.Response:
+        view = silences()
+        if view is None:
+            return unavailable()
+        silence_id = request.match_info["silence_id"]
+        try:
+            ended = view.expire_silence(silence_id)
+        except sqlite3.Error as exc:
+            log.error("could not end silence %s: %s", silence_id, exc)
+            return web.json_response(
+                {"error": "could not store the change in the state file"}, status=503
+            )
+        if ended is None:
+            return web.json_response({"error": f"no active silence {silence_id!r}"}, status=404)
+        return web.json_response({"silence": ended.to_json(clock())})
+
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_post("/api/v1/silences", create)
+    app.router.add_delete("/api/v1/silences/{silence_id}", delete)

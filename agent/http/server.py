@@ -4,6 +4,7 @@
     /healthz         200 while the process serves HTTP
     /readyz          200 once the config is loaded and the scheduler runs, else 503
     /api/v1/checks   JSON: each check's state, last result, history, alert state
+    /api/v1/silences GET lists, POST creates; DELETE /api/v1/silences/ID ends one
     POST /-/reload   re-read the config; 200, or 400 with the errors
     /probe?check=N   run configured check N now; its probe_* metrics (blackbox style)
 
@@ -20,6 +21,7 @@ import binascii
 import hashlib
 import logging
 import ssl
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol
@@ -28,6 +30,7 @@ import bcrypt
 from aiohttp import web
 
 from agent.config.models import CheckConfig, WebConfig
+from agent.http.api import SilenceView, silence_routes
 from agent.metrics.text import render_probe
 from agent.result import ProbeResult
 
@@ -83,6 +86,8 @@ class AgentView(Protocol):
     def find_check(self, name: str) -> CheckConfig | None: ...
 
     async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]: ...
+
+    def silence_view(self) -> SilenceView | None: ...
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -273,6 +278,7 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
     app.router.add_get("/api/v1/checks", checks)
     app.router.add_post("/-/reload", reload)
     app.router.add_get("/probe", probe)
+    silence_routes(app, agent.silence_view, clock=time.time)
     return app
 
 

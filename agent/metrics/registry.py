@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from agent import __version__
@@ -105,6 +105,10 @@ class Metrics:
         self.reload_success_timestamp = 0.0
         #: Pulled at scrape time; set by the daemon when the services exist.
         self.alert_firing: Callable[[str], bool] | None = None
+        #: Alert-state flags by family suffix (``flapping``, ``maintenance``, ``silenced``).
+        self.alert_flags: dict[str, Callable[[str], bool]] = {}
+        #: Notifications held back, by reason (``wsprobe_alert_notifications_suppressed_total``).
+        self.alert_suppressed: Callable[[], Mapping[str, int]] | None = None
         self.queue_depth: Callable[[], int] | None = None
         self.watch_stats: Callable[[str], WatchStatsView | None] | None = None
         self.loop_lag_samples: Callable[[], list[float]] | None = None
@@ -265,6 +269,10 @@ class Metrics:
             families.append(
                 ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
             )
+        for suffix, flag in self.alert_flags.items():
+            families.append(
+                (f"wsprobe_alert_{suffix}", _FLAG_HELP[suffix], "gauge", _flag_lines(suffix, flag))
+            )
         if self.watch_stats is not None:
             families += watch_families(self.watch_stats)
         return families
@@ -288,6 +296,11 @@ class Metrics:
             for (receiver, outcome), n in sorted(self.notifications.items()):
                 pairs = label_str({"receiver": receiver, "outcome": outcome})
                 yield f"{name}{labels(loc, pairs)} {n}\n"
+        if self.alert_suppressed is not None:
+            name = "wsprobe_alert_notifications_suppressed_total"
+            yield header(name, "Alert notifications held back, by reason.", "counter")
+            for reason, n in sorted(self.alert_suppressed().items()):
+                yield f"{name}{labels(loc, label_str({'reason': reason}))} {n}\n"
         if self.queue_depth is not None:
             name = "wsprobe_notification_queue_depth"
             yield header(name, "Notifications waiting in the outbox.", "gauge")
@@ -301,6 +314,24 @@ class Metrics:
         name = "wsprobe_build_info"
         yield header(name, "Always 1; the version label is the running version.", "gauge")
         yield f"{name}{labels(loc, label_str({'version': self.version}))} 1\n"
+
+
+_FLAG_HELP = {
+    "flapping": "Whether the check is flapping (its firing/resolved notifications paused).",
+    "maintenance": "Whether the check is in a maintenance window (its alerts frozen).",
+    "silenced": "Whether an active silence mutes the check's down alert.",
+}
+
+
+def _flag_lines(
+    suffix: str, flag: Callable[[str], bool]
+) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
+    name = f"wsprobe_alert_{suffix}"
+
+    def lines(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+        return (f"{name}{{{s.base}}} {int(flag(check.name))}\n",)
+
+    return lines
 
 
 def _results(_: CheckConfig, s: CheckSeries) -> Iterable[str]:

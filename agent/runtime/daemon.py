@@ -172,6 +172,12 @@ class Daemon:
         )
         await self.alerting.start()
         metrics.alert_firing = self.alerting.firing
+        metrics.alert_flags = {
+            "flapping": self.alerting.flapping,
+            "maintenance": self.alerting.in_maintenance,
+            "silenced": self.alerting.silenced,
+        }
+        metrics.alert_suppressed = self.alerting.suppressed_counts
         metrics.queue_depth = self.alerting.queue_depth
         metrics.watch_stats = self._watch_stats
         self.runner = Runner(
@@ -378,6 +384,10 @@ class Daemon:
             name=name,
             history=history,
         )
+
+    def silence_view(self) -> AlertService | None:
+        """The silences (``/api/v1/silences``), once alerting runs."""
+        return self.alerting
 
     def find_check(self, name: str) -> CheckConfig | None:
         """The configured check called ``name``."""

@@ -51,6 +51,9 @@ class FakeAgent:
     def find_check(self, name: str) -> CheckConfig | None:
         return self.check if name == "echo" else None
 
+    def silence_view(self) -> None:
+        return None
+
     async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]:
         self.probed.append(check.name)
         result = ProbeResult(check=check.name, kind="probe", url=URL, started_at=time.time())
