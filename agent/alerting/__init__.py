@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +34,8 @@ from agent.alerting.outbox import (
     RetryPolicy,
     new_rows,
 )
-from agent.alerting.silences import Silence, SilenceError, SilenceSet, parse_silence
+from agent.alerting.silence_book import SilenceBook
+from agent.alerting.silences import Silence, SilenceError
 from agent.alerting.state import (
     AlertPolicy,
     AlertState,
@@ -50,7 +49,6 @@ from agent.alerting.suppression import Suppression
 from agent.config import CheckConfig, Config
 from agent.result import ProbeResult
 from agent.storage.database import NewOutboxRow, OutboxRow, Store
-from agent.storage.silences import SilenceTable
 
 __all__ = ["AlertPolicy", "AlertService", "SilenceError", "Transition", "routing_problems"]
 
@@ -132,10 +130,8 @@ class AlertService:
             name: (str(data.get("url", "")), dict(data.get("labels", {})))
             for name, data in persisted.items()
         }
-        self._silence_table: SilenceTable | None = None
-        self._quiet = Suppression(
-            location=config.agent.location, silences=self._load_silences(store)
-        )
+        self._silences = SilenceBook(store.path, clock=clock)
+        self._quiet = Suppression(location=config.agent.location, silences=self._silences.silences)
         for name, data in persisted.items():
             self._quiet.restore(name, data)
         self._config = config
@@ -168,9 +164,7 @@ class AlertService:
     async def aclose(self) -> None:
         """Stop delivering; undelivered events stay queued for the next start."""
         await self._dispatcher.aclose()
-        if self._silence_table is not None:
-            self._silence_table.close()
-            self._silence_table = None
+        self._silences.close()
 
     def reconfigure(self, config: Config) -> None:
         """Apply a reloaded configuration.
@@ -328,29 +322,11 @@ class AlertService:
             SilenceError: for a bad request (the message names the field).
             sqlite3.Error: when the state file cannot be written.
         """
-        now = self._clock()
-        silence = parse_silence(body, now=now, new_id=str(uuid.uuid4()))
-        self._store_silence(silence)
-        self._quiet.silences.add(silence)
-        logger.info(
-            "silence %s created by %r until %s: %s",
-            silence.id,
-            silence.created_by,
-            silence.to_json(now)["ends_at"],
-            ", ".join(str(m) for m in silence.matchers),
-        )
-        return silence
+        return self._silences.create(body)
 
     def silences(self) -> list[dict[str, Any]]:
         """Every silence (active, pending and recently expired), newest first."""
-        now = self._clock()
-        gone = self._quiet.silences.prune(now=now)
-        if gone and self._silence_table is not None:
-            try:
-                self._silence_table.delete(gone)
-            except sqlite3.Error as exc:
-                logger.warning("could not forget expired silences: %s", exc)
-        return [s.to_json(now) for s in self._quiet.silences.all()]
+        return self._silences.listing()
 
     def expire_silence(self, silence_id: str) -> Silence | None:
         """End a silence now; held notifications it muted go out at once.
@@ -361,19 +337,9 @@ class AlertService:
         Raises:
             sqlite3.Error: when the state file cannot be written.
         """
-        now = self._clock()
-        current = self._quiet.silences.get(silence_id)
-        ended = self._quiet.silences.expire(silence_id, now=now)
-        if ended is None:
-            return None
-        try:
-            self._store_silence(ended)
-        except sqlite3.Error:
-            if current is not None:
-                self._quiet.silences.add(current)
-            raise
-        logger.info("silence %s ended", silence_id)
-        self.release_held()
+        ended = self._silences.expire(silence_id)
+        if ended is not None:
+            self.release_held()
         return ended
 
     def release_held(self) -> None:
@@ -392,27 +358,6 @@ class AlertService:
                 transitions, url=check.url, labels=check.labels, result=None, policy=policy, now=now
             )
             self._dispatcher.enqueue(self._save(name, state, rows))
-
-    def _store_silence(self, silence: Silence) -> None:
-        if self._silence_table is None:
-            raise sqlite3.OperationalError("the silences table is not available")
-        self._silence_table.save(silence.to_record())
-
-    def _load_silences(self, store: Store) -> SilenceSet:
-        """Silences from the state file; a file that cannot be read gives none."""
-        try:
-            self._silence_table = SilenceTable.open(store.path)
-            records = self._silence_table.load()
-        except sqlite3.Error as exc:
-            logger.error("silences unavailable (state file %s): %s", store.path, exc)
-            return SilenceSet()
-        silences = []
-        for record in records:
-            try:
-                silences.append(Silence.from_record(record))
-            except SilenceError as exc:
-                logger.warning("skipped a stored silence: %s", exc)
-        return SilenceSet(silences)
 
     def _target_labels(self, check: str) -> dict[str, str]:
         conf = self._checks.get(check)
