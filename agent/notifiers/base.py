@@ -49,7 +49,7 @@ class AlertEvent:
 
     @property
     def event(self) -> str:
-        """``firing``, ``resolved``, ``reminder`` or ``degraded``."""
+        """``firing``, ``resolved``, ``reminder``, ``degraded`` or ``flapping``."""
         return str(self.payload["event"])
 
     @property
@@ -151,7 +151,7 @@ def summary(event: AlertEvent) -> str:
     if event.event == "degraded":
         phases = ", ".join(p.get("degraded") or []) or "latency"
         return f"[DEGRADED] {check}: over limit ({phases})"
-    tag = "REMINDER" if event.event == "reminder" else "FIRING"
+    tag = {"reminder": "REMINDER", "flapping": "FLAPPING"}.get(event.event, "FIRING")
     reason = p.get("reason") or "failed"
     message = p.get("message") or ""
     return f"[{tag}] {check}: {reason}" + (f" - {message}" if message else "")

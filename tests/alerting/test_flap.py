@@ -12,6 +12,7 @@ from agent.config.alerting import (
     AlertingConfig,
     FlapConfig,
 )
+from agent.notifiers.base import AlertEvent, summary
 from agent.result import ProbeResult, Reason
 
 POLICY = AlertPolicy(failure_threshold=2, success_threshold=1, repeat_interval=0.0)
@@ -137,3 +138,9 @@ def test_default_notifications_per_hour_for_a_flapping_pattern() -> None:
     _, _, on = feed("FFFSS" * 24, policy=policy, flap=resolve_flap(AlertingConfig(), None))
     assert len(off) == 48
     assert [t.event for _, t in on] == ["firing", "resolved"] * 2 + ["flapping"]
+
+
+def test_flapping_event_reads_as_flapping() -> None:
+    """Receivers that show a one-line summary say FLAPPING, not FIRING."""
+    event = AlertEvent(payload={"event": "flapping", "check": "chat", "reason": "closed"})
+    assert summary(event).startswith("[FLAPPING] chat: closed")
