@@ -18,6 +18,7 @@ file, so a restart resends only what was not yet accepted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -194,6 +195,9 @@ class AlertService:
         now = self._clock()
         for name in [n for n in self._states if n not in self._checks]:
             state = self._states.pop(name)
+            if self._quiet.flapping(name).flapping and not state.firing:
+                # Receivers were told it flaps (an open incident): close it too.
+                state = dataclasses.replace(state, status="firing")
             self._quiet.forget(name)
             url, labels = self._targets.pop(name, ("", {}))
             rows = self._rows_for(

@@ -10,6 +10,7 @@ A cron window opens at each time its crontab line fires (APScheduler's
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,20 +29,40 @@ class OpenWindow:
     """A window open at the time asked about."""
 
     name: str
-    #: Unix seconds.
+    #: Unix seconds: when the window (its latest opening, for a cron window) opened.
     started_at: float
     ends_at: float
 
 
-@dataclass(frozen=True, slots=True)
 class _Window:
-    name: str
-    checks: frozenset[str]
-    matchers: tuple[Matcher, ...]
-    trigger: Any
-    duration: float
-    start: float
-    end: float
+    """One compiled window; remembers its last answer until the next boundary.
+
+    A scrape asks about every covered check: without the memo each question would walk
+    the cron trigger again (tens of microseconds, times thousands of checks).
+    """
+
+    __slots__ = ("_memo", "checks", "duration", "end", "matchers", "name", "start", "trigger")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        checks: frozenset[str],
+        matchers: tuple[Matcher, ...],
+        trigger: Any,
+        duration: float,
+        start: float,
+        end: float,
+    ) -> None:
+        self.name = name
+        self.checks = checks
+        self.matchers = matchers
+        self.trigger = trigger
+        self.duration = duration
+        self.start = start
+        self.end = end
+        #: (valid from, valid until, answer) of the last lookup.
+        self._memo: tuple[float, float, OpenWindow | None] = (1.0, 0.0, None)
 
     def covers(self, check: str, labels: Mapping[str, str]) -> bool:
         if check in self.checks:
@@ -49,25 +70,38 @@ class _Window:
         return bool(self.matchers) and matches_all(self.matchers, {**labels, "check": check})
 
     def open_at(self, now: float) -> OpenWindow | None:
+        since, until, answer = self._memo
+        if since <= now < until:
+            return answer
+        answer, until = self._lookup(now)
+        self._memo = (now, until, answer)
+        return answer
+
+    def _lookup(self, now: float) -> tuple[OpenWindow | None, float]:
+        """The answer at ``now`` and until when it holds."""
         if self.trigger is None:
             if self.start <= now < self.end:
-                return OpenWindow(self.name, self.start, self.end)
-            return None
+                return OpenWindow(self.name, self.start, self.end), self.end
+            return None, self.start if now < self.start else math.inf
         tz = self.trigger.timezone
         # The first opening after now - duration: if it is not after now, it is open.
         cursor = dt.datetime.fromtimestamp(now - self.duration, tz) + dt.timedelta(microseconds=1)
         fire = self.trigger.get_next_fire_time(None, cursor)
-        if fire is None or fire.timestamp() > now:
-            return None
-        started = fire.timestamp()
-        end = started + self.duration
+        if fire is None:
+            return None, math.inf
+        if fire.timestamp() > now:
+            return None, fire.timestamp()
+        end = fire.timestamp() + self.duration
         # Later openings before now extend the window (duration longer than the period).
         for _ in range(_MAX_OPENINGS):
             nxt = self.trigger.get_next_fire_time(fire, fire + dt.timedelta(microseconds=1))
             if nxt is None or nxt.timestamp() > now:
                 break
             fire, end = nxt, nxt.timestamp() + self.duration
-        return OpenWindow(self.name, started, end)
+        # An opening before ``end`` would move it: the answer holds until the earlier.
+        nxt = self.trigger.get_next_fire_time(fire, fire + dt.timedelta(microseconds=1))
+        until = end if nxt is None else min(end, nxt.timestamp())
+        return OpenWindow(self.name, fire.timestamp(), end), until
 
 
 class MaintenanceSchedule:

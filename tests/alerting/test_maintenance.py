@@ -88,3 +88,17 @@ def test_the_window_ending_last_wins() -> None:
     assert found is not None
     assert found.name == "long"
     assert not MaintenanceSchedule()
+
+
+def test_remembered_answers_match_fresh_ones() -> None:
+    """Asking one schedule minute by minute gives what a fresh schedule says each time."""
+    window = MaintenanceWindow(
+        name="w", cron="*/45 1-3 * * *", duration=1200, timezone="Europe/Paris", checks=("c",)
+    )
+    kept = MaintenanceSchedule([window])
+    start = utc(2026, 12, 5, 0, 0)
+    for minute in range(0, 5 * 60, 7):
+        at = start + minute * 60.0
+        assert kept.open_for("c", {}, at=at) == MaintenanceSchedule([window]).open_for(
+            "c", {}, at=at
+        ), minute
