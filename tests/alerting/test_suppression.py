@@ -14,9 +14,12 @@ import pytest
 
 from agent.alerting import AlertService, SilenceError
 from agent.config import Config
+from agent.config.alerting import FlapConfig
 from agent.config.maintenance import MaintenanceWindow
+from agent.metrics.registry import Metrics
 from agent.storage.database import Store
 from tests.alerting.test_delivery import FAST, Outcomes, config, result
+from tests.runtime.conftest import parse_samples, value
 
 T0 = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC).timestamp()
 
@@ -248,3 +251,68 @@ def test_bad_silences_are_refused_naming_the_field(
         service.create_silence(body)
     assert service.silences() == []
     asyncio.run(service.aclose())
+
+
+def test_alert_states_reach_the_metrics(store: Store) -> None:
+    """The service's flags and counters render as wsprobe_alert_* series."""
+    clock = Clock(T0)
+    window = MaintenanceWindow(
+        name="m", start=dt.datetime(2026, 12, 5, 1), end=dt.datetime(2026, 12, 5, 2), checks=("b",)
+    )
+    cfg = config("http://127.0.0.1:9", checks=("a", "b"), failure=1, success=1)
+    alerting = cfg.alerting.model_copy(update={"flap": FlapConfig(max_changes=2, window=600.0)})
+    cfg = with_windows(cfg.model_copy(update={"alerting": alerting}), window)
+    service = AlertService(cfg, store, clock=clock)
+    service.create_silence(silence_body(matchers=['check="b"']))
+    run(service, cfg, clock, "FSFS")  # check a: firing, resolved, flapping
+    metrics = Metrics(location="lab")
+    metrics.set_checks(cfg.checks)
+    metrics.alert_firing = service.firing
+    metrics.alert_flags = {
+        "flapping": service.flapping,
+        "maintenance": service.in_maintenance,
+        "silenced": service.silenced,
+    }
+    metrics.alert_suppressed = service.suppressed_counts
+    samples = parse_samples(metrics.render().decode())
+    expected = {
+        ("wsprobe_alert_flapping", "a"): 1,
+        ("wsprobe_alert_flapping", "b"): 0,
+        ("wsprobe_alert_maintenance", "a"): 0,
+        ("wsprobe_alert_maintenance", "b"): 1,
+        ("wsprobe_alert_silenced", "a"): 0,
+        ("wsprobe_alert_silenced", "b"): 1,
+    }
+    for (name, check), want in expected.items():
+        assert value(samples, name, check=check) == want, (name, check)
+    suppressed = "wsprobe_alert_notifications_suppressed_total"
+    assert value(samples, suppressed, reason="flapping") == 1  # the 4th run's resolved
+    assert value(samples, suppressed, reason="silence") == 0
+    asyncio.run(service.aclose())
+
+
+def test_flapping_survives_a_restart_and_a_removed_flapping_check_is_resolved(
+    tmp_path: Any,
+) -> None:
+    """After a restart a flapping check stays quiet; removing it closes its incident."""
+    clock = Clock(T0)
+    cfg = config("http://127.0.0.1:9", failure=1, success=1)
+    cfg = cfg.model_copy(
+        update={"alerting": cfg.alerting.model_copy(update={"flap": FlapConfig(max_changes=2)})}
+    )
+    store = Store(tmp_path)
+    service = AlertService(cfg, store, clock=clock)
+    assert run(service, cfg, clock, "FSFS") == ["firing", "resolved", "flapping"]
+    asyncio.run(service.aclose())
+    store.close()
+    store = Store(tmp_path)
+    try:
+        again = AlertService(cfg, store, clock=clock)
+        assert again.flapping("chat")
+        assert run(again, cfg, clock, "FSFS") == []
+        again.reconfigure(cfg.model_copy(update={"checks": ()}))
+        rows = store.outbox_rows()
+        assert [(r.check, r.event) for r in rows][-1] == ("chat", "resolved")
+        asyncio.run(again.aclose())
+    finally:
+        store.close()
