@@ -131,12 +131,20 @@ def test_policy_merges_field_by_field() -> None:
     )
 
 
-def test_default_notifications_per_hour_for_a_flapping_pattern() -> None:
-    """FFFSS at 3/2 every 30 s for an hour: 5 notifications with the defaults, not ~47."""
-    policy = AlertPolicy(failure_threshold=3, success_threshold=2, repeat_interval=0.0)
-    _, _, off = feed("FFFSS" * 24, policy=policy, flap=FlapPolicy(0, DEFAULT_FLAP_WINDOW))
-    _, _, on = feed("FFFSS" * 24, policy=policy, flap=resolve_flap(AlertingConfig(), None))
-    assert len(off) == 48
+@pytest.mark.parametrize(
+    ("pattern", "fail", "ok", "without"),
+    [("FFFSS", 3, 2, 48), ("FFS", 2, 1, 80)],
+    ids=["FFFSS-at-3-2", "FFS-at-2-1"],
+)
+def test_default_notifications_per_hour_for_a_flapping_pattern(
+    pattern: str, fail: int, ok: int, without: int
+) -> None:
+    """A flapping pattern every 30 s for two hours: 5 notifications with the defaults."""
+    policy = AlertPolicy(failure_threshold=fail, success_threshold=ok, repeat_interval=4 * 3600.0)
+    hour = pattern * (120 // len(pattern))
+    _, _, off = feed(hour, policy=policy, flap=FlapPolicy(0, DEFAULT_FLAP_WINDOW))
+    _, _, on = feed(hour * 2, policy=policy, flap=resolve_flap(AlertingConfig(), None))
+    assert len(off) == without  # per hour, flap control off
     assert [t.event for _, t in on] == ["firing", "resolved"] * 2 + ["flapping"]
 
 
