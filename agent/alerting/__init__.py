@@ -314,7 +314,7 @@ class AlertService:
                 }
             ),
             "silenced_by": self._quiet.silenced_by(check, labels, now),
-            "held_events": sum(len(h.events) for h in held.values()),
+            "held_events": sum(h.count for h in held.values()),
         }
 
     # -- silences ------------------------------------------------------------------------

@@ -45,12 +45,14 @@ SUPPRESSION_REASONS = ("flapping", "silence")
 
 @dataclass(slots=True)
 class Held:
-    """Notifications of one alert held back by a silence."""
+    """Notifications of one alert held back by a silence (a summary: bounded size)."""
 
     #: Whether the receivers believed the alert open when holding began.
     was_open: bool
-    #: The events held, oldest first.
-    events: list[str] = field(default_factory=list)
+    #: How many events were held.
+    count: int = 0
+    #: Whether any of them was more than a reminder (a firing, resolved, ...).
+    news: bool = False
 
 
 @dataclass(slots=True)
@@ -82,9 +84,9 @@ class Suppression:
         held = data.get("held")
         if isinstance(held, dict):
             for alert, item in held.items():
-                if isinstance(item, dict) and isinstance(item.get("events"), list):
+                if isinstance(item, dict) and isinstance(item.get("count"), int):
                     entry.held[str(alert)] = Held(
-                        bool(item.get("was_open")), [str(e) for e in item["events"]]
+                        bool(item.get("was_open")), item["count"], bool(item.get("news"))
                     )
         self._checks[check] = entry
 
@@ -96,7 +98,8 @@ class Suppression:
         return {
             "flap": entry.flap.to_dict(),
             "held": {
-                a: {"was_open": h.was_open, "events": h.events} for a, h in entry.held.items()
+                a: {"was_open": h.was_open, "count": h.count, "news": h.news}
+                for a, h in entry.held.items()
             },
         }
 
@@ -137,8 +140,9 @@ class Suppression:
             this module persists changed.
         """
         entry = self._checks.setdefault(check, _Check())
-        out = self._release(check, labels, entry, before, now)
-        changed = bool(out)
+        holding = len(entry.held)
+        out = self._release(check, labels, entry, before, now) if holding else []
+        changed = len(entry.held) != holding
         was_flapping = entry.flap.flapping
         flap, passed = track(
             entry.flap, transitions, check=check, alert=after, policy=flap_policy, now=now
@@ -154,7 +158,8 @@ class Suppression:
                 else:
                     opened = before.degraded_firing
                 held = entry.held.setdefault(t.alert, Held(was_open=opened))
-                held.events.append(t.event)
+                held.count += 1
+                held.news = held.news or t.event != "reminder"
                 self.suppressed["silence"] += 1
                 changed = True
             else:
@@ -231,7 +236,7 @@ def _catch_up(held: Held, is_open: bool, flapping: bool, alert: str) -> str | No
         return "resolved"
     if not is_open:
         return None
-    if not held.was_open or any(e != "reminder" for e in held.events):
+    if not held.was_open or held.news:
         if alert == "degraded":
             return "degraded"
         return "flapping" if flapping else "firing"

@@ -169,6 +169,7 @@ async def test_ending_a_silence_brings_receivers_up_to_date(
     assert run(service, cfg, clock, during) == []
     assert service.expire_silence(silence.id) is not None
     assert service.expire_silence(silence.id) is None  # already ended
+    assert store.load_alert_states()["chat"]["held"] == {}  # nothing left to send later
     if sent:
         assert await delivered(receiver, service, outcomes, len(sent)) == sent
     else:
