@@ -19,6 +19,7 @@ __all__ = ["expand_env"]
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _TooLarge(Exception):
@@ -124,6 +125,9 @@ def _expand_string(
             return written
         found = env.get(name)
         if found is not None and (found or not sep):
+            if _SURROGATE.search(found):  # os.environ keeps undecodable bytes as surrogates
+                issues.append(where.issue(path, f"environment variable {name} is not UTF-8"))
+                return written
             return found
         if sep:
             return default

@@ -18,6 +18,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Only a ``\uD800``-style escape in a double-quoted scalar can put one in a value: the
+#: file itself is strict UTF-8. Such a string cannot be encoded (URL, header, label).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class YamlError(ValueError):
@@ -65,6 +69,8 @@ class Parsed:
     plain: bool = False
     #: Some string value holds a ``$`` (keys not included); always True unless plain.
     dollar: bool = True
+    #: (line, message) of other values no config can use (a lone surrogate).
+    problems: tuple[tuple[int, str], ...] = ()
 
 
 def parse_yaml(text: str | bytes) -> Parsed:
@@ -98,7 +104,10 @@ def parse_yaml(text: str | bytes) -> Parsed:
 
 
 def _parse(text: str, loader_class: Any) -> Parsed:
-    loader = loader_class(text)
+    try:
+        loader = loader_class(text)  # the reader checks every character here
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(text, exc) from None
     node: Node | None = None
     try:
         node = loader.get_single_node()
@@ -111,7 +120,10 @@ def _parse(text: str, loader_class: Any) -> Parsed:
         # Duplicates are found before construction: constructing merges `<<` keys into
         # the node in place, which would look like duplicates afterwards.
         duplicates = tuple(_duplicates(node))
+        problems = tuple(_surrogates(node))
         data = loader.construct_document(node)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(text, exc) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -138,7 +150,19 @@ def _parse(text: str, loader_class: Any) -> Parsed:
         _walk(node, (), lines, set(), [0])  # lines are mapped after construction, see above
     except RecursionError:  # libyaml composes any depth; the walk is where it overflows
         raise YamlError("YAML is nested too deeply") from None
-    return Parsed(data, lines, duplicates)
+    return Parsed(data, lines, duplicates, problems=problems)
+
+
+def _reader_error(text: str, exc: yaml.reader.ReaderError) -> YamlError:
+    """A character YAML does not allow (NUL, other control characters), at its line."""
+    position = exc.position if isinstance(exc.position, int) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else 0
+    return YamlError(
+        f"YAML: character U+{code:04X} at column {column} is not allowed in YAML text",
+        line=line,
+    )
 
 
 def _unbuildable(root: Node) -> tuple[int, str] | None:
@@ -194,11 +218,12 @@ def _plain(root: Node) -> Parsed:
         data = walk.build(root, ())
     except (yaml.YAMLError, RecursionError):
         raise _NotPlain from None
-    return Parsed(data, walk.lines, plain=True, dollar=walk.dollar)
+    problems = tuple(dict.fromkeys(walk.problems))  # a scalar alias is met twice
+    return Parsed(data, walk.lines, plain=True, dollar=walk.dollar, problems=problems)
 
 
 class _PlainWalk:
-    __slots__ = ("count", "dollar", "lines", "scalars", "seen")
+    __slots__ = ("count", "dollar", "lines", "problems", "scalars", "seen")
 
     def __init__(self) -> None:
         self.lines: LineMap = {}
@@ -206,6 +231,7 @@ class _PlainWalk:
         self.count = 0
         self.dollar = False
         self.scalars = SafeConstructor()
+        self.problems: list[tuple[int, str]] = []
 
     def build(self, node: Node, path: tuple[Any, ...]) -> Any:
         self.count += 1
@@ -218,6 +244,8 @@ class _PlainWalk:
                 text = node.value
                 if "$" in text:
                     self.dollar = True
+                if getattr(node, "style", None) == '"' and _SURROGATE.search(text):
+                    self.problems.append(_surrogate_problem(node))
                 return text
             return self.scalars.construct_object(node, deep=True)
         if id(node) in self.seen:
@@ -230,6 +258,8 @@ class _PlainWalk:
                 if type(key_node) is not ScalarNode or key_node.tag != _STR_TAG:
                     raise _NotPlain
                 key = key_node.value
+                if key_node.style == '"' and _SURROGATE.search(key):
+                    self.problems.append(_surrogate_problem(key_node))
                 if key in data:
                     raise _NotPlain
                 child = (*path, key)
@@ -244,6 +274,24 @@ class _PlainWalk:
                 items.append(self.build(item, child))
             return items
         raise _NotPlain
+
+
+def _surrogate_problem(node: Node) -> tuple[int, str]:
+    found = _SURROGATE.search(node.value)
+    code = ord(found.group()) if found else 0
+    return (
+        node.start_mark.line + 1,
+        f"\\u{code:04x} is half of a UTF-16 surrogate pair, not a character:"
+        " write the character itself",
+    )
+
+
+def _surrogates(root: Node) -> list[tuple[int, str]]:
+    return [
+        _surrogate_problem(node)
+        for node in _each_node(root)
+        if isinstance(node, ScalarNode) and node.style == '"' and _SURROGATE.search(node.value)
+    ]
 
 
 def _key(node: Node) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from agent.config.types import Duration, Frozen, Secret
+from agent.config.types import Duration, Frozen, Int, Secret
 
 __all__ = [
     "DEFAULT_FAILURE_THRESHOLD",
@@ -80,13 +80,13 @@ class AlertingConfig(Frozen):
     at check level it inherits the agent-level value.
     """
 
-    failure_threshold: int | None = Field(None, ge=1)
-    success_threshold: int | None = Field(None, ge=1)
+    failure_threshold: Int | None = Field(None, ge=1)
+    success_threshold: Int | None = Field(None, ge=1)
     #: Reminder period while firing; 0 turns reminders off.
     repeat_interval: Duration | None = Field(None, ge=0)
     #: Consecutive degraded (over-limit) successful runs before a ``degraded`` event;
     #: 0 or unset at agent level turns degraded alerts off.
-    degraded_threshold: int | None = Field(None, ge=0)
+    degraded_threshold: Int | None = Field(None, ge=0)
     #: Receiver names. A check's list is added to the agent-level (default) list.
     receivers: tuple[str, ...] = ()
     #: Per check: false sends this check's events only to its own ``receivers``.

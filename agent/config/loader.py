@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.config._env import expand_env
+from agent.config._files import FileTooLarge, PatternTooBroad, expand_pattern, read_config_file
 from agent.config._issues import (
     ConfigError,
     ConfigIssue,
@@ -248,7 +249,10 @@ class _Loader:
         file = display_path(path)
         self.file_order.append(file)
         try:
-            text = path.read_bytes()
+            text = read_config_file(path)
+        except FileTooLarge as exc:
+            self.issues.append(ConfigIssue(file, None, "", str(exc)))
+            return None
         except FileNotFoundError:
             self.issues.append(ConfigIssue(file, None, "", "file not found"))
             return None
@@ -260,7 +264,7 @@ class _Loader:
         except YamlError as exc:
             self.issues.append(ConfigIssue(file, exc.line, "", exc.message))
             return None
-        for line, message in parsed.duplicates:
+        for line, message in (*parsed.duplicates, *parsed.problems):
             self.issues.append(ConfigIssue(file, line, "", message))
         return parsed
 
@@ -350,7 +354,11 @@ class _Loader:
         for index, pattern in enumerate(patterns):
             if not isinstance(pattern, str):
                 continue
-            matches = _expand_glob(self.base_dir, pattern)
+            try:
+                matches = expand_pattern(self.base_dir, pattern)
+            except PatternTooBroad as exc:
+                self.issues.append(where.issue(("check_files", index), f"{pattern!r}: {exc}"))
+                continue
             if not matches and explicit:
                 magic = glob.has_magic(pattern)
                 message = f"no file matches {pattern!r}" if magic else f"file {pattern!r} not found"
@@ -380,11 +388,6 @@ class _Loader:
                     where.issue((key,), f"unknown key {key!r} (a check file holds 'checks:')")
                 )
         return self._checks(doc, where, defaults, required=True)
-
-
-def _expand_glob(base_dir: Path, pattern: str) -> list[Path]:
-    full = os.path.join(base_dir, os.path.expanduser(pattern))
-    return [Path(p) for p in sorted(glob.glob(full, recursive=True)) if os.path.isfile(p)]
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.config.maintenance import MaintenanceWindow
 from agent.config.relay import RelayConfig
 from agent.config.steps import Step, check_variables
-from agent.config.types import Duration, Frozen, Secret
+from agent.config.types import ByteCount, Duration, Frozen, Int, Secret
 from agent.config.watch import WatchConfig
 
 __all__ = [
@@ -199,10 +199,10 @@ class ExpectConfig(Frozen):
     """What the handshake and close must look like for the run to succeed."""
 
     #: HTTP status of the upgrade. 101 by default; e.g. 401 makes a negative check.
-    status: int = Field(101, ge=100, le=599)
+    status: Int = Field(101, ge=100, le=599)
     #: Subprotocol the server must choose (``""`` demands that it chooses none).
     subprotocol: str | None = None
-    close_code: int | None = Field(None, ge=1000, le=4999)
+    close_code: Int | None = Field(None, ge=1000, le=4999)
 
 
 #: The ``auth`` of a check without one, shared by all of them. A plain ``= AuthConfig()``
@@ -226,14 +226,14 @@ class CheckConfig(Frozen):
     headers: dict[str, str] = Field(default_factory=dict)
     subprotocols: tuple[str, ...] = ()
     compression: bool = False
-    max_size: ByteSize = ByteSize(DEFAULT_MAX_SIZE)
+    max_size: ByteCount = ByteSize(DEFAULT_MAX_SIZE)
     proxy: str | None = None
     follow_redirects: bool = False
-    max_redirects: int = Field(3, ge=0, le=10)
+    max_redirects: Int = Field(3, ge=0, le=10)
     ip_version: Literal["auto", "4", "6"] = "auto"
     auth: AuthConfig = Field(default_factory=lambda: _NO_AUTH)
     tls: TLSConfig = TLSConfig()
-    pings: int = Field(DEFAULT_PINGS, ge=0, le=100)
+    pings: Int = Field(DEFAULT_PINGS, ge=0, le=100)
     ping_timeout: Duration = Field(DEFAULT_PING_TIMEOUT, gt=0)
     close_timeout: Duration = Field(DEFAULT_CLOSE_TIMEOUT, gt=0, le=10)
     expect: ExpectConfig = ExpectConfig()
@@ -341,8 +341,8 @@ class AgentSettings(Frozen):
     listen: str = DEFAULT_LISTEN
     location: str = Field("default", pattern=_NAME_PATTERN)
     state_dir: str = ".wsprobe-state"
-    max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
-    history_size: int = Field(DEFAULT_HISTORY, ge=1, le=10_000)
+    max_concurrency: Int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
+    history_size: Int = Field(DEFAULT_HISTORY, ge=1, le=10_000)
     loop_lag_budget: Duration = Field(DEFAULT_LOOP_LAG_BUDGET, gt=0)
     web: WebConfig = WebConfig()
 

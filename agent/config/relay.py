@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from agent.config.steps import Matcher, Step
-from agent.config.types import Duration, Frozen
+from agent.config.types import Duration, Frozen, Int
 
 __all__ = ["DEFAULT_RELAY_DEADLINE", "DEFAULT_RELAY_PUBLISH", "RelayConfig"]
 
@@ -36,7 +36,7 @@ DEFAULT_RELAY_PUBLISH = "{{marker}}"
 class RelayConfig(Frozen):
     """One publisher, ``receivers`` listeners, a delivery deadline."""
 
-    receivers: int = Field(1, ge=1, le=32)
+    receivers: Int = Field(1, ge=1, le=32)
     #: Steps every connection runs after connecting (join the room, subscribe).
     join: tuple[Step, ...] = ()
     #: What the publisher sends (string: text, mapping/list: JSON); must hold

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.config.types import Duration, Frozen
+from agent.config.types import Duration, Frozen, Int, Number
 
 __all__ = [
     "BUILTIN_VARIABLE_NAMES",
@@ -112,10 +112,10 @@ class Matcher(Frozen):
     path: str | None = None
     eq: Any = None
     ne: Any = None
-    gt: float | str | None = None
-    ge: float | str | None = None
-    lt: float | str | None = None
-    le: float | str | None = None
+    gt: Number | str | None = None
+    ge: Number | str | None = None
+    lt: Number | str | None = None
+    le: Number | str | None = None
     exists: bool | None = None
     regex: str | None = None
     contains: str | None = None
@@ -182,7 +182,7 @@ class AppPing(Frozen):
     expect: Expect = Field(
         default_factory=lambda: Expect.model_validate({"json": {"type": "pong", "id": "{{id}}"}})
     )
-    count: int = Field(DEFAULT_APP_PING_COUNT, ge=1, le=100)
+    count: Int = Field(DEFAULT_APP_PING_COUNT, ge=1, le=100)
     #: Per ping: how long to wait for its reply.
     timeout: Duration = Field(DEFAULT_APP_PING_TIMEOUT, gt=0)
     #: Pause between pings.

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from agent.config.steps import Matcher, validate_path
-from agent.config.types import Duration, Frozen
+from agent.config.types import Duration, Frozen, Int, Number
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -75,12 +75,12 @@ class WatchConfig(Frozen):
 
     initial_delay: Duration = Field(DEFAULT_INITIAL_DELAY, gt=0)
     max_delay: Duration = Field(DEFAULT_MAX_DELAY, gt=0)
-    max_retries: int | None = Field(None, ge=0)
+    max_retries: Int | None = Field(None, ge=0)
     reset_after: Duration | None = Field(None, gt=0)
     grace: Duration = Field(DEFAULT_GRACE, ge=0)
     stale_after: Duration | None = Field(None, gt=0)
     match: Matcher | None = None
-    min_rate: float | None = Field(None, gt=0)
+    min_rate: Number | None = Field(None, gt=0)
     rate_window: Duration = Field(DEFAULT_RATE_WINDOW, gt=0)
     ping_interval: Duration | None = Field(DEFAULT_WATCH_PING_INTERVAL, gt=0)
     answer: AnswerConfig | None = None

@@ -473,7 +473,7 @@ def test_secret_values_never_appear_in_errors(
     )
     assert got == [
         "checks/a.yaml:4: checks[0].timeout: invalid duration '${WSPROBE_TEST_TOKEN}':"
-        " use a number of seconds or 500ms, 30s, 5m, 1h",
+        " use seconds (30, 2.5), a unit (500ms, 30s, 5m, 1h, 1d) or units largest first (1m30s)",
         "checks/a.yaml:6: checks[0].auth.basic.password: Input should be a valid string",
     ]
 
