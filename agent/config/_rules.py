@@ -15,7 +15,8 @@ from typing import Any
 
 from agent.config._issues import ConfigIssue, Located
 from agent.config.alerting import ReceiverConfig
-from agent.config.models import CheckConfig
+from agent.config.models import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, CheckConfig
+from agent.config.types import parse_duration
 
 __all__ = ["RawCheck", "check_rules", "receiver_rules", "registry"]
 
@@ -101,7 +102,33 @@ def check_rules(checks: Sequence[RawCheck], *, receivers: set[str] | None) -> li
                         )
                     )
         issues += _warnings(data, where)
+        issues += _default_timeout(raw)
     return issues
+
+
+def _default_timeout(raw: RawCheck) -> list[ConfigIssue]:
+    """A check that did not set ``timeout`` and runs more often than the default one.
+
+    The model compares a written timeout with the interval; an unwritten one is the
+    default, and runs would overlap (every other run skipped) without this. Read from
+    the check as written, so it is reported with the check's other mistakes.
+    """
+    data = raw.data
+    if "timeout" in data or data.get("cron") is not None:
+        return []
+    try:
+        interval = parse_duration(data.get("interval", DEFAULT_INTERVAL))
+    except ValueError:
+        return []  # reported by validation
+    if not isinstance(interval, float) or interval <= 0 or interval > DEFAULT_TIMEOUT:
+        return []
+    return [
+        raw.where.issue(
+            ("interval",),
+            f"interval ({interval:g}s) must be more than the timeout, which is"
+            f" {DEFAULT_TIMEOUT:g}s by default: set a shorter timeout",
+        )
+    ]
 
 
 def _cron_problem(expr: str) -> str | None:
@@ -137,14 +164,14 @@ def _warnings(data: dict[str, Any], where: Located) -> list[ConfigIssue]:
 
 def receiver_rules(
     raw: Sequence[Any],
-    validated: Sequence[ReceiverConfig] | None,
+    validated: Sequence[ReceiverConfig | None] | None,
     where: Located,
 ) -> list[ConfigIssue]:
     """Receiver types exist, names are unique, each notifier accepts its receiver.
 
     Args:
         raw: the ``receivers:`` list as written.
-        validated: the same receivers as models, when the agent config validated.
+        validated: the same receivers as models (None for one that is invalid).
         where: the agent config file.
 
     Returns:
@@ -178,6 +205,8 @@ def receiver_rules(
                 seen[name] = i
     if notifiers is not None and validated is not None:
         for i, receiver in enumerate(validated):
+            if receiver is None:
+                continue
             notifier = notifiers.get(receiver.type)
             validate = getattr(notifier, "validate", None)
             if validate is None:

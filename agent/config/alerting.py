@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from agent.config.types import Duration, Frozen, Int, Secret
+from agent.config.types import (
+    Duration,
+    Frozen,
+    HeaderName,
+    HttpSecretUrl,
+    Int,
+    Secret,
+    SecretHeaderValue,
+)
 
 __all__ = [
     "DEFAULT_FAILURE_THRESHOLD",
@@ -46,7 +54,7 @@ class ReceiverConfig(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     type: str
     #: Endpoint. A secret because Slack and Discord webhook URLs carry their token.
-    url: Secret | None = None
+    url: HttpSecretUrl | None = None
     #: Webhook signing secret; ``secrets`` adds more during a rotation.
     secret: Secret | None = None
     secrets: tuple[Secret, ...] = ()
@@ -55,7 +63,7 @@ class ReceiverConfig(Frozen):
     #: PagerDuty severity of a ``firing`` event (``degraded`` events use ``warning``).
     severity: str = Field("error", pattern=r"^(critical|error|warning|info)$")
     #: Extra HTTP headers (e.g. ``Authorization`` for an Alertmanager behind a proxy).
-    headers: dict[str, Secret] = {}
+    headers: dict[HeaderName, SecretHeaderValue] = {}
     #: Total time one delivery attempt may take, connect to last response byte.
     timeout: Duration = Field(DEFAULT_RECEIVER_TIMEOUT, gt=0)
     #: Retry budget: an event still undelivered this long after it was queued is dropped.

@@ -37,6 +37,7 @@ from agent.config._issues import (
 )
 from agent.config._rules import RawCheck, check_rules, receiver_rules
 from agent.config._yaml import Parsed, YamlError, parse_yaml
+from agent.config.alerting import ReceiverConfig
 from agent.config.maintenance import maintenance_rules
 from agent.config.models import CheckConfig, Config
 from agent.runtime.gc_policy import gc_paused
@@ -208,11 +209,8 @@ class _Loader:
         for check_path in self._check_files(top, where):
             raw_checks += self._load_check_file(check_path, defaults)
         receivers = top.get("receivers")
-        self.issues += receiver_rules(
-            receivers if isinstance(receivers, list) else [],
-            config.receivers if config else None,
-            where,
-        )
+        raw_receivers = receivers if isinstance(receivers, list) else []
+        self.issues += receiver_rules(raw_receivers, self._receivers(config, raw_receivers), where)
         receiver_names = _receiver_names(receivers)
         self.issues += check_rules(raw_checks, receivers=receiver_names)
         if isinstance(top.get("alerting"), dict):
@@ -244,6 +242,22 @@ class _Loader:
                 "defaults": written if isinstance(written, dict) else {},
             }
         )
+
+    def _receivers(self, config: Config | None, raw: list[Any]) -> list[ReceiverConfig | None]:
+        """Each receiver as a model, or None where it is invalid (already reported).
+
+        Validated one by one when the agent config as a whole is not, so a mistake
+        elsewhere does not hide a receiver type's own checks.
+        """
+        if config is not None:
+            return list(config.receivers)
+        out: list[ReceiverConfig | None] = []
+        for entry in raw:
+            try:
+                out.append(ReceiverConfig.model_validate(entry, context=self.context))
+            except ValidationError:
+                out.append(None)
+        return out
 
     def _read(self, path: Path) -> Parsed | None:
         file = display_path(path)

@@ -6,20 +6,41 @@ these models hold the result. Defaults are named module constants.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import ByteSize, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ByteSize,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.config.maintenance import MaintenanceWindow
 from agent.config.relay import RelayConfig
 from agent.config.steps import Step, check_variables
-from agent.config.types import ByteCount, Duration, Frozen, Int, Secret
+from agent.config.types import (
+    ByteCount,
+    Duration,
+    Frozen,
+    HeaderName,
+    HeaderValue,
+    HttpUrl,
+    Int,
+    Secret,
+    SecretHeaderValue,
+    has_surrogate,
+)
 from agent.config.watch import WatchConfig
+from agent.result import PHASES
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -28,6 +49,9 @@ __all__ = [
     "DEFAULT_PINGS",
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "LIMIT_KEYS",
+    "LISTEN_PATTERN",
+    "RESERVED_LABELS",
     "AgentSettings",
     "AuthConfig",
     "BasicAuth",
@@ -54,6 +78,38 @@ DEFAULT_LOOP_LAG_BUDGET = 0.01
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: Label names wsprobe's own series already use.
+RESERVED_LABELS = ("check", "location", "phase", "reason", "result", "version", "receiver")
+#: Keys of ``limits:``: phase names, plus ``relay`` (the slowest relay delivery).
+LIMIT_KEYS: tuple[str, ...] = (*PHASES, "relay")
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: ``HOST:PORT``: a host name or IPv4 address (or nothing: loopback), or ``[IPv6]``.
+LISTEN_PATTERN = rf"^(?:(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*)?|\[[0-9A-Fa-f:.]+\]):[0-9]{{1,5}}$"
+_LISTEN = re.compile(LISTEN_PATTERN)
+
+
+def _label_name(key: str) -> str:
+    # Prometheus' label grammar is ASCII-only: str.isidentifier() admits
+    # "équipe", which Alertmanager then refuses with a 400 (never retried).
+    if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
+        raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
+    if key in RESERVED_LABELS:
+        raise ValueError(f"label name {key!r} is reserved by wsprobe")
+    return key
+
+
+def _limit_key(key: str) -> str:
+    if key not in LIMIT_KEYS:
+        close = difflib.get_close_matches(key, LIMIT_KEYS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(LIMIT_KEYS)}"
+        raise ValueError(f"unknown limit {key!r} ({hint})")
+    return key
+
+
+#: A metric label name (each bad one of a mapping is reported at its own line).
+LabelName = Annotated[str, AfterValidator(_label_name)]
+#: A phase (or ``ping``, ``relay``) a latency limit applies to.
+LimitKey = Annotated[str, AfterValidator(_limit_key)]
 
 
 def _config_file(value: str | None, info: ValidationInfo) -> str | None:
@@ -71,30 +127,31 @@ def _config_file(value: str | None, info: ValidationInfo) -> str | None:
     return str(path)
 
 
-_BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
-# RFC 9110 token characters: what a header name may be made of.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_BCRYPT_PATTERN = r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$"
+_BCRYPT = re.compile(_BCRYPT_PATTERN)
 
 
-def _check_header(name: str, value: str) -> None:
-    """Reject header names that are not tokens and values that would split the request.
-
-    The value is never part of the message: it may be a secret.
-    """
-    if not _HEADER_NAME.match(name):
-        raise ValueError(f"header name {name!r} is not a valid HTTP token")
-    if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"header {name!r} value contains a line break or NUL")
+def _bcrypt_hash(value: str) -> str:
+    # A plain-text password would never match, and would sit in the file in clear.
+    if not _BCRYPT.match(value):
+        raise ValueError(
+            "the password must be a bcrypt hash ($2b$...), e.g. from htpasswd -nbBC 12 USER PASS"
+        )
+    return value
 
 
 # Scheme, a host name or IPv4 address, a port of at most 5 digits, anything after:
 # every URL this matches passes _checked_ws_url (urlsplit is most of a check's
 # validation time), so only the port's range is left to compare.
-_SIMPLE_WS_URL = re.compile(r"wss?://[A-Za-z0-9.-]+(?::([0-9]{1,5}))?(?:[/?#].*)?", re.DOTALL)
+_SIMPLE_WS_URL = re.compile(
+    r"wss?://[A-Za-z0-9.-]+(?::([0-9]{1,5}))?(?:[/?#][^\ud800-\udfff]*)?", re.DOTALL
+)
 
 
 def _checked_ws_url(value: str) -> str:
     """``value`` if urlsplit reads it as a ws/wss URL with a host and a valid port."""
+    if has_surrogate(value):
+        raise ValueError("URL holds a lone surrogate (\\udXXX), not a character")
     parts = urlsplit(value)
     if parts.scheme not in ("ws", "wss"):
         raise ValueError(f"URL scheme must be ws or wss, not {parts.scheme or 'missing'!r}")
@@ -155,7 +212,7 @@ class QueryAuth(Frozen):
 class OAuth2Config(Frozen):
     """OAuth2 client-credentials: a token fetched over HTTP before connecting."""
 
-    token_url: str
+    token_url: HttpUrl
     client_id: str
     client_secret: Secret
     scopes: tuple[str, ...] = ()
@@ -172,19 +229,12 @@ class AuthConfig(Frozen):
     basic: BasicAuth | None = None
     query: QueryAuth | None = None
     #: Headers whose values are secret (e.g. ``X-Api-Key``).
-    headers: dict[str, Secret] = {}
+    headers: dict[HeaderName, SecretHeaderValue] = {}
     oauth2: OAuth2Config | None = None
     #: First-message auth: steps run right after the handshake, timed as ``auth``.
     steps: tuple[Step, ...] = ()
     #: A secret the steps use as ``{{token}}`` (kept out of messages, unlike a literal).
     token: Secret | None = None
-
-    @field_validator("headers")
-    @classmethod
-    def _secret_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, secret in value.items():
-            _check_header(name, secret.get_secret_value())
-        return value
 
     @model_validator(mode="after")
     def _one_authorization(self) -> AuthConfig:
@@ -222,8 +272,8 @@ class CheckConfig(Frozen):
     interval: Duration = Field(DEFAULT_INTERVAL, gt=0)
     cron: str | None = None
     timeout: Duration = Field(DEFAULT_TIMEOUT, gt=0)
-    labels: dict[str, str] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelName, str] = Field(default_factory=dict)
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
     subprotocols: tuple[str, ...] = ()
     compression: bool = False
     max_size: ByteCount = ByteSize(DEFAULT_MAX_SIZE)
@@ -239,7 +289,7 @@ class CheckConfig(Frozen):
     expect: ExpectConfig = ExpectConfig()
     steps: tuple[Step, ...] = ()
     #: Latency limits per phase (or ``ping`` for the max RTT): over them is degraded.
-    limits: dict[str, Duration] = Field(default_factory=dict)
+    limits: dict[LimitKey, Duration] = Field(default_factory=dict)
     alerting: AlertingConfig | None = None
     relay: RelayConfig | None = None
     watch: WatchConfig | None = None
@@ -251,13 +301,6 @@ class CheckConfig(Frozen):
         if simple and int(simple.group(1) or 0) <= 65535:
             return value
         return _checked_ws_url(value)
-
-    @field_validator("headers")
-    @classmethod
-    def _plain_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            _check_header(name, text)
-        return value
 
     @field_validator("ip_version", mode="before")
     @classmethod
@@ -276,19 +319,6 @@ class CheckConfig(Frozen):
                 "the URL's user:password@ and auth.bearer/basic both set the Authorization"
                 " header; use one"
             )
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
-        reserved = {"check", "location", "phase", "reason", "result", "version", "receiver"}
-        for key in value:
-            # Prometheus' label grammar is ASCII-only: str.isidentifier() admits
-            # "équipe", which Alertmanager then refuses with a 400 (never retried).
-            if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
-                raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
-            if key in reserved:
-                raise ValueError(f"label name {key!r} is reserved by wsprobe")
         return value
 
     @field_validator("timeout")
@@ -315,19 +345,7 @@ class WebConfig(Frozen):
     cert_file: str | None = None
     key_file: str | None = None
     #: username -> bcrypt hash
-    basic_auth_users: dict[str, str] = {}
-
-    @field_validator("basic_auth_users")
-    @classmethod
-    def _bcrypt_hashes(cls, value: dict[str, str]) -> dict[str, str]:
-        # A plain-text password would never match, and would sit in the file in clear.
-        for user, hashed in value.items():
-            if not _BCRYPT.match(hashed):
-                raise ValueError(
-                    f"the password of {user!r} must be a bcrypt hash ($2b$...), e.g. from"
-                    " htpasswd -nbBC 12 USER PASS"
-                )
-        return value
+    basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
 
     @field_validator("cert_file", "key_file")
     @classmethod
@@ -349,9 +367,17 @@ class AgentSettings(Frozen):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"listen must be HOST:PORT (e.g. 127.0.0.1:9470), not {value!r}")
+        host, _, port = value.rpartition(":")
+        valid = bool(_LISTEN.match(value)) and int(port) <= 65535
+        if valid and host.startswith("["):
+            try:
+                ipaddress.IPv6Address(host[1:-1])
+            except ValueError:
+                valid = False
+        if not valid:
+            raise ValueError(
+                f"listen must be HOST:PORT (e.g. 127.0.0.1:9470, [::1]:9470), not {value!r}"
+            )
         return value
 
 

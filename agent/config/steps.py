@@ -33,9 +33,9 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from agent.config.types import Duration, Frozen, Int, Number
 
@@ -96,6 +96,23 @@ def validate_path(path: str) -> tuple[str | int, ...]:
             segments.append(name if name is not None else (dq if dq is not None else sq))
         pos = m.end()
     return tuple(segments)
+
+
+def _variable_name(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"variable name {name!r} must be an identifier")
+    return name
+
+
+def _json_path(path: str) -> str:
+    validate_path(path)
+    return path
+
+
+#: A ``{{name}}`` a step defines (each bad one of a mapping is reported at its line).
+VariableName = Annotated[str, AfterValidator(_variable_name)]
+#: A JSON path such as ``$.data.id``.
+JsonPath = Annotated[str, AfterValidator(_json_path)]
 
 
 class Matcher(Frozen):
@@ -161,18 +178,9 @@ class Expect(Matcher):
     fail_if: Matcher | None = None
     #: variable name -> JSON path (``$.id``) in the matched message. Named groups of
     #: ``regex`` are extracted as well.
-    extract: dict[str, str] = {}
+    extract: dict[VariableName, JsonPath] = {}
     #: Time from the last send to this match as the ``first_message`` phase.
     first_message: bool = False
-
-    @field_validator("extract")
-    @classmethod
-    def _extract_paths(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, path in value.items():
-            if not name.isidentifier():
-                raise ValueError(f"variable name {name!r} must be an identifier")
-            validate_path(path)
-        return value
 
 
 class AppPing(Frozen):

@@ -12,8 +12,10 @@ import re
 import stat
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ByteSize,
@@ -27,13 +29,22 @@ from pydantic_core import CoreSchema
 
 __all__ = [
     "DURATION_PATTERN",
+    "HEADER_NAME_PATTERN",
+    "HEADER_VALUE_PATTERN",
+    "HTTP_URL_PATTERN",
     "MAX_SECRET_FILE_BYTES",
     "ByteCount",
     "Duration",
     "Frozen",
+    "HeaderName",
+    "HeaderValue",
+    "HttpSecretUrl",
+    "HttpUrl",
     "Int",
     "Number",
     "Secret",
+    "SecretHeaderValue",
+    "has_surrogate",
     "parse_duration",
     "read_secret",
     "reject_bool",
@@ -162,6 +173,70 @@ class _SecretSchema:
     __get_pydantic_json_schema__ = staticmethod(_secret_schema)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: RFC 9110 token characters: what a header name may be made of.
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+_HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
+#: A header value must not split the request.
+HEADER_VALUE_PATTERN = r"^[^\r\n\x00]*$"
+#: What an http(s) URL starts with (the JSON Schema's approximation of the check below).
+HTTP_URL_PATTERN = r"^https?://[^/?#\s]"
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds half a UTF-16 surrogate pair (it cannot be encoded)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _header_name(name: str) -> str:
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"header name {name!r} is not a valid HTTP token")
+    return name
+
+
+def _header_value(value: str) -> str:
+    # The value is never part of the message: it may be a secret.
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("header value contains a line break or NUL")
+    return value
+
+
+def _secret_header_value(value: SecretStr) -> SecretStr:
+    _header_value(value.get_secret_value())
+    return value
+
+
+def _http_url(value: str) -> str:
+    """``value`` if it is an absolute http:// or https:// URL (never echoed: a secret?)."""
+    if has_surrogate(value):
+        raise ValueError("URL holds a lone surrogate (\\udXXX), not a character")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
+    except ValueError:
+        raise ValueError("must be an absolute http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        scheme = parts.scheme if parts.scheme.isalnum() else ""
+        shown = f" (not {scheme}://)" if scheme and parts.scheme not in ("http", "https") else ""
+        raise ValueError(f"must be an absolute http:// or https:// URL{shown}")
+    return value
+
+
+class _Pattern:
+    """JSON Schema: a string matching ``pattern`` (what the validator checks, roughly)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core)
+        if schema.get("type") == "string":
+            return {**schema, "pattern": self.pattern}
+        return {"allOf": [schema, {"pattern": self.pattern}]}
+
+
 #: Float seconds; accepts numbers and strings with units (``30s``, ``1m30s``).
 Duration = Annotated[float, BeforeValidator(parse_duration), _OrText(DURATION_PATTERN)]
 #: An integer (never a boolean).
@@ -172,3 +247,14 @@ Number = Annotated[float, BeforeValidator(reject_bool)]
 ByteCount = Annotated[ByteSize, BeforeValidator(reject_bool)]
 #: A secret string: never printed (``SecretStr``), may come from a file.
 Secret = Annotated[SecretStr, BeforeValidator(read_secret), _SecretSchema()]
+#: An HTTP header name (an RFC 9110 token).
+HeaderName = Annotated[str, AfterValidator(_header_name), _Pattern(HEADER_NAME_PATTERN)]
+#: A plain header value: no line break, no NUL.
+HeaderValue = Annotated[str, AfterValidator(_header_value), _Pattern(HEADER_VALUE_PATTERN)]
+#: A secret header value (``auth.headers``): no line break, no NUL.
+SecretHeaderValue = Annotated[Secret, AfterValidator(_secret_header_value)]
+#: An absolute http:// or https:// URL.
+HttpUrl = Annotated[str, AfterValidator(_http_url), _Pattern(HTTP_URL_PATTERN)]
+#: A secret URL (Slack and Discord webhook URLs carry their token). Its scheme is checked
+#: by the receiver type (``validate()`` of the notifier), which knows whether it needs one.
+HttpSecretUrl = Annotated[Secret, _Pattern(HTTP_URL_PATTERN)]

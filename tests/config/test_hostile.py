@@ -95,6 +95,7 @@ def test_lone_surrogate_escapes_are_errors_at_their_lines(tmp_path: Path) -> Non
     problem = "is half of a UTF-16 surrogate pair, not a character: write the character itself"
     assert errors_of(tmp_path / "wsprobe.yaml") == [
         f"checks/a.yaml:3: \\udc80 {problem}",
+        "checks/a.yaml:3: checks[0].url: URL holds a lone surrogate (\\udXXX), not a character",
         f"checks/a.yaml:4: \\ud800 {problem}",
     ]
 

@@ -56,9 +56,10 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
             """,
         },
         [
-            "checks/a.yaml:4: checks[0].labels: label name 'équipe' is not a valid"
+            "checks/a.yaml:4: checks[0].labels.équipe: label name 'équipe' is not a valid"
             " Prometheus label name",
-            "checks/a.yaml:7: checks[1].labels: label name 'location' is reserved by wsprobe",
+            "checks/a.yaml:7: checks[1].labels.location: label name 'location' is reserved"
+            " by wsprobe",
         ],
     ),
     (
@@ -332,15 +333,16 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
             """,
         },
         [
-            "checks/a.yaml:4: checks[0].headers: header name 'Bad Name' is not a valid HTTP token",
-            "checks/a.yaml:6: checks[0].auth.headers: header 'X-Key' value contains a line break",
+            "checks/a.yaml:4: checks[0].headers['Bad Name']: header name 'Bad Name' is not a"
+            " valid HTTP token",
+            "checks/a.yaml:6: checks[0].auth.headers.X-Key: header value contains a line break",
         ],
     ),
     (
         "web-password-must-be-bcrypt-and-is-not-echoed",
         {"wsprobe.yaml": "agent:\n  web:\n    basic_auth_users: {prom: plain-sekrit}\n"},
         [
-            "wsprobe.yaml:3: agent.web.basic_auth_users: the password of 'prom' must be a bcrypt"
+            "wsprobe.yaml:3: agent.web.basic_auth_users.prom: the password must be a bcrypt"
             " hash ($2b$...), e.g. from htpasswd -nbBC 12 USER PASS"
         ],
     ),
