@@ -1,4 +1,4 @@
-"""The ``wsprobe`` command line: ``run``, ``check-config``, ``probe``, ``demo-server``.
+"""The ``wsprobe`` command line: ``run``, ``check-config``, ``probe``, ``demo-server``, ``schema``.
 
 Exit codes: 0 success, 1 probe failed / config invalid (``check-config``), 2 usage or
 configuration error. The daemon and demo modules are imported inside their commands so
@@ -143,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     demo.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s)")
     demo.set_defaults(handler=_cmd_demo)
+
+    schema = sub.add_parser(
+        "schema",
+        parents=[common],
+        help="print the JSON Schema of the configuration",
+        description="Print the JSON Schema (draft 2020-12) of an agent config file or a check"
+        " file, for editors: add '# yaml-language-server: $schema=PATH' to a file.",
+    )
+    schema.set_defaults(handler=_cmd_schema)
     return parser
 
 
@@ -219,6 +228,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent.runtime.daemon import serve
 
     return serve(find_config(args.config), demo=args.demo, shard=shard)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from agent.config.schema import schema_text
+    from agent.notifiers import NOTIFIERS
+    from agent.probes import PROBES
+
+    sys.stdout.write(schema_text(kinds=PROBES, receiver_types=NOTIFIERS))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

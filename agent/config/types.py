@@ -159,18 +159,25 @@ def read_secret(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-def _secret_schema(core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-    file_ref = {
-        "type": "object",
-        "properties": {"file": {"type": "string"}},
-        "required": ["file"],
-        "additionalProperties": False,
-    }
-    return {"anyOf": [{"type": "string"}, file_ref]}
-
-
 class _SecretSchema:
-    __get_pydantic_json_schema__ = staticmethod(_secret_schema)
+    """JSON Schema of a secret: a string (matching ``pattern``, if given) or ``{file: PATH}``."""
+
+    def __init__(self, pattern: str | None = None) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        text: dict[str, Any] = {"type": "string"}
+        if self.pattern is not None:
+            text["pattern"] = self.pattern
+        file_ref = {
+            "type": "object",
+            "properties": {"file": {"type": "string"}},
+            "required": ["file"],
+            "additionalProperties": False,
+        }
+        return {"anyOf": [text, file_ref]}
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -223,7 +230,7 @@ def _http_url(value: str) -> str:
 
 
 class _Pattern:
-    """JSON Schema: a string matching ``pattern`` (what the validator checks, roughly)."""
+    """JSON Schema of a string: it matches ``pattern`` (what the validator checks, roughly)."""
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -231,10 +238,7 @@ class _Pattern:
     def __get_pydantic_json_schema__(
         self, core: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        schema = handler(core)
-        if schema.get("type") == "string":
-            return {**schema, "pattern": self.pattern}
-        return {"allOf": [schema, {"pattern": self.pattern}]}
+        return {**handler(core), "pattern": self.pattern}
 
 
 #: Float seconds; accepts numbers and strings with units (``30s``, ``1m30s``).
@@ -257,4 +261,4 @@ SecretHeaderValue = Annotated[Secret, AfterValidator(_secret_header_value)]
 HttpUrl = Annotated[str, AfterValidator(_http_url), _Pattern(HTTP_URL_PATTERN)]
 #: A secret URL (Slack and Discord webhook URLs carry their token). Its scheme is checked
 #: by the receiver type (``validate()`` of the notifier), which knows whether it needs one.
-HttpSecretUrl = Annotated[Secret, _Pattern(HTTP_URL_PATTERN)]
+HttpSecretUrl = Annotated[SecretStr, BeforeValidator(read_secret), _SecretSchema(HTTP_URL_PATTERN)]
