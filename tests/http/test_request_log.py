@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from agent.config.models import CheckConfig, WebConfig
-from agent.http.server import BAD_REQUEST_LOG_INTERVAL, WebServer
+from agent.http.request_log import BAD_REQUEST_LOG_INTERVAL
+from agent.http.server import WebServer
 from agent.result import ProbeResult
 
 
@@ -31,6 +32,9 @@ class IdleAgent:
         return []
 
     def find_check(self, name: str) -> CheckConfig | None:
+        return None
+
+    def silence_view(self) -> None:
         return None
 
     async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]:
@@ -67,7 +71,7 @@ async def send_raw(host: str, port: int, request: bytes) -> bytes:
 
 
 def request_log_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name in ("agent.http.server", "aiohttp.server")]
+    return [r for r in caplog.records if r.name in ("agent.http.request_log", "aiohttp.server")]
 
 
 @pytest.mark.parametrize(
@@ -88,12 +92,12 @@ async def test_malformed_requests_log_one_line_without_traceback(
     """Many malformed requests: each answered 400, one WARNING line, no traceback."""
     _web, host, port = server
     caplog.set_level(logging.DEBUG, logger="aiohttp.server")
-    caplog.set_level(logging.DEBUG, logger="agent.http.server")
+    caplog.set_level(logging.DEBUG, logger="agent.http.request_log")
     for _ in range(20):
         answer = await send_raw(host, port, request_bytes)
         assert answer.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 "))
     records = request_log_records(caplog)
-    assert [(r.name, r.levelname) for r in records] == [("agent.http.server", "WARNING")]
+    assert [(r.name, r.levelname) for r in records] == [("agent.http.request_log", "WARNING")]
     line = records[0].getMessage()
     assert line.startswith(f"malformed HTTP request from 127.0.0.1 answered 400: {error}: ")
     assert "\n" not in line
@@ -110,7 +114,7 @@ async def test_next_line_after_the_interval_counts_the_ones_left_out(
     web, host, port = server
     now = [1000.0]
     web.request_log.clock = lambda: now[0]
-    caplog.set_level(logging.WARNING, logger="agent.http.server")
+    caplog.set_level(logging.WARNING, logger="agent.http.request_log")
     for _ in range(4):
         await send_raw(host, port, BAD_HEADER)
     now[0] += BAD_REQUEST_LOG_INTERVAL - 0.5
