@@ -77,7 +77,7 @@ class FlapConfig(Frozen):
     """
 
     #: 0 turns flap control off.
-    max_changes: int | None = Field(None, ge=0)
+    max_changes: Int | None = Field(None, ge=0)
     window: Duration | None = Field(None, gt=0)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,16 @@ import pytest
 from agent.cli.main import main
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema" / "wsprobe.schema.json"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    # main() puts a root handler on the captured stderr: remove it before capsys closes it.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_schema_command_prints_the_committed_schema(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,6 +38,7 @@ def test_schema_command_prints_the_committed_schema(capsys: pytest.CaptureFixtur
         "alerting",
         "receivers",
         "checks",
+        "maintenance",
     }
 
 

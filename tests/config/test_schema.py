@@ -35,6 +35,21 @@ def validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
+class _JsonView(yaml.SafeLoader):
+    """YAML as an editor's language server sees it: timestamps stay strings (JSON has none)."""
+
+
+_JsonView.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def as_json(text: str) -> Any:
+    """Parse YAML into the JSON data model a JSON Schema validator checks."""
+    return yaml.load(text, Loader=_JsonView)  # noqa: S506 - a SafeLoader subclass
+
+
 def schema_errors(validator: jsonschema.Draft202012Validator, doc: Any) -> list[str]:
     return [
         f"{'.'.join(map(str, e.absolute_path))}: {e.message[:120]}"
@@ -65,7 +80,7 @@ def test_every_example_validates_and_names_the_schema(
 ) -> None:
     """Each example file passes the schema and points editors at it (yaml-language-server)."""
     text = path.read_text(encoding="utf-8")
-    assert schema_errors(validator, yaml.safe_load(text)) == []
+    assert schema_errors(validator, as_json(text)) == []
     found = re.search(r"^# yaml-language-server: \$schema=(\S+)$", text, re.MULTILINE)
     assert found, f"{path.name} has no yaml-language-server $schema comment"
     assert (path.parent / found.group(1)).resolve() == SCHEMA_FILE
@@ -92,7 +107,7 @@ def test_config_files_shown_in_the_docs_validate(
     validator: jsonschema.Draft202012Validator, where: str, block: str
 ) -> None:
     """The docs' complete config files pass the schema too."""
-    assert schema_errors(validator, yaml.safe_load(block)) == []
+    assert schema_errors(validator, as_json(block)) == []
 
 
 #: A test config using every model and most keys; the loader and the schema accept it.
@@ -118,6 +133,10 @@ alerting:
   repeat_interval: 1h
   degraded_threshold: 3
   receivers: [hook]
+  flap: {max_changes: 4, window: 30m}
+maintenance:
+  - {name: nightly, cron: "0 2 * * *", duration: 30m, checks: [probe-all]}
+  - {name: once, start: 2026-12-05T22:00:00, end: 2026-12-06T01:00:00, matchers: [service=feed]}
 receivers:
   - name: hook
     type: webhook
@@ -218,6 +237,9 @@ NUMERIC_PATHS: list[tuple[Any, ...]] = [
     ("alerting", "success_threshold"),
     ("alerting", "repeat_interval"),
     ("alerting", "degraded_threshold"),
+    ("alerting", "flap", "max_changes"),
+    ("alerting", "flap", "window"),
+    ("maintenance", 0, "duration"),
     ("receivers", 0, "timeout"),
     ("receivers", 0, "retry_timeout"),
     ("checks", 0, "interval"),
@@ -275,7 +297,7 @@ def _load(tmp_path: Path, doc: Any) -> list[str]:
 @pytest.fixture
 def sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(tmp_path)
-    return yaml.safe_load(KITCHEN_SINK)
+    return as_json(KITCHEN_SINK)
 
 
 def test_kitchen_sink_passes_loader_and_schema(
@@ -428,7 +450,7 @@ def test_schema_refuses_what_check_config_refuses(
     monkeypatch.chdir(tmp_path)
     shutil.copy(ROOT / "config.example.yaml", tmp_path)
     shutil.copytree(ROOT / "checks", tmp_path / "checks")
-    doc = yaml.safe_load((tmp_path / file).read_text(encoding="utf-8"))
+    doc = as_json((tmp_path / file).read_text(encoding="utf-8"))
     original = copy.deepcopy(doc)
     if value is None:
         parent = doc
@@ -448,7 +470,7 @@ def test_env_references_are_accepted_where_typed_values_go(
     validator: jsonschema.Draft202012Validator,
 ) -> None:
     """${VAR} may stand for a number, a duration, an enum or a patterned string."""
-    doc = yaml.safe_load(
+    doc = as_json(
         textwrap.dedent(
             """\
             agent: {listen: "${LISTEN}", max_concurrency: "${CONC:-8}"}
