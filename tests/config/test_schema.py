@@ -277,6 +277,18 @@ NUMERIC_PATHS: list[tuple[Any, ...]] = [
 ]
 
 
+def test_benchmark_configs_validate(
+    tmp_path: Path, validator: jsonschema.Draft202012Validator
+) -> None:
+    """The configs the benchmarks generate pass the schema and the loader."""
+    from bench.gen import write_config
+
+    agent_file = write_config(tmp_path, url="ws://127.0.0.1:9/", checks=3)
+    for path in [agent_file, *sorted((tmp_path / "checks").glob("*.yaml"))]:
+        assert schema_errors(validator, as_json(path.read_text(encoding="utf-8"))) == []
+    assert len(load_config(agent_file).checks) == 3
+
+
 def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
     for part in path[:-1]:
         doc = doc[part]
