@@ -11,8 +11,8 @@ starting with a dot only match a pattern starting with a dot), and only files ma
 
 Exceptions::
 
-    FileTooLarge(ValueError)   a config file over the size cap
-    PatternTooBroad(ValueError)  a pattern whose walk passed a bound
+    FileTooLarge(ValueError)      a config file over the size cap
+    PatternTooBroad(ValueError)   a pattern whose walk passed a bound
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def _secret_header_value(value: SecretStr) -> SecretStr:
 
 
 def _http_url(value: str) -> str:
-    """``value`` if it is an absolute http:// or https:// URL (never echoed: a secret?)."""
+    """``value`` if it is an absolute http:// or https:// URL (never quoted in messages)."""
     if has_surrogate(value):
         raise ValueError("URL holds a lone surrogate (\\udXXX), not a character")
     try:
@@ -223,9 +223,9 @@ def _http_url(value: str) -> str:
     except ValueError:
         raise ValueError("must be an absolute http:// or https:// URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        scheme = parts.scheme if parts.scheme.isalnum() else ""
-        shown = f" (not {scheme}://)" if scheme and parts.scheme not in ("http", "https") else ""
-        raise ValueError(f"must be an absolute http:// or https:// URL{shown}")
+        other = parts.scheme not in ("", "http", "https") and parts.scheme.isalnum()
+        hint = f" (not {parts.scheme}://)" if other else ""
+        raise ValueError(f"must be an absolute http:// or https:// URL{hint}")
     return value
 
 

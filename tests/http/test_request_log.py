@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -141,3 +146,57 @@ def test_other_errors_keep_their_traceback(caplog: pytest.LogCaptureFixture) -> 
     assert record.exc_info is not None
     assert record.exc_info[1] is not None
     assert str(record.exc_info[1]) == "handler bug"
+
+
+async def _read_until(
+    stream: asyncio.StreamReader, lines: list[str], pattern: str, *, timeout: float = 20.0
+) -> re.Match[str]:
+    """Read log lines into ``lines`` until one matches ``pattern`` (a deadline, no sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(lines))
+        raw = await asyncio.wait_for(stream.readline(), remaining)
+        if not raw:
+            raise AssertionError(f"agent exited before {pattern!r}:\n" + "\n".join(lines))
+        lines.append(raw.decode(errors="replace").rstrip())
+        found = re.search(pattern, lines[-1])
+        if found:
+            return found
+
+
+async def test_running_agent_logs_malformed_requests_as_one_line(tmp_path: Path) -> None:
+    """`wsprobe run`: a burst of malformed requests leaves one log line and no traceback."""
+    config = tmp_path / "wsprobe.yaml"
+    config.write_text(
+        f"agent: {{listen: '127.0.0.1:0', state_dir: '{tmp_path / 'state'}'}}\ncheck_files: []\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSPROBE_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "run", "-c", str(config),
+        cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        found = await _read_until(proc.stderr, lines, r"listening on http://([\d.]+):(\d+)")
+        host, port = found.group(1), int(found.group(2))
+        for request in (TOO_MANY_HEADERS, LINE_TOO_LONG, BAD_HEADER) * 5:
+            answer = await send_raw(host, port, request)
+            assert answer.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 "))
+        async with httpx.AsyncClient() as client:  # the agent still serves
+            assert (await client.get(f"http://{host}:{port}/healthz")).status_code == 200
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        lines += [raw.decode(errors="replace").rstrip() async for raw in proc.stderr]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    malformed = [line for line in lines if "malformed HTTP request" in line]
+    assert len(malformed) == 1, lines
+    assert "answered 400: BadHttpMessage" in malformed[0]
+    assert not any("Traceback" in line or "aiohttp.server" in line for line in lines), lines
