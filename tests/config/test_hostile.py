@@ -15,6 +15,7 @@ import pytest
 
 from agent.cli.main import main
 from agent.config._files import PatternTooBroad, expand_pattern
+from agent.config._yaml import parse_yaml
 from agent.config.loader import ConfigError, load_config
 from agent.config.types import MAX_SECRET_FILE_BYTES
 
@@ -244,3 +245,19 @@ def test_bounded_walk_stops_at_its_deadline(tmp_path: Path) -> None:
     ticks = iter(range(100))
     with pytest.raises(PatternTooBroad, match="after 2 s"):
         expand_pattern(tmp_path, "**/*.yaml", max_seconds=2, clock=lambda: float(next(ticks)))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a: "x\\udc80"\nb: plain\n',
+        'a: &v "x\\udc80"\nb: *v\n',
+        'a: !!str "x\\udc80"\n<<: {c: 1}\n',
+    ],
+    ids=["plain", "alias", "merge-key"],
+)
+def test_lone_surrogate_found_on_both_parse_paths(text: str) -> None:
+    """Plain documents and ones with aliases or merge keys report it once, at its line."""
+    problems = parse_yaml(text).problems
+    assert [line for line, _ in problems] == [1]
+    assert problems[0][1].startswith("\\udc80 is half of a UTF-16 surrogate pair")
