@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,8 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--shard",
-        metavar="K/N",
-        help="run only shard K of N (1-based; stable hash of the check name)",
+        metavar="K/N|auto",
+        help="run only shard K of N (1-based; rendezvous hash of the check name); auto:"
+        " K from the StatefulSet pod ordinal ($WSPROBE_POD_INDEX or hostname NAME-K)",
+    )
+    run.add_argument(
+        "--shard-count",
+        metavar="N",
+        type=int,
+        help="with --shard auto: the number of shards (default: $WSPROBE_SHARD_COUNT)",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -217,12 +225,19 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from agent.runtime.shard import parse_shard
+    from agent.runtime.shard import auto_shard, parse_shard
 
     shard: tuple[int, int] | None = None
+    if args.shard_count is not None and args.shard != "auto":
+        return _error("run", "--shard-count goes with --shard auto")
     if args.shard is not None:
         try:
-            shard = parse_shard(args.shard)
+            if args.shard == "auto":
+                shard = auto_shard(
+                    environ=os.environ, hostname=socket.gethostname(), count=args.shard_count
+                )
+            else:
+                shard = parse_shard(args.shard)
         except ValueError as exc:
             return _error("run", f"--shard: {exc}")
     from agent.runtime.daemon import serve
