@@ -35,7 +35,16 @@ from agent.metrics.text import (
 from agent.metrics.watch import Family, WatchStatsView, watch_families
 from agent.result import ProbeResult
 
-__all__ = ["CHUNK_BYTES", "EAGER_RENDERS", "TIME_SLICE", "CheckSeries", "Metrics", "WatchStatsView"]
+__all__ = [
+    "CHUNK_BYTES",
+    "EAGER_RENDERS",
+    "NOTIFICATION_OUTCOMES",
+    "SKIP_REASONS",
+    "TIME_SLICE",
+    "CheckSeries",
+    "Metrics",
+    "WatchStatsView",
+]
 
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
 #: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
@@ -57,6 +66,12 @@ TIME_SLICE = 0.0005
 #: gets two results between scrapes. Checks never scraped render nothing early, and a
 #: check probed much faster than it is scraped renders at most this many extra times.
 EAGER_RENDERS = 2
+#: Why a scheduled run did not happen: still running (``max_instances``) or due too
+#: long ago (``missed``). Exported at 0 from the start, so ``increase()`` sees the first.
+SKIP_REASONS = ("max_instances", "missed")
+#: Outcomes of a delivery attempt (AlertService's ``on_notification``), at 0 from the
+#: start for every configured receiver.
+NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
 #: Label names the text format gives a meaning of its own.
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
 
@@ -72,7 +87,7 @@ class CheckSeries:
     last_duration: float = 0.0
     results: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(RESULTS, 0)))
     failures: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(SKIP_REASONS, 0)))
     lag_suspect: int = 0
     ping_rtt: Histogram = field(default_factory=Histogram)
     phases: dict[str, Histogram] = field(default_factory=dict)
@@ -156,7 +171,10 @@ class Metrics:
             return False
         series.block = None
         series.last = result
-        series.last_duration = duration
+        if check.kind != "watch" or "total" in result.phases:
+            series.last_duration = duration
+        # else: a watch report between connections keeps the duration of the last
+        # connection's establishment (connect through init steps), not a meaningless 0.
         series.results["success" if result.success else "failure"] += 1
         if not result.success and result.reason is not None:
             series.failures[result.reason.value] += 1
@@ -191,6 +209,19 @@ class Metrics:
         if entry is not None:
             entry[1].skipped[reason] += 1
             entry[1].block = None
+
+    def set_receivers(self, names: Iterable[str]) -> None:
+        """Make the configured receivers exactly ``names``: each outcome at 0 from the
+        start, counts of kept receivers unchanged, removed receivers' series gone."""
+        wanted = set(names)
+        counts: Counter[tuple[str, str]] = Counter()
+        for name in sorted(wanted):
+            for outcome in NOTIFICATION_OUTCOMES:
+                counts[(name, outcome)] = 0
+        for key, n in self.notifications.items():
+            if key[0] in wanted:
+                counts[key] = n
+        self.notifications = counts
 
     def notification(self, receiver: str, outcome: str) -> None:
         """Count one notification outcome (AlertService's ``on_notification``)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from agent.config.models import CheckConfig
 from agent.metrics.text import fmt
+from agent.result import Reason
 
 if TYPE_CHECKING:
     from agent.metrics.registry import CheckSeries
@@ -46,6 +47,8 @@ class WatchStatsView(Protocol):
     @property
     def gaps_total(self) -> int: ...
 
+
+_ZERO_RECONNECTS: dict[str, int] = dict.fromkeys((r.value for r in Reason), 0)
 
 Family = tuple[str, str, str, Callable[[CheckConfig, "CheckSeries"], Iterable[str]]]
 _Value = Callable[[WatchStatsView, float], float | None]
@@ -112,9 +115,11 @@ def watch_families(get: Callable[[str], WatchStatsView | None]) -> list[Family]:
         stats = get(check.name) if check.kind == "watch" else None
         if stats is None:
             return ()
+        # Every reason at 0 from the start, so increase() sees a session's first drop.
+        counts = {**_ZERO_RECONNECTS, **stats.reconnects}
         return [
             f'wsprobe_watch_reconnects_total{{{s.base},reason="{reason}"}} {n}\n'
-            for reason, n in sorted(stats.reconnects.items())
+            for reason, n in sorted(counts.items())
         ]
 
     families: list[Family] = [

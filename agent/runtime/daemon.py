@@ -28,6 +28,7 @@ from agent.config.loader import ConfigError, load_config
 from agent.config.models import CheckConfig, Config
 from agent.http.api import checks_json
 from agent.http.server import WebServer
+from agent.metrics.process import with_process
 from agent.metrics.registry import Metrics
 from agent.probes import PROBES
 from agent.result import ProbeResult
@@ -161,6 +162,7 @@ class Daemon:
         checks = select_shard(config.checks, self.shard)
         self.metrics = metrics = Metrics(location=agent.location)
         metrics.reloaded(ok=True)
+        metrics.set_receivers(r.name for r in config.receivers)
         self.lag = LoopLagMonitor(budget=agent.loop_lag_budget)
         self.lag.start()
         metrics.loop_lag_samples = self.lag.drain_samples
@@ -305,6 +307,7 @@ class Daemon:
             self.store.forget_checks(c.name for c in checks)
         if self.alerting is not None:
             self.alerting.reconfigure(self._sharded(config, checks))
+        self.runner.metrics.set_receivers(r.name for r in config.receivers)
         if self.web is not None:
             self.web.update(agent.web)
 
@@ -369,7 +372,9 @@ class Daemon:
 
     def metrics_chunks(self) -> Iterator[str]:
         """The ``/metrics`` exposition, in pieces."""
-        return self.metrics.render_chunks() if self.metrics is not None else iter(())
+        if self.metrics is None:
+            return iter(())
+        return with_process(self.metrics.render_chunks())
 
     def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]:
         """The ``/api/v1/checks`` document."""

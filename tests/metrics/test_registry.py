@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 
@@ -13,6 +12,7 @@ from agent.config.models import CheckConfig
 from agent.metrics.registry import EAGER_RENDERS, Metrics
 from agent.metrics.text import PHASE_BUCKETS, Histogram, fmt, header, render_probe
 from agent.result import ProbeResult, Reason, TLSInfo
+from tests.tools import require_tool
 
 URL = "wss://127.0.0.1:9/feed"
 
@@ -43,6 +43,14 @@ def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         for sample in family.samples:
             out[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return out
+
+
+def _promtool_check(text: bytes) -> None:
+    promtool = require_tool("promtool", install="Debian package prometheus")
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
 
 
 def _names(text: str) -> set[str]:
@@ -139,7 +147,6 @@ def test_unchanged_check_keeps_counts_changed_restarts(metrics: Metrics) -> None
     assert fresh.results["success"] == 0
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 @pytest.mark.parametrize("which", ["metrics", "probe"], ids=["metrics", "probe"])
 def test_promtool_accepts_exposition(metrics: Metrics, which: str) -> None:
     """`promtool check metrics` finds no problem in /metrics or a /probe answer."""
@@ -149,10 +156,7 @@ def test_promtool_accepts_exposition(metrics: Metrics, which: str) -> None:
     metrics.observe(chat, _failed(chat), duration=0.5)
     metrics.notification("ops", "failure")
     text = metrics.render() if which == "metrics" else render_probe(_ok(feed), duration=0.02)
-    proc = subprocess.run(
-        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
-    )
-    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    _promtool_check(text)
 
 
 def test_probe_render_is_unlabelled() -> None:
@@ -201,10 +205,7 @@ def test_check_label_named_le_is_renamed(metrics: Metrics) -> None:
     samples = _samples(text.decode())
     assert ("probe_success", frozenset({("check", "odd"), ("exported_le", "x"),
                                         ("location", "eu-1")})) in samples  # fmt: skip
-    if shutil.which("promtool"):
-        proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
-                              check=False)  # fmt: skip
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    _promtool_check(text)
 
 
 def test_watch_session_series_read_from_stats(metrics: Metrics) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import shutil
 import socket
 import subprocess
 import time
@@ -29,13 +28,9 @@ from agent.config.models import AgentSettings
 from agent.result import ProbeResult, Reason
 from agent.storage.database import Store
 from tests.http_receiver import HttpReceiver
+from tests.tools import require_tool
 
-BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-
-pytestmark = [
-    pytest.mark.skipif(BINARY is None, reason="prometheus-alertmanager not installed"),
-    pytest.mark.timeout(30),
-]
+pytestmark = [pytest.mark.timeout(30)]
 
 #: Alertmanager config: everything from wsprobe goes to the recording receiver, fast.
 AM_CONFIG = """\
@@ -80,7 +75,9 @@ async def poll(probe: Callable[[], Any], *, timeout: float, what: str) -> Any:
 @pytest.fixture
 async def alertmanager(tmp_path: Path, receiver: HttpReceiver) -> AsyncIterator[str]:
     """A real Alertmanager on 127.0.0.1 routing to ``receiver``; yields its base URL."""
-    assert BINARY is not None
+    binary = require_tool(
+        "prometheus-alertmanager", "alertmanager", install="Debian package prometheus-alertmanager"
+    )
     config_file = tmp_path / "alertmanager.yml"
     config_file.write_text(AM_CONFIG.format(url=receiver.url))
     port = free_port()
@@ -89,7 +86,7 @@ async def alertmanager(tmp_path: Path, receiver: HttpReceiver) -> AsyncIterator[
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                BINARY,
+                binary,
                 f"--config.file={config_file}",
                 f"--storage.path={tmp_path / 'am-data'}",
                 f"--web.listen-address=127.0.0.1:{port}",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from agent.runtime.gc_policy import GC_THRESHOLDS, freeze_heap
 from agent.runtime.shard import in_shard
 from agent.storage.database import DB_FILENAME, Store
 from tests.runtime.conftest import Samples, Targets, parse_samples, value
+from tests.tools import require_tool
 
 Check = dict[str, Any]
 
@@ -79,11 +79,10 @@ async def test_scrape_probe_and_reload(start_agent: Any, targets: Targets, tmp_p
     assert value(samples, "wsprobe_config_last_reload_successful") == 1
     async with httpx.AsyncClient(base_url=agent.url, timeout=5.0) as client:
         raw = (await client.get("/metrics")).content
-        if shutil.which("promtool"):
-            check = subprocess.run(
-                ["promtool", "check", "metrics"], input=raw, capture_output=True, check=False
-            )
-            assert check.returncode == 0, check.stdout + check.stderr
+        assert b"\nprocess_resident_memory_bytes " in raw  # the standard collectors, appended
+        promtool = require_tool("promtool", install="Debian package prometheus")
+        check = subprocess.run([promtool, "check", "metrics"], input=raw, capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr
         assert (await client.get("/readyz")).status_code == 200
         api = (await client.get("/api/v1/checks")).json()["checks"]
         assert {c["name"] for c in api} == {"echo", "extra", "down"}
