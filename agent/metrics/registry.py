@@ -390,6 +390,12 @@ def _lag_suspect(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     return (f"wsprobe_probes_lag_suspect_total{{{s.base}}} {s.lag_suspect}\n",)
 
 
+def _degraded(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    if s.last is None:
+        return ()
+    return (f"wsprobe_probe_degraded{{{s.base}}} {int(bool(s.last.degraded))}\n",)
+
+
 def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
         return ()
@@ -433,6 +439,12 @@ _CACHED: tuple[Family, ...] = (
         "Runs whose timing overlapped an event-loop lag spike of the agent.",
         "counter",
         _lag_suspect,
+    ),
+    (
+        "wsprobe_probe_degraded",
+        "Whether the last run exceeded one of the check's limits.",
+        "gauge",
+        _degraded,
     ),
     (
         "wsprobe_ping_rtt_seconds",

@@ -151,3 +151,22 @@ def test_watch_duration_is_the_last_connection_time(success: bool) -> None:
     assert duration() == pytest.approx(0.125)
     metrics.observe(watch, _result(watch, success=True, total=0.25), duration=0.25)
     assert duration() == pytest.approx(0.25)
+
+
+def test_degraded_gauge_follows_the_last_run() -> None:
+    """wsprobe_probe_degraded is 1 after a run over a limit and 0 after one within them."""
+    metrics, probe, _ = _metrics()
+
+    def degraded() -> float | None:
+        for family in text_string_to_metric_families(metrics.render().decode()):
+            if family.name == "wsprobe_probe_degraded":
+                return next(s.value for s in family.samples if s.labels["check"] == "plain")
+        return None
+
+    assert degraded() is None  # like probe_success: only after a first run
+    slow = _result(probe, success=True, total=0.8)
+    slow.judge_limits({"handshake": 0.1})
+    metrics.observe(probe, slow, duration=0.8)
+    assert degraded() == 1
+    metrics.observe(probe, _result(probe, success=True, total=0.02), duration=0.02)
+    assert degraded() == 0
