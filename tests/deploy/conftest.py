@@ -1,0 +1,174 @@
+"""A real agent on the demo targets, and a real Prometheus scraping it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+import yaml
+from websockets.asyncio.server import ServerConnection, serve
+
+from tests.runtime.conftest import _LISTENING, Agent
+from tests.servers import free_port
+from tests.tools import require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+_DEMO = re.compile(r"demo targets listening: ws://127\.0\.0\.1:(\d+)/")
+#: The demo checks run this often, so a few seconds give every series some history.
+DEMO_INTERVAL = "1s"
+
+
+@dataclass
+class DemoAgent:
+    """``wsprobe run`` on the example checks, pointed at a ``demo-server`` on a free port,
+    plus one ``wss://`` check (the demo has no TLS target) for the certificate series."""
+
+    agent: Agent
+    demo: Agent
+    checks: list[str]
+
+    @property
+    def address(self) -> str:
+        return self.agent.url.removeprefix("http://")
+
+
+async def _spawn(*args: str, cwd: Path) -> tuple[Agent, asyncio.Task[None]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSPROBE_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    agent = Agent(proc=proc, workdir=cwd)
+    return agent, asyncio.create_task(agent._pump())
+
+
+@pytest.fixture
+async def demo_agent(tmp_path: Path) -> AsyncIterator[DemoAgent]:
+    """The example checks every second against real demo targets, and a TLS echo check."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ssl_context)
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    spawned: list[tuple[Agent, asyncio.Task[None]]] = []
+    async with serve(echo, "127.0.0.1", 0, ssl=ssl_context) as tls_server:
+        tls_port = tls_server.sockets[0].getsockname()[1]
+        try:
+            demo, pump = await _spawn("demo-server", "--port", "0", cwd=tmp_path)
+            spawned.append((demo, pump))
+            port = (await demo.wait_line(_DEMO.pattern)).group(1)
+            checks: list[dict[str, Any]] = []
+            for path in sorted((REPO / "checks").glob("*.yaml")):
+                for check in yaml.safe_load(path.read_text(encoding="utf-8"))["checks"]:
+                    check["url"] = check["url"].replace("127.0.0.1:8765", f"127.0.0.1:{port}")
+                    check |= {"interval": DEMO_INTERVAL, "timeout": "900ms"}
+                    checks.append(check)
+            checks.append({
+                "name": "tls-echo", "url": f"wss://127.0.0.1:{tls_port}/", "interval": "1s",
+                "timeout": "900ms", "pings": 1, "tls": {"ca_file": str(ca_file)},
+                "labels": {"service": "tls"},
+            })  # fmt: skip
+            config = {
+                "agent": {"listen": "127.0.0.1:0", "location": "lab", "state_dir": "state"},
+                "receivers": [{"name": "log", "type": "log"}],
+                "alerting": {"receivers": ["log"], "failure_threshold": 1},
+                "checks": checks,
+            }
+            path = tmp_path / "agent.yaml"
+            path.write_text(yaml.safe_dump(config), encoding="utf-8")
+            agent, pump = await _spawn("run", "-c", str(path), cwd=tmp_path)
+            spawned.append((agent, pump))
+            agent.url = (await agent.wait_line(_LISTENING.pattern)).group(1)
+            yield DemoAgent(agent=agent, demo=demo, checks=[c["name"] for c in checks])
+        finally:
+            for proc, pump in reversed(spawned):
+                if proc.proc.returncode is None:
+                    proc.proc.terminate()
+                    try:
+                        await asyncio.wait_for(proc.proc.wait(), 10.0)
+                    except TimeoutError:
+                        proc.proc.kill()
+                        await proc.proc.wait()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pump, 5.0)
+
+
+@dataclass
+class Prometheus:
+    """A real Prometheus on a free loopback port; ``url`` is its base URL."""
+
+    url: str
+    log: Path
+
+    async def query(self, expr: str) -> dict[str, Any]:
+        """``/api/v1/query`` at now; the JSON answer (status, data or error)."""
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            response = await client.get(f"{self.url}/api/v1/query", params={"query": expr})
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start Prometheus with a scrape config; waits until it answers /-/ready."""
+    binary = require_tool("prometheus", install="Debian package prometheus")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(config: dict[str, Any], *, timeout: float = 30.0) -> Prometheus:
+        config_file = tmp_path / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        port = free_port()
+        log = tmp_path / "prometheus.log"
+        with log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        binary,
+                        f"--config.file={config_file}",
+                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                        f"--web.listen-address=127.0.0.1:{port}",
+                        "--log.level=warn",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/-/ready")).status_code == 200:
+                        return Prometheus(url=url, log=log)
+                if procs[-1].poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("Prometheus did not start:\n" + log.read_text())
+                # An external process's HTTP API: there is no event to wait on.
+                await asyncio.sleep(0.1)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
