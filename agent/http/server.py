@@ -6,7 +6,8 @@
     /api/v1/checks   JSON: each check's state, last result, history, alert state
     /api/v1/silences GET lists, POST creates; DELETE /api/v1/silences/ID ends one
     POST /-/reload   re-read the config; 200, or 400 with the errors
-    /probe?check=N   run configured check N now; its probe_* metrics (blackbox style)
+    /probe?check=N   run configured check N now; its probe_* metrics (blackbox style);
+                     ?target=N is the same (the Prometheus Operator's Probe sends it)
 
 Optional TLS (``agent.web.cert_file``/``key_file``) and HTTP basic auth against bcrypt
 hashes (``agent.web.basic_auth_users``) cover every endpoint, like Prometheus'
@@ -253,21 +254,27 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
         return web.json_response({"status": "ok"})
 
     async def probe(request: web.Request) -> web.Response:
-        # Only configured checks run: a ``target`` (or any other parameter) would let
-        # anyone who reaches this port make the agent connect anywhere.
-        extra = sorted(set(request.query) - {"check"})
+        # Only configured checks run: a URL (or any other parameter) would let anyone
+        # who reaches this port make the agent connect anywhere. ``target`` is accepted
+        # as the check's name because the Prometheus Operator's Probe resource sends
+        # ``?target=`` (like blackbox_exporter's), never as a URL.
+        extra = sorted(set(request.query) - {"check", "target"})
         if extra:
             return web.Response(
                 status=400,
-                text=f"only ?check=NAME is accepted; arbitrary targets are refused "
-                f"(got {', '.join(extra)})\n",
+                text=f"only ?check=NAME (or ?target=NAME) is accepted; arbitrary targets are"
+                f" refused (got {', '.join(extra)})\n",
             )
-        names = request.query.getall("check", [])
+        names = request.query.getall("check", []) + request.query.getall("target", [])
         if len(names) != 1 or not names[0]:
-            return web.Response(status=400, text="exactly one ?check=NAME is required\n")
+            return web.Response(
+                status=400, text="exactly one ?check=NAME (or ?target=NAME) is required\n"
+            )
         check = agent.find_check(names[0])
         if check is None:
-            return web.Response(status=404, text="no such check\n")
+            return web.Response(
+                status=404, text="no configured check of that name; arbitrary targets are refused\n"
+            )
         result, duration = await agent.probe_now(check)
         body = render_probe(result, duration=duration)
         return web.Response(body=body, headers={"Content-Type": _CONTENT_TYPE})

@@ -80,19 +80,36 @@ async def plain() -> AsyncIterator[tuple[FakeAgent, httpx.AsyncClient]]:
     ("query", "status", "probed"),
     [
         ("check=echo", 200, ["echo"]),
+        ("target=echo", 200, ["echo"]),
         ("check=nope", 404, []),
-        ("target=ws://evil.example/", 400, []),
+        ("target=ws://evil.example/", 404, []),
+        ("target=ws%3A%2F%2Fevil.example%2F", 404, []),
         ("check=echo&target=ws://evil.example/", 400, []),
+        ("check=echo&target=echo", 400, []),
         ("check=echo&module=x", 400, []),
         ("", 400, []),
+        ("target=", 400, []),
         ("check=echo&check=echo", 400, []),
     ],
-    ids=["configured", "unknown", "target", "check-plus-target", "extra-param", "none", "twice"],
+    ids=[
+        "configured",
+        "target-names-a-check",
+        "unknown",
+        "target-url",
+        "target-url-encoded",
+        "check-plus-target",
+        "check-and-target-same",
+        "extra-param",
+        "none",
+        "empty-target",
+        "twice",
+    ],
 )
 async def test_probe_endpoint(
     plain: tuple[FakeAgent, httpx.AsyncClient], query: str, status: int, probed: list[str]
 ) -> None:
-    """/probe runs only a configured check named once; anything else never reaches a probe."""
+    """/probe runs only a configured check named once (by ?check= or the Probe resource's
+    ?target=); a URL or anything else never reaches a probe."""
     agent, client = plain
     response = await client.get(f"/probe?{query}")
     assert response.status_code == status
