@@ -395,8 +395,17 @@ class Daemon:
         return self.alerting
 
     def find_check(self, name: str) -> CheckConfig | None:
-        """The configured check called ``name``."""
-        return self.runner.current(name) if self.runner is not None else None
+        """The configured check called ``name``, in any shard.
+
+        ``/probe`` runs on demand, so any agent can answer for any configured check:
+        a Prometheus Operator ``Probe`` can point at the Service of a sharded StatefulSet.
+        """
+        if self.runner is None or self.config is None:
+            return None
+        found = self.runner.current(name)
+        if found is None:
+            found = next((c for c in self.config.checks if c.name == name), None)
+        return found
 
     async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]:
         """Run ``check`` now for ``/probe`` without touching its scheduled state."""

@@ -107,7 +107,7 @@ def test_run_shard_auto_error_exits_2(
 
 
 async def test_run_shard_auto_keeps_its_pods_checks(tmp_path: Path) -> None:
-    """A pod with index 1 of 3 runs exactly the checks of shard 2/3."""
+    """A pod with index 1 of 3 runs exactly the checks of shard 2/3, and probes any on demand."""
     names = [f"c{i}" for i in range(12)]
     checks: list[dict[str, Any]] = [
         {"name": n, "url": "ws://127.0.0.1:9/", "interval": "1h", "timeout": "1s"} for n in names
@@ -129,6 +129,14 @@ async def test_run_shard_auto_keeps_its_pods_checks(tmp_path: Path) -> None:
         async with httpx.AsyncClient(timeout=5.0) as client:
             shown = (await client.get(agent.url + "/api/v1/checks")).json()["checks"]
         assert {c["name"] for c in shown} == {n for n in names if in_shard(n, (2, 3))}
+        # /probe answers for any configured check, whichever shard schedules it.
+        other = next(n for n in names if not in_shard(n, (2, 3)))
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            probed = await client.get(agent.url + "/probe", params={"target": other})
+            unknown = await client.get(agent.url + "/probe", params={"target": "nope"})
+        assert probed.status_code == 200
+        assert "probe_success 0" in probed.text  # port 9 refuses: a result, not an error
+        assert unknown.status_code == 404
         assert await agent.stop() == 0
     finally:
         if proc.returncode is None:
