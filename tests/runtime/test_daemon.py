@@ -94,7 +94,8 @@ async def test_scrape_probe_and_reload(start_agent: Any, targets: Targets, tmp_p
         assert value(parse_samples(probe.text), "probe_success") == 1
         assert (await client.get("/probe", params={"check": "nope"})).status_code == 404
         target = {"target": f"ws://127.0.0.1:{targets.ws_port}/"}
-        assert (await client.get("/probe", params=target)).status_code == 400
+        # A URL is never a configured check's name: refused without connecting.
+        assert (await client.get("/probe", params=target)).status_code == 404
 
         # Valid reload: "extra" removed, every one of its series disappears.
         _write(config, [_echo(targets.ws_port, labels={"team": "edge"})])
