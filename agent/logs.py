@@ -1,8 +1,11 @@
-"""Process-wide logging setup: human text or one JSON object per line, on stderr.
+"""Process-wide logging setup: logfmt or one JSON object per line, on stderr.
 
 Records may carry structured fields through ``extra=`` (``check``, ``reason`` ...); the
-JSON format emits them as top-level keys, the text format appends them as ``key=value``.
-Callers never pass secrets to a log call, so nothing is filtered here.
+JSON format emits them as top-level keys, the text format is logfmt (the ``key=value``
+lines of Heroku, Prometheus and Grafana Loki's ``| logfmt``): ``ts``, ``level``,
+``logger``, ``msg``, then the fields, each value quoted when it holds a space, a quote,
+``=`` or is empty, so any logfmt parser reads every line back. Callers never pass
+secrets to a log call, so nothing is filtered here.
 """
 
 from __future__ import annotations
@@ -10,10 +13,18 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import sys
 from typing import Any, TextIO
 
-__all__ = ["LOG_FORMATS", "LOG_LEVELS", "JsonFormatter", "TextFormatter", "setup_logging"]
+__all__ = [
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "JsonFormatter",
+    "TextFormatter",
+    "logfmt_value",
+    "setup_logging",
+]
 
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
@@ -41,18 +52,39 @@ def _timestamp(record: logging.LogRecord) -> str:
     return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_UNQUOTED = re.compile(r"[^\s\"=\\\x00-\x1f\x7f]+")
+
+
+def logfmt_value(value: object) -> str:
+    """One logfmt value: bare when it can be, else double-quoted with ``\\``, ``"`` and
+    control characters escaped (so a value never spans two lines)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        # Durations in seconds: fixed point (0.000007, not 7e-06), microsecond precision.
+        return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+    text = str(value)
+    if _UNQUOTED.fullmatch(text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 class TextFormatter(logging.Formatter):
-    """``2026-11-23T22:00:00.000Z INFO agent.runtime.runner: message key=value``."""
+    """logfmt: ``ts=2026-11-23T22:00:00.000Z level=info logger=agent.x msg="..." k=v``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """Render one record on one line (exception text on the following lines)."""
-        line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
-        extras = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        if extras:
-            line += " " + extras
+        """Render one record on one line (an exception's traceback as the ``exc`` field)."""
+        pairs: dict[str, object] = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in _fields(record).items():
+            pairs.setdefault(key, value)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+            pairs["exc"] = self.formatException(record.exc_info)
+        return " ".join(f"{key}={logfmt_value(value)}" for key, value in pairs.items())
 
 
 class JsonFormatter(logging.Formatter):

@@ -5,11 +5,33 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from agent.logs import setup_logging
+
+#: logfmt as go-logfmt (the decoder of Prometheus' and Loki's tooling) reads it: bare
+#: keys, ``=``, a bare value (no space, quote, ``=`` or control character) or a
+#: double-quoted one with backslash escapes, pairs separated by spaces.
+_PAIR = re.compile(r'([^\s="\x00-\x1f]+)=("(?:[^"\\\x00-\x1f]|\\.)*"|[^\s="\\\x00-\x1f]*)(?: |$)')
+
+
+def parse_logfmt(line: str) -> dict[str, str]:
+    """Decode one logfmt line strictly: every character belongs to a pair."""
+    assert "\n" not in line
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(line):
+        match = _PAIR.match(line, pos)
+        assert match, f"not logfmt at {pos}: {line[pos:]!r}"
+        key, raw = match.groups()
+        assert key not in out, f"duplicate key {key}"
+        # A quoted value's escapes are Go's strconv ones, a superset of JSON's.
+        out[key] = json.loads(raw) if raw.startswith('"') else raw
+        pos = match.end()
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +63,15 @@ def test_json_format_is_one_object_per_line_with_extra_fields() -> None:
 
 
 def test_text_format_appends_fields_and_respects_level() -> None:
-    """Text lines are 'TS LEVEL logger: message k=v'; records below the level are dropped."""
+    """Text lines are logfmt 'ts= level= logger= msg= k=v'; records below the level are dropped."""
     stream = io.StringIO()
     setup_logging(level="WARNING", fmt="text", stream=stream)
     log = logging.getLogger("agent.x")
     log.info("hidden")
     log.warning("shown", extra={"reason": "dns"})
     (line,) = stream.getvalue().splitlines()
-    assert line.split(" ", 1)[1] == "WARNING agent.x: shown reason=dns"
+    assert line.split(" ", 1)[1] == "level=warning logger=agent.x msg=shown reason=dns"
+    assert parse_logfmt(line)["ts"].endswith("Z")
 
 
 def test_setup_replaces_only_its_own_handler() -> None:
@@ -79,3 +102,41 @@ def test_unknown_level_or_format_is_rejected(level: str, fmt: str) -> None:
     """An unknown level or format raises ValueError naming the choices."""
     with pytest.raises(ValueError, match="must be one of"):
         setup_logging(level=level, fmt=fmt)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "two words", 'say "hi"', "a=b", "back\\slash", "", "line\nbreak", "tab\there",
+     "ünïcode ✓", "\x00\x1b[31m"],
+    ids=["bare", "space", "quotes", "equals", "backslash", "empty", "newline", "tab", "unicode",
+         "control"],
+)  # fmt: skip
+def test_text_format_is_logfmt_for_any_value(value: str) -> None:
+    """Every message and field value reads back unchanged with a strict logfmt decoder."""
+    stream = io.StringIO()
+    setup_logging(level="info", fmt="text", stream=stream)
+    logging.getLogger("agent.x").info(value, extra={"field": value, "n": 0.25, "ok": True})
+    (line,) = stream.getvalue().splitlines()
+    pairs = parse_logfmt(line)
+    assert pairs["msg"] == value
+    assert pairs["field"] == value
+    assert pairs["level"] == "info"
+    assert pairs["logger"] == "agent.x"
+    assert (pairs["n"], pairs["ok"]) == ("0.25", "true")
+    # Quoted only when it must be: a bare word stays bare.
+    assert (" msg=plain " in line) == (value == "plain")
+
+
+def test_text_format_keeps_a_traceback_on_one_line() -> None:
+    """An exception's traceback is the exc field of the same line, not lines of its own."""
+    stream = io.StringIO()
+    setup_logging(level="info", fmt="text", stream=stream)
+    try:
+        raise ValueError("bad value")
+    except ValueError:
+        logging.getLogger("agent.x").exception("crashed")
+    (line,) = stream.getvalue().splitlines()
+    pairs = parse_logfmt(line)
+    assert pairs["msg"] == "crashed"
+    assert pairs["exc"].startswith("Traceback (most recent call last):\n")
+    assert pairs["exc"].endswith("ValueError: bad value")

@@ -191,6 +191,7 @@ class Daemon:
             alerting=self.alerting,
         )
         self.runner.set_checks(checks)
+        self.runner.result_log.policy = agent.log_results
         if self.demo:
             from agent.demo import DemoServer
 
@@ -298,6 +299,7 @@ class Daemon:
         # dropped instead of recreating its series.
         self.runner.set_checks(checks, location=agent.location)
         self.runner.set_max_concurrency(agent.max_concurrency)
+        self.runner.result_log.policy = agent.log_results
         await self.scheduler.apply(checks)
         await self._apply_watches(checks)
         if self.lag is not None:

@@ -24,6 +24,7 @@ from agent.metrics.registry import Metrics
 from agent.redact import redact_url
 from agent.result import ProbeResult, Reason
 from agent.runtime.loop_lag import LoopLagMonitor
+from agent.runtime.result_log import ResultLog
 
 __all__ = ["DEADLINE_SLACK", "AlertObserver", "ProbeFn", "ResultStore", "Runner"]
 
@@ -78,6 +79,7 @@ class Runner:
         self._max_concurrency = max_concurrency
         self._checks: dict[str, CheckConfig] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.result_log = ResultLog()
 
     # ------------------------------------------------------------- configuration
 
@@ -185,13 +187,9 @@ class Runner:
                 self.alerting.observe(check, result)
             except Exception:
                 log.exception("alerting failed on the result of check %s", check.name)
-        if not result.success:
-            reason = result.reason.value if result.reason else Reason.INTERNAL.value
-            # One line per failed run; check and reason are structured fields (JSON
-            # keys, or key=value in text) so log pipelines can group on them.
-            log.warning(
-                "probe failed: %s", result.message, extra={"check": check.name, "reason": reason}
-            )
+        # A line per run as agent.log_results asks, with structured fields (logfmt in
+        # text, keys in JSON) so log pipelines can group on check and reason.
+        self.result_log.record(check, result, duration=duration)
         return True
 
     # ------------------------------------------------------------------ stopping
