@@ -172,3 +172,54 @@ def start_prometheus(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def start_alertmanager(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start a real Alertmanager with a config; yields its base URL once /-/ready."""
+    binary = require_tool(
+        "prometheus-alertmanager", "alertmanager", install="Debian package prometheus-alertmanager"
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(config: dict[str, Any], *, timeout: float = 20.0) -> str:
+        config_file = tmp_path / "alertmanager.yml"
+        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        port = free_port()
+        log = tmp_path / "alertmanager.log"
+        with log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        binary,
+                        f"--config.file={config_file}",
+                        f"--storage.path={tmp_path / 'am-data'}",
+                        f"--web.listen-address=127.0.0.1:{port}",
+                        "--cluster.listen-address=",
+                        "--log.level=warn",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/-/ready")).status_code == 200:
+                        return url
+                if procs[-1].poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("Alertmanager did not start:\n" + log.read_text())
+                # An external process's HTTP API: there is no event to wait on.
+                await asyncio.sleep(0.1)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
