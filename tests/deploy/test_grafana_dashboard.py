@@ -141,6 +141,9 @@ async def test_every_query_returns_data(
     )
     # Grafana's time series panels ask for ranges: those parse and have data too.
     async with httpx.AsyncClient(timeout=10.0) as client:
+        targets = (await client.get(f"{prom.url}/api/v1/targets")).json()["data"]
+        (target,) = targets["activeTargets"]
+        assert (target["health"], target["lastError"]) == ("up", ""), target
         now = time.time()
         for title, expr in _queries(dashboard):
             response = await client.get(
