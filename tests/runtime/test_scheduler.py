@@ -194,7 +194,7 @@ async def test_backlog_coalesces_into_one_run() -> None:
         assert len([t for t in starts if t >= unblocked]) == 1
         series = metrics.series(check)
         assert series is not None
-        assert dict(series.skipped) == {}  # coalesced, not skipped one by one
+        assert sum(series.skipped.values()) == 0  # coalesced, not skipped one by one
         # The next run is the next fire time after now, not one of the passed ones.
         assert scheduler.next_run_times()["often"] > unblocked
     finally:
