@@ -78,7 +78,8 @@ DEFAULT_LOOP_LAG_BUDGET = 0.01
 #: Which runs get a log line: only failed ones, by default (a line per run of 10,000
 #: checks would drown the log); ``changes`` adds the first run and every flip between
 #: success and failure; ``all`` logs every run.
-DEFAULT_LOG_RESULTS: Literal["failures", "changes", "all"] = "failures"
+LogResults = Literal["failures", "changes", "all"]
+DEFAULT_LOG_RESULTS: LogResults = "failures"
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -367,7 +368,7 @@ class AgentSettings(Frozen):
     history_size: Int = Field(DEFAULT_HISTORY, ge=1, le=10_000)
     loop_lag_budget: Duration = Field(DEFAULT_LOOP_LAG_BUDGET, gt=0)
     #: One logfmt (or JSON) line per run: of failed runs, of changes, or of every run.
-    log_results: Literal["failures", "changes", "all"] = DEFAULT_LOG_RESULTS
+    log_results: LogResults = DEFAULT_LOG_RESULTS
     web: WebConfig = WebConfig()
 
     @field_validator("listen")

@@ -10,14 +10,11 @@ resolve=0.0021``) and the JSON format as keys. The human message of a failure is
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
-from agent.config.models import DEFAULT_LOG_RESULTS, CheckConfig
+from agent.config.models import DEFAULT_LOG_RESULTS, CheckConfig, LogResults
 from agent.result import ProbeResult
 
 __all__ = ["LogResults", "ResultLog"]
-
-LogResults = Literal["failures", "changes", "all"]
 
 log = logging.getLogger("agent.runtime.runner")
 
