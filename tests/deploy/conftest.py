@@ -27,8 +27,9 @@ from tests.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 _DEMO = re.compile(r"demo targets listening: ws://127\.0\.0\.1:(\d+)/")
-#: The demo checks run this often, so a few seconds give every series some history.
-DEMO_INTERVAL = "1s"
+#: The demo checks run this often (with a generous timeout, for a loaded machine), so a few
+#: seconds give every series some history.
+DEMO_INTERVAL = "2s"
 
 
 @dataclass
@@ -79,7 +80,7 @@ async def demo_agent(tmp_path: Path) -> AsyncIterator[DemoAgent]:
             for path in sorted((REPO / "checks").glob("*.yaml")):
                 for check in yaml.safe_load(path.read_text(encoding="utf-8"))["checks"]:
                     check["url"] = check["url"].replace("127.0.0.1:8765", f"127.0.0.1:{port}")
-                    check |= {"interval": DEMO_INTERVAL, "timeout": "900ms"}
+                    check |= {"interval": DEMO_INTERVAL, "timeout": "1800ms"}
                     checks.append(check)
             checks.append({
                 "name": "tls-echo", "url": f"wss://127.0.0.1:{tls_port}/", "interval": "1s",
