@@ -203,8 +203,8 @@ def test_prometheusrule_matches_the_rules_file() -> None:
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS)
 def test_config_in_the_configmaps_is_valid(path: str, tmp_path: Path) -> None:
-    """The agent config and check files the pods mount pass ``wsprobe check-config``,
-    with the Secret's variables and the pod's environment set."""
+    """The agent config and check files the pods mount pass ``wsprobe check-config`` (with
+    the Secret's variables and the pod's environment set) and the JSON Schema."""
     objects = render(path)
     sts = _one(objects, "StatefulSet")
     pod = sts["spec"]["template"]["spec"]
@@ -228,6 +228,12 @@ def test_config_in_the_configmaps_is_valid(path: str, tmp_path: Path) -> None:
             env |= {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     args = container["args"]
     config = root / args[args.index("-c") + 1].lstrip("/")
+    # Each file the pods mount also passes the JSON Schema editors check it with.
+    schema = json.loads((REPO / "schema" / "wsprobe.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted(root.rglob("*.yaml")):
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+        assert not errors, f"{path.relative_to(root)}: {errors}"
     proc = subprocess.run(
         [sys.executable, "-m", "agent", "check-config", "-c", str(config)],
         capture_output=True, text=True, env=env, timeout=60,
