@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from agent.redact import redact_url
+
+if TYPE_CHECKING:
+    from agent.config.models import CheckConfig
 
 __all__ = [
     "PHASES",
@@ -21,6 +28,7 @@ __all__ = [
     "StepResult",
     "TLSInfo",
     "encode_result",
+    "new_result",
 ]
 
 
@@ -152,6 +160,21 @@ class ProbeResult:
         out["reason"] = self.reason.value if self.reason else None
         out["tls"] = dataclasses.asdict(self.tls) if self.tls else None
         return out
+
+
+# Redacted once per URL, not per run: it parses the URL and its query.
+_redacted = functools.lru_cache(maxsize=1 << 15)(redact_url)
+
+
+def new_result(check: CheckConfig) -> ProbeResult:
+    """An empty result for one run of ``check``, started now (URL already redacted).
+
+    The one way a result is begun: every probe kind, the watch session's reports and
+    the deadline backstop start from it, so check, kind and URL always agree.
+    """
+    return ProbeResult(
+        check=check.name, kind=check.kind, url=_redacted(check.url), started_at=time.time()
+    )
 
 
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ProbeResult))

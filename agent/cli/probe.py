@@ -14,26 +14,17 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.cli.output import render_json, render_table
 from agent.config.models import DEFAULT_INTERVAL, CheckConfig
 from agent.config.types import parse_duration
-from agent.redact import redact_url
-from agent.result import ProbeResult, Reason
-
-if TYPE_CHECKING:
-    from agent.probes import ProbeFn
 
 __all__ = ["PROBE_CHECK_NAME", "add_probe_arguments", "check_data", "run_probe_command"]
 
 #: Name of the check built from flags (shown in output and JSON).
 PROBE_CHECK_NAME = "cli"
-# Extra time the CLI waits beyond the check's own deadline and bounded close before
-# declaring the probe stuck: a ProbeFn enforces its deadline, this is only a backstop.
-_BACKSTOP_GRACE = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +320,7 @@ def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> 
         0 success, 1 probe failed, 2 usage or configuration error.
     """
     from agent.probes import PROBES
+    from agent.probes.deadline import call_probe
 
     try:
         check = _from_config(args, config_path) if config_path else _from_flags(args)
@@ -342,19 +334,6 @@ def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> 
         return 2
     if check.tls.insecure_skip_verify:
         log.warning("certificate verification is disabled for this probe")
-    result = asyncio.run(_run(probe, check))
+    result = asyncio.run(call_probe(probe, check))
     print(render_json(result) if args.json else render_table(result))
     return 0 if result.success else 1
-
-
-async def _run(probe: ProbeFn, check: CheckConfig) -> ProbeResult:
-    backstop = check.timeout + check.close_timeout + _BACKSTOP_GRACE
-    try:
-        async with asyncio.timeout(backstop):
-            result: ProbeResult = await probe(check)
-    except TimeoutError:
-        result = ProbeResult(
-            check=check.name, kind=check.kind, url=redact_url(check.url), started_at=time.time()
-        )
-        result.fail(Reason.TIMEOUT, f"probe did not finish within {backstop:g}s")
-    return result

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from typing import cast
@@ -47,31 +46,15 @@ from agent.probes.errors import (
     map_errors,
     scrub,
 )
-from agent.redact import redact_url
-from agent.result import ProbeResult, Reason
+from agent.result import ProbeResult, Reason, new_result
 
-__all__ = ["new_result", "run", "uses_lean_path"]
+__all__ = ["run", "uses_lean_path"]
 
 log = logging.getLogger(__name__)
 
 # A ping's timeout may end this much early or late rather than re-arm its timer:
 # uvloop's clock moves in 1 ms steps anyway.
 _REARM_SLACK = 0.001
-
-# Time kept back from the deadline for the outer guard, so the phase-specific
-# timeouts (which name the phase) fire before the generic one.
-_GUARD_GRACE = 0.05
-
-
-def new_result(check: CheckConfig) -> ProbeResult:
-    """An empty result for one run of ``check`` (URL already redacted)."""
-    return ProbeResult(
-        check=check.name, kind=check.kind, url=_redacted(check.url), started_at=time.time()
-    )
-
-
-# Redacted once per URL, not per run (it parses the URL and its query).
-_redacted = functools.lru_cache(maxsize=4096)(redact_url)
 
 
 async def run(check: CheckConfig) -> ProbeResult:
@@ -101,9 +84,7 @@ async def run(check: CheckConfig) -> ProbeResult:
         if state.conn is not None:
             state.conn.transport.abort()
 
-    await run_guarded(
-        check, result, body, phase=lambda: state.phase, abort=abort, grace=_GUARD_GRACE
-    )
+    await run_guarded(check, result, body, phase=lambda: state.phase, abort=abort)
     if "total" not in result.phases:
         result.phases["total"] = time.perf_counter() - state.start
     if state.conn is not None:

@@ -50,8 +50,7 @@ from agent.probes.errors import (
 from agent.probes.script.matchers import UndefinedVariable
 from agent.probes.script.receive import wait_for_match
 from agent.probes.script.steps import payload_of, run_steps
-from agent.redact import redact_url
-from agent.result import ProbeResult
+from agent.result import ProbeResult, new_result
 
 __all__ = ["PUBLISHER", "run"]
 
@@ -59,9 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Name of the publishing connection in messages (receivers are receiver1..N).
 PUBLISHER = "publisher"
-# Kept back from the deadline for the outer guard, so the specific timeouts (which
-# name the receiver) fire before the generic one.
-_GUARD_GRACE = 0.05
 _DEFAULT_RELAY = RelayConfig()
 
 
@@ -91,10 +87,7 @@ class _Relay:
         count = self.cfg.receivers + 1
         # The publisher writes into the real result; receivers into scratch ones, so
         # their phases do not overwrite the publisher's.
-        self.results = [result] + [
-            ProbeResult(check.name, check.kind, result.url, result.started_at)
-            for _ in range(count - 1)
-        ]
+        self.results = [result] + [new_result(check) for _ in range(count - 1)]
         self.conns: list[ClientConnection | None] = [None] * count
 
     async def run(self) -> None:
@@ -246,13 +239,9 @@ async def run(check: CheckConfig) -> ProbeResult:
     Returns:
         The result; ``relay`` holds each receiver's delivery latency in seconds.
     """
-    result = ProbeResult(
-        check=check.name, kind=check.kind, url=redact_url(check.url), started_at=time.time()
-    )
+    result = new_result(check)
     relay = _Relay(check, result, start=time.perf_counter())
-    await run_guarded(
-        check, result, relay.run, phase=lambda: relay.phase, abort=relay.abort, grace=_GUARD_GRACE
-    )
+    await run_guarded(check, result, relay.run, phase=lambda: relay.phase, abort=relay.abort)
     if "total" not in result.phases:
         result.phases["total"] = time.perf_counter() - relay.start
     await relay.close()

@@ -37,23 +37,11 @@ from agent.probes.errors import (
     scrub,
 )
 from agent.probes.script.steps import run_script, wait_for_match
-from agent.redact import redact_url
-from agent.result import ProbeResult, Reason
+from agent.result import ProbeResult, Reason, new_result
 
-__all__ = ["new_result", "open_session", "run"]
+__all__ = ["open_session", "run"]
 
 log = logging.getLogger(__name__)
-
-#: Extra time the outer guard allows past ``check.timeout`` before cutting a run short
-#: (every inner wait already stops at the deadline).
-_GUARD_GRACE = 0.5
-
-
-def new_result(check: CheckConfig) -> ProbeResult:
-    """An empty watch result for ``check`` (URL already redacted)."""
-    return ProbeResult(
-        check=check.name, kind="watch", url=redact_url(check.url), started_at=time.time()
-    )
 
 
 async def open_session(
@@ -141,7 +129,7 @@ async def run(check: CheckConfig) -> ProbeResult:
         if conn is not None:
             conn.transport.abort()
 
-    await run_guarded(check, result, body, phase=lambda: "watch", abort=abort, grace=_GUARD_GRACE)
+    await run_guarded(check, result, body, phase=lambda: "watch", abort=abort)
     result.phases["total"] = time.perf_counter() - start
     if conn is not None:
         polite = result.reason not in (Reason.TIMEOUT, Reason.PING_TIMEOUT)

@@ -7,8 +7,9 @@ Probes never import metrics or alerting; results flow down this function and nev
 back up. A result for a check that was removed or changed while it ran is dropped
 whole, so it leaves no series, history or alert state behind.
 
-Raises nothing of its own: a probe that crashes or overruns its hard deadline becomes
-a failed result (``internal`` / ``timeout``); only cancellation propagates.
+Raises nothing of its own: a probe that crashes or overruns its deadline becomes a
+failed result (``internal`` / ``timeout``) through the deadline policy
+(:mod:`agent.probes.deadline`); only cancellation propagates.
 """
 
 from __future__ import annotations
@@ -21,19 +22,16 @@ from typing import Any, Protocol
 
 from agent.config.models import CheckConfig
 from agent.metrics.registry import Metrics
-from agent.redact import redact_url
+from agent.probes.deadline import call_probe
 from agent.result import ProbeResult, Reason
 from agent.runtime.loop_lag import LoopLagMonitor
 from agent.runtime.result_log import ResultLog
 
-__all__ = ["DEADLINE_SLACK", "AlertObserver", "ProbeFn", "ResultStore", "Runner"]
+__all__ = ["AlertObserver", "ProbeFn", "ResultStore", "Runner"]
 
 log = logging.getLogger(__name__)
 
 ProbeFn = Callable[[CheckConfig], Awaitable[ProbeResult]]
-#: A probe enforces ``check.timeout`` itself; the runner's own deadline is a backstop
-#: a little later, so a probe that ignores its deadline cannot hold a slot forever.
-DEADLINE_SLACK = 2.0
 
 
 class ResultStore(Protocol):
@@ -140,31 +138,14 @@ class Runner:
             self.metrics.in_flight += 1
             start = time.perf_counter()
             try:
-                result = await self._call(check)
+                # The deadline's outer net: a probe that overran or crashed is a result.
+                result = await call_probe(self._probes.get(check.kind), check)
             finally:
                 end = time.perf_counter()
                 self.metrics.in_flight -= 1
         if self._lag is not None and self._lag.overlapped(start, end):
             result.lag_suspect = True
         return result, end - start
-
-    async def _call(self, check: CheckConfig) -> ProbeResult:
-        started = time.time()
-        probe = self._probes.get(check.kind)
-        if probe is None:
-            return _failed(check, started, Reason.INTERNAL, f"no probe for kind {check.kind!r}")
-        try:
-            async with asyncio.timeout(check.timeout + DEADLINE_SLACK):
-                return await probe(check)
-        except TimeoutError:
-            return _failed(
-                check, started, Reason.TIMEOUT, f"probe overran its {check.timeout:g}s timeout"
-            )
-        except Exception as exc:
-            # A bug in one probe must not take the scheduler down; it is reported
-            # as the check's failure and logged with its traceback for developers.
-            log.exception("probe of check %s crashed", check.name)
-            return _failed(check, started, Reason.INTERNAL, f"probe crashed: {type(exc).__name__}")
 
     def record(self, check: CheckConfig, result: ProbeResult, *, duration: float) -> bool:
         """Feed one result to metrics, history and alerting (watch sessions call this too).
@@ -217,10 +198,3 @@ class Runner:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         return len(pending)
-
-
-def _failed(check: CheckConfig, started: float, reason: Reason, message: str) -> ProbeResult:
-    result = ProbeResult(
-        check=check.name, kind=check.kind, url=redact_url(check.url), started_at=started
-    )
-    return result.fail(reason, message)

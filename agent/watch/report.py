@@ -8,8 +8,7 @@ watch check like a probe (``probe_success`` is liveness).
 from __future__ import annotations
 
 from agent.config import CheckConfig
-from agent.probes.watch import new_result
-from agent.result import ProbeResult, Reason
+from agent.result import ProbeResult, Reason, new_result
 from agent.watch.liveness import Verdict
 
 __all__ = ["liveness_result"]

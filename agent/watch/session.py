@@ -24,11 +24,12 @@ from websockets.asyncio.client import ClientConnection
 
 from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
+from agent.probes.deadline import run_guarded
 from agent.probes.dial.opener import check_secrets
-from agent.probes.errors import InternalError, ProbeError, scrub
+from agent.probes.errors import InternalError, scrub
 from agent.probes.errors.mapping import translate
-from agent.probes.watch import new_result, open_session
-from agent.result import ProbeResult, Reason
+from agent.probes.watch import open_session
+from agent.result import ProbeResult, Reason, new_result
 from agent.watch.backoff import Backoff
 from agent.watch.gate import connect_gate
 from agent.watch.liveness import Verdict, WatchStats, judge
@@ -227,27 +228,22 @@ class WatchSession:
 
     async def _connect(self) -> ClientConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""
-        # Admitted first: the timeout covers the attempt, not the queue before it.
+        check = self.check
+        opened: tuple[ClientConnection, dict[str, str]] | None = None
+        # Admitted first: the deadline covers the attempt, not the queue before it.
         async with self._gate or connect_gate():
-            result = new_result(self.check)
+            result = new_result(check)
             start = time.perf_counter()
-            try:
-                async with asyncio.timeout(self.check.timeout):
-                    conn, variables = await open_session(
-                        self.check, result, deadline=start + self.check.timeout
-                    )
-            except ProbeError as exc:
-                self._went_down(exc.reason, str(exc), was_connected=False)
-                return None
-            except TimeoutError:
-                message = f"connect and init exceeded {self.check.timeout:g}s"
-                self._went_down(Reason.TIMEOUT, message, was_connected=False)
-                return None
-            except Exception as exc:  # a bug must not end the session
-                log.exception("watch %s: unexpected error while connecting", self.check.name)
-                message = f"internal error ({type(exc).__name__})"
-                self._went_down(Reason.INTERNAL, message, was_connected=False)
-                return None
+
+            async def attempt() -> None:
+                nonlocal opened
+                opened = await open_session(check, result, deadline=start + check.timeout)
+
+            await run_guarded(check, result, attempt, phase=lambda: "connect")
+        if opened is None:
+            self._went_down(result.reason or Reason.INTERNAL, result.message, was_connected=False)
+            return None
+        conn, variables = opened
         result.phases["total"] = time.perf_counter() - start
         # The upgrade request's headers are of no use once connected, and an agent
         # holds thousands of sessions. (The response stays: websockets' parser holds it.)

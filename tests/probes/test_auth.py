@@ -15,8 +15,7 @@ from websockets.http11 import Request, Response
 
 from agent.probes.dial.opener import open_connection
 from agent.probes.errors import ProbeError
-from agent.probes.probe import new_result
-from agent.result import Reason
+from agent.result import Reason, new_result
 from tests.servers import make_check, timed_probe
 
 # Every test here runs on both probe connections (tests/probes/conftest.py).

@@ -11,7 +11,7 @@ import pytest
 
 from agent.probes.dial.opener import open_connection
 from agent.probes.errors import ProbeError
-from agent.probes.probe import new_result
+from agent.result import new_result
 from tests.servers import RawServer, free_port, http_status, make_check, silent, timed_probe
 
 # Every test here runs on both probe connections (tests/probes/conftest.py).

@@ -10,9 +10,10 @@ import pytest
 
 from agent.config.models import CheckConfig
 from agent.metrics.registry import Metrics
+from agent.probes.deadline import GRACE
 from agent.result import ProbeResult, Reason
 from agent.runtime.loop_lag import LoopLagMonitor
-from agent.runtime.runner import DEADLINE_SLACK, ProbeFn, Runner
+from agent.runtime.runner import ProbeFn, Runner
 
 URL = "ws://127.0.0.1:9/"
 
@@ -85,10 +86,10 @@ async def test_misbehaving_probe_becomes_failed_result(behaviour: str, reason: R
 
     sink = Sink()
     runner, metrics = _runner(probe, sink)
-    # The hard deadline is timeout + DEADLINE_SLACK; keep the test short.
+    # The outer net cuts at timeout + 2 * GRACE; keep the test short.
     check = CheckConfig(name="bad", url=URL, interval=10.0, timeout=0.05)
     runner.set_checks([check])
-    await asyncio.wait_for(runner.run_check(check), DEADLINE_SLACK + 2.0)
+    await asyncio.wait_for(runner.run_check(check), 2 * GRACE + 2.0)
     series = metrics.series(check)
     assert series is not None
     assert series.last is not None

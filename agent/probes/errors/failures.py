@@ -330,12 +330,14 @@ class ProbeTimeout(ProbeError):
 
     reason = Reason.TIMEOUT
 
-    def __init__(self, *, phase: str, timeout: float, detail: str = "") -> None:
+    def __init__(self, *, phase: str | None, timeout: float, detail: str = "") -> None:
         super().__init__(detail)
         self.phase = phase
         self.timeout = timeout
 
     def summary(self) -> str:
+        if self.phase is None:
+            return f"deadline of {self.timeout:g}s reached"
         return f"deadline of {self.timeout:g}s reached during {self.phase}"
 
 
