@@ -20,6 +20,7 @@ from typing import Any
 from agent.cli.output import render_json, render_table
 from agent.config.models import DEFAULT_INTERVAL, CheckConfig
 from agent.config.types import parse_duration
+from agent.result import ProbeResult
 
 __all__ = ["PROBE_CHECK_NAME", "add_probe_arguments", "check_data", "run_probe_command"]
 
@@ -320,7 +321,6 @@ def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> 
         0 success, 1 probe failed, 2 usage or configuration error.
     """
     from agent.probes import PROBES
-    from agent.probes.deadline import call_probe
 
     try:
         check = _from_config(args, config_path) if config_path else _from_flags(args)
@@ -328,12 +328,21 @@ def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> 
         for line in str(exc).splitlines():
             print(f"wsprobe probe: error: {line}", file=sys.stderr)
         return 2
-    probe = PROBES.get(check.kind)
-    if probe is None:
+    if check.kind not in PROBES:
         print(f"wsprobe probe: error: kind {check.kind!r} cannot run once", file=sys.stderr)
         return 2
     if check.tls.insecure_skip_verify:
         log.warning("certificate verification is disabled for this probe")
-    result = asyncio.run(call_probe(probe, check))
+    result = asyncio.run(_run(check))
     print(render_json(result) if args.json else render_table(result))
     return 0 if result.success else 1
+
+
+async def _run(check: CheckConfig) -> ProbeResult:
+    """The daemon's pipeline for one run, with no sinks: the result is printed instead."""
+    from agent.probes import PROBES
+    from agent.runtime.runner import Runner
+
+    runner = Runner(probes=PROBES, max_concurrency=1, log_results=False)
+    runner.set_checks([check])
+    return await runner.run_check(check)

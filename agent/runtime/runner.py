@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from agent.config.models import CheckConfig
 from agent.metrics.registry import Metrics
 from agent.probes.deadline import call_probe
-from agent.result import ProbeResult, Reason
+from agent.result import ProbeResult
 from agent.runtime.loop_lag import LoopLagMonitor
 from agent.runtime.result_log import ResultLog
 
@@ -49,26 +49,33 @@ class AlertObserver(Protocol):
 class Runner:
     """Runs checks and feeds their results to metrics, history and alerting.
 
+    The daemon gives it every sink; ``wsprobe probe`` gives it none, so a one-shot run
+    goes through the same admission, deadline net and recording order.
+
     Args:
-        metrics: the agent's metrics.
         probes: kind -> probe function (``agent.probes.PROBES``).
         max_concurrency: probes allowed to run at once; the rest wait for a slot.
+        metrics: the agent's metrics, if any.
         lag: the event-loop lag monitor gating admission and flagging results.
         store: history of results, if any.
         alerting: the alert service, if any.
+        log_results: write the per-run log line (``agent.log_results``); the CLI
+            prints the result itself instead.
     """
 
     def __init__(
         self,
         *,
-        metrics: Metrics,
         probes: Mapping[str, ProbeFn],
         max_concurrency: int,
+        metrics: Metrics | None = None,
         lag: LoopLagMonitor | None = None,
         store: ResultStore | None = None,
         alerting: AlertObserver | None = None,
+        log_results: bool = True,
     ) -> None:
-        self.metrics = metrics
+        self._metrics = metrics
+        self._log_results = log_results
         self.store = store
         self.alerting = alerting
         self._probes = probes
@@ -85,7 +92,8 @@ class Runner:
         """Make ``checks`` the current checks (and their series) for recording."""
         checks = tuple(checks)
         self._checks = {check.name: check for check in checks}
-        self.metrics.set_checks(checks, location=location)
+        if self._metrics is not None:
+            self._metrics.set_checks(checks, location=location)
 
     def set_max_concurrency(self, max_concurrency: int) -> None:
         """Change the global slot count; runs holding a slot keep it."""
@@ -103,14 +111,30 @@ class Runner:
         """Current checks by name."""
         return self._checks
 
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics this runner records into.
+
+        Raises:
+            RuntimeError: the runner was built without metrics (a one-shot run).
+        """
+        if self._metrics is None:
+            raise RuntimeError("this runner records no metrics")
+        return self._metrics
+
     # ------------------------------------------------------------------ running
 
-    async def run_check(self, check: CheckConfig, *, scheduled_at: float | None = None) -> None:
+    async def run_check(
+        self, check: CheckConfig, *, scheduled_at: float | None = None
+    ) -> ProbeResult:
         """Run ``check`` once through the whole pipeline.
 
         Args:
             check: the check, as configured when the run was scheduled.
             scheduled_at: Unix time the run was due, for the scheduler-lag histogram.
+
+        Returns:
+            The run's result (recorded, unless the check changed meanwhile).
         """
         task = asyncio.current_task()
         if task is not None:
@@ -118,6 +142,7 @@ class Runner:
         try:
             result, duration = await self.probe(check, scheduled_at=scheduled_at)
             self.record(check, result, duration=duration)
+            return result
         finally:
             if task is not None:
                 self._tasks.discard(task)
@@ -130,19 +155,22 @@ class Runner:
         Returns:
             The result and the run's duration in seconds.
         """
+        metrics = self._metrics
         async with self._slots:
             if self._lag is not None:
                 await self._lag.admit()
-            if scheduled_at is not None:
-                self.metrics.scheduler_lag.observe(max(0.0, time.time() - scheduled_at))
-            self.metrics.in_flight += 1
+            if metrics is not None:
+                if scheduled_at is not None:
+                    metrics.scheduler_lag.observe(max(0.0, time.time() - scheduled_at))
+                metrics.in_flight += 1
             start = time.perf_counter()
             try:
                 # The deadline's outer net: a probe that overran or crashed is a result.
                 result = await call_probe(self._probes.get(check.kind), check)
             finally:
                 end = time.perf_counter()
-                self.metrics.in_flight -= 1
+                if metrics is not None:
+                    metrics.in_flight -= 1
         if self._lag is not None and self._lag.overlapped(start, end):
             result.lag_suspect = True
         return result, end - start
@@ -157,7 +185,8 @@ class Runner:
         # Identity first: nearly always the same object, and pydantic's == walks every field.
         if current is not check and current != check:
             return False
-        self.metrics.observe(check, result, duration=duration)
+        if self._metrics is not None:
+            self._metrics.observe(check, result, duration=duration)
         if self.store is not None:
             try:
                 self.store.add_result(result)
@@ -170,7 +199,8 @@ class Runner:
                 log.exception("alerting failed on the result of check %s", check.name)
         # A line per run as agent.log_results asks, with structured fields (logfmt in
         # text, keys in JSON) so log pipelines can group on check and reason.
-        self.result_log.record(check, result, duration=duration)
+        if self._log_results:
+            self.result_log.record(check, result, duration=duration)
         return True
 
     # ------------------------------------------------------------------ stopping

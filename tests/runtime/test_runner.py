@@ -142,3 +142,22 @@ async def test_concurrency_limit() -> None:
     await asyncio.gather(*(runner.run_check(c) for c in checks))
     assert peak == 2
     assert sum(s.results["success"] for s in map(metrics.series, checks) if s) == 6
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["success", "failure"])
+async def test_runner_without_sinks(success: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """A runner with no metrics, store or alerting (the CLI's) returns the result, logs nothing."""
+
+    async def probe(check: CheckConfig) -> ProbeResult:
+        result = _ok(check)
+        return result if success else result.fail(Reason.CLOSED, "gone")
+
+    runner = Runner(probes={"probe": probe}, max_concurrency=1, log_results=False)
+    check = CheckConfig(name="once", url=URL, interval=10.0, timeout=1.0)
+    runner.set_checks([check])
+    result = await runner.run_check(check)
+    assert result.check == "once"
+    assert result.success is success
+    assert [r for r in caplog.records if r.name.startswith("agent.runtime")] == []
+    with pytest.raises(RuntimeError):
+        runner.metrics  # noqa: B018 - the property is what is tested
