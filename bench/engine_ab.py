@@ -69,9 +69,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.full_connection:
-        import agent.probes.probe as websocket
+        import agent.probes.probe as probe_kind
 
-        websocket.uses_lean_path = lambda check: False  # type: ignore[assignment]
+        probe_kind.uses_discarding_connection = lambda check: False  # type: ignore[assignment]
     cycle, note = wsprobe_engine()
     if cycle is None:
         raise SystemExit(f"wsprobe engine not available: {note}")

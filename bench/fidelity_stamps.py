@@ -4,7 +4,7 @@ The agent publishes durations; to split an error into the agent's send side, its
 receive side and its task wake-ups, the fidelity scenario needs the absolute
 ``perf_counter`` instants behind them, to line up with the delay proxy's kernel
 stamps. :func:`instrumented` patches the agent's two probe connections
-(``LeanConnection``, ``ProbeConnection``) for the duration of a ``with`` block (the
+(``DiscardingConnection``, ``ReadingConnection``) for the duration of a ``with`` block (the
 agent itself has no such hooks, and should not) and records, for connections whose
 request path starts with a prefix:
 
@@ -75,18 +75,18 @@ def run_delay() -> float:
 def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
     """Patch both probe connections while the block runs; yields {request path: stamps}.
 
-    Plain probes run on ``LeanConnection``, the others on ``ProbeConnection``: the
+    Plain probes run on ``DiscardingConnection``, the others on ``ReadingConnection``: the
     same hooks wrap both. A pong is recognised by ``pong_at`` changing during a
     ``data_received`` call (both stamp it while parsing).
     """
-    from agent.probes.connections.base import ProbeConnection
-    from agent.probes.connections.discarding import LeanConnection
+    from agent.probes.connections.discarding import DiscardingConnection
+    from agent.probes.connections.reading import ReadingConnection
 
     by_path: dict[str, ConnStamps] = {}
     # The calling thread is the event loop's: its scheduler statistics.
     schedstat = lag.open_schedstat()
     names = ("handshake", "data_received", "ping")
-    classes: list[type[Any]] = [ProbeConnection, LeanConnection]
+    classes: list[type[Any]] = [ReadingConnection, DiscardingConnection]
     originals = {(cls, name): cls.__dict__.get(name) for cls in classes for name in names}
 
     def stamps(conn: Any) -> ConnStamps | None:

@@ -6,11 +6,14 @@ phase (the probe's own task wake-ups between phases included: they are in no
 phase); ``close`` is bounded by ``close_timeout`` (and the deadline) and never part
 of ``total``.
 
-A plain probe (no steps, no expected close code, no proxy: :func:`uses_lean_path`)
-runs on :class:`~agent.probes.connections.discarding.LeanConnection`, which discards
-messages as they arrive; the others on websockets' ``ClientConnection``
-(:class:`~agent.probes.connections.base.ProbeConnection`) with a task draining messages during
-the pings. Everything else here is the same code for both.
+A plain probe (no steps, no expected close code, no proxy:
+:func:`uses_discarding_connection`) runs on
+:class:`~agent.probes.connections.discarding.DiscardingConnection`, which drops messages
+as they arrive; the others on
+:class:`~agent.probes.connections.reading.ReadingConnection` (websockets'
+``ClientConnection``), read by a draining task during the pings. Everything else here
+is the same code for both, written against their interface,
+:class:`~agent.probes.connections.base.Connection`.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ from urllib.parse import urlsplit
 from websockets.protocol import State
 
 from agent.config import CheckConfig
-from agent.probes.connections.base import MarkedConnection, ProbeConnection, closing_error
+from agent.probes.connections.base import Connection
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.deadline import run_guarded
 from agent.probes.dial.opener import (
     bounded,
     check_secrets,
     close_connection,
     open_connection,
-    open_lean_connection,
+    open_discarding_connection,
 )
 from agent.probes.dial.tls import warm_ssl_context
 from agent.probes.dial.upgrade import fetch_check_token
@@ -48,7 +52,7 @@ from agent.probes.errors import (
 )
 from agent.result import ProbeResult, Reason, new_result
 
-__all__ = ["run", "uses_lean_path"]
+__all__ = ["run", "uses_discarding_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +99,8 @@ async def run(check: CheckConfig) -> ProbeResult:
     return result
 
 
-def uses_lean_path(check: CheckConfig) -> bool:
-    """Whether ``check`` runs on the lean connection (it never reads a message)."""
+def uses_discarding_connection(check: CheckConfig) -> bool:
+    """Whether ``check`` runs on the discarding connection (it never reads a message)."""
     return not (check.proxy or check.steps or check.auth.steps) and (
         check.expect.close_code is None
     )
@@ -108,7 +112,7 @@ class _RunState:
     def __init__(self, start: float) -> None:
         self.start = start
         self.phase = "resolve"
-        self.conn: MarkedConnection | None = None
+        self.conn: Connection | None = None
 
 
 async def _probe(
@@ -126,12 +130,13 @@ async def _probe(
         await warm_ssl_context(check.tls)
     state.start = time.perf_counter()
     state.phase = "handshake"
+    reader: ReadingConnection | None = None
     try:
-        conn: MarkedConnection
-        if uses_lean_path(check):
-            conn = await open_lean_connection(check, result, deadline=deadline, token=token)
+        conn: Connection
+        if uses_discarding_connection(check):
+            conn = await open_discarding_connection(check, result, deadline=deadline, token=token)
         else:
-            conn = _probe_conn(await open_connection(check, result, deadline=deadline, token=token))
+            conn = reader = await open_connection(check, result, deadline=deadline, token=token)
     except (HandshakeRejected, Redirected) as exc:
         if exc.status_code == check.expect.status:
             # A negative check: the refusal it expects is its success.
@@ -147,11 +152,10 @@ async def _probe(
     if check.auth.steps or check.steps:
         from agent.probes.script.steps import run_script  # H5's module
 
+        assert reader is not None  # a check with steps never discards messages
         state.phase = "steps"
         with map_errors("steps"):
-            await run_script(
-                _probe_conn(conn), check, result, deadline=deadline, variables=variables
-            )
+            await run_script(reader, check, result, deadline=deadline, variables=variables)
         last_end = None
     state.phase = "ping"
     await _pings(check, result, conn, deadline)
@@ -164,34 +168,16 @@ async def _probe(
     return token
 
 
-async def _drain(conn: ProbeConnection) -> None:
-    """Read and discard messages so pongs are never stuck behind unread frames.
-
-    recv() is also where websockets validates UTF-8 and fails the connection
-    (1007): signal ``closing`` then, since no data arrival will.
-    """
-    try:
-        while True:
-            await conn.recv()
-    except Exception:  # ConnectionClosed, or a bug: either way reading is over
-        conn.mark_closing()
-
-
-def _probe_conn(conn: object) -> ProbeConnection:
-    assert isinstance(conn, ProbeConnection)  # open_connection always builds one
-    return conn
-
-
-def _raise_closing(conn: MarkedConnection) -> None:
+def _raise_closing(conn: Connection) -> None:
     with map_errors("ping"):
-        raise closing_error(conn)
+        raise conn.closing_error()
 
 
-async def _one_ping(conn: MarkedConnection, result: ProbeResult) -> None:
+async def _one_ping(conn: Connection, result: ProbeResult) -> None:
     """Ping once and time it; end early when the connection starts closing.
 
-    ``ProbeConnection`` fails the pong waiter as soon as closing starts, so the
-    pong is awaited directly. The RTT ends when the pong was parsed.
+    Both connections fail the pong waiter as soon as closing starts, so the pong is
+    awaited directly. The RTT ends when the pong was parsed.
     """
     if conn.closing_marked:
         _raise_closing(conn)
@@ -204,7 +190,7 @@ async def _one_ping(conn: MarkedConnection, result: ProbeResult) -> None:
         _raise_closing(conn)
     try:
         if conn.closing_marked and not pong.done():
-            raise closing_error(conn)  # closing started before this ping was sent
+            raise conn.closing_error()  # closing started before this ping was sent
         await pong
     except Exception:
         # Closed or closing; closing_error() also knows a reset from a clean close.
@@ -214,13 +200,13 @@ async def _one_ping(conn: MarkedConnection, result: ProbeResult) -> None:
 
 
 async def _pings(
-    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: Connection, deadline: float
 ) -> None:
     if check.pings <= 0:
         return
     loop = asyncio.get_running_loop()
-    # The lean connection discards messages itself; websockets' must be read.
-    drain = asyncio.create_task(_drain(conn)) if isinstance(conn, ProbeConnection) else None
+    # Unread messages would hold pongs back (websockets stops reading at 16 frames).
+    drain = None if conn.discards_messages else asyncio.create_task(conn.discard_until_closed())
     t_phase = time.perf_counter()
     index = 0
     by_ping_timeout = False
@@ -264,14 +250,13 @@ def _closed_as_expected(check: CheckConfig, exc: ConnectionClosed) -> bool:
 
 
 async def _await_server_close(
-    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: Connection, deadline: float
 ) -> None:
     """With ``expect.close_code``, the server must close the connection with it."""
-    conn = _probe_conn(conn)  # uses_lean_path() is False with expect.close_code
-    drain = asyncio.create_task(_drain(conn))
+    drain = asyncio.create_task(conn.discard_until_closed())
     try:
         async with bounded(deadline):
-            await conn.closing.wait()
+            await conn.wait_closing()
     except TimeoutError:
         raise ProbeTimeout(
             phase="close", timeout=check.timeout, detail="server never closed the connection"
@@ -289,7 +274,7 @@ async def _await_server_close(
 
 
 async def _finish(
-    check: CheckConfig, result: ProbeResult, conn: MarkedConnection, deadline: float
+    check: CheckConfig, result: ProbeResult, conn: Connection, deadline: float
 ) -> None:
     """Close (not counted in total); a close the server initiated is recorded."""
     if conn.state is State.CLOSED and result.close_code is None:

@@ -27,11 +27,10 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-
 from agent.config import CheckConfig
 from agent.config.relay import RelayConfig
 from agent.config.steps import Matcher
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.deadline import run_guarded
 from agent.probes.dial.opener import (
     check_secrets,
@@ -88,7 +87,7 @@ class _Relay:
         # The publisher writes into the real result; receivers into scratch ones, so
         # their phases do not overwrite the publisher's.
         self.results = [result] + [new_result(check) for _ in range(count - 1)]
-        self.conns: list[ClientConnection | None] = [None] * count
+        self.conns: list[ReadingConnection | None] = [None] * count
 
     async def run(self) -> None:
         if self.check.auth.oauth2 is not None:

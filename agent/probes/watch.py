@@ -23,10 +23,9 @@ from __future__ import annotations
 import logging
 import time
 
-from websockets.asyncio.client import ClientConnection
-
 from agent.config import CheckConfig
 from agent.config.steps import Matcher
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.deadline import run_guarded
 from agent.probes.dial.opener import check_secrets, close_connection, open_connection
 from agent.probes.dial.upgrade import fetch_check_token
@@ -46,7 +45,7 @@ log = logging.getLogger(__name__)
 
 async def open_session(
     check: CheckConfig, result: ProbeResult, *, deadline: float
-) -> tuple[ClientConnection, dict[str, str]]:
+) -> tuple[ReadingConnection, dict[str, str]]:
     """Connect and run the check's init steps (``auth.steps`` then ``steps``).
 
     Args:
@@ -109,7 +108,7 @@ async def run(check: CheckConfig) -> ProbeResult:
     result = new_result(check)
     start = time.perf_counter()
     deadline = start + check.timeout
-    conn: ClientConnection | None = None
+    conn: ReadingConnection | None = None
     variables: dict[str, str] = {}
 
     async def body() -> None:

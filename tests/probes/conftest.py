@@ -8,17 +8,17 @@ from agent.config import CheckConfig
 from agent.probes import probe as probe_kind
 
 
-@pytest.fixture(params=["lean", "full"])
+@pytest.fixture(params=["discarding", "reading"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run plain probes on the lean connection, then on websockets' (``ProbeConnection``).
+    """Run plain probes on the discarding connection, then on the reading one.
 
-    ``full`` forces the path configs with steps, a close code or a proxy take, so a
+    ``reading`` forces the path configs with steps, a close code or a proxy take, so a
     reason produced by both paths cannot silently break on one of them.
     """
-    if request.param == "full":
+    if request.param == "reading":
 
         def never(check: CheckConfig) -> bool:
             return False
 
-        monkeypatch.setattr(probe_kind, "uses_lean_path", never)
+        monkeypatch.setattr(probe_kind, "uses_discarding_connection", never)
     return str(request.param)

@@ -18,8 +18,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.client import ClientProtocol
 
 import agent.probes.dial.opener as connection_module
-from agent.probes.connections.base import ProbeConnection, ReplayUntilMade
-from agent.probes.connections.discarding import LeanConnection
+from agent.probes.connections._shared import ReplayUntilMade
+from agent.probes.connections.discarding import DiscardingConnection
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.dial.tls import StampedSSLObject
 from agent.result import ProbeResult
 from tests.conftest import TLSFiles
@@ -103,7 +104,7 @@ async def test_handshake_ends_when_the_101_is_parsed(monkeypatch: pytest.MonkeyP
     """A loop kept busy right after the 101 was parsed is not counted as handshake time."""
     blocked = [
         _busy_after(monkeypatch, cls, "data_received", lambda conn: conn.response is not None)
-        for cls in (LeanConnection, ProbeConnection)
+        for cls in (DiscardingConnection, ReadingConnection)
     ]
     result = await _probe_echo()
     assert result.success, result.message

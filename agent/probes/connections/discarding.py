@@ -7,17 +7,18 @@ connection loss and draining, a ``send_context`` around every write, and the pro
 then needs a second task that keeps reading so pongs are never stuck behind 16
 unread frames. That machinery cost about as much CPU per cycle as all of
 wsprobe's own measuring (docs/bench-log.md, "Profile"); overriding its hot paths
-(option b) would still leave the Assembler, the futures and the reader task.
+would still leave the Assembler, the futures and the reader task.
 
-So :class:`LeanConnection` drives the same ``ClientProtocol`` (public Sans-I/O API:
+So :class:`DiscardingConnection` drives the same ``ClientProtocol`` (public Sans-I/O API:
 the parsing, limits, compression and close handshake stay websockets') from
 ``data_received``: the handshake response wakes the one waiting task, a pong is
 stamped and its waiter resolved as it is parsed, data frames are dropped there and
 then. What the Assembler would have caught when a message is read is checked as
 frames arrive instead, with websockets' own close codes: a text message that is
 not UTF-8 fails the connection with 1007, one of more than ``MAX_FRAGMENTS``
-frames with 1009. Both surface exactly as on :class:`ProbeConnection`
-(``mark_closing`` fails the pending ping with :func:`closing_error`).
+frames with 1009. Both surface exactly as on
+:class:`~agent.probes.connections.reading.ReadingConnection` (``mark_closing`` fails
+the pending ping with ``closing_error()``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from agent.probes.connections.base import ReplayUntilMade, closing_error, fail_pending_pings
+from agent.probes.connections._shared import ReplayUntilMade, closing_error, fail_pending_pings
 
-__all__ = ["LeanConnection"]
+__all__ = ["DiscardingConnection"]
 
 _getrandbits = random.getrandbits
 _UTF8 = codecs.getincrementaldecoder("utf-8")
@@ -46,8 +47,11 @@ _OPEN = State.OPEN
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 
 
-class LeanConnection(ReplayUntilMade):
+class DiscardingConnection(ReplayUntilMade):
     """A client connection that upgrades, pings and closes, and discards messages."""
+
+    #: Data frames are dropped in ``data_received``; nothing waits to be read.
+    discards_messages = True
 
     def __init__(self, protocol: ClientProtocol) -> None:
         self.protocol = protocol
@@ -66,6 +70,9 @@ class LeanConnection(ReplayUntilMade):
         # The one task waiting for something (handshake response or connection
         # loss), woken from the protocol callbacks.
         self._waiter: asyncio.Future[None] | None = None
+        # Made only when someone waits for closing (expected close codes do not run
+        # on this connection, so nearly never).
+        self._closing: asyncio.Event | None = None
         self._lost = False
         # The text message in progress: its decoder and bytes decoded so far.
         self._decoder: codecs.IncrementalDecoder | None = None
@@ -141,10 +148,27 @@ class LeanConnection(ReplayUntilMade):
         if not self._lost:
             await self._wait()
 
+    async def discard_until_closed(self) -> None:
+        """Wait until the connection closes: messages are dropped as they arrive."""
+        await self.wait_closing()
+
+    async def wait_closing(self) -> None:
+        """Return once the closing handshake started or the connection was lost."""
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        if not self.closing_marked:
+            await self._closing.wait()
+
     def mark_closing(self) -> None:
-        """Fail pending ping waiters with :func:`closing_error`; no new ping succeeds."""
+        """Fail pending ping waiters with :meth:`closing_error`; no new ping succeeds."""
         self.closing_marked = True
+        if self._closing is not None:
+            self._closing.set()
         fail_pending_pings(self)
+
+    def closing_error(self) -> wsx.ConnectionClosed:
+        """The library exception describing this closing or closed connection."""
+        return closing_error(self)
 
     def _wait(self) -> asyncio.Future[None]:
         waiter = self._waiter = self._loop.create_future()

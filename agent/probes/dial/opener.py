@@ -17,10 +17,12 @@ answer was parsed (``response_at``). The next phase starts when the task resumes
 so the task's wake-up between two phases is in no phase but in ``total``
 (docs/probe.md, "Phase boundaries").
 
-:func:`open_connection` gives websockets' ``ClientConnection`` (as
-:class:`~agent.probes.connections.base.ProbeConnection`), for kinds that read messages;
-:func:`open_lean_connection` gives a :class:`~agent.probes.connections.discarding.LeanConnection`
-for the plain ``probe``. Every phase above is the same code for both.
+:func:`open_connection` gives a
+:class:`~agent.probes.connections.reading.ReadingConnection` (websockets'
+``ClientConnection``), for kinds that read messages; :func:`open_discarding_connection`
+gives a :class:`~agent.probes.connections.discarding.DiscardingConnection` for the plain
+``probe``. Every phase above is the same code for both, written against their
+interface, :class:`~agent.probes.connections.base.Connection`.
 
 ``bounded``, ``check_secrets`` and ``request_url`` are re-exported for other kinds.
 
@@ -38,14 +40,14 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from websockets import ClientProtocol
-from websockets.asyncio.client import ClientConnection
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
 from agent.config import CheckConfig
-from agent.probes.connections.base import MarkedConnection, ProbeConnection, WireConnection
-from agent.probes.connections.discarding import LeanConnection
+from agent.probes.connections.base import Connection
+from agent.probes.connections.discarding import DiscardingConnection
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.dial.proxy import open_via_proxy
 from agent.probes.dial.resolve import DEFAULT_RESOLVE_TIMEOUT, resolve
 from agent.probes.dial.tcp import connect_tcp, format_addr
@@ -73,7 +75,7 @@ from agent.probes.errors import (
 from agent.probes.timing import add_phase, bounded
 from agent.result import ProbeResult
 
-_Conn = TypeVar("_Conn", bound=MarkedConnection)
+_Conn = TypeVar("_Conn", bound=Connection)
 
 __all__ = [
     "DEFAULT_RESOLVE_TIMEOUT",
@@ -82,7 +84,7 @@ __all__ = [
     "check_secrets",
     "close_connection",
     "open_connection",
-    "open_lean_connection",
+    "open_discarding_connection",
     "request_url",
 ]
 
@@ -94,7 +96,7 @@ async def open_connection(
     deadline: float,
     header_overrides: Mapping[str, str] | None = None,
     token: str | None = None,
-) -> ClientConnection:
+) -> ReadingConnection:
     """Connect to ``check.url``; time resolve/connect/tls/handshake into ``result``.
 
     Fills ``result.phases``, ``peer_ip``, ``tls``, ``status_code``, ``subprotocol``
@@ -120,30 +122,30 @@ async def open_connection(
 
     async def attempt(
         check: CheckConfig, url: str, headers: dict[str, str]
-    ) -> ProbeConnection | tuple[int, str]:
+    ) -> ReadingConnection | tuple[int, str]:
         if check.proxy:
             return await open_via_proxy(check, result, url, headers, deadline)
-        return await _open_once(check, result, url, headers, deadline, _probe_connection)
+        return await _open_once(check, result, url, headers, deadline, _reading_connection)
 
     return await _open(check, result, deadline, header_overrides, token, attempt)
 
 
-async def open_lean_connection(
+async def open_discarding_connection(
     check: CheckConfig, result: ProbeResult, *, deadline: float, token: str | None = None
-) -> LeanConnection:
-    """:func:`open_connection` for a check without proxy, giving a :class:`LeanConnection`.
+) -> DiscardingConnection:
+    """:func:`open_connection` for a check without proxy, giving a :class:`DiscardingConnection`.
 
     The connection upgrades, pings and closes; it discards every message it gets.
 
     Raises:
         ProbeError: any failure, with its reason (the same as ``open_connection``'s).
     """
-    assert not check.proxy, "the lean connection has no proxy support"
+    assert not check.proxy, "the discarding connection has no proxy support"
 
     async def attempt(
         check: CheckConfig, url: str, headers: dict[str, str]
-    ) -> LeanConnection | tuple[int, str]:
-        return await _open_once(check, result, url, headers, deadline, _lean_connection)
+    ) -> DiscardingConnection | tuple[int, str]:
+        return await _open_once(check, result, url, headers, deadline, _discarding_connection)
 
     return await _open(check, result, deadline, None, token, attempt)
 
@@ -206,8 +208,8 @@ def _protocol(check: CheckConfig, url: str) -> ClientProtocol:
     )
 
 
-def _probe_connection(check: CheckConfig, url: str) -> ProbeConnection:
-    return ProbeConnection(
+def _reading_connection(check: CheckConfig, url: str) -> ReadingConnection:
+    return ReadingConnection(
         _protocol(check, url),
         ping_interval=None,
         ping_timeout=None,
@@ -215,8 +217,8 @@ def _probe_connection(check: CheckConfig, url: str) -> ProbeConnection:
     )
 
 
-def _lean_connection(check: CheckConfig, url: str) -> LeanConnection:
-    return LeanConnection(_protocol(check, url))
+def _discarding_connection(check: CheckConfig, url: str) -> DiscardingConnection:
+    return DiscardingConnection(_protocol(check, url))
 
 
 async def _open_once(
@@ -321,7 +323,7 @@ async def _start_tls(
         raise
     done = handshake_done_at(ssl_object)
     if done is not None:
-        conn.ready_at = done  # the transport was ready then, not at connection_made
+        conn.mark_ready(done)  # the transport was ready then, not at connection_made
     add_phase(result, "tls", (time.perf_counter() if done is None else done) - t0)
     return conn
 
@@ -358,7 +360,7 @@ async def _handshake(
 
 
 async def close_connection(
-    conn: WireConnection,
+    conn: Connection,
     result: ProbeResult,
     *,
     timeout: float,  # noqa: ASYNC109 - the shared interface's name; bounds only the close

@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from agent.config import CheckConfig
-from agent.probes.connections.base import ProbeConnection
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.dial.tls import build_ssl_context, tls_info
 from agent.probes.dial.upgrade import USER_AGENT, WIRE_LOG, record_handshake
 from agent.probes.errors import NetworkError, ProbeError, Redirected, map_errors
@@ -42,7 +42,7 @@ async def open_via_proxy(
     url: str,
     headers: dict[str, str],
     deadline: float,
-) -> ProbeConnection | tuple[int, str]:
+) -> ReadingConnection | tuple[int, str]:
     """Connect through ``check.proxy``; return the connection or a redirect to follow.
 
     Raises:
@@ -66,7 +66,7 @@ async def open_via_proxy(
         ping_timeout=None,
         close_timeout=check.close_timeout,
         max_size=int(check.max_size),
-        create_connection=ProbeConnection,
+        create_connection=ReadingConnection,
         logger=WIRE_LOG,
         **kwargs,
     )
@@ -95,7 +95,7 @@ async def open_via_proxy(
             # Without the per-phase split, a socket error is about reaching the proxy.
             raise NetworkError(f"via proxy: {cause.strerror or type(cause).__name__}") from cause
         raise
-    assert isinstance(conn, ProbeConnection)
+    assert isinstance(conn, ReadingConnection)
     # connect: until connection_made (tunnel and TLS done); handshake: from there
     # until the 101 was parsed, so it holds the task's wake-up in between.
     ready = conn.ready_at or t0

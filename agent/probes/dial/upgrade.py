@@ -18,7 +18,7 @@ from websockets.version import version as websockets_version
 
 from agent import __version__
 from agent.config import CheckConfig
-from agent.probes.connections.base import WireConnection
+from agent.probes.connections.base import Connection
 from agent.probes.errors import (
     HandshakeInvalid,
     ProbeError,
@@ -133,14 +133,14 @@ async def fetch_check_token(check: CheckConfig, deadline: float) -> str | None:
             return await fetch_token(oauth2)
 
 
-def record_handshake(result: ProbeResult, conn: WireConnection) -> None:
+def record_handshake(result: ProbeResult, conn: Connection) -> None:
     """Copy what the successful upgrade negotiated into ``result``."""
     result.status_code = conn.response.status_code if conn.response else 101
     result.subprotocol = conn.subprotocol
     result.extensions = [ext.name for ext in conn.protocol.extensions]
 
 
-def check_subprotocol(check: CheckConfig, conn: WireConnection) -> None:
+def check_subprotocol(check: CheckConfig, conn: Connection) -> None:
     """Raise :class:`SubprotocolMismatch` unless the server chose ``expect.subprotocol``."""
     want = check.expect.subprotocol
     if want is None:
@@ -167,7 +167,7 @@ def redirect_target(url: str, location: str, status: int) -> str:
 
 
 def handshake_failure(
-    check: CheckConfig, result: ProbeResult, conn: WireConnection, exc: ProbeError
+    check: CheckConfig, result: ProbeResult, conn: Connection, exc: ProbeError
 ) -> tuple[int, str]:
     """What a failed upgrade means: a redirect to follow, or the failure to raise.
 

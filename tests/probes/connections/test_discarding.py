@@ -1,6 +1,6 @@
-"""What the lean connection checks as frames arrive, where websockets' reader would.
+"""What the discarding connection checks as frames arrive, where websockets' reader would.
 
-Each server case runs on both probe connections (the ``engine`` fixture): the lean one must
+Each server case runs on both probe connections (the ``engine`` fixture): the discarding one must
 fail (or not) exactly like websockets' ``ClientConnection`` does when reading.
 """
 
@@ -15,7 +15,7 @@ from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.asyncio.server import ServerConnection
 
 from agent.config import CheckConfig
-from agent.probes.probe import uses_lean_path
+from agent.probes.probe import uses_discarding_connection
 from agent.result import Reason
 from tests.servers import RawServer, accept_101, make_check, raw_frame, timed_probe
 
@@ -120,7 +120,7 @@ async def test_valid_messages_are_discarded_and_pings_measured(raw: bytes) -> No
 
 
 async def test_bad_byte_fails_a_plain_probe_before_the_message_ends() -> None:
-    """On the lean connection a bad byte fails at once, not when the last fragment comes."""
+    """On the discarding connection a bad byte fails at once, not when the last fragment comes."""
     recorder = CloseRecorder(fragment(TEXT, b"ok\xff", fin=False))
     async with RawServer(recorder) as srv:
         result, _ = await timed_probe(make_check(srv.url(), pings=3))
@@ -149,7 +149,7 @@ async def test_compressed_messages_during_pings(ws_server: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "lean"),
+    ("fields", "discards"),
     [
         ({}, True),
         ({"compression": True, "subprotocols": ["chat"], "max_size": 10}, True),
@@ -160,7 +160,7 @@ async def test_compressed_messages_during_pings(ws_server: Any) -> None:
     ],
     ids=["plain", "negotiating", "bearer", "close-code", "steps", "proxy"],
 )
-def test_which_checks_take_the_lean_path(fields: dict[str, Any], lean: bool) -> None:
-    """Only probes that never read a message (no steps, close code or proxy) go lean."""
+def test_which_checks_discard_messages(fields: dict[str, Any], discards: bool) -> None:
+    """Only probes that never read a message (no steps, close code or proxy) discard them."""
     check: CheckConfig = make_check("ws://127.0.0.1:9/", **fields)
-    assert uses_lean_path(check) is lean
+    assert uses_discarding_connection(check) is discards
