@@ -1,14 +1,18 @@
 """The translation table behind :func:`agent.probes.errors.map_errors`.
 
-Which library exception means which failure reason. Kept apart from the exception
-tree so each module stays small; only ``map_errors`` (and tests) call it.
+Which library exception means which failure reason: :data:`_TABLE` maps each class to
+a factory; the few whose meaning depends on fields (close frames, HTTP status,
+certificate verification codes) or on the phase (timeouts, resets, EOF) get a
+function of their own below. Kept apart from the exception tree so each module stays
+small; only ``map_errors`` (and tests) call it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
+from collections.abc import Callable
+from typing import cast
 
 from websockets import exceptions as wsx
 
@@ -34,6 +38,9 @@ from agent.probes.errors.failures import (
 )
 
 __all__ = ["translate"]
+
+#: Builds the failure for one library exception raised in a phase.
+_Factory = Callable[[BaseException, str | None], ProbeError]
 
 # OpenSSL X509_V_ERR_* codes (x509_vfy.h) that deserve a reason of their own.
 _X509_EXPIRED = {10}  # CERT_HAS_EXPIRED
@@ -113,6 +120,96 @@ def _handshake_error(exc: wsx.InvalidHandshake) -> ProbeError:
     return HandshakeInvalid(type(exc).__name__)
 
 
+def _closed(exc: BaseException, phase: str | None) -> ProbeError:
+    return _closed_error(cast("wsx.ConnectionClosed", exc))
+
+
+def _handshake(exc: BaseException, phase: str | None) -> ProbeError:
+    return _handshake_error(cast("wsx.InvalidHandshake", exc))
+
+
+def _ssl(exc: BaseException, phase: str | None) -> ProbeError:
+    return _ssl_error(cast("ssl.SSLError", exc))
+
+
+def _timeout(exc: BaseException, phase: str | None) -> ProbeError:
+    return _timeout_error(phase)
+
+
+def _too_big(exc: BaseException, phase: str | None) -> ProbeError:
+    big = cast("wsx.PayloadTooBig", exc)
+    return MessageTooBig(big.max_size if big.message is None else None)
+
+
+def _unresolved(exc: BaseException, phase: str | None) -> ProbeError:
+    return ResolveFailed(str(cast("OSError", exc).strerror or exc))
+
+
+def _reset(exc: BaseException, phase: str | None) -> ProbeError:
+    if phase == "tls":
+        # Servers answer an unacceptable ClientHello (version, cipher, SNI) this way.
+        return TLSFailed("connection reset by the server")
+    if phase == "handshake":
+        return NetworkError(f"connection reset during {phase}")
+    return ConnectionClosed(None, detail="connection reset by peer")
+
+
+def _os_error(exc: BaseException, phase: str | None) -> ProbeError:
+    return NetworkError(cast("OSError", exc).strerror or type(exc).__name__)
+
+
+def _eof(exc: BaseException, phase: str | None) -> ProbeError:
+    if phase == "tls":
+        return TLSFailed("connection closed by the server")
+    if phase == "handshake":
+        return HandshakeInvalid(f"connection closed during {phase}")
+    return ConnectionClosed(None)
+
+
+def _named(cls: type[ProbeError]) -> _Factory:
+    """A failure of ``cls`` whose detail is the library class's name (never its text)."""
+
+    def factory(exc: BaseException, phase: str | None) -> ProbeError:
+        return cls(type(exc).__name__)
+
+    return factory
+
+
+def _fixed(cls: type[ProbeError], detail: str) -> _Factory:
+    def factory(exc: BaseException, phase: str | None) -> ProbeError:
+        return cls(detail)
+
+    return factory
+
+
+#: Library exception class -> what it means. :func:`translate` walks the raised
+#: exception's MRO, so the most specific class listed wins (``ssl.SSLError`` and
+#: ``TimeoutError`` before ``OSError``, ``InvalidURI`` before ``WebSocketException``).
+_TABLE: dict[type[BaseException], _Factory] = {
+    TimeoutError: _timeout,
+    wsx.ConnectionClosed: _closed,
+    wsx.InvalidHandshake: _handshake,
+    wsx.PayloadTooBig: _too_big,
+    wsx.ProtocolError: _named(ProtocolError),
+    wsx.TooManyFragments: _named(ProtocolError),
+    wsx.InvalidURI: _fixed(HandshakeInvalid, "invalid WebSocket URI"),
+    wsx.InvalidProxy: _fixed(NetworkError, "invalid proxy"),
+    # Our own misuse of the connection: a bug, not a target failure.
+    wsx.InvalidState: _named(InternalError),
+    wsx.ConcurrencyError: _named(InternalError),
+    wsx.WebSocketException: _named(ProtocolError),
+    ssl.SSLError: _ssl,
+    socket.gaierror: _unresolved,
+    socket.herror: _unresolved,
+    ConnectionRefusedError: lambda exc, phase: ConnectRefused(),
+    ConnectionResetError: _reset,
+    BrokenPipeError: _reset,
+    ConnectionAbortedError: _reset,
+    OSError: _os_error,
+    EOFError: _eof,
+}
+
+
 def translate(exc: BaseException, phase: str | None = None) -> ProbeError:
     """Translate one library exception into a :class:`ProbeError`.
 
@@ -125,44 +222,8 @@ def translate(exc: BaseException, phase: str | None = None) -> ProbeError:
     """
     if isinstance(exc, ProbeError):
         return exc
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return _timeout_error(phase)
-    if isinstance(exc, wsx.ConnectionClosed):
-        return _closed_error(exc)
-    if isinstance(exc, wsx.InvalidHandshake):
-        return _handshake_error(exc)
-    if isinstance(exc, wsx.PayloadTooBig):
-        return MessageTooBig(exc.max_size if exc.message is None else None)
-    if isinstance(exc, wsx.ProtocolError | wsx.TooManyFragments):
-        return ProtocolError(type(exc).__name__)
-    if isinstance(exc, wsx.InvalidURI):
-        return HandshakeInvalid("invalid WebSocket URI")
-    if isinstance(exc, wsx.InvalidProxy):
-        return NetworkError("invalid proxy")
-    if isinstance(exc, wsx.InvalidState | wsx.ConcurrencyError):
-        # Our own misuse of the connection: a bug, not a target failure.
-        return InternalError(type(exc).__name__)
-    if isinstance(exc, wsx.WebSocketException):
-        return ProtocolError(type(exc).__name__)
-    if isinstance(exc, ssl.SSLError):
-        return _ssl_error(exc)
-    if isinstance(exc, socket.gaierror | socket.herror):
-        return ResolveFailed(str(exc.strerror or exc))
-    if isinstance(exc, ConnectionRefusedError):
-        return ConnectRefused()
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        if phase == "tls":
-            # Servers answer an unacceptable ClientHello (version, cipher, SNI) this way.
-            return TLSFailed("connection reset by the server")
-        if phase == "handshake":
-            return NetworkError(f"connection reset during {phase}")
-        return ConnectionClosed(None, detail="connection reset by peer")
-    if isinstance(exc, OSError):
-        return NetworkError(exc.strerror or type(exc).__name__)
-    if isinstance(exc, EOFError):
-        if phase == "tls":
-            return TLSFailed("connection closed by the server")
-        if phase == "handshake":
-            return HandshakeInvalid(f"connection closed during {phase}")
-        return ConnectionClosed(None)
+    for cls in type(exc).__mro__:
+        factory = _TABLE.get(cls)
+        if factory is not None:
+            return factory(exc, phase)
     return InternalError(type(exc).__name__)
