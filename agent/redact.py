@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "redact_url"]
+__all__ = ["REDACTED", "redact_url", "scrub"]
 
 REDACTED = "REDACTED"
 
@@ -35,3 +36,26 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, REDACTED) for k, _ in pairs], safe=REDACTED)
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+_URL_RE = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+")
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove credentials from free text before it reaches a message.
+
+    Every URL in ``text`` is redacted (userinfo dropped, query values masked) and
+    every known secret value is replaced.
+
+    Args:
+        text: text that may quote a URL or echo a header.
+        secrets: literal secret values to mask (values shorter than 3 characters are
+            left alone: masking them would garble the text and hide nothing).
+
+    Returns:
+        Text safe for messages, logs and alert payloads.
+    """
+    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
+    for value in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text

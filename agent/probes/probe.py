@@ -48,8 +48,8 @@ from agent.probes.errors import (
     ProbeTimeout,
     Redirected,
     map_errors,
-    scrub,
 )
+from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 
 __all__ = ["run", "uses_discarding_connection"]

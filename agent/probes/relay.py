@@ -44,11 +44,11 @@ from agent.probes.errors import (
     InternalError,
     ProbeError,
     map_errors,
-    scrub,
 )
 from agent.probes.script.matchers import UndefinedVariable
 from agent.probes.script.receive import wait_for_match
 from agent.probes.script.steps import payload_of, run_steps
+from agent.redact import scrub
 from agent.result import ProbeResult, new_result
 
 __all__ = ["PUBLISHER", "run"]

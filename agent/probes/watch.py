@@ -33,9 +33,9 @@ from agent.probes.errors import (
     HandshakeRejected,
     ProbeTimeout,
     map_errors,
-    scrub,
 )
 from agent.probes.script.steps import run_script, wait_for_match
+from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 
 __all__ = ["open_session", "run"]

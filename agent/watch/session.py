@@ -26,9 +26,10 @@ from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
 from agent.probes.deadline import run_guarded
 from agent.probes.dial.opener import check_secrets
-from agent.probes.errors import InternalError, scrub
+from agent.probes.errors import InternalError
 from agent.probes.errors.mapping import translate
 from agent.probes.watch import open_session
+from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 from agent.watch.backoff import Backoff
 from agent.watch.gate import connect_gate

@@ -1,4 +1,4 @@
-"""The probes' error boundary: failure classes, :func:`map_errors` and :func:`scrub`.
+"""The probes' error boundary: the failure classes and :func:`map_errors`.
 
 Probes raise :class:`ProbeError` subclasses internally (defined in
 :mod:`agent.probes.errors.failures`, re-exported here; the exception tree is drawn there);
@@ -7,43 +7,21 @@ Library exceptions (websockets, ssl, OSError, asyncio) are translated in exactly
 one place, :func:`map_errors` (its table is :func:`agent.probes.errors.mapping.translate`).
 
 Messages are built in ``__str__`` from structured fields. Nothing here ever formats
-a library exception's own text blindly: those may quote a URL holding a token.
+a library exception's own text blindly: those may quote a URL holding a token
+(free text that must be shown goes through :func:`agent.redact.scrub`).
 """
 
 from __future__ import annotations
 
-import re
 from types import TracebackType
 
 from agent.probes.errors import failures
 from agent.probes.errors.failures import *  # noqa: F403 - the failure classes are re-exported here
 from agent.probes.errors.failures import ProbeError
 from agent.probes.errors.mapping import translate
-from agent.redact import REDACTED, redact_url
 
-__all__ = ["map_errors", "scrub"]
+__all__ = ["map_errors"]
 __all__ += failures.__all__
-
-_URL_RE = re.compile(r"\b(?:wss?|https?)://[^\s'\"<>]+")
-
-
-def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove credentials from free text before it reaches a message.
-
-    Every URL in ``text`` is redacted (userinfo dropped, query values masked) and
-    every known secret value is replaced.
-
-    Args:
-        text: text that may quote a URL or echo a header.
-        secrets: literal secret values to mask (empty strings are ignored).
-
-    Returns:
-        Text safe for messages, logs and alert payloads.
-    """
-    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
-    for value in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
 
 
 class map_errors:  # lower case: used like the function it was

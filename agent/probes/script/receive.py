@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection
 
 from agent.config.steps import Matcher
-from agent.probes.errors import ExpectMismatch, ExpectTimeout, map_errors, scrub
+from agent.probes.errors import ExpectMismatch, ExpectTimeout, map_errors
 from agent.probes.script.matchers import Message, UndefinedVariable, describe, matches
+from agent.redact import scrub
 
 __all__ = ["SECRET_VARIABLES", "Match", "excerpt", "wait_for_match"]
 
