@@ -49,6 +49,7 @@ from agent.probes.errors import (
     Redirected,
     map_errors,
 )
+from agent.probes.script.steps import run_script
 from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 
@@ -150,8 +151,6 @@ async def _probe(
     # parsed 101 (not at this task's wake-up), the others when they return.
     last_end = conn.response_at
     if check.auth.steps or check.steps:
-        from agent.probes.script.steps import run_script  # H5's module
-
         assert reader is not None  # a check with steps never discards messages
         state.phase = "steps"
         with map_errors("steps"):

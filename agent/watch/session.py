@@ -37,6 +37,7 @@ from agent.watch.liveness import Verdict, WatchStats, judge
 from agent.watch.messages import FeedState
 from agent.watch.pinger import Pinger
 from agent.watch.report import liveness_result
+from agent.watch.stale import StaleTimer
 
 __all__ = ["GOING_AWAY", "WatchSession"]
 
@@ -80,11 +81,10 @@ class WatchSession:
         "_reconnects",
         "_report_handle",
         "_session_wall",
-        "_stale_handle",
+        "_stale",
         "_state_since",
         "_stopping",
         "_task",
-        "_watching_since",
         "check",
         "gave_up",
         "on_result",
@@ -118,11 +118,14 @@ class WatchSession:
         self._new_connect = False
         self._pinger = Pinger(interval=self.watch.ping_interval, timeout=check.ping_timeout)
         self._report_handle: asyncio.TimerHandle | None = None
-        self._stale_handle: asyncio.TimerHandle | None = None
+        self._stale = StaleTimer(
+            self.watch.stale_after,
+            last_match=lambda: self._feed.last_match,
+            on_stale=self._maybe_report,
+        )
         self._grace_handle: asyncio.TimerHandle | None = None
         self._reconnects: dict[str, int] = {}
         self._gaps_reported = 0
-        self._watching_since = 0.0
         self._state_since = 0.0  # when the current connected/disconnected state began
         self._connected_at = 0.0
         self._session_wall: float | None = None
@@ -142,11 +145,11 @@ class WatchSession:
         if self._task is not None:
             raise RuntimeError("WatchSession already started")
         loop = asyncio.get_running_loop()
-        self._watching_since = self._state_since = time.perf_counter()
+        self._stale.since = self._state_since = time.perf_counter()
         self._task = loop.create_task(self._run(), name=f"watch:{self.check.name}")
         self._task.add_done_callback(self._run_done)
         self._report_handle = loop.call_later(self.check.interval, self._report_tick)
-        self._arm_stale()
+        self._stale.arm()
 
     async def stop(self, *, code: int = GOING_AWAY) -> None:
         """Stop watching: cancel timers and tasks, close the connection with ``code``.
@@ -157,9 +160,9 @@ class WatchSession:
             code: WebSocket close code sent to the server (1001 "going away").
         """
         self._stopping = True
-        for handle in (self._report_handle, self._stale_handle):
-            if handle is not None:
-                handle.cancel()
+        if self._report_handle is not None:
+            self._report_handle.cancel()
+        self._stale.cancel()
         self._cancel_grace()
         conn = self._conn
         ping_task = self._pinger.stop()
@@ -185,18 +188,13 @@ class WatchSession:
             messages_total=feed.messages,
             session_started=self._session_wall,
             last_rtt=self._pinger.last_rtt,
-            stale=self._quiet_for(time.perf_counter()) >= (self.watch.stale_after or float("inf")),
+            stale=self._stale.is_stale(time.perf_counter()),
             matched_total=feed.matched,
             answered_total=feed.answered,
             gave_up=self.gave_up,
             gaps_total=feed.gaps,
             missed_total=feed.missed,
         )
-
-    def _quiet_for(self, now: float) -> float:
-        """Seconds since the last matching message (or since watching began)."""
-        last = self._feed.last_match
-        return now - (last if last is not None else self._watching_since)
 
     # ------------------------------------------------------------------ main task
 
@@ -257,22 +255,20 @@ class WatchSession:
         self._session_wall = time.time()
         self._cancel_grace()
         self._pinger.start(conn)
-        self._arm_stale()  # a stall noticed while disconnected must still be reported
+        self._stale.arm()  # a stall noticed while disconnected must still be reported
         self._maybe_report()
         return conn
 
     async def _hold(self, conn: ClientConnection) -> None:
         """Read until the connection ends; record why it ended."""
-        # translate() in the handler rather than a map_errors() block around the loop:
-        # a context manager would stay alive (generator, frame, bound __exit__: ~0.5 KiB)
-        # for the whole life of every held session.
+        # The boundary's table (what map_errors applies), used once, where reading ends.
         try:
             while True:
                 matched, reply = self._feed.on_message(await conn.recv())
                 if reply is not None:
                     await conn.send(reply)
                 elif matched and self.watch.stale_after is not None:
-                    self._fresh()
+                    self._stale.fresh()
         except Exception as exc:
             error = translate(exc, "watch")
             if isinstance(error, InternalError):  # a bug must not end the session
@@ -307,36 +303,6 @@ class WatchSession:
             remaining = max(self.watch.grace - (now - self._state_since), 0.0)
             self._grace_handle = loop.call_later(remaining, self._grace_tick)
 
-    def _fresh(self) -> None:
-        """A matching message arrived; if the session was stale, it has recovered."""
-        if self._stale_handle is None:
-            self._arm_stale()
-            self._maybe_report()
-
-    # ------------------------------------------------------------------ timers and reports
-
-    def _arm_stale(self) -> None:
-        """Time the moment the session goes stale if nothing matching arrives before."""
-        stale_after = self.watch.stale_after
-        if stale_after is None or self._stale_handle is not None or self._stopping:
-            return
-        remaining = max(stale_after - self._quiet_for(time.perf_counter()), 0.0)
-        loop = asyncio.get_running_loop()
-        self._stale_handle = loop.call_later(remaining, self._stale_tick)
-
-    def _stale_tick(self) -> None:
-        """Fires when the session may have gone stale; re-arms if a message came since."""
-        self._stale_handle = None
-        stale_after = self.watch.stale_after
-        if stale_after is None or self._stopping:
-            return
-        if self._quiet_for(time.perf_counter()) < stale_after:
-            self._arm_stale()
-            return
-        # Stale (or disconnected, which takes precedence): report if liveness flipped.
-        # Re-armed by the next matching message (_fresh) or the next connect.
-        self._maybe_report()
-
     def _grace_tick(self) -> None:
         self._grace_handle = None
         self._maybe_report()
@@ -368,7 +334,7 @@ class WatchSession:
             now=now,
             connected=self._conn is not None,
             state_since=self._state_since,
-            watching_since=self._watching_since,
+            watching_since=self._stale.since,
             grace=self.watch.grace,
             gave_up=self.gave_up,
             attempts=self._backoff.attempts,

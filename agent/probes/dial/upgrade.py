@@ -126,7 +126,8 @@ async def fetch_check_token(check: CheckConfig, deadline: float) -> str | None:
     oauth2 = check.auth.oauth2
     if oauth2 is None:
         return None
-    from agent.probes.dial.oauth2 import fetch_token  # H5's module; cached per config
+    # Imported on first use: it pulls in httpx, which checks without OAuth2 never need.
+    from agent.probes.dial.oauth2 import fetch_token
 
     with map_errors("auth"):
         async with bounded(deadline):

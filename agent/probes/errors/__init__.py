@@ -24,7 +24,7 @@ __all__ = ["map_errors"]
 __all__ += failures.__all__
 
 
-class map_errors:  # lower case: used like the function it was
+class map_errors:  # lower case: it reads as a call at its use, `with map_errors(phase):`
     """The one boundary where library exceptions become :class:`ProbeError`.
 
     ``with map_errors(phase):`` works around synchronous and asynchronous code
