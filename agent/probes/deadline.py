@@ -12,7 +12,9 @@ both :func:`run_guarded`, catch what those waits do not:
   its deadline cannot hold a concurrency slot, or a terminal, forever.
 
 Either way the outcome is a failed result, never an exception: a :class:`ProbeError`
-becomes its reason, overrunning becomes ``timeout`` naming the phase, an unexpected
+becomes its reason, overrunning becomes the reason of the phase that was waiting
+(``ping_timeout`` during pings, ``expect_timeout`` during steps...; ``timeout`` in no
+such phase), an unexpected
 exception becomes ``internal`` (logged with its traceback, its text never put in the
 result). Only cancellation propagates, after ``abort`` dropped the connection.
 """
@@ -24,7 +26,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agent.config.models import CheckConfig
-from agent.probes.errors import InternalError, ProbeError, ProbeTimeout
+from agent.probes.errors import InternalError, ProbeError
+from agent.probes.errors.mapping import deadline_failure
 from agent.result import ProbeResult, Reason, new_result
 
 __all__ = ["GRACE", "call_probe", "run_guarded"]
@@ -72,7 +75,7 @@ async def run_guarded(
     except ProbeError as exc:
         result.fail(exc.reason, str(exc))
     except TimeoutError:
-        late = ProbeTimeout(phase=phase(), timeout=check.timeout)
+        late = deadline_failure(phase(), timeout=check.timeout)
         result.fail(late.reason, str(late))
     except Exception as exc:
         log.exception("check %s (kind %s): unexpected error", check.name, check.kind)

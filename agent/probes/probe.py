@@ -42,10 +42,10 @@ from agent.probes.dial.tls import warm_ssl_context
 from agent.probes.dial.upgrade import fetch_check_token
 from agent.probes.errors import (
     ConnectionClosed,
+    ExpectTimeout,
     HandshakeRejected,
     PingTimeout,
     ProbeError,
-    ProbeTimeout,
     Redirected,
     map_errors,
 )
@@ -235,7 +235,9 @@ async def _pings(
     except TimeoutError:
         if by_ping_timeout:
             raise PingTimeout(index=index, timeout=check.ping_timeout) from None
-        raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
+        # The deadline cut the wait short: still the pong that did not come.
+        cut = f"the check's deadline of {check.timeout:g}s came first"
+        raise PingTimeout(index=index, detail=cut) from None
     finally:
         result.phases["ping"] = time.perf_counter() - t_phase
         if drain is not None:
@@ -257,9 +259,9 @@ async def _await_server_close(
         async with bounded(deadline):
             await conn.wait_closing()
     except TimeoutError:
-        raise ProbeTimeout(
-            phase="close", timeout=check.timeout, detail="server never closed the connection"
-        ) from None
+        want = check.expect.close_code
+        cut = f"expected close code {want}; the check's deadline of {check.timeout:g}s passed"
+        raise ExpectTimeout(cut, awaited="close frame from the server") from None
     finally:
         drain.cancel()
         with contextlib.suppress(asyncio.CancelledError):

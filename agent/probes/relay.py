@@ -15,7 +15,8 @@ result's phases. Failures (a :class:`~agent.probes.errors.ProbeError` each)::
      ├── (any connection failure)   prefixed with the connection: "receiver2: ..."
      ├── AuthRejected               auth steps failed on one connection
      ├── ExpectTimeout              a receiver did not see the marker in time
-     └── ProbeTimeout               the check's timeout passed first
+     └── (the deadline)             expect_timeout while waiting for the marker; timeout
+                                    while the connections were still joining
 """
 
 from __future__ import annotations

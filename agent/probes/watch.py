@@ -15,7 +15,7 @@ Failures (a :class:`~agent.probes.errors.ProbeError` each)::
      ├── AuthRejected                          an auth step failed
      ├── ExpectTimeout / ExpectMismatch        an init step, or no first message
      ├── HandshakeRejected                     expect.status is not 101 (a watch needs a session)
-     └── ProbeTimeout                          check.timeout passed first
+     └── (the deadline)                        named by the phase that was waiting
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ from agent.probes.dial.opener import check_secrets, close_connection, open_conne
 from agent.probes.dial.upgrade import fetch_check_token
 from agent.probes.errors import (
     HandshakeRejected,
-    ProbeTimeout,
     map_errors,
 )
 from agent.probes.script.steps import run_script, wait_for_match
 from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 
-__all__ = ["open_session", "run"]
+__all__ = ["open_session", "run", "session_phase"]
 
 log = logging.getLogger(__name__)
 
@@ -62,27 +61,30 @@ async def open_session(
         ProbeError: The connection or an init step failed; nothing is left open.
     """
     variables: dict[str, str] = {}
-    try:
-        token = await fetch_check_token(check, deadline)
-        if token is not None:
-            variables["token"] = token
-        conn = await open_connection(check, result, deadline=deadline, token=token)
-    except TimeoutError:
-        raise ProbeTimeout(phase="connect", timeout=check.timeout) from None
+    token = await fetch_check_token(check, deadline)
+    if token is not None:
+        variables["token"] = token
+    conn = await open_connection(check, result, deadline=deadline, token=token)
     try:
         if check.expect.status != 101:
             # A negative status check belongs to a probe: a watch needs an open session.
             raise HandshakeRejected(101, expected=check.expect.status)
         if check.auth.steps or check.steps:
-            try:
-                with map_errors("steps"):
-                    await run_script(conn, check, result, deadline=deadline, variables=variables)
-            except TimeoutError:
-                raise ProbeTimeout(phase="steps", timeout=check.timeout) from None
+            with map_errors("steps"):
+                await run_script(conn, check, result, deadline=deadline, variables=variables)
     except BaseException:
         conn.transport.abort()
         raise
     return conn, variables
+
+
+def session_phase(result: ProbeResult) -> str | None:
+    """The phase an :func:`open_session` filling ``result`` waits in, for the deadline net.
+
+    Connecting names its own phases when its deadline passes; the init steps start
+    once the upgrade was answered.
+    """
+    return "steps" if "handshake" in result.phases else None
 
 
 def _data_matcher(check: CheckConfig) -> Matcher | None:
@@ -111,11 +113,14 @@ async def run(check: CheckConfig) -> ProbeResult:
     conn: ReadingConnection | None = None
     variables: dict[str, str] = {}
 
+    waiting_for_data = False
+
     async def body() -> None:
-        nonlocal conn, variables
+        nonlocal conn, variables, waiting_for_data
         conn, variables = await open_session(check, result, deadline=deadline)
         matcher = _data_matcher(check)
         if matcher is not None:
+            waiting_for_data = True
             t0 = time.perf_counter()
             try:
                 await wait_for_match(
@@ -128,7 +133,10 @@ async def run(check: CheckConfig) -> ProbeResult:
         if conn is not None:
             conn.transport.abort()
 
-    await run_guarded(check, result, body, phase=lambda: "watch", abort=abort)
+    def phase() -> str | None:
+        return "first_message" if waiting_for_data else session_phase(result)
+
+    await run_guarded(check, result, body, phase=phase, abort=abort)
     result.phases["total"] = time.perf_counter() - start
     if conn is not None:
         polite = result.reason not in (Reason.TIMEOUT, Reason.PING_TIMEOUT)

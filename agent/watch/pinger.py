@@ -95,7 +95,7 @@ class Pinger:
                 async with asyncio.timeout(self._timeout):
                     await waiter
         except ProbeError as exc:
-            if exc.reason is Reason.TIMEOUT:
+            if exc.reason is Reason.PING_TIMEOUT:
                 self.failure = PingTimeout(index=0, timeout=self._timeout)
                 conn.transport.abort()
             return

@@ -28,7 +28,7 @@ from agent.probes.deadline import run_guarded
 from agent.probes.dial.opener import check_secrets
 from agent.probes.errors import InternalError
 from agent.probes.errors.mapping import translate
-from agent.probes.watch import open_session
+from agent.probes.watch import open_session, session_phase
 from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 from agent.watch.backoff import Backoff
@@ -238,7 +238,7 @@ class WatchSession:
                 nonlocal opened
                 opened = await open_session(check, result, deadline=start + check.timeout)
 
-            await run_guarded(check, result, attempt, phase=lambda: "connect")
+            await run_guarded(check, result, attempt, phase=lambda: session_phase(result))
         if opened is None:
             self._went_down(result.reason or Reason.INTERNAL, result.message, was_connected=False)
             return None

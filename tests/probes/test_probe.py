@@ -87,7 +87,7 @@ async def test_echo_server_succeeds_with_every_phase_and_ping_measured(ws_server
         (banner, "ws", {}, Reason.HANDSHAKE_INVALID, None),
         (silent_after_101, "ws", {"ping_timeout": 0.2}, Reason.PING_TIMEOUT, 101),
         (never_pong, "ws", {"ping_timeout": 0.2}, Reason.PING_TIMEOUT, 101),
-        (silent_after_101, "ws", {"ping_timeout": 5}, Reason.TIMEOUT, 101),
+        (silent_after_101, "ws", {"ping_timeout": 5}, Reason.PING_TIMEOUT, 101),
         (reset_after_101, "ws", {}, Reason.CLOSED, 101),
         (send_after_101(raw_frame(0x1, b"\xff\xfe")), "ws", {}, Reason.PROTOCOL_ERROR, 101),
         (send_after_101(raw_frame(0x3, b"")), "ws", {}, Reason.PROTOCOL_ERROR, 101),

@@ -35,6 +35,7 @@ __all__ = [
     "StampedSSLObject",
     "build_ssl_context",
     "cert_not_after",
+    "client_cert_requested",
     "handshake_done_at",
     "tls_info",
     "warm_ssl_context",
@@ -51,14 +52,67 @@ _MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
 class StampedSSLObject(ssl.SSLObject):
-    """An ``SSLObject`` that records when its handshake completed."""
+    """An ``SSLObject`` that records what its handshake showed, and when it completed."""
 
     #: perf_counter() when do_handshake() succeeded (None until then).
     handshake_at: float | None = None
+    #: The server asked for a client certificate (a CertificateRequest arrived).
+    client_cert_requested = False
 
     def do_handshake(self) -> None:
-        super().do_handshake()
+        try:
+            super().do_handshake()
+        except ssl.SSLCertVerificationError as exc:
+            if exc.verify_code == _X509_CERT_HAS_EXPIRED:
+                # The failed handshake leaves no peer certificate to ask about later:
+                # the expiry date travels with the exception (see errors.mapping).
+                exc.not_after = self._expired_not_after()  # type: ignore[attr-defined]
+            raise
         self.handshake_at = time.perf_counter()
+
+    def _expired_not_after(self) -> float | None:
+        """The earliest ``notAfter`` already past in the chain the server sent."""
+        try:
+            # Unverified: verification is what failed. Public from Python 3.13 (DER
+            # bytes), private but present in 3.11/3.12 (certificate objects).
+            getter = getattr(self, "get_unverified_chain", None)
+            if getter is None:
+                getter = getattr(self, "_sslobj").get_unverified_chain  # noqa: B009
+            ders = [_der(cert) for cert in getter() or ()]
+        except (AttributeError, ValueError, ssl.SSLError):
+            return None
+        now = time.time()
+        past = [t for t in map(cert_not_after, ders) if t is not None and t <= now]
+        return min(past, default=None)
+
+
+# OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED (x509_vfy.h).
+_X509_CERT_HAS_EXPIRED = 10
+_HANDSHAKE = 22  # TLS content type
+_CERTIFICATE_REQUEST = 13  # TLS handshake message type
+
+
+def _note_message(
+    conn: object, direction: str, version: object, content_type: int, msg_type: int, data: bytes
+) -> None:
+    """OpenSSL's message callback: notes the server's request for a client certificate.
+
+    Under TLS 1.3 a server refusing a missing or unknown client certificate does so
+    after the handshake, with an alert the event loop's TLS layer never surfaces: the
+    probe only sees the connection close. The CertificateRequest tells it why.
+    """
+    if (
+        msg_type == _CERTIFICATE_REQUEST
+        and content_type == _HANDSHAKE
+        and direction == "read"
+        and isinstance(conn, StampedSSLObject)
+    ):
+        conn.client_cert_requested = True
+
+
+def client_cert_requested(ssl_object: object) -> bool:
+    """Whether the server of ``ssl_object``'s session asked for a client certificate."""
+    return isinstance(ssl_object, StampedSSLObject) and ssl_object.client_cert_requested
 
 
 def handshake_done_at(ssl_object: object) -> float | None:
@@ -153,6 +207,10 @@ def _new_context(tls: TLSConfig) -> ssl.SSLContext:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     ctx.sslobject_class = StampedSSLObject
+    # CPython's hook for OpenSSL's message callback (a debugging aid, present since
+    # 3.8); without it a refused client certificate reads as a plain close.
+    if hasattr(ctx, "_msg_callback"):
+        ctx._msg_callback = _note_message
     return ctx
 
 

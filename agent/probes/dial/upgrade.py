@@ -19,11 +19,13 @@ from websockets.version import version as websockets_version
 from agent import __version__
 from agent.config import CheckConfig
 from agent.probes.connections.base import Connection
+from agent.probes.dial.tls import client_cert_requested
 from agent.probes.errors import (
     HandshakeInvalid,
     ProbeError,
     Redirected,
     SubprotocolMismatch,
+    TLSFailed,
     map_errors,
 )
 from agent.probes.timing import bounded
@@ -186,10 +188,18 @@ def handshake_failure(
             raise lost
     cause = exc.__cause__
     response = conn.response
-    if response is None and result.tls is not None and isinstance(exc, HandshakeInvalid):
-        # asyncio reports a TLS 1.3 alert sent after the handshake (the usual way a
-        # server rejects a missing/unknown client certificate) as a plain EOF.
-        exc.detail += " (right after TLS: the server may require a client certificate)"
+    if (
+        response is None
+        and isinstance(exc, HandshakeInvalid)
+        and client_cert_requested(conn.transport.get_extra_info("ssl_object"))
+    ):
+        # A TLS 1.3 server refuses a client certificate after the handshake, with an
+        # alert the event loop reports as a plain close: the request for one says why.
+        if check.tls.cert_file:
+            why = "the server asked for a client certificate and may have refused ours"
+        else:
+            why = "the server asked for a client certificate and none is configured"
+        raise TLSFailed(f"{why} (it closed the connection right after the handshake)") from exc
     if response is not None:
         result.status_code = response.status_code
     if isinstance(cause, wsx.NegotiationError) and response is not None:

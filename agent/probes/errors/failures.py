@@ -14,7 +14,7 @@ Exception tree (reason in brackets)::
     ├── ConnectTimeout              [connect_timeout]
     ├── NetworkError                [network]
     ├── TLSFailed                   [tls_handshake]
-    │   ├── TLSCertExpired          [tls_cert_expired]
+    │   ├── TLSCertExpired          [tls_cert_expired]   .not_after
     │   ├── TLSCertUntrusted        [tls_cert_untrusted]
     │   └── TLSHostnameMismatch     [tls_hostname_mismatch]
     ├── HandshakeTimeout            [handshake_timeout]
@@ -23,7 +23,7 @@ Exception tree (reason in brackets)::
     ├── Redirected                  [redirect]           .status_code, .location
     ├── SubprotocolMismatch         [subprotocol_mismatch] .expected, .actual
     ├── AuthRejected                [auth_rejected]
-    ├── ExpectTimeout               [expect_timeout]     .step, .timeout
+    ├── ExpectTimeout               [expect_timeout]     .step, .timeout, .awaited
     ├── ExpectMismatch              [expect_mismatch]    .step
     ├── PingTimeout                 [ping_timeout]       .index, .timeout
     ├── ConnectionClosed            [closed]             .code, .close_reason
@@ -38,6 +38,7 @@ a library exception's own text blindly: those may quote a URL holding a token.
 
 from __future__ import annotations
 
+import datetime
 from typing import ClassVar
 
 from agent.redact import redact_url
@@ -134,7 +135,16 @@ class TLSCertExpired(TLSFailed):
 
     reason = Reason.TLS_CERT_EXPIRED
 
-    title = "server certificate has expired"
+    def __init__(self, detail: str = "", *, not_after: float | None = None) -> None:
+        super().__init__(detail)
+        #: The expired certificate's ``notAfter`` (Unix time), when it could be read.
+        self.not_after = not_after
+
+    def summary(self) -> str:
+        if self.not_after is None:
+            return "server certificate has expired"
+        when = datetime.datetime.fromtimestamp(self.not_after, datetime.UTC)
+        return f"server certificate expired on {when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class TLSCertUntrusted(TLSFailed):
@@ -228,21 +238,27 @@ class AuthRejected(ProbeError):
 
 
 class ExpectTimeout(ProbeError):
-    """No message matching an expect step arrived in time."""
+    """What a step (or ``expect.close_code``) waited for did not arrive in time."""
 
     reason = Reason.EXPECT_TIMEOUT
 
     def __init__(
-        self, detail: str = "", *, step: str | None = None, timeout: float | None = None
+        self,
+        detail: str = "",
+        *,
+        step: str | None = None,
+        timeout: float | None = None,
+        awaited: str = "matching message",
     ) -> None:
         super().__init__(detail)
         self.step = step
         self.timeout = timeout
+        self.awaited = awaited
 
     def summary(self) -> str:
         where = f" at step {self.step}" if self.step else ""
         within = f" within {self.timeout:g}s" if self.timeout is not None else ""
-        return f"no matching message{where}{within}"
+        return f"no {self.awaited}{where}{within}"
 
 
 class ExpectMismatch(ProbeError):
@@ -259,17 +275,21 @@ class ExpectMismatch(ProbeError):
 
 
 class PingTimeout(ProbeError):
-    """A protocol ping got no pong in time."""
+    """A protocol ping got no pong in time (its ``ping_timeout``, or the deadline)."""
 
     reason = Reason.PING_TIMEOUT
 
-    def __init__(self, *, index: int, timeout: float, detail: str = "") -> None:
+    def __init__(
+        self, *, index: int | None = None, timeout: float | None = None, detail: str = ""
+    ) -> None:
         super().__init__(detail)
         self.index = index
         self.timeout = timeout
 
     def summary(self) -> str:
-        return f"no pong for ping {self.index + 1} within {self.timeout:g}s"
+        which = f" for ping {self.index + 1}" if self.index is not None else ""
+        within = f" within {self.timeout:g}s" if self.timeout is not None else ""
+        return f"no pong{which}{within}"
 
 
 class ConnectionClosed(ProbeError):
@@ -326,19 +346,19 @@ class ProtocolError(ProbeError):
 
 
 class ProbeTimeout(ProbeError):
-    """The check's overall deadline passed."""
+    """The check's deadline passed while no phase was waiting on the target."""
 
     reason = Reason.TIMEOUT
 
-    def __init__(self, *, phase: str | None, timeout: float, detail: str = "") -> None:
+    def __init__(self, *, phase: str | None, timeout: float | None, detail: str = "") -> None:
         super().__init__(detail)
         self.phase = phase
         self.timeout = timeout
 
     def summary(self) -> str:
-        if self.phase is None:
-            return f"deadline of {self.timeout:g}s reached"
-        return f"deadline of {self.timeout:g}s reached during {self.phase}"
+        of = f" of {self.timeout:g}s" if self.timeout is not None else ""
+        during = f" during {self.phase}" if self.phase is not None else ""
+        return f"deadline{of} reached{during}"
 
 
 class InternalError(ProbeError):

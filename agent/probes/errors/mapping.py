@@ -17,15 +17,18 @@ from typing import cast
 from websockets import exceptions as wsx
 
 from agent.probes.errors.failures import (
+    AuthRejected,
     ConnectionClosed,
     ConnectRefused,
     ConnectTimeout,
+    ExpectTimeout,
     HandshakeInvalid,
     HandshakeRejected,
     HandshakeTimeout,
     InternalError,
     MessageTooBig,
     NetworkError,
+    PingTimeout,
     ProbeError,
     ProbeTimeout,
     ProtocolError,
@@ -37,7 +40,7 @@ from agent.probes.errors.failures import (
     TLSHostnameMismatch,
 )
 
-__all__ = ["translate"]
+__all__ = ["deadline_failure", "translate"]
 
 #: Builds the failure for one library exception raised in a phase.
 _Factory = Callable[[BaseException, str | None], ProbeError]
@@ -48,17 +51,40 @@ _X509_HOSTNAME = {62, 64}  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
 _X509_NOT_YET_VALID = {9}
 
 
-def _timeout_error(phase: str | None) -> ProbeError:
-    """A TimeoutError means the limit of the phase it happened in."""
-    if phase == "resolve":
-        return ResolveFailed("timed out")
-    if phase == "connect":
-        return ConnectTimeout()
-    if phase == "tls":
-        return TLSFailed("timed out")
-    if phase == "handshake":
-        return HandshakeTimeout()
-    return ProbeTimeout(phase=phase or "probe", timeout=0.0, detail="")
+def deadline_failure(phase: str | None, *, timeout: float | None = None) -> ProbeError:
+    """What running out of time means: the phase that was waiting names the reason.
+
+    A server that upgrades and then goes silent is a ``ping_timeout`` whether the
+    ping's own limit or the check's deadline came first; ``timeout`` is left for time
+    in no phase that waits on the target.
+
+    Args:
+        phase: the phase that was waiting (None: none was).
+        timeout: the check's timeout when its deadline is what passed, for the message.
+
+    Returns:
+        The failure for that phase.
+    """
+    cut = f"the check's deadline of {timeout:g}s passed" if timeout is not None else ""
+    failure = _DEADLINE_IN.get(phase or "")
+    if failure is None:
+        return ProbeTimeout(phase=phase, timeout=timeout)
+    return failure(cut)
+
+
+#: Phase -> the failure its wait running out means (given the detail to show).
+_DEADLINE_IN: dict[str, Callable[[str], ProbeError]] = {
+    "resolve": lambda cut: ResolveFailed(cut or "timed out"),
+    "connect": ConnectTimeout,
+    "tls": lambda cut: TLSFailed(cut or "timed out"),
+    "handshake": HandshakeTimeout,
+    "auth": lambda cut: AuthRejected(f"no answer: {cut or 'timed out'}"),
+    "steps": ExpectTimeout,
+    "first_message": ExpectTimeout,
+    "relay": ExpectTimeout,
+    "ping": lambda cut: PingTimeout(detail=cut),
+    "close": lambda cut: ExpectTimeout(cut, awaited="close frame from the server"),
+}
 
 
 def _ssl_error(exc: ssl.SSLError) -> ProbeError:
@@ -66,7 +92,8 @@ def _ssl_error(exc: ssl.SSLError) -> ProbeError:
         code = getattr(exc, "verify_code", None)
         text = str(getattr(exc, "verify_message", None) or "certificate verify failed")
         if code in _X509_EXPIRED:
-            return TLSCertExpired()
+            # The TLS layer attaches the expired certificate's date when it could read it.
+            return TLSCertExpired(not_after=getattr(exc, "not_after", None))
         if code in _X509_HOSTNAME:
             return TLSHostnameMismatch(text)
         if code in _X509_NOT_YET_VALID:
@@ -77,20 +104,48 @@ def _ssl_error(exc: ssl.SSLError) -> ProbeError:
     return TLSFailed(str(mnemonic).lower().replace("_", " "))
 
 
+#: websockets' text for a frame it refused -> what the server did, for an operator.
+_VIOLATIONS = {
+    "incorrect masking": "the server sent a masked frame",
+    "reserved bits must be 0": "a frame has an RSV bit set that no extension negotiated",
+    "fragmented control frame": "the server sent a fragmented control frame",
+    "control frame too long": "the server sent a control frame longer than 125 bytes",
+    "invalid opcode": "the server sent a frame with a reserved opcode",
+    "unexpected continuation frame": "the server sent a continuation frame outside a message",
+    "expected a continuation frame": "the server began a message before ending the last one",
+    "incomplete fragmented message": "the server closed in the middle of a fragmented message",
+    "close frame too short": "the server sent a close frame with a 1-byte payload",
+    "invalid status code": "the server sent a close frame with an invalid code",
+}
+
+
+def _violation(code: int | None, text: str) -> str:
+    """The protocol violation behind closing with ``code``; ``text`` is websockets' reason.
+
+    websockets' reasons are its own fixed texts (plus a byte position for UTF-8), never
+    data from the server, so they may be shown.
+    """
+    if code == 1007:
+        where = f"{text}; " if text else ""
+        return f"invalid UTF-8 in a text message ({where}closed with code 1007)"
+    what = _VIOLATIONS.get(text, text or "the server broke the WebSocket protocol")
+    return what if code is None else f"{what} (closed with code {code})"
+
+
 def _closed_error(exc: wsx.ConnectionClosed) -> ProbeError:
     # A close frame WE sent tells why the library failed the connection.
     if exc.sent is not None and exc.rcvd is None:
         if exc.sent.code == 1009:
             return MessageTooBig()
         if exc.sent.code in (1002, 1007):
-            return ProtocolError(f"closed with code {exc.sent.code}")
+            return ProtocolError(_violation(exc.sent.code, exc.sent.reason))
     if exc.rcvd is not None:
         return ConnectionClosed(exc.rcvd.code, exc.rcvd.reason)
     cause = exc.__cause__
     if isinstance(cause, wsx.PayloadTooBig):
         return MessageTooBig()
     if isinstance(cause, wsx.ProtocolError):
-        return ProtocolError()
+        return ProtocolError(_violation(None, str(cause)))
     if isinstance(cause, ConnectionResetError):
         return ConnectionClosed(None, detail="connection reset by peer")
     return ConnectionClosed(None)
@@ -133,7 +188,7 @@ def _ssl(exc: BaseException, phase: str | None) -> ProbeError:
 
 
 def _timeout(exc: BaseException, phase: str | None) -> ProbeError:
-    return _timeout_error(phase)
+    return deadline_failure(phase)
 
 
 def _too_big(exc: BaseException, phase: str | None) -> ProbeError:
@@ -190,7 +245,7 @@ _TABLE: dict[type[BaseException], _Factory] = {
     wsx.ConnectionClosed: _closed,
     wsx.InvalidHandshake: _handshake,
     wsx.PayloadTooBig: _too_big,
-    wsx.ProtocolError: _named(ProtocolError),
+    wsx.ProtocolError: lambda exc, phase: ProtocolError(_violation(None, str(exc))),
     wsx.TooManyFragments: _named(ProtocolError),
     wsx.InvalidURI: _fixed(HandshakeInvalid, "invalid WebSocket URI"),
     wsx.InvalidProxy: _fixed(NetworkError, "invalid proxy"),

@@ -142,15 +142,39 @@ async def test_server_close_code(opener: Opener, conns: list[Connection]) -> Non
     assert (result.close_code, result.close_reason) == (4000, "bye")
 
 
-# Frames a server must never send, and the reason each must give on both connections.
+# Frames a server must never send: the reason and what the message must name, on both.
 _MISBEHAVIOURS = {
-    "masked-frame": (bytes([0x81, 0x82]) + b"\x01\x02\x03\x04" + b"hi", Reason.PROTOCOL_ERROR),
-    "fragmented-control": (bytes([0x09, 0x00]), Reason.PROTOCOL_ERROR),
-    "rsv1-without-extension": (bytes([0xC1, 0x01]) + b"x", Reason.PROTOCOL_ERROR),
-    "invalid-utf8": (raw_frame(0x1, b"ok\xff"), Reason.PROTOCOL_ERROR),
-    "unknown-opcode": (raw_frame(0x3, b""), Reason.PROTOCOL_ERROR),
-    "too-big": (text_frame("x" * 200), Reason.MESSAGE_TOO_BIG),
-    "close-1011": (raw_frame(0x8, struct.pack("!H", 1011) + b"boom"), Reason.CLOSED),
+    "masked-frame": (
+        bytes([0x81, 0x82]) + b"\x01\x02\x03\x04" + b"hi",
+        Reason.PROTOCOL_ERROR,
+        "the server sent a masked frame (closed with code 1002)",
+    ),
+    "fragmented-control": (
+        bytes([0x09, 0x00]),
+        Reason.PROTOCOL_ERROR,
+        "the server sent a fragmented control frame (closed with code 1002)",
+    ),
+    "rsv1-without-extension": (
+        bytes([0xC1, 0x01]) + b"x",
+        Reason.PROTOCOL_ERROR,
+        "a frame has an RSV bit set that no extension negotiated (closed with code 1002)",
+    ),
+    "invalid-utf8": (
+        raw_frame(0x1, b"ok\xff"),
+        Reason.PROTOCOL_ERROR,
+        "invalid UTF-8 in a text message (invalid start byte at position 2; closed with code 1007)",
+    ),
+    "unknown-opcode": (
+        raw_frame(0x3, b""),
+        Reason.PROTOCOL_ERROR,
+        "the server sent a frame with a reserved opcode (closed with code 1002)",
+    ),
+    "too-big": (text_frame("x" * 200), Reason.MESSAGE_TOO_BIG, "larger than max_size"),
+    "close-1011": (
+        raw_frame(0x8, struct.pack("!H", 1011) + b"boom"),
+        Reason.CLOSED,
+        "server closed the connection with code 1011 ('boom')",
+    ),
 }
 
 
@@ -159,11 +183,12 @@ async def test_misbehaving_server_reasons(
     opener: Opener, conns: list[Connection], name: str
 ) -> None:
     """A server breaking the protocol fails a pending ping with the same reason on both."""
-    raw, reason = _MISBEHAVIOURS[name]
+    raw, reason, text = _MISBEHAVIOURS[name]
     async with RawServer(send_after_101(raw)) as srv:
         conn = await _open(opener, make_check(srv.url(), max_size=100), conns)
         error = translate(await _ping_failure(conn), "ping")
     assert error.reason is reason, str(error)
+    assert text in str(error)
     assert conn.closing_marked
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ssl
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from agent.probes.dial.tls import cert_not_after
 from agent.result import Reason
 from tests.conftest import TLSFiles
-from tests.servers import make_check, timed_probe
+from tests.servers import RawServer, make_check, timed_probe
 
 # Every test here runs on both probe connections (tests/probes/conftest.py).
 pytestmark = pytest.mark.usefixtures("engine")
@@ -138,7 +139,7 @@ def _encrypted_key(tls_files: TLSFiles, password: bytes) -> str:
         ("plain", None, None),
         ("encrypted", None, None),
         ("none", ssl.TLSVersion.TLSv1_2, Reason.TLS_HANDSHAKE),
-        ("none", None, Reason.HANDSHAKE_INVALID),
+        ("none", None, Reason.TLS_HANDSHAKE),
     ],
     ids=["client-cert", "client-cert-encrypted-key", "none-tls12", "none-tls13"],
 )
@@ -151,8 +152,8 @@ async def test_mutual_tls(
 ) -> None:
     """mTLS: our certificate (also with key_password) is accepted; none is refused.
 
-    TLS 1.2 refuses inside the TLS phase; TLS 1.3 refuses after it, which asyncio
-    surfaces as EOF before the HTTP response (handshake_invalid, with a hint).
+    TLS 1.2 refuses inside the TLS phase; TLS 1.3 refuses after it, which the event
+    loop surfaces as a plain close: the server's request for a certificate says why.
     """
     ctx = tls_files.server_context(require_client_cert=True)
     if server_max is not None:
@@ -173,8 +174,8 @@ async def test_mutual_tls(
     assert result.reason is reason, result.message
     assert elapsed <= check.timeout + SLACK
     assert "k3y-pass" not in result.message
-    if reason is Reason.HANDSHAKE_INVALID:
-        assert "client certificate" in result.message
+    if server_max is None and reason is not None:
+        assert "asked for a client certificate and none is configured" in result.message
 
 
 @pytest.mark.parametrize(
@@ -204,6 +205,24 @@ async def test_certificate_failures(
     assert result.reason is reason, result.message
     assert "tls" in result.phases
     assert elapsed <= check.timeout + SLACK
+    if server == "expired":
+        assert result.message == "server certificate expired on 2021-01-01 00:00:00 UTC"
+
+
+async def test_close_right_after_tls_without_a_certificate_request(tls_files: TLSFiles) -> None:
+    """A TLS server that hangs up before answering, without asking for a client
+    certificate (a terminator whose backend is down), stays handshake_invalid."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+        await writer.wait_closed()
+
+    async with RawServer(hang_up, ssl_context=tls_files.server_context()) as srv:
+        check = make_check(srv.url(), tls={"ca_file": tls_files.ca_file}, timeout=1.0)
+        result, _ = await timed_probe(check)
+    assert result.reason is Reason.HANDSHAKE_INVALID, result.message
+    assert "client certificate" not in result.message
 
 
 async def test_missing_ca_file_is_a_tls_failure_not_a_crash(tls_files: TLSFiles) -> None:
@@ -221,3 +240,16 @@ def test_cert_not_after_parses_der_and_rejects_garbage(ca: trustme.CA) -> None:
     assert cert_not_after(ssl.PEM_cert_to_DER_cert(pem)) == when.timestamp()
     assert cert_not_after(b"\x30\x03\x02\x01") is None
     assert cert_not_after(b"") is None
+
+
+async def test_client_certificate_refused_under_tls13(wss_server: Any, tls_files: TLSFiles) -> None:
+    """A client certificate the server does not trust fails as tls_handshake, naming it."""
+    stranger = trustme.CA().issue_cert("probe-client@example.test")
+    cert_file, key_file = tls_files.tmp / "stranger.pem", tls_files.tmp / "stranger.key"
+    stranger.cert_chain_pems[0].write_to_path(str(cert_file))
+    stranger.private_key_pem.write_to_path(str(key_file))
+    url = await wss_server(tls_files.server_context(require_client_cert=True))
+    tls = {"ca_file": tls_files.ca_file, "cert_file": str(cert_file), "key_file": str(key_file)}
+    result, _ = await timed_probe(make_check(url, tls=tls, timeout=1.0))
+    assert result.reason is Reason.TLS_HANDSHAKE, result.message
+    assert "may have refused ours" in result.message
