@@ -108,7 +108,7 @@ def uses_discarding_connection(check: CheckConfig) -> bool:
 
 
 class _RunState:
-    """What the outer guard needs to know about a run it may have to cut short."""
+    """What the deadline net needs to know about a run it may have to cut short."""
 
     def __init__(self, start: float) -> None:
         self.start = start
@@ -215,7 +215,7 @@ async def _pings(
         # so was re-arming it (a timer handle each): a box already due within
         # _REARM_SLACK of the new expiry is left as it is.
         # No map_errors either: _one_ping raises ProbeError already; anything else
-        # is an internal error for the guard.
+        # is an internal error for the deadline net.
         async with asyncio.timeout(None) as box:
             for index in range(check.pings):  # noqa: B007 - the timeout handler reads it
                 remaining = deadline - time.perf_counter()

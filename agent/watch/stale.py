@@ -67,9 +67,9 @@ class StaleTimer:
 
     def cancel(self) -> None:
         """Stop timing (the session stops)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
 
     def _tick(self) -> None:
         self._handle = None
