@@ -14,13 +14,17 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.cli.output import render_json, render_table
 from agent.config.models import DEFAULT_INTERVAL, CheckConfig
 from agent.config.types import parse_duration
 from agent.result import ProbeResult
+
+if TYPE_CHECKING:
+    from agent.probes import ProbeFn
 
 __all__ = ["PROBE_CHECK_NAME", "add_probe_arguments", "check_data", "run_probe_command"]
 
@@ -333,16 +337,15 @@ def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> 
         return 2
     if check.tls.insecure_skip_verify:
         log.warning("certificate verification is disabled for this probe")
-    result = asyncio.run(_run(check))
+    result = asyncio.run(_run(check, PROBES))
     print(render_json(result) if args.json else render_table(result))
     return 0 if result.success else 1
 
 
-async def _run(check: CheckConfig) -> ProbeResult:
+async def _run(check: CheckConfig, probes: Mapping[str, ProbeFn]) -> ProbeResult:
     """The daemon's pipeline for one run, with no sinks: the result is printed instead."""
-    from agent.probes import PROBES
     from agent.runtime.runner import Runner
 
-    runner = Runner(probes=PROBES, max_concurrency=1, log_results=False)
+    runner = Runner(probes=probes, max_concurrency=1, log_results=False)
     runner.set_checks([check])
     return await runner.run_check(check)

@@ -120,7 +120,7 @@ class WatchSession:
         self._report_handle: asyncio.TimerHandle | None = None
         self._stale = StaleTimer(
             self.watch.stale_after,
-            last_match=lambda: self._feed.last_match,
+            feed=self._feed,
             on_stale=self._maybe_report,
         )
         self._grace_handle: asyncio.TimerHandle | None = None

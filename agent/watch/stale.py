@@ -12,8 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 __all__ = ["StaleTimer"]
+
+
+class _Feed(Protocol):
+    @property
+    def last_match(self) -> float | None: ...
 
 
 class StaleTimer:
@@ -22,22 +28,23 @@ class StaleTimer:
     Args:
         stale_after: seconds without a matching message that make a session stale;
             None turns the timer off.
-        last_match: ``time.perf_counter()`` of the last matching message, or None.
+        feed: where ``last_match`` is kept: ``time.perf_counter()`` of the last
+            matching message, or None.
         on_stale: called when the session may have gone stale (or recovered, from
             :meth:`fresh`); it judges liveness itself.
     """
 
-    __slots__ = ("_handle", "_last_match", "_on_stale", "since", "stale_after")
+    __slots__ = ("_feed", "_handle", "_on_stale", "since", "stale_after")
 
     def __init__(
         self,
         stale_after: float | None,
         *,
-        last_match: Callable[[], float | None],
+        feed: _Feed,
         on_stale: Callable[[], None],
     ) -> None:
         self.stale_after = stale_after
-        self._last_match = last_match
+        self._feed = feed
         self._on_stale = on_stale
         self._handle: asyncio.TimerHandle | None = None
         #: When watching began: quiet time counts from here before the first match.
@@ -45,7 +52,7 @@ class StaleTimer:
 
     def quiet_for(self, now: float) -> float:
         """Seconds since the last matching message (or since watching began)."""
-        last = self._last_match()
+        last = self._feed.last_match
         return now - (last if last is not None else self.since)
 
     def is_stale(self, now: float) -> bool:
