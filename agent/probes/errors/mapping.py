@@ -78,7 +78,7 @@ _DEADLINE_IN: dict[str, Callable[[str], ProbeError]] = {
     "connect": ConnectTimeout,
     "tls": lambda cut: TLSFailed(cut or "timed out"),
     "handshake": HandshakeTimeout,
-    "auth": lambda cut: AuthRejected(f"no answer: {cut or 'timed out'}"),
+    "auth": lambda cut: AuthRejected(f"no answer ({cut or 'timed out'})"),
     "steps": ExpectTimeout,
     "first_message": ExpectTimeout,
     "relay": ExpectTimeout,
