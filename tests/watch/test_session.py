@@ -384,3 +384,19 @@ async def test_stall_across_reconnect_reported_at_connect(feed, results, check_f
         assert results.times[-1] - accepted < 1.0  # at connect, not at the 5 s interval
     finally:
         await session.stop()
+
+
+async def test_deadline_during_init_names_the_waiting_step(results, check_for) -> None:
+    """A server that upgrades but never confirms the subscription: expect_timeout, per attempt."""
+    from tests.servers import RawServer, silent_after_101
+
+    async with RawServer(silent_after_101) as server:
+        session = make_session(check_for(server.url(), watch={"grace": 0.0}), results)
+        session.start()
+        try:
+            failed = await results.until(lambda r: not r.success)
+            assert failed.reason is Reason.EXPECT_TIMEOUT, failed.message
+            assert "no matching message at step 2" in failed.message
+            assert set(session.stats().reconnects) == {"expect_timeout"}
+        finally:
+            await session.stop()
