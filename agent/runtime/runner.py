@@ -1,7 +1,7 @@
 """The one place that orders the pipeline of a run (STYLE.md, "one way through the house").
 
     admit (concurrency slot, event-loop lag) -> PROBES[kind](check) -> lag mark
-        -> metrics.observe -> store.add_result -> alerting.observe -> failure log line
+        -> metrics.observe -> store.add_result -> alerting.observe -> the run's log line
 
 Probes never import metrics or alerting; results flow down this function and never
 back up. A result for a check that was removed or changed while it ran is dropped
