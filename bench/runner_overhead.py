@@ -31,7 +31,7 @@ from agent.metrics.registry import Metrics
 from agent.result import ProbeResult
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
-from agent.storage.database import Store
+from agent.storage import Store
 from bench.gen import write_config
 
 __all__: list[str] = []

@@ -49,7 +49,7 @@ from agent.alerting.state import (
 from agent.alerting.suppression import Suppression
 from agent.config import CheckConfig, Config
 from agent.result import ProbeResult
-from agent.storage.database import NewOutboxRow, OutboxRow, Store
+from agent.storage import NewOutboxRow, OutboxRow, Store
 
 __all__ = ["AlertPolicy", "AlertService", "SilenceError", "Transition", "routing_problems"]
 

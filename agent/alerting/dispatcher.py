@@ -29,7 +29,7 @@ from agent.config.alerting import DEFAULT_RETRY_TIMEOUT, ReceiverConfig
 from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import AlertEvent, Delivery
 from agent.notifiers.errors import NotifyError, NotifyStatus
-from agent.storage.database import DONE_RETENTION, OutboxRow, Store
+from agent.storage import OutboxRow, Store
 
 __all__ = ["DEFAULT_GRACE_TIMEOUT", "DEFAULT_MAX_IN_FLIGHT", "Dispatcher"]
 
@@ -40,7 +40,6 @@ DEFAULT_MAX_IN_FLIGHT = 8
 DEFAULT_GRACE_TIMEOUT = 3.0
 #: Longest a worker sleeps without looking at its schedule (guards wall-clock jumps).
 _MAX_IDLE = 60.0
-_PRUNE_INTERVAL = 3600.0
 #: How often a failing receiver's queue is swept for events past their retry budget.
 _SWEEP_INTERVAL = 1.0
 
@@ -85,7 +84,6 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
         self._started = False
         self._closing = False
-        self._last_prune = 0.0
 
     def start(self) -> None:
         """Load the pending rows, open the HTTP client, start one worker per receiver."""
@@ -184,9 +182,6 @@ class Dispatcher:
         backoff period, not one per queued event.
         """
         now = self._clock()
-        if now - self._last_prune > _PRUNE_INTERVAL:
-            self._last_prune = now
-            self._store.outbox_prune(before=now - DONE_RETENTION)
         if schedule.failing:
             if now - schedule.last_sweep >= _SWEEP_INTERVAL:
                 schedule.last_sweep = now

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agent.notifiers.base import AlertEvent
-from agent.storage.database import NewOutboxRow, OutboxRow
+from agent.storage import NewOutboxRow, OutboxRow
 
 __all__ = [
     "DEFAULT_RETRY_INITIAL_INTERVAL",

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class HistoryView(Protocol):
-    """Recent results of a check (agent.storage.database.Store)."""
+    """Recent results of a check (agent.storage.Store)."""
 
     def history(self, check: str, limit: int) -> list[dict[str, Any]]: ...
 

@@ -37,7 +37,7 @@ from agent.runtime.loop_lag import LoopLagMonitor
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
 from agent.runtime.shard import select_shard
-from agent.storage.database import DB_FILENAME, Store
+from agent.storage import DB_FILENAME, Store
 
 if TYPE_CHECKING:
     from agent.demo import DemoServer

@@ -35,7 +35,7 @@ ProbeFn = Callable[[CheckConfig], Awaitable[ProbeResult]]
 
 
 class ResultStore(Protocol):
-    """Where run history goes (agent.storage.database.Store)."""
+    """Where run history goes (agent.storage.Store)."""
 
     def add_result(self, result: ProbeResult) -> None: ...
 

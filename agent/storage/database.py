@@ -1,80 +1,64 @@
-"""The agent's one SQLite file: result history, alert state and the alert outbox
-(the outbox's queries are in :mod:`agent.storage.outbox`).
+"""The state file itself: opening it safely, its schema, its two connections.
 
-Writes are synchronous and short (WAL, ``synchronous=NORMAL``): a committed row
-survives a process crash, and an operating-system crash loses at most the last
-transactions. Everything runs on the event loop thread; each call is one small
-transaction so it never holds the loop for long.
+One SQLite file in WAL mode (``synchronous=NORMAL``): a committed row survives a
+process crash, an operating-system crash loses at most the last transactions.
 
-History is bounded lazily: each check's rows are trimmed back to ``history_size``
-once they exceed it by a slack, so most results cost one INSERT and no DELETE.
+Two connections: :attr:`Database.conn` belongs to the event loop's thread (alert
+state and outbox, one short transaction per call); the writer connection belongs to
+the writer thread (history batches, checkpoints, pruning, vacuum), handed out one
+thread at a time by :meth:`Database.writer`. SQLite releases the GIL while it works,
+so the writer thread's transactions never stall probing.
 
-History rows are batched: inside a running event loop ``add_result`` queues the row
-and one transaction per :data:`HISTORY_FLUSH_INTERVAL` (or per
-:data:`HISTORY_FLUSH_ROWS` rows) inserts them all, because a transaction per result
-(BEGIN, INSERT, COMMIT) was most of the daemon's per-result cost. That transaction
-runs in a writer thread on a connection of its own (SQLite releases the GIL while it
-works): on the event loop each batch of ~170 rows stalled every probe's callbacks for
-1-2.5 ms twice a second at 10,000 checks. A crash can lose up to that interval of
-history; reads (``history``), ``forget_checks`` and ``close`` flush and wait first, so
-nothing else sees the difference. A batch the writer cannot write (the database
-locked by another process for longer than :data:`BUSY_TIMEOUT_MS`, a full disk) is
-logged with its cause and dropped: history is a convenience copy of what metrics and
-alerts already counted. Alert state and the outbox are never batched:
-``save_alert`` commits on the caller's thread before it returns. Without a running
-loop every write happens at once, in the caller's thread.
+Opening is where faults meet the operator, so it says what it found:
 
-WAL checkpoints run in the writer thread too, never inside a COMMIT on the loop:
-SQLite's automatic checkpoint (every 1,000 pages) runs inside the COMMIT that crosses
-it, and its copy and fsync stalled the loop for 17-28 ms several times a minute at
-10,000 checks. Instead, after every :data:`CHECKPOINT_ROWS` history rows a ``PASSIVE``
-checkpoint runs (WAL writers go on appending meanwhile).
+- a directory that cannot be written (read-only mount, permissions) raises
+  :class:`StateError` naming the path and the cause (the daemon exits 2);
+- a corrupt file (garbage header, garbage pages, truncated) is moved aside under a
+  name logged at ERROR, with what was lost, and a fresh file is started;
+- a file made before incremental vacuum existed is converted once (``VACUUM``), so
+  deleted rows give their space back to the file system from then on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
-import uuid
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from agent.result import ProbeResult, encode_result
-from agent.storage.outbox import NewOutboxRow, OutboxRow, OutboxTable, Transaction
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
-    "CHECKPOINT_ROWS",
     "DB_FILENAME",
-    "DEFAULT_HISTORY_SIZE",
-    "HISTORY_FLUSH_INTERVAL",
-    "HISTORY_FLUSH_ROWS",
-    "NewOutboxRow",
-    "OutboxRow",
-    "Store",
+    "JOURNAL_SIZE_LIMIT",
+    "Database",
+    "StateError",
+    "Transaction",
+    "is_write_fault",
+    "resolve_path",
 ]
 
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "wsprobe.sqlite3"
-DEFAULT_HISTORY_SIZE = 50
-#: Delivered, failed and dropped outbox rows are kept this long for inspection.
-DONE_RETENTION = 86400.0
-#: Seconds a queued history row waits for its batch's transaction at most.
-HISTORY_FLUSH_INTERVAL = 0.5
-#: Queued history rows that trigger a flush at once (bounds memory and one flush's time).
-HISTORY_FLUSH_ROWS = 1000
-#: History rows written between two WAL checkpoints: about 1 KiB each, so the WAL
-#: stays within a few MiB (SQLite's own default is 1,000 pages of 4 KiB).
-CHECKPOINT_ROWS = 2000
 #: How long a write waits for another connection's write lock before it fails.
 BUSY_TIMEOUT_MS = 5000
+#: Bytes the WAL is cut back to after a checkpoint resets it (SQLite keeps it at its
+#: high-water mark otherwise).
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+#: Corrupt files moved aside that are kept (older ones are deleted: the state
+#: directory's bound must hold even on a disk that corrupts files repeatedly).
+KEEP_CORRUPT = 2
 _DB_SUFFIXES = (".sqlite3", ".sqlite", ".db")
+_SIDE_FILES = ("-wal", "-shm")
+# SQLite primary result codes (the low byte of an extended code).
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
@@ -101,269 +85,278 @@ CREATE INDEX IF NOT EXISTS outbox_by_status ON outbox (status, id);
 """
 
 
-class Store(OutboxTable):
-    """SQLite-backed history, alert state and outbox.
+class StateError(Exception):
+    """The state directory or file cannot be used at all (read-only, not writable)."""
+
+    def __init__(self, path: Path, cause: str) -> None:
+        super().__init__(path, cause)
+        self.path = path
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"state directory {self.path}: {self.cause}"
+
+
+def resolve_path(path: str | Path) -> Path:
+    """The database file for ``path``: a file name as given, else a directory's default."""
+    target = Path(path)
+    if target.is_dir() or target.suffix not in _DB_SUFFIXES:
+        target = target / DB_FILENAME
+    return target
+
+
+def is_write_fault(exc: BaseException) -> bool:
+    """True for the errors a full, read-only, vanished, locked or corrupted file raises.
+
+    Constraint violations and API misuse are bugs, not faults of the file.
+    """
+    if isinstance(exc, OSError):
+        return True
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+    )
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+class Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:
+            # A failed COMMIT (disk full) may leave SQLite already rolled back.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+
+class Database:
+    """The state file, its connections and the writer thread.
 
     Args:
         path: the database file (``*.sqlite3``, ``*.sqlite``, ``*.db``) or the state
             directory to put ``wsprobe.sqlite3`` in. Missing directories are created.
-        history_size: results kept per check (``agent.history_size``).
+
+    Raises:
+        StateError: the directory or file cannot be written.
     """
 
-    def __init__(self, path: str | Path, *, history_size: int = DEFAULT_HISTORY_SIZE) -> None:
-        target = Path(path)
-        # A state directory (existing or not) gets the default file name in it.
-        if target.is_dir() or target.suffix not in _DB_SUFFIXES:
-            target = target / DB_FILENAME
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.path = target
-        self.history_size = history_size
-        # isolation_level=None: transactions are explicit (BEGIN ... COMMIT below).
-        self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        # Checkpoints are ours (see the module docstring), never inside a COMMIT.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(_SCHEMA)
-        #: History rows written since the last checkpoint; the history writer's own
-        #: connection, and the lock that gives it to one thread at a time.
-        self._since_checkpoint = 0
+    def __init__(self, path: str | Path) -> None:
+        self.path = resolve_path(path)
+        #: Whether the file was created (or replaced a corrupt one) by this open.
+        self.created = False
+        self.conn = self._open()
+        self._identity = self._file_identity()
+        #: True after a reopen failed: ``conn`` is then an empty in-memory stand-in.
+        self._broken = False
         self._wdb: sqlite3.Connection | None = None
         self._wlock = threading.Lock()
-        #: The writer thread (created when a batch is first written from a loop).
-        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
-        # Rows per check, so trimming runs only once a check exceeds its bound.
-        self._counts: dict[str, int] = dict(
-            self._db.execute("SELECT check_name, COUNT(*) FROM results GROUP BY check_name")
+        #: The writer thread (created when first used from a running loop).
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    # -- opening -----------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        _check_writable(self.path.parent)
+        existed = self.path.exists()
+        try:
+            conn = self._connect_checked()
+        except sqlite3.DatabaseError as exc:
+            if _code(exc) not in (_SQLITE_CORRUPT, _SQLITE_NOTADB) and not isinstance(
+                exc, _Corrupt
+            ):
+                raise StateError(self.path.parent, _describe(exc)) from exc
+            self._move_aside(str(exc))
+            existed = False
+            try:
+                conn = self._connect_checked()
+            except sqlite3.DatabaseError as again:
+                raise StateError(self.path.parent, _describe(again)) from again
+        self.created = not existed
+        return conn
+
+    def _connect_checked(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (Transaction above).
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            (check,) = conn.execute("PRAGMA quick_check(1)").fetchone()
+            if check != "ok":
+                raise _Corrupt(f"integrity check failed: {check}")
+            fresh = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0
+            if fresh:
+                # Only a file without tables takes this; older files are converted below.
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("PRAGMA journal_mode=WAL")
+            _configure(conn)
+            # Checkpoints run in the writer thread (see agent.storage.maintenance), never
+            # inside a COMMIT on the event loop.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.executescript(_SCHEMA)
+            (mode,) = conn.execute("PRAGMA auto_vacuum").fetchone()
+            if mode != 2:
+                log.info("state file %s: converting to incremental vacuum (once)", self.path)
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                conn.execute("VACUUM")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self, why: str) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            os.replace(self.path, aside)
+            for suffix in _SIDE_FILES:
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    os.replace(side, aside.with_name(aside.name + suffix))
+        except OSError as exc:
+            raise StateError(self.path.parent, f"cannot move a corrupt file aside: {exc}") from exc
+        log.error(
+            "state file %s is corrupt (%s): moved it to %s and started a fresh one; lost:"
+            " alert state (a firing alert may be sent again), alert events not yet"
+            " delivered, result history",
+            self.path,
+            why,
+            aside,
         )
-        #: History rows (check, JSON) not yet written, and the timer that will write them.
-        self._pending: list[tuple[str, str]] = []
-        self._flush_handle: asyncio.TimerHandle | None = None
+        olds = sorted(self.path.parent.glob(f"{self.path.name}.corrupt-*[0-9]Z"))
+        for old in olds[:-KEEP_CORRUPT]:
+            for suffix in ("", *_SIDE_FILES):
+                with contextlib.suppress(OSError):
+                    old.with_name(old.name + suffix).unlink()
 
-    def close(self) -> None:
-        """Write queued history, then close the database (checkpoints the WAL)."""
-        self.flush()
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
-        with self._wlock:
-            self._closed = True
-            if self._wdb is not None:
-                self._wdb.close()
-                self._wdb = None
-        self._db.close()
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
 
-    def checkpoint(self) -> tuple[int, int, int]:
-        """Run a ``PASSIVE`` WAL checkpoint on the history writer's connection.
+    def replaced(self) -> bool:
+        """True when the file on disk is no longer the one open (deleted or swapped)."""
+        return self._broken or self._file_identity() != self._identity
 
-        Thread-safe (the writer thread calls it after every :data:`CHECKPOINT_ROWS`).
+    def reopen(self) -> None:
+        """Close both connections and open the file at :attr:`path` again (or anew).
 
-        Returns:
-            SQLite's ``(busy, wal_frames, checkpointed_frames)``; zeros once closed.
+        Raises:
+            StateError: the directory cannot be written any more.
         """
+        with self._wlock:
+            if self._wdb is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._wdb.close()
+                self._wdb = None
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.close()
+            if not self.path.exists():
+                # A WAL left beside a deleted file would be replayed into the new one.
+                for suffix in _SIDE_FILES:
+                    with contextlib.suppress(OSError):
+                        self.path.with_name(self.path.name + suffix).unlink()
+            try:
+                self.conn = self._open()
+            except StateError:
+                # Reads must go on answering (empty) until the directory is usable.
+                self._broken = True
+                self.conn = sqlite3.connect(":memory:", isolation_level=None)
+                self.conn.executescript(_SCHEMA)
+                raise
+            self._broken = False
+            self._identity = self._file_identity()
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[sqlite3.Connection | None]:
+        """The writer connection, held by one thread at a time (None once closed)."""
         with self._wlock:
             if self._closed:
-                return 0, 0, 0
-            busy, frames, done = (
-                self._writer_db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            )
-        return int(busy), int(frames), int(done)
+                yield None
+                return
+            if self._wdb is None:
+                self._wdb = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                _configure(self._wdb)
+            yield self._wdb
 
-    def _writer_db(self) -> sqlite3.Connection:
-        """The history writer's connection (hold ``_wlock``)."""
-        if self._wdb is None:
-            self._wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._wdb.execute("PRAGMA synchronous=NORMAL")
-            self._wdb.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._wdb.execute("PRAGMA wal_autocheckpoint=0")
-        return self._wdb
-
-    # -- agent identity --------------------------------------------------------------
-
-    def agent_id(self) -> str:
-        """A UUID created on first use and stable for the life of this state file."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
-        if row:
-            return str(row[0])
-        value = str(uuid.uuid4())
-        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('agent_id', ?)", (value,))
-        return self.agent_id()
-
-    # -- result history --------------------------------------------------------------
-
-    def add_result(self, result: ProbeResult) -> None:
-        """Append ``result`` to its check's history, keeping about the last N.
-
-        Inside a running event loop the row is queued and written with its batch
-        within :data:`HISTORY_FLUSH_INTERVAL`; otherwise it is written at once.
-
-        Args:
-            result: a finished probe result.
-        """
-        self._pending.append((result.check, encode_result(result)))
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop to flush later: write now
-            self.flush()
-            return
-        if len(self._pending) >= HISTORY_FLUSH_ROWS:
-            self._flush_soon()
-        elif self._flush_handle is None:
-            self._flush_handle = loop.call_later(HISTORY_FLUSH_INTERVAL, self._flush_soon)
-
-    def flush(self) -> None:
-        """Write every queued history row, and wait until it and earlier batches are."""
-        batch = self._take()
-        writer = self._writer_thread()
-        if writer is None:
-            self._write(*batch)
-        else:
-            # Through the writer even when empty: it writes in order, so once this is
-            # done every batch handed to it before is too.
-            writer.submit(self._write, *batch).result()
-
-    def _flush_soon(self) -> None:
-        """Hand the queued rows to the writer thread (called on the event loop)."""
-        batch = self._take()
-        if batch[0]:
-            writer = self._writer_thread()
-            assert writer is not None  # a loop is running: add_result and its timer
-            writer.submit(self._write, *batch).add_done_callback(_log_failure)
-
-    def _writer_thread(self) -> concurrent.futures.ThreadPoolExecutor | None:
+    def executor(self) -> concurrent.futures.ThreadPoolExecutor | None:
         """The writer thread, started on first use inside a running loop (else None)."""
-        if self._writer is None:
+        if self._executor is None and not self._closed:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
                 return None
-            self._writer = concurrent.futures.ThreadPoolExecutor(
+            self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="wsprobe-store"
             )
-        return self._writer
+        return self._executor
 
-    def _take(self) -> tuple[list[tuple[str, str]], list[str]]:
-        """The queued rows and the checks to trim after them; counts updated."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        pending, self._pending = self._pending, []
-        counts = self._counts
-        added: dict[str, int] = {}
-        for check, _ in pending:
-            added[check] = added.get(check, 0) + 1
-        # Trim in batches: slack of a quarter of N (at least 8) between trims.
-        bound = self.history_size + max(8, self.history_size // 4)
-        trim = [check for check, n in added.items() if counts.get(check, 0) + n > bound]
-        for check, n in added.items():
-            counts[check] = counts.get(check, 0) + n
-        for check in trim:
-            counts[check] = min(counts[check], self.history_size)
-        return pending, trim
+    def file_sizes(self) -> tuple[int, int]:
+        """Bytes of the main file and of its WAL and shared-memory files."""
+        sizes = []
+        for suffix in ("", "-wal"):
+            try:
+                sizes.append(os.stat(self.path.with_name(self.path.name + suffix)).st_size)
+            except OSError:
+                sizes.append(0)
+        try:
+            shm = os.stat(self.path.with_name(self.path.name + "-shm")).st_size
+        except OSError:
+            shm = 0
+        return sizes[0], sizes[1] + shm
 
-    def _write(self, pending: list[tuple[str, str]], trim: list[str]) -> None:
-        """Insert ``pending`` and trim ``trim`` in one transaction (any thread)."""
-        if not pending:
-            return
+    def close(self) -> None:
+        """Stop the writer thread, close both connections (checkpoints the WAL)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         with self._wlock:
-            db = self._writer_db()
-            with Transaction(db):
-                db.executemany("INSERT INTO results (check_name, data) VALUES (?, ?)", pending)
-                for check in trim:
-                    db.execute(
-                        "DELETE FROM results WHERE check_name = ? AND id <= ("
-                        " SELECT id FROM results WHERE check_name = ?"
-                        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                        (check, check, self.history_size),
-                    )
-            self._since_checkpoint += len(pending)
-            due = self._since_checkpoint >= CHECKPOINT_ROWS
-            if due:
-                self._since_checkpoint = 0
-        if due:
-            self.checkpoint()
-
-    def history(self, check: str, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` results of ``check`` (at most ``history_size``), newest first.
-
-        Args:
-            check: check name.
-            limit: maximum number of results.
-
-        Returns:
-            ``ProbeResult.to_json()`` dicts.
-        """
-        self.flush()
-        limit = max(0, min(limit, self.history_size))
-        rows = self._db.execute(
-            "SELECT data FROM results WHERE check_name = ? ORDER BY id DESC LIMIT ?",
-            (check, limit),
-        )
-        return [json.loads(data) for (data,) in rows]
-
-    def forget_checks(self, keep: Iterable[str]) -> None:
-        """Delete the history of every check not in ``keep`` (removed on reload)."""
-        self.flush()
-        keep_set = set(keep)
-        gone = [name for name in self._counts if name not in keep_set]
-        with self._transaction():
-            for name in gone:
-                self._db.execute("DELETE FROM results WHERE check_name = ?", (name,))
-        for name in gone:
-            del self._counts[name]
-
-    # -- alert state and outbox --------------------------------------------------------
-
-    def load_alert_states(self) -> dict[str, dict[str, Any]]:
-        """Every persisted per-check alert state, by check name."""
-        rows = self._db.execute("SELECT check_name, data FROM alert_state")
-        return {name: json.loads(data) for name, data in rows}
-
-    def save_alert(
-        self,
-        check: str,
-        state: dict[str, Any] | None,
-        rows: Sequence[NewOutboxRow] = (),
-    ) -> list[OutboxRow]:
-        """Persist one check's alert state and enqueue its events in one transaction.
-
-        Args:
-            check: check name.
-            state: the new state, or None to delete it.
-            rows: events to enqueue (due at once).
-
-        Returns:
-            The enqueued rows with their ids, in order.
-        """
-        out: list[OutboxRow] = []
-        with self._transaction():
-            if state is None:
-                self._db.execute("DELETE FROM alert_state WHERE check_name = ?", (check,))
-            else:
-                self._db.execute(
-                    "INSERT INTO alert_state (check_name, data) VALUES (?, ?)"
-                    " ON CONFLICT (check_name) DO UPDATE SET data = excluded.data",
-                    (check, json.dumps(state, separators=(",", ":"))),
-                )
-            for r in rows:
-                cur = self._db.execute(
-                    "INSERT INTO outbox (delivery_id, receiver, check_name, event, payload,"
-                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0)",
-                    (r.delivery_id, r.receiver, r.check, r.event, r.payload, r.created_at),
-                )
-                assert cur.lastrowid is not None
-                out.append(
-                    OutboxRow(
-                        cur.lastrowid, r.delivery_id, r.receiver, r.check, r.event, r.created_at
-                    )
-                )
-        return out
+            self._closed = True
+            if self._wdb is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._wdb.close()
+                self._wdb = None
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
 
 
-def _log_failure(done: concurrent.futures.Future[None]) -> None:
-    """Log a background batch that could not be written (nobody to raise to)."""
-    exc = None if done.cancelled() else done.exception()
-    if exc is not None:
-        log.error("could not store queued results: %s", exc, exc_info=exc)
+class _Corrupt(sqlite3.DatabaseError):
+    """quick_check found damage the open itself did not trip over."""
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+
+
+def _check_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and prove a file can be made in it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".wsprobe-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise StateError(directory, f"cannot write there: {exc.strerror or exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

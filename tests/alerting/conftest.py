@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.storage.database import Store
+from agent.storage import Store
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from agent.alerting import AlertService, routing_problems
 from agent.config import CheckConfig, Config
 from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.result import ProbeResult, Reason
-from agent.storage.database import Store
+from agent.storage import Store
 
 FAST = {"retry_initial_interval": 0.01, "retry_max_interval": 0.05}
 

@@ -26,7 +26,7 @@ from agent.config import CheckConfig, Config
 from agent.config.alerting import AlertingConfig, ReceiverConfig
 from agent.config.models import AgentSettings
 from agent.result import ProbeResult, Reason
-from agent.storage.database import Store
+from agent.storage import Store
 from tests.http_receiver import HttpReceiver
 from tests.tools import require_tool
 

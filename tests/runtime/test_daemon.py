@@ -16,7 +16,7 @@ import yaml
 
 from agent.runtime.gc_policy import GC_THRESHOLDS, freeze_heap
 from agent.runtime.shard import in_shard
-from agent.storage.database import DB_FILENAME, Store
+from agent.storage import DB_FILENAME, Store
 from tests.runtime.conftest import Samples, Targets, parse_samples, value
 from tests.tools import require_tool
 

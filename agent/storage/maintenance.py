@@ -1,0 +1,190 @@
+"""Keeping the state directory within its bound: checkpoints, pruning, vacuum.
+
+All of it runs in the writer thread, never on the event loop.
+
+- **WAL.** SQLite's automatic checkpoint runs inside the COMMIT that crosses it,
+  which stalled the loop for 17-28 ms at 10,000 checks, so it is off and checkpoints
+  are ours. A ``PASSIVE`` checkpoint never blocks writers, but under a steady stream
+  of commits it never catches up either, and the WAL is reset only after a
+  checkpoint that completed: at ~200 failing runs/s the WAL grew by 6 GB/hour. So a
+  ``PASSIVE`` checkpoint runs every tick (and every :data:`CHECKPOINT_ROWS` history
+  rows), and once the WAL passes its limit a ``TRUNCATE`` checkpoint waits for the
+  writers (at most the busy timeout), copies what the passive one left and cuts the
+  file to zero. ``journal_size_limit`` cuts it back after ordinary resets too.
+- **Rows.** History is bounded per check by :mod:`agent.storage.history`; finished
+  outbox rows are pruned here every :data:`PRUNE_INTERVAL`.
+- **Space.** The file uses ``auto_vacuum=INCREMENTAL``: freed pages are handed back
+  to the file system once they add up to :data:`VACUUM_FREE_BYTES`.
+- **The bound.** When the files together pass ``max_bytes``, the oldest history rows
+  of all checks are deleted (history is the only part that is a copy of something
+  else) until the file is back under :data:`BOUND_TARGET` of the bound. Alert state
+  and pending events are never deleted to meet it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+
+from agent.storage.database import Database, Transaction, is_write_fault
+from agent.storage.health import StateHealth
+from agent.storage.history import History
+from agent.storage.outbox import DONE_RETENTION, Outbox
+
+__all__ = [
+    "BOUND_TARGET",
+    "CHECKPOINT_ROWS",
+    "DEFAULT_STATE_MAX_BYTES",
+    "MIN_STATE_MAX_BYTES",
+    "PRUNE_INTERVAL",
+    "VACUUM_FREE_BYTES",
+    "Maintenance",
+    "wal_limit",
+]
+
+log = logging.getLogger(__name__)
+
+#: The state directory's default bound (``agent.state_max_bytes``).
+DEFAULT_STATE_MAX_BYTES = 512 * 1024 * 1024
+#: Below this the bound cannot hold even an idle agent's file and WAL.
+MIN_STATE_MAX_BYTES = 4 * 1024 * 1024
+#: History rows written between two passive checkpoints (about 1 KiB each).
+CHECKPOINT_ROWS = 2000
+#: Seconds between two prunes of finished outbox rows.
+PRUNE_INTERVAL = 60.0
+#: Free pages worth this many bytes are handed back to the file system.
+VACUUM_FREE_BYTES = 1024 * 1024
+#: After trimming history for the bound, the files use at most this share of it.
+BOUND_TARGET = 0.7
+
+
+def wal_limit(max_bytes: int) -> int:
+    """WAL bytes past which a truncating checkpoint runs: an eighth of the bound, at
+    most 16 MiB (a larger WAL only makes reads slower)."""
+    return max(256 * 1024, min(max_bytes // 8, 16 * 1024 * 1024))
+
+
+class Maintenance:
+    """The writer thread's periodic work on one state file.
+
+    Args:
+        db: the state file.
+        health: where failures are reported.
+        history: the results table (trimmed for the bound).
+        outbox: the outbox table (finished rows pruned).
+        max_bytes: the bound for the file, its WAL and shared-memory file together.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        health: StateHealth,
+        history: History,
+        outbox: Outbox,
+        *,
+        max_bytes: int = DEFAULT_STATE_MAX_BYTES,
+    ) -> None:
+        self._db = db
+        self._health = health
+        self._history = history
+        self._outbox = outbox
+        self.max_bytes = max_bytes
+        self._since_checkpoint = 0
+        self._last_prune = 0.0
+        self._over_bound_logged = False
+        #: Largest WAL and total size seen after a tick (for the benchmark and tests).
+        self.peak_wal = 0
+        self.peak_total = 0
+
+    def rows_written(self, count: int) -> None:
+        """Count history rows; a passive checkpoint after every :data:`CHECKPOINT_ROWS`."""
+        self._since_checkpoint += count
+        if self._since_checkpoint >= CHECKPOINT_ROWS:
+            self._since_checkpoint = 0
+            self.checkpoint("PASSIVE")
+
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        """Run a WAL checkpoint on the writer connection.
+
+        Args:
+            mode: ``PASSIVE``, ``FULL``, ``RESTART`` or ``TRUNCATE``.
+
+        Returns:
+            SQLite's ``(busy, wal_frames, checkpointed_frames)``; zeros once closed.
+        """
+        with self._db.writer() as db:
+            if db is None:
+                return 0, 0, 0
+            busy, frames, done = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        return int(busy), int(frames), int(done)
+
+    def tick(self, now: float | None = None) -> None:
+        """One round: checkpoint, prune, enforce the bound, give space back."""
+        now = time.time() if now is None else now
+        try:
+            self._tick(now)
+        except sqlite3.Error as exc:
+            if not is_write_fault(exc):
+                raise
+            self._health.failed(exc, what="maintenance (checkpoint, pruning)")
+
+    def _tick(self, now: float) -> None:
+        if now - self._last_prune >= PRUNE_INTERVAL:
+            self._last_prune = now
+            with self._db.writer() as db:
+                if db is not None:
+                    self._outbox.prune(db, before=now - DONE_RETENTION)
+        main, wal = self._db.file_sizes()
+        over = main + wal > self.max_bytes
+        if over:
+            self._enforce_bound(main, wal, now)
+        vacuumed = self._vacuum(force=over)
+        # The main file shrinks (vacuum) and the WAL empties only when a checkpoint
+        # completes; a passive one first, so the truncating one has little left to copy.
+        main, wal = self._db.file_sizes()
+        if wal:
+            self.checkpoint("PASSIVE")
+        if vacuumed or wal > wal_limit(self.max_bytes):
+            self.checkpoint("TRUNCATE")
+        main, wal = self._db.file_sizes()
+        self.peak_wal = max(self.peak_wal, wal)
+        self.peak_total = max(self.peak_total, main + wal)
+
+    def _enforce_bound(self, main: int, wal: int, now: float) -> None:
+        with self._db.writer() as db:
+            if db is None:
+                return
+            # The file's size once checkpointed: pages in use, wherever they are now.
+            (pages,) = db.execute("PRAGMA page_count").fetchone()
+            (free,) = db.execute("PRAGMA freelist_count").fetchone()
+            (page,) = db.execute("PRAGMA page_size").fetchone()
+            used = max((pages - free) * page, 1)
+            keep = max(0.0, min(1.0, self.max_bytes * BOUND_TARGET / used))
+            deleted = self._history.shrink(db, keep_fraction=keep)
+            with Transaction(db):
+                self._outbox.prune(db, before=now, keep=0)
+        level = logging.DEBUG if self._over_bound_logged else logging.WARNING
+        self._over_bound_logged = True
+        log.log(
+            level,
+            "state directory reached its bound of %d bytes (file %d, WAL %d): deleted the"
+            " oldest %d results of history and every finished alert event; raise"
+            " agent.state_max_bytes or lower agent.history_size to keep more",
+            self.max_bytes,
+            main,
+            wal,
+            deleted,
+        )
+
+    def _vacuum(self, *, force: bool = False) -> bool:
+        with self._db.writer() as db:
+            if db is None:
+                return False
+            (free,) = db.execute("PRAGMA freelist_count").fetchone()
+            (page,) = db.execute("PRAGMA page_size").fetchone()
+            if not free or (free * page < VACUUM_FREE_BYTES and not force):
+                return False
+            # As a script: execute() steps this pragma once, freeing a single page.
+            db.executescript("PRAGMA incremental_vacuum;")
+        return True

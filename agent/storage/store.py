@@ -1,0 +1,419 @@
+"""The store: one state file, composed of its tables, kept healthy and bounded.
+
+:class:`Store` is the one object the rest of the agent holds. It composes
+:class:`~agent.storage.database.Database` (the file and its connections),
+:class:`~agent.storage.history.History`, :class:`~agent.storage.alert_state.AlertStates`,
+:class:`~agent.storage.outbox.Outbox` and :class:`~agent.storage.maintenance.Maintenance`,
+and owns the policy for faults of the file, so that a full, deleted or failing file
+never stops probing or alerting:
+
+- every write on the event loop's thread goes through one place
+  (:meth:`Store._attempt`): a write the file refuses is counted and reported once by
+  :class:`~agent.storage.health.StateHealth`, and what it carried stays in memory
+  (alert state, events flagged ``durable=False``, finishes); while writes fail the
+  file is not tried on every result, only by a write-back every
+  :data:`RECOVERY_INTERVAL`, which also ends the failing period;
+- every :data:`MAINTENANCE_INTERVAL` on the loop the store checks that the file on
+  disk is still the one it has open; a deleted or replaced file is recreated from
+  what the open connection still reads (alert state, pending events) and from memory,
+  so a restart afterwards neither repeats a firing nor loses a queued event;
+- the same tick hands :class:`~agent.storage.maintenance.Maintenance` to the writer
+  thread (checkpoints, pruning, vacuum, the size bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.result import ProbeResult
+from agent.storage.alert_state import AlertStates
+from agent.storage.database import Database, StateError, Transaction, is_write_fault
+from agent.storage.health import StateHealth
+from agent.storage.history import DEFAULT_HISTORY_SIZE, History
+from agent.storage.maintenance import DEFAULT_STATE_MAX_BYTES, Maintenance
+from agent.storage.outbox import NewOutboxRow, Outbox, OutboxRow
+
+__all__ = ["MAINTENANCE_INTERVAL", "RECOVERY_INTERVAL", "Store"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks at the file (replaced?) and two maintenance rounds.
+MAINTENANCE_INTERVAL = 1.0
+#: Seconds between two attempts to write back what a failing file did not take.
+RECOVERY_INTERVAL = 2.0
+
+_T = TypeVar("_T")
+
+
+class Store:
+    """SQLite-backed history, alert state and outbox.
+
+    Args:
+        path: the database file (``*.sqlite3``, ``*.sqlite``, ``*.db``) or the state
+            directory to put ``wsprobe.sqlite3`` in. Missing directories are created.
+        history_size: results kept per check (``agent.history_size``).
+        max_bytes: bound for the state file with its WAL (``agent.state_max_bytes``).
+
+    Raises:
+        StateError: the state directory cannot be written (read-only, permissions).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+        max_bytes: int = DEFAULT_STATE_MAX_BYTES,
+    ) -> None:
+        self._db = Database(path)
+        self.path = self._db.path
+        self.health = StateHealth(self.path)
+        self._maintenance: Maintenance | None = None
+        self._history = History(
+            self._db, self.health, history_size=history_size, on_written=self._rows_written
+        )
+        self._alerts = AlertStates()
+        self._outbox = Outbox()
+        self._maintenance = Maintenance(
+            self._db, self.health, self._history, self._outbox, max_bytes=max_bytes
+        )
+        self._agent_id = self._load_agent_id()
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._last_recovery = 0.0
+        self._closed = False
+
+    @property
+    def maintenance(self) -> Maintenance:
+        """Checkpoints, pruning and the size bound of this file."""
+        assert self._maintenance is not None
+        return self._maintenance
+
+    @property
+    def history_size(self) -> int:
+        """Results kept per check."""
+        return self._history.history_size
+
+    @history_size.setter
+    def history_size(self, value: int) -> None:
+        self._history.history_size = value
+
+    def _rows_written(self, count: int) -> None:
+        if self._maintenance is not None:
+            self._maintenance.rows_written(count)
+
+    # -- identity ----------------------------------------------------------------------
+
+    def _load_agent_id(self) -> str:
+        row = self._db.conn.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()
+        if row:
+            return str(row[0])
+        value = str(uuid.uuid4())
+        self._attempt("the agent id", lambda db: _put_agent_id(db, value))
+        return value
+
+    def agent_id(self) -> str:
+        """A UUID created on first use and stable for the life of this state file."""
+        return self._agent_id
+
+    # -- result history ----------------------------------------------------------------
+
+    def add_result(self, result: ProbeResult) -> None:
+        """Append ``result`` to its check's history (see :mod:`agent.storage.history`)."""
+        self._history.add(result)
+        self._arm()
+
+    def flush(self) -> None:
+        """Write every queued history row, and wait until it and earlier batches are."""
+        self._history.flush()
+
+    def history(self, check: str, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` results of ``check``, newest first (``to_json()`` dicts)."""
+        return self._history.get(check, limit)
+
+    def forget_checks(self, keep: Iterable[str]) -> None:
+        """Delete the history of every check not in ``keep`` (removed on reload)."""
+        self._history.forget(keep)
+
+    # -- alert state -------------------------------------------------------------------
+
+    def load_alert_states(self) -> dict[str, dict[str, Any]]:
+        """Every persisted per-check alert state, by check name."""
+        return AlertStates.load(self._db.conn)
+
+    def save_alert(
+        self,
+        check: str,
+        state: dict[str, Any] | None,
+        rows: Sequence[NewOutboxRow] = (),
+    ) -> list[OutboxRow]:
+        """Persist one check's alert state and enqueue its events in one transaction.
+
+        When the file does not take the write, both stay in memory: the events come
+        back with ``durable=False`` and are delivered all the same.
+
+        Args:
+            check: check name.
+            state: the new state, or None to delete it.
+            rows: events to enqueue (due at once).
+
+        Returns:
+            The enqueued rows with their ids, in order.
+        """
+        self._arm()
+        data = AlertStates.encode(state)
+
+        def write(db: sqlite3.Connection) -> list[OutboxRow]:
+            self._alerts.put(db, check, data)
+            return Outbox.insert(db, rows)
+
+        ok, out = self._attempt("alert state", write)
+        if ok and out is not None:
+            return out
+        self._alerts.remember(check, data)
+        return self._outbox.remember(rows)
+
+    # -- outbox (the dispatcher's calls) -----------------------------------------------
+
+    def outbox_pending_rows(self) -> list[OutboxRow]:
+        """Every pending row in the file, oldest first (the dispatcher's schedule on start)."""
+        return self._outbox.pending_rows(self._db.conn)
+
+    def outbox_payload(self, row_id: int) -> str | None:
+        """The event JSON of one row (None if it is gone)."""
+        return self._outbox.payload(self._db.conn, row_id)
+
+    def outbox_retry(self, row_id: int, *, attempts: int, next_attempt_at: float) -> None:
+        """Record a failed attempt that will be retried at ``next_attempt_at``."""
+        file_id = self._outbox.file_id(row_id)
+        if file_id is not None:  # a lost attempt count only restarts the backoff
+            self._attempt(
+                "an alert retry",
+                lambda db: Outbox.retry(db, file_id, attempts=attempts, at=next_attempt_at),
+            )
+
+    def outbox_retry_now(self, *, at: float) -> int:
+        """Make every pending row due at ``at`` (on start: try the backlog at once)."""
+        ok, count = self._attempt("the alert backlog", lambda db: Outbox.retry_now(db, at=at))
+        return count if ok and count is not None else 0
+
+    def outbox_finish(self, row_id: int, *, status: str, attempts: int, at: float) -> None:
+        """Mark a row ``delivered``, ``failed`` or ``dropped``; it is never sent again."""
+        self._finish([row_id], status=status, attempts=attempts, at=at)
+
+    def outbox_drop(self, row_ids: Sequence[int], *, at: float) -> None:
+        """Mark many rows ``dropped`` in one transaction (retry budget spent)."""
+        self._finish(row_ids, status="dropped", attempts=None, at=at)
+
+    def _finish(
+        self, row_ids: Sequence[int], *, status: str, attempts: int | None, at: float
+    ) -> None:
+        ids = [i for i in map(self._outbox.forget, row_ids) if i is not None]
+        if not ids:
+            return
+
+        def write(db: sqlite3.Connection) -> bool:
+            for file_id in ids:
+                if attempts is None:
+                    db.execute(
+                        "UPDATE outbox SET status = ?, done_at = ?, payload = '' WHERE id = ?",
+                        (status, at, file_id),
+                    )
+                else:
+                    Outbox.finish(db, file_id, status=status, attempts=attempts, at=at)
+            return True
+
+        ok, _ = self._attempt("alert delivery status", write)
+        if not ok:
+            for file_id in ids:
+                self._outbox.keep_finish(file_id, status=status, attempts=attempts or 0, at=at)
+
+    def outbox_drop_receivers(self, keep: Iterable[str], *, at: float) -> dict[str, int]:
+        """Drop pending rows of receivers not in ``keep``; returns count per receiver."""
+        keep_set = set(keep)
+        db = self._db.conn
+        counts: dict[str, list[int]] = {}
+        for row_id, receiver in db.execute(
+            "SELECT id, receiver FROM outbox WHERE status = 'pending'"
+        ):
+            if receiver not in keep_set:
+                counts.setdefault(receiver, []).append(row_id)
+        for receiver, ids in self._outbox.memory_receivers(keep_set).items():
+            for row_id in ids:
+                if self._outbox.forget(row_id) is None:  # not in the file: count it here
+                    counts.setdefault(receiver, []).append(row_id)
+        file_ids = [i for ids in counts.values() for i in ids if i > 0]
+        if file_ids:
+            self.outbox_drop(file_ids, at=at)
+        return {receiver: len(ids) for receiver, ids in counts.items()}
+
+    def outbox_pending(self) -> int:
+        """Events still waiting for delivery, over all receivers (file and memory)."""
+        return self._outbox.pending(self._db.conn)
+
+    def outbox_rows(self, *, receiver: str | None = None) -> list[OutboxRow]:
+        """Every row in the file, oldest first (for inspection and tests)."""
+        return Outbox.rows(self._db.conn, receiver=receiver)
+
+    def outbox_prune(self, *, before: float) -> int:
+        """Delete finished rows done before ``before``; returns how many."""
+        ok, count = self._attempt(
+            "outbox pruning", lambda db: Outbox.prune(db, before=before, keep=2**62)
+        )
+        return count if ok and count is not None else 0
+
+    # -- faults and maintenance --------------------------------------------------------
+
+    def _attempt(
+        self, what: str, write: Callable[[sqlite3.Connection], _T]
+    ) -> tuple[bool, _T | None]:
+        """Run ``write`` in one transaction on the loop's connection.
+
+        Returns:
+            ``(True, its result)``, or ``(False, None)`` when the file refused it (or is
+            known to refuse writes: then it is not tried).
+        """
+        if not self.health.healthy:
+            return False, None
+        try:
+            with Transaction(self._db.conn) as db:
+                return True, write(db)
+        except sqlite3.Error as exc:
+            if not is_write_fault(exc):
+                raise
+            self.health.failed(exc, what=what)
+            return False, None
+
+    def _arm(self) -> None:
+        """Start the maintenance tick once a loop runs (the store works without one)."""
+        if self._tick_handle is None and not self._closed:
+            with contextlib.suppress(RuntimeError):
+                loop = asyncio.get_running_loop()
+                self._tick_handle = loop.call_later(MAINTENANCE_INTERVAL, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick_handle = None
+        if self._closed:
+            return
+        try:
+            self.check_file()
+            self.write_back()
+        except Exception:
+            log.exception("state file %s: maintenance failed", self.path)
+        writer = self._db.executor()
+        if writer is not None and self._maintenance is not None:
+            writer.submit(self._maintenance.tick)
+        self._arm()
+
+    def maintain(self) -> None:
+        """One maintenance round now, in this thread (the tick does it every second)."""
+        self.check_file()
+        self.write_back(force=True)
+        self.maintenance.tick()
+
+    def write_back(self, *, force: bool = False) -> bool:
+        """While writes fail: try to write what memory holds (every RECOVERY_INTERVAL).
+
+        Returns:
+            True when the file takes writes (again).
+        """
+        if self.health.healthy:
+            return True
+        now = time.monotonic()
+        if not force and now - self._last_recovery < RECOVERY_INTERVAL:
+            return False
+        self._last_recovery = now
+        try:
+            with Transaction(self._db.conn) as db:
+                _put_agent_id(db, self._agent_id)
+                states = self._alerts.write_back(db)
+                events = self._outbox.write_back(db)
+        except sqlite3.Error as exc:
+            if not is_write_fault(exc):
+                raise
+            self.health.failed(exc, what="alert state kept in memory")
+            return False
+        n_states, n_events = states(), events()
+        lost, self._history.dropped = self._history.dropped, 0
+        self.health.recovered(
+            f": wrote back {n_states} alert state(s) and {n_events} alert event(s) kept in"
+            f" memory; {lost} result(s) of history were not stored"
+        )
+        return True
+
+    def check_file(self) -> bool:
+        """Recreate the state file if it was deleted or replaced while open.
+
+        Returns:
+            True when the file was recreated.
+        """
+        if not self._db.replaced():
+            return False
+        self._history.flush()
+        try:
+            states = AlertStates.snapshot(self._db.conn)
+            events = Outbox.snapshot(self._db.conn)
+        except sqlite3.Error as exc:
+            log.error("state file %s: the open copy is unreadable (%s)", self.path, exc)
+            states, events = [], []
+        try:
+            self._db.reopen()
+        except StateError as exc:
+            self.health.failed(exc, what="a new state file")
+            for check, data in states:
+                self._alerts.remember(check, data)
+            return False
+        try:
+            with Transaction(self._db.conn) as db:
+                _put_agent_id(db, self._agent_id)
+                AlertStates.restore(db, states)
+                Outbox.restore(db, events)
+        except sqlite3.Error as exc:
+            if not is_write_fault(exc):
+                raise
+            self.health.failed(exc, what="the recreated state file")
+            for check, data in states:
+                self._alerts.remember(check, data)
+        self._history.recount()
+        log.warning(
+            "state file %s was deleted or replaced while wsprobe ran: recreated it from"
+            " memory with %d alert state(s) and %d queued alert event(s); the result"
+            " history starts empty",
+            self.path,
+            len(states),
+            len(events),
+        )
+        return True
+
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        """Run a WAL checkpoint (thread-safe); SQLite's ``(busy, frames, checkpointed)``."""
+        return self.maintenance.checkpoint(mode)
+
+    def close(self) -> None:
+        """Write queued history and what memory holds, then close the file."""
+        self._closed = True
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        self._history.flush()
+        if not self.write_back(force=True):
+            log.error(
+                "state file %s: stopping with %d alert state(s) and %d alert event(s) that"
+                " could not be written; after the restart a firing alert may be sent again",
+                self.path,
+                self._alerts.unsaved,
+                self._outbox.in_memory,
+            )
+        self._db.close()
+
+
+def _put_agent_id(db: sqlite3.Connection, value: str) -> bool:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('agent_id', ?)", (value,))
+    return True
