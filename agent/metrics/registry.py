@@ -125,6 +125,8 @@ class Metrics:
         #: Notifications held back, by reason (``wsprobe_alert_notifications_suppressed_total``).
         self.alert_suppressed: Callable[[], Mapping[str, int]] | None = None
         self.queue_depth: Callable[[], int] | None = None
+        #: ``(healthy, write_errors)`` of the state file.
+        self.state_health: Callable[[], tuple[bool, int]] | None = None
         self.watch_stats: Callable[[str], WatchStatsView | None] | None = None
         self.loop_lag_samples: Callable[[], list[float]] | None = None
 
@@ -336,6 +338,14 @@ class Metrics:
             name = "wsprobe_notification_queue_depth"
             yield header(name, "Notifications waiting in the outbox.", "gauge")
             yield f"{name}{{{loc}}} {self.queue_depth()}\n"
+        if self.state_health is not None:
+            healthy, errors = self.state_health()
+            name = "wsprobe_state_write_errors_total"
+            yield header(name, "Writes to the state file that failed.", "counter")
+            yield f"{name}{{{loc}}} {errors}\n"
+            name = "wsprobe_state_healthy"
+            yield header(name, "Whether the state file takes writes (1) or not (0).", "gauge")
+            yield f"{name}{{{loc}}} {int(healthy)}\n"
         name = "wsprobe_config_last_reload_successful"
         yield header(name, "Whether the last configuration reload succeeded.", "gauge")
         yield f"{name}{{{loc}}} {fmt(self.reload_successful)}\n"

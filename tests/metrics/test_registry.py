@@ -429,3 +429,13 @@ def test_histogram_text_is_cumulative_with_its_labels(base: str, extra: str) -> 
 def test_sample_values_are_written_as_prometheus_does(value: float, text: str) -> None:
     """Whole numbers without a fraction, special values by name, others shortest."""
     assert fmt(value) == text
+
+
+@pytest.mark.parametrize(("healthy", "errors"), [(True, 0), (False, 7)], ids=["ok", "failing"])
+def test_state_file_health_is_exposed(metrics: Metrics, healthy: bool, errors: int) -> None:
+    """The state file's write errors and health gauge come from the store at scrape time."""
+    metrics.state_health = lambda: (healthy, errors)
+    samples = _samples(metrics.render().decode())
+    loc = frozenset({("location", "eu-1")})
+    assert samples[("wsprobe_state_write_errors_total", loc)] == errors
+    assert samples[("wsprobe_state_healthy", loc)] == int(healthy)
