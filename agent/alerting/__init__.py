@@ -48,6 +48,7 @@ from agent.alerting.state import (
 )
 from agent.alerting.suppression import Suppression
 from agent.config import CheckConfig, Config
+from agent.redact import redact_url
 from agent.result import ProbeResult
 from agent.storage import NewOutboxRow, OutboxRow, Store
 
@@ -418,7 +419,13 @@ class AlertService:
         self, check: str, state: AlertState, rows: list[NewOutboxRow] | None = None
     ) -> list[OutboxRow]:
         url, labels = self._targets.get(check, ("", {}))
-        data = state.to_dict() | {"url": url, "labels": labels} | self._quiet.persisted(check)
+        # The file keeps what a "resolved" for a removed check needs, and no secret:
+        # the URL as the events show it (no userinfo, query values masked).
+        data = (
+            state.to_dict()
+            | {"url": redact_url(url), "labels": labels}
+            | self._quiet.persisted(check)
+        )
         return self._store.save_alert(check, data, rows or ())
 
     def _outcome(self, receiver: str, outcome: str) -> None:
