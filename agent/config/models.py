@@ -41,6 +41,7 @@ from agent.config.types import (
 )
 from agent.config.watch import WatchConfig
 from agent.result import PHASES
+from agent.storage import DEFAULT_STATE_MAX_BYTES, MIN_STATE_MAX_BYTES
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -366,6 +367,8 @@ class AgentSettings(Frozen):
     state_dir: str = ".wsprobe-state"
     max_concurrency: Int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
     history_size: Int = Field(DEFAULT_HISTORY, ge=1, le=10_000)
+    #: Bound of the state directory's SQLite file and WAL (docs/state.md), e.g. "512MiB".
+    state_max_bytes: ByteCount = Field(ByteSize(DEFAULT_STATE_MAX_BYTES), ge=MIN_STATE_MAX_BYTES)
     loop_lag_budget: Duration = Field(DEFAULT_LOOP_LAG_BUDGET, gt=0)
     #: One logfmt (or JSON) line per run: of failed runs, of changes, or of every run.
     log_results: LogResults = DEFAULT_LOG_RESULTS

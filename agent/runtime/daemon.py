@@ -37,7 +37,7 @@ from agent.runtime.loop_lag import LoopLagMonitor
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
 from agent.runtime.shard import select_shard
-from agent.storage import DB_FILENAME, Store
+from agent.storage import DB_FILENAME, StateError, Store
 
 if TYPE_CHECKING:
     from agent.demo import DemoServer
@@ -70,7 +70,8 @@ def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> in
         shard: ``(K, N)`` to run only the checks of shard K of N.
 
     Returns:
-        0 after a clean stop; 1 when the initial config is invalid or startup fails.
+        0 after a clean stop; 1 when the initial config is invalid or startup fails;
+        2 when the state directory cannot be written.
     """
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
@@ -139,6 +140,11 @@ class Daemon:
                 return 1
             try:
                 await self._start(config)
+            except StateError as exc:
+                # Read-only or unwritable state directory: the operator's to fix.
+                log.error("wsprobe could not start: %s", exc)
+                await self._shutdown()
+                return 2
             except (OSError, ValueError) as exc:
                 log.error("wsprobe could not start: %s", exc)
                 await self._shutdown()
@@ -168,7 +174,10 @@ class Daemon:
         metrics.loop_lag_samples = self.lag.drain_samples
         # Relative to the working directory, like Prometheus' storage path.
         db_path = Path(agent.state_dir) / DB_FILENAME
-        self.store = Store(db_path, history_size=agent.history_size)
+        self.store = Store(
+            db_path, history_size=agent.history_size, max_bytes=agent.state_max_bytes
+        )
+        metrics.state_health = self.store.health.snapshot
         self.alerting = AlertService(
             self._sharded(config, checks), self.store, on_notification=metrics.notification
         )
@@ -306,6 +315,7 @@ class Daemon:
             self.lag.budget = agent.loop_lag_budget
         if self.store is not None:
             self.store.history_size = agent.history_size
+            self.store.maintenance.max_bytes = agent.state_max_bytes
             self.store.forget_checks(c.name for c in checks)
         if self.alerting is not None:
             self.alerting.reconfigure(self._sharded(config, checks))

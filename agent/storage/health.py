@@ -59,8 +59,8 @@ class StateHealth:
         if first:
             log.error(
                 "state file %s: cannot write %s (%s); probing and alerting go on, alert"
-                " state and events are kept in memory (not durable) until writing works"
-                " again",
+                " state and events are kept in memory (not durable) until the file takes"
+                " writes again",
                 self.path,
                 what,
                 _cause(exc),

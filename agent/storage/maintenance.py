@@ -145,7 +145,8 @@ class Maintenance:
         main, wal = self._db.file_sizes()
         if wal:
             self.checkpoint("PASSIVE")
-        if vacuumed or wal > wal_limit(self.max_bytes):
+        # While writes fail (disk full), the WAL's space is what can be given back.
+        if vacuumed or wal > wal_limit(self.max_bytes) or not self._health.healthy:
             self.checkpoint("TRUNCATE")
         main, wal = self._db.file_sizes()
         self.peak_wal = max(self.peak_wal, wal)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from agent.result import ProbeResult, Reason
 
@@ -26,3 +33,36 @@ def rows_in_db(path: Path, check: str) -> int:
         ).fetchone()
     db.close()
     return int(count)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, *, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted on ``path`` (needs root), unmounted after."""
+    if os.geteuid() != 0:
+        message = "mounting a tmpfs for the disk-fault tests needs root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def remount_read_only(path: Path) -> None:
+    """Make the tmpfs on ``path`` read-only (root or not, writes then fail with EROFS)."""
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+
+
+def fill_disk(directory: Path) -> Path:
+    """Write a file in ``directory`` until its file system is full; returns the file."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
