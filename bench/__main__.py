@@ -23,7 +23,7 @@ from bench.plot import plot
 
 __all__ = ["main"]
 
-SCENARIOS = ("engine", "fidelity", "startup", "capacity", "watch", "blackbox")
+SCENARIOS = ("engine", "fidelity", "startup", "capacity", "watch", "blackbox", "state")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -67,6 +67,10 @@ def _scenario(name: str, args: argparse.Namespace, server: procs.Proc) -> dict[s
         from bench import blackbox
 
         return blackbox.run(url, quick=args.quick, loop=args.loop)
+    if name == "state":
+        from bench import state
+
+        return state.run(quick=args.quick)
     raise ValueError(name)
 
 
