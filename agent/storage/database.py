@@ -86,12 +86,15 @@ CREATE INDEX IF NOT EXISTS outbox_by_status ON outbox (status, id);
 
 
 class StateError(Exception):
-    """The state directory or file cannot be used at all (read-only, not writable)."""
+    """The state directory or file cannot be used (read-only, not writable, full)."""
 
-    def __init__(self, path: Path, cause: str) -> None:
+    def __init__(self, path: Path, cause: str, *, transient: bool = False) -> None:
         super().__init__(path, cause)
         self.path = path
         self.cause = cause
+        #: True when it may pass by itself (disk full, I/O error), False when the
+        #: operator must act (read-only, permissions).
+        self.transient = transient
 
     def __str__(self) -> str:
         return f"state directory {self.path}: {self.cause}"
@@ -155,10 +158,17 @@ class Database:
         self.path = resolve_path(path)
         #: Whether the file was created (or replaced a corrupt one) by this open.
         self.created = False
-        self.conn = self._open()
+        #: Why the file could not be opened, while ``conn`` is an in-memory stand-in.
+        self.open_error: StateError | None = None
+        try:
+            self.conn = self._open()
+        except StateError as exc:
+            if not exc.transient:
+                raise
+            # A full disk must not stop the agent: it runs on memory until the file
+            # can be opened (the store retries).
+            self.conn = self._stand_in(exc)
         self._identity = self._file_identity()
-        #: True after a reopen failed: ``conn`` is then an empty in-memory stand-in.
-        self._broken = False
         self._wdb: sqlite3.Connection | None = None
         self._wlock = threading.Lock()
         self._closed = False
@@ -176,13 +186,13 @@ class Database:
             if _code(exc) not in (_SQLITE_CORRUPT, _SQLITE_NOTADB) and not isinstance(
                 exc, _Corrupt
             ):
-                raise StateError(self.path.parent, _describe(exc)) from exc
+                raise _state_error(self.path.parent, exc) from exc
             self._move_aside(str(exc))
             existed = False
             try:
                 conn = self._connect_checked()
             except sqlite3.DatabaseError as again:
-                raise StateError(self.path.parent, _describe(again)) from again
+                raise _state_error(self.path.parent, again) from again
         self.created = not existed
         return conn
 
@@ -245,9 +255,21 @@ class Database:
             return None
         return st.st_dev, st.st_ino
 
+    @property
+    def broken(self) -> bool:
+        """True while the file could not be (re)opened and ``conn`` stands in for it."""
+        return self.open_error is not None
+
+    def _stand_in(self, why: StateError) -> sqlite3.Connection:
+        """An empty in-memory database with the schema: reads answer, nothing persists."""
+        self.open_error = why
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(_SCHEMA)
+        return conn
+
     def replaced(self) -> bool:
         """True when the file on disk is no longer the one open (deleted or swapped)."""
-        return self._broken or self._file_identity() != self._identity
+        return not self.broken and self._file_identity() != self._identity
 
     def reopen(self) -> None:
         """Close both connections and open the file at :attr:`path` again (or anew).
@@ -269,13 +291,11 @@ class Database:
                         self.path.with_name(self.path.name + suffix).unlink()
             try:
                 self.conn = self._open()
-            except StateError:
-                # Reads must go on answering (empty) until the directory is usable.
-                self._broken = True
-                self.conn = sqlite3.connect(":memory:", isolation_level=None)
-                self.conn.executescript(_SCHEMA)
+            except StateError as exc:
+                # Reads must go on answering (empty) until the file can be opened.
+                self.conn = self._stand_in(exc)
                 raise
-            self._broken = False
+            self.open_error = None
             self._identity = self._file_identity()
 
     # -- the writer thread ---------------------------------------------------------------
@@ -320,6 +340,14 @@ class Database:
             shm = 0
         return sizes[0], sizes[1] + shm
 
+    def free_bytes(self) -> int:
+        """Bytes still free on the state directory's file system."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return 0
+        return st.f_bavail * st.f_frsize
+
     def close(self) -> None:
         """Stop the writer thread, close both connections (checkpoints the WAL)."""
         if self._executor is not None:
@@ -354,6 +382,23 @@ def _check_writable(directory: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise StateError(directory, f"cannot write there: {exc.strerror or exc}") from exc
+
+
+def _state_error(directory: Path, exc: sqlite3.Error) -> StateError:
+    # SQLITE_IOERR (10) and SQLITE_FULL (13) are what a full disk gives; read-only,
+    # permission and cannot-open errors need the operator.
+    code = _code(exc)
+    cause = _describe(exc)
+    if code == 10 and _disk_full(directory):
+        cause = f"no space left on device ({cause})"
+    return StateError(directory, cause, transient=code in (10, 13))
+
+
+def _disk_full(directory: Path) -> bool:
+    try:
+        return os.statvfs(directory).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _describe(exc: BaseException) -> str:

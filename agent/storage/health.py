@@ -84,6 +84,9 @@ class StateHealth:
 
 
 def _cause(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)  # StateError: the cause without the path again
+    if isinstance(cause, str):
+        return cause
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, sqlite3.Error):

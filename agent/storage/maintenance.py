@@ -145,8 +145,10 @@ class Maintenance:
         main, wal = self._db.file_sizes()
         if wal:
             self.checkpoint("PASSIVE")
-        # While writes fail (disk full), the WAL's space is what can be given back.
-        if vacuumed or wal > wal_limit(self.max_bytes) or not self._health.healthy:
+        # On a disk about to fill up (or full: writes failing), the WAL's space is what
+        # can be given back.
+        tight = wal > self._db.free_bytes() or not self._health.healthy
+        if vacuumed or tight or wal > wal_limit(self.max_bytes):
             self.checkpoint("TRUNCATE")
         main, wal = self._db.file_sizes()
         self.peak_wal = max(self.peak_wal, wal)

@@ -85,6 +85,12 @@ class Store:
         self._maintenance = Maintenance(
             self._db, self.health, self._history, self._outbox, max_bytes=max_bytes
         )
+        if self._db.open_error is not None:
+            self.health.failed(
+                self._db.open_error,
+                what="or read it at start, so its alert state is not loaded (a firing alert"
+                " may be sent again)",
+            )
         self._agent_id = self._load_agent_id()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_recovery = 0.0
@@ -330,6 +336,13 @@ class Store:
         if not force and now - self._last_recovery < RECOVERY_INTERVAL:
             return False
         self._last_recovery = now
+        if self._db.broken:
+            try:
+                self._db.reopen()
+            except StateError as exc:
+                self.health.failed(exc, what="the state file")
+                return False
+            self._history.recount()
         try:
             with Transaction(self._db.conn) as db:
                 _put_agent_id(db, self._agent_id)
@@ -415,5 +428,6 @@ class Store:
 
 
 def _put_agent_id(db: sqlite3.Connection, value: str) -> bool:
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('agent_id', ?)", (value,))
+    # OR IGNORE: a file opened late (full disk at start) keeps the id it already had.
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('agent_id', ?)", (value,))
     return True

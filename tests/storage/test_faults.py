@@ -170,3 +170,35 @@ def test_deleted_file_is_recreated_from_memory(
     db.close()
     assert set(states) == {"c1", "c2", "c3"}
     assert meta == agent_id
+
+
+def test_full_disk_at_start_runs_on_memory_until_the_file_opens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file that cannot even be opened (disk full) does not stop the store: memory, then file."""
+    with mounted_tmpfs(tmp_path / "state", size="300k") as state:
+        before = Store(state)
+        agent_id = before.agent_id()
+        before.save_alert("old", {"status": "firing"})
+        before.close()
+        filler = fill_disk(state)
+        store = Store(state)
+        (line,) = _messages(caplog, "cannot write")
+        assert "or read it at start, so its alert state is not loaded" in line
+        assert "no space left on device" in line
+        assert not store.health.healthy
+        (row,) = store.save_alert("c1", {"status": "firing"}, [_event(1)])
+        assert not row.durable
+        assert not store.write_back(force=True)  # still full
+        filler.unlink()
+        assert store.write_back(force=True)
+        assert store.load_alert_states() == {
+            "old": {"status": "firing"},
+            "c1": {"status": "firing"},
+        }
+        assert [r.delivery_id for r in store.outbox_pending_rows()] == ["d-1"]
+        store.close()
+        reopened = Store(state)
+        assert reopened.agent_id() == agent_id
+        reopened.close()
+    assert len(_messages(caplog, "cannot write")) == 1
