@@ -7,18 +7,14 @@
 and owns the policy for faults of the file, so that a full, deleted or failing file
 never stops probing or alerting:
 
-- every write on the event loop's thread goes through one place
-  (:meth:`Store._attempt`): a write the file refuses is counted and reported once by
-  :class:`~agent.storage.health.StateHealth`, and what it carried stays in memory
-  (alert state, events flagged ``durable=False``, finishes); while writes fail the
-  file is not tried on every result, only by a write-back every
-  :data:`RECOVERY_INTERVAL`, which also ends the failing period;
+- every write on the event loop's thread goes through one gate
+  (:class:`~agent.storage.recovery.Recovery`): a write the file refuses leaves what it
+  carried in memory, to be written back once the file takes writes again;
 - every :data:`MAINTENANCE_INTERVAL` on the loop the store checks that the file on
-  disk is still the one it has open; a deleted or replaced file is recreated from
-  what the open connection still reads (alert state, pending events) and from memory,
-  so a restart afterwards neither repeats a firing nor loses a queued event;
-- the same tick hands :class:`~agent.storage.maintenance.Maintenance` to the writer
-  thread (checkpoints, pruning, vacuum, the size bound).
+  disk is still the one it has open (a deleted one is recreated), tries the
+  write-back while writes fail, and hands
+  :class:`~agent.storage.maintenance.Maintenance` to the writer thread (checkpoints,
+  pruning, vacuum, the size bound).
 """
 
 from __future__ import annotations
@@ -27,30 +23,26 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from agent.result import ProbeResult
 from agent.storage.alert_state import AlertStates
-from agent.storage.database import Database, StateError, Transaction, is_write_fault
+from agent.storage.database import Database
 from agent.storage.health import StateHealth
 from agent.storage.history import DEFAULT_HISTORY_SIZE, History
 from agent.storage.maintenance import DEFAULT_STATE_MAX_BYTES, Maintenance
 from agent.storage.outbox import NewOutboxRow, Outbox, OutboxRow
+from agent.storage.recovery import Recovery, put_agent_id
 
-__all__ = ["MAINTENANCE_INTERVAL", "RECOVERY_INTERVAL", "Store"]
+__all__ = ["MAINTENANCE_INTERVAL", "Store"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two looks at the file (replaced?) and two maintenance rounds.
 MAINTENANCE_INTERVAL = 1.0
-#: Seconds between two attempts to write back what a failing file did not take.
-RECOVERY_INTERVAL = 2.0
-
-_T = TypeVar("_T")
 
 
 class Store:
@@ -63,7 +55,8 @@ class Store:
         max_bytes: bound for the state file with its WAL (``agent.state_max_bytes``).
 
     Raises:
-        StateError: the state directory cannot be written (read-only, permissions).
+        agent.storage.database.StateError: the state directory cannot be written
+            (read-only, permissions).
     """
 
     def __init__(
@@ -85,15 +78,16 @@ class Store:
         self._maintenance = Maintenance(
             self._db, self.health, self._history, self._outbox, max_bytes=max_bytes
         )
+        self._recovery = Recovery(self._db, self.health, self._history, self._alerts, self._outbox)
+        self._attempt = self._recovery.attempt
         if self._db.open_error is not None:
             self.health.failed(
                 self._db.open_error,
                 what="or read it at start, so its alert state is not loaded (a firing alert"
                 " may be sent again)",
             )
-        self._agent_id = self._load_agent_id()
+        self._agent_id = self._recovery.agent_id = self._load_agent_id()
         self._tick_handle: asyncio.TimerHandle | None = None
-        self._last_recovery = 0.0
         self._closed = False
 
     @property
@@ -122,7 +116,7 @@ class Store:
         if row:
             return str(row[0])
         value = str(uuid.uuid4())
-        self._attempt("the agent id", lambda db: _put_agent_id(db, value))
+        self._attempt("the agent id", lambda db: put_agent_id(db, value))
         return value
 
     def agent_id(self) -> str:
@@ -277,26 +271,6 @@ class Store:
 
     # -- faults and maintenance --------------------------------------------------------
 
-    def _attempt(
-        self, what: str, write: Callable[[sqlite3.Connection], _T]
-    ) -> tuple[bool, _T | None]:
-        """Run ``write`` in one transaction on the loop's connection.
-
-        Returns:
-            ``(True, its result)``, or ``(False, None)`` when the file refused it (or is
-            known to refuse writes: then it is not tried).
-        """
-        if not self.health.healthy:
-            return False, None
-        try:
-            with Transaction(self._db.conn) as db:
-                return True, write(db)
-        except sqlite3.Error as exc:
-            if not is_write_fault(exc):
-                raise
-            self.health.failed(exc, what=what)
-            return False, None
-
     def _arm(self) -> None:
         """Start the maintenance tick once a loop runs (the store works without one)."""
         if self._tick_handle is None and not self._closed:
@@ -325,41 +299,12 @@ class Store:
         self.maintenance.tick()
 
     def write_back(self, *, force: bool = False) -> bool:
-        """While writes fail: try to write what memory holds (every RECOVERY_INTERVAL).
+        """While writes fail: try to write what memory holds (see :mod:`.recovery`).
 
         Returns:
             True when the file takes writes (again).
         """
-        if self.health.healthy:
-            return True
-        now = time.monotonic()
-        if not force and now - self._last_recovery < RECOVERY_INTERVAL:
-            return False
-        self._last_recovery = now
-        if self._db.broken:
-            try:
-                self._db.reopen()
-            except StateError as exc:
-                self.health.failed(exc, what="the state file")
-                return False
-            self._history.recount()
-        try:
-            with Transaction(self._db.conn) as db:
-                _put_agent_id(db, self._agent_id)
-                states = self._alerts.write_back(db)
-                events = self._outbox.write_back(db)
-        except sqlite3.Error as exc:
-            if not is_write_fault(exc):
-                raise
-            self.health.failed(exc, what="alert state kept in memory")
-            return False
-        n_states, n_events = states(), events()
-        lost, self._history.dropped = self._history.dropped, 0
-        self.health.recovered(
-            f": wrote back {n_states} alert state(s) and {n_events} alert event(s) kept in"
-            f" memory; {lost} result(s) of history were not stored"
-        )
-        return True
+        return self._recovery.write_back(force=force)
 
     def check_file(self) -> bool:
         """Recreate the state file if it was deleted or replaced while open.
@@ -367,43 +312,7 @@ class Store:
         Returns:
             True when the file was recreated.
         """
-        if not self._db.replaced():
-            return False
-        self._history.flush()
-        try:
-            states = AlertStates.snapshot(self._db.conn)
-            events = Outbox.snapshot(self._db.conn)
-        except sqlite3.Error as exc:
-            log.error("state file %s: the open copy is unreadable (%s)", self.path, exc)
-            states, events = [], []
-        try:
-            self._db.reopen()
-        except StateError as exc:
-            self.health.failed(exc, what="a new state file")
-            for check, data in states:
-                self._alerts.remember(check, data)
-            return False
-        try:
-            with Transaction(self._db.conn) as db:
-                _put_agent_id(db, self._agent_id)
-                AlertStates.restore(db, states)
-                Outbox.restore(db, events)
-        except sqlite3.Error as exc:
-            if not is_write_fault(exc):
-                raise
-            self.health.failed(exc, what="the recreated state file")
-            for check, data in states:
-                self._alerts.remember(check, data)
-        self._history.recount()
-        log.warning(
-            "state file %s was deleted or replaced while wsprobe ran: recreated it from"
-            " memory with %d alert state(s) and %d queued alert event(s); the result"
-            " history starts empty",
-            self.path,
-            len(states),
-            len(events),
-        )
-        return True
+        return self._recovery.check_file()
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         """Run a WAL checkpoint (thread-safe); SQLite's ``(busy, frames, checkpointed)``."""
@@ -425,9 +334,3 @@ class Store:
                 self._outbox.in_memory,
             )
         self._db.close()
-
-
-def _put_agent_id(db: sqlite3.Connection, value: str) -> bool:
-    # OR IGNORE: a file opened late (full disk at start) keeps the id it already had.
-    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('agent_id', ?)", (value,))
-    return True
