@@ -17,7 +17,7 @@ from agent.config import Config
 from agent.config.alerting import FlapConfig
 from agent.config.maintenance import MaintenanceWindow
 from agent.metrics.registry import Metrics
-from agent.storage.database import Store
+from agent.storage import Store
 from tests.alerting.test_delivery import FAST, Outcomes, config, result
 from tests.runtime.conftest import parse_samples, value
 
