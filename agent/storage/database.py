@@ -39,6 +39,7 @@ __all__ = [
     "Database",
     "StateError",
     "Transaction",
+    "is_corruption",
     "is_write_fault",
     "resolve_path",
 ]
@@ -51,6 +52,11 @@ BUSY_TIMEOUT_MS = 5000
 #: Bytes the WAL is cut back to after a checkpoint resets it (SQLite keeps it at its
 #: high-water mark otherwise).
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+#: Files up to this size get a full integrity check when opened; larger ones (it reads
+#: every page: seconds for hundreds of MiB) get it for the small tables only, and damage
+#: in the history is found when it is read (then the file is moved aside and recreated).
+FULL_CHECK_BYTES = 64 * 1024 * 1024
+_SMALL_TABLES = ("meta", "alert_state", "outbox")
 #: Corrupt files moved aside that are kept (older ones are deleted: the state
 #: directory's bound must hold even on a disk that corrupts files repeatedly).
 KEEP_CORRUPT = 2
@@ -120,6 +126,13 @@ def is_write_fault(exc: BaseException) -> bool:
     )
 
 
+def is_corruption(exc: BaseException) -> bool:
+    """True for the errors of a damaged file (as opposed to a full or read-only one)."""
+    return isinstance(exc, _Corrupt) or (
+        isinstance(exc, sqlite3.DatabaseError) and _code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    )
+
+
 def _code(exc: sqlite3.Error) -> int:
     return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
 
@@ -158,6 +171,8 @@ class Database:
         self.path = resolve_path(path)
         #: Whether the file was created (or replaced a corrupt one) by this open.
         self.created = False
+        #: Damage found while running (an error of a read or write), until reopened.
+        self.corrupt: str | None = None
         #: Why the file could not be opened, while ``conn`` is an in-memory stand-in.
         self.open_error: StateError | None = None
         try:
@@ -183,11 +198,13 @@ class Database:
         try:
             conn = self._connect_checked()
         except sqlite3.DatabaseError as exc:
-            if _code(exc) not in (_SQLITE_CORRUPT, _SQLITE_NOTADB) and not isinstance(
-                exc, _Corrupt
-            ):
+            if not is_corruption(exc):
                 raise _state_error(self.path.parent, exc) from exc
-            self._move_aside(str(exc))
+            self._move_aside(
+                str(exc),
+                lost="alert state (a firing alert may be sent again), alert events not yet"
+                " delivered, result history",
+            )
             existed = False
             try:
                 conn = self._connect_checked()
@@ -198,11 +215,18 @@ class Database:
 
     def _connect_checked(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are explicit (Transaction above).
+        size = self.path.stat().st_size if self.path.exists() else 0
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            (check,) = conn.execute("PRAGMA quick_check(1)").fetchone()
-            if check != "ok":
-                raise _Corrupt(f"integrity check failed: {check}")
+            if size <= FULL_CHECK_BYTES:
+                checks = ["PRAGMA quick_check(1)"]
+            else:
+                tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_schema")}
+                checks = [f"PRAGMA quick_check({t})" for t in _SMALL_TABLES if t in tables]
+            for pragma in checks:
+                (check,) = conn.execute(pragma).fetchone()
+                if check != "ok":
+                    raise _Corrupt(f"integrity check failed: {check}")
             fresh = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0
             if fresh:
                 # Only a file without tables takes this; older files are converted below.
@@ -223,7 +247,7 @@ class Database:
             raise
         return conn
 
-    def _move_aside(self, why: str) -> None:
+    def _move_aside(self, why: str, *, lost: str) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         try:
@@ -235,12 +259,11 @@ class Database:
         except OSError as exc:
             raise StateError(self.path.parent, f"cannot move a corrupt file aside: {exc}") from exc
         log.error(
-            "state file %s is corrupt (%s): moved it to %s and started a fresh one; lost:"
-            " alert state (a firing alert may be sent again), alert events not yet"
-            " delivered, result history",
+            "state file %s is corrupt (%s): moved it to %s and started a fresh one; lost: %s",
             self.path,
             why,
             aside,
+            lost,
         )
         olds = sorted(self.path.parent.glob(f"{self.path.name}.corrupt-*[0-9]Z"))
         for old in olds[:-KEEP_CORRUPT]:
@@ -267,9 +290,27 @@ class Database:
         conn.executescript(_SCHEMA)
         return conn
 
+    def note_fault(self, exc: BaseException) -> bool:
+        """Classify an error of a read or write on this file.
+
+        Returns:
+            True for a fault of the file (full, read-only, locked, corrupt: damage is
+            noted for :meth:`replaced`); False for a bug, which the caller re-raises.
+        """
+        if is_corruption(exc):
+            self.mark_corrupt(exc)
+        return is_write_fault(exc)
+
+    def mark_corrupt(self, exc: BaseException) -> None:
+        """Note damage found while running: the next :meth:`reopen` moves the file aside."""
+        if self.corrupt is None:
+            self.corrupt = str(exc) or type(exc).__name__
+
     def replaced(self) -> bool:
-        """True when the file on disk is no longer the one open (deleted or swapped)."""
-        return not self.broken and self._file_identity() != self._identity
+        """True when the open file must be replaced: deleted, swapped or found corrupt."""
+        if self.broken:
+            return False
+        return self.corrupt is not None or self._file_identity() != self._identity
 
     def reopen(self) -> None:
         """Close both connections and open the file at :attr:`path` again (or anew).
@@ -284,6 +325,18 @@ class Database:
                 self._wdb = None
             with contextlib.suppress(sqlite3.Error):
                 self.conn.close()
+            if self.corrupt is not None and self.path.exists():
+                try:
+                    self._move_aside(
+                        self.corrupt,
+                        lost="the result history, and what could not be read from it",
+                    )
+                except StateError:
+                    self.conn = self._stand_in(
+                        StateError(self.path.parent, "cannot move a corrupt file aside")
+                    )
+                    raise
+            self.corrupt = None
             if not self.path.exists():
                 # A WAL left beside a deleted file would be replayed into the new one.
                 for suffix in _SIDE_FILES:

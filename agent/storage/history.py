@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent.result import ProbeResult, encode_result
-from agent.storage.database import Database, Transaction, is_write_fault
+from agent.storage.database import Database, Transaction
 from agent.storage.health import StateHealth
 
 __all__ = [
@@ -84,9 +84,16 @@ class History:
 
     def recount(self) -> None:
         """Re-read the rows per check (after the file was replaced)."""
-        self._counts = dict(
-            self._db.conn.execute("SELECT check_name, COUNT(*) FROM results GROUP BY check_name")
-        )
+        try:
+            self._counts = dict(
+                self._db.conn.execute(
+                    "SELECT check_name, COUNT(*) FROM results GROUP BY check_name"
+                )
+            )
+        except sqlite3.DatabaseError as exc:
+            if not self._db.note_fault(exc):
+                raise
+            self._counts = {}  # a damaged history: the file is replaced at the next tick
 
     def add(self, result: ProbeResult) -> None:
         """Append ``result`` to its check's history, keeping about the last N.
@@ -165,7 +172,7 @@ class History:
                             (check, check, self.history_size),
                         )
             except sqlite3.Error as exc:
-                if not is_write_fault(exc):
+                if not self._db.note_fault(exc):
                     raise
                 self.dropped += len(pending)
                 self._health.failed(exc, what=f"result history ({len(pending)} results)")
@@ -201,10 +208,15 @@ class History:
         """
         self.flush()
         limit = max(0, min(limit, self.history_size))
-        rows = self._db.conn.execute(
-            "SELECT data FROM results WHERE check_name = ? ORDER BY id DESC LIMIT ?",
-            (check, limit),
-        )
+        try:
+            rows = self._db.conn.execute(
+                "SELECT data FROM results WHERE check_name = ? ORDER BY id DESC LIMIT ?",
+                (check, limit),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if not self._db.note_fault(exc):
+                raise
+            return []  # a damaged history: the file is replaced at the next tick
         return [json.loads(data) for (data,) in rows]
 
     def forget(self, keep: Iterable[str]) -> None:
@@ -221,7 +233,7 @@ class History:
                 for name in gone:
                     db.execute("DELETE FROM results WHERE check_name = ?", (name,))
         except sqlite3.Error as exc:
-            if not is_write_fault(exc):
+            if not self._db.note_fault(exc):
                 raise
             self._health.failed(exc, what="the history of removed checks")
 

@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import time
 
-from agent.storage.database import Database, Transaction, is_write_fault
+from agent.storage.database import Database, Transaction
 from agent.storage.health import StateHealth
 from agent.storage.history import History
 from agent.storage.outbox import DONE_RETENTION, Outbox
@@ -125,7 +125,7 @@ class Maintenance:
         try:
             self._tick(now)
         except sqlite3.Error as exc:
-            if not is_write_fault(exc):
+            if not self._db.note_fault(exc):
                 raise
             self._health.failed(exc, what="maintenance (checkpoint, pruning)")
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from agent.storage.alert_state import AlertStates
-from agent.storage.database import Database, StateError, Transaction, is_write_fault
+from agent.storage.database import Database, StateError, Transaction
 from agent.storage.health import StateHealth
 from agent.storage.history import History
 from agent.storage.outbox import Outbox
@@ -84,7 +84,7 @@ class Recovery:
             with Transaction(self._db.conn) as db:
                 return True, write(db)
         except sqlite3.Error as exc:
-            if not is_write_fault(exc):
+            if not self._db.note_fault(exc):
                 raise
             self._health.failed(exc, what=what)
             return False, None
@@ -117,7 +117,7 @@ class Recovery:
                 states = self._alerts.write_back(db)
                 events = self._outbox.write_back(db)
         except sqlite3.Error as exc:
-            if not is_write_fault(exc):
+            if not self._db.note_fault(exc):
                 raise
             self._health.failed(exc, what="alert state kept in memory")
             return False
@@ -130,20 +130,26 @@ class Recovery:
         return True
 
     def check_file(self) -> bool:
-        """Recreate the state file if it was deleted or replaced while open.
+        """Recreate the state file if it was deleted, replaced or found corrupt.
 
         Returns:
             True when the file was recreated.
         """
         if not self._db.replaced():
             return False
+        what = "found corrupt" if self._db.corrupt else "deleted or replaced"
         self._history.flush()
+        states: list[tuple[str, str]] = []
+        events: list[tuple[object, ...]] = []
+        # Each table on its own: damage in one must not lose what the other holds.
         try:
             states = AlertStates.snapshot(self._db.conn)
+        except sqlite3.Error as exc:
+            log.error("state file %s: alert state unreadable (%s)", self._db.path, exc)
+        try:
             events = Outbox.snapshot(self._db.conn)
         except sqlite3.Error as exc:
-            log.error("state file %s: the open copy is unreadable (%s)", self._db.path, exc)
-            states, events = [], []
+            log.error("state file %s: queued alert events unreadable (%s)", self._db.path, exc)
         try:
             self._db.reopen()
         except StateError as exc:
@@ -157,17 +163,17 @@ class Recovery:
                 AlertStates.restore(db, states)
                 Outbox.restore(db, events)
         except sqlite3.Error as exc:
-            if not is_write_fault(exc):
+            if not self._db.note_fault(exc):
                 raise
             self._health.failed(exc, what="the recreated state file")
             for check, data in states:
                 self._alerts.remember(check, data)
         self._history.recount()
         log.warning(
-            "state file %s was deleted or replaced while wsprobe ran: recreated it from"
-            " memory with %d alert state(s) and %d queued alert event(s); the result"
-            " history starts empty",
+            "state file %s was %s while wsprobe ran: recreated it from memory with %d"
+            " alert state(s) and %d queued alert event(s); the result history starts empty",
             self._db.path,
+            what,
             len(states),
             len(events),
         )

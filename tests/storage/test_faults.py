@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import agent.storage.database as database_module
 from agent.storage import DB_FILENAME, NewOutboxRow, StateError, Store
 from agent.storage.database import KEEP_CORRUPT
 from tests.storage.conftest import fill_disk, mounted_tmpfs, remount_read_only, result
@@ -202,3 +203,58 @@ def test_full_disk_at_start_runs_on_memory_until_the_file_opens(
         assert reopened.agent_id() == agent_id
         reopened.close()
     assert len(_messages(caplog, "cannot write")) == 1
+
+
+def _damage_history(path: Path) -> None:
+    """Overwrite pages past the small tables' with bytes no b-tree page can hold."""
+    with path.open("r+b") as out:
+        out.seek(4096 * 20)
+        out.write(b"\xff" * 4096 * 40)
+
+
+def _with_history(tmp_path: Path) -> tuple[Store, list[int]]:
+    store = Store(tmp_path, history_size=10_000)
+    store.save_alert("c1", {"status": "firing"})
+    queued = store.save_alert("c2", {"status": "firing"}, [_event(1, check="c2")])
+    for n in range(2000):
+        store.add_result(result("chat", n))
+    store.checkpoint("TRUNCATE")  # every page in the main file, where the damage goes
+    return store, [row.id for row in queued]
+
+
+def test_damage_found_while_running_moves_the_file_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read that meets a damaged page: the file is replaced, alert state and events kept."""
+    store, queued = _with_history(tmp_path)
+    _damage_history(store.path)
+    assert store.history("chat", 10_000) == []  # reads every page of it
+    assert store.check_file()
+    (aside,) = tmp_path.glob(f"{DB_FILENAME}.corrupt-*")
+    (moved,) = _messages(caplog, "is corrupt")
+    assert str(aside) in moved
+    (line,) = _messages(caplog, "was found corrupt while wsprobe ran")
+    assert "2 alert state(s) and 1 queued alert event(s)" in line
+    assert set(store.load_alert_states()) == {"c1", "c2"}
+    assert store.outbox_payload(queued[0]) == '{"n": 1}'
+    store.add_result(result("chat", 1))
+    assert len(store.history("chat", 5)) == 1
+    store.close()
+
+
+def test_a_large_file_is_checked_in_its_small_tables_at_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past FULL_CHECK_BYTES only alert state and outbox are checked at open; damaged
+    history is found on first read and the file replaced, keeping the alert state."""
+    store, _ = _with_history(tmp_path)
+    store.close()
+    _damage_history(tmp_path / DB_FILENAME)
+    monkeypatch.setattr(database_module, "FULL_CHECK_BYTES", 0)
+    store = Store(tmp_path, history_size=10_000)
+    assert _messages(caplog, "is corrupt") == []  # opened: the small tables are sound
+    assert store.history("chat", 10_000) == []
+    assert store.check_file()
+    assert set(store.load_alert_states()) == {"c1", "c2"}
+    assert len(list(tmp_path.glob(f"{DB_FILENAME}.corrupt-*"))) == 1
+    store.close()
