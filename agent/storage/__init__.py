@@ -6,7 +6,8 @@ history, alert state, outbox, maintenance); callers use it and the row types.
 
 from __future__ import annotations
 
-from agent.storage.database import DB_FILENAME, StateError
+from agent.storage.database import DB_FILENAME
+from agent.storage.faults import StateError
 from agent.storage.history import DEFAULT_HISTORY_SIZE
 from agent.storage.maintenance import DEFAULT_STATE_MAX_BYTES, MIN_STATE_MAX_BYTES
 from agent.storage.outbox import DONE_RETENTION, NewOutboxRow, OutboxRow

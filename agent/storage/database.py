@@ -12,7 +12,7 @@ so the writer thread's transactions never stall probing.
 Opening is where faults meet the operator, so it says what it found:
 
 - a directory that cannot be written (read-only mount, permissions) raises
-  :class:`StateError` naming the path and the cause (the daemon exits 2);
+  :class:`~agent.storage.faults.StateError` naming the path and the cause (the daemon exits 2);
 - a corrupt file (garbage header, garbage pages, truncated) is moved aside under a
   name logged at ERROR, with what was lost, and a fresh file is started;
 - a file made before incremental vacuum existed is converted once (``VACUUM``), so
@@ -28,19 +28,26 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from agent.storage.faults import (
+    SIDE_FILES,
+    StateError,
+    check_integrity,
+    check_writable,
+    is_corruption,
+    is_write_fault,
+    move_aside,
+    state_error,
+)
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "DB_FILENAME",
     "JOURNAL_SIZE_LIMIT",
     "Database",
-    "StateError",
     "Transaction",
-    "is_corruption",
-    "is_write_fault",
     "resolve_path",
 ]
 
@@ -52,19 +59,7 @@ BUSY_TIMEOUT_MS = 5000
 #: Bytes the WAL is cut back to after a checkpoint resets it (SQLite keeps it at its
 #: high-water mark otherwise).
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
-#: Files up to this size get a full integrity check when opened; larger ones (it reads
-#: every page: seconds for hundreds of MiB) get it for the small tables only, and damage
-#: in the history is found when it is read (then the file is moved aside and recreated).
-FULL_CHECK_BYTES = 64 * 1024 * 1024
-_SMALL_TABLES = ("meta", "alert_state", "outbox")
-#: Corrupt files moved aside that are kept (older ones are deleted: the state
-#: directory's bound must hold even on a disk that corrupts files repeatedly).
-KEEP_CORRUPT = 2
 _DB_SUFFIXES = (".sqlite3", ".sqlite", ".db")
-_SIDE_FILES = ("-wal", "-shm")
-# SQLite primary result codes (the low byte of an extended code).
-_SQLITE_CORRUPT = 11
-_SQLITE_NOTADB = 26
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
@@ -91,50 +86,12 @@ CREATE INDEX IF NOT EXISTS outbox_by_status ON outbox (status, id);
 """
 
 
-class StateError(Exception):
-    """The state directory or file cannot be used (read-only, not writable, full)."""
-
-    def __init__(self, path: Path, cause: str, *, transient: bool = False) -> None:
-        super().__init__(path, cause)
-        self.path = path
-        self.cause = cause
-        #: True when it may pass by itself (disk full, I/O error), False when the
-        #: operator must act (read-only, permissions).
-        self.transient = transient
-
-    def __str__(self) -> str:
-        return f"state directory {self.path}: {self.cause}"
-
-
 def resolve_path(path: str | Path) -> Path:
     """The database file for ``path``: a file name as given, else a directory's default."""
     target = Path(path)
     if target.is_dir() or target.suffix not in _DB_SUFFIXES:
         target = target / DB_FILENAME
     return target
-
-
-def is_write_fault(exc: BaseException) -> bool:
-    """True for the errors a full, read-only, vanished, locked or corrupted file raises.
-
-    Constraint violations and API misuse are bugs, not faults of the file.
-    """
-    if isinstance(exc, OSError):
-        return True
-    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-        exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
-    )
-
-
-def is_corruption(exc: BaseException) -> bool:
-    """True for the errors of a damaged file (as opposed to a full or read-only one)."""
-    return isinstance(exc, _Corrupt) or (
-        isinstance(exc, sqlite3.DatabaseError) and _code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-    )
-
-
-def _code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
 
 
 class Transaction:
@@ -193,14 +150,15 @@ class Database:
     # -- opening -----------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        _check_writable(self.path.parent)
+        check_writable(self.path.parent)
         existed = self.path.exists()
         try:
             conn = self._connect_checked()
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc):
-                raise _state_error(self.path.parent, exc) from exc
-            self._move_aside(
+                raise state_error(self.path.parent, exc) from exc
+            move_aside(
+                self.path,
                 str(exc),
                 lost="alert state (a firing alert may be sent again), alert events not yet"
                 " delivered, result history",
@@ -209,7 +167,7 @@ class Database:
             try:
                 conn = self._connect_checked()
             except sqlite3.DatabaseError as again:
-                raise _state_error(self.path.parent, again) from again
+                raise state_error(self.path.parent, again) from again
         self.created = not existed
         return conn
 
@@ -218,15 +176,7 @@ class Database:
         size = self.path.stat().st_size if self.path.exists() else 0
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            if size <= FULL_CHECK_BYTES:
-                checks = ["PRAGMA quick_check(1)"]
-            else:
-                tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_schema")}
-                checks = [f"PRAGMA quick_check({t})" for t in _SMALL_TABLES if t in tables]
-            for pragma in checks:
-                (check,) = conn.execute(pragma).fetchone()
-                if check != "ok":
-                    raise _Corrupt(f"integrity check failed: {check}")
+            check_integrity(conn, size=size)
             fresh = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0
             if fresh:
                 # Only a file without tables takes this; older files are converted below.
@@ -246,30 +196,6 @@ class Database:
             conn.close()
             raise
         return conn
-
-    def _move_aside(self, why: str, *, lost: str) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        try:
-            os.replace(self.path, aside)
-            for suffix in _SIDE_FILES:
-                side = self.path.with_name(self.path.name + suffix)
-                if side.exists():
-                    os.replace(side, aside.with_name(aside.name + suffix))
-        except OSError as exc:
-            raise StateError(self.path.parent, f"cannot move a corrupt file aside: {exc}") from exc
-        log.error(
-            "state file %s is corrupt (%s): moved it to %s and started a fresh one; lost: %s",
-            self.path,
-            why,
-            aside,
-            lost,
-        )
-        olds = sorted(self.path.parent.glob(f"{self.path.name}.corrupt-*[0-9]Z"))
-        for old in olds[:-KEEP_CORRUPT]:
-            for suffix in ("", *_SIDE_FILES):
-                with contextlib.suppress(OSError):
-                    old.with_name(old.name + suffix).unlink()
 
     def _file_identity(self) -> tuple[int, int] | None:
         try:
@@ -327,7 +253,8 @@ class Database:
                 self.conn.close()
             if self.corrupt is not None and self.path.exists():
                 try:
-                    self._move_aside(
+                    move_aside(
+                        self.path,
                         self.corrupt,
                         lost="the result history, and what could not be read from it",
                     )
@@ -339,7 +266,7 @@ class Database:
             self.corrupt = None
             if not self.path.exists():
                 # A WAL left beside a deleted file would be replayed into the new one.
-                for suffix in _SIDE_FILES:
+                for suffix in SIDE_FILES:
                     with contextlib.suppress(OSError):
                         self.path.with_name(self.path.name + suffix).unlink()
             try:
@@ -416,45 +343,7 @@ class Database:
             self.conn.close()
 
 
-class _Corrupt(sqlite3.DatabaseError):
-    """quick_check found damage the open itself did not trip over."""
-
-
 def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-
-
-def _check_writable(directory: Path) -> None:
-    """Create ``directory`` if needed and prove a file can be made in it."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".wsprobe-write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise StateError(directory, f"cannot write there: {exc.strerror or exc}") from exc
-
-
-def _state_error(directory: Path, exc: sqlite3.Error) -> StateError:
-    # SQLITE_IOERR (10) and SQLITE_FULL (13) are what a full disk gives; read-only,
-    # permission and cannot-open errors need the operator.
-    code = _code(exc)
-    cause = _describe(exc)
-    if code == 10 and _disk_full(directory):
-        cause = f"no space left on device ({cause})"
-    return StateError(directory, cause, transient=code in (10, 13))
-
-
-def _disk_full(directory: Path) -> bool:
-    try:
-        return os.statvfs(directory).f_bavail == 0
-    except OSError:
-        return False
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

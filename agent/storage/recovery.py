@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from agent.storage.alert_state import AlertStates
-from agent.storage.database import Database, StateError, Transaction
+from agent.storage.database import Database, Transaction
+from agent.storage.faults import StateError
 from agent.storage.health import StateHealth
 from agent.storage.history import History
 from agent.storage.outbox import Outbox

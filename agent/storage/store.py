@@ -55,7 +55,7 @@ class Store:
         max_bytes: bound for the state file with its WAL (``agent.state_max_bytes``).
 
     Raises:
-        agent.storage.database.StateError: the state directory cannot be written
+        agent.storage.faults.StateError: the state directory cannot be written
             (read-only, permissions).
     """
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import agent.storage.database as database_module
+import agent.storage.faults as faults_module
 from agent.storage import DB_FILENAME, NewOutboxRow, StateError, Store
-from agent.storage.database import KEEP_CORRUPT
+from agent.storage.faults import KEEP_CORRUPT
 from tests.storage.conftest import fill_disk, mounted_tmpfs, remount_read_only, result
 
 
@@ -250,7 +250,7 @@ def test_a_large_file_is_checked_in_its_small_tables_at_open(
     store, _ = _with_history(tmp_path)
     store.close()
     _damage_history(tmp_path / DB_FILENAME)
-    monkeypatch.setattr(database_module, "FULL_CHECK_BYTES", 0)
+    monkeypatch.setattr(faults_module, "FULL_CHECK_BYTES", 0)
     store = Store(tmp_path, history_size=10_000)
     assert _messages(caplog, "is corrupt") == []  # opened: the small tables are sound
     assert store.history("chat", 10_000) == []
