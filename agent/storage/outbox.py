@@ -157,8 +157,13 @@ class Outbox:
         db.executemany(_RESTORE, rows)
 
     @staticmethod
-    def prune(db: sqlite3.Connection, *, before: float, keep: int = DONE_KEEP) -> int:
+    def prune(db: sqlite3.Connection, *, before: float, keep: int | None = DONE_KEEP) -> int:
         """Delete finished rows done before ``before`` or beyond the newest ``keep``."""
+        if keep is None:
+            cur = db.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?", (before,)
+            )
+            return cur.rowcount
         cur = db.execute(
             "DELETE FROM outbox WHERE status != 'pending' AND (done_at < ? OR id <= ("
             " SELECT id FROM outbox WHERE status != 'pending' ORDER BY id DESC"

@@ -239,20 +239,27 @@ class Store:
         """Drop pending rows of receivers not in ``keep``; returns count per receiver."""
         keep_set = set(keep)
         db = self._db.conn
-        counts: dict[str, list[int]] = {}
-        for row_id, receiver in db.execute(
-            "SELECT id, receiver FROM outbox WHERE status = 'pending'"
-        ):
-            if receiver not in keep_set:
-                counts.setdefault(receiver, []).append(row_id)
+        counts: dict[str, int] = {
+            receiver: int(n)
+            for receiver, n in db.execute(
+                "SELECT receiver, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY receiver"
+            )
+            if receiver not in keep_set
+        }
+        file_ids = [
+            row_id
+            for receiver in counts
+            for (row_id,) in db.execute(
+                "SELECT id FROM outbox WHERE receiver = ? AND status = 'pending'", (receiver,)
+            )
+        ]
         for receiver, ids in self._outbox.memory_receivers(keep_set).items():
             for row_id in ids:
-                if self._outbox.forget(row_id) is None:  # not in the file: count it here
-                    counts.setdefault(receiver, []).append(row_id)
-        file_ids = [i for ids in counts.values() for i in ids if i > 0]
+                if self._outbox.forget(row_id) is None:  # only in memory: not counted above
+                    counts[receiver] = counts.get(receiver, 0) + 1
         if file_ids:
             self.outbox_drop(file_ids, at=at)
-        return {receiver: len(ids) for receiver, ids in counts.items()}
+        return counts
 
     def outbox_pending(self) -> int:
         """Events still waiting for delivery, over all receivers (file and memory)."""
@@ -265,7 +272,7 @@ class Store:
     def outbox_prune(self, *, before: float) -> int:
         """Delete finished rows done before ``before``; returns how many."""
         ok, count = self._attempt(
-            "outbox pruning", lambda db: Outbox.prune(db, before=before, keep=2**62)
+            "outbox pruning", lambda db: Outbox.prune(db, before=before, keep=None)
         )
         return count if ok and count is not None else 0
 
