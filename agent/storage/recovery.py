@@ -27,6 +27,7 @@ from agent.storage.faults import StateError
 from agent.storage.health import StateHealth
 from agent.storage.history import History
 from agent.storage.outbox import Outbox
+from agent.storage.silences import SilenceTable
 
 __all__ = ["RECOVERY_INTERVAL", "Recovery", "put_agent_id"]
 
@@ -151,6 +152,11 @@ class Recovery:
             events = Outbox.snapshot(self._db.conn)
         except sqlite3.Error as exc:
             log.error("state file %s: queued alert events unreadable (%s)", self._db.path, exc)
+        silences: list[tuple[str, str]] = []
+        try:
+            silences = SilenceTable.snapshot(self._db.conn)
+        except sqlite3.Error as exc:
+            log.error("state file %s: silences unreadable (%s)", self._db.path, exc)
         try:
             self._db.reopen()
         except StateError as exc:
@@ -163,6 +169,7 @@ class Recovery:
                 put_agent_id(db, self.agent_id)
                 AlertStates.restore(db, states)
                 Outbox.restore(db, events)
+                SilenceTable.restore(db, silences)
         except sqlite3.Error as exc:
             if not self._db.note_fault(exc):
                 raise
@@ -172,11 +179,13 @@ class Recovery:
         self._history.recount()
         log.warning(
             "state file %s was %s while wsprobe ran: recreated it from memory with %d"
-            " alert state(s) and %d queued alert event(s); the result history starts empty",
+            " alert state(s), %d queued alert event(s) and %d silence(s); the result"
+            " history starts empty",
             self._db.path,
             what,
             len(states),
             len(events),
+            len(silences),
         )
         return True
 

@@ -12,6 +12,7 @@ import pytest
 import agent.storage.faults as faults_module
 from agent.storage import DB_FILENAME, NewOutboxRow, StateError, Store
 from agent.storage.faults import KEEP_CORRUPT
+from agent.storage.silences import SilenceTable
 from tests.storage.conftest import fill_disk, mounted_tmpfs, remount_read_only, result
 
 
@@ -150,8 +151,10 @@ def test_only_the_newest_corrupt_files_are_kept(tmp_path: Path) -> None:
 def test_deleted_file_is_recreated_from_memory(
     tmp_path: Path, which: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Deleting the file while open: detected, recreated with alert state and queued events."""
+    """Deleting the file while open: detected, recreated with alert state, events, silences."""
     store = Store(tmp_path)
+    silences = SilenceTable.open(store.path)
+    silences.save({"id": "s1", "comment": "deploy"})
     agent_id = store.agent_id()
     store.save_alert("c1", {"status": "firing"})
     queued = store.save_alert("c2", {"status": "firing"}, [_event(1, check="c2")])
@@ -161,7 +164,9 @@ def test_deleted_file_is_recreated_from_memory(
         (tmp_path / (DB_FILENAME + suffix)).unlink()
     assert store.check_file()
     (line,) = _messages(caplog, "was deleted or replaced")
-    assert "2 alert state(s) and 1 queued alert event(s)" in line
+    assert "2 alert state(s), 1 queued alert event(s) and 1 silence(s)" in line
+    silences.save({"id": "s2", "comment": "after"})  # reaches the new file
+    assert [r["id"] for r in silences.load()] == ["s1", "s2"]
     assert store.outbox_payload(queued[0].id) == '{"n": 1}'  # same ids as before
     store.save_alert("c3", {"status": "ok"})
     store.close()
@@ -234,7 +239,7 @@ def test_damage_found_while_running_moves_the_file_aside(
     (moved,) = _messages(caplog, "is corrupt")
     assert str(aside) in moved
     (line,) = _messages(caplog, "was found corrupt while wsprobe ran")
-    assert "2 alert state(s) and 1 queued alert event(s)" in line
+    assert "2 alert state(s), 1 queued alert event(s) and 0 silence(s)" in line
     assert set(store.load_alert_states()) == {"c1", "c2"}
     assert store.outbox_payload(queued[0]) == '{"n": 1}'
     store.add_result(result("chat", 1))
