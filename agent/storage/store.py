@@ -20,6 +20,7 @@ never stops probing or alerting:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import sqlite3
@@ -296,8 +297,14 @@ class Store:
             log.exception("state file %s: maintenance failed", self.path)
         writer = self._db.executor()
         if writer is not None and self._maintenance is not None:
-            writer.submit(self._maintenance.tick)
+            writer.submit(self._maintenance.tick).add_done_callback(self._log_bug)
         self._arm()
+
+    def _log_bug(self, done: concurrent.futures.Future[None]) -> None:
+        """Log a maintenance round that failed for a reason other than the file."""
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:
+            log.error("state file %s: maintenance failed: %s", self.path, exc, exc_info=exc)
 
     def maintain(self) -> None:
         """One maintenance round now, in this thread (the tick does it every second)."""
