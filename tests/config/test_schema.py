@@ -231,6 +231,7 @@ checks:
 NUMERIC_PATHS: list[tuple[Any, ...]] = [
     ("agent", "max_concurrency"),
     ("agent", "history_size"),
+    ("agent", "state_max_bytes"),
     ("agent", "loop_lag_budget"),
     ("defaults", "interval"),
     ("alerting", "failure_threshold"),
