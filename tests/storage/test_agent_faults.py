@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def test_read_only_state_dir_exits_2_with_one_clear_line(tmp_path: Path) -> None
             timeout=30,
         )
     assert done.returncode == 2, done.stderr
-    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    errors = [line for line in done.stderr.splitlines() if re.search("ERROR|level=error", line)]
     assert len(errors) == 1, done.stderr
     assert f"state directory {state}: cannot write there: Read-only file system" in errors[0]
     assert "Traceback" not in done.stderr
