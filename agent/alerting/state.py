@@ -39,6 +39,7 @@ __all__ = [
     "Status",
     "Transition",
     "mark_delivered",
+    "reminder_anchor",
     "removed",
     "resolve_policy",
     "update",
@@ -122,7 +123,8 @@ class AlertState:
     since: float | None = None
     #: First failed run of the current streak or incident.
     started_at: float | None = None
-    #: Last ``firing``/``reminder`` queued; reminders count from here.
+    #: Due time of the last ``firing``/``reminder`` queued; the next reminder is due one
+    #: ``repeat_interval`` later (see :func:`reminder_anchor`).
     last_event_at: float | None = None
     #: Last time a receiver accepted an event of this check.
     last_notified: float | None = None
@@ -228,15 +230,37 @@ def _update_down(
             state = _replace(
                 state, status="ok", since=now, started_at=None, reason=None, message=""
             )
-    if (
-        state.status == "firing"
-        and policy.repeat_interval > 0
-        and state.last_event_at is not None
-        and now - state.last_event_at >= policy.repeat_interval
-    ):
-        state = _replace(state, last_event_at=now)
-        return state, [_down(state, "reminder", check, now)]
+    if state.status == "firing" and policy.repeat_interval > 0 and state.last_event_at is not None:
+        anchor = reminder_anchor(state.last_event_at, now, repeat_interval=policy.repeat_interval)
+        if anchor is not None:
+            state = _replace(state, last_event_at=anchor)
+            return state, [_down(state, "reminder", check, now)]
     return state, []
+
+
+def reminder_anchor(last: float, now: float, *, repeat_interval: float) -> float | None:
+    """The due time of the reminder to send at ``now``, or None when none is due.
+
+    A reminder is due ``repeat_interval`` after the previous one was due (or after the
+    ``firing``). Counting from the due time rather than from the run that noticed it
+    keeps reminders on a fixed grid: each goes out at the first run at or after its
+    due time (at most one check interval late, never early), and that lateness does
+    not add up from one reminder to the next. After a gap of more than two periods
+    (agent stopped, scheduler stalled), the missed reminders collapse into one and the
+    grid restarts at ``now``, so two reminders never go out back to back.
+
+    Args:
+        last: due time of the previous reminder (or the ``firing`` time).
+        now: the current run's time.
+        repeat_interval: the reminder period (> 0).
+
+    Returns:
+        The due time to remember, or None when ``now`` is before the next one.
+    """
+    elapsed = now - last
+    if elapsed < repeat_interval:
+        return None
+    return last + repeat_interval if elapsed <= 2 * repeat_interval else now
 
 
 def _down(state: AlertState, event: EventType, check: str, now: float) -> Transition:

@@ -271,3 +271,66 @@ def test_invariants_hold_for_any_sequence(codes: str, fail: int, ok: int, degrad
                 assert set(codes[i + 1 - ok : i + 1]) <= {"S", "D"}
         assert state.firing is open_alerts["down"]
         assert state.degraded_firing is open_alerts["degraded"]
+
+
+def _reminder_times(times: list[float], policy: AlertPolicy) -> tuple[float, list[float]]:
+    """Feed failures at ``times``; return the firing time and the reminder times."""
+    state = AlertState()
+    firing_at = -1.0
+    reminders: list[float] = []
+    for now in times:
+        state, transitions = update(state, result("F"), policy=policy, now=now)
+        for t in transitions:
+            if t.event == "firing":
+                firing_at = t.at
+            elif t.event == "reminder":
+                reminders.append(t.at)
+    return firing_at, reminders
+
+
+def test_reminders_do_not_drift_with_scheduling_jitter() -> None:
+    """repeat_interval 20s at interval 5s, runs within 10 ms of their slot: no 25 s gaps pile up.
+
+    The firing run is 10 ms late and most later runs 10 ms early, so a reminder counted
+    from the run that sent the previous one slips a whole interval every time.
+    """
+    policy = AlertPolicy(failure_threshold=1, success_threshold=1, repeat_interval=20.0)
+    times = [1000.0 + 5 * k + (0.01 if k % 3 == 0 else -0.01) for k in range(60)]
+    firing_at, reminders = _reminder_times(times, policy)
+    assert firing_at == times[0]
+    for k, at in enumerate(reminders, start=1):
+        assert firing_at + 20 * k <= at <= firing_at + 20 * k + 5
+    assert len(reminders) == int((times[-1] - firing_at) // 20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    interval=st.floats(min_value=0.5, max_value=60.0),
+    periods=st.integers(min_value=1, max_value=12),
+    extra=st.floats(min_value=0.0, max_value=1.0),
+    gaps=st.lists(st.floats(min_value=0.01, max_value=1.0), min_size=5, max_size=300),
+)
+def test_reminder_is_due_at_most_one_interval_late_never_early(
+    interval: float, periods: int, extra: float, gaps: list[float]
+) -> None:
+    """Runs at most one interval apart: reminder k goes out within [due_k, due_k + interval].
+
+    due_k is firing + k * repeat_interval; no due time is skipped while runs keep coming.
+    """
+    repeat = interval * (periods + extra)
+    times = [0.0]
+    for g in gaps:
+        times.append(times[-1] + g * interval)
+    policy = AlertPolicy(failure_threshold=1, success_threshold=1, repeat_interval=repeat)
+    firing_at, reminders = _reminder_times(times, policy)
+    for k, at in enumerate(reminders, start=1):
+        due = firing_at + k * repeat
+        assert due <= at <= due + interval + 1e-9
+    assert len(reminders) == int((times[-1] - firing_at) // repeat)
+
+
+def test_missed_reminders_after_a_long_gap_collapse_into_one() -> None:
+    """After an agent stop of 3.5 periods, one reminder goes out and the next is a period later."""
+    policy = AlertPolicy(failure_threshold=1, success_threshold=1, repeat_interval=20.0)
+    firing_at, reminders = _reminder_times([0.0, 5.0, 75.0, 80.0, 94.0, 95.0, 100.0], policy)
+    assert (firing_at, reminders) == (0.0, [75.0, 95.0])
