@@ -31,17 +31,35 @@ from agent.notifiers.base import AlertEvent, Delivery
 from agent.notifiers.errors import NotifyError, NotifyStatus
 from agent.storage import OutboxRow, Store
 
-__all__ = ["DEFAULT_GRACE_TIMEOUT", "DEFAULT_MAX_IN_FLIGHT", "Dispatcher"]
+__all__ = [
+    "DEFAULT_GRACE_TIMEOUT",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_PROBE_MAX_INTERVAL",
+    "Dispatcher",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_IN_FLIGHT = 8
 #: How long a stop waits for attempts already on the wire.
 DEFAULT_GRACE_TIMEOUT = 3.0
+#: Longest pause between probes of a failing receiver: how late, at most, delivery
+#: resumes after it recovers (a receiver's ``Retry-After`` may ask for longer).
+DEFAULT_PROBE_MAX_INTERVAL = 2.0
 #: Longest a worker sleeps without looking at its schedule (guards wall-clock jumps).
 _MAX_IDLE = 60.0
 #: How often a failing receiver's queue is swept for events past their retry budget.
 _SWEEP_INTERVAL = 1.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one attempt went, as far as the receiver's own health is concerned."""
+
+    #: The receiver answered (accepted, or refused for good): it is up.
+    answered: bool = False
+    #: The retryable error, when the attempt failed and may be retried.
+    error: NotifyError | None = None
 
 
 class Dispatcher:
@@ -74,6 +92,11 @@ class Dispatcher:
         self._receivers = dict(receivers)
         self._clock = clock
         self._retry = retry
+        self._probe = RetryPolicy(
+            initial_interval=min(retry.initial_interval, DEFAULT_PROBE_MAX_INTERVAL),
+            max_interval=min(retry.max_interval, DEFAULT_PROBE_MAX_INTERVAL),
+            multiplier=retry.multiplier,
+        )
         self._rng = rng
         self._on_outcome = on_outcome
         self._on_delivered = on_delivered
@@ -177,9 +200,13 @@ class Dispatcher:
     async def _pass(self, name: str, schedule: Schedule) -> float | None:
         """Attempt due heads; return seconds until the next one is due (0: go again).
 
-        While the receiver is failing, attempts go one at a time with a backoff of
-        the receiver's own: a receiver that is down costs one connection attempt per
-        backoff period, not one per queued event.
+        Attempts go out in waves of up to ``max_in_flight``. A wave in which every
+        attempt failed retryably (none accepted, none answered) marks the receiver
+        failing, once per wave however many events it held. While failing, the
+        receiver is probed with one event (the one due soonest, due or not) every
+        :data:`DEFAULT_PROBE_MAX_INTERVAL` at most: a receiver that is down costs one
+        request per probe, not one per queued event, and a receiver that comes back
+        gets its whole backlog within one probe period.
         """
         now = self._clock()
         if schedule.failing:
@@ -188,13 +215,47 @@ class Dispatcher:
                 self._drop_expired(name, schedule, now)
             if schedule.blocked_until > now:
                 return schedule.blocked_until - now
-        limit = 1 if schedule.failing else self._max_in_flight
-        due = schedule.pop_due(now, limit)
+            probe = schedule.pop_earliest()
+            due = [probe] if probe is not None else []
+        else:
+            due = schedule.pop_due(now, self._max_in_flight)
         if due:
-            await asyncio.gather(*(self._attempt(name, schedule, row) for row in due))
+            outcomes = await asyncio.gather(*(self._attempt(name, schedule, row) for row in due))
+            self._after_wave(name, schedule, outcomes)
             return 0.0
         next_due = schedule.next_due()
         return None if next_due is None else max(0.001, next_due - now)
+
+    def _after_wave(self, name: str, schedule: Schedule, outcomes: list[_Outcome]) -> None:
+        """Receiver-level accounting: one failure per wave, recovery releases the backlog."""
+        if any(o.answered for o in outcomes):
+            if schedule.failing:
+                schedule.failures = 0
+                schedule.blocked_until = 0.0
+                schedule.release(self._clock())
+                logger.warning("receiver %r accepts events again", name)
+            return
+        errors = [o.error for o in outcomes if o.error is not None]
+        if not errors:
+            return  # nothing went on the wire (expired, pruned, receiver removed)
+        first_failure = not schedule.failing
+        schedule.failures += 1
+        hints = [e.retry_after for e in errors if isinstance(e, NotifyStatus) and e.retry_after]
+        delay = self._probe.delay(schedule.failures, rng=self._rng)
+        if hints:
+            # The receiver asked for a pause: honour it, up to the retry cap.
+            delay = max(delay, min(max(hints), self._retry.max_interval))
+        schedule.blocked_until = self._clock() + delay
+        # One WARNING when a receiver starts failing, not one per event and retry:
+        # an outage with thousands of queued events must not flood the log.
+        if first_failure:
+            logger.warning(
+                "%s; probing it with one event every %gs at most until it accepts one"
+                " (%d check(s) with queued events)",
+                errors[0],
+                self._probe.max_interval,
+                len(schedule.by_check),
+            )
 
     def _drop_expired(self, name: str, schedule: Schedule, now: float) -> None:
         """Drop every queued event whose retry budget is spent (one transaction)."""
@@ -217,41 +278,39 @@ class Dispatcher:
         for _ in expired:
             self._outcome(name, "dropped")
 
-    async def _attempt(self, name: str, schedule: Schedule, row: OutboxRow) -> None:
+    async def _attempt(self, name: str, schedule: Schedule, row: OutboxRow) -> _Outcome:
         receiver = self._receivers.get(name)
         payload = self._store.outbox_payload(row.id)
         if receiver is None or payload is None:
             schedule.done(row)  # receiver removed by a reload, or row pruned
-            return
+            return _Outcome()
         attempts = row.attempts + 1
+        now = self._clock()
         notifier = NOTIFIERS.get(receiver.type)
         if notifier is None:
             self._finish(schedule, row, "failed", attempts, f"unknown type {receiver.type!r}")
-            return
+            return _Outcome()
         assert self._client is not None
-        delivery = Delivery(id=row.delivery_id, attempt=attempts, now=self._clock())
+        delivery = Delivery(id=row.delivery_id, attempt=attempts, now=now)
         event = AlertEvent.from_json(payload)
         try:
             await notifier.send(receiver, event, delivery, client=self._client)
         except NotifyError as exc:
-            self._failed(schedule, row, attempts, exc)
-            return
+            return self._failed(schedule, row, attempts, exc)
         except Exception as exc:
             # Notifiers map their own errors; anything else is a bug worth a traceback,
             # but the event is still retried within its budget.
             logger.exception("receiver %r: unexpected error delivering %s", name, row.delivery_id)
-            self._failed(schedule, row, attempts, NotifyError(name, type(exc).__name__), True)
-            return
+            return self._failed(
+                schedule, row, attempts, NotifyError(name, type(exc).__name__), True
+            )
         now = self._clock()
         self._store.outbox_finish(row.id, status="delivered", attempts=attempts, at=now)
         schedule.done(row)
-        if schedule.failing:
-            schedule.failures = 0
-            schedule.blocked_until = 0.0
-            logger.warning("receiver %r accepts events again", name)
         logger.debug("receiver %r accepted %s %s (%s)", name, row.event, row.check, row.delivery_id)
         self._outcome(name, "success")
         self._on_delivered(row, now)
+        return _Outcome(answered=True)
 
     def _failed(
         self,
@@ -260,44 +319,33 @@ class Dispatcher:
         attempts: int,
         exc: NotifyError,
         retryable: bool | None = None,
-    ) -> None:
+    ) -> _Outcome:
         if not (exc.retryable if retryable is None else retryable):
-            schedule.failures = 0  # it answered: the receiver itself is up
             self._finish(schedule, row, "failed", attempts, str(exc))
-            return
+            return _Outcome(answered=True)  # it answered: the receiver itself is up
         now = self._clock()
         retry_after = exc.retry_after if isinstance(exc, NotifyStatus) else None
         delay = self._retry.delay(attempts, rng=self._rng, retry_after=retry_after)
-        first_failure = not schedule.failing
-        schedule.failures += 1
-        schedule.blocked_until = now + self._retry.delay(
-            schedule.failures, rng=self._rng, retry_after=retry_after
-        )
         receiver = self._receivers.get(row.receiver)
         budget = receiver.retry_timeout if receiver else DEFAULT_RETRY_TIMEOUT
         if now + delay - row.created_at > budget:
             self._finish(schedule, row, "dropped", attempts, str(exc))
-            return
+            return _Outcome(error=exc)
         self._store.outbox_retry(row.id, attempts=attempts, next_attempt_at=now + delay)
         schedule.reschedule(
             dataclasses.replace(row, attempts=attempts, next_attempt_at=now + delay)
         )
-        # One WARNING when a receiver starts failing, not one per event and retry:
-        # an outage with thousands of queued events must not flood the log.
-        level = logging.WARNING if first_failure else logging.DEBUG
-        logger.log(
-            level,
-            "%s; retrying %s event of check %r in %.1fs (attempt %d, delivery %s;"
-            " %d check(s) with queued events)",
+        logger.debug(
+            "%s; retrying %s event of check %r in %.1fs (attempt %d, delivery %s)",
             exc,
             row.event,
             row.check,
             delay,
             attempts,
             row.delivery_id,
-            len(schedule.by_check),
         )
         self._outcome(row.receiver, "retry")
+        return _Outcome(error=exc)
 
     def _finish(
         self, schedule: Schedule, row: OutboxRow, outcome: str, attempts: int, why: str

@@ -9,6 +9,7 @@ cap.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 import uuid
@@ -87,7 +88,7 @@ class Schedule:
         self.by_check: dict[str, deque[OutboxRow]] = {}
         self.heap: list[tuple[float, int, str]] = []
         self.in_flight: set[int] = set()
-        #: Consecutive retryable failures of the receiver itself (any event).
+        #: Consecutive failed waves of attempts (all retryable failures, none accepted).
         self.failures = 0
         #: While failing, nothing is attempted before this time (receiver-level backoff).
         self.blocked_until = 0.0
@@ -116,6 +117,38 @@ class Schedule:
             self.in_flight.add(row_id)
             due.append(queue[0])
         return due
+
+    def pop_earliest(self) -> OutboxRow | None:
+        """Take the head due soonest, due or not, and mark it in flight.
+
+        Used to probe a failing receiver: whether it is back does not depend on which
+        event asks, so the probe does not wait for a particular event's own backoff.
+        """
+        while self.heap:
+            _, row_id, check = heapq.heappop(self.heap)
+            queue = self.by_check.get(check)
+            if not queue or queue[0].id != row_id or row_id in self.in_flight:
+                continue  # stale entry
+            self.in_flight.add(row_id)
+            return queue[0]
+        return None
+
+    def release(self, now: float) -> None:
+        """Make every queued head due by ``now`` (the receiver is back from an outage).
+
+        Heads backed off while the receiver was down would otherwise wait out their
+        own delays; the heap is rebuilt, so no stale later entry survives.
+        """
+        self.heap = []
+        for check, queue in self.by_check.items():
+            head = queue[0]
+            if head.id in self.in_flight:
+                continue
+            if head.next_attempt_at > now:
+                head = dataclasses.replace(head, next_attempt_at=now)
+                queue[0] = head
+            self.heap.append((head.next_attempt_at, head.id, check))
+        heapq.heapify(self.heap)
 
     def next_due(self) -> float | None:
         """When the earliest head is due (may be a stale entry: then earlier)."""

@@ -401,30 +401,32 @@ class FakeClock:
 async def test_down_receiver_is_probed_not_flooded_and_budget_sweeps(
     receiver: Any, store: Store
 ) -> None:
-    """A down receiver gets one attempt per backoff; events past budget drop unattempted."""
+    """A down receiver gets one attempt per probe period; events past budget drop unattempted."""
     await receiver.stop()
     clock = FakeClock()
     outcomes = Outcomes()
-    names = (*(f"c{i}" for i in range(20)), "late")
+    names = (*(f"c{i}" for i in range(20)), "late", "wake")
     cfg = config(receiver.url, checks=names, receiver={"retry_timeout": 60})
     service = AlertService(
         cfg, store, on_notification=outcomes, clock=clock, retry_initial_interval=5.0
     )
-    for name in names[:-1]:
+    for name in names[:-2]:
         feed(service, cfg, "F", name)
     await service.start()
     try:
-        # The first pass tries up to max_in_flight (8) events, then the receiver is
-        # known down and blocked for its own backoff.
+        # The first wave tries up to max_in_flight (8) events, then the receiver is
+        # known down and blocked for its probe period.
         await outcomes.wait(lambda o: o.count("retry") == 8)
         clock.now += 120  # every queued event is now past its 60 s budget
         feed(service, cfg, "F", "late")  # enqueue wakes the worker
         await outcomes.wait(lambda o: o.count("dropped") == 20)
-        await outcomes.wait(lambda o: o.count("retry") == 9)  # "late" probes the receiver
+        clock.now += 3  # past the probe period (at most 2 s)
+        feed(service, cfg, "F", "wake")
+        await outcomes.wait(lambda o: o.count("retry") == 9)  # one event probes the receiver
     finally:
         await service.aclose()
     assert outcomes.count("retry") == 9
     assert outcomes.count("success") == 0
     statuses = [r.status for r in store.outbox_rows()]
     assert statuses.count("dropped") == 20
-    assert statuses.count("pending") == 1
+    assert statuses.count("pending") == 2

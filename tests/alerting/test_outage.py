@@ -1,0 +1,75 @@
+"""Delivery around a receiver outage: probing while down, draining on recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.alerting import AlertService
+from agent.storage.database import Store
+from tests.alerting.test_delivery import FakeClock, Outcomes, config, events, feed
+
+#: How soon after the receiver is back the backlog must start draining: the probe
+#: period (2 s) plus room for a loaded machine.
+RECOVERY_DEADLINE = 3.5
+
+
+async def test_backlog_drains_within_a_probe_period_of_recovery(
+    receiver: Any, tmp_path: Path
+) -> None:
+    """12 queued events, receiver down across a restart, back later: all go out at once.
+
+    Each failed wave counts once, so the receiver is probed every 2 s at most however
+    many events failed together; the first probe after it is back releases the backlog.
+    """
+    await receiver.stop()
+    names = tuple(f"c{i}" for i in range(12))
+    cfg = config(receiver.url, checks=names)
+    store = Store(tmp_path)
+    service = AlertService(cfg, store)  # default retry schedule: 1 s doubling to 60 s
+    for name in names:
+        feed(service, cfg, "F", name)
+    store.close()
+
+    store = Store(tmp_path)
+    outcomes = Outcomes()
+    service = AlertService(cfg, store, on_notification=outcomes)
+    await service.start()
+    try:
+        # A first wave of 8, then single probes: with a failure counted per event
+        # the receiver would already be backed off towards the 60 s cap.
+        await outcomes.wait(lambda o: o.count("retry") >= 10, timeout=10)
+        await receiver.start()
+        await outcomes.wait(lambda o: o.count("success") >= 1, timeout=RECOVERY_DEADLINE)
+        await outcomes.wait(lambda o: o.count("success") == 12, timeout=RECOVERY_DEADLINE)
+    finally:
+        await service.aclose()
+        store.close()
+    assert sorted(events(receiver.requests)) == sorted((n, "firing") for n in names)
+    assert outcomes.count("dropped") == outcomes.count("failed") == 0
+
+
+async def test_one_wave_of_failures_blocks_the_receiver_once(receiver: Any, store: Store) -> None:
+    """8 events failing together back the receiver off by one step, not eight.
+
+    The clock stands still, so a probe period of one step (at most the 2 s cap)
+    lets the next probe through after 2 s of clock time.
+    """
+    await receiver.stop()
+    clock = FakeClock()
+    outcomes = Outcomes()
+    names = tuple(f"c{i}" for i in range(8))
+    cfg = config(receiver.url, checks=(*names, "wake"))
+    service = AlertService(cfg, store, on_notification=outcomes, clock=clock)
+    for name in names:
+        feed(service, cfg, "F", name)
+    await service.start()
+    try:
+        await outcomes.wait(lambda o: o.count("retry") == 8)
+        await receiver.start()
+        clock.now += 2.0
+        feed(service, cfg, "F", "wake")  # enqueue wakes the worker
+        await outcomes.wait(lambda o: o.count("success") == 9)
+    finally:
+        await service.aclose()
+    assert len(events(receiver.requests)) == 9
