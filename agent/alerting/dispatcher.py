@@ -116,6 +116,9 @@ class Dispatcher:
             schedule = self._schedules.get(row.receiver)
             if schedule is not None:
                 schedule.add(row)
+        now = self._clock()
+        for name, schedule in self._schedules.items():
+            self._drop_expired(name, schedule, now)  # e.g. queued before a long stop
         if self._client is None:
             # Redirects are not followed: a webhook answering 3xx is misconfigured.
             self._client = httpx.AsyncClient(follow_redirects=False)
@@ -286,6 +289,11 @@ class Dispatcher:
             return _Outcome()
         attempts = row.attempts + 1
         now = self._clock()
+        if now - row.created_at > receiver.retry_timeout:
+            # Queued before a long stop, or backed off past its budget: sending it now
+            # would page about something the budget says is too old to matter.
+            self._finish(schedule, row, "dropped", row.attempts, "retry budget spent")
+            return _Outcome()
         notifier = NOTIFIERS.get(receiver.type)
         if notifier is None:
             self._finish(schedule, row, "failed", attempts, f"unknown type {receiver.type!r}")

@@ -1,4 +1,4 @@
-"""Delivery around a receiver outage: probing while down, draining on recovery."""
+"""Delivery around a receiver outage: probing while down, draining on recovery, the budget."""
 
 from __future__ import annotations
 
@@ -73,3 +73,60 @@ async def test_one_wave_of_failures_blocks_the_receiver_once(receiver: Any, stor
     finally:
         await service.aclose()
     assert len(events(receiver.requests)) == 9
+
+
+async def test_event_older_than_its_budget_after_a_restart_is_dropped_not_sent(
+    receiver: Any, tmp_path: Path
+) -> None:
+    """An event queued 2 h before a restart (budget 1 h) is dropped and counted, never sent."""
+    clock = FakeClock()
+    cfg = config(receiver.url, checks=("old", "new"), receiver={"retry_timeout": 3600})
+    store = Store(tmp_path)
+    service = AlertService(cfg, store, clock=clock)
+    feed(service, cfg, "F", "old")
+    store.close()
+
+    clock.now += 7200
+    store = Store(tmp_path)
+    outcomes = Outcomes()
+    service = AlertService(cfg, store, on_notification=outcomes, clock=clock)
+    feed(service, cfg, "F", "new")
+    await service.start()
+    try:
+        await outcomes.wait(lambda o: o.count("success") == 1 and o.count("dropped") == 1)
+    finally:
+        await service.aclose()
+    assert events(receiver.requests) == [("new", "firing")]
+    assert sorted((r.check, r.status) for r in store.outbox_rows()) == [
+        ("new", "delivered"),
+        ("old", "dropped"),
+    ]
+    store.close()
+
+
+async def test_event_that_comes_due_past_its_budget_is_dropped_unsent(
+    receiver: Any, store: Store
+) -> None:
+    """A retry that comes due after the budget (clock jumped, e.g. a suspended host) is not sent.
+
+    Of two events sent together one gets a 503, the other is accepted (the receiver is
+    up, so no sweep runs); the clock then jumps past the budget before the retry.
+    """
+    receiver.script.append(503)
+    clock = FakeClock()
+    outcomes = Outcomes()
+    cfg = config(receiver.url, checks=("a", "b", "wake"), receiver={"retry_timeout": 60})
+    service = AlertService(cfg, store, on_notification=outcomes, clock=clock)
+    feed(service, cfg, "F", "a")
+    feed(service, cfg, "F", "b")
+    await service.start()
+    try:
+        await outcomes.wait(lambda o: o.count("retry") == 1 and o.count("success") == 1)
+        clock.now += 61
+        feed(service, cfg, "F", "wake")
+        await outcomes.wait(lambda o: o.count("dropped") == 1 and o.count("success") == 2)
+    finally:
+        await service.aclose()
+    ids = [r.headers["X-Wsprobe-Delivery"] for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 3
+    assert sorted(r.status for r in store.outbox_rows()) == ["delivered", "delivered", "dropped"]
