@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.alerting.dispatcher import DEFAULT_MAX_IN_FLIGHT, Dispatcher
-from agent.alerting.events import build_event
+from agent.alerting.events import CHECKS_API_PATH, agent_base_url, build_event
 from agent.alerting.flap import FlapPolicy, resolve_flap
 from agent.alerting.maintenance import MaintenanceSchedule
 from agent.alerting.outbox import (
@@ -137,6 +137,7 @@ class AlertService:
         for name, data in persisted.items():
             self._quiet.restore(name, data)
         self._config = config
+        self._web_url: str | None = None
         self._policies: dict[str, AlertPolicy] = {}
         self._flap: dict[str, FlapPolicy] = {}
         self._checks: dict[str, CheckConfig] = {}
@@ -401,10 +402,21 @@ class AlertService:
             rows += new_rows(event, receivers, now=now)
         return rows
 
+    def set_web_url(self, url: str) -> None:
+        """Tell alert links where the agent's HTTP server is bound (after it started).
+
+        Args:
+            url: base URL of the bound server, e.g. ``http://127.0.0.1:39155``.
+        """
+        self._web_url = url
+
     def _generator_url(self) -> str:
-        web = self._config.agent.web
-        scheme = "https" if web.cert_file else "http"
-        return f"{scheme}://{self._config.agent.listen}/api/v1/checks"
+        agent = self._config.agent
+        bound = self._web_url
+        if bound is None:  # before the HTTP server started: the configured address
+            bound = f"{'https' if agent.web.cert_file else 'http'}://{agent.listen}"
+        base = agent_base_url(external_url=agent.external_url, bound_url=bound)
+        return base + CHECKS_API_PATH
 
     def _delivered(self, row: OutboxRow, at: float) -> None:
         state = self._states.get(row.check)

@@ -11,16 +11,50 @@ The payload is the generic webhook body; every other receiver renders from it::
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.alerting.state import Transition
 from agent.notifiers.base import AlertEvent, iso
 from agent.redact import redact_url
 from agent.result import ProbeResult
 
-__all__ = ["PAYLOAD_VERSION", "build_event", "iso", "summarize_result"]
+__all__ = [
+    "CHECKS_API_PATH",
+    "PAYLOAD_VERSION",
+    "agent_base_url",
+    "build_event",
+    "iso",
+    "summarize_result",
+]
 
 PAYLOAD_VERSION = 1
+#: What alert links (Alertmanager ``generatorURL``, PagerDuty ``client_url``) point at.
+CHECKS_API_PATH = "/api/v1/checks"
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 (compared against, never bound)
+
+
+def agent_base_url(*, external_url: str | None, bound_url: str) -> str:
+    """The base URL alert links use to point back at this agent.
+
+    Args:
+        external_url: ``agent.external_url``, when set: used as is.
+        bound_url: the URL the HTTP server actually bound (port 0 resolved), e.g.
+            ``http://0.0.0.0:9470``.
+
+    Returns:
+        ``external_url``, else ``bound_url`` with a wildcard host (``0.0.0.0``,
+        ``::``) replaced by this machine's host name, as Prometheus does for its
+        default external URL: a wildcard is not an address anyone can reach.
+    """
+    if external_url:
+        return external_url.rstrip("/")
+    parts = urlsplit(bound_url)
+    if parts.hostname in _WILDCARD_HOSTS:
+        port = f":{parts.port}" if parts.port is not None else ""
+        return f"{parts.scheme}://{socket.gethostname()}{port}"
+    return bound_url.rstrip("/")
 
 
 def summarize_result(result: ProbeResult | None) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ resolved once per check by :func:`agent.alerting.state.resolve_policy`.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field
 
 from agent.config.types import (
@@ -30,6 +32,7 @@ __all__ = [
     "AlertingConfig",
     "FlapConfig",
     "ReceiverConfig",
+    "check_external_url",
 ]
 
 DEFAULT_FAILURE_THRESHOLD = 3
@@ -101,3 +104,36 @@ class AlertingConfig(Frozen):
     default_receivers: bool = True
     #: Flap control (see :mod:`agent.alerting.flap`).
     flap: FlapConfig | None = None
+
+
+def check_external_url(value: str | None) -> str | None:
+    """Validate ``agent.external_url``: where people and tools reach this agent.
+
+    Args:
+        value: the setting as written, or None.
+
+    Returns:
+        The URL without a trailing slash, or None.
+
+    Raises:
+        ValueError: not an absolute http(s) URL with a host, or it carries user info,
+            a query or a fragment (it is prefixed to paths in alert links).
+    """
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises for a port outside 0-65535 or not a number
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "must be an absolute http:// or https:// URL, e.g."
+            f" https://wsprobe.example.com:9470, not {value!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry user info (it goes into alert links)")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment (paths are appended to it)")
+    del port
+    return value.rstrip("/")

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent.config.alerting import AlertingConfig, ReceiverConfig
+from agent.config.alerting import AlertingConfig, ReceiverConfig, check_external_url
 from agent.config.maintenance import MaintenanceWindow
 from agent.config.relay import RelayConfig
 from agent.config.steps import Step, check_variables
@@ -373,6 +373,14 @@ class AgentSettings(Frozen):
     #: One logfmt (or JSON) line per run: of failed runs, of changes, or of every run.
     log_results: LogResults = DEFAULT_LOG_RESULTS
     web: WebConfig = WebConfig()
+    #: How people and tools reach this agent (behind a proxy, a DNS name, a port
+    #: mapping); alert links use it. Unset: the address the HTTP server bound.
+    external_url: str | None = None
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url(cls, value: str | None) -> str | None:
+        return check_external_url(value)
 
     @field_validator("listen")
     @classmethod

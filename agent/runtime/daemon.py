@@ -209,6 +209,7 @@ class Daemon:
             log.info("demo targets on ws://%s:%d", DEMO_HOST, DEMO_PORT)
         self.web = WebServer(self, listen=agent.listen, web_config=agent.web)
         url = await self.web.start()
+        self.alerting.set_web_url(url)
         log.info("listening on %s (metrics at %s/metrics)", url, url)
         self.scheduler = CheckScheduler(self.runner)
         await self.scheduler.apply(checks)
