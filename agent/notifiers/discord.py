@@ -13,19 +13,47 @@ from agent.notifiers.base import (
     dumps,
     summary,
 )
+from agent.notifiers.limits import ELLIPSIS, cut
 
-__all__ = ["DiscordNotifier"]
+__all__ = ["DISCORD_LIMITS", "DiscordNotifier"]
 
 _COLORS = {"firing": 0xE01E5A, "reminder": 0xE8912D, "degraded": 0xECB22E, "resolved": 0x2EB67D}
-# Discord rejects (HTTP 400, not retried) an embed over 6000 characters in total, so
-# parts are capped well below their own limits (256/4096/1024) to stay under it.
-_TITLE_MAX = 256
-_DESCRIPTION_MAX = 2000
-_FIELD_MAX = 300
+#: Discord's documented embed limits (characters), see docs/alerting.md. Over any
+#: of them the webhook answers 400, which is not retried.
+DISCORD_LIMITS = {
+    "title": 256,
+    "description": 4096,
+    "fields": 25,
+    "field_name": 256,
+    "field_value": 1024,
+    "footer_text": 2048,
+    "total": 6000,  # title + description + field names and values + footer, all embeds
+}
 
 
 def _field(name: str, value: object) -> dict[str, Any]:
-    return {"name": name, "value": str(value)[:_FIELD_MAX] or "-", "inline": True}
+    text = cut(str(value), DISCORD_LIMITS["field_value"]) or "-"
+    return {"name": cut(name, DISCORD_LIMITS["field_name"]), "value": text, "inline": True}
+
+
+def _fit_total(embed: dict[str, Any]) -> None:
+    """Shorten the description, then field values, until the embed fits Discord's total."""
+    fields: list[dict[str, Any]] = embed["fields"]
+    fixed = len(embed["title"]) + len(embed["footer"]["text"]) + sum(len(f["name"]) for f in fields)
+    over = fixed + len(embed.get("description", "")) + sum(len(f["value"]) for f in fields)
+    over -= DISCORD_LIMITS["total"]
+    if over <= 0:
+        return
+    if "description" in embed:
+        keep = max(len(ELLIPSIS), len(embed["description"]) - over)
+        over -= len(embed["description"]) - keep
+        embed["description"] = cut(embed["description"], keep)
+    for field in sorted(fields, key=lambda f: -len(f["value"])):
+        if over <= 0:
+            break
+        keep = max(len(ELLIPSIS), len(field["value"]) - over)
+        over -= len(field["value"]) - keep
+        field["value"] = cut(field["value"], keep)
 
 
 class DiscordNotifier(HttpNotifier):
@@ -49,14 +77,16 @@ class DiscordNotifier(HttpNotifier):
         else:
             fields.append(_field("Consecutive failures", p.get("consecutive_failures", 0)))
         agent = p.get("agent", {})
+        footer = cut(f"wsprobe · {agent.get('location', '-')}", DISCORD_LIMITS["footer_text"])
         embed: dict[str, Any] = {
-            "title": summary(event)[:_TITLE_MAX],
+            "title": cut(summary(event), DISCORD_LIMITS["title"]),
             "color": _COLORS.get(event.event, 0x808080),
-            "fields": fields,
-            "footer": {"text": f"wsprobe · {agent.get('location', '-')}"},
+            "fields": fields[: DISCORD_LIMITS["fields"]],
+            "footer": {"text": footer},
         }
         if p.get("message") and not event.is_resolved:
-            embed["description"] = str(p["message"])[:_DESCRIPTION_MAX]
+            embed["description"] = cut(str(p["message"]), DISCORD_LIMITS["description"])
+        _fit_total(embed)
         if p.get("timestamp"):
             embed["timestamp"] = p["timestamp"]
         # A check name or message must never ping @everyone.

@@ -18,17 +18,26 @@ from agent.notifiers.base import (
     dumps,
     summary,
 )
+from agent.notifiers.limits import cut, cut_key, shrink_strings
 
-__all__ = ["DEFAULT_PAGERDUTY_URL", "PagerDutyNotifier", "dedup_key"]
+__all__ = ["DEFAULT_PAGERDUTY_URL", "PAGERDUTY_LIMITS", "PagerDutyNotifier", "dedup_key"]
 
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
-_SUMMARY_MAX = 1024  # PagerDuty truncates longer summaries
+#: PagerDuty Events API v2 documented limits, see docs/alerting.md.
+PAGERDUTY_LIMITS = {
+    "summary": 1024,  # characters
+    "dedup_key": 255,  # characters
+    "event_bytes": 512 * 1024,  # the whole request body
+}
+#: Strings in custom_details are cut to this when the event would be too large.
+_DETAIL_MAX = 1024
 
 
 def dedup_key(event: AlertEvent) -> str:
-    """Stable per check, alert and agent location."""
+    """Stable per check, alert and agent location (at most 255 characters, still unique)."""
     location = event.payload.get("agent", {}).get("location", "default")
-    return f"wsprobe/{location}/{event.check}/{event.alert}"
+    key = f"wsprobe/{location}/{event.check}/{event.alert}"
+    return cut_key(key, PAGERDUTY_LIMITS["dedup_key"])
 
 
 class PagerDutyNotifier(HttpNotifier):
@@ -57,7 +66,7 @@ class PagerDutyNotifier(HttpNotifier):
             p = event.payload
             severity = "warning" if event.alert == "degraded" else receiver.severity
             body["payload"] = {
-                "summary": summary(event)[:_SUMMARY_MAX],
+                "summary": cut(summary(event), PAGERDUTY_LIMITS["summary"]),
                 "source": f"wsprobe@{p.get('agent', {}).get('location', 'default')}",
                 "severity": severity,
                 "component": p["check"],
@@ -69,4 +78,13 @@ class PagerDutyNotifier(HttpNotifier):
             body["client"] = "wsprobe"
             if event.generator_url:
                 body["client_url"] = event.generator_url
-        return HttpRequest(url=self.target_url(receiver), body=dumps(body))
+        encoded = dumps(body)
+        if len(encoded) > PAGERDUTY_LIMITS["event_bytes"] and "payload" in body:
+            # Over the size limit PagerDuty refuses the event: keep the incident, lose detail.
+            details = shrink_strings(body["payload"]["custom_details"], _DETAIL_MAX)
+            body["payload"]["custom_details"] = details
+            encoded = dumps(body)
+            if len(encoded) > PAGERDUTY_LIMITS["event_bytes"]:
+                body["payload"]["custom_details"] = {"note": "details too large for PagerDuty"}
+                encoded = dumps(body)
+        return HttpRequest(url=self.target_url(receiver), body=encoded)

@@ -17,20 +17,47 @@ from agent.notifiers.base import (
     dumps,
     summary,
 )
+from agent.notifiers.limits import ELLIPSIS, cut
 
-__all__ = ["SlackNotifier"]
+__all__ = ["SLACK_LIMITS", "SlackNotifier", "escape"]
 
-_HEADER_MAX = 150  # Slack's limit for a header block's text
-_TEXT_MAX = 3000  # Slack's limit for a section's text
+#: Slack's documented limits (characters), see docs/alerting.md.
+SLACK_LIMITS = {
+    "text": 40_000,  # top-level text: Slack truncates longer messages
+    "header": 150,  # header block, plain_text
+    "section_text": 3000,  # section block text
+    "fields": 10,  # items in a section's fields
+    "field_text": 2000,  # each field's text
+    "context_elements": 10,
+    "context_text": 3000,  # a text object in a context block
+}
 
 
-def _escape(text: str) -> str:
-    # Slack mrkdwn treats these three as control characters.
+def escape(text: str) -> str:
+    """Escape Slack's three control characters so text shows literally.
+
+    Unescaped, ``<!channel>`` in a server's close reason would notify a whole channel
+    and ``<https://x|y>`` would render a disguised link.
+    """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _cut_escaped(text: str, limit: int) -> str:
+    """Escape ``text`` and cut it to ``limit`` without splitting an ``&amp;``-style entity."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    head = escaped[: limit - len(ELLIPSIS)]
+    amp = head.rfind("&", max(0, len(head) - 4))
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    return head + ELLIPSIS
+
+
 def _field(label: str, value: object) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": f"*{label}*\n{_escape(str(value))}"}
+    prefix = f"*{label}*\n"
+    body = _cut_escaped(str(value), SLACK_LIMITS["field_text"] - len(prefix))
+    return {"type": "mrkdwn", "text": prefix + body}
 
 
 class SlackNotifier(HttpNotifier):
@@ -55,15 +82,17 @@ class SlackNotifier(HttpNotifier):
             fields.append(_field("Resolved", p.get("resolved_at") or "-"))
         else:
             fields.append(_field("Consecutive failures", p.get("consecutive_failures", 0)))
+        header = {"type": "plain_text", "text": cut(title, SLACK_LIMITS["header"])}
         blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": title[:_HEADER_MAX]}},
-            {"type": "section", "fields": fields},
+            {"type": "header", "text": header},
+            {"type": "section", "fields": fields[: SLACK_LIMITS["fields"]]},
         ]
         if p.get("message") and not event.is_resolved:
-            text = _escape(str(p["message"]))[:_TEXT_MAX]
+            text = _cut_escaped(str(p["message"]), SLACK_LIMITS["section_text"])
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
         agent = p.get("agent", {})
         context = f"wsprobe · location {agent.get('location', '-')} · agent {agent.get('id', '-')}"
+        context = _cut_escaped(context, SLACK_LIMITS["context_text"])
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-        body = dumps({"text": title, "blocks": blocks})
+        body = dumps({"text": _cut_escaped(title, SLACK_LIMITS["text"]), "blocks": blocks})
         return HttpRequest(url=self.target_url(receiver), body=body)
