@@ -35,6 +35,7 @@ from agent.alerting.outbox import (
     RetryPolicy,
     new_rows,
 )
+from agent.alerting.routing import routed_policy
 from agent.alerting.silence_book import SilenceBook
 from agent.alerting.silences import Silence, SilenceError
 from agent.alerting.state import (
@@ -68,7 +69,9 @@ def routing_problems(config: Config) -> list[tuple[str, str]]:
     """
     known = {r.name for r in config.receivers}
     problems: list[tuple[str, str]] = []
-    blocks = [("alerting", config.alerting)] + [
+    blocks: list[tuple[str, Any]] = [("alerting", config.alerting)]
+    blocks += [(f"alerting.routes[{i}]", r) for i, r in enumerate(config.alerting.routes)]
+    blocks += [
         (f"checks[{i}].alerting", c.alerting) for i, c in enumerate(config.checks) if c.alerting
     ]
     for path, block in blocks:
@@ -178,10 +181,12 @@ class AlertService:
         """
         self._config = config
         self._checks = {c.name: c for c in config.checks}
-        # Most checks have no alerting block of their own: they share one policy.
+        # Most checks have no alerting block of their own and no route: one shared policy.
         shared = resolve_policy(config.alerting, None)
         self._policies = {
-            c.name: shared if c.alerting is None else resolve_policy(config.alerting, c.alerting)
+            c.name: shared
+            if c.alerting is None and not config.alerting.routes
+            else self._policy_of(c)
             for c in config.checks
         }
         shared_flap = resolve_flap(config.alerting, None)
@@ -236,7 +241,7 @@ class AlertService:
         now = self._clock()
         policy = self._policies.get(check.name)
         if policy is None or self._checks.get(check.name) is not check:
-            policy = resolve_policy(self._config.alerting, check.alerting)
+            policy = self._policy_of(check)
         before = self._states.get(check.name, AlertState())
         self._targets[check.name] = (check.url, check.labels)
         if self._quiet.window(check.name, check.labels, now) is not None:
@@ -264,6 +269,11 @@ class AlertService:
             logger.info("alert %s: check %r %s%s", t.alert, t.check, t.event, detail)
         self._dispatcher.enqueue(queued)
         return transitions
+
+    def _policy_of(self, check: CheckConfig) -> AlertPolicy:
+        return routed_policy(
+            self._config.alerting, check.alerting, name=check.name, labels=check.labels
+        )
 
     def firing(self, check: str) -> bool:
         """True while ``check``'s down alert is firing."""
@@ -385,10 +395,13 @@ class AlertService:
     ) -> list[NewOutboxRow]:
         if not transitions:  # nearly every result: skip the receiver lookup
             return []
-        known = {r.name for r in self._config.receivers}
+        known = {r.name: r for r in self._config.receivers}
         receivers = [r for r in policy.receivers if r in known]
         rows: list[NewOutboxRow] = []
         for t in transitions:
+            targets = receivers
+            if t.event == "resolved":
+                targets = [r for r in receivers if known[r].send_resolved]
             event = build_event(
                 t,
                 url=url,
@@ -399,7 +412,7 @@ class AlertService:
                 generator_url=self._generator_url(),
                 repeat_interval=policy.repeat_interval,
             )
-            rows += new_rows(event, receivers, now=now)
+            rows += new_rows(event, targets, now=now)
         return rows
 
     def set_web_url(self, url: str) -> None:

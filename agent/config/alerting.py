@@ -7,10 +7,14 @@ resolved once per check by :func:`agent.alerting.state.resolve_policy`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from agent.config._issues import ConfigIssue, Located
 from agent.config.types import (
     Duration,
     Frozen,
@@ -29,10 +33,13 @@ __all__ = [
     "DEFAULT_REPEAT_INTERVAL",
     "DEFAULT_RETRY_TIMEOUT",
     "DEFAULT_SUCCESS_THRESHOLD",
+    "AgentAlertingConfig",
     "AlertingConfig",
     "FlapConfig",
     "ReceiverConfig",
+    "RouteConfig",
     "check_external_url",
+    "route_receiver_rules",
 ]
 
 DEFAULT_FAILURE_THRESHOLD = 3
@@ -71,6 +78,8 @@ class ReceiverConfig(Frozen):
     timeout: Duration = Field(DEFAULT_RECEIVER_TIMEOUT, gt=0)
     #: Retry budget: an event still undelivered this long after it was queued is dropped.
     retry_timeout: Duration = Field(DEFAULT_RETRY_TIMEOUT, gt=0)
+    #: False: ``resolved`` events are not sent to this receiver.
+    send_resolved: bool = True
 
 
 class FlapConfig(Frozen):
@@ -137,3 +146,80 @@ def check_external_url(value: str | None) -> str | None:
         raise ValueError("must not have a query or fragment (paths are appended to it)")
     del port
     return value.rstrip("/")
+
+
+class RouteConfig(Frozen):
+    """One entry of ``alerting.routes``: checks whose labels match get these receivers.
+
+    A check's labels include ``check`` (its name). ``match`` compares values for
+    equality, ``match_re`` with a regular expression anchored at both ends (as
+    Alertmanager does); every matcher of a route must hold.
+    """
+
+    match: dict[str, str] = {}
+    match_re: dict[str, str] = {}
+    receivers: tuple[str, ...] = ()
+    #: True: later routes are evaluated too; false (default): the first match wins.
+    continue_: bool = Field(False, alias="continue")
+    #: False: matching checks do not get the agent-level default receivers.
+    default_receivers: bool = True
+    #: Reminder period for matching checks (a check's own setting still wins).
+    repeat_interval: Duration | None = Field(None, ge=0)
+
+    @field_validator("match_re")
+    @classmethod
+    def _regexes_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"{label}: invalid regular expression {pattern!r}: {exc}"
+                ) from None
+        return value
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """True when every matcher holds for ``labels`` (a missing label is ``""``)."""
+        for label, value in self.match.items():
+            if labels.get(label, "") != value:
+                return False
+        return all(
+            re.fullmatch(pattern, labels.get(label, "")) for label, pattern in self.match_re.items()
+        )
+
+
+class AgentAlertingConfig(AlertingConfig):
+    """The agent-level ``alerting:`` block: defaults plus what only exists at that level."""
+
+    #: Ordered label-matching routes, applied on top of the defaults.
+    routes: tuple[RouteConfig, ...] = ()
+
+
+def route_receiver_rules(
+    alerting: Mapping[str, Any], receivers: Collection[str], where: Located
+) -> list[ConfigIssue]:
+    """Every receiver named by a route exists.
+
+    Args:
+        alerting: the top-level ``alerting`` block as written.
+        receivers: the names the ``receivers`` list defines.
+        where: the agent config file, for line numbers.
+
+    Returns:
+        One issue per unknown name, at its line.
+    """
+    issues: list[ConfigIssue] = []
+    routes = alerting.get("routes")
+    if not isinstance(routes, list):
+        return issues
+    for i, route in enumerate(routes):
+        names = route.get("receivers") if isinstance(route, dict) else None
+        if not isinstance(names, list):
+            continue
+        for j, name in enumerate(names):
+            if isinstance(name, str) and name not in receivers:
+                path = ("alerting", "routes", i, "receivers", j)
+                issues.append(
+                    where.issue(path, f"receiver {name!r} is not defined under receivers:")
+                )
+    return issues

@@ -37,7 +37,7 @@ from agent.config._issues import (
 )
 from agent.config._rules import RawCheck, check_rules, receiver_rules
 from agent.config._yaml import Parsed, YamlError, parse_yaml
-from agent.config.alerting import ReceiverConfig
+from agent.config.alerting import ReceiverConfig, route_receiver_rules
 from agent.config.maintenance import maintenance_rules
 from agent.config.models import CheckConfig, Config
 from agent.runtime.gc_policy import gc_paused
@@ -219,6 +219,7 @@ class _Loader:
                     self.issues.append(
                         where.issue(("alerting", "receivers", i), _no_receiver(name))
                     )
+            self.issues += route_receiver_rules(top["alerting"], receiver_names, where)
         self.issues += maintenance_rules(
             top.get("maintenance"),
             {r.data["name"] for r in raw_checks if isinstance(r.data.get("name"), str)},

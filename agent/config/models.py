@@ -23,7 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from agent.config.alerting import AlertingConfig, ReceiverConfig, check_external_url
+from agent.config.alerting import (
+    AgentAlertingConfig,
+    AlertingConfig,
+    ReceiverConfig,
+    check_external_url,
+)
 from agent.config.maintenance import MaintenanceWindow
 from agent.config.relay import RelayConfig
 from agent.config.steps import Step, check_variables
@@ -406,10 +411,18 @@ class Config(Frozen):
     check_files: tuple[str, ...] = ("checks/*.yaml",)
     #: Values every check starts from (interval, timeout, pings, ...).
     defaults: dict[str, object] = {}
-    alerting: AlertingConfig = AlertingConfig()
+    alerting: AgentAlertingConfig = AgentAlertingConfig()
     receivers: tuple[ReceiverConfig, ...] = ()
     #: Maintenance windows: checks run and are measured, alerts stay quiet.
     maintenance: tuple[MaintenanceWindow, ...] = ()
     checks: tuple[CheckConfig, ...] = ()
     #: check name -> "file:line" where it was defined (for messages).
     sources: dict[str, str] = {}
+
+    @field_validator("alerting", mode="before")
+    @classmethod
+    def _agent_alerting(cls, value: object) -> object:
+        # Code may build the agent block with the check-level model (no routes).
+        if isinstance(value, AlertingConfig) and not isinstance(value, AgentAlertingConfig):
+            return value.model_dump()
+        return value

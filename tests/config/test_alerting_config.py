@@ -35,6 +35,50 @@ BROKEN: list[tuple[str, str, list[str]]] = [
         "agent:\n  external_url: https://wsprobe.example.com:99999\n",
         ["wsprobe.yaml:2: agent.external_url: not a valid URL"],
     ),
+    (
+        "route-to-unknown-receiver",
+        """\
+receivers:
+  - {name: log, type: log}
+alerting:
+  routes:
+    - match: {team: payments}
+      receivers: [log, pagerduty-payments]
+""",
+        ["wsprobe.yaml:6: alerting.routes[0].receivers[1]: receiver 'pagerduty-payments' is not"],
+    ),
+    (
+        "route-bad-regex-and-unknown-key",
+        """\
+alerting:
+  routes:
+    - match_re: {env: "prod(", team: "a|b"}
+    - matchh: {team: x}
+""",
+        [
+            "wsprobe.yaml:3: alerting.routes[0].match_re: env: invalid regular expression 'prod('",
+            "wsprobe.yaml:4: alerting.routes[1].matchh: unknown key 'matchh' (did you mean 'match'",
+        ],
+    ),
+    (
+        "route-bad-repeat-interval-and-continue",
+        """\
+alerting:
+  routes:
+    - match: {team: a}
+      continue: maybe
+      repeat_interval: soon
+""",
+        [
+            "wsprobe.yaml:4: alerting.routes[0].continue:",
+            "wsprobe.yaml:5: alerting.routes[0].repeat_interval: invalid duration 'soon'",
+        ],
+    ),
+    (
+        "send-resolved-not-bool",
+        "receivers:\n  - {name: log, type: log, send_resolved: sometimes}\n",
+        ["wsprobe.yaml:2: receivers[0].send_resolved:"],
+    ),
 ]
 
 
@@ -68,3 +112,48 @@ def test_external_url_loads_without_its_trailing_slash(tmp_path: Path) -> None:
         tmp_path, {"wsprobe.yaml": "check_files: []\nagent:\n  external_url: https://x.test/w/\n"}
     )
     assert load_config(tmp_path / "wsprobe.yaml").agent.external_url == "https://x.test/w"
+
+
+def test_routes_are_agent_level_only(tmp_path: Path) -> None:
+    """A check's alerting block has no routes: the key is reported where it is written."""
+    got = errors_of(
+        tmp_path,
+        {
+            "wsprobe.yaml": "check_files: [checks/*.yaml]\n",
+            "checks/a.yaml": "checks:\n  - name: a\n    url: ws://127.0.0.1:1/\n"
+            "    alerting:\n      routes: []\n",
+        },
+    )
+    assert len(got) == 1
+    assert got[0].startswith("checks/a.yaml:5: checks[0].alerting.routes: unknown key 'routes'"), (
+        got
+    )
+
+
+def test_valid_routes_load_in_order(tmp_path: Path) -> None:
+    """Routes keep their order, matchers and options; send_resolved defaults to true."""
+    text = """\
+check_files: []
+receivers:
+  - {name: pd, type: log, send_resolved: false}
+  - {name: chat, type: log}
+alerting:
+  routes:
+    - {match: {team: payments}, receivers: [pd], continue: true, repeat_interval: 30m}
+    - {match_re: {check: "edge-.*"}, receivers: [chat], default_receivers: false}
+"""
+    write(tmp_path, {"wsprobe.yaml": text})
+    config = load_config(tmp_path / "wsprobe.yaml")
+    first, second = config.alerting.routes
+    assert (first.match, first.receivers, first.continue_, first.repeat_interval) == (
+        {"team": "payments"},
+        ("pd",),
+        True,
+        1800.0,
+    )
+    assert (second.match_re, second.default_receivers, second.continue_) == (
+        {"check": "edge-.*"},
+        False,
+        False,
+    )
+    assert [r.send_resolved for r in config.receivers] == [False, True]
