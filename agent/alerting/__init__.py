@@ -49,6 +49,7 @@ from agent.alerting.state import (
 )
 from agent.alerting.suppression import Suppression
 from agent.config import CheckConfig, Config
+from agent.config.alerting import ReceiverConfig
 from agent.redact import redact_url
 from agent.result import ProbeResult
 from agent.storage import NewOutboxRow, OutboxRow, Store
@@ -79,6 +80,16 @@ def routing_problems(config: Config) -> list[tuple[str, str]]:
             if name not in known:
                 problems.append((f"{path}.receivers[{j}]", f"no receiver named {name!r}"))
     return problems
+
+
+def _with_templates(receiver: ReceiverConfig, config: Config) -> ReceiverConfig:
+    """The receiver with ``alerting.templates`` filling what its own templates leave unset."""
+    default = config.alerting.templates
+    if default is None:
+        return receiver
+    own = receiver.templates
+    merged = own.merged(default) if own is not None else default
+    return receiver.model_copy(update={"templates": merged})
 
 
 def _steady_ok(before: AlertState, after: AlertState) -> bool:
@@ -196,7 +207,7 @@ class AlertService:
         }
         self._quiet.location = config.agent.location
         self._quiet.maintenance = MaintenanceSchedule(config.maintenance)
-        receivers = {r.name: r for r in config.receivers}
+        receivers = {r.name: _with_templates(r, config) for r in config.receivers}
         for path, message in routing_problems(config):
             logger.warning("alerting: %s: %s; ignored", path, message)
         now = self._clock()

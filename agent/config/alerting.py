@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from agent.config._issues import ConfigIssue, Located
+from agent.config.templates import TemplatesConfig
 from agent.config.types import (
     Duration,
     Frozen,
@@ -80,6 +81,8 @@ class ReceiverConfig(Frozen):
     retry_timeout: Duration = Field(DEFAULT_RETRY_TIMEOUT, gt=0)
     #: False: ``resolved`` events are not sent to this receiver.
     send_resolved: bool = True
+    #: Message title/text overrides for this receiver (else ``alerting.templates``).
+    templates: TemplatesConfig | None = None
 
 
 class FlapConfig(Frozen):
@@ -193,6 +196,8 @@ class AgentAlertingConfig(AlertingConfig):
 
     #: Ordered label-matching routes, applied on top of the defaults.
     routes: tuple[RouteConfig, ...] = ()
+    #: Message title/text overrides for every receiver without its own.
+    templates: TemplatesConfig | None = None
 
 
 def route_receiver_rules(

@@ -11,9 +11,9 @@ from agent.notifiers.base import (
     HttpNotifier,
     HttpRequest,
     dumps,
-    summary,
 )
 from agent.notifiers.limits import ELLIPSIS, cut
+from agent.notifiers.templates import message_of, title_of
 
 __all__ = ["DISCORD_LIMITS", "DiscordNotifier"]
 
@@ -79,13 +79,14 @@ class DiscordNotifier(HttpNotifier):
         agent = p.get("agent", {})
         footer = cut(f"wsprobe · {agent.get('location', '-')}", DISCORD_LIMITS["footer_text"])
         embed: dict[str, Any] = {
-            "title": cut(summary(event), DISCORD_LIMITS["title"]),
+            "title": cut(title_of(receiver, event), DISCORD_LIMITS["title"]),
             "color": _COLORS.get(event.event, 0x808080),
             "fields": fields[: DISCORD_LIMITS["fields"]],
             "footer": {"text": footer},
         }
-        if p.get("message") and not event.is_resolved:
-            embed["description"] = cut(str(p["message"]), DISCORD_LIMITS["description"])
+        message = message_of(receiver, event)
+        if message:
+            embed["description"] = cut(message, DISCORD_LIMITS["description"])
         _fit_total(embed)
         if p.get("timestamp"):
             embed["timestamp"] = p["timestamp"]

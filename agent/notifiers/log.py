@@ -7,7 +7,8 @@ import logging
 import httpx
 
 from agent.config.alerting import ReceiverConfig
-from agent.notifiers.base import AlertEvent, Delivery, summary
+from agent.notifiers.base import AlertEvent, Delivery
+from agent.notifiers.templates import title_of
 
 __all__ = ["LogNotifier"]
 
@@ -36,7 +37,7 @@ class LogNotifier:
         logger.log(
             level,
             "alert %s",
-            summary(event),
+            title_of(receiver, event),
             extra={
                 "receiver": receiver.name,
                 "check": event.check,

@@ -16,9 +16,9 @@ from agent.notifiers.base import (
     HttpNotifier,
     HttpRequest,
     dumps,
-    summary,
 )
 from agent.notifiers.limits import cut, cut_key, shrink_strings
+from agent.notifiers.templates import title_of
 
 __all__ = ["DEFAULT_PAGERDUTY_URL", "PAGERDUTY_LIMITS", "PagerDutyNotifier", "dedup_key"]
 
@@ -66,7 +66,7 @@ class PagerDutyNotifier(HttpNotifier):
             p = event.payload
             severity = "warning" if event.alert == "degraded" else receiver.severity
             body["payload"] = {
-                "summary": cut(summary(event), PAGERDUTY_LIMITS["summary"]),
+                "summary": cut(title_of(receiver, event), PAGERDUTY_LIMITS["summary"]),
                 "source": f"wsprobe@{p.get('agent', {}).get('location', 'default')}",
                 "severity": severity,
                 "component": p["check"],

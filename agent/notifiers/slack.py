@@ -15,9 +15,9 @@ from agent.notifiers.base import (
     HttpNotifier,
     HttpRequest,
     dumps,
-    summary,
 )
 from agent.notifiers.limits import ELLIPSIS, cut
+from agent.notifiers.templates import message_of, title_of
 
 __all__ = ["SLACK_LIMITS", "SlackNotifier", "escape"]
 
@@ -70,7 +70,7 @@ class SlackNotifier(HttpNotifier):
     ) -> HttpRequest:
         """Header, a field grid, the failure message, and an agent context line."""
         p = event.payload
-        title = summary(event)
+        title = title_of(receiver, event)
         fields = [
             _field("Check", p["check"]),
             _field("Event", event.event),
@@ -87,8 +87,9 @@ class SlackNotifier(HttpNotifier):
             {"type": "header", "text": header},
             {"type": "section", "fields": fields[: SLACK_LIMITS["fields"]]},
         ]
-        if p.get("message") and not event.is_resolved:
-            text = _cut_escaped(str(p["message"]), SLACK_LIMITS["section_text"])
+        message = message_of(receiver, event)
+        if message:
+            text = _cut_escaped(message, SLACK_LIMITS["section_text"])
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
         agent = p.get("agent", {})
         context = f"wsprobe · location {agent.get('location', '-')} · agent {agent.get('id', '-')}"

@@ -75,6 +75,39 @@ alerting:
         ],
     ),
     (
+        "template-syntax-error-unknown-variable-and-sandbox",
+        """\
+receivers:
+  - name: slack
+    type: slack
+    url: https://hooks.slack.com/services/T/B/X
+    templates:
+      title: "{{ check | upper }"
+      text: "{{ routing_key }}"
+alerting:
+  templates:
+    title: "{{ ''.__class__.__mro__ }}"
+""",
+        [
+            "wsprobe.yaml:6: receivers[0].templates.title: template syntax error on template line",
+            "wsprobe.yaml:7: receivers[0].templates.text: unknown variable(s) routing_key (known:",
+            "wsprobe.yaml:10: alerting.templates.title: template not allowed in the sandbox:",
+        ],
+    ),
+    (
+        "template-that-would-stall-the-agent",
+        """\
+alerting:
+  templates:
+    title: "{% for i in range(100000) %}{{ i }}{% endfor %}"
+    text: "{{ message * 100000 }}"
+""",
+        [
+            "wsprobe.yaml:3: alerting.templates.title: template not allowed in the sandbox: range",
+            "wsprobe.yaml:4: alerting.templates.text: template not allowed in the sandbox: rep",
+        ],
+    ),
+    (
         "send-resolved-not-bool",
         "receivers:\n  - {name: log, type: log, send_resolved: sometimes}\n",
         ["wsprobe.yaml:2: receivers[0].send_resolved:"],
