@@ -28,6 +28,7 @@ from typing import Any
 from agent.alerting.dispatcher import DEFAULT_MAX_IN_FLIGHT, Dispatcher
 from agent.alerting.events import CHECKS_API_PATH, agent_base_url, build_event
 from agent.alerting.flap import FlapPolicy, resolve_flap
+from agent.alerting.grouping import GroupPolicy
 from agent.alerting.maintenance import MaintenanceSchedule
 from agent.alerting.outbox import (
     DEFAULT_RETRY_INITIAL_INTERVAL,
@@ -234,6 +235,13 @@ class AlertService:
             )
             for _ in range(count):
                 self._outcome(receiver, "dropped")
+        self._dispatcher.set_grouping(
+            GroupPolicy(
+                group_wait=config.alerting.group_wait,
+                group_interval=config.alerting.group_interval,
+                group_by=config.alerting.group_by,
+            )
+        )
         self._dispatcher.set_receivers(receivers)
 
     def observe(self, check: CheckConfig, result: ProbeResult) -> list[Transition]:

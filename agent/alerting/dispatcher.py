@@ -24,10 +24,17 @@ from collections.abc import Callable, Iterable, Mapping
 
 import httpx
 
+from agent.alerting.grouping import (
+    GroupKey,
+    GroupPolicy,
+    group_delivery_id,
+    group_key,
+    plan,
+)
 from agent.alerting.outbox import RetryPolicy, Schedule
 from agent.config.alerting import DEFAULT_RETRY_TIMEOUT, ReceiverConfig
 from agent.notifiers import NOTIFIERS
-from agent.notifiers.base import AlertEvent, Delivery
+from agent.notifiers.base import AlertEvent, Delivery, Group, HttpNotifier
 from agent.notifiers.errors import NotifyError, NotifyStatus
 from agent.storage import OutboxRow, Store
 
@@ -107,6 +114,10 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
         self._started = False
         self._closing = False
+        self._grouping = GroupPolicy()
+        #: Group key of each queued row seen in grouped mode (saves re-reading payloads).
+        self._group_keys: dict[int, GroupKey] = {}
+        self._last_sent: dict[tuple[str, GroupKey], float] = {}
 
     def start(self) -> None:
         """Load the pending rows, open the HTTP client, start one worker per receiver."""
@@ -141,6 +152,14 @@ class Dispatcher:
         if self._started:
             self._sync_workers()
             self.wake()
+
+    def set_grouping(self, policy: GroupPolicy) -> None:
+        """Apply ``alerting.group_wait``/``group_interval``/``group_by`` (reload)."""
+        if policy.group_by != self._grouping.group_by:
+            self._group_keys.clear()
+            self._last_sent.clear()
+        self._grouping = policy
+        self.wake()
 
     def wake(self) -> None:
         """Tell every worker to look at its schedule now."""
@@ -218,6 +237,10 @@ class Dispatcher:
                 self._drop_expired(name, schedule, now)
             if schedule.blocked_until > now:
                 return schedule.blocked_until - now
+        grouped = self._group_notifier(name)
+        if grouped is not None:
+            return await self._group_pass(name, schedule, grouped, now)
+        if schedule.failing:
             probe = schedule.pop_earliest()
             due = [probe] if probe is not None else []
         else:
@@ -260,6 +283,99 @@ class Dispatcher:
                 len(schedule.by_check),
             )
 
+    def _group_notifier(self, name: str) -> HttpNotifier | None:
+        """The receiver's notifier when its events are grouped, else None."""
+        receiver = self._receivers.get(name)
+        if not self._grouping.enabled or receiver is None or not receiver.group:
+            return None
+        notifier = NOTIFIERS.get(receiver.type)
+        return notifier if isinstance(notifier, HttpNotifier) and notifier.groups else None
+
+    async def _group_pass(
+        self, name: str, schedule: Schedule, notifier: HttpNotifier, now: float
+    ) -> float | None:
+        """Send the groups that are due (one, as a probe, while the receiver fails)."""
+        schedule.compact()
+        heads = []
+        for row in schedule.heads():
+            key = self._group_keys.get(row.id)
+            if key is None:
+                payload = self._store.outbox_payload(row.id)
+                data = AlertEvent.from_json(payload).payload if payload else {}
+                key = self._group_keys[row.id] = group_key(data, self._grouping.group_by)
+            heads.append((row, key))
+        last_sent = {k: t for (r, k), t in self._last_sent.items() if r == name}
+        todo = plan(
+            heads,
+            policy=self._grouping,
+            last_sent=last_sent,
+            now=now,
+            ignore_backoff=schedule.failing,
+        )
+        ready = todo.ready[:1] if schedule.failing else todo.ready[: self._max_in_flight]
+        if ready:
+            for _, rows in ready:
+                schedule.take(rows)
+            outcomes = await asyncio.gather(
+                *(self._attempt_group(name, schedule, notifier, k, rows) for k, rows in ready)
+            )
+            self._after_wave(name, schedule, outcomes)
+            return 0.0
+        return None if todo.next_at is None else max(0.001, todo.next_at - now)
+
+    async def _attempt_group(
+        self,
+        name: str,
+        schedule: Schedule,
+        notifier: HttpNotifier,
+        key: GroupKey,
+        rows: list[OutboxRow],
+    ) -> _Outcome:
+        receiver = self._receivers.get(name)
+        now = self._clock()
+        live: list[tuple[OutboxRow, AlertEvent]] = []
+        for row in rows:
+            self._group_keys.pop(row.id, None)
+            payload = self._store.outbox_payload(row.id)
+            if receiver is None or payload is None:
+                schedule.done(row)
+            elif now - row.created_at > receiver.retry_timeout:
+                self._finish(schedule, row, "dropped", row.attempts, "retry budget spent")
+            else:
+                live.append((row, AlertEvent.from_json(payload)))
+        if receiver is None or not live:
+            return _Outcome()
+        ids = tuple(row.delivery_id for row, _ in live)
+        attempt = max(row.attempts for row, _ in live) + 1
+        delivery = Delivery(id=group_delivery_id(ids), attempt=attempt, now=now)
+        labels = dict(zip(self._grouping.group_by, key, strict=True))
+        group = Group(events=tuple(e for _, e in live), delivery_ids=ids, labels=labels)
+        error: NotifyError | None = None
+        try:
+            await notifier.send_group(receiver, group, delivery, client=self._client_or_fail())
+        except NotifyError as exc:
+            error = exc
+        except Exception as exc:
+            logger.exception("receiver %r: unexpected error delivering %s", name, delivery.id)
+            error = NotifyError(name, type(exc).__name__)
+            error.retryable = True
+        if error is not None:
+            outcomes = [self._failed(schedule, row, row.attempts + 1, error) for row, _ in live]
+            return outcomes[0]
+        now = self._clock()
+        self._last_sent[(name, key)] = now
+        for row, _ in live:
+            self._store.outbox_finish(row.id, status="delivered", attempts=row.attempts + 1, at=now)
+            schedule.done(row)
+            self._outcome(name, "success")
+            self._on_delivered(row, now)
+        logger.debug("receiver %r accepted %d event(s) as %s", name, len(live), delivery.id)
+        return _Outcome(answered=True)
+
+    def _client_or_fail(self) -> httpx.AsyncClient:
+        assert self._client is not None  # start() opened it
+        return self._client
+
     def _drop_expired(self, name: str, schedule: Schedule, now: float) -> None:
         """Drop every queued event whose retry budget is spent (one transaction)."""
         receiver = self._receivers.get(name)
@@ -268,6 +384,8 @@ class Dispatcher:
         if not expired:
             return
         self._store.outbox_drop([row.id for row in expired], at=now)
+        for row in expired:
+            self._group_keys.pop(row.id, None)
         logger.error(
             "receiver %r: dropped %d event(s) undelivered for over %gs (retry budget spent),"
             " oldest: %s event of check %r, delivery %s",

@@ -150,6 +150,20 @@ class Schedule:
             self.heap.append((head.next_attempt_at, head.id, check))
         heapq.heapify(self.heap)
 
+    def heads(self) -> list[OutboxRow]:
+        """Each check's oldest row that is not in flight."""
+        return [q[0] for q in self.by_check.values() if q[0].id not in self.in_flight]
+
+    def take(self, rows: list[OutboxRow]) -> None:
+        """Mark heads chosen outside :meth:`pop_due` (a group) as in flight."""
+        self.in_flight.update(row.id for row in rows)
+
+    def compact(self) -> None:
+        """Rebuild the heap from the heads when stale entries pile up (grouped mode)."""
+        if len(self.heap) > 2 * len(self.by_check) + 64:
+            self.heap = [(q[0].next_attempt_at, q[0].id, c) for c, q in self.by_check.items()]
+            heapq.heapify(self.heap)
+
     def next_due(self) -> float | None:
         """When the earliest head is due (may be a stale entry: then earlier)."""
         return self.heap[0][0] if self.heap else None

@@ -30,6 +30,8 @@ __all__ = [
     "DEFAULT_FAILURE_THRESHOLD",
     "DEFAULT_FLAP_MAX_CHANGES",
     "DEFAULT_FLAP_WINDOW",
+    "DEFAULT_GROUP_INTERVAL",
+    "DEFAULT_GROUP_WAIT",
     "DEFAULT_RECEIVER_TIMEOUT",
     "DEFAULT_REPEAT_INTERVAL",
     "DEFAULT_RETRY_TIMEOUT",
@@ -54,6 +56,9 @@ DEFAULT_RETRY_TIMEOUT = 3600.0
 DEFAULT_FLAP_MAX_CHANGES = 4
 #: The flap window, and how long a flapping check must stay unchanged to settle.
 DEFAULT_FLAP_WINDOW = 1800.0
+#: Grouping is off unless configured: every event goes out on its own, at once.
+DEFAULT_GROUP_WAIT = 0.0
+DEFAULT_GROUP_INTERVAL = 60.0
 
 
 class ReceiverConfig(Frozen):
@@ -83,6 +88,8 @@ class ReceiverConfig(Frozen):
     send_resolved: bool = True
     #: Message title/text overrides for this receiver (else ``alerting.templates``).
     templates: TemplatesConfig | None = None
+    #: False: one request per event even when ``alerting.group_wait`` groups them.
+    group: bool = True
 
 
 class FlapConfig(Frozen):
@@ -198,6 +205,13 @@ class AgentAlertingConfig(AlertingConfig):
     routes: tuple[RouteConfig, ...] = ()
     #: Message title/text overrides for every receiver without its own.
     templates: TemplatesConfig | None = None
+    #: Events for one receiver arriving within this window go out as one delivery;
+    #: 0 sends each event on its own.
+    group_wait: Duration = Field(DEFAULT_GROUP_WAIT, ge=0)
+    #: Least time between two deliveries of the same group.
+    group_interval: Duration = Field(DEFAULT_GROUP_INTERVAL, gt=0)
+    #: Labels whose values split events into groups (``check`` included); [] = one group.
+    group_by: tuple[str, ...] = ()
 
 
 def route_receiver_rules(

@@ -16,6 +16,7 @@ from agent.config.alerting import ReceiverConfig
 from agent.notifiers.base import (
     AlertEvent,
     Delivery,
+    Group,
     HttpNotifier,
     HttpRequest,
     dumps,
@@ -34,6 +35,7 @@ class AlertmanagerNotifier(HttpNotifier):
     """POST one alert per event to the Alertmanager v2 API."""
 
     type_name = "alertmanager"
+    groups = True
 
     def target_url(self, receiver: ReceiverConfig) -> str:
         """``url`` is the Alertmanager base URL; the API path is appended."""
@@ -43,27 +45,39 @@ class AlertmanagerNotifier(HttpNotifier):
         self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
     ) -> HttpRequest:
         """Identical labels on every event of one alert so Alertmanager groups them."""
-        p = event.payload
-        location = str(p.get("agent", {}).get("location", "default"))
-        # The check's own labels first: the identifying ones must not be overridden.
-        labels: dict[str, str] = {str(k): str(v) for k, v in (p.get("labels") or {}).items()}
-        labels |= {
-            "alertname": ALERTNAMES.get(event.alert, ALERTNAMES["down"]),
-            "check": event.check,
-            "location": location,
-        }
-        description = str(p.get("message") or "")
-        annotations = {"summary": summary(event), "description": description, "url": p["url"]}
-        if p.get("reason"):
-            annotations["reason"] = str(p["reason"])
-        alert: dict[str, Any] = {"labels": labels, "annotations": annotations}
-        if p.get("started_at"):
-            alert["startsAt"] = p["started_at"]
-        if event.is_resolved:
-            alert["endsAt"] = p.get("resolved_at") or iso(delivery.now)
-        else:
-            horizon = 2 * event.repeat_interval if event.repeat_interval > 0 else None
-            alert["endsAt"] = iso(delivery.now + (horizon or NO_REMINDER_HORIZON))
-        if event.generator_url:
-            alert["generatorURL"] = event.generator_url
-        return HttpRequest(url=self.target_url(receiver), body=dumps([alert]))
+        return HttpRequest(url=self.target_url(receiver), body=dumps([_alert(event, delivery)]))
+
+    def render_group(
+        self, receiver: ReceiverConfig, group: Group, delivery: Delivery
+    ) -> HttpRequest:
+        """All the group's alerts in one array, as the v2 API takes them."""
+        alerts = [_alert(event, delivery) for event in group.events]
+        return HttpRequest(url=self.target_url(receiver), body=dumps(alerts))
+
+
+def _alert(event: AlertEvent, delivery: Delivery) -> dict[str, Any]:
+    """One postable alert of the v2 API."""
+    p = event.payload
+    location = str(p.get("agent", {}).get("location", "default"))
+    # The check's own labels first: the identifying ones must not be overridden.
+    labels: dict[str, str] = {str(k): str(v) for k, v in (p.get("labels") or {}).items()}
+    labels |= {
+        "alertname": ALERTNAMES.get(event.alert, ALERTNAMES["down"]),
+        "check": event.check,
+        "location": location,
+    }
+    description = str(p.get("message") or "")
+    annotations = {"summary": summary(event), "description": description, "url": p["url"]}
+    if p.get("reason"):
+        annotations["reason"] = str(p["reason"])
+    alert: dict[str, Any] = {"labels": labels, "annotations": annotations}
+    if p.get("started_at"):
+        alert["startsAt"] = p["started_at"]
+    if event.is_resolved:
+        alert["endsAt"] = p.get("resolved_at") or iso(delivery.now)
+    else:
+        horizon = 2 * event.repeat_interval if event.repeat_interval > 0 else None
+        alert["endsAt"] = iso(delivery.now + (horizon or NO_REMINDER_HORIZON))
+    if event.generator_url:
+        alert["generatorURL"] = event.generator_url
+    return alert

@@ -25,6 +25,7 @@ __all__ = [
     "USER_AGENT",
     "AlertEvent",
     "Delivery",
+    "Group",
     "HttpNotifier",
     "HttpRequest",
     "Notifier",
@@ -98,6 +99,23 @@ class Delivery:
     attempt: int
     #: Wall-clock Unix time of this attempt (signature timestamps use it).
     now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Several events delivered to one receiver in one request."""
+
+    events: tuple[AlertEvent, ...]
+    #: Each event's own delivery id (same order), so receivers can deduplicate per event.
+    delivery_ids: tuple[str, ...]
+    #: The ``group_by`` label values the events share.
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> str:
+        """``3 firing, 1 resolved``: how many events of each kind, in a stable order."""
+        order = ("firing", "reminder", "degraded", "resolved")
+        kinds = [e.event for e in self.events]
+        return ", ".join(f"{kinds.count(k)} {k}" for k in order if k in kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +211,30 @@ class HttpNotifier(abc.ABC):
     ) -> HttpRequest:
         """Build the request for one attempt; pure, so golden files can pin it."""
 
+    #: True when :meth:`render_group` puts several events in one request.
+    groups: bool = False
+
+    def render_group(
+        self, receiver: ReceiverConfig, group: Group, delivery: Delivery
+    ) -> HttpRequest:
+        """Build one request carrying every event of ``group`` (types with ``groups``)."""
+        raise NotImplementedError(f"{self.type_name} receivers do not group events")
+
+    async def send_group(
+        self,
+        receiver: ReceiverConfig,
+        group: Group,
+        delivery: Delivery,
+        *,
+        client: httpx.AsyncClient,
+    ) -> None:
+        """POST the grouped request within ``receiver.timeout`` in total.
+
+        Raises:
+            NotifyError: timeout, connection failure, or a non-2xx answer.
+        """
+        await self._post(receiver, self.render_group(receiver, group, delivery), client)
+
     async def send(
         self,
         receiver: ReceiverConfig,
@@ -206,7 +248,11 @@ class HttpNotifier(abc.ABC):
         Raises:
             NotifyError: timeout, connection failure, or a non-2xx answer.
         """
-        request = self.render(receiver, event, delivery)
+        await self._post(receiver, self.render(receiver, event, delivery), client)
+
+    async def _post(
+        self, receiver: ReceiverConfig, request: HttpRequest, client: httpx.AsyncClient
+    ) -> None:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,

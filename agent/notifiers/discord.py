@@ -8,16 +8,19 @@ from agent.config.alerting import ReceiverConfig
 from agent.notifiers.base import (
     AlertEvent,
     Delivery,
+    Group,
     HttpNotifier,
     HttpRequest,
     dumps,
 )
-from agent.notifiers.limits import ELLIPSIS, cut
+from agent.notifiers.limits import ELLIPSIS, cut, fit_lines
 from agent.notifiers.templates import message_of, title_of
 
 __all__ = ["DISCORD_LIMITS", "DiscordNotifier"]
 
 _COLORS = {"firing": 0xE01E5A, "reminder": 0xE8912D, "degraded": 0xECB22E, "resolved": 0x2EB67D}
+#: Colour of a grouped message: its most urgent event's.
+_SEVERITY = ["resolved", "degraded", "reminder", "firing"]
 #: Discord's documented embed limits (characters), see docs/alerting.md. Over any
 #: of them the webhook answers 400, which is not retried.
 DISCORD_LIMITS = {
@@ -60,6 +63,7 @@ class DiscordNotifier(HttpNotifier):
     """POST an embed to a Discord webhook URL."""
 
     type_name = "discord"
+    groups = True
 
     def render(
         self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
@@ -91,5 +95,27 @@ class DiscordNotifier(HttpNotifier):
         if p.get("timestamp"):
             embed["timestamp"] = p["timestamp"]
         # A check name or message must never ping @everyone.
+        body = dumps({"username": "wsprobe", "embeds": [embed], "allowed_mentions": {"parse": []}})
+        return HttpRequest(url=self.target_url(receiver), body=body)
+
+    def render_group(
+        self, receiver: ReceiverConfig, group: Group, delivery: Delivery
+    ) -> HttpRequest:
+        """One embed: counts as the title, one line per event, then ``and N more``."""
+        title = f"wsprobe: {group.counts()}"
+        if group.labels:
+            title += " (" + ", ".join(f"{k}={v}" for k, v in group.labels.items()) + ")"
+        lines = [cut(title_of(receiver, e), DISCORD_LIMITS["title"]) for e in group.events]
+        worst = max((e.event for e in group.events), key=_SEVERITY.index, default="resolved")
+        footer = f"wsprobe · {group.events[0].payload.get('agent', {}).get('location', '-')}"
+        embed: dict[str, Any] = {
+            "title": cut(title, DISCORD_LIMITS["title"]),
+            "color": _COLORS.get(worst, 0x808080),
+            # Title and footer are short: the description may use the rest of the total.
+            "description": fit_lines(lines, DISCORD_LIMITS["description"]),
+            "fields": [],
+            "footer": {"text": cut(footer, DISCORD_LIMITS["footer_text"])},
+        }
+        _fit_total(embed)
         body = dumps({"username": "wsprobe", "embeds": [embed], "allowed_mentions": {"parse": []}})
         return HttpRequest(url=self.target_url(receiver), body=body)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-__all__ = ["ELLIPSIS", "cut", "cut_key", "shrink_strings"]
+__all__ = ["ELLIPSIS", "cut", "cut_key", "fit_lines", "shrink_strings"]
 
 ELLIPSIS = "…"
 
@@ -67,3 +67,29 @@ def shrink_strings(value: Any, limit: int) -> Any:
     if isinstance(value, list):
         return [shrink_strings(v, limit) for v in value]
     return value
+
+
+def fit_lines(lines: list[str], limit: int, *, separator: str = "\n") -> str:
+    """Join as many whole lines as fit in ``limit``, then ``and N more``.
+
+    Args:
+        lines: one line per item (each already cut to ``limit`` or less).
+        limit: maximum length of the result.
+        separator: between lines.
+
+    Returns:
+        The joined text, at most ``limit`` characters.
+    """
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        rest = len(lines) - i - 1
+        more = f"{separator}and {rest} more" if rest else ""
+        extra = len(line) + (len(separator) if out else 0)
+        if used + extra + len(more) > limit:
+            remaining = len(lines) - i
+            tail = f"and {remaining} more"
+            return separator.join([*out, tail]) if out else cut(tail, limit)
+        out.append(line)
+        used += extra
+    return separator.join(out)

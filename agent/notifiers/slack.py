@@ -12,11 +12,12 @@ from agent.config.alerting import ReceiverConfig
 from agent.notifiers.base import (
     AlertEvent,
     Delivery,
+    Group,
     HttpNotifier,
     HttpRequest,
     dumps,
 )
-from agent.notifiers.limits import ELLIPSIS, cut
+from agent.notifiers.limits import ELLIPSIS, cut, fit_lines
 from agent.notifiers.templates import message_of, title_of
 
 __all__ = ["SLACK_LIMITS", "SlackNotifier", "escape"]
@@ -64,6 +65,7 @@ class SlackNotifier(HttpNotifier):
     """POST a Block Kit message to a Slack incoming-webhook URL."""
 
     type_name = "slack"
+    groups = True
 
     def render(
         self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
@@ -95,5 +97,27 @@ class SlackNotifier(HttpNotifier):
         context = f"wsprobe · location {agent.get('location', '-')} · agent {agent.get('id', '-')}"
         context = _cut_escaped(context, SLACK_LIMITS["context_text"])
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+        body = dumps({"text": _cut_escaped(title, SLACK_LIMITS["text"]), "blocks": blocks})
+        return HttpRequest(url=self.target_url(receiver), body=body)
+
+    def render_group(
+        self, receiver: ReceiverConfig, group: Group, delivery: Delivery
+    ) -> HttpRequest:
+        """One message: counts in the header, one line per event, then ``and N more``."""
+        title = f"wsprobe: {group.counts()}"
+        if group.labels:
+            title += " (" + ", ".join(f"{k}={v}" for k, v in group.labels.items()) + ")"
+        lines = [
+            "• " + _cut_escaped(title_of(receiver, e), SLACK_LIMITS["section_text"] // 4)
+            for e in group.events
+        ]
+        text = fit_lines(lines, SLACK_LIMITS["section_text"])
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": cut(title, SLACK_LIMITS["header"])},
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        ]
         body = dumps({"text": _cut_escaped(title, SLACK_LIMITS["text"]), "blocks": blocks})
         return HttpRequest(url=self.target_url(receiver), body=body)

@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Sequence
 
 from agent.config.alerting import ReceiverConfig
-from agent.notifiers.base import AlertEvent, Delivery, HttpNotifier, HttpRequest, dumps
+from agent.notifiers.base import AlertEvent, Delivery, Group, HttpNotifier, HttpRequest, dumps
 
 __all__ = ["WebhookNotifier", "sign"]
 
@@ -43,13 +43,29 @@ class WebhookNotifier(HttpNotifier):
     """POST the generic JSON event to any URL."""
 
     type_name = "webhook"
+    groups = True
 
     def render(
         self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
     ) -> HttpRequest:
         """Body is the payload as-is; headers carry event, delivery id and signature."""
-        body = dumps(event.payload)
-        headers = {"X-Wsprobe-Event": event.event, "X-Wsprobe-Delivery": delivery.id}
+        return self._signed(receiver, dumps(event.payload), event.event, delivery)
+
+    def render_group(
+        self, receiver: ReceiverConfig, group: Group, delivery: Delivery
+    ) -> HttpRequest:
+        """``{"version", "group", "count", "events": [payload + delivery_id, ...]}``, signed."""
+        events = [
+            {**event.payload, "delivery_id": delivery_id}
+            for event, delivery_id in zip(group.events, group.delivery_ids, strict=True)
+        ]
+        body = dumps({"version": 1, "group": group.labels, "count": len(events), "events": events})
+        return self._signed(receiver, body, "group", delivery)
+
+    def _signed(
+        self, receiver: ReceiverConfig, body: bytes, kind: str, delivery: Delivery
+    ) -> HttpRequest:
+        headers = {"X-Wsprobe-Event": kind, "X-Wsprobe-Delivery": delivery.id}
         secrets = [s.get_secret_value() for s in (receiver.secret, *receiver.secrets) if s]
         if secrets:
             headers["X-Wsprobe-Signature"] = sign(body, secrets, int(delivery.now))
