@@ -8,6 +8,11 @@ order they happened, across retries and restarts, while other checks are not hel
 by one check's retries. A pass costs O(log n) per attempt however long the backlog,
 so a large outage never stalls the event loop that probes run on.
 
+With ``alerting.group_wait`` set, the heads of a receiver's checks are sent as groups
+(:mod:`agent.alerting.grouping` decides which and when). Sending and settling rows is
+:mod:`agent.alerting.attempts`; this module decides what to attempt and when, and
+tracks each receiver's own health (failing, probed, recovered).
+
 Outcomes: ``success`` (row delivered, never sent again), ``retry`` (retryable error,
 scheduled with backoff), ``failed`` (non-retryable error, e.g. HTTP 400: given up),
 ``dropped`` (retry budget ``receiver.retry_timeout`` exhausted, logged at ERROR).
@@ -17,25 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 
 import httpx
 
-from agent.alerting.grouping import (
-    GroupKey,
-    GroupPolicy,
-    group_delivery_id,
-    group_key,
-    plan,
-)
+from agent.alerting.attempts import Attempts, Outcome
+from agent.alerting.grouping import GroupKey, GroupPolicy, group_key, plan
 from agent.alerting.outbox import RetryPolicy, Schedule
-from agent.config.alerting import DEFAULT_RETRY_TIMEOUT, ReceiverConfig
+from agent.config.alerting import ReceiverConfig
 from agent.notifiers import NOTIFIERS
-from agent.notifiers.base import AlertEvent, Delivery, Group, HttpNotifier
-from agent.notifiers.errors import NotifyError, NotifyStatus
+from agent.notifiers.base import AlertEvent, HttpNotifier
+from agent.notifiers.errors import NotifyStatus
 from agent.storage import OutboxRow, Store
 
 __all__ = [
@@ -57,16 +56,6 @@ DEFAULT_PROBE_MAX_INTERVAL = 2.0
 _MAX_IDLE = 60.0
 #: How often a failing receiver's queue is swept for events past their retry budget.
 _SWEEP_INTERVAL = 1.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Outcome:
-    """How one attempt went, as far as the receiver's own health is concerned."""
-
-    #: The receiver answered (accepted, or refused for good): it is up.
-    answered: bool = False
-    #: The retryable error, when the attempt failed and may be retried.
-    error: NotifyError | None = None
 
 
 class Dispatcher:
@@ -105,8 +94,15 @@ class Dispatcher:
             multiplier=retry.multiplier,
         )
         self._rng = rng
-        self._on_outcome = on_outcome
-        self._on_delivered = on_delivered
+        self._attempts = Attempts(
+            store,
+            clock=clock,
+            retry=retry,
+            rng=rng,
+            on_outcome=on_outcome,
+            on_delivered=on_delivered,
+        )
+        self._attempts.receivers = self._receivers
         self._max_in_flight = max_in_flight
         self._schedules: dict[str, Schedule] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -133,6 +129,7 @@ class Dispatcher:
         if self._client is None:
             # Redirects are not followed: a webhook answering 3xx is misconfigured.
             self._client = httpx.AsyncClient(follow_redirects=False)
+        self._attempts.client = self._client
         self._started = True
         self._sync_workers()
 
@@ -149,6 +146,7 @@ class Dispatcher:
     def set_receivers(self, receivers: Mapping[str, ReceiverConfig]) -> None:
         """Swap the receiver set (reload); workers start and stop accordingly."""
         self._receivers = dict(receivers)
+        self._attempts.receivers = self._receivers
         if self._started:
             self._sync_workers()
             self.wake()
@@ -188,6 +186,7 @@ class Dispatcher:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._attempts.client = None
 
     def _sync_workers(self) -> None:
         for name in list(self._workers):
@@ -246,13 +245,15 @@ class Dispatcher:
         else:
             due = schedule.pop_due(now, self._max_in_flight)
         if due:
-            outcomes = await asyncio.gather(*(self._attempt(name, schedule, row) for row in due))
+            outcomes = await asyncio.gather(
+                *(self._attempts.one(name, schedule, row) for row in due)
+            )
             self._after_wave(name, schedule, outcomes)
             return 0.0
         next_due = schedule.next_due()
         return None if next_due is None else max(0.001, next_due - now)
 
-    def _after_wave(self, name: str, schedule: Schedule, outcomes: list[_Outcome]) -> None:
+    def _after_wave(self, name: str, schedule: Schedule, outcomes: list[Outcome]) -> None:
         """Receiver-level accounting: one failure per wave, recovery releases the backlog."""
         if any(o.answered for o in outcomes):
             if schedule.failing:
@@ -317,181 +318,28 @@ class Dispatcher:
             for _, rows in ready:
                 schedule.take(rows)
             outcomes = await asyncio.gather(
-                *(self._attempt_group(name, schedule, notifier, k, rows) for k, rows in ready)
+                *(self._send_group(name, schedule, notifier, k, rows) for k, rows in ready)
             )
             self._after_wave(name, schedule, outcomes)
             return 0.0
         return None if todo.next_at is None else max(0.001, todo.next_at - now)
 
-    async def _attempt_group(
+    async def _send_group(
         self,
         name: str,
         schedule: Schedule,
         notifier: HttpNotifier,
         key: GroupKey,
         rows: list[OutboxRow],
-    ) -> _Outcome:
-        receiver = self._receivers.get(name)
-        now = self._clock()
-        live: list[tuple[OutboxRow, AlertEvent]] = []
+    ) -> Outcome:
         for row in rows:
             self._group_keys.pop(row.id, None)
-            payload = self._store.outbox_payload(row.id)
-            if receiver is None or payload is None:
-                schedule.done(row)
-            elif now - row.created_at > receiver.retry_timeout:
-                self._finish(schedule, row, "dropped", row.attempts, "retry budget spent")
-            else:
-                live.append((row, AlertEvent.from_json(payload)))
-        if receiver is None or not live:
-            return _Outcome()
-        ids = tuple(row.delivery_id for row, _ in live)
-        attempt = max(row.attempts for row, _ in live) + 1
-        delivery = Delivery(id=group_delivery_id(ids), attempt=attempt, now=now)
         labels = dict(zip(self._grouping.group_by, key, strict=True))
-        group = Group(events=tuple(e for _, e in live), delivery_ids=ids, labels=labels)
-        error: NotifyError | None = None
-        try:
-            await notifier.send_group(receiver, group, delivery, client=self._client_or_fail())
-        except NotifyError as exc:
-            error = exc
-        except Exception as exc:
-            logger.exception("receiver %r: unexpected error delivering %s", name, delivery.id)
-            error = NotifyError(name, type(exc).__name__)
-            error.retryable = True
-        if error is not None:
-            outcomes = [self._failed(schedule, row, row.attempts + 1, error) for row, _ in live]
-            return outcomes[0]
-        now = self._clock()
-        self._last_sent[(name, key)] = now
-        for row, _ in live:
-            self._store.outbox_finish(row.id, status="delivered", attempts=row.attempts + 1, at=now)
-            schedule.done(row)
-            self._outcome(name, "success")
-            self._on_delivered(row, now)
-        logger.debug("receiver %r accepted %d event(s) as %s", name, len(live), delivery.id)
-        return _Outcome(answered=True)
-
-    def _client_or_fail(self) -> httpx.AsyncClient:
-        assert self._client is not None  # start() opened it
-        return self._client
+        outcome = await self._attempts.group(name, schedule, notifier, rows, labels=labels)
+        if outcome.answered:
+            self._last_sent[(name, key)] = self._clock()
+        return outcome
 
     def _drop_expired(self, name: str, schedule: Schedule, now: float) -> None:
-        """Drop every queued event whose retry budget is spent (one transaction)."""
-        receiver = self._receivers.get(name)
-        budget = receiver.retry_timeout if receiver else DEFAULT_RETRY_TIMEOUT
-        expired = schedule.expired(now - budget)
-        if not expired:
-            return
-        self._store.outbox_drop([row.id for row in expired], at=now)
-        for row in expired:
+        for row in self._attempts.drop_expired(name, schedule, now):
             self._group_keys.pop(row.id, None)
-        logger.error(
-            "receiver %r: dropped %d event(s) undelivered for over %gs (retry budget spent),"
-            " oldest: %s event of check %r, delivery %s",
-            name,
-            len(expired),
-            budget,
-            expired[0].event,
-            expired[0].check,
-            expired[0].delivery_id,
-        )
-        for _ in expired:
-            self._outcome(name, "dropped")
-
-    async def _attempt(self, name: str, schedule: Schedule, row: OutboxRow) -> _Outcome:
-        receiver = self._receivers.get(name)
-        payload = self._store.outbox_payload(row.id)
-        if receiver is None or payload is None:
-            schedule.done(row)  # receiver removed by a reload, or row pruned
-            return _Outcome()
-        attempts = row.attempts + 1
-        now = self._clock()
-        if now - row.created_at > receiver.retry_timeout:
-            # Queued before a long stop, or backed off past its budget: sending it now
-            # would page about something the budget says is too old to matter.
-            self._finish(schedule, row, "dropped", row.attempts, "retry budget spent")
-            return _Outcome()
-        notifier = NOTIFIERS.get(receiver.type)
-        if notifier is None:
-            self._finish(schedule, row, "failed", attempts, f"unknown type {receiver.type!r}")
-            return _Outcome()
-        assert self._client is not None
-        delivery = Delivery(id=row.delivery_id, attempt=attempts, now=now)
-        event = AlertEvent.from_json(payload)
-        try:
-            await notifier.send(receiver, event, delivery, client=self._client)
-        except NotifyError as exc:
-            return self._failed(schedule, row, attempts, exc)
-        except Exception as exc:
-            # Notifiers map their own errors; anything else is a bug worth a traceback,
-            # but the event is still retried within its budget.
-            logger.exception("receiver %r: unexpected error delivering %s", name, row.delivery_id)
-            return self._failed(
-                schedule, row, attempts, NotifyError(name, type(exc).__name__), True
-            )
-        now = self._clock()
-        self._store.outbox_finish(row.id, status="delivered", attempts=attempts, at=now)
-        schedule.done(row)
-        logger.debug("receiver %r accepted %s %s (%s)", name, row.event, row.check, row.delivery_id)
-        self._outcome(name, "success")
-        self._on_delivered(row, now)
-        return _Outcome(answered=True)
-
-    def _failed(
-        self,
-        schedule: Schedule,
-        row: OutboxRow,
-        attempts: int,
-        exc: NotifyError,
-        retryable: bool | None = None,
-    ) -> _Outcome:
-        if not (exc.retryable if retryable is None else retryable):
-            self._finish(schedule, row, "failed", attempts, str(exc))
-            return _Outcome(answered=True)  # it answered: the receiver itself is up
-        now = self._clock()
-        retry_after = exc.retry_after if isinstance(exc, NotifyStatus) else None
-        delay = self._retry.delay(attempts, rng=self._rng, retry_after=retry_after)
-        receiver = self._receivers.get(row.receiver)
-        budget = receiver.retry_timeout if receiver else DEFAULT_RETRY_TIMEOUT
-        if now + delay - row.created_at > budget:
-            self._finish(schedule, row, "dropped", attempts, str(exc))
-            return _Outcome(error=exc)
-        self._store.outbox_retry(row.id, attempts=attempts, next_attempt_at=now + delay)
-        schedule.reschedule(
-            dataclasses.replace(row, attempts=attempts, next_attempt_at=now + delay)
-        )
-        logger.debug(
-            "%s; retrying %s event of check %r in %.1fs (attempt %d, delivery %s)",
-            exc,
-            row.event,
-            row.check,
-            delay,
-            attempts,
-            row.delivery_id,
-        )
-        self._outcome(row.receiver, "retry")
-        return _Outcome(error=exc)
-
-    def _finish(
-        self, schedule: Schedule, row: OutboxRow, outcome: str, attempts: int, why: str
-    ) -> None:
-        self._store.outbox_finish(row.id, status=outcome, attempts=attempts, at=self._clock())
-        schedule.done(row)
-        what = "gave up (not retryable)" if outcome == "failed" else "dropped (retry budget spent)"
-        logger.error(
-            "%s: %s %s event of check %r after %d attempt(s), delivery %s",
-            why,
-            what,
-            row.event,
-            row.check,
-            attempts,
-            row.delivery_id,
-        )
-        self._outcome(row.receiver, outcome)
-
-    def _outcome(self, receiver: str, outcome: str) -> None:
-        try:
-            self._on_outcome(receiver, outcome)
-        except Exception:
-            logger.exception("notification outcome callback failed")
