@@ -30,7 +30,7 @@ import httpx
 
 from agent.alerting.attempts import Attempts, Outcome
 from agent.alerting.grouping import GroupKey, GroupPolicy, group_key, plan
-from agent.alerting.outbox import RetryPolicy, Schedule
+from agent.alerting.outbox import RateLimit, RetryPolicy, Schedule
 from agent.config.alerting import ReceiverConfig
 from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import AlertEvent, HttpNotifier
@@ -114,6 +114,7 @@ class Dispatcher:
         #: Group key of each queued row seen in grouped mode (saves re-reading payloads).
         self._group_keys: dict[int, GroupKey] = {}
         self._last_sent: dict[tuple[str, GroupKey], float] = {}
+        self._limits: dict[str, RateLimit] = {}
 
     def start(self) -> None:
         """Load the pending rows, open the HTTP client, start one worker per receiver."""
@@ -239,11 +240,18 @@ class Dispatcher:
         grouped = self._group_notifier(name)
         if grouped is not None:
             return await self._group_pass(name, schedule, grouped, now)
+        limit = self._rate_limit(name, now)
+        allowed = self._max_in_flight if limit is None else limit.available(now)
+        if allowed < 1:
+            assert limit is not None
+            return max(0.001, limit.wait(now))
         if schedule.failing:
             probe = schedule.pop_earliest()
             due = [probe] if probe is not None else []
         else:
-            due = schedule.pop_due(now, self._max_in_flight)
+            due = schedule.pop_due(now, min(allowed, self._max_in_flight))
+        if limit is not None:
+            limit.take(len(due), now=now)
         if due:
             outcomes = await asyncio.gather(
                 *(self._attempts.one(name, schedule, row) for row in due)
@@ -284,6 +292,21 @@ class Dispatcher:
                 len(schedule.by_check),
             )
 
+    def _rate_limit(self, name: str, now: float) -> RateLimit | None:
+        """The receiver's request budget, when it has one (PagerDuty by default)."""
+        receiver = self._receivers.get(name)
+        notifier = NOTIFIERS.get(receiver.type) if receiver else None
+        per_minute = receiver.rate_limit if receiver else None
+        if per_minute is None and isinstance(notifier, HttpNotifier):
+            per_minute = notifier.default_rate_limit
+        if per_minute is None:
+            self._limits.pop(name, None)
+            return None
+        limit = self._limits.get(name)
+        if limit is None or limit.per_minute != per_minute:
+            limit = self._limits[name] = RateLimit(per_minute, now=now)
+        return limit
+
     def _group_notifier(self, name: str) -> HttpNotifier | None:
         """The receiver's notifier when its events are grouped, else None."""
         receiver = self._receivers.get(name)
@@ -313,7 +336,13 @@ class Dispatcher:
             now=now,
             ignore_backoff=schedule.failing,
         )
-        ready = todo.ready[:1] if schedule.failing else todo.ready[: self._max_in_flight]
+        limit = self._rate_limit(name, now)
+        allowed = self._max_in_flight if limit is None else limit.available(now)
+        ready = todo.ready[: 1 if schedule.failing else min(allowed, self._max_in_flight)]
+        if limit is not None:
+            if todo.ready and not ready:
+                return max(0.001, limit.wait(now))
+            limit.take(len(ready), now=now)
         if ready:
             for _, rows in ready:
                 schedule.take(rows)

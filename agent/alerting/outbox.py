@@ -23,6 +23,7 @@ from agent.storage import NewOutboxRow, OutboxRow
 __all__ = [
     "DEFAULT_RETRY_INITIAL_INTERVAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
+    "RateLimit",
     "RetryPolicy",
     "Schedule",
     "new_rows",
@@ -59,6 +60,41 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_interval))
         return delay
+
+
+class RateLimit:
+    """A token bucket: at most ``per_minute`` sends per minute, bursts up to that many.
+
+    Args:
+        per_minute: the receiver's allowance (e.g. PagerDuty's 120 events a minute
+            per integration key).
+        now: current time; the bucket starts full.
+    """
+
+    def __init__(self, per_minute: int, *, now: float) -> None:
+        self.per_minute = per_minute
+        self._tokens = float(per_minute)
+        self._at = now
+
+    def _refill(self, now: float) -> None:
+        rate = self.per_minute / 60.0
+        self._tokens = min(float(self.per_minute), self._tokens + max(0.0, now - self._at) * rate)
+        self._at = now
+
+    def available(self, now: float) -> int:
+        """Sends allowed right now."""
+        self._refill(now)
+        return int(self._tokens)
+
+    def take(self, count: int, *, now: float) -> None:
+        """Spend ``count`` sends."""
+        self._refill(now)
+        self._tokens -= count
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more send is allowed (0 if one is now)."""
+        self._refill(now)
+        return max(0.0, (1.0 - self._tokens) * 60.0 / self.per_minute)
 
 
 def new_rows(event: AlertEvent, receivers: Iterable[str], *, now: float) -> list[NewOutboxRow]:

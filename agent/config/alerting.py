@@ -90,6 +90,9 @@ class ReceiverConfig(Frozen):
     templates: TemplatesConfig | None = None
     #: False: one request per event even when ``alerting.group_wait`` groups them.
     group: bool = True
+    #: Most requests per minute to this receiver (unset: the type's own default,
+    #: 120 for pagerduty as its Events API allows per integration key, else none).
+    rate_limit: int | None = Field(None, ge=1)
 
 
 class FlapConfig(Frozen):

@@ -213,6 +213,8 @@ class HttpNotifier(abc.ABC):
 
     #: True when :meth:`render_group` puts several events in one request.
     groups: bool = False
+    #: Requests per minute the service accepts, when it documents a limit.
+    default_rate_limit: int | None = None
 
     def render_group(
         self, receiver: ReceiverConfig, group: Group, delivery: Delivery

@@ -44,6 +44,8 @@ class PagerDutyNotifier(HttpNotifier):
     """POST Events API v2 ``trigger``/``resolve`` events."""
 
     type_name = "pagerduty"
+    #: Events API v2: 120 events a minute per integration key (PagerDuty support).
+    default_rate_limit = 120
     default_url = DEFAULT_PAGERDUTY_URL
 
     def validate_extra(self, receiver: ReceiverConfig) -> list[str]:

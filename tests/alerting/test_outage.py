@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.alerting import AlertService
+from agent.alerting.outbox import RateLimit
 from agent.storage.database import Store
 from tests.alerting.test_delivery import FakeClock, Outcomes, config, events, feed
 
@@ -130,3 +131,39 @@ async def test_event_that_comes_due_past_its_budget_is_dropped_unsent(
     ids = [r.headers["X-Wsprobe-Delivery"] for r in receiver.requests]
     assert len(ids) == len(set(ids)) == 3
     assert sorted(r.status for r in store.outbox_rows()) == ["delivered", "delivered", "dropped"]
+
+
+async def test_pagerduty_is_rate_limited_per_receiver(receiver: Any, store: Store) -> None:
+    """rate_limit 3/min: 5 events give 3 requests at once, the 4th after 20 s of clock."""
+    clock = FakeClock()
+    outcomes = Outcomes()
+    names = ("a", "b", "c", "d", "e", "wake")
+    cfg = config(
+        receiver.url,
+        checks=names,
+        receiver={"type": "pagerduty", "routing_key": "k", "rate_limit": 3},
+    )
+    service = AlertService(cfg, store, on_notification=outcomes, clock=clock)
+    for name in names[:-1]:
+        feed(service, cfg, "F", name)
+    await service.start()
+    try:
+        await outcomes.wait(lambda o: o.count("success") == 3)
+        clock.now += 20.0  # one more token (3 a minute)
+        feed(service, cfg, "F", "wake")
+        await outcomes.wait(lambda o: o.count("success") == 4)
+    finally:
+        await service.aclose()
+    assert len(receiver.requests) == 4
+    assert outcomes.count("retry") == 0
+
+
+def test_rate_limit_bucket() -> None:
+    """Starts full, refills at per_minute/60 a second, never above per_minute."""
+    bucket = RateLimit(120, now=0.0)
+    assert bucket.available(0.0) == 120
+    bucket.take(120, now=0.0)
+    assert bucket.available(0.0) == 0
+    assert bucket.wait(0.0) == 0.5
+    assert bucket.available(1.0) == 2
+    assert bucket.available(3600.0) == 120
