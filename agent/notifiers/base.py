@@ -113,9 +113,11 @@ class Group:
 
     def counts(self) -> str:
         """``3 firing, 1 resolved``: how many events of each kind, in a stable order."""
-        order = ("firing", "reminder", "degraded", "resolved")
+        order = ("firing", "flapping", "reminder", "degraded", "resolved")
         kinds = [e.event for e in self.events]
-        return ", ".join(f"{kinds.count(k)} {k}" for k in order if k in kinds)
+        known = [k for k in order if k in kinds]
+        others = sorted(set(kinds) - set(order))  # a kind added later still counts
+        return ", ".join(f"{kinds.count(k)} {k}" for k in known + others)
 
 
 @dataclass(frozen=True, slots=True)

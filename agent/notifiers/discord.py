@@ -19,8 +19,14 @@ from agent.notifiers.templates import message_of, title_of
 __all__ = ["DISCORD_LIMITS", "DiscordNotifier"]
 
 _COLORS = {"firing": 0xE01E5A, "reminder": 0xE8912D, "degraded": 0xECB22E, "resolved": 0x2EB67D}
-#: Colour of a grouped message: its most urgent event's.
-_SEVERITY = ["resolved", "degraded", "reminder", "firing"]
+#: Colour of a grouped message: its most urgent event's (an unknown kind counts as firing).
+_SEVERITY = ["resolved", "degraded", "reminder", "flapping", "firing"]
+
+
+def _severity(event: str) -> int:
+    return _SEVERITY.index(event) if event in _SEVERITY else len(_SEVERITY)
+
+
 #: Discord's documented embed limits (characters), see docs/alerting.md. Over any
 #: of them the webhook answers 400, which is not retried.
 DISCORD_LIMITS = {
@@ -106,7 +112,7 @@ class DiscordNotifier(HttpNotifier):
         if group.labels:
             title += " (" + ", ".join(f"{k}={v}" for k, v in group.labels.items()) + ")"
         lines = [cut(title_of(receiver, e), DISCORD_LIMITS["title"]) for e in group.events]
-        worst = max((e.event for e in group.events), key=_SEVERITY.index, default="resolved")
+        worst = max((e.event for e in group.events), key=_severity, default="resolved")
         footer = f"wsprobe · {group.events[0].payload.get('agent', {}).get('location', '-')}"
         embed: dict[str, Any] = {
             "title": cut(title, DISCORD_LIMITS["title"]),
