@@ -115,6 +115,8 @@ class Dispatcher:
         self._group_keys: dict[int, GroupKey] = {}
         self._last_sent: dict[tuple[str, GroupKey], float] = {}
         self._limits: dict[str, RateLimit] = {}
+        #: When each idle worker will look at its schedule next (clock time).
+        self._looks: dict[str, float] = {}
 
     def start(self) -> None:
         """Load the pending rows, open the HTTP client, start one worker per receiver."""
@@ -140,8 +142,15 @@ class Dispatcher:
             return
         for row in rows:
             schedule = self._schedules.get(row.receiver)
-            if schedule is not None:
-                schedule.add(row)
+            if schedule is None:
+                continue
+            schedule.add(row)
+            # A grouped event cannot be due before group_wait: when the worker will
+            # look by then anyway, waking it would only redo an O(queue) pass per
+            # event, quadratic over a mass failure.
+            grouped = self._grouping.enabled and self._group_notifier(row.receiver) is not None
+            due = row.next_attempt_at + self._grouping.group_wait
+            if not grouped or due < self._looks.get(row.receiver, float("-inf")):
                 self._wakes[row.receiver].set()
 
     def set_receivers(self, receivers: Mapping[str, ReceiverConfig]) -> None:
@@ -208,6 +217,7 @@ class Dispatcher:
         schedule = self._schedules[name]
         while not self._closing:
             wake.clear()
+            self._looks.pop(name, None)  # busy: anything enqueued now wakes it again
             try:
                 idle = await self._pass(name, schedule)
             except Exception:
@@ -215,8 +225,10 @@ class Dispatcher:
                 logger.exception("notification worker for receiver %r failed; retrying", name)
                 idle = self._retry.initial_interval
             if (idle is None or idle > 0) and not self._closing:
+                sleep = min(idle or _MAX_IDLE, _MAX_IDLE)
+                self._looks[name] = self._clock() + sleep
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(idle or _MAX_IDLE, _MAX_IDLE)):
+                    async with asyncio.timeout(sleep):
                         await wake.wait()
 
     async def _pass(self, name: str, schedule: Schedule) -> float | None:
