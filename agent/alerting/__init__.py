@@ -28,7 +28,6 @@ from typing import Any
 from agent.alerting.dispatcher import DEFAULT_MAX_IN_FLIGHT, Dispatcher
 from agent.alerting.events import CHECKS_API_PATH, agent_base_url, build_event
 from agent.alerting.flap import FlapPolicy, resolve_flap
-from agent.alerting.grouping import GroupPolicy
 from agent.alerting.maintenance import MaintenanceSchedule
 from agent.alerting.outbox import (
     DEFAULT_RETRY_INITIAL_INTERVAL,
@@ -36,7 +35,7 @@ from agent.alerting.outbox import (
     RetryPolicy,
     new_rows,
 )
-from agent.alerting.routing import routed_policy
+from agent.alerting.routing import agent_grouping, routed_grouping, routed_policy
 from agent.alerting.silence_book import SilenceBook
 from agent.alerting.silences import Silence, SilenceError
 from agent.alerting.state import (
@@ -235,13 +234,12 @@ class AlertService:
             )
             for _ in range(count):
                 self._outcome(receiver, "dropped")
-        self._dispatcher.set_grouping(
-            GroupPolicy(
-                group_wait=config.alerting.group_wait,
-                group_interval=config.alerting.group_interval,
-                group_by=config.alerting.group_by,
-            )
-        )
+        per_check = {
+            c.name: p
+            for c in config.checks
+            if (p := routed_grouping(config.alerting, name=c.name, labels=c.labels))
+        }
+        self._dispatcher.set_grouping(agent_grouping(config.alerting), per_check=per_check)
         self._dispatcher.set_receivers(receivers)
 
     def observe(self, check: CheckConfig, result: ProbeResult) -> list[Transition]:

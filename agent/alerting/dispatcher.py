@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 import httpx
 
 from agent.alerting.attempts import Attempts, Outcome
-from agent.alerting.grouping import GroupKey, GroupPolicy, group_key, plan
+from agent.alerting.grouping import GroupKey, GroupPolicy, group_key, group_labels, plan
 from agent.alerting.outbox import RateLimit, RetryPolicy, Schedule
 from agent.config.alerting import ReceiverConfig
 from agent.notifiers import NOTIFIERS
@@ -111,6 +111,8 @@ class Dispatcher:
         self._started = False
         self._closing = False
         self._grouping = GroupPolicy()
+        self._check_grouping: dict[str, GroupPolicy] = {}
+        self._any_grouping = False
         #: Group key of each queued row seen in grouped mode (saves re-reading payloads).
         self._group_keys: dict[int, GroupKey] = {}
         self._last_sent: dict[tuple[str, GroupKey], float] = {}
@@ -148,8 +150,9 @@ class Dispatcher:
             # A grouped event cannot be due before group_wait: when the worker will
             # look by then anyway, waking it would only redo an O(queue) pass per
             # event, quadratic over a mass failure.
-            grouped = self._grouping.enabled and self._group_notifier(row.receiver) is not None
-            due = row.next_attempt_at + self._grouping.group_wait
+            policy = self._policy_for(row.check)
+            grouped = policy.enabled and self._group_notifier(row.receiver) is not None
+            due = row.next_attempt_at + policy.group_wait
             if not grouped or due < self._looks.get(row.receiver, float("-inf")):
                 self._wakes[row.receiver].set()
 
@@ -161,13 +164,25 @@ class Dispatcher:
             self._sync_workers()
             self.wake()
 
-    def set_grouping(self, policy: GroupPolicy) -> None:
-        """Apply ``alerting.group_wait``/``group_interval``/``group_by`` (reload)."""
-        if policy.group_by != self._grouping.group_by:
+    def set_grouping(
+        self, policy: GroupPolicy, *, per_check: Mapping[str, GroupPolicy] | None = None
+    ) -> None:
+        """Apply the grouping settings (reload).
+
+        Args:
+            policy: the agent-level ``group_wait``/``group_interval``/``group_by``.
+            per_check: checks whose route sets its own grouping.
+        """
+        per_check = dict(per_check or {})
+        if policy != self._grouping or per_check != self._check_grouping:
             self._group_keys.clear()
-            self._last_sent.clear()
         self._grouping = policy
+        self._check_grouping = per_check
+        self._any_grouping = policy.enabled or any(p.enabled for p in per_check.values())
         self.wake()
+
+    def _policy_for(self, check: str) -> GroupPolicy:
+        return self._check_grouping.get(check, self._grouping)
 
     def wake(self) -> None:
         """Tell every worker to look at its schedule now."""
@@ -322,7 +337,7 @@ class Dispatcher:
     def _group_notifier(self, name: str) -> HttpNotifier | None:
         """The receiver's notifier when its events are grouped, else None."""
         receiver = self._receivers.get(name)
-        if not self._grouping.enabled or receiver is None or not receiver.group:
+        if not self._any_grouping or receiver is None or not receiver.group:
             return None
         notifier = NOTIFIERS.get(receiver.type)
         return notifier if isinstance(notifier, HttpNotifier) and notifier.groups else None
@@ -330,40 +345,55 @@ class Dispatcher:
     async def _group_pass(
         self, name: str, schedule: Schedule, notifier: HttpNotifier, now: float
     ) -> float | None:
-        """Send the groups that are due (one, as a probe, while the receiver fails)."""
+        """Send the groups that are due, and events of ungrouped checks as they come due.
+
+        While the receiver fails, one request (a group or an event) goes out as its probe.
+        """
         schedule.compact()
-        heads = []
+        heads: list[tuple[OutboxRow, GroupKey]] = []
+        singles: list[OutboxRow] = []
         for row in schedule.heads():
+            policy = self._policy_for(row.check)
+            if not policy.enabled:
+                singles.append(row)
+                continue
             key = self._group_keys.get(row.id)
             if key is None:
                 payload = self._store.outbox_payload(row.id)
                 data = AlertEvent.from_json(payload).payload if payload else {}
-                key = self._group_keys[row.id] = group_key(data, self._grouping.group_by)
+                key = self._group_keys[row.id] = group_key(data, policy)
             heads.append((row, key))
         last_sent = {k: t for (r, k), t in self._last_sent.items() if r == name}
-        todo = plan(
-            heads,
-            policy=self._grouping,
-            last_sent=last_sent,
-            now=now,
-            ignore_backoff=schedule.failing,
-        )
+        todo = plan(heads, last_sent=last_sent, now=now, ignore_backoff=schedule.failing)
+        next_at = todo.next_at
+        if schedule.failing:
+            singles.sort(key=lambda r: r.next_attempt_at)
+        else:
+            due_at = [r.next_attempt_at for r in singles if r.next_attempt_at > now]
+            if due_at and (next_at is None or min(due_at) < next_at):
+                next_at = min(due_at)
+            singles = [r for r in singles if r.next_attempt_at <= now]
         limit = self._rate_limit(name, now)
         allowed = self._max_in_flight if limit is None else limit.available(now)
-        ready = todo.ready[: 1 if schedule.failing else min(allowed, self._max_in_flight)]
+        allowed = 1 if schedule.failing else min(allowed, self._max_in_flight)
+        ready = todo.ready[:allowed]
+        singles = singles[: allowed - len(ready)]
+        sends = len(ready) + len(singles)
         if limit is not None:
-            if todo.ready and not ready:
+            if (todo.ready or singles) and not sends:
                 return max(0.001, limit.wait(now))
-            limit.take(len(ready), now=now)
-        if ready:
+            limit.take(sends, now=now)
+        if sends:
             for _, rows in ready:
                 schedule.take(rows)
+            schedule.take(singles)
             outcomes = await asyncio.gather(
-                *(self._send_group(name, schedule, notifier, k, rows) for k, rows in ready)
+                *(self._send_group(name, schedule, notifier, k, rows) for k, rows in ready),
+                *(self._attempts.one(name, schedule, row) for row in singles),
             )
             self._after_wave(name, schedule, outcomes)
             return 0.0
-        return None if todo.next_at is None else max(0.001, todo.next_at - now)
+        return None if next_at is None else max(0.001, next_at - now)
 
     async def _send_group(
         self,
@@ -375,7 +405,7 @@ class Dispatcher:
     ) -> Outcome:
         for row in rows:
             self._group_keys.pop(row.id, None)
-        labels = dict(zip(self._grouping.group_by, key, strict=True))
+        labels = group_labels(key)
         outcome = await self._attempts.group(name, schedule, notifier, rows, labels=labels)
         if outcome.answered:
             self._last_sent[(name, key)] = self._clock()

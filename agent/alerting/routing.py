@@ -9,7 +9,9 @@ The receivers of a check are, in order and without duplicates:
 3. the check's own ``alerting.receivers``.
 
 ``repeat_interval`` comes from the check's own block if set, else from the first
-matching route that sets one, else from the agent-level default.
+matching route that sets one, else from the agent-level default. ``group_wait``,
+``group_interval`` and ``group_by`` come from the first matching route that sets each,
+else from the agent level.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from agent.alerting.grouping import GroupPolicy
 from agent.alerting.state import AlertPolicy, resolve_policy
 from agent.config.alerting import AgentAlertingConfig, AlertingConfig, RouteConfig
 
-__all__ = ["matching_routes", "routed_policy"]
+__all__ = ["agent_grouping", "matching_routes", "routed_grouping", "routed_policy"]
 
 
 def matching_routes(
@@ -79,4 +82,41 @@ def routed_policy(
         repeat = next((r.repeat_interval for r in routes if r.repeat_interval is not None), repeat)
     return dataclasses.replace(
         policy, receivers=tuple(dict.fromkeys(receivers)), repeat_interval=repeat
+    )
+
+
+def agent_grouping(agent: AgentAlertingConfig) -> GroupPolicy:
+    """The agent-level grouping settings."""
+    return GroupPolicy(
+        group_wait=agent.group_wait,
+        group_interval=agent.group_interval,
+        group_by=agent.group_by,
+    )
+
+
+def routed_grouping(
+    agent: AgentAlertingConfig, *, name: str, labels: Mapping[str, str]
+) -> GroupPolicy | None:
+    """The grouping of a check whose matching routes change it, else None.
+
+    Args:
+        agent: the top-level ``alerting`` block.
+        name: the check's name (matched as the label ``check``).
+        labels: the check's labels.
+
+    Returns:
+        Agent-level settings overridden field by field by the first matching route
+        that sets each, or None when no matching route sets any.
+    """
+    routes = matching_routes(agent.routes, {**labels, "check": name})
+    wait = next((r.group_wait for r in routes if r.group_wait is not None), None)
+    interval = next((r.group_interval for r in routes if r.group_interval is not None), None)
+    group_by = next((r.group_by for r in routes if r.group_by is not None), None)
+    if wait is None and interval is None and group_by is None:
+        return None
+    base = agent_grouping(agent)
+    return GroupPolicy(
+        group_wait=base.group_wait if wait is None else wait,
+        group_interval=base.group_interval if interval is None else interval,
+        group_by=base.group_by if group_by is None else group_by,
     )

@@ -178,6 +178,10 @@ class RouteConfig(Frozen):
     default_receivers: bool = True
     #: Reminder period for matching checks (a check's own setting still wins).
     repeat_interval: Duration | None = Field(None, ge=0)
+    #: Grouping of matching checks' events, field by field over the agent-level one.
+    group_wait: Duration | None = Field(None, ge=0)
+    group_interval: Duration | None = Field(None, gt=0)
+    group_by: tuple[str, ...] | None = None
 
     @field_validator("match_re")
     @classmethod

@@ -146,46 +146,87 @@ def _row(i: int, created: float, *, due: float | None = None) -> OutboxRow:
     )
 
 
+POLICY = GroupPolicy(group_wait=10.0, group_interval=60.0, group_by=("team",))
+KEY = (POLICY, ("a",))
+
+
 @pytest.mark.parametrize(
-    ("rows", "last_sent", "now", "ready", "next_at"),
+    ("rows", "sent", "now", "ready", "next_at"),
     [
-        ([(1, 100.0), (2, 104.0)], {}, 105.0, [], 110.0),
-        ([(1, 100.0), (2, 104.0)], {}, 110.0, [[1, 2]], None),
-        ([(1, 100.0)], {("a",): 95.0}, 110.0, [], 155.0),
-        ([(1, 100.0)], {("a",): 40.0}, 110.0, [[1]], None),
+        ([(1, 100.0), (2, 104.0)], None, 105.0, [], 110.0),
+        ([(1, 100.0), (2, 104.0)], None, 110.0, [[1, 2]], None),
+        ([(1, 100.0)], 95.0, 110.0, [], 155.0),
+        ([(1, 100.0)], 40.0, 110.0, [[1]], None),
     ],
     ids=["waits-group-wait", "sends-whole-group", "waits-group-interval", "interval-passed"],
 )
 def test_plan(
     rows: list[tuple[int, float]],
-    last_sent: dict[tuple[str, ...], float],
+    sent: float | None,
     now: float,
     ready: list[list[int]],
     next_at: float | None,
 ) -> None:
     """group_wait from the oldest event, group_interval from the group's last delivery."""
-    policy = GroupPolicy(group_wait=10.0, group_interval=60.0, group_by=("team",))
-    heads = [(_row(i, t), ("a",)) for i, t in rows]
-    got = plan(heads, policy=policy, last_sent=last_sent, now=now)
+    heads = [(_row(i, t), KEY) for i, t in rows]
+    last_sent = {} if sent is None else {KEY: sent}
+    got = plan(heads, last_sent=last_sent, now=now)
     assert [[r.id for r in group] for _, group in got.ready] == ready
     assert got.next_at == next_at
 
 
+def test_plan_keeps_groups_of_different_settings_apart() -> None:
+    """Same label values under two policies (two routes) are two groups with their own waits."""
+    fast = GroupPolicy(group_wait=1.0, group_by=("team",))
+    heads = [(_row(1, 0.0), (POLICY, ("a",))), (_row(2, 0.0), (fast, ("a",)))]
+    got = plan(heads, last_sent={}, now=2.0)
+    assert [[r.id for r in rows] for _, rows in got.ready] == [[2]]
+    assert got.next_at == 10.0
+
+
 def test_plan_waits_for_retry_backoff_unless_probing() -> None:
     """A failed group waits for its rows' retry time, except as a failing receiver's probe."""
-    policy = GroupPolicy(group_wait=1.0)
-    heads = [(_row(1, 0.0, due=50.0), ())]
-    assert plan(heads, policy=policy, last_sent={}, now=10.0).next_at == 50.0
-    assert plan(heads, policy=policy, last_sent={}, now=10.0, ignore_backoff=True).ready
+    key = (GroupPolicy(group_wait=1.0), ())
+    heads = [(_row(1, 0.0, due=50.0), key)]
+    assert plan(heads, last_sent={}, now=10.0).next_at == 50.0
+    assert plan(heads, last_sent={}, now=10.0, ignore_backoff=True).ready
 
 
 def test_plan_splits_huge_groups_and_ids_are_stable() -> None:
     """More than MAX_GROUP_EVENTS events go out in several requests; ids depend on members."""
-    heads = [(_row(i, 0.0), ()) for i in range(MAX_GROUP_EVENTS + 3)]
-    got = plan(heads, policy=GroupPolicy(group_wait=1.0), last_sent={}, now=5.0)
+    key = (GroupPolicy(group_wait=1.0), ())
+    heads = [(_row(i, 0.0), key) for i in range(MAX_GROUP_EVENTS + 3)]
+    got = plan(heads, last_sent={}, now=5.0)
     assert [len(rows) for _, rows in got.ready] == [MAX_GROUP_EVENTS, 3]
     assert group_delivery_id(["b", "a"]) == group_delivery_id(["a", "b"])
     assert group_delivery_id(["a"]) != group_delivery_id(["a", "b"])
+
+
+async def test_a_route_groups_its_checks_while_others_go_out_one_by_one(
+    receiver: Any, store: Store
+) -> None:
+    """group_wait on the payments route only: payments events in one request, others alone."""
+    names = ["pay-1", "pay-2", "pay-3", "web-1", "web-2"]
+    cfg = config(
+        receiver.url,
+        names,
+        group_wait=0,
+        routes=[{"match_re": {"check": "pay-.*"}, "group_wait": 0.2, "group_by": ["alert"]}],
+    )
+    outcomes = Outcomes()
+    service = AlertService(cfg, store, on_notification=outcomes, **FAST)
+    for check in cfg.checks:
+        service.observe(check, result(check.name, False))
+    await service.start()
+    try:
+        await outcomes.wait(lambda o: o.count("success") == 5)
+    finally:
+        await service.aclose()
+    kinds = sorted(r.headers["X-Wsprobe-Event"] for r in receiver.requests)
+    assert kinds == ["firing", "firing", "group"]
+    (grouped,) = [r.json() for r in receiver.requests if r.headers["X-Wsprobe-Event"] == "group"]
+    assert grouped["group"] == {"alert": "down"}
+    assert sorted(e["check"] for e in grouped["events"]) == ["pay-1", "pay-2", "pay-3"]
 
 
 def _group(n: int) -> Group:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from agent.alerting import AlertService
-from agent.alerting.routing import routed_policy
+from agent.alerting.grouping import GroupPolicy
+from agent.alerting.routing import routed_grouping, routed_policy
 from agent.config import CheckConfig, Config
 from agent.config.alerting import AgentAlertingConfig, AlertingConfig, ReceiverConfig
 from agent.storage.database import Store
@@ -108,3 +109,22 @@ async def test_routes_and_send_resolved_reach_the_right_receivers(
             ("/pd", "pay", "firing"), ("/pd", "pay", "resolved"),
         ]
     )  # fmt: skip
+
+
+def test_routed_grouping_overrides_field_by_field() -> None:
+    """A route's group settings replace the agent's one field at a time; no setting: None."""
+    agent = AgentAlertingConfig.model_validate(
+        {
+            "group_wait": 10,
+            "group_by": ["team"],
+            "routes": [
+                {"match": {"team": "payments"}, "group_wait": 1, "continue": True},
+                {"match": {"env": "prod"}, "group_by": ["check"], "group_wait": 5},
+                {"match": {"env": "dev"}, "receivers": ["x"]},
+            ],
+        }
+    )
+    pay = routed_grouping(agent, name="p", labels={"team": "payments", "env": "prod"})
+    assert pay == GroupPolicy(group_wait=1.0, group_interval=60.0, group_by=("check",))
+    assert routed_grouping(agent, name="d", labels={"env": "dev"}) is None
+    assert routed_grouping(agent, name="n", labels={}) is None
