@@ -92,7 +92,7 @@ class ReceiverConfig(Frozen):
     group: bool = True
     #: Most requests per minute to this receiver (unset: the type's own default,
     #: 120 for pagerduty as its Events API allows per integration key, else none).
-    rate_limit: int | None = Field(None, ge=1)
+    rate_limit: Int | None = Field(None, ge=1)
 
 
 class FlapConfig(Frozen):
