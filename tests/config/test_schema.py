@@ -134,6 +134,20 @@ alerting:
   degraded_threshold: 3
   receivers: [hook]
   flap: {max_changes: 4, window: 30m}
+  group_wait: 10s
+  group_interval: 1m
+  group_by: [team]
+  routes:
+    - match: {team: core}
+      match_re: {check: "probe-.*"}
+      receivers: [pd]
+      continue: true
+      default_receivers: true
+      repeat_interval: 30m
+      group_wait: 5s
+      group_interval: 2m
+      group_by: [check]
+  templates: {title: "{{ check }} {{ event }}", text: "{{ message }}"}
 maintenance:
   - {name: nightly, cron: "0 2 * * *", duration: 30m, checks: [probe-all]}
   - {name: once, start: 2026-12-05T22:00:00, end: 2026-12-06T01:00:00, matchers: [service=feed]}
@@ -145,7 +159,8 @@ receivers:
     headers: {X-Team: core}
     timeout: 5s
     retry_timeout: 1h2m3.5s
-  - {name: pd, type: pagerduty, routing_key: k, severity: warning}
+  - {name: pd, type: pagerduty, routing_key: k, severity: warning, rate_limit: 60,
+     send_resolved: false, group: false, templates: {title: "[pd] {{ summary }}"}}
 checks:
   - name: probe-all
     url: wss://feed.example/ws?x=1
@@ -194,6 +209,9 @@ checks:
     limits: {handshake: 300ms, ping: 0.1, relay: 1s}
     alerting:
       failure_threshold: 1
+      success_threshold: 1
+      repeat_interval: 2h
+      degraded_threshold: 2
       receivers: [pd]
       default_receivers: false
   - name: watch-all
@@ -240,9 +258,15 @@ NUMERIC_PATHS: list[tuple[Any, ...]] = [
     ("alerting", "degraded_threshold"),
     ("alerting", "flap", "max_changes"),
     ("alerting", "flap", "window"),
+    ("alerting", "group_wait"),
+    ("alerting", "group_interval"),
+    ("alerting", "routes", 0, "repeat_interval"),
+    ("alerting", "routes", 0, "group_wait"),
+    ("alerting", "routes", 0, "group_interval"),
     ("maintenance", 0, "duration"),
     ("receivers", 0, "timeout"),
     ("receivers", 0, "retry_timeout"),
+    ("receivers", 1, "rate_limit"),
     ("checks", 0, "interval"),
     ("checks", 0, "timeout"),
     ("checks", 0, "max_size"),
@@ -264,6 +288,9 @@ NUMERIC_PATHS: list[tuple[Any, ...]] = [
     ("checks", 0, "steps", 4, "app_ping", "interval"),
     ("checks", 0, "limits", "handshake"),
     ("checks", 0, "alerting", "failure_threshold"),
+    ("checks", 0, "alerting", "success_threshold"),
+    ("checks", 0, "alerting", "repeat_interval"),
+    ("checks", 0, "alerting", "degraded_threshold"),
     ("checks", 1, "watch", "initial_delay"),
     ("checks", 1, "watch", "max_delay"),
     ("checks", 1, "watch", "max_retries"),
