@@ -35,7 +35,13 @@ from agent.alerting.outbox import (
     RetryPolicy,
     new_rows,
 )
-from agent.alerting.routing import agent_grouping, routed_grouping, routed_policy
+from agent.alerting.routing import (
+    agent_grouping,
+    routed_grouping,
+    routed_policy,
+    routing_problems,
+    with_templates,
+)
 from agent.alerting.silence_book import SilenceBook
 from agent.alerting.silences import Silence, SilenceError
 from agent.alerting.state import (
@@ -49,7 +55,6 @@ from agent.alerting.state import (
 )
 from agent.alerting.suppression import Suppression
 from agent.config import CheckConfig, Config
-from agent.config.alerting import ReceiverConfig
 from agent.redact import redact_url
 from agent.result import ProbeResult
 from agent.storage import NewOutboxRow, OutboxRow, Store
@@ -57,39 +62,6 @@ from agent.storage import NewOutboxRow, OutboxRow, Store
 __all__ = ["AlertPolicy", "AlertService", "SilenceError", "Transition", "routing_problems"]
 
 logger = logging.getLogger(__name__)
-
-
-def routing_problems(config: Config) -> list[tuple[str, str]]:
-    """Receiver names used in ``alerting.receivers`` that no receiver defines.
-
-    Args:
-        config: the whole configuration.
-
-    Returns:
-        ``(key path, message)`` pairs, e.g. ``("checks[2].alerting.receivers[0]", ...)``.
-    """
-    known = {r.name for r in config.receivers}
-    problems: list[tuple[str, str]] = []
-    blocks: list[tuple[str, Any]] = [("alerting", config.alerting)]
-    blocks += [(f"alerting.routes[{i}]", r) for i, r in enumerate(config.alerting.routes)]
-    blocks += [
-        (f"checks[{i}].alerting", c.alerting) for i, c in enumerate(config.checks) if c.alerting
-    ]
-    for path, block in blocks:
-        for j, name in enumerate(block.receivers):
-            if name not in known:
-                problems.append((f"{path}.receivers[{j}]", f"no receiver named {name!r}"))
-    return problems
-
-
-def _with_templates(receiver: ReceiverConfig, config: Config) -> ReceiverConfig:
-    """The receiver with ``alerting.templates`` filling what its own templates leave unset."""
-    default = config.alerting.templates
-    if default is None:
-        return receiver
-    own = receiver.templates
-    merged = own.merged(default) if own is not None else default
-    return receiver.model_copy(update={"templates": merged})
 
 
 def _steady_ok(before: AlertState, after: AlertState) -> bool:
@@ -207,7 +179,7 @@ class AlertService:
         }
         self._quiet.location = config.agent.location
         self._quiet.maintenance = MaintenanceSchedule(config.maintenance)
-        receivers = {r.name: _with_templates(r, config) for r in config.receivers}
+        receivers = {r.name: with_templates(r, config) for r in config.receivers}
         for path, message in routing_problems(config):
             logger.warning("alerting: %s: %s; ignored", path, message)
         now = self._clock()

@@ -18,12 +18,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 from agent.alerting.grouping import GroupPolicy
 from agent.alerting.state import AlertPolicy, resolve_policy
-from agent.config.alerting import AgentAlertingConfig, AlertingConfig, RouteConfig
+from agent.config import Config
+from agent.config.alerting import AgentAlertingConfig, AlertingConfig, ReceiverConfig, RouteConfig
 
-__all__ = ["agent_grouping", "matching_routes", "routed_grouping", "routed_policy"]
+__all__ = [
+    "agent_grouping",
+    "matching_routes",
+    "routed_grouping",
+    "routed_policy",
+    "routing_problems",
+    "with_templates",
+]
 
 
 def matching_routes(
@@ -120,3 +129,36 @@ def routed_grouping(
         group_interval=base.group_interval if interval is None else interval,
         group_by=base.group_by if group_by is None else group_by,
     )
+
+
+def routing_problems(config: Config) -> list[tuple[str, str]]:
+    """Receiver names used in ``alerting.receivers`` that no receiver defines.
+
+    Args:
+        config: the whole configuration.
+
+    Returns:
+        ``(key path, message)`` pairs, e.g. ``("checks[2].alerting.receivers[0]", ...)``.
+    """
+    known = {r.name for r in config.receivers}
+    problems: list[tuple[str, str]] = []
+    blocks: list[tuple[str, Any]] = [("alerting", config.alerting)]
+    blocks += [(f"alerting.routes[{i}]", r) for i, r in enumerate(config.alerting.routes)]
+    blocks += [
+        (f"checks[{i}].alerting", c.alerting) for i, c in enumerate(config.checks) if c.alerting
+    ]
+    for path, block in blocks:
+        for j, name in enumerate(block.receivers):
+            if name not in known:
+                problems.append((f"{path}.receivers[{j}]", f"no receiver named {name!r}"))
+    return problems
+
+
+def with_templates(receiver: ReceiverConfig, config: Config) -> ReceiverConfig:
+    """The receiver with ``alerting.templates`` filling what its own templates leave unset."""
+    default = config.alerting.templates
+    if default is None:
+        return receiver
+    own = receiver.templates
+    merged = own.merged(default) if own is not None else default
+    return receiver.model_copy(update={"templates": merged})
