@@ -18,7 +18,7 @@ from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import Group, HttpNotifier
 from agent.notifiers.discord import DISCORD_LIMITS
 from agent.notifiers.slack import SLACK_LIMITS
-from agent.storage.database import OutboxRow, Store
+from agent.storage import OutboxRow, Store
 from tests.alerting.test_delivery import FAST, Outcomes, result
 from tests.notifiers import samples
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from agent.alerting import AlertService
 from agent.alerting.outbox import RateLimit
-from agent.storage.database import Store
+from agent.storage import Store
 from tests.alerting.test_delivery import FakeClock, Outcomes, config, events, feed
 
 #: How soon after the receiver is back the backlog must start draining: the probe

@@ -11,7 +11,7 @@ from agent.alerting.grouping import GroupPolicy
 from agent.alerting.routing import routed_grouping, routed_policy
 from agent.config import CheckConfig, Config
 from agent.config.alerting import AgentAlertingConfig, AlertingConfig, ReceiverConfig
-from agent.storage.database import Store
+from agent.storage import Store
 from tests.alerting.test_delivery import Outcomes, result
 
 ROUTES = [

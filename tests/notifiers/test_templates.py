@@ -17,7 +17,7 @@ from agent.config import CheckConfig, Config
 from agent.config.alerting import AgentAlertingConfig
 from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import HttpNotifier
-from agent.storage.database import Store
+from agent.storage import Store
 from tests.alerting.test_delivery import Outcomes, result
 from tests.notifiers import samples
 
