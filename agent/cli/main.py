@@ -1,4 +1,5 @@
-"""The ``wsprobe`` command line: ``run``, ``check-config``, ``probe``, ``demo-server``, ``schema``.
+"""The ``wsprobe`` command line: ``run``, ``check-config``, ``probe``, ``connect``,
+``demo-server``, ``schema``.
 
 Exit codes: 0 success, 1 probe failed / config invalid (``check-config``), 2 usage or
 configuration error. The daemon and demo modules are imported inside their commands so
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
+from agent.cli.connect import add_connect_arguments, run_connect_command
 from agent.cli.probe import add_probe_arguments, run_probe_command
 from agent.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
 
@@ -30,6 +32,27 @@ DEFAULT_CONFIG = "wsprobe.yaml"
 FALLBACK_CONFIG = "config.example.yaml"
 
 log = logging.getLogger(__name__)
+
+_PROBE_EXAMPLES = """\
+examples:
+  once:        wsprobe probe ws://127.0.0.1:8765/echo --pings 5
+  auth:        wsprobe probe ws://127.0.0.1:8765/auth --bearer demo-token --json
+  negative:    wsprobe probe ws://127.0.0.1:8765/auth --expect-status 401
+  configured:  wsprobe probe --check demo-echo -c config.example.yaml
+  like ping:   wsprobe probe ws://127.0.0.1:8765/echo --count 10 --interval 0.5
+  until ^C:    wsprobe probe ws://127.0.0.1:8765/echo --count 0 --json
+  verbose:     wsprobe probe ws://127.0.0.1:8765/echo -v --send hi --expect hi
+  binary step: wsprobe probe ws://127.0.0.1:8765/echo --send-binary aGk= -vv
+  scripts:     wsprobe probe ws://127.0.0.1:8765/echo -q && echo up
+"""
+
+_CONNECT_EXAMPLES = """\
+examples:
+  interactive: wsprobe connect ws://127.0.0.1:8765/echo
+               then type text, /json {"a": 1}, /binary 6869, /ping, /close 1000 bye
+  with auth:   wsprobe connect ws://127.0.0.1:8765/auth --bearer demo-token
+  piped:       printf 'hello\\n/ping\\n' | wsprobe connect ws://127.0.0.1:8765/echo --wait 2
+"""
 
 
 def find_config(given: str | None) -> Path:
@@ -127,19 +150,29 @@ def build_parser() -> argparse.ArgumentParser:
     probe = sub.add_parser(
         "probe",
         parents=[common],
-        help="probe one URL (or one configured check) now",
-        description="Run one probe now and print its phase table (or --json). Exit 0 on"
-        " success, 1 when the probe failed, 2 on a usage or configuration error.",
-        epilog="examples:\n"
-        "  wsprobe probe wss://echo.example.com/ --pings 5\n"
-        "  wsprobe probe ws://127.0.0.1:8765/auth --bearer demo-token --json\n"
-        "  wsprobe probe ws://127.0.0.1:8765/auth --expect-status 401\n"
-        "  wsprobe probe --check demo-echo -c config.example.yaml",
+        help="probe one URL (or one configured check) now, once or like ping",
+        description="Run one probe now and print its phase table (or --json); with --count,"
+        " repeat like ping and end with a summary. Exit 0 when every run succeeded, 1 when"
+        " one failed, 2 on a usage or configuration error.",
+        epilog=_PROBE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _config_argument(probe)
     add_probe_arguments(probe)
     probe.set_defaults(handler=_cmd_probe)
+
+    connect = sub.add_parser(
+        "connect",
+        parents=[common],
+        help="interactive session (like wscat), or send lines piped in",
+        description="Open a WebSocket and send each line typed or piped in as a text"
+        " message; print every message received with its time. Exit 0 on a clean close,"
+        " 1 when the connection failed or ended otherwise, 2 on a usage error.",
+        epilog=_CONNECT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_connect_arguments(connect)
+    connect.set_defaults(handler=_cmd_connect)
 
     demo = sub.add_parser(
         "demo-server",
@@ -177,8 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else 2
-    quiet = args.command in ("probe", "check-config")
+    quiet = args.command in ("probe", "check-config", "connect")
     level = getattr(args, "log_level", None) or ("warning" if quiet else "info")
+    if getattr(args, "quiet", False) and not getattr(args, "log_level", None):
+        level = "critical"  # -q: the exit status only
     setup_logging(level=level, fmt=getattr(args, "log_format", "text"))
     try:
         code: int = args.handler(args)
@@ -222,6 +257,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     return run_probe_command(args, config_path=find_config(args.config) if args.check else None)
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    return run_connect_command(args)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

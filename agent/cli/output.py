@@ -11,6 +11,7 @@ import http
 import json
 import time
 
+from agent.cli.style import Style
 from agent.result import PHASES, ProbeResult
 
 __all__ = ["render_json", "render_table"]
@@ -58,12 +59,15 @@ def _rtts(name: str, values: list[float]) -> str:
     )
 
 
-def render_table(result: ProbeResult, *, now: float | None = None) -> str:
+def render_table(
+    result: ProbeResult, *, now: float | None = None, style: Style | None = None
+) -> str:
     """The human view: phases in milliseconds, then what was negotiated, then the verdict.
 
     Args:
         result: the finished probe.
         now: Unix time used for "days to certificate expiry" (the current time by default).
+        style: colours the verdict (none by default).
 
     Returns:
         Text ending without a newline.
@@ -108,10 +112,13 @@ def render_table(result: ProbeResult, *, now: float | None = None) -> str:
         facts.append(("degraded", ", ".join(result.degraded) + " over limit"))
     if result.lag_suspect:
         facts.append(("note", "agent event loop lagged during this run; timings may be high"))
+    style = style or Style(color=False)
     if result.success:
-        facts.append(("result", "OK"))
+        facts.append(("result", style.paint("ok", "OK")))
     else:
         reason = result.reason.value if result.reason else "unknown"
-        facts.append(("result", f"FAILED ({reason}) {result.message}".rstrip()))
+        facts.append(
+            ("result", style.paint("fail", f"FAILED ({reason}) {result.message}".rstrip()))
+        )
     lines += [f"  {key:<14}{value}" for key, value in facts]
     return "\n".join(lines)

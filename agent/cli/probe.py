@@ -10,7 +10,6 @@ list their destinations in ``_TARGET_FLAGS`` so ``--check`` refuses them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -18,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.cli.output import render_json, render_table
 from agent.config.models import DEFAULT_INTERVAL, CheckConfig
 from agent.config.types import parse_duration
 from agent.result import ProbeResult
@@ -26,7 +24,15 @@ from agent.result import ProbeResult
 if TYPE_CHECKING:
     from agent.probes import ProbeFn
 
-__all__ = ["PROBE_CHECK_NAME", "add_probe_arguments", "check_data", "run_probe_command"]
+__all__ = [
+    "PROBE_CHECK_NAME",
+    "UsageError",
+    "add_probe_arguments",
+    "add_target_arguments",
+    "check_data",
+    "check_from_flags",
+    "run_probe_command",
+]
 
 #: Name of the check built from flags (shown in output and JSON).
 PROBE_CHECK_NAME = "cli"
@@ -54,7 +60,7 @@ _FLAG_OF: dict[str, str] = {
     "auth.headers": "-H/--header",
     "headers": "--origin",
     "ip_version": "-4/-6",
-    "steps": "--send/--send-json/--expect",
+    "steps": "--send/--send-json/--send-binary/--expect",
 }
 
 #: Flags that describe a target; with --check they would be silently ignored, so refuse.
@@ -87,11 +93,33 @@ _TARGET_FLAGS = (
 
 
 def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the target, auth, TLS and expectation flags of ``wsprobe probe``."""
+    """Add the flags of ``wsprobe probe``: target, output, repetition, expectations, steps."""
     parser.add_argument("url", nargs="?", metavar="URL", help="ws:// or wss:// URL to probe")
     parser.add_argument("--check", metavar="NAME", help="run the configured check NAME instead")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    out = parser.add_argument_group("output and repetition")
+    out.add_argument("--json", action="store_true", help="JSON: one object per run (+ summary)")
+    out.add_argument(
+        "--count", type=int, metavar="N", help="run N times like ping (0: until Ctrl-C)"
+    )
+    out.add_argument(
+        "--interval", metavar="SECONDS", help="with --count: from run start to start (1s)"
+    )
+    loud = out.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="headers, TLS and frames on stderr; -vv adds the addresses tried",
+    )
+    loud.add_argument("-q", "--quiet", action="store_true", help="print nothing; exit status only")
+    out.add_argument("--no-color", action="store_true", help="no colour (also: NO_COLOR set)")
+    add_target_arguments(parser)
+    _add_expectations(parser)
 
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the request, authentication and TLS flags (shared by ``probe`` and ``connect``)."""
     target = parser.add_argument_group("request")
     target.add_argument(
         "-H",
@@ -128,6 +156,8 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-min", choices=("1.2", "1.3"), help="minimum TLS version")
     tls.add_argument("-k", "--insecure", action="store_true", help="skip certificate verification")
 
+
+def _add_expectations(parser: argparse.ArgumentParser) -> None:
     expect = parser.add_argument_group("expectations")
     expect.add_argument(
         "--expect-status",
@@ -150,6 +180,7 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, meta, text in (
         ("--send", "TEXT", "send a text message (repeatable)"),
         ("--send-json", "JSON", "send a JSON message, validated first (repeatable)"),
+        ("--send-binary", "BASE64", "send a binary message, given as base64 (repeatable)"),
         ("--expect", "TEXT|/REGEX/", "wait for a message containing TEXT or matching REGEX"),
     ):
         script.add_argument(flag, dest="script", action=_ScriptStep, metavar=meta, help=text)
@@ -175,6 +206,8 @@ def _script_steps(script: list[tuple[str, str]]) -> list[dict[str, Any]]:
     for flag, value in script:
         if flag == "--send":
             steps.append({"send": value})
+        elif flag == "--send-binary":
+            steps.append({"send_binary": value})
         elif flag == "--send-json":
             try:
                 steps.append({"send": json.loads(value)})
@@ -250,16 +283,17 @@ def check_data(args: argparse.Namespace) -> dict[str, Any]:
     steps = _script_steps(getattr(args, "script", None) or [])
     if steps:
         data["steps"] = steps
-    if args.timeout is not None:
-        data["timeout"] = args.timeout
-        data["interval"] = _interval_for(args.timeout)
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None:
+        data["timeout"] = timeout
+        data["interval"] = _interval_for(timeout)
     return data
 
 
 def _optional(out: dict[str, Any], args: argparse.Namespace, keys: dict[str, str]) -> None:
     """Copy each flag that was given (not None / not False) to its key."""
     for dest, key in keys.items():
-        value = getattr(args, dest)
+        value = getattr(args, dest, None)
         if value is not None and value is not False:
             out[key] = value
 
@@ -280,7 +314,12 @@ def _flag_for(path: str) -> str:
     return path
 
 
-def _from_flags(args: argparse.Namespace) -> CheckConfig:
+def check_from_flags(args: argparse.Namespace) -> CheckConfig:
+    """The check the flags describe, validated like a check file.
+
+    Raises:
+        UsageError: no URL, or a flag's value is invalid (the message names the flag).
+    """
     from agent.config.loader import ConfigError, validate_check
 
     if not args.url:
@@ -300,7 +339,7 @@ def _from_config(args: argparse.Namespace, config_path: Path) -> CheckConfig:
 
     given = [f for f in _TARGET_FLAGS if getattr(args, f) not in (None, False, [])]
     if given:
-        names = {"url": "URL", "script": "--send/--send-json/--expect"}
+        names = {"url": "URL", "script": "--send/--send-json/--send-binary/--expect"}
         flags = ", ".join(names.get(f, "--" + f.replace("_", "-")) for f in given)
         raise UsageError(f"--check runs the check as configured; drop {flags}")
     try:
@@ -315,20 +354,22 @@ def _from_config(args: argparse.Namespace, config_path: Path) -> CheckConfig:
 
 
 def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> int:
-    """Build the check, run it once, print the result.
+    """Build the check, run it once (or ``--count`` times), print the result(s).
 
     Args:
         args: parsed ``wsprobe probe`` arguments.
         config_path: the agent config when ``--check`` is given.
 
     Returns:
-        0 success, 1 probe failed, 2 usage or configuration error.
+        0 success (every run), 1 a probe failed, 2 usage or configuration error.
     """
+    from agent.cli.probe_session import Presentation, present
     from agent.probes import PROBES
 
     try:
-        check = _from_config(args, config_path) if config_path else _from_flags(args)
-    except UsageError as exc:
+        check = _from_config(args, config_path) if config_path else check_from_flags(args)
+        presentation = Presentation.from_args(args)
+    except (UsageError, ValueError) as exc:
         for line in str(exc).splitlines():
             print(f"wsprobe probe: error: {line}", file=sys.stderr)
         return 2
@@ -337,9 +378,11 @@ def run_probe_command(args: argparse.Namespace, *, config_path: Path | None) -> 
         return 2
     if check.tls.insecure_skip_verify:
         log.warning("certificate verification is disabled for this probe")
-    result = asyncio.run(_run(check, PROBES))
-    print(render_json(result) if args.json else render_table(result))
-    return 0 if result.success else 1
+
+    async def run_once(check: CheckConfig) -> ProbeResult:
+        return await _run(check, PROBES)
+
+    return present(check, presentation, run_once=run_once)
 
 
 async def _run(check: CheckConfig, probes: Mapping[str, ProbeFn]) -> ProbeResult:

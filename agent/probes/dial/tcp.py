@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import socket
 import time
@@ -25,7 +26,11 @@ from typing import Any
 from agent.probes.errors import ProbeError, map_errors
 from agent.result import ProbeResult
 
-__all__ = ["connect_tcp", "format_addr"]
+__all__ = ["ADDRESS_LOG", "connect_tcp", "format_addr"]
+
+#: The addresses resolved and tried, at DEBUG (``wsprobe probe -vv``); a child of the
+#: wire log, so disabled (and never formatted) unless the CLI enables it.
+ADDRESS_LOG = logging.getLogger("agent.probes.wire.addresses")
 
 
 def format_addr(sockaddr: Any) -> str:
@@ -50,8 +55,13 @@ async def connect_tcp(
     """
     loop = asyncio.get_running_loop()
     last: ProbeError | None = None
+    trace = ADDRESS_LOG.isEnabledFor(logging.DEBUG)
+    if trace:
+        ADDRESS_LOG.debug("* resolved: %s", ", ".join(format_addr(i[4]) for i in infos))
     for family, _type, proto, _, sockaddr in infos:
         result.peer_ip = str(sockaddr[0])
+        if trace:
+            ADDRESS_LOG.debug("* trying %s", format_addr(sockaddr))
         try:
             with map_errors("connect"):
                 sock, connected_at = await _connected_socket(loop, family, proto, sockaddr)
@@ -63,6 +73,8 @@ async def connect_tcp(
         except ProbeError as exc:
             where = format_addr(sockaddr)
             exc.detail = f"{where}: {exc.detail}" if exc.detail else where
+            if trace:
+                ADDRESS_LOG.debug("* %s failed: %s", where, exc)
             if isinstance(exc.__cause__, TimeoutError):  # the OS gave up (ETIMEDOUT)
                 raise
             last = exc

@@ -43,6 +43,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The wire log (see agent.probes.dial.upgrade), at DEBUG only under `wsprobe probe -v`.
+_TRACE = logging.getLogger("agent.probes.wire")
 _CACHE_SIZE = 64
 _cache: dict[tuple[Any, ...], ssl.SSLContext] = {}
 _pending: dict[tuple[Any, ...], asyncio.Future[ssl.SSLContext]] = {}
@@ -237,11 +239,32 @@ def tls_info(ssl_object: Any) -> TLSInfo:
         leaf = ssl_object.getpeercert(binary_form=True)
         ders = [leaf] if leaf else []
     expiries = [t for t in (cert_not_after(d) for d in ders) if t is not None]
+    if _TRACE.isEnabledFor(logging.DEBUG):
+        _trace_session(ssl_object, cipher, len(ders))
     return TLSInfo(
         version=ssl_object.version(),
         cipher=cipher[0] if cipher else None,
         cert_not_after=min(expiries) if expiries else None,
     )
+
+
+def _trace_session(ssl_object: Any, cipher: Any, chain_length: int) -> None:
+    """Log the session and the peer certificate's names and validity (``-v``)."""
+    _TRACE.debug("* TLS %s, cipher %s", ssl_object.version(), cipher[0] if cipher else "?")
+    peer = ssl_object.getpeercert() or {}
+    if not peer:
+        _TRACE.debug("* certificate not verified, so not decoded (%d in chain)", chain_length)
+        return
+
+    def name(rdns: Any) -> str:
+        return ", ".join(f"{k}={v}" for rdn in rdns for k, v in rdn)
+
+    _TRACE.debug("* certificate subject: %s", name(peer.get("subject", ())))
+    _TRACE.debug("* certificate issuer: %s", name(peer.get("issuer", ())))
+    _TRACE.debug("* certificate valid %s to %s", peer.get("notBefore"), peer.get("notAfter"))
+    alt = ", ".join(v for _kind, v in peer.get("subjectAltName", ()))
+    if alt:
+        _TRACE.debug("* certificate names: %s", alt)
 
 
 def _der(cert: Any) -> bytes:
