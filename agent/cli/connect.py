@@ -84,10 +84,12 @@ def run_connect_command(args: argparse.Namespace) -> int:
         wait = DEFAULT_PIPE_WAIT if not interactive else 0.0
         if args.wait is not None:
             wait = float(parse_duration(args.wait))
-            if wait < 0:
-                raise UsageError("--wait must not be negative")
     except (UsageError, TypeError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, UsageError) else "--wait must be a duration"
+        message = (
+            str(exc)
+            if isinstance(exc, UsageError)
+            else "--wait must be a duration of 0 or more: 2, 0.5, 500ms"
+        )
         for line in message.splitlines():
             print(f"wsprobe connect: error: {line}", file=sys.stderr)
         return 2
@@ -122,7 +124,24 @@ class Session:
         self.out.flush()
 
     async def run(self, *, wait: float) -> int:
-        """Connect, converse, close; the exit status."""
+        """Connect, converse, close; the exit status (130 when Ctrl-C came first)."""
+        stop = asyncio.Event()
+        with _stop_on_signals(stop):
+            conn = await self._open(stop)
+            if conn is None:
+                return 1 if not stop.is_set() else 130
+            lines: asyncio.Queue[str | None] = asyncio.Queue()
+            _read_lines_in_thread(lines)
+            reader = asyncio.create_task(self._print_messages(conn))
+            await self._send_lines(conn, lines, reader, stop, wait=wait)
+            if conn.close_code is None and not reader.done():
+                await self._close(conn, 1000, "")
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        return 0 if self._clean(conn) else 1
+
+    async def _open(self, stop: asyncio.Event) -> ClientConnection | None:
+        """The open connection, or None when it failed (reported) or Ctrl-C came first."""
         from agent.probes.dial.opener import open_connection
 
         check = self.check
@@ -130,23 +149,24 @@ class Session:
             check=check.name, kind="connect", url=redact_url(check.url), started_at=time.time()
         )
         began = time.perf_counter()
+        opening = asyncio.ensure_future(
+            open_connection(check, result, deadline=began + check.timeout)
+        )
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({opening, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProbeError):
+                await opening
+            return None
         try:
-            conn = await open_connection(check, result, deadline=began + check.timeout)
+            conn = opening.result()
         except ProbeError as exc:
             self.say("fail", f"connection failed ({exc.reason.value}): {exc}")
-            return 1
+            return None
         self.say("ok", _connected(result, time.perf_counter() - began))
-        lines: asyncio.Queue[str | None] = asyncio.Queue()
-        _read_lines_in_thread(lines)
-        stop = asyncio.Event()
-        reader = asyncio.create_task(self._print_messages(conn))
-        with _stop_on_signals(stop):
-            await self._send_lines(conn, lines, reader, stop, wait=wait)
-        if conn.close_code is None and not reader.done():
-            await self._close(conn, 1000, "")
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-        return 0 if self._clean(conn) else 1
+        return conn
 
     def _clean(self, conn: ClientConnection) -> bool:
         """Our close answered by the server, or the server's own 1000/1001."""

@@ -309,7 +309,7 @@ def _interval_for(timeout: str) -> float:
 
 def _flag_for(path: str) -> str:
     for key in sorted(_FLAG_OF, key=len, reverse=True):
-        if path == key or path.startswith(key + "."):
+        if path == key or path.startswith((key + ".", key + "[")):
             return _FLAG_OF[key]
     return path
 

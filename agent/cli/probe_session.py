@@ -56,9 +56,7 @@ class Presentation:
             try:
                 interval = float(parse_duration(args.interval))
             except (TypeError, ValueError):
-                raise ValueError("--interval must be a duration such as 1, 0.5 or 2s") from None
-            if interval < 0:
-                raise ValueError("--interval must not be negative")
+                raise ValueError("--interval must be a duration of 0 or more: 1, 0.5, 2s") from None
         return cls(
             count=args.count,
             interval=interval,

@@ -113,9 +113,10 @@ def test_unmet_expect_exits_1(demo: ThreadDemo, capsys: pytest.CaptureFixture[st
     ("argv", "error"),
     [
         (["ws://127.0.0.1:1/", "--send-json", "{bad"], "--send-json must be valid JSON"),
-        (["--check", "demo-feed", "--send", "x"], "drop --send/--send-json/--expect"),
+        (["--check", "demo-feed", "--send", "x"], "drop --send/--send-json/--send-binary/--expect"),
+        (["ws://127.0.0.1:1/", "--send-binary", "not base64!"], "--send-binary"),
     ],
-    ids=["bad-json", "with-check"],
+    ids=["bad-json", "with-check", "bad-base64"],
 )
 def test_script_usage_errors(
     argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
@@ -123,3 +124,14 @@ def test_script_usage_errors(
     """Unusable script flags exit 2 naming the flag."""
     assert main(["probe", *argv]) == 2
     assert error in capsys.readouterr().err
+
+
+def test_send_binary_from_the_command_line(
+    demo: ThreadDemo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--send-binary BASE64 sends a binary frame; the echo comes back and matches."""
+    code, result = probe_json(
+        capsys, demo.url("/echo"), "--send-binary", "aGVsbG8gYmluYXJ5", "--expect", "hello binary"
+    )
+    assert code == 0, result["message"]
+    assert [step["name"] for step in result["steps"]] == ["send_binary", "expect"]
