@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import ssl
@@ -152,3 +153,13 @@ def test_tracing_off_after_a_verbose_run(
 def test_describe_frame(frame: Frame, shown: str) -> None:
     """Text shown, binary as hex, long data cut at 64 bytes, control frames as websockets."""
     assert describe_frame(frame) == shown
+
+
+def test_json_stdout_stays_json_with_v(
+    demo_thread: DemoThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-v goes to stderr: --json output still parses as one object."""
+    assert main(["probe", demo_thread.url("/echo"), "--json", "-v", "--pings", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["success"] is True
+    assert "> GET /echo HTTP/1.1" in trace(err)
