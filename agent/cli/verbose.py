@@ -5,7 +5,8 @@ their wire log (request and response headers, each frame parsed or sent) only wh
 their logger is enabled for DEBUG at the moment the connection is made, and the
 probe's logger (:data:`~agent.probes.dial.upgrade.WIRE_LOG`) is pinned at INFO. The
 CLI lowers it for the duration of a verbose command and installs :class:`Tracer`, a
-logging handler that prints each record with the time since the run began.
+logging handler that prints each record with the time since the run began, once the
+event that logged it has been handled (so the phase stamps never include printing).
 
 Each line is scrubbed before it is printed: credential headers (Authorization,
 Proxy-Authorization, Cookie, Set-Cookie and every header given with ``-H``), query
@@ -15,6 +16,7 @@ values of the request line, and every secret value of the check wherever it appe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -70,10 +72,27 @@ class Tracer(logging.Handler):
         self.began = time.perf_counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Print one record (never raises: a broken pipe must not fail the probe)."""
+        """Stamp the record now; print it once the current event has been handled.
+
+        Records come from inside the connection's event handling, before the phase
+        stamps of that event are taken (a response's headers are logged while it is
+        parsed, then ``response_at`` is stamped). Printing there would add the
+        terminal's time to the phase, so printing waits for the loop's next turn.
+        """
+        at = time.perf_counter()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the event loop: nothing is being timed here
+            self.show(record, at)
+            return
+        loop.call_soon(self.show, record, at)
+
+    def show(self, record: logging.LogRecord, at: float) -> None:
+        """Print one record stamped at ``at`` (never raises: a closed pipe must not
+        fail the probe)."""
         try:
             line = self.scrub(self.describe(record))
-            elapsed = (time.perf_counter() - self.began) * 1000
+            elapsed = (at - self.began) * 1000
             stamp = self.style.paint("dim", f"{elapsed:>10.3f} ms")
             kind = {"> ": "sent", "< ": "recv"}.get(line[:2])
             print(f"{stamp}  {self.style.paint(kind, line) if kind else line}", file=self.out)

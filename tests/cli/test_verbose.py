@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import re
@@ -15,7 +17,8 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from agent.cli.main import main
-from agent.cli.verbose import describe_frame
+from agent.cli.style import Style
+from agent.cli.verbose import Tracer, describe_frame
 from agent.demo.handlers import DEMO_TOKEN
 from agent.probes.dial.tcp import ADDRESS_LOG
 from agent.probes.dial.upgrade import WIRE_LOG
@@ -163,3 +166,32 @@ def test_json_stdout_stays_json_with_v(
     out, err = capsys.readouterr()
     assert json.loads(out)["success"] is True
     assert "> GET /echo HTTP/1.1" in trace(err)
+
+
+def test_negotiated_subprotocol_and_extensions_traced(
+    demo_thread: DemoThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-v names what the upgrade negotiated, after the response headers."""
+    argv = ["-v", "--pings", "0", "--subprotocol", "echo.v1", "--compression"]
+    assert main(["probe", demo_thread.url("/echo"), *argv]) == 0
+    lines = trace(capsys.readouterr().err)
+    assert "< Sec-WebSocket-Protocol: echo.v1" in lines
+    negotiated = "* negotiated: subprotocol echo.v1, extensions permessage-deflate"
+    assert lines.index(negotiated) > lines.index("< HTTP/1.1 101 Switching Protocols")
+
+
+def test_tracer_prints_after_the_event_not_inside_it() -> None:
+    """On the loop, a record is printed on the next turn, so no phase stamp includes it."""
+    out = io.StringIO()
+    tracer = Tracer(out, style=Style(color=False), secrets=["s3cret"])
+    record = logging.LogRecord("agent.probes.wire", logging.DEBUG, "", 0, "> %s", ("s3cret",), None)
+
+    async def handle_event() -> tuple[str, str]:
+        tracer.emit(record)
+        during = out.getvalue()
+        await asyncio.sleep(0)  # one loop turn: the event's handling is over
+        return during, out.getvalue()
+
+    during, after = asyncio.run(handle_event())
+    assert during == ""
+    assert after.rstrip().endswith("  > REDACTED")

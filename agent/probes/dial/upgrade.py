@@ -141,6 +141,12 @@ def record_handshake(result: ProbeResult, conn: Connection) -> None:
     result.status_code = conn.response.status_code if conn.response else 101
     result.subprotocol = conn.subprotocol
     result.extensions = [ext.name for ext in conn.protocol.extensions]
+    if WIRE_LOG.isEnabledFor(logging.DEBUG):  # `wsprobe probe -v` only
+        WIRE_LOG.debug(
+            "* negotiated: subprotocol %s, extensions %s",
+            result.subprotocol or "(none)",
+            ", ".join(result.extensions) or "(none)",
+        )
 
 
 def check_subprotocol(check: CheckConfig, conn: Connection) -> None:
