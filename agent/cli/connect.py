@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import logging
 import signal
 import sys
 import threading
@@ -44,6 +45,8 @@ from agent.redact import REDACTED, redact_url
 from agent.result import ProbeResult
 
 __all__ = ["add_connect_arguments", "run_connect_command"]
+
+log = logging.getLogger(__name__)
 
 #: Seconds to wait for replies after piped input ends, unless ``--wait`` says otherwise.
 DEFAULT_PIPE_WAIT = 1.0
@@ -93,6 +96,8 @@ def run_connect_command(args: argparse.Namespace) -> int:
         for line in message.splitlines():
             print(f"wsprobe connect: error: {line}", file=sys.stderr)
         return 2
+    if check.tls.insecure_skip_verify:
+        log.warning("certificate verification is disabled for this session")
     out = sys.stdout
     session = Session(
         check,

@@ -2,9 +2,11 @@
 
 Flags are turned into the same mapping a check file holds and validated by the same
 code (:func:`agent.config.loader.validate_check`), so a flag accepts exactly what the
-YAML key accepts. To add flags (e.g. scripted steps), add them in
-:func:`add_probe_arguments` and put their keys into the mapping in :func:`check_data`;
-list their destinations in ``_TARGET_FLAGS`` so ``--check`` refuses them.
+YAML key accepts. To add flags, add them in :func:`add_target_arguments` (request,
+auth, TLS: shared with ``wsprobe connect``) or :func:`add_probe_arguments` (the probe's
+own) and put their keys into the mapping in :func:`check_data`; list their destinations
+in ``_TARGET_FLAGS`` so ``--check`` refuses them. How the runs are shown (once, repeated,
+traced, quiet) is :mod:`agent.cli.probe_session`.
 """
 
 from __future__ import annotations

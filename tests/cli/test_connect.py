@@ -5,15 +5,19 @@ Every test runs a real ``wsprobe`` process against the demo targets on 127.0.0.1
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import ssl
 
 import pexpect
 import pytest
+import trustme
 
 from agent.demo.handlers import AUTH_CLOSE_CODE, DEMO_TOKEN
 from tests.cli.conftest import ROOT, DemoThread, run_wsprobe, wsprobe_argv, wsprobe_env
-from tests.servers import free_port
+from tests.cli.test_main import ThreadServer
+from tests.servers import RawServer, connect_proxy, free_port
 
 STAMP = r"\d\d:\d\d:\d\d\.\d{3}"
 PTY_TIMEOUT = 20
@@ -116,6 +120,46 @@ def test_connect_usage_errors_exit_2(argv: list[str], message: str) -> None:
     proc = run_wsprobe("connect", "ws://127.0.0.1:1/", *argv, stdin="")
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_tls_and_proxy_flags_of_probe_work(demo_thread: DemoThread) -> None:
+    """--cacert for a wss server, and --proxy through a real CONNECT proxy, as in probe."""
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(context)
+    with ca.cert_pem.tempfile() as ca_file, ThreadServer(context) as srv:
+        url = f"wss://localhost:{srv.port}/echo"
+        proc = run_wsprobe("connect", url, "--cacert", ca_file, "--wait", "1", stdin="over tls\n")
+        untrusted = run_wsprobe("connect", url, stdin="")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(rf"^{STAMP} < over tls$", proc.stdout, re.M)
+    assert "TLSv1.3" in proc.stdout
+    assert untrusted.returncode == 1
+    assert "connection failed (tls_cert_untrusted)" in untrusted.stdout
+
+    targets: list[str] = []
+
+    async def start() -> RawServer:
+        return await RawServer(connect_proxy(targets)).__aenter__()
+
+    proxy = asyncio.run_coroutine_threadsafe(start(), demo_thread.loop).result(5)
+    try:
+        proc = run_wsprobe(
+            "connect",
+            demo_thread.url("/echo"),
+            "--proxy",
+            f"http://127.0.0.1:{proxy.port}",
+            "--wait",
+            "1",
+            stdin="via proxy\n",
+        )
+    finally:
+        asyncio.run_coroutine_threadsafe(
+            proxy.__aexit__(None, None, None), demo_thread.loop
+        ).result(5)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(rf"^{STAMP} < via proxy$", proc.stdout, re.M)
+    assert targets == [f"127.0.0.1:{demo_thread.demo.port}"]
 
 
 # --- a real terminal -------------------------------------------------------------------

@@ -500,8 +500,9 @@ def _wsprobe(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
         ["check-config", "--help"],
         ["run", "--help"],
         ["demo-server", "--help"],
+        ["connect", "--help"],
     ],
-    ids=["top", "probe", "check-config", "run", "demo-server"],
+    ids=["top", "probe", "check-config", "run", "demo-server", "connect"],
 )
 def test_help_everywhere(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     """Every command has --help, exiting 0 with a usage line."""
