@@ -48,8 +48,11 @@ def demo_thread() -> Iterator[DemoThread]:
 
 
 @pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """main() installs a handler on the captured stderr; drop it before capsys closes it."""
+def restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """main() installs a handler on the captured stderr; drop it before capsys closes it.
+
+    Requesting ``capsys`` makes this fixture end first (a server thread may still log).
+    """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
