@@ -37,6 +37,7 @@ from websockets.asyncio.client import ClientConnection
 
 from agent.cli.probe import UsageError, add_target_arguments, check_from_flags
 from agent.cli.style import Style, use_color
+from agent.cli.verbose import Tracer, tracing
 from agent.config.models import CheckConfig
 from agent.config.types import parse_duration
 from agent.probes.dial.upgrade import check_secrets
@@ -69,6 +70,13 @@ def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     )
     session.add_argument(
         "--timeout", metavar="SECONDS", help="deadline to connect, TLS and upgrade (10s)"
+    )
+    session.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="trace headers, TLS and frames on stderr; -vv adds the addresses tried",
     )
     session.add_argument("--no-color", action="store_true", help="no colour (also: NO_COLOR)")
     add_target_arguments(parser)
@@ -105,7 +113,16 @@ def run_connect_command(args: argparse.Namespace) -> int:
         style=Style(color=use_color(out, no_color=args.no_color)),
         echo=not interactive,
     )
-    return asyncio.run(session.run(wait=wait))
+    if not args.verbose:
+        return asyncio.run(session.run(wait=wait))
+    tracer = Tracer(
+        sys.stderr,
+        style=Style(color=use_color(sys.stderr, no_color=args.no_color)),
+        secrets=check_secrets(check),
+        secret_headers=list(check.auth.headers),
+    )
+    with tracing(tracer, addresses=args.verbose >= 2):
+        return asyncio.run(session.run(wait=wait))
 
 
 class Session:

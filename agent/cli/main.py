@@ -51,6 +51,7 @@ examples:
   interactive: wsprobe connect ws://127.0.0.1:8765/echo
                then type text, /json {"a": 1}, /binary 6869, /ping, /close 1000 bye
   with auth:   wsprobe connect ws://127.0.0.1:8765/auth --bearer demo-token
+  verbose:     wsprobe connect ws://127.0.0.1:8765/auth -v   (why was the upgrade refused?)
   piped:       printf 'hello\\n/ping\\n' | wsprobe connect ws://127.0.0.1:8765/echo --wait 2
 """
 

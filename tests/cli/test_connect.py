@@ -97,6 +97,15 @@ def test_bearer_flag_reused_and_never_printed(demo_thread: DemoThread) -> None:
     )
 
 
+def test_v_traces_the_upgrade_of_a_refused_session(demo_thread: DemoThread) -> None:
+    """connect -v shows the refused upgrade's response on stderr, credentials redacted."""
+    proc = run_wsprobe("connect", demo_thread.url("/auth"), "-v", "--bearer", "wrong", stdin="")
+    assert proc.returncode == 1
+    assert "> Authorization: REDACTED" in proc.stderr
+    assert "< HTTP/1.1 401 Unauthorized" in proc.stderr
+    assert "wrong" not in proc.stdout + proc.stderr
+
+
 def test_connection_refused_exits_1() -> None:
     """Nothing listening: the reason, exit 1, no traceback."""
     proc = run_wsprobe("connect", f"ws://127.0.0.1:{free_port()}/", stdin="")
