@@ -24,12 +24,15 @@ from agent.cli.connect import add_connect_arguments, run_connect_command
 from agent.cli.probe import add_probe_arguments, run_probe_command
 from agent.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
 
-__all__ = ["DEFAULT_CONFIG", "FALLBACK_CONFIG", "find_config", "main"]
+__all__ = ["BROKEN_PIPE_EXIT", "DEFAULT_CONFIG", "FALLBACK_CONFIG", "find_config", "main"]
 
 #: Config file used when ``-c`` is not given (``$WSPROBE_CONFIG`` overrides it) ...
 DEFAULT_CONFIG = "wsprobe.yaml"
 #: ... and the one used when that does not exist either (the repository's example).
 FALLBACK_CONFIG = "config.example.yaml"
+
+#: Exit status when stdout's reader went away (128 + SIGPIPE, as the shell reports it).
+BROKEN_PIPE_EXIT = 141
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`wsprobe probe URL --count 0 | head`): end quietly, as ping
+        # does on SIGPIPE; stdout goes to /dev/null so the interpreter's final flush of
+        # it does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return BROKEN_PIPE_EXIT
     return code
 
 

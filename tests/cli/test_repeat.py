@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from agent.cli.main import main
+from agent.cli.main import BROKEN_PIPE_EXIT, main
 from agent.cli.repeat import Stats
 from tests.cli.conftest import ROOT, DemoThread, wsprobe_argv, wsprobe_env
 from tests.servers import free_port
@@ -166,4 +166,26 @@ def test_count_0_runs_until_sigint_then_summarises(demo_thread: DemoThread) -> N
     runs = len(run_lines(out))
     assert runs >= 2
     assert f"{runs} runs, {runs} ok, 0 failed" in out
+    assert "Traceback" not in err
+
+
+def test_reader_leaving_ends_quietly(demo_thread: DemoThread) -> None:
+    """`... --count 0 | head -2`: the pipe closing ends wsprobe with 141, no traceback."""
+    proc = subprocess.Popen(
+        wsprobe_argv("probe", demo_thread.url("/echo"), "--count", "0", "--interval", "0.05"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=wsprobe_env(),
+    )
+    try:
+        _read_until(proc, r"#1 ", timeout=20)
+        assert proc.stdout is not None
+        proc.stdout.close()  # what `head` does once it has its lines
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == BROKEN_PIPE_EXIT
     assert "Traceback" not in err
