@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for replies after piped input ends, unless ``--wait`` says otherwise.
 DEFAULT_PIPE_WAIT = 1.0
+#: Bytes of a binary message shown as hex before it is cut (text is shown whole).
+BINARY_PREVIEW = 256
 #: Close codes that count as a clean end of the session.
 CLEAN_CLOSE_CODES = frozenset({1000, 1001})
 _HELP = (
@@ -317,9 +319,10 @@ def _connected(result: ProbeResult, elapsed: float) -> str:
 
 
 def _show(message: str | bytes, *, pretty: bool) -> str:
-    """Text as is (JSON indented when ``pretty`` and it parses); binary as hex."""
+    """Text as is (JSON indented when ``pretty`` and it parses); binary as hex, cut."""
     if isinstance(message, bytes):
-        return f"[binary {len(message)} bytes] {message.hex(' ')}"
+        cut = "..." if len(message) > BINARY_PREVIEW else ""
+        return f"[binary {len(message)} bytes] {message[:BINARY_PREVIEW].hex(' ')}{cut}"
     if pretty and message[:1] in ("{", "["):
         try:
             return json.dumps(json.loads(message), indent=2, ensure_ascii=False)

@@ -49,7 +49,9 @@ def finish(child: pexpect.spawn) -> int:
 
 def test_piped_lines_commands_and_clean_close(demo_thread: DemoThread) -> None:
     """Each piped line is sent; replies printed (JSON pretty, binary hex, pong RTT); exit 0."""
-    stdin = 'hello\n/json {"type": "x", "n": [1, 2]}\n/binary 00ff\n/ping\n//slash\n'
+    big = bytes(range(256)) + b"\x01"
+    lines = ["hello", '/json {"type": "x", "n": [1, 2]}', "/binary 00ff", "/ping", "//slash"]
+    stdin = "\n".join([*lines, f"/binary {big.hex()}", ""])
     proc = run_wsprobe("connect", demo_thread.url("/echo"), "--wait", "2", stdin=stdin)
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
@@ -61,6 +63,7 @@ def test_piped_lines_commands_and_clean_close(demo_thread: DemoThread) -> None:
     assert "< [binary 2 bytes] 00 ff" in out
     assert re.search(rf"^{STAMP} < pong in \d+\.\d{{3}} ms$", out, re.M)
     assert re.search(rf"^{STAMP} < /slash$", out, re.M)  # // escapes a leading /
+    assert f"< [binary 257 bytes] {big[:256].hex(' ')}...\n" in out  # long binary cut
     assert out.rstrip().endswith("closed: 1000")
     assert "\x1b[" not in out  # a pipe gets no colour
 
