@@ -116,6 +116,20 @@ def test_tls_details_in_the_trace(capsys: pytest.CaptureFixture[str]) -> None:
     assert subject != issuer
     assert any(re.match(r"\* certificate valid .+ to .+GMT$", line) for line in lines)
     assert "* certificate names: localhost" in lines
+    assert any(re.match(r"\* chain certificate 1 of \d expires \d{4}-\d\d-\d\d ", x) for x in lines)
+
+
+def test_tls_unverified_still_shows_expiry(capsys: pytest.CaptureFixture[str]) -> None:
+    """-k -v: the certificate is not verified, so not decoded, but its expiry is shown."""
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(context)
+    with ThreadServer(context) as srv:
+        code = main(["probe", f"wss://localhost:{srv.port}/echo", "-v", "-k", "--pings", "0"])
+    lines = trace(capsys.readouterr().err)
+    assert code == 0
+    assert "* certificate not verified, so its names are not decoded" in lines
+    assert any(line.startswith("* chain certificate 1 of 1 expires ") for line in lines)
 
 
 @pytest.fixture

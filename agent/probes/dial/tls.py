@@ -240,7 +240,7 @@ def tls_info(ssl_object: Any) -> TLSInfo:
         ders = [leaf] if leaf else []
     expiries = [t for t in (cert_not_after(d) for d in ders) if t is not None]
     if _TRACE.isEnabledFor(logging.DEBUG):
-        _trace_session(ssl_object, cipher, len(ders))
+        _trace_session(ssl_object, cipher, ders)
     return TLSInfo(
         version=ssl_object.version(),
         cipher=cipher[0] if cipher else None,
@@ -248,12 +248,20 @@ def tls_info(ssl_object: Any) -> TLSInfo:
     )
 
 
-def _trace_session(ssl_object: Any, cipher: Any, chain_length: int) -> None:
-    """Log the session and the peer certificate's names and validity (``-v``)."""
+def _trace_session(ssl_object: Any, cipher: Any, ders: list[bytes]) -> None:
+    """Log the session, the peer certificate's names and every chain expiry (``-v``).
+
+    The chain is what the ssl module exposes: the whole verified chain on Python 3.13+,
+    the leaf before. Names are decoded only for a verified leaf.
+    """
     _TRACE.debug("* TLS %s, cipher %s", ssl_object.version(), cipher[0] if cipher else "?")
+    for i, der in enumerate(ders):
+        expiry = cert_not_after(der)
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expiry)) if expiry else "?"
+        _TRACE.debug("* chain certificate %d of %d expires %s", i + 1, len(ders), when)
     peer = ssl_object.getpeercert() or {}
     if not peer:
-        _TRACE.debug("* certificate not verified, so not decoded (%d in chain)", chain_length)
+        _TRACE.debug("* certificate not verified, so its names are not decoded")
         return
 
     def name(rdns: Any) -> str:
