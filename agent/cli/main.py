@@ -77,6 +77,15 @@ def find_config(given: str | None) -> Path:
     return Path(DEFAULT_CONFIG)
 
 
+class _ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps the description as usual; keeps an ``examples:`` epilog's lines as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
@@ -159,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         " repeat like ping and end with a summary. Exit 0 when every run succeeded, 1 when"
         " one failed, 2 on a usage or configuration error.",
         epilog=_PROBE_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_ExamplesFormatter,
     )
     _config_argument(probe)
     add_probe_arguments(probe)
@@ -173,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         " message; print every message received with its time. Exit 0 on a clean close,"
         " 1 when the connection failed or ended otherwise, 2 on a usage error.",
         epilog=_CONNECT_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_ExamplesFormatter,
     )
     add_connect_arguments(connect)
     connect.set_defaults(handler=_cmd_connect)
