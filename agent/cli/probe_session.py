@@ -121,4 +121,4 @@ def _present(
             out=out,
         )
     )
-    return 0 if summary.results and not summary.failed else 1
+    return 0 if summary.runs and not summary.failed else 1

@@ -62,35 +62,45 @@ class Stats:
 
 @dataclass(slots=True)
 class Summary:
-    """What the runs so far add up to."""
+    """What the runs so far add up to (their numbers, not the results: ``--count 0``
+    may run for days)."""
 
     url: str
-    results: list[ProbeResult] = field(default_factory=list)
+    runs: int = 0
+    failures_by_reason: Counter[str] = field(default_factory=Counter)
+    total_times: list[float] = field(default_factory=list)
+    ping_rtts: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+
+    def add(self, result: ProbeResult) -> None:
+        """Count one finished run."""
+        self.runs += 1
+        if not result.success:
+            self.failures_by_reason[result.reason.value if result.reason else "unknown"] += 1
+        if "total" in result.phases:
+            self.total_times.append(result.phases["total"])
+        self.ping_rtts.extend(result.pings)
 
     @property
     def failed(self) -> int:
         """How many runs failed."""
-        return sum(1 for r in self.results if not r.success)
+        return self.failures_by_reason.total()
 
     def failures(self) -> dict[str, int]:
         """Failed runs counted by reason, most frequent first."""
-        counts = Counter(
-            r.reason.value if r.reason else "unknown" for r in self.results if not r.success
-        )
-        return dict(counts.most_common())
+        return dict(self.failures_by_reason.most_common())
 
     def totals(self) -> Stats | None:
         """Statistics of every run's ``total`` phase."""
-        return Stats.of([r.phases["total"] for r in self.results if "total" in r.phases])
+        return Stats.of(self.total_times)
 
     def rtts(self) -> Stats | None:
         """Statistics of every ping round trip of every run."""
-        return Stats.of([rtt for r in self.results for rtt in r.pings])
+        return Stats.of(self.ping_rtts)
 
     def lines(self) -> Iterator[str]:
         """The closing lines, like ping's."""
-        runs, failed = len(self.results), self.failed
+        runs, failed = self.runs, self.failed
         elapsed = time.perf_counter() - self.started
         yield f"--- {self.url} wsprobe statistics ---"
         loss = f"{100 * failed / runs:.0f}% failed" if runs else "no run completed"
@@ -110,8 +120,8 @@ class Summary:
         return {
             "summary": {
                 "url": self.url,
-                "runs": len(self.results),
-                "succeeded": len(self.results) - self.failed,
+                "runs": self.runs,
+                "succeeded": self.runs - self.failed,
                 "failed": self.failed,
                 "failures": self.failures(),
                 "total_seconds": _stats_json(totals),
@@ -183,7 +193,7 @@ async def repeat(
             result = await _until_stopped(run_once(check), stop)
             if result is None:
                 break
-            summary.results.append(result)
+            summary.add(result)
             if out is not None:
                 line = render_json(result) if as_json else run_line(result, seq, style=style)
                 print(line, file=out, flush=True)

@@ -75,13 +75,18 @@ def test_failures_counted_by_reason_and_exit_1(capsys: pytest.CaptureFixture[str
     assert "ping rtt" not in out  # no run got as far as a ping
 
 
-def test_mixed_runs_exit_1(demo_thread: DemoThread, capsys: pytest.CaptureFixture[str]) -> None:
-    """One failing run among successes is enough for exit 1 (the auth target without a token)."""
-    code = main(["probe", demo_thread.url("/auth"), "--count", "2", "--interval", "0"])
+def test_mixed_runs_counted_by_reason_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """One /flaky cycle (2 OK, a 503, a silent server, a 1011 close): 3 reasons, exit 1."""
+    with DemoThread() as fresh:
+        argv = ["--count", "5", "--interval", "0", "--ping-timeout", "0.3s", "--pings", "1"]
+        code = main(["probe", fresh.url("/flaky"), *argv])
+    out = capsys.readouterr().out
     assert code == 1
-    assert "failures: handshake_status 2" in capsys.readouterr().out
-    code = main(["probe", demo_thread.url("/echo"), "--count", "1", "-q"])
-    assert code == 0
+    assert [verdict for _, verdict in run_lines(out)].count("OK") == 2
+    assert "5 runs, 2 ok, 3 failed (60% failed)" in out
+    failures = re.search(r"^failures: (.*)$", out, re.M)
+    assert failures is not None
+    assert sorted(failures[1].split(", ")) == ["closed 1", "handshake_status 1", "ping_timeout 1"]
 
 
 def test_json_one_object_per_run_and_a_summary(
