@@ -52,10 +52,12 @@ def test_piped_lines_commands_and_clean_close(demo_thread: DemoThread) -> None:
     big = bytes(range(256)) + b"\x01"
     lines = ["hello", '/json {"type": "x", "n": [1, 2]}', "/binary 00ff", "/ping", "//slash"]
     stdin = "\n".join([*lines, f"/binary {big.hex()}", ""])
-    proc = run_wsprobe("connect", demo_thread.url("/echo"), "--wait", "2", stdin=stdin)
+    argv = ["--wait", "2", "--subprotocol", "echo.v1"]
+    proc = run_wsprobe("connect", demo_thread.url("/echo"), *argv, stdin=stdin)
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
     assert re.search(rf"^{STAMP} connected to {re.escape(demo_thread.url('/echo'))} in ", out)
+    assert "; subprotocol echo.v1" in out.splitlines()[0]
     assert re.search(rf"^{STAMP} > hello$", out, re.M)  # piped lines are echoed
     assert re.search(rf"^{STAMP} < hello$", out, re.M)
     pretty = json.dumps({"type": "x", "n": [1, 2]}, indent=2)
