@@ -66,9 +66,10 @@ TIME_SLICE = 0.0005
 #: gets two results between scrapes. Checks never scraped render nothing early, and a
 #: check probed much faster than it is scraped renders at most this many extra times.
 EAGER_RENDERS = 2
-#: Why a scheduled run did not happen: still running (``max_instances``) or due too
-#: long ago (``missed``). Exported at 0 from the start, so ``increase()`` sees the first.
-SKIP_REASONS = ("max_instances", "missed")
+#: Why a scheduled run did not happen: still running (``max_instances``), due too long
+#: ago (``missed``), or shed because the agent could not start it in time
+#: (``overload``). Exported at 0 from the start, so ``increase()`` sees the first.
+SKIP_REASONS = ("max_instances", "missed", "overload")
 #: Outcomes of a delivery attempt (AlertService's ``on_notification``), at 0 from the
 #: start for every configured receiver.
 NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
@@ -115,6 +116,9 @@ class Metrics:
         self.in_flight = 0
         self.scheduler_lag = Histogram(LAG_BUCKETS)
         self.loop_lag = Histogram(LAG_BUCKETS)
+        #: Agent-wide histograms by check kind: phase durations and protocol ping RTTs.
+        self.fleet_phases: dict[str, dict[str, Histogram]] = {}
+        self.fleet_ping: dict[str, Histogram] = {}
         self.notifications: Counter[tuple[str, str]] = Counter()
         self.reload_successful = 0.0
         self.reload_success_timestamp = 0.0
@@ -182,15 +186,11 @@ class Metrics:
             series.failures[result.reason.value] += 1
         if result.lag_suspect:
             series.lag_suspect += 1
-        for rtt in result.pings:
-            series.ping_rtt.observe(rtt)
-        # get() before creating: setdefault would build (and drop) a Histogram per sample.
-        phases = series.phases
-        for phase, seconds in result.phases.items():
-            hist = phases.get(phase)
-            if hist is None:
-                hist = phases[phase] = Histogram(PHASE_BUCKETS)
-            hist.observe(seconds)
+        self._observe_fleet(check.kind, result)
+        if check.metrics.histograms:
+            for rtt in result.pings:
+                series.ping_rtt.observe(rtt)
+            _observe_phases(series.phases, result)
         relay = series.relay
         for receiver, seconds in result.relay.items():
             hist = relay.get(receiver)
@@ -204,6 +204,19 @@ class Metrics:
             series.block = _render_block(check, series)
             series.eager -= 1
         return True
+
+    def _observe_fleet(self, kind: str, result: ProbeResult) -> None:
+        """Feed the agent-wide histograms by kind (no check label: fleet quantiles)."""
+        if result.pings:
+            ping = self.fleet_ping.get(kind)
+            if ping is None:
+                ping = self.fleet_ping[kind] = Histogram()
+            for rtt in result.pings:
+                ping.observe(rtt)
+        phases = self.fleet_phases.get(kind)
+        if phases is None:
+            phases = self.fleet_phases[kind] = {}
+        _observe_phases(phases, result)
 
     def skipped(self, check_name: str, reason: str) -> None:
         """Count a run that did not happen (``max_instances``, ``missed``)."""
@@ -321,6 +334,7 @@ class Metrics:
         name = "wsprobe_event_loop_lag_seconds"
         yield header(name, "How late the agent's event loop ran a timer, in seconds.", "histogram")
         yield self.loop_lag.text(name, loc)
+        yield from self._fleet_lines(loc)
         yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
         yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
         if self.notifications:
@@ -355,6 +369,30 @@ class Metrics:
         name = "wsprobe_build_info"
         yield header(name, "Always 1; the version label is the running version.", "gauge")
         yield f"{name}{labels(loc, label_str({'version': self.version}))} 1\n"
+
+    def _fleet_lines(self, loc: str) -> Iterator[str]:
+        if self.fleet_phases:
+            name = "wsprobe_phase_duration_seconds"
+            yield header(
+                name, "Duration of each probe phase over all checks of a kind.", "histogram"
+            )
+            for kind, phases in sorted(self.fleet_phases.items()):
+                for phase, hist in phases.items():
+                    yield hist.text(name, loc, label_str({"kind": kind, "phase": phase}))
+        if self.fleet_ping:
+            name = "wsprobe_ping_rtt_seconds"
+            yield header(name, "Protocol ping round trips over all checks of a kind.", "histogram")
+            for kind, hist in sorted(self.fleet_ping.items()):
+                yield hist.text(name, loc, label_str({"kind": kind}))
+
+
+def _observe_phases(phases: dict[str, Histogram], result: ProbeResult) -> None:
+    # get() before creating: setdefault would build (and drop) a Histogram per sample.
+    for phase, seconds in result.phases.items():
+        hist = phases.get(phase)
+        if hist is None:
+            hist = phases[phase] = Histogram(PHASE_BUCKETS)
+        hist.observe(seconds)
 
 
 _FLAG_HELP = {
@@ -409,12 +447,12 @@ def _degraded(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
 def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
         return ()
-    return (s.ping_rtt.text("wsprobe_ping_rtt_seconds", s.base),)
+    return (s.ping_rtt.text("wsprobe_check_ping_rtt_seconds", s.base),)
 
 
 def _phases(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     for phase, hist in s.phases.items():
-        yield hist.text("wsprobe_phase_duration_seconds", s.base, f'phase="{phase}"')
+        yield hist.text("wsprobe_check_phase_duration_seconds", s.base, f'phase="{phase}"')
 
 
 def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
@@ -457,14 +495,14 @@ _CACHED: tuple[Family, ...] = (
         _degraded,
     ),
     (
-        "wsprobe_ping_rtt_seconds",
-        "Round-trip time of protocol pings, in seconds.",
+        "wsprobe_check_ping_rtt_seconds",
+        "Round-trip time of the check's protocol pings (metrics.histograms), in seconds.",
         "histogram",
         _ping_rtt,
     ),
     (
-        "wsprobe_phase_duration_seconds",
-        "Duration of each probe phase, in seconds.",
+        "wsprobe_check_phase_duration_seconds",
+        "Duration of each phase of the check's runs (metrics.histograms), in seconds.",
         "histogram",
         _phases,
     ),
