@@ -114,6 +114,8 @@ class Metrics:
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
         self.in_flight = 0
+        #: Runs that failed on a deadline the agent's own stalls consumed.
+        self.agent_problems = 0
         self.scheduler_lag = Histogram(LAG_BUCKETS)
         self.loop_lag = Histogram(LAG_BUCKETS)
         #: Agent-wide histograms by check kind: phase durations and protocol ping RTTs.
@@ -176,6 +178,13 @@ class Metrics:
         if series is None:
             return False
         series.block = None
+        if result.lag_suspect:
+            series.lag_suspect += 1
+        if result.agent_problem:
+            # The agent's own stall failed this run: the check's gauges, counters and
+            # distributions keep describing its target.
+            self.agent_problems += 1
+            return True
         series.last = result
         if check.kind != "watch" or "total" in result.phases:
             series.last_duration = duration
@@ -184,8 +193,6 @@ class Metrics:
         series.results["success" if result.success else "failure"] += 1
         if not result.success and result.reason is not None:
             series.failures[result.reason.value] += 1
-        if result.lag_suspect:
-            series.lag_suspect += 1
         self._observe_fleet(check.kind, result)
         if check.metrics.histograms:
             for rtt in result.pings:
@@ -335,6 +342,14 @@ class Metrics:
         yield header(name, "How late the agent's event loop ran a timer, in seconds.", "histogram")
         yield self.loop_lag.text(name, loc)
         yield from self._fleet_lines(loc)
+        name = "wsprobe_agent_problem_runs_total"
+        yield header(
+            name,
+            "Runs that failed on a deadline consumed by the agent's own stalls (not counted"
+            " as the check's failures).",
+            "counter",
+        )
+        yield f"{name}{{{loc}}} {self.agent_problems}\n"
         yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
         yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
         if self.notifications:

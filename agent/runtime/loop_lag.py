@@ -121,8 +121,11 @@ class LoopLagMonitor:
         self.interval = interval
         self.admit_timeout = admit_timeout
         self._samples: collections.deque[float] = collections.deque(maxlen=max_samples)
-        # (start, end) perf_counter windows that contained a stall above the budget.
-        self._spikes: collections.deque[tuple[float, float]] = collections.deque(maxlen=max_spikes)
+        # (start, end, stall) perf_counter windows that contained a stall above the
+        # budget, and how long that stall was.
+        self._spikes: collections.deque[tuple[float, float, float]] = collections.deque(
+            maxlen=max_spikes
+        )
         self._last = 0.0
         self._last_tick = time.perf_counter()
         # perf_counter when the pacer posted the sample the loop has not run yet.
@@ -251,7 +254,7 @@ class LoopLagMonitor:
         if stall > self.budget:
             # The stall lies somewhere between the previous tick (the loop was
             # responsive then) and now; flag that whole window to be safe.
-            self._spikes.append((start, now))
+            self._spikes.append((start, now, stall))
             self.spikes_total += 1
         else:
             self._release()
@@ -301,12 +304,37 @@ class LoopLagMonitor:
             return True
         # Newest first: spikes are appended in time order, so stop once they end
         # before the window starts.
-        for spike_start, spike_end in reversed(self._spikes):
+        for spike_start, spike_end, _ in reversed(self._spikes):
             if spike_end < start:
                 break
             if spike_start < end:
                 return True
         return False
+
+    def stalled(self, start: float, end: float) -> float:
+        """Seconds of stalls above the budget that touched a perf_counter window.
+
+        The sum of the spikes that intersect the window (each counted whole, so it may
+        overstate a spike that began before the window), plus a stall in progress.
+
+        Args:
+            start: ``time.perf_counter()`` when the window began.
+            end: when it ended.
+
+        Returns:
+            Seconds the agent itself held up callbacks during the window, at least.
+        """
+        total = 0.0
+        since = min(self._last_tick, self._sent_since)
+        pending = self._pending_lag(time.perf_counter())
+        if pending > self.budget and end > since:
+            total += pending
+        for spike_start, spike_end, stall in reversed(self._spikes):
+            if spike_end < start:
+                break
+            if spike_start < end:
+                total += stall
+        return total
 
     def drain_samples(self) -> list[float]:
         """Return and forget the samples taken since the previous drain (seconds)."""
