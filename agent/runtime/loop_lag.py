@@ -30,10 +30,12 @@ posts after them and the loop runs the sample at once.
   ``json.dumps``): the pacer cannot wake until it ends. It shows as the pacer
   sleeping longer than ``interval`` plus one GIL switch interval.
 
-Admission and flagging use the largest of the three. The two hidden ones are
-conservative (the run-queue wait is a sum over the interval, so it may overstate
-one stall, never miss one) and are kept out of the exported samples, which stay
-round trips: what one callback waited.
+Admission, flagging and the exported samples use the largest of the three: a client
+outside the agent (a ``/healthz`` poller, a target's pong) waits through all of them.
+Exporting round trips only once made a 10,000-check agent report an event-loop lag
+p99 of 1-2 ms while a ``/healthz`` poller saw stalls of 218-652 ms around its
+scrapes. The two hidden ones are conservative (the run-queue wait is a sum over the
+interval, so it may overstate one stall, never miss one).
 
 It raises nothing of its own.
 """
@@ -239,9 +241,7 @@ class LoopLagMonitor:
             return  # stale sample from before stop()
         now = time.perf_counter()
         self._sent = None
-        lag = stall = now - sent
-        self._samples.append(lag)
-        self.samples_total += 1
+        stall = now - sent
         start = self._last_tick
         if hidden > stall:
             # A stall out of the round trip's sight (no CPU, or the GIL held in C),
@@ -250,6 +250,10 @@ class LoopLagMonitor:
             self.hidden_total += 1
             if since is not None:
                 start = min(start, since)
+        # The exported sample is the stall, hidden ones included: an outside client
+        # (a /healthz poller, a target's pong) waits through those too.
+        self._samples.append(stall)
+        self.samples_total += 1
         self._last = stall
         if stall > self.budget:
             # The stall lies somewhere between the previous tick (the loop was
