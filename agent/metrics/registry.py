@@ -114,6 +114,8 @@ class Metrics:
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
         self.in_flight = 0
+        #: Scheduled runs waiting for a concurrency slot or for admission.
+        self.runs_waiting = 0
         #: Runs that failed on a deadline the agent's own stalls consumed.
         self.agent_problems = 0
         self.scheduler_lag = Histogram(LAG_BUCKETS)
@@ -352,6 +354,11 @@ class Metrics:
         yield f"{name}{{{loc}}} {self.agent_problems}\n"
         yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
         yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
+        name = "wsprobe_runs_waiting"
+        yield header(
+            name, "Runs waiting for a concurrency slot or admission: the backlog.", "gauge"
+        )
+        yield f"{name}{{{loc}}} {self.runs_waiting}\n"
         if self.notifications:
             name = "wsprobe_notifications_total"
             yield header(name, "Notification deliveries by receiver and outcome.", "counter")

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,13 +29,7 @@ from tests.servers import RawServer, silent
 pytestmark = pytest.mark.timeout(60)
 
 
-#: Called by the healthy server (in its thread) when a connection opens.
-_ON_CONNECT: list[Callable[[], object]] = []
-
-
 def _echo(ws: ServerConnection) -> None:
-    for hook in _ON_CONNECT:
-        hook()
     for message in ws:
         ws.send(message)
 
@@ -43,7 +37,6 @@ def _echo(ws: ServerConnection) -> None:
 @pytest.fixture
 def healthy_url() -> Iterator[str]:
     """A healthy echo server on its own thread: its answers never wait for our loop."""
-    _ON_CONNECT.clear()
     # Its connection threads may log after the test's log capture is gone: keep them quiet.
     quiet = logging.getLogger("tests.runtime.healthy_server")
     quiet.disabled = True
@@ -145,20 +138,23 @@ async def test_overloaded_agent_sheds_and_never_fails_a_healthy_target(
 async def test_deadline_eaten_by_the_agent_is_an_agent_problem(healthy_url: str) -> None:
     """A run of a healthy target whose deadline a stalled loop consumed is flagged, not failed."""
     check = CheckConfig(name="feed", url=healthy_url, interval=10.0, timeout=0.6, pings=5)
+    hogs: list[asyncio.Task[None]] = []
+
+    async def probe_then_overload(check: CheckConfig) -> ProbeResult:
+        # The real probe, admitted on a calm loop; the overload begins once it is under way.
+        probe = asyncio.ensure_future(PROBES["probe"](check))
+        await asyncio.sleep(0)
+        hogs.append(asyncio.create_task(_hogging(0.2)))
+        return await probe
+
     metrics = Metrics(location="test")
     alerts = Alerts()
     lag = LoopLagMonitor(budget=0.02, interval=0.01)
     runner = Runner(
-        probes=PROBES, max_concurrency=4, metrics=metrics, lag=lag, alerting=alerts,
-        log_results=False,
+        probes={"probe": probe_then_overload}, max_concurrency=4, metrics=metrics, lag=lag,
+        alerting=alerts, log_results=False,
     )  # fmt: skip
     runner.set_checks([check])
-    loop = asyncio.get_running_loop()
-    hogs: list[asyncio.Task[None]] = []
-    # The overload begins once the probe is under way (admitted on a calm loop): as
-    # soon as the server has accepted the connection.
-    _ON_CONNECT.append(lambda: loop.call_soon_threadsafe(
-        lambda: hogs.append(asyncio.create_task(_hogging(0.2)))))  # fmt: skip
     lag.start()
     try:
         result = await runner.run_check(check, scheduled_at=time.time())
@@ -168,7 +164,9 @@ async def test_deadline_eaten_by_the_agent_is_an_agent_problem(healthy_url: str)
         await asyncio.gather(*hogs, return_exceptions=True)
         await lag.stop()
     assert result is not None
-    assert (result.success, result.agent_problem) == (False, True), result.message
+    assert (result.success, result.agent_problem) == (False, True), (
+        result.reason, result.message, result.lag_suspect,
+    )  # fmt: skip
     assert result.reason in DEADLINE_REASONS
     counts = _counts(metrics)
     assert counts[("wsprobe_probes_total", "failure")] == 0
