@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +25,7 @@ from agent.probes import PROBES
 from agent.result import ProbeResult
 from agent.runtime.loop_lag import LoopLagMonitor
 from agent.runtime.runner import DEADLINE_REASONS, Runner
+from agent.storage import DB_FILENAME, Store
 from tests.servers import RawServer, silent
 
 pytestmark = pytest.mark.timeout(60)
@@ -135,7 +137,9 @@ async def test_overloaded_agent_sheds_and_never_fails_a_healthy_target(
     assert len(warnings) == 1
 
 
-async def test_deadline_eaten_by_the_agent_is_an_agent_problem(healthy_url: str) -> None:
+async def test_deadline_eaten_by_the_agent_is_an_agent_problem(
+    healthy_url: str, tmp_path: Path
+) -> None:
     """A run of a healthy target whose deadline a stalled loop consumed is flagged, not failed."""
     check = CheckConfig(name="feed", url=healthy_url, interval=10.0, timeout=0.6, pings=5)
     hogs: list[asyncio.Task[None]] = []
@@ -150,9 +154,10 @@ async def test_deadline_eaten_by_the_agent_is_an_agent_problem(healthy_url: str)
     metrics = Metrics(location="test")
     alerts = Alerts()
     lag = LoopLagMonitor(budget=0.02, interval=0.01)
+    store = Store(tmp_path / DB_FILENAME)
     runner = Runner(
         probes={"probe": probe_then_overload}, max_concurrency=4, metrics=metrics, lag=lag,
-        alerting=alerts, log_results=False,
+        store=store, alerting=alerts, log_results=False,
     )  # fmt: skip
     runner.set_checks([check])
     lag.start()
@@ -174,6 +179,11 @@ async def test_deadline_eaten_by_the_agent_is_an_agent_problem(healthy_url: str)
     assert "probe_success" not in {name for name, _ in counts}
     assert not alerts.transitions
     assert alerts.results == [result]
+    try:  # the API's history shows the run, flagged
+        (stored,) = store.history("feed", 10)
+    finally:
+        store.close()
+    assert stored["agent_problem"] is True
 
 
 async def test_agent_problem_needs_the_agents_stall() -> None:
