@@ -49,15 +49,15 @@ __all__ = [
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
 #: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
 #: the whole piece (joined, encoded, written, compressed above 64 KiB in a worker
-#: thread). Measured in the daemon at 10,000 checks at 30 s (docs/bench-log.md): 1 MiB
-#: pieces with a 2 ms slice gave samples of loop lag during a scrape of p50 3.3 ms and
-#: a loop-lag p99 of 9.5 ms over the window; 256 KiB with 0.5 ms gives p50 1.5 ms and
-#: p99 4.8 ms, with the same scrape time (4.5-4.7 s); 128 KiB with 0.25 ms made the
-#: scrape longer (7.4 s) for no gain.
-CHUNK_BYTES = 256 * 1024
+#: thread). With per-check histograms opt-in, a 10,000-check page is ~16-18 MB and its
+#: scrape time is the number of pieces times a turn of a busy loop: 256 KiB / 0.5 ms
+#: pieces (126-148 per scrape) took 4.2 s to serve in the daemon on a contended core;
+#: 1 MiB / 2 ms pieces make 35-36 (``bench.metrics_render``: piece max 2.5-3.2 ms of
+#: CPU instead of 1.7-2.6 ms), a quarter of the turns (docs/bench-log.md).
+CHUNK_BYTES = 1024 * 1024
 #: Seconds of rendering work (re-rendering changed checks, reading live series) after
 #: which a piece ends early, so no piece blocks the event loop much longer than that.
-TIME_SLICE = 0.0005
+TIME_SLICE = 0.002
 #: Results per check between two scrapes whose text is rendered as they arrive
 #: (:meth:`Metrics.observe`); later ones leave it to the scrape. Rendering every
 #: changed check inside the scrape made the 10,000-check scrape ~1.6 s of rendering on
