@@ -214,3 +214,27 @@ async def _run_alone(url: str) -> tuple[ProbeResult, Metrics, Alerts]:
         await lag.stop()
     assert result is not None
     return result, metrics, alerts
+
+
+async def test_run_queued_longer_than_its_timeout_is_shed(healthy_url: str) -> None:
+    """With every slot held, a run that waited longer than its timeout is shed, not started."""
+    async with RawServer(silent) as server:
+        hung = CheckConfig(name="hung", url=server.url(), interval=10.0, timeout=0.5)
+        queued = CheckConfig(name="queued", url=healthy_url, interval=10.0, timeout=0.2)
+        now_due = CheckConfig(name="on-demand", url=healthy_url, interval=10.0, timeout=0.2)
+        metrics = Metrics(location="test")
+        runner = Runner(probes=PROBES, max_concurrency=1, metrics=metrics, log_results=False)
+        runner.set_checks([hung, queued, now_due])
+        due = time.time()
+        hung_run = asyncio.create_task(runner.run_check(hung, scheduled_at=due))
+        await asyncio.wait_for(server.connected.wait(), 5.0)
+        # Queued behind the hung probe's 0.5 s: past its own 0.2 s timeout.
+        shed = await runner.run_check(queued, scheduled_at=due)
+        # An on-demand run (no schedule) is never shed: it waits and runs.
+        ran = await runner.run_check(now_due)
+        await hung_run
+    assert shed is None
+    assert ran.success
+    counts = _counts(metrics)
+    assert counts[("wsprobe_probes_skipped_total", "overload")] == 1
+    assert counts[("wsprobe_probes_total", "success")] == 1
