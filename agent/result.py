@@ -129,6 +129,10 @@ class ProbeResult:
     #: True when the agent's event loop lagged over budget during this run's timing
     #: window, so its latency figures may be inflated.
     lag_suspect: bool = False
+    #: True when the run failed on a deadline the agent's own stalls consumed (see
+    #: ``agent.runtime.runner``): an agent problem, not the target's. Such a run never
+    #: counts toward the check's alert, its success ratio or its ``probe_*`` gauges.
+    agent_problem: bool = False
 
     def fail(self, reason: Reason, message: str) -> ProbeResult:
         """Mark this result failed with one reason; the first failure recorded wins."""

@@ -1,4 +1,4 @@
-"""Scenario: the daemon itself with 0 / 1,000 / 10,000 generated checks at 30 s.
+"""Scenario: the daemon itself with 0 / 1,000 / 10,000 / 20,000 / 40,000 checks at 30 s.
 
 Each level starts ``python -m agent run`` (pinned to the bench core) on a generated
 config, waits for ``/readyz``, lets the schedule settle, then measures over a fixed
@@ -8,6 +8,12 @@ histograms, as Prometheus' histogram_quantile would), RSS per configured check
 (against the 0-check level), and fidelity: ten extra checks probe through the delay
 proxy every 2 s, and their results (from ``/api/v1/checks`` history) are compared with
 the proxy's wire records (see bench/fidelity.py), paired by path and start time.
+
+Judged from outside as well: a poller thread asks ``/healthz`` 20 times a second
+through the window (its maximum response time is the longest stall anyone outside
+saw, reported beside the agent's own loop-lag figures), the ``/metrics`` page's bytes
+and serve time, runs shed or skipped by reason, runs the agent flagged as its own
+problem, failures of the (healthy) target, and how long SIGTERM takes to end it.
 
 Note: the agent renders ``/metrics`` on its event loop, so each scrape's own cost
 shows up as loop lag in the next window, as it does under a real Prometheus.
@@ -20,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import defaultdict
@@ -41,8 +48,13 @@ FIDELITY_CHECKS = 10
 LEVELS_ENV = "WSPROBE_BENCH_CAPACITY_LEVELS"
 
 
+#: Outside ``/healthz`` polls per second during the window.
+POLL_HZ = 20.0
+
 _WANTED = (
     "wsprobe_probes_total",
+    "wsprobe_probes_skipped_total",
+    "wsprobe_agent_problem_runs_total",
     "wsprobe_probes_lag_suspect_total",
     "wsprobe_scheduler_lag_seconds_bucket",
     "wsprobe_event_loop_lag_seconds_bucket",
@@ -75,10 +87,49 @@ def _parse(text: str) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
             buckets[name[: -len("_bucket")]][float(le)] += float(value.split()[0])
         else:
             key = name
-            if 'result="' in labels:
-                key += "{result=" + labels.split('result="', 1)[1].split('"', 1)[0] + "}"
+            for label in ("result", "reason"):
+                if f'{label}="' in labels:
+                    value_of = labels.split(f'{label}="', 1)[1].split('"', 1)[0]
+                    key += "{" + label + "=" + value_of + "}"
             counters[key] += float(value.split()[0])
     return counters, buckets
+
+
+class _Poller(threading.Thread):
+    """Asks ``/healthz`` at :data:`POLL_HZ` and keeps each answer's time (an outside view)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(name="healthz-poller", daemon=True)
+        self.port = port
+        self.times: list[float] = []
+        self.errors = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(1.0 / POLL_HZ):
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/healthz", timeout=30
+                ) as resp:
+                    resp.read()
+            except OSError:
+                self.errors += 1
+                continue
+            self.times.append(time.perf_counter() - t0)
+
+
+def _max_bucket(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The upper bound of the highest bucket that gained an observation (the worst seen)."""
+    bounds = sorted(after)
+    worst = None
+    below = 0.0
+    for bound in bounds:
+        count = after[bound] - before.get(bound, 0.0)
+        if count > below:
+            worst = bound
+        below = count
+    return worst
 
 
 def _quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
@@ -194,6 +245,8 @@ def _measure(
                 return {**out, "error": f"daemon not ready within 120 s {err}"}
             out["ready_s"] = round(ready, 2)
             time.sleep(warm)
+            poller = _Poller(port)
+            poller.start()
             # The opening scrape renders every check that has a result (none was
             # scraped before): the cold case, reported beside the closing one.
             text0, first_scrape_s = _fetch(port)
@@ -202,11 +255,21 @@ def _measure(
             cpu_pre = procs.cpu_seconds(popen.pid)
             text1, scrape_s = _fetch(port)
             wall1, t1, cpu1 = time.time(), time.perf_counter(), procs.cpu_seconds(popen.pid)
+            poller.halt.set()
+            poller.join(60)
             rss = procs.rss_kib(popen.pid)
             results = _fidelity_results(port, wall0, wall1)
             (c0, b0), (c1, b1) = _parse(text0), _parse(text1)
         finally:
-            procs.terminate(popen, timeout=15)
+            stop0 = time.perf_counter()
+            popen.terminate()
+            try:
+                popen.wait(timeout=30)
+                out["stop_s"] = round(time.perf_counter() - stop0, 2)
+            except subprocess.TimeoutExpired:
+                out["stop_s"] = "not within 30 s (killed)"
+                popen.kill()
+                popen.wait()
             log_file.close()
     span = t1 - t0
     probes = sum(v for k, v in c1.items() if k.startswith("wsprobe_probes_total{")) - sum(
@@ -218,6 +281,16 @@ def _measure(
     lag_suspect = c1.get("wsprobe_probes_lag_suspect_total", 0.0) - c0.get(
         "wsprobe_probes_lag_suspect_total", 0.0
     )
+
+    def delta(key: str) -> float:
+        return c1.get(key, 0.0) - c0.get(key, 0.0)
+
+    skipped = {
+        k.split("reason=", 1)[1].rstrip("}"): delta(k)
+        for k in c1
+        if k.startswith("wsprobe_probes_skipped_total{")
+    }
+    polls = sorted(poller.times)
     sched = "wsprobe_scheduler_lag_seconds"
     loop = "wsprobe_event_loop_lag_seconds"
     out.update(
@@ -237,6 +310,17 @@ def _measure(
             "scheduler_lag_p99_ms": ms(_quantile(0.99, b0.get(sched, {}), b1.get(sched, {}))),
             "loop_lag_p50_ms": ms(_quantile(0.5, b0.get(loop, {}), b1.get(loop, {}))),
             "loop_lag_p99_ms": ms(_quantile(0.99, b0.get(loop, {}), b1.get(loop, {}))),
+            # Failures of a healthy target: each one is a false alarm (goal 0).
+            "false_failures": int(failures),
+            "agent_problem_runs": int(delta("wsprobe_agent_problem_runs_total")),
+            "skipped_by_reason": {k: int(v) for k, v in sorted(skipped.items())},
+            "loop_lag_max_bucket_ms": ms(_max_bucket(b0.get(loop, {}), b1.get(loop, {}))),
+            "outside_healthz_polls": len(polls),
+            "outside_healthz_errors": poller.errors,
+            "outside_healthz_p99_ms": ms(polls[int(0.99 * (len(polls) - 1))]) if polls else None,
+            "outside_healthz_max_ms": ms(polls[-1]) if polls else None,
+            "metrics_bytes": len(text1.encode()),
+            "metrics_bytes_per_check": round(len(text1.encode()) / max(1, checks + 10), 1),
             "metrics_scrape_s": round(scrape_s, 3),
             "metrics_first_scrape_s": round(first_scrape_s, 3),
             "rss_kib": rss,
@@ -286,7 +370,7 @@ def run(url: str, proxy_port: int, lines: list[str], *, quick: bool, loop: str) 
 
     wire = Wire(lines)
     cal = uvloop.run(calibrate(f"ws://127.0.0.1:{proxy_port}/", wire, 30))
-    levels = [0, 1000] if quick else [0, 1000, 10000]
+    levels = [0, 1000] if quick else [0, 1000, 10000, 20000, 40000]
     only = os.environ.get(LEVELS_ENV)
     if only:
         levels = [int(x) for x in only.split(",") if x.strip()]

@@ -14,7 +14,8 @@ Two alerts per check:
   Failed runs count for neither (the ``down`` alert covers them).
 
 "Notified" (``last_notified``) is only moved by :func:`mark_delivered`, which the
-dispatcher calls after a receiver accepted an event.
+dispatcher calls after a receiver accepted an event. A run flagged ``agent_problem``
+(its deadline consumed by the agent's own stalls) changes nothing.
 """
 
 from __future__ import annotations
@@ -183,8 +184,12 @@ def update(
         now: current wall-clock time (Unix seconds).
 
     Returns:
-        The new state and the transitions to notify, in order.
+        The new state and the transitions to notify, in order; ``state`` unchanged and
+        none for a run flagged ``agent_problem`` (the agent's overload is not the
+        target's failure, nor its recovery).
     """
+    if result.agent_problem:
+        return state, []
     state, transitions = _update_down(state, result, policy=policy, now=now)
     state, degraded = _update_degraded(state, result, policy=policy, now=now)
     return state, transitions + degraded

@@ -62,6 +62,7 @@ __all__ = [
     "AuthConfig",
     "BasicAuth",
     "CheckConfig",
+    "CheckMetricsConfig",
     "Config",
     "ExpectConfig",
     "OAuth2Config",
@@ -266,6 +267,14 @@ class ExpectConfig(Frozen):
     close_code: Int | None = Field(None, ge=1000, le=4999)
 
 
+class CheckMetricsConfig(Frozen):
+    """What a check exports beyond the default series (docs/metrics.md)."""
+
+    #: Per-check histograms of every phase and ping RTT: ~90 more samples (~8 KB) per
+    #: check, so off by default; the agent-wide histograms by kind serve fleet quantiles.
+    histograms: bool = False
+
+
 #: The ``auth`` of a check without one, shared by all of them. A plain ``= AuthConfig()``
 #: default would be deep-copied for every check (pydantic copies a default it cannot
 #: hash, and ``headers`` is a dict): 0.28 s of the 0.51 s of validating 10,000 checks.
@@ -304,6 +313,7 @@ class CheckConfig(Frozen):
     alerting: AlertingConfig | None = None
     relay: RelayConfig | None = None
     watch: WatchConfig | None = None
+    metrics: CheckMetricsConfig = CheckMetricsConfig()
 
     @field_validator("url")
     @classmethod

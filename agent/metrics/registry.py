@@ -49,15 +49,15 @@ __all__ = [
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
 #: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
 #: the whole piece (joined, encoded, written, compressed above 64 KiB in a worker
-#: thread). Measured in the daemon at 10,000 checks at 30 s (docs/bench-log.md): 1 MiB
-#: pieces with a 2 ms slice gave samples of loop lag during a scrape of p50 3.3 ms and
-#: a loop-lag p99 of 9.5 ms over the window; 256 KiB with 0.5 ms gives p50 1.5 ms and
-#: p99 4.8 ms, with the same scrape time (4.5-4.7 s); 128 KiB with 0.25 ms made the
-#: scrape longer (7.4 s) for no gain.
-CHUNK_BYTES = 256 * 1024
+#: thread). With per-check histograms opt-in, a 10,000-check page is ~16-18 MB and its
+#: scrape time is the number of pieces times a turn of a busy loop: 256 KiB / 0.5 ms
+#: pieces (126-148 per scrape) took 4.2 s to serve in the daemon on a contended core;
+#: 1 MiB / 2 ms pieces make 35-36 (``bench.metrics_render``: piece max 2.5-3.2 ms of
+#: CPU instead of 1.7-2.6 ms), a quarter of the turns (docs/bench-log.md).
+CHUNK_BYTES = 1024 * 1024
 #: Seconds of rendering work (re-rendering changed checks, reading live series) after
 #: which a piece ends early, so no piece blocks the event loop much longer than that.
-TIME_SLICE = 0.0005
+TIME_SLICE = 0.002
 #: Results per check between two scrapes whose text is rendered as they arrive
 #: (:meth:`Metrics.observe`); later ones leave it to the scrape. Rendering every
 #: changed check inside the scrape made the 10,000-check scrape ~1.6 s of rendering on
@@ -66,9 +66,10 @@ TIME_SLICE = 0.0005
 #: gets two results between scrapes. Checks never scraped render nothing early, and a
 #: check probed much faster than it is scraped renders at most this many extra times.
 EAGER_RENDERS = 2
-#: Why a scheduled run did not happen: still running (``max_instances``) or due too
-#: long ago (``missed``). Exported at 0 from the start, so ``increase()`` sees the first.
-SKIP_REASONS = ("max_instances", "missed")
+#: Why a scheduled run did not happen: still running (``max_instances``), due too long
+#: ago (``missed``), or shed because the agent could not start it in time
+#: (``overload``). Exported at 0 from the start, so ``increase()`` sees the first.
+SKIP_REASONS = ("max_instances", "missed", "overload")
 #: Outcomes of a delivery attempt (AlertService's ``on_notification``), at 0 from the
 #: start for every configured receiver.
 NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
@@ -113,8 +114,15 @@ class Metrics:
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
         self.in_flight = 0
+        #: Scheduled runs waiting for a concurrency slot or for admission.
+        self.runs_waiting = 0
+        #: Runs that failed on a deadline the agent's own stalls consumed.
+        self.agent_problems = 0
         self.scheduler_lag = Histogram(LAG_BUCKETS)
         self.loop_lag = Histogram(LAG_BUCKETS)
+        #: Agent-wide histograms by check kind: phase durations and protocol ping RTTs.
+        self.fleet_phases: dict[str, dict[str, Histogram]] = {}
+        self.fleet_ping: dict[str, Histogram] = {}
         self.notifications: Counter[tuple[str, str]] = Counter()
         self.reload_successful = 0.0
         self.reload_success_timestamp = 0.0
@@ -172,6 +180,13 @@ class Metrics:
         if series is None:
             return False
         series.block = None
+        if result.lag_suspect:
+            series.lag_suspect += 1
+        if result.agent_problem:
+            # The agent's own stall failed this run: the check's gauges, counters and
+            # distributions keep describing its target.
+            self.agent_problems += 1
+            return True
         series.last = result
         if check.kind != "watch" or "total" in result.phases:
             series.last_duration = duration
@@ -180,17 +195,11 @@ class Metrics:
         series.results["success" if result.success else "failure"] += 1
         if not result.success and result.reason is not None:
             series.failures[result.reason.value] += 1
-        if result.lag_suspect:
-            series.lag_suspect += 1
-        for rtt in result.pings:
-            series.ping_rtt.observe(rtt)
-        # get() before creating: setdefault would build (and drop) a Histogram per sample.
-        phases = series.phases
-        for phase, seconds in result.phases.items():
-            hist = phases.get(phase)
-            if hist is None:
-                hist = phases[phase] = Histogram(PHASE_BUCKETS)
-            hist.observe(seconds)
+        self._observe_fleet(check.kind, result)
+        if check.metrics.histograms:
+            for rtt in result.pings:
+                series.ping_rtt.observe(rtt)
+            _observe_phases(series.phases, result)
         relay = series.relay
         for receiver, seconds in result.relay.items():
             hist = relay.get(receiver)
@@ -204,6 +213,19 @@ class Metrics:
             series.block = _render_block(check, series)
             series.eager -= 1
         return True
+
+    def _observe_fleet(self, kind: str, result: ProbeResult) -> None:
+        """Feed the agent-wide histograms by kind (no check label: fleet quantiles)."""
+        if result.pings:
+            ping = self.fleet_ping.get(kind)
+            if ping is None:
+                ping = self.fleet_ping[kind] = Histogram()
+            for rtt in result.pings:
+                ping.observe(rtt)
+        phases = self.fleet_phases.get(kind)
+        if phases is None:
+            phases = self.fleet_phases[kind] = {}
+        _observe_phases(phases, result)
 
     def skipped(self, check_name: str, reason: str) -> None:
         """Count a run that did not happen (``max_instances``, ``missed``)."""
@@ -321,8 +343,22 @@ class Metrics:
         name = "wsprobe_event_loop_lag_seconds"
         yield header(name, "How late the agent's event loop ran a timer, in seconds.", "histogram")
         yield self.loop_lag.text(name, loc)
+        yield from self._fleet_lines(loc)
+        name = "wsprobe_agent_problem_runs_total"
+        yield header(
+            name,
+            "Runs that failed on a deadline consumed by the agent's own stalls (not counted"
+            " as the check's failures).",
+            "counter",
+        )
+        yield f"{name}{{{loc}}} {self.agent_problems}\n"
         yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
         yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
+        name = "wsprobe_runs_waiting"
+        yield header(
+            name, "Runs waiting for a concurrency slot or admission: the backlog.", "gauge"
+        )
+        yield f"{name}{{{loc}}} {self.runs_waiting}\n"
         if self.notifications:
             name = "wsprobe_notifications_total"
             yield header(name, "Notification deliveries by receiver and outcome.", "counter")
@@ -355,6 +391,30 @@ class Metrics:
         name = "wsprobe_build_info"
         yield header(name, "Always 1; the version label is the running version.", "gauge")
         yield f"{name}{labels(loc, label_str({'version': self.version}))} 1\n"
+
+    def _fleet_lines(self, loc: str) -> Iterator[str]:
+        if self.fleet_phases:
+            name = "wsprobe_phase_duration_seconds"
+            yield header(
+                name, "Duration of each probe phase over all checks of a kind.", "histogram"
+            )
+            for kind, phases in sorted(self.fleet_phases.items()):
+                for phase, hist in phases.items():
+                    yield hist.text(name, loc, label_str({"kind": kind, "phase": phase}))
+        if self.fleet_ping:
+            name = "wsprobe_ping_rtt_seconds"
+            yield header(name, "Protocol ping round trips over all checks of a kind.", "histogram")
+            for kind, hist in sorted(self.fleet_ping.items()):
+                yield hist.text(name, loc, label_str({"kind": kind}))
+
+
+def _observe_phases(phases: dict[str, Histogram], result: ProbeResult) -> None:
+    # get() before creating: setdefault would build (and drop) a Histogram per sample.
+    for phase, seconds in result.phases.items():
+        hist = phases.get(phase)
+        if hist is None:
+            hist = phases[phase] = Histogram(PHASE_BUCKETS)
+        hist.observe(seconds)
 
 
 _FLAG_HELP = {
@@ -409,12 +469,12 @@ def _degraded(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
 def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
         return ()
-    return (s.ping_rtt.text("wsprobe_ping_rtt_seconds", s.base),)
+    return (s.ping_rtt.text("wsprobe_check_ping_rtt_seconds", s.base),)
 
 
 def _phases(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     for phase, hist in s.phases.items():
-        yield hist.text("wsprobe_phase_duration_seconds", s.base, f'phase="{phase}"')
+        yield hist.text("wsprobe_check_phase_duration_seconds", s.base, f'phase="{phase}"')
 
 
 def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
@@ -457,14 +517,14 @@ _CACHED: tuple[Family, ...] = (
         _degraded,
     ),
     (
-        "wsprobe_ping_rtt_seconds",
-        "Round-trip time of protocol pings, in seconds.",
+        "wsprobe_check_ping_rtt_seconds",
+        "Round-trip time of the check's protocol pings (metrics.histograms), in seconds.",
         "histogram",
         _ping_rtt,
     ),
     (
-        "wsprobe_phase_duration_seconds",
-        "Duration of each probe phase, in seconds.",
+        "wsprobe_check_phase_duration_seconds",
+        "Duration of each phase of the check's runs (metrics.histograms), in seconds.",
         "histogram",
         _phases,
     ),

@@ -56,5 +56,12 @@ class ResultLog:
         fields["kind"] = check.kind
         if result.success:
             log.info("probe ok", extra=fields)
+        elif result.agent_problem:
+            fields["agent_problem"] = True
+            log.warning(
+                "probe cut short by the agent's own overload, not counted against the target: %s",
+                result.message,
+                extra=fields,
+            )
         else:
             log.warning("probe failed: %s", result.message, extra=fields)

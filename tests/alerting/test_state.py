@@ -22,10 +22,14 @@ POLICY = AlertPolicy(failure_threshold=3, success_threshold=2, repeat_interval=0
 
 
 def result(code: str) -> ProbeResult:
-    """F: failed (closed); S: success; D: success over a latency limit."""
+    """F: failed (closed); A: failed on a deadline the agent's overload consumed;
+    S: success; D: success over a latency limit."""
     r = ProbeResult(check="chat", kind="probe", url="ws://127.0.0.1/ws", started_at=0.0)
     if code == "F":
         return r.fail(Reason.CLOSED, "server closed the connection with code 1011")
+    if code == "A":
+        r.agent_problem = True
+        return r.fail(Reason.TIMEOUT, "deadline of 5s reached during ping")
     r.success = True
     if code == "D":
         r.degraded = ["handshake"]
@@ -55,6 +59,28 @@ def test_flapping_sequence_gives_one_firing_and_one_resolved() -> None:
     assert firing.reason == "closed"
     assert resolved.at == 1007.0
     assert resolved.resolved_at == 1007.0
+
+
+@pytest.mark.parametrize(
+    "codes",
+    ["AAAAAA", "FF AAAA", "FFF AAAA SS", "FFF SA AS"],
+    ids=["only-agent", "streak-kept", "firing-kept", "recovery-kept"],
+)
+def test_agent_problem_runs_change_nothing(codes: str) -> None:
+    """Runs flagged agent_problem neither count toward a threshold nor break a streak."""
+    codes = codes.replace(" ", "")
+    state, transitions = run(codes)
+    # The same timeline with the agent-problem runs left out: an identical outcome.
+    expected_state, expected = AlertState(), []
+    for i, code in enumerate(codes):
+        if code != "A":
+            expected_state, out = update(
+                expected_state, result(code), policy=POLICY, now=1000.0 + i
+            )
+            expected += out
+    assert state == expected_state
+    assert transitions == expected
+    assert all(t.reason != "timeout" for t in transitions)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.config.models import CheckConfig
+from agent.config.models import CheckConfig, CheckMetricsConfig
 from agent.metrics.registry import EAGER_RENDERS, Metrics
 from agent.metrics.text import PHASE_BUCKETS, Histogram, fmt, header, render_probe
 from agent.result import ProbeResult, Reason, TLSInfo
@@ -17,8 +17,11 @@ from tests.tools import require_tool
 URL = "wss://127.0.0.1:9/feed"
 
 
-def _check(name: str, **labels: str) -> CheckConfig:
-    return CheckConfig(name=name, url=URL, interval=10.0, timeout=2.0, labels=labels)
+def _check(name: str, *, histograms: bool = False, **labels: str) -> CheckConfig:
+    return CheckConfig(
+        name=name, url=URL, interval=10.0, timeout=2.0, labels=labels,
+        metrics=CheckMetricsConfig(histograms=histograms),
+    )  # fmt: skip
 
 
 def _ok(check: CheckConfig) -> ProbeResult:
@@ -95,8 +98,13 @@ def test_exposition_names_and_labels(metrics: Metrics) -> None:
     assert value("probe_tls_version_info", version="TLSv1.3") == 1
     assert value("wsprobe_probes_total", result="success") == 1
     assert value("wsprobe_probes_total", result="failure") == 0
-    assert value("wsprobe_ping_rtt_seconds_count") == 3
-    assert value("wsprobe_phase_duration_seconds_count", phase="total") == 1
+    fleet = {("location", "eu-1"), ("kind", "probe")}
+    assert samples[("wsprobe_ping_rtt_seconds_count", frozenset(fleet))] == 1 * 3
+    assert (
+        samples[("wsprobe_phase_duration_seconds_count", frozenset(fleet | {("phase", "total")}))]
+        == 1
+    )
+    assert not any(name.endswith("_bucket") for name in _with_checks(metrics, "feed"))
     assert value("wsprobe_probes_skipped_total", reason="max_instances") == 1
     assert value("wsprobe_alert_firing") == 1
     chat_labels = frozenset({("check", "chat"), ("location", "eu-1"),
@@ -249,13 +257,13 @@ def _phase_counts(metrics: Metrics, check: str) -> dict[str, float]:
     return {
         dict(labels)["phase"]: value
         for (name, labels), value in samples.items()
-        if name == "wsprobe_phase_duration_seconds_count" and ("check", check) in labels
+        if name == "wsprobe_check_phase_duration_seconds_count" and ("check", check) in labels
     }
 
 
 def test_unmeasured_phases_have_no_series(metrics: Metrics) -> None:
     """A ws:// run without TLS, auth or steps exports histograms only for the phases it timed."""
-    check = _check("plain")
+    check = _check("plain", histograms=True)
     metrics.set_checks([check])
     result = _ok(check)
     del result.phases["tls"]
@@ -265,7 +273,7 @@ def test_unmeasured_phases_have_no_series(metrics: Metrics) -> None:
         "resolve", "connect", "handshake", "ping", "close", "total",
     }  # fmt: skip
     text = metrics.render().decode()
-    assert "wsprobe_ping_rtt_seconds_count" in text
+    assert "wsprobe_check_ping_rtt_seconds_count" in text
     for phase in ("tls", "auth", "steps", "app_ping", "first_message"):
         assert f'phase="{phase}"' not in text
     assert "probe_tls_version_info" not in text
@@ -283,7 +291,7 @@ def test_no_histograms_before_a_measurement(metrics: Metrics) -> None:
 
 def test_phase_histogram_buckets(metrics: Metrics) -> None:
     """wsprobe_phase_duration_seconds has the documented buckets plus +Inf, cumulative."""
-    check = _check("feed")
+    check = _check("feed", histograms=True)
     metrics.set_checks([check])
     metrics.observe(check, _ok(check), duration=0.02)
     samples = _samples(metrics.render().decode())
@@ -292,6 +300,12 @@ def test_phase_histogram_buckets(metrics: Metrics) -> None:
         for (name, labels), value in samples.items()
         if name == "wsprobe_phase_duration_seconds_bucket" and ("phase", "tls") in labels
     }
+    per_check = {
+        dict(labels)["le"]: value
+        for (name, labels), value in samples.items()
+        if name == "wsprobe_check_phase_duration_seconds_bucket" and ("phase", "tls") in labels
+    }
+    assert per_check == les
     assert sorted(float(le) for le in les) == [*PHASE_BUCKETS, float("inf")]
     assert (les["0.0025"], les["0.01"], les["+Inf"]) == (0, 1, 1)
 
@@ -439,3 +453,58 @@ def test_state_file_health_is_exposed(metrics: Metrics, healthy: bool, errors: i
     loc = frozenset({("location", "eu-1")})
     assert samples[("wsprobe_state_write_errors_total", loc)] == errors
     assert samples[("wsprobe_state_healthy", loc)] == int(healthy)
+
+
+def _per_check(*, histograms: bool) -> tuple[float, float]:
+    """Bytes and samples one probed TLS check adds to a daemon-like exposition."""
+    metrics = Metrics(location="eu-1")
+    metrics.alert_firing = lambda name: False
+    metrics.alert_flags = dict.fromkeys(("flapping", "maintenance", "silenced"), lambda n: False)
+    checks = [_check(f"check-{i:05d}", histograms=histograms) for i in range(50)]
+    metrics.set_checks(checks)
+    for check in checks:
+        metrics.observe(check, _failed(check), duration=0.5)
+        metrics.observe(check, _ok(check), duration=0.021)
+    text = metrics.render().decode()
+    samples = _samples(text)
+    mine = [key for key in samples if ("check", "check-00007") in key[1]]
+    lines = [line for line in text.splitlines() if 'check="check-00007"' in line]
+    return sum(len(line) + 1 for line in lines), len(mine)
+
+
+def test_default_exposition_is_small_per_check() -> None:
+    """By default a check exports ~20 samples (blackbox-like), under 2 KB; no histograms."""
+    size, samples = _per_check(histograms=False)
+    assert size <= 2048, size
+    assert samples <= 30, samples
+
+
+def test_histograms_opt_in_per_check() -> None:
+    """metrics.histograms adds the check's own phase and ping histograms."""
+    lean, lean_samples = _per_check(histograms=False)
+    full, full_samples = _per_check(histograms=True)
+    assert full_samples > lean_samples + 60
+    assert full > 4 * lean
+
+
+def test_fleet_histograms_have_no_check_label(metrics: Metrics) -> None:
+    """Agent-wide phase and ping histograms are by kind and location, summed over checks."""
+    feed, chat = _check("feed"), _check("chat", histograms=True)
+    metrics.set_checks([feed, chat])
+    metrics.observe(feed, _ok(feed), duration=0.02)
+    metrics.observe(chat, _ok(chat), duration=0.02)
+    samples = _samples(metrics.render().decode())
+    fleet = [
+        dict(labels)
+        for (name, labels), _ in samples.items()
+        if name.startswith(("wsprobe_phase_duration_seconds", "wsprobe_ping_rtt_seconds"))
+    ]
+    assert fleet
+    assert all(set(labels) <= {"location", "kind", "phase", "le"} for labels in fleet)
+    total = frozenset({("location", "eu-1"), ("kind", "probe"), ("phase", "total")})
+    assert samples[("wsprobe_phase_duration_seconds_count", total)] == 2
+    ping = frozenset({("location", "eu-1"), ("kind", "probe")})
+    assert samples[("wsprobe_ping_rtt_seconds_count", ping)] == 6
+    checks = {dict(labels)["check"] for (name, labels) in samples
+              if name == "wsprobe_check_ping_rtt_seconds_count"}  # fmt: skip
+    assert checks == {"chat"}

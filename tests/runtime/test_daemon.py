@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,25 @@ async def test_sigterm_mid_probe(start_agent: Any, targets: Targets, tmp_path: P
         assert store.history("hang", 10) == []
     finally:
         store.close()
+
+
+async def test_sigterm_at_a_large_backlog_is_bounded(
+    start_agent: Any, targets: Targets, tmp_path: Path
+) -> None:
+    """SIGTERM with 1,000 runs waiting for a slot ends the process within 3 s."""
+    # Every probe hangs in its handshake for its whole timeout and four slots serve
+    # 1,500 checks: the backlog grows by hundreds of runs a second.
+    hang = [{"name": f"hang-{i:04d}", "url": f"ws://127.0.0.1:{targets.hang_port}/",
+             "interval": "2s", "timeout": "1900ms", "pings": 0} for i in range(1500)]  # fmt: skip
+    agent = await start_agent(_write(tmp_path / "agent.yaml", hang, max_concurrency=4))
+    await agent.until(lambda s: (value(s, "wsprobe_runs_waiting") or 0) >= 1000, timeout=30.0)
+    began = time.monotonic()
+    assert await agent.stop(timeout=20.0) == 0
+    took = time.monotonic() - began
+    assert took < 3.0, f"stop took {took:.1f}s"
+    match = re.search(r"cancelled (\d+) unfinished runs", "\n".join(agent.lines))
+    assert match, agent.lines[-5:]
+    assert int(match.group(1)) >= 100
 
 
 async def test_basic_auth_and_shard(start_agent: Any, targets: Targets, tmp_path: Path) -> None:

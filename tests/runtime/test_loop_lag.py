@@ -282,3 +282,21 @@ async def test_gil_held_in_c_is_measured_and_flagged(monitor: LoopLagMonitor) ->
     assert monitor.overlapped(start, end)
     assert monitor.spikes_total >= 1
     assert not monitor.overlapped(time.perf_counter(), time.perf_counter())
+
+
+async def test_gil_held_in_c_shows_in_the_exported_samples() -> None:
+    """A stall the round trip cannot see (the GIL held by one C call) is in the samples."""
+    mon = LoopLagMonitor(budget=BUDGET, interval=INTERVAL)
+    mon.start()
+    try:
+        await wait_samples(mon, 3)
+        mon.drain_samples()
+        start = time.perf_counter()
+        sum(range(30_000_000))  # one C call: the pacer cannot take the GIL meanwhile
+        held = time.perf_counter() - start
+        await wait_samples(mon, 3)
+        samples = mon.drain_samples()
+    finally:
+        await mon.stop()
+    assert held > 2 * BUDGET, "the C call was too short to tell anything"
+    assert max(samples) >= held / 2
