@@ -32,7 +32,7 @@ from agent.metrics.text import (
     label_str,
     labels,
 )
-from agent.metrics.watch import Family, WatchStatsView, watch_families
+from agent.metrics.watch import WatchStatsView, watch_families
 from agent.result import ProbeResult
 
 __all__ = [
@@ -99,6 +99,10 @@ class CheckSeries:
     #: Results that may still render ``block`` at once (:meth:`Metrics.observe`) before
     #: the next scrape; each scrape sets it to :data:`EAGER_RENDERS`.
     eager: int = 0
+
+
+#: A per-check metric family: name, help, type, and the lines of one check.
+Family = tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]
 
 
 class Metrics:

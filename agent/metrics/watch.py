@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from agent.config.models import CheckConfig
 from agent.metrics.text import fmt
 from agent.result import Reason
 
-if TYPE_CHECKING:
-    from agent.metrics.registry import CheckSeries
+__all__ = ["SeriesLabels", "WatchFamily", "WatchStatsView", "watch_families"]
 
-__all__ = ["WatchStatsView", "watch_families"]
+
+class SeriesLabels(Protocol):
+    """What a watch family reads from a check's series: its rendered label set.
+
+    A protocol rather than the registry's ``CheckSeries`` so this module does not
+    import the registry that imports it.
+    """
+
+    @property
+    def base(self) -> str: ...
 
 
 class WatchStatsView(Protocol):
@@ -50,7 +58,8 @@ class WatchStatsView(Protocol):
 
 _ZERO_RECONNECTS: dict[str, int] = dict.fromkeys((r.value for r in Reason), 0)
 
-Family = tuple[str, str, str, Callable[[CheckConfig, "CheckSeries"], Iterable[str]]]
+#: name, help, type, and the lines of one check.
+WatchFamily = tuple[str, str, str, Callable[[CheckConfig, SeriesLabels], Iterable[str]]]
 _Value = Callable[[WatchStatsView, float], float | None]
 
 #: name, help, type, value (None: no sample). ``now`` is the scrape's wall time.
@@ -100,18 +109,18 @@ _FAMILIES: tuple[tuple[str, str, str, _Value], ...] = (
 )
 
 
-def watch_families(get: Callable[[str], WatchStatsView | None]) -> list[Family]:
+def watch_families(get: Callable[[str], WatchStatsView | None]) -> list[WatchFamily]:
     """Families for every watch check, reading ``get(check_name)`` at scrape time."""
 
-    def sampler(name: str, value: _Value) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
-        def lines(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    def sampler(name: str, value: _Value) -> Callable[[CheckConfig, SeriesLabels], Iterable[str]]:
+        def lines(check: CheckConfig, s: SeriesLabels) -> Iterable[str]:
             stats = get(check.name) if check.kind == "watch" else None
             v = None if stats is None else value(stats, time.time())
             return () if v is None else (f"{name}{{{s.base}}} {fmt(v)}\n",)
 
         return lines
 
-    def reconnects(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    def reconnects(check: CheckConfig, s: SeriesLabels) -> Iterable[str]:
         stats = get(check.name) if check.kind == "watch" else None
         if stats is None:
             return ()
@@ -122,7 +131,7 @@ def watch_families(get: Callable[[str], WatchStatsView | None]) -> list[Family]:
             for reason, n in sorted(counts.items())
         ]
 
-    families: list[Family] = [
+    families: list[WatchFamily] = [
         (name, help_, type_, sampler(name, value)) for name, help_, type_, value in _FAMILIES
     ]
     families.append(
