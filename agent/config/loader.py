@@ -40,7 +40,6 @@ from agent.config._yaml import Parsed, YamlError, parse_yaml
 from agent.config.alerting import ReceiverConfig, route_receiver_rules
 from agent.config.maintenance import maintenance_rules
 from agent.config.models import CheckConfig, Config
-from agent.runtime.gc_policy import gc_paused
 
 __all__ = [
     "ConfigError",
@@ -116,8 +115,7 @@ def load_config_with_warnings(path: str | Path) -> Loaded:
         ConfigError: with every problem found (warnings are not included).
     """
     loader = _Loader(Path(path))
-    with gc_paused():
-        config = loader.load()
+    config = loader.load()
     loader.scrub()
     errors = [i for i in loader.issues if i.severity == "error"]
     if errors or config is None:

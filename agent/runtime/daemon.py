@@ -274,7 +274,9 @@ class Daemon:
             return ["the agent is still starting; reload again once /readyz answers 200"]
         async with self._reload_lock:
             try:
-                config = await asyncio.to_thread(load_config, self.config_path)
+                # Built with the cyclic GC off, as at start-up (agent.runtime.gc_policy).
+                with gc_paused():
+                    config = await asyncio.to_thread(load_config, self.config_path)
             except ConfigError as exc:
                 errors = [str(issue) for issue in exc.issues] or [str(exc)]
                 for error in errors:

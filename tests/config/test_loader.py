@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import textwrap
 from pathlib import Path
 
@@ -593,21 +592,3 @@ def test_globs_recurse_and_a_file_matched_twice_loads_once(tmp_path: Path) -> No
     loaded = load_config_with_warnings(tmp_path / "wsprobe.yaml")
     assert [c.name for c in loaded.config.checks] == ["b", "a"]
     assert loaded.files == ["wsprobe.yaml", "conf.d/b.yaml", "conf.d/team/a.yaml"]
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_cyclic_gc_is_left_as_the_caller_had_it(tmp_path: Path, enabled: bool) -> None:
-    """The load pauses the cyclic GC and restores it, also when the config is invalid."""
-    write(tmp_path, {"good.yaml": "checks: []\n", "bad.yaml": "checks: 3\n"})
-    was = gc.isenabled()
-    try:
-        if not enabled:
-            gc.disable()
-        load_config(tmp_path / "good.yaml")
-        assert gc.isenabled() is enabled
-        with pytest.raises(ConfigError):
-            load_config(tmp_path / "bad.yaml")
-        assert gc.isenabled() is enabled
-    finally:
-        if was:
-            gc.enable()

@@ -14,6 +14,7 @@ from typing import Any
 
 import bcrypt
 import httpx
+import pytest
 import yaml
 
 from agent.runtime.gc_policy import GC_THRESHOLDS, freeze_heap
@@ -247,12 +248,24 @@ def test_freeze_heap_collects_then_freezes() -> None:
         gc.set_threshold(*old_threshold)
 
 
-async def test_cyclic_gc_is_back_on_once_started_or_failed(tmp_path: Path) -> None:
-    """Start-up pauses the cyclic GC; it is on again when serving and after a failed start."""
+async def test_cyclic_gc_is_back_on_once_started_or_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon builds each config with the cyclic GC off, and turns it on again after."""
+    from agent.runtime import daemon as daemon_module
     from agent.runtime.daemon import Daemon
 
     assert gc.isenabled()
     old_threshold = gc.get_threshold()
+    # The loader leaves the collector alone: the daemon decides, around each load.
+    gc_during_load: list[bool] = []
+    real_load = daemon_module.load_config
+
+    def load(path: Path) -> Any:
+        gc_during_load.append(gc.isenabled())
+        return real_load(path)
+
+    monkeypatch.setattr(daemon_module, "load_config", load)
     ok = _write(tmp_path / "ok.yaml", [_echo(9, interval="1h")], state_dir=str(tmp_path / "s"))
     daemon = Daemon(ok, demo=False, shard=None)
     task = asyncio.create_task(daemon.run())
@@ -263,6 +276,9 @@ async def test_cyclic_gc_is_back_on_once_started_or_failed(tmp_path: Path) -> No
             await asyncio.sleep(0.01)
         assert daemon.ready() == (True, "ready")
         assert gc.isenabled()
+        assert await daemon.reload() == []
+        assert gc.isenabled()
+        assert gc_during_load == [False, False]
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(task, 10) == 0
