@@ -211,7 +211,7 @@ class Daemon:
         url = await self.web.start()
         self.alerting.set_web_url(url)
         log.info("listening on %s (metrics at %s/metrics)", url, url)
-        self.scheduler = CheckScheduler(self.runner)
+        self.scheduler = CheckScheduler(run=self.runner.run_check, skipped=metrics.skipped)
         await self.scheduler.apply(checks)
         freeze_heap()
         self.scheduler.start()

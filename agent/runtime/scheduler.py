@@ -29,20 +29,21 @@ import heapq
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 # APScheduler 3 ships no type information.
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from agent.config.models import CheckConfig
-from agent.runtime.runner import Runner
 from agent.runtime.shard import stable_fraction
 
 __all__ = [
     "MAX_MISFIRE_GRACE",
     "CheckScheduler",
+    "RunCheck",
     "misfire_grace",
     "next_fire",
     "start_offset",
@@ -59,6 +60,15 @@ _EARLY = 0.001
 #: Catching up after a long pause walks the missed cron times one by one up to now;
 #: past this many it starts again from now (coalesced into one run either way).
 _MAX_CATCH_UP = 1000
+
+
+class RunCheck(Protocol):
+    """Runs one check through the pipeline (``Runner.run_check``)."""
+
+    def __call__(self, check: CheckConfig, *, scheduled_at: float | None) -> Awaitable[object]:
+        """Run ``check`` once; ``scheduled_at`` is the Unix time it was due (what it
+        returns is not used)."""
+        ...
 
 
 def start_offset(name: str, interval: float) -> float:
@@ -157,11 +167,14 @@ class CheckScheduler:
     Heap entries of removed or replaced jobs are dropped when they surface.
 
     Args:
-        runner: runs each due check through the pipeline.
+        run: runs one due check through the pipeline (``Runner.run_check``).
+        skipped: counts a run that did not happen, ``(check name, reason)``
+            (``Metrics.skipped``).
     """
 
-    def __init__(self, runner: Runner) -> None:
-        self._runner = runner
+    def __init__(self, *, run: RunCheck, skipped: Callable[[str, str], None]) -> None:
+        self._run_check = run
+        self._skipped = skipped
         self._jobs: dict[str, _Job] = {}
         # (due, sequence, job): the sequence keeps equal due times in insertion order.
         self._heap: list[tuple[float, int, _Job]] = []
@@ -275,11 +288,10 @@ class CheckScheduler:
         # Coalesce: of the fire times passed by now, only the latest may still run.
         latest, job.due = job.catch_up(now)
         self._push(job)
-        metrics = self._runner.metrics
         if check.name in self._running:
-            metrics.skipped(check.name, "max_instances")
+            self._skipped(check.name, "max_instances")
         elif now - latest > job.grace:
-            metrics.skipped(check.name, "missed")
+            self._skipped(check.name, "missed")
         else:
             task = asyncio.get_running_loop().create_task(self._run(check, latest), name=check.name)
             self._running[check.name] = task
@@ -292,7 +304,7 @@ class CheckScheduler:
 
     async def _run(self, check: CheckConfig, due: float) -> None:
         try:
-            await self._runner.run_check(check, scheduled_at=due)
+            await self._run_check(check, scheduled_at=due)
         except asyncio.CancelledError:
             # Only the daemon's stop cancels runs, and then the task ends here anyway.
             return

@@ -112,7 +112,7 @@ async def test_short_interval_never_overlaps() -> None:
     metrics = Metrics(location="test")
     runner = Runner(metrics=metrics, probes={"probe": slow_probe}, max_concurrency=4)
     runner.set_checks([check])
-    scheduler = CheckScheduler(runner)
+    scheduler = CheckScheduler(run=runner.run_check, skipped=metrics.skipped)
     await scheduler.apply([check])
     scheduler.start()
     try:
@@ -134,7 +134,7 @@ async def test_reload_keeps_unchanged_jobs() -> None:
     """Applying a new set keeps an unchanged job's next run and drops removed ones."""
     metrics = Metrics(location="test")
     runner = Runner(metrics=metrics, probes={}, max_concurrency=1)
-    scheduler = CheckScheduler(runner)
+    scheduler = CheckScheduler(run=runner.run_check, skipped=metrics.skipped)
     a = CheckConfig(name="a", url=URL, interval=3600.0, timeout=1.0)
     b = CheckConfig(name="b", url=URL, interval=3600.0, timeout=1.0)
     watch = CheckConfig(name="w", kind="watch", url=URL, interval=3600.0, timeout=1.0)
@@ -183,7 +183,7 @@ async def test_backlog_coalesces_into_one_run() -> None:
     runner, metrics = _recording_runner(starts)
     check = CheckConfig(name="often", url=URL, interval=0.2, timeout=0.1)
     runner.set_checks([check])
-    scheduler = CheckScheduler(runner)
+    scheduler = CheckScheduler(run=runner.run_check, skipped=metrics.skipped)
     await scheduler.apply([check])
     scheduler.start()
     try:
@@ -209,7 +209,7 @@ async def test_run_later_than_grace_is_skipped_as_missed() -> None:
     runner, metrics = _recording_runner(starts)
     check = CheckConfig(name="late", url=URL, interval=2.0, timeout=1.0)  # grace: 1 s
     runner.set_checks([check])
-    scheduler = CheckScheduler(runner)
+    scheduler = CheckScheduler(run=runner.run_check, skipped=metrics.skipped)
     await scheduler.apply([check])
     scheduler.start()
     try:
@@ -230,10 +230,10 @@ async def test_run_later_than_grace_is_skipped_as_missed() -> None:
 
 async def test_cron_check_is_scheduled_at_its_next_cron_time() -> None:
     """A cron check's job waits for its next cron time, next to interval checks."""
-    runner, _ = _recording_runner([])
+    runner, metrics = _recording_runner([])
     nightly = CheckConfig(name="nightly", url=URL, cron="*/5 * * * *", timeout=10.0)
     often = CheckConfig(name="often", url=URL, interval=60.0, timeout=1.0)
-    scheduler = CheckScheduler(runner)
+    scheduler = CheckScheduler(run=runner.run_check, skipped=metrics.skipped)
     await scheduler.apply([nightly, often])
     scheduler.start()
     try:
