@@ -12,6 +12,16 @@ A check never overlaps itself, and a backlog collapses into one run (APScheduler
 going) and ``missed`` (the agent woke up later than the misfire grace after the due
 time). Watch checks are not scheduled here (they hold a session).
 
+Due times are computed as Unix times (that is what anchors the phase), but every wait
+and every "how late" is measured on the monotonic clock: a job's Unix due time is
+mapped to a monotonic one through the anchor ``wall - monotonic``. When the wall clock
+steps (NTP, a resumed VM), the anchor moves and the jobs are re-anchored: an interval
+check keeps its monotonic due time, so the interval continues across the step, and the
+run after it rejoins the check's phase in the new wall time (at least half an interval
+later, at most one and a half); a cron check's next time is taken from the new wall
+clock (cron times are wall times). Nothing runs in a burst and nothing stops for the
+size of the step.
+
 Why not APScheduler's ``AsyncIOScheduler``: at 10,000 checks it cost about 0.2 ms of
 the event loop per run (job store update, datetime arithmetic, an executor wrapper
 and an event per run, a re-armed timer per wake-up), about a tenth of the core the
@@ -28,7 +38,6 @@ import asyncio
 import heapq
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,10 +47,12 @@ from typing import Protocol
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from agent.config.models import CheckConfig
+from agent.runtime.clock import SYSTEM_CLOCK, Clock, Timer
 from agent.runtime.shard import stable_fraction
 
 __all__ = [
     "MAX_MISFIRE_GRACE",
+    "STEP_TOLERANCE",
     "CheckScheduler",
     "RunCheck",
     "misfire_grace",
@@ -57,6 +68,13 @@ MAX_MISFIRE_GRACE = 30
 _CRON_INTERVAL_GUESS = 60.0
 #: Seconds before its due time a run may start when the timer fires early.
 _EARLY = 0.001
+#: A change of ``wall - monotonic`` larger than this between two looks at the clocks is a
+#: step of the wall clock. Slewing (NTP changes the rate by at most 0.05 %) stays far
+#: below it between two wake-ups, and is absorbed run by run anyway.
+STEP_TOLERANCE = 1.0
+#: The timer wakes at least this often, so a wall-clock step is noticed (and cron times
+#: re-derived) within this many seconds even when nothing is due for hours.
+_MAX_SLEEP = 60.0
 #: Catching up after a long pause walks the missed cron times one by one up to now;
 #: past this many it starts again from now (coalesced into one run either way).
 _MAX_CATCH_UP = 1000
@@ -137,6 +155,8 @@ class _Job:
     offset: float
     #: Unix time of the next run.
     due: float = math.inf
+    #: The same moment on the monotonic clock: what the timer waits for.
+    mono: float = math.inf
 
     def after(self, when: float) -> float:
         """The first fire time strictly after ``when``."""
@@ -146,12 +166,18 @@ class _Job:
 
     def catch_up(self, now: float) -> tuple[float, float]:
         """The latest fire time due by ``now`` (from ``due`` on), and the one after ``now``."""
-        latest, following = self.due, self.after(self.due)
+        latest = self.due
         if self.cron is None:
+            interval = self.check.interval
+            # The first phase time more than half an interval on: the next one when
+            # ``due`` is on the phase, and the way back to it, never closer than half an
+            # interval, when ``due`` was kept across a wall-clock step.
+            following = self.after(latest + interval / 2)
             if following <= now:
                 following = self.after(now)
-                latest = following - self.check.interval
+                latest = max(latest, following - interval)
             return latest, following
+        following = self.after(latest)
         for _ in range(_MAX_CATCH_UP):
             if following > now:
                 return latest, following
@@ -170,11 +196,21 @@ class CheckScheduler:
         run: runs one due check through the pipeline (``Runner.run_check``).
         skipped: counts a run that did not happen, ``(check name, reason)``
             (``Metrics.skipped``).
+        clock: wall and monotonic time and timers (tests pass one they move by hand).
     """
 
-    def __init__(self, *, run: RunCheck, skipped: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        run: RunCheck,
+        skipped: Callable[[str, str], None],
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._run_check = run
         self._skipped = skipped
+        self._clock = clock
+        #: ``wall - monotonic`` at the last look at the clocks (see the module docstring).
+        self._anchor = clock.time() - clock.monotonic()
         self._jobs: dict[str, _Job] = {}
         # (due, sequence, job): the sequence keeps equal due times in insertion order.
         self._heap: list[tuple[float, int, _Job]] = []
@@ -182,7 +218,7 @@ class CheckScheduler:
         # Check name -> its run in progress (kept across a reload that replaces the job,
         # so a changed check still never overlaps itself).
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._started = False
         self._paused = False
         self._stopping = False
@@ -208,7 +244,7 @@ class CheckScheduler:
         wanted = {c.name: c for c in checks if c.kind != "watch"}
         for name in [n for n, job in self._jobs.items() if wanted.get(n) != job.check]:
             del self._jobs[name]
-        now = time.time()
+        now, _ = self._now()
         for name, check in wanted.items():
             if name not in self._jobs:
                 self._add(check, now)
@@ -227,13 +263,14 @@ class CheckScheduler:
         offset = 0.0 if cron else start_offset(check.name, check.interval)
         job = _Job(check, cron, float(misfire_grace(check)), offset)
         job.due = job.after(now)
+        job.mono = job.due - self._anchor
         self._jobs[check.name] = job
         self._push(job)
 
     def _push(self, job: _Job) -> None:
-        if math.isfinite(job.due):
+        if math.isfinite(job.mono):
             self._sequence += 1
-            heapq.heappush(self._heap, (job.due, self._sequence, job))
+            heapq.heappush(self._heap, (job.mono, self._sequence, job))
 
     def next_run_times(self) -> dict[str, float]:
         """Unix time of each job's next run (for tests and the API)."""
@@ -249,6 +286,40 @@ class CheckScheduler:
         """Stop the scheduler; call :meth:`Runner.drain` first to let runs end."""
         self._started = False
         self._disarm()
+
+    # ------------------------------------------------------------------ clocks
+
+    def _now(self) -> tuple[float, float]:
+        """Wall and monotonic time; every job is re-anchored first if the wall clock stepped."""
+        mono = self._clock.monotonic()
+        wall = self._clock.time()
+        anchor = wall - mono
+        if abs(anchor - self._anchor) > STEP_TOLERANCE:
+            self._reanchor(anchor, wall)
+        self._anchor = anchor
+        return wall, mono
+
+    def _reanchor(self, anchor: float, wall: float) -> None:
+        """Map every job's due time through the new anchor (see the module docstring)."""
+        log.warning(
+            "the wall clock stepped by %+.3f s: interval checks keep their interval,"
+            " cron checks follow the new time",
+            anchor - self._anchor,
+        )
+        for job in self._jobs.values():
+            if job.cron is None:
+                # Same monotonic moment, now named in the new wall time.
+                job.due = job.mono + anchor
+            else:
+                # Not reached yet by the new wall clock: its next cron time by that clock
+                # (earlier after a backward step). Passed: due now, and the usual rule
+                # (run within the misfire grace, else skipped as missed) decides.
+                if job.due > wall:
+                    job.due = job.after(wall)
+                job.mono = job.due - anchor
+        self._heap = []
+        for job in self._jobs.values():
+            self._push(job)
 
     # ------------------------------------------------------------------ firing
 
@@ -266,31 +337,33 @@ class CheckScheduler:
         while heap and self._jobs.get(heap[0][2].check.name) is not heap[0][2]:
             heapq.heappop(heap)  # removed or replaced since it was pushed
         if heap:
-            loop = asyncio.get_running_loop()
-            delay = heap[0][0] - time.time()
-            self._timer = loop.call_at(loop.time() + max(0.0, delay), self._fire)
+            delay = heap[0][0] - self._clock.monotonic()
+            self._timer = self._clock.call_later(min(_MAX_SLEEP, max(0.0, delay)), self._fire)
 
     def _fire(self) -> None:
         self._timer = None
-        now = time.time()
+        wall, mono = self._now()
         heap = self._heap
         # A timer may fire a little early (the loop rounds to its clock's resolution):
         # a run due within _EARLY starts now rather than after one more wake-up.
-        while heap and heap[0][0] <= now + _EARLY:
+        while heap and heap[0][0] <= mono + _EARLY:
             _, _, job = heapq.heappop(heap)
             if self._jobs.get(job.check.name) is job:
-                self._due(job, now)
+                self._due(job, wall, mono)
         self._arm()
 
-    def _due(self, job: _Job, now: float) -> None:
+    def _due(self, job: _Job, wall: float, mono: float) -> None:
         """Start (or skip) the run of ``job`` due at ``job.due``; schedule its next one."""
         check = job.check
         # Coalesce: of the fire times passed by now, only the latest may still run.
-        latest, job.due = job.catch_up(now)
+        # The anchor was checked an instant ago, so wall-clock arithmetic is safe here.
+        latest, job.due = job.catch_up(wall)
+        job.mono = job.due - self._anchor
         self._push(job)
+        late = mono - (latest - self._anchor)
         if check.name in self._running:
             self._skipped(check.name, "max_instances")
-        elif now - latest > job.grace:
+        elif late > job.grace:
             self._skipped(check.name, "missed")
         else:
             task = asyncio.get_running_loop().create_task(self._run(check, latest), name=check.name)
