@@ -15,18 +15,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 
 from agent import __version__
 from agent.config.models import CheckConfig
+from agent.metrics.families import CACHED, SKIP_REASONS, CheckSeries, Family, render_block
 from agent.metrics.text import (
-    BLACKBOX,
     LAG_BUCKETS,
     PHASE_BUCKETS,
-    RESULTS,
     Histogram,
     Pieces,
-    blackbox_lines,
     fmt,
     header,
     label_str,
@@ -66,43 +63,11 @@ TIME_SLICE = 0.002
 #: gets two results between scrapes. Checks never scraped render nothing early, and a
 #: check probed much faster than it is scraped renders at most this many extra times.
 EAGER_RENDERS = 2
-#: Why a scheduled run did not happen: still running (``max_instances``), due too long
-#: ago (``missed``), or shed because the agent could not start it in time
-#: (``overload``). Exported at 0 from the start, so ``increase()`` sees the first.
-SKIP_REASONS = ("max_instances", "missed", "overload")
 #: Outcomes of a delivery attempt (AlertService's ``on_notification``), at 0 from the
 #: start for every configured receiver.
 NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
 #: Label names the text format gives a meaning of its own.
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
-
-
-@dataclass(slots=True)
-class CheckSeries:
-    """Everything exported for one configured check."""
-
-    labels: dict[str, str]
-    #: ``labels`` rendered once for the text format.
-    base: str = ""
-    last: ProbeResult | None = None
-    last_duration: float = 0.0
-    results: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(RESULTS, 0)))
-    failures: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(SKIP_REASONS, 0)))
-    lag_suspect: int = 0
-    ping_rtt: Histogram = field(default_factory=Histogram)
-    phases: dict[str, Histogram] = field(default_factory=dict)
-    relay: dict[str, Histogram] = field(default_factory=dict)
-    #: This check's text in each family of :data:`_CACHED`, or None when something
-    #: changed since it was rendered. Every update of the fields above must reset it.
-    block: tuple[str, ...] | None = None
-    #: Results that may still render ``block`` at once (:meth:`Metrics.observe`) before
-    #: the next scrape; each scrape sets it to :data:`EAGER_RENDERS`.
-    eager: int = 0
-
-
-#: A per-check metric family: name, help, type, and the lines of one check.
-Family = tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]
 
 
 class Metrics:
@@ -214,7 +179,7 @@ class Metrics:
             # Someone scrapes this check: render its text now, in this result's own
             # callback (~0.15 ms), rather than every changed check inside the next scrape
             # (see EAGER_RENDERS).
-            series.block = _render_block(check, series)
+            series.block = render_block(check, series)
             series.eager -= 1
         return True
 
@@ -273,7 +238,7 @@ class Metrics:
         """The exposition in pieces of about ``chunk_bytes`` or ``time_slice`` of work.
 
         Family by family (the text format wants a family's samples together), check by
-        check inside each. A check's samples of the families in :data:`_CACHED` are
+        check inside each. A check's samples of the families in :data:`CACHED` are
         rendered once per new result (see :attr:`CheckSeries.block`), most often as the
         result arrives (see :data:`EAGER_RENDERS`), so a scrape of
         unchanged checks only joins strings; the web handler yields to the event loop
@@ -284,13 +249,13 @@ class Metrics:
         out = Pieces(chunk_bytes, time_slice)
         entries = list(self._checks.values())
         blocks: list[tuple[str, ...]] = []
-        for index, (name, doc, typ, _) in enumerate(_CACHED):
+        for index, (name, doc, typ, _) in enumerate(CACHED):
             out.family(header(name, doc, typ))
             if index == 0:
                 for check, series in entries:
                     block = series.block
                     if block is None:  # new result since the last scrape: re-render
-                        block = series.block = _render_block(check, series)
+                        block = series.block = render_block(check, series)
                         out.add(block[0], costly=True)
                     else:
                         out.add(block[0])
@@ -437,109 +402,3 @@ def _flag_lines(
         return (f"{name}{{{s.base}}} {int(flag(check.name))}\n",)
 
     return lines
-
-
-def _results(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    return [
-        f'wsprobe_probes_total{{{s.base},result="{result}"}} {n}\n'
-        for result, n in sorted(s.results.items())
-    ]
-
-
-def _failures(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    return [
-        f'wsprobe_probe_failures_total{{{s.base},reason="{reason}"}} {n}\n'
-        for reason, n in sorted(s.failures.items())
-    ]
-
-
-def _skipped(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    return [
-        f'wsprobe_probes_skipped_total{{{s.base},reason="{reason}"}} {n}\n'
-        for reason, n in sorted(s.skipped.items())
-    ]
-
-
-def _lag_suspect(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    return (f"wsprobe_probes_lag_suspect_total{{{s.base}}} {s.lag_suspect}\n",)
-
-
-def _degraded(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    if s.last is None:
-        return ()
-    return (f"wsprobe_probe_degraded{{{s.base}}} {int(bool(s.last.degraded))}\n",)
-
-
-def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
-        return ()
-    return (s.ping_rtt.text("wsprobe_check_ping_rtt_seconds", s.base),)
-
-
-def _phases(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    for phase, hist in s.phases.items():
-        yield hist.text("wsprobe_check_phase_duration_seconds", s.base, f'phase="{phase}"')
-
-
-def _relay(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    for receiver, hist in s.relay.items():
-        extra = label_str({"receiver": receiver})
-        yield hist.text("wsprobe_relay_delivery_seconds", s.base, extra)
-
-
-def _blackbox(name: str) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
-    def lines(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-        if s.last is None:
-            return ()
-        return blackbox_lines(name, s.last, s.last_duration, s.base)
-
-    return lines
-
-
-#: Per-check families whose samples change only with a check's results (or skips),
-#: in output order: each check's text in them is cached in ``CheckSeries.block``.
-_CACHED: tuple[Family, ...] = (
-    *((name, doc, "gauge", _blackbox(name)) for name, doc in BLACKBOX.items()),
-    ("wsprobe_probes_total", "Probe runs by result.", "counter", _results),
-    ("wsprobe_probe_failures_total", "Failed runs by reason.", "counter", _failures),
-    (
-        "wsprobe_probes_skipped_total",
-        "Scheduled runs that did not happen, by reason.",
-        "counter",
-        _skipped,
-    ),
-    (
-        "wsprobe_probes_lag_suspect_total",
-        "Runs whose timing overlapped an event-loop lag spike of the agent.",
-        "counter",
-        _lag_suspect,
-    ),
-    (
-        "wsprobe_probe_degraded",
-        "Whether the last run exceeded one of the check's limits.",
-        "gauge",
-        _degraded,
-    ),
-    (
-        "wsprobe_check_ping_rtt_seconds",
-        "Round-trip time of the check's protocol pings (metrics.histograms), in seconds.",
-        "histogram",
-        _ping_rtt,
-    ),
-    (
-        "wsprobe_check_phase_duration_seconds",
-        "Duration of each phase of the check's runs (metrics.histograms), in seconds.",
-        "histogram",
-        _phases,
-    ),
-    (
-        "wsprobe_relay_delivery_seconds",
-        "Relay delivery latency per receiving connection, in seconds.",
-        "histogram",
-        _relay,
-    ),
-)
-
-
-def _render_block(check: CheckConfig, series: CheckSeries) -> tuple[str, ...]:
-    return tuple("".join(lines_of(check, series)) for _, _, _, lines_of in _CACHED)
