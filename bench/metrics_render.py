@@ -87,9 +87,7 @@ def measure(n: int) -> dict[str, object]:
         )
         for i in range(n)
     ]
-    metrics = Metrics(location="bench")
-    metrics.alert_firing = lambda _: False
-    metrics.queue_depth = lambda: 0
+    metrics = Metrics(location="bench", alert_firing=lambda _: False, queue_depth=lambda: 0)
     metrics.set_checks(checks)
     for i, check in enumerate(checks):
         metrics.observe(check, _result(check, i, rng), duration=0.003)

@@ -11,15 +11,16 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from agent.alerting.silences import Silence, SilenceError
+from agent.config.models import CheckConfig
+from agent.metrics.registry import CheckSeries
 from agent.redact import redact_url
-from agent.runtime.runner import Runner
 
 __all__ = ["AlertStateView", "HistoryView", "SilenceView", "checks_json", "silence_routes"]
 
@@ -46,8 +47,9 @@ def _iso(ts: float | None) -> str | None:
 
 
 def checks_json(
-    runner: Runner,
+    checks: Iterable[CheckConfig],
     *,
+    series: Callable[[CheckConfig], CheckSeries | None],
     next_runs: dict[str, float],
     store: HistoryView | None,
     alerting: AlertStateView | None,
@@ -58,7 +60,8 @@ def checks_json(
     """One JSON object per configured check (or only ``name``).
 
     Args:
-        runner: holds the current checks; their series hold the last result.
+        checks: the current checks, in config order.
+        series: a check's metric series (``Metrics.series``), which hold its last result.
         next_runs: check name -> Unix time of its next scheduled run.
         store: result history, if any.
         alerting: alert state, if any.
@@ -70,11 +73,11 @@ def checks_json(
         JSON-ready dicts, in config order.
     """
     out: list[dict[str, Any]] = []
-    for check in runner.checks.values():
+    for check in checks:
         if name is not None and check.name != name:
             continue
-        series = runner.metrics.series(check)
-        last = series.last if series is not None else None
+        kept = series(check)
+        last = kept.last if kept is not None else None
         state = "unknown" if last is None else ("up" if last.success else "down")
         item: dict[str, Any] = {
             "name": check.name,
@@ -86,7 +89,7 @@ def checks_json(
             "state": state,
             "next_run": _iso(next_runs.get(check.name)),
             "last_result": last.to_json() if last is not None else None,
-            "counts": dict(series.results) if series is not None else {},
+            "counts": dict(kept.results) if kept is not None else {},
         }
         if store is not None and history:
             try:

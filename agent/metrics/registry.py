@@ -40,6 +40,7 @@ __all__ = [
     "TIME_SLICE",
     "CheckSeries",
     "Metrics",
+    "NotificationCounts",
     "WatchStatsView",
 ]
 
@@ -70,15 +71,71 @@ NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
 
 
+class NotificationCounts:
+    """Notification outcomes by ``(receiver, outcome)``; AlertService's ``on_notification``.
+
+    Its own object rather than a method of :class:`Metrics`: the alert service that
+    counts into it is built before the metrics that read the alert service's state.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, receiver: str, outcome: str) -> None:
+        """Count one delivery attempt's outcome."""
+        self.counts[(receiver, outcome)] += 1
+
+    def set_receivers(self, names: Iterable[str]) -> None:
+        """Make the configured receivers exactly ``names``: each outcome at 0 from the
+        start, counts of kept receivers unchanged, removed receivers' series gone."""
+        wanted = set(names)
+        counts: Counter[tuple[str, str]] = Counter()
+        for name in sorted(wanted):
+            for outcome in NOTIFICATION_OUTCOMES:
+                counts[(name, outcome)] = 0
+        for key, n in self.counts.items():
+            if key[0] in wanted:
+                counts[key] = n
+        self.counts = counts
+
+
 class Metrics:
     """The agent's metrics: per-check series plus agent-wide ones.
+
+    Everything read at scrape time from the agent's other services is given here; a
+    family whose source is not given is left out of the exposition.
 
     Args:
         location: the agent's ``location`` label value.
         version: reported by ``wsprobe_build_info``.
+        alert_firing: whether a check's alert fires (``AlertService.firing``).
+        alert_flags: alert-state flags by family suffix (``flapping``,
+            ``maintenance``, ``silenced``): whether each applies to a check.
+        alert_suppressed: notifications held back, by reason
+            (``wsprobe_alert_notifications_suppressed_total``).
+        queue_depth: notifications waiting (``AlertService.queue_depth``).
+        state_health: ``(healthy, write_errors)`` of the state file
+            (``Store.health.snapshot``).
+        watch_stats: a watch check's session stats, or None.
+        loop_lag_samples: event-loop lag samples since the last call
+            (``LoopLagMonitor.drain_samples``).
+        notifications: the counts of notification outcomes (a new one when not given).
     """
 
-    def __init__(self, *, location: str, version: str = __version__) -> None:
+    def __init__(
+        self,
+        *,
+        location: str,
+        version: str = __version__,
+        alert_firing: Callable[[str], bool] | None = None,
+        alert_flags: Mapping[str, Callable[[str], bool]] | None = None,
+        alert_suppressed: Callable[[], Mapping[str, int]] | None = None,
+        queue_depth: Callable[[], int] | None = None,
+        state_health: Callable[[], tuple[bool, int]] | None = None,
+        watch_stats: Callable[[str], WatchStatsView | None] | None = None,
+        loop_lag_samples: Callable[[], list[float]] | None = None,
+        notifications: NotificationCounts | None = None,
+    ) -> None:
         self.location = location
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
@@ -92,20 +149,16 @@ class Metrics:
         #: Agent-wide histograms by check kind: phase durations and protocol ping RTTs.
         self.fleet_phases: dict[str, dict[str, Histogram]] = {}
         self.fleet_ping: dict[str, Histogram] = {}
-        self.notifications: Counter[tuple[str, str]] = Counter()
         self.reload_successful = 0.0
         self.reload_success_timestamp = 0.0
-        #: Pulled at scrape time; set by the daemon when the services exist.
-        self.alert_firing: Callable[[str], bool] | None = None
-        #: Alert-state flags by family suffix (``flapping``, ``maintenance``, ``silenced``).
-        self.alert_flags: dict[str, Callable[[str], bool]] = {}
-        #: Notifications held back, by reason (``wsprobe_alert_notifications_suppressed_total``).
-        self.alert_suppressed: Callable[[], Mapping[str, int]] | None = None
-        self.queue_depth: Callable[[], int] | None = None
-        #: ``(healthy, write_errors)`` of the state file.
-        self.state_health: Callable[[], tuple[bool, int]] | None = None
-        self.watch_stats: Callable[[str], WatchStatsView | None] | None = None
-        self.loop_lag_samples: Callable[[], list[float]] | None = None
+        self._alert_firing = alert_firing
+        self._alert_flags = dict(alert_flags or {})
+        self._alert_suppressed = alert_suppressed
+        self._queue_depth = queue_depth
+        self._state_health = state_health
+        self._watch_stats = watch_stats
+        self._loop_lag_samples = loop_lag_samples
+        self._notifications = notifications if notifications is not None else NotificationCounts()
 
     # ---------------------------------------------------------------- updates
 
@@ -204,21 +257,12 @@ class Metrics:
             entry[1].block = None
 
     def set_receivers(self, names: Iterable[str]) -> None:
-        """Make the configured receivers exactly ``names``: each outcome at 0 from the
-        start, counts of kept receivers unchanged, removed receivers' series gone."""
-        wanted = set(names)
-        counts: Counter[tuple[str, str]] = Counter()
-        for name in sorted(wanted):
-            for outcome in NOTIFICATION_OUTCOMES:
-                counts[(name, outcome)] = 0
-        for key, n in self.notifications.items():
-            if key[0] in wanted:
-                counts[key] = n
-        self.notifications = counts
+        """Make the configured receivers exactly ``names`` (see NotificationCounts)."""
+        self._notifications.set_receivers(names)
 
     def notification(self, receiver: str, outcome: str) -> None:
-        """Count one notification outcome (AlertService's ``on_notification``)."""
-        self.notifications[(receiver, outcome)] += 1
+        """Count one notification outcome, as the :class:`NotificationCounts` given."""
+        self._notifications(receiver, outcome)
 
     def reloaded(self, *, ok: bool) -> None:
         """Record the outcome of a config (re)load."""
@@ -284,8 +328,8 @@ class Metrics:
     def _live_families(self) -> list[Family]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
         families: list[Family] = []
-        if self.alert_firing is not None:
-            firing = self.alert_firing
+        if self._alert_firing is not None:
+            firing = self._alert_firing
 
             def alert(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
                 return (f"wsprobe_alert_firing{{{s.base}}} {int(firing(check.name))}\n",)
@@ -293,18 +337,18 @@ class Metrics:
             families.append(
                 ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
             )
-        for suffix, flag in self.alert_flags.items():
+        for suffix, flag in self._alert_flags.items():
             families.append(
                 (f"wsprobe_alert_{suffix}", _FLAG_HELP[suffix], "gauge", _flag_lines(suffix, flag))
             )
-        if self.watch_stats is not None:
-            families += watch_families(self.watch_stats)
+        if self._watch_stats is not None:
+            families += watch_families(self._watch_stats)
         return families
 
     def _agent_lines(self) -> Iterator[str]:
         loc = label_str({"location": self.location})
-        if self.loop_lag_samples is not None:
-            for sample in self.loop_lag_samples():
+        if self._loop_lag_samples is not None:
+            for sample in self._loop_lag_samples():
                 self.loop_lag.observe(sample)
         name = "wsprobe_scheduler_lag_seconds"
         yield header(name, "Delay from a run's due time to its start, in seconds.", "histogram")
@@ -328,23 +372,23 @@ class Metrics:
             name, "Runs waiting for a concurrency slot or admission: the backlog.", "gauge"
         )
         yield f"{name}{{{loc}}} {self.runs_waiting}\n"
-        if self.notifications:
+        if self._notifications.counts:
             name = "wsprobe_notifications_total"
             yield header(name, "Notification deliveries by receiver and outcome.", "counter")
-            for (receiver, outcome), n in sorted(self.notifications.items()):
+            for (receiver, outcome), n in sorted(self._notifications.counts.items()):
                 pairs = label_str({"receiver": receiver, "outcome": outcome})
                 yield f"{name}{labels(loc, pairs)} {n}\n"
-        if self.alert_suppressed is not None:
+        if self._alert_suppressed is not None:
             name = "wsprobe_alert_notifications_suppressed_total"
             yield header(name, "Alert notifications held back, by reason.", "counter")
-            for reason, n in sorted(self.alert_suppressed().items()):
+            for reason, n in sorted(self._alert_suppressed().items()):
                 yield f"{name}{labels(loc, label_str({'reason': reason}))} {n}\n"
-        if self.queue_depth is not None:
+        if self._queue_depth is not None:
             name = "wsprobe_notification_queue_depth"
             yield header(name, "Notifications waiting in the outbox.", "gauge")
-            yield f"{name}{{{loc}}} {self.queue_depth()}\n"
-        if self.state_health is not None:
-            healthy, errors = self.state_health()
+            yield f"{name}{{{loc}}} {self._queue_depth()}\n"
+        if self._state_health is not None:
+            healthy, errors = self._state_health()
             name = "wsprobe_state_write_errors_total"
             yield header(name, "Writes to the state file that failed.", "counter")
             yield f"{name}{{{loc}}} {errors}\n"

@@ -29,7 +29,7 @@ from agent.config.models import CheckConfig, Config
 from agent.http.api import checks_json
 from agent.http.server import WebServer
 from agent.metrics.process import with_process
-from agent.metrics.registry import Metrics
+from agent.metrics.registry import Metrics, NotificationCounts
 from agent.probes import PROBES
 from agent.result import ProbeResult
 from agent.runtime.gc_policy import freeze_heap, gc_paused
@@ -166,31 +166,36 @@ class Daemon:
         agent = config.agent
         self.config = config
         checks = select_shard(config.checks, self.shard)
-        self.metrics = metrics = Metrics(location=agent.location)
-        metrics.reloaded(ok=True)
-        metrics.set_receivers(r.name for r in config.receivers)
         self.lag = LoopLagMonitor(budget=agent.loop_lag_budget)
         self.lag.start()
-        metrics.loop_lag_samples = self.lag.drain_samples
         # Relative to the working directory, like Prometheus' storage path.
         db_path = Path(agent.state_dir) / DB_FILENAME
         self.store = Store(
             db_path, history_size=agent.history_size, max_bytes=agent.state_max_bytes
         )
-        metrics.state_health = self.store.health.snapshot
+        notifications = NotificationCounts()
+        notifications.set_receivers(r.name for r in config.receivers)
         self.alerting = AlertService(
-            self._sharded(config, checks), self.store, on_notification=metrics.notification
+            self._sharded(config, checks), self.store, on_notification=notifications
         )
         await self.alerting.start()
-        metrics.alert_firing = self.alerting.firing
-        metrics.alert_flags = {
-            "flapping": self.alerting.flapping,
-            "maintenance": self.alerting.in_maintenance,
-            "silenced": self.alerting.silenced,
-        }
-        metrics.alert_suppressed = self.alerting.suppressed_counts
-        metrics.queue_depth = self.alerting.queue_depth
-        metrics.watch_stats = self._watch_stats
+        # Built last of the services it reads, so it is complete from the start.
+        self.metrics = metrics = Metrics(
+            location=agent.location,
+            alert_firing=self.alerting.firing,
+            alert_flags={
+                "flapping": self.alerting.flapping,
+                "maintenance": self.alerting.in_maintenance,
+                "silenced": self.alerting.silenced,
+            },
+            alert_suppressed=self.alerting.suppressed_counts,
+            queue_depth=self.alerting.queue_depth,
+            state_health=self.store.health.snapshot,
+            watch_stats=self._watch_stats,
+            loop_lag_samples=self.lag.drain_samples,
+            notifications=notifications,
+        )
+        metrics.reloaded(ok=True)
         self.runner = Runner(
             metrics=metrics,
             probes=PROBES,
@@ -322,7 +327,8 @@ class Daemon:
             self.store.forget_checks(c.name for c in checks)
         if self.alerting is not None:
             self.alerting.reconfigure(self._sharded(config, checks))
-        self.runner.metrics.set_receivers(r.name for r in config.receivers)
+        if self.metrics is not None:
+            self.metrics.set_receivers(r.name for r in config.receivers)
         if self.web is not None:
             self.web.update(agent.web)
 
@@ -393,10 +399,11 @@ class Daemon:
 
     def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]:
         """The ``/api/v1/checks`` document."""
-        if self.runner is None or self.scheduler is None:
+        if self.runner is None or self.scheduler is None or self.metrics is None:
             return []
         return checks_json(
-            self.runner,
+            self.runner.checks.values(),
+            series=self.metrics.series,
             next_runs=self.scheduler.next_run_times(),
             store=self.store,
             alerting=self.alerting,

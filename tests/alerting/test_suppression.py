@@ -266,15 +266,17 @@ def test_alert_states_reach_the_metrics(store: Store) -> None:
     service = AlertService(cfg, store, clock=clock)
     service.create_silence(silence_body(matchers=['check="b"']))
     run(service, cfg, clock, "FSFS")  # check a: firing, resolved, flapping
-    metrics = Metrics(location="lab")
+    metrics = Metrics(
+        location="lab",
+        alert_firing=service.firing,
+        alert_flags={
+            "flapping": service.flapping,
+            "maintenance": service.in_maintenance,
+            "silenced": service.silenced,
+        },
+        alert_suppressed=service.suppressed_counts,
+    )
     metrics.set_checks(cfg.checks)
-    metrics.alert_firing = service.firing
-    metrics.alert_flags = {
-        "flapping": service.flapping,
-        "maintenance": service.in_maintenance,
-        "silenced": service.silenced,
-    }
-    metrics.alert_suppressed = service.suppressed_counts
     samples = parse_samples(metrics.render().decode())
     expected = {
         ("wsprobe_alert_flapping", "a"): 1,

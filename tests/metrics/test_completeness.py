@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,14 +35,19 @@ def _stats(messages: int = 0, **reconnects: int) -> WatchStats:
     )
 
 
-def _metrics() -> tuple[Metrics, CheckConfig, CheckConfig]:
-    metrics = Metrics(location="eu-1")
+def _metrics(
+    watch_stats: Callable[[str], WatchStats | None] | None = None,
+) -> tuple[Metrics, CheckConfig, CheckConfig]:
+    metrics = Metrics(
+        location="eu-1",
+        alert_firing=lambda _: False,
+        queue_depth=lambda: 0,
+        watch_stats=watch_stats,
+    )
     probe = CheckConfig(name="plain", url=URL, interval=10.0, timeout=2.0)
     watch = CheckConfig(name="feed", kind="watch", url=URL, interval=10.0, timeout=2.0)
     metrics.set_checks([probe, watch])
     metrics.set_receivers(["ops", "pager"])
-    metrics.alert_firing = lambda _: False
-    metrics.queue_depth = lambda: 0
     return metrics, probe, watch
 
 
@@ -69,9 +75,8 @@ def _counters(text: str) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
 
 def test_every_counter_is_present_at_zero_before_any_event() -> None:
     """Every counter series that an event creates already exists, at 0, before it."""
-    metrics, probe, watch = _metrics()
     stats = _stats()
-    metrics.watch_stats = lambda name: stats if name == "feed" else None
+    metrics, probe, watch = _metrics(lambda name: stats if name == "feed" else None)
     fresh = _counters(metrics.render().decode())
 
     metrics.observe(probe, _result(probe, success=False, total=0.1), duration=0.1)

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig, CheckMetricsConfig
-from agent.metrics.registry import EAGER_RENDERS, Metrics
+from agent.metrics.registry import EAGER_RENDERS, Metrics, NotificationCounts
 from agent.metrics.text import PHASE_BUCKETS, Histogram, fmt, header, render_probe
 from agent.result import ProbeResult, Reason, TLSInfo
 from tests.tools import require_tool
@@ -65,23 +65,36 @@ def _with_checks(metrics: Metrics, name: str) -> set[str]:
     return {n for n, labels in samples if ("check", name) in labels}
 
 
+def _firing(name: str) -> bool:
+    return name == "feed"
+
+
+def _depth() -> int:
+    return 4
+
+
 @pytest.fixture
-def metrics() -> Metrics:
-    m = Metrics(location="eu-1")
-    m.alert_firing = lambda name: name == "feed"
-    m.queue_depth = lambda: 4
+def notifications() -> NotificationCounts:
+    return NotificationCounts()
+
+
+@pytest.fixture
+def metrics(notifications: NotificationCounts) -> Metrics:
+    m = Metrics(
+        location="eu-1", alert_firing=_firing, queue_depth=_depth, notifications=notifications
+    )
     m.reloaded(ok=True)
     return m
 
 
-def test_exposition_names_and_labels(metrics: Metrics) -> None:
+def test_exposition_names_and_labels(metrics: Metrics, notifications: NotificationCounts) -> None:
     """Each section 6 metric appears with check, the check's own labels and location."""
     feed, chat = _check("feed", team="payments"), _check("chat")
     metrics.set_checks([feed, chat])
     assert metrics.observe(feed, _ok(feed), duration=0.021)
     assert metrics.observe(chat, _failed(chat), duration=0.5)
     metrics.skipped("feed", "max_instances")
-    metrics.notification("ops-webhook", "success")
+    notifications("ops-webhook", "success")
     metrics.scheduler_lag.observe(0.002)
     samples = _samples(metrics.render().decode())
     base = {("check", "feed"), ("team", "payments"), ("location", "eu-1")}
@@ -156,13 +169,15 @@ def test_unchanged_check_keeps_counts_changed_restarts(metrics: Metrics) -> None
 
 
 @pytest.mark.parametrize("which", ["metrics", "probe"], ids=["metrics", "probe"])
-def test_promtool_accepts_exposition(metrics: Metrics, which: str) -> None:
+def test_promtool_accepts_exposition(
+    metrics: Metrics, notifications: NotificationCounts, which: str
+) -> None:
     """`promtool check metrics` finds no problem in /metrics or a /probe answer."""
     feed, chat = _check("feed", team="payments"), _check("chat")
     metrics.set_checks([feed, chat])
     metrics.observe(feed, _ok(feed), duration=0.02)
     metrics.observe(chat, _failed(chat), duration=0.5)
-    metrics.notification("ops", "failure")
+    notifications("ops", "failure")
     text = metrics.render() if which == "metrics" else render_probe(_ok(feed), duration=0.02)
     _promtool_check(text)
 
@@ -216,7 +231,7 @@ def test_check_label_named_le_is_renamed(metrics: Metrics) -> None:
     _promtool_check(text)
 
 
-def test_watch_session_series_read_from_stats(metrics: Metrics) -> None:
+def test_watch_session_series_read_from_stats() -> None:
     """A watch check exports connection, messages, session age, RTT, staleness and gaps."""
     from agent.watch import WatchStats
 
@@ -233,7 +248,9 @@ def test_watch_session_series_read_from_stats(metrics: Metrics) -> None:
         stale=False,
         gaps_total=3,
     )
-    metrics.watch_stats = lambda name: stats if name == "feed-watch" else None
+    metrics = Metrics(
+        location="eu-1", watch_stats=lambda name: stats if name == "feed-watch" else None
+    )
     metrics.set_checks([watch, probe])
     samples = _samples(metrics.render().decode())
 
@@ -346,10 +363,10 @@ def test_cached_block_renews_on_change(metrics: Metrics, update: str) -> None:
     assert metrics.render().decode() == second
 
 
-def test_live_series_not_cached(metrics: Metrics) -> None:
+def test_live_series_not_cached() -> None:
     """Alert state is read at each scrape, even when the check's cached text is unchanged."""
     firing: set[str] = set()
-    metrics.alert_firing = lambda name: name in firing
+    metrics = Metrics(location="eu-1", alert_firing=lambda name: name in firing)
     check = _check("feed")
     metrics.set_checks([check])
     metrics.observe(check, _ok(check), duration=0.02)
@@ -379,8 +396,7 @@ def test_scraped_check_renders_on_result(metrics: Metrics) -> None:
     feed, chat = _check("feed"), _check("chat")
     metrics.set_checks([feed, chat])
     # The same results fed to agent metrics that are never scraped in between.
-    lazy = Metrics(location="eu-1")
-    lazy.alert_firing, lazy.queue_depth = metrics.alert_firing, metrics.queue_depth
+    lazy = Metrics(location="eu-1", alert_firing=_firing, queue_depth=_depth)
     lazy.reload_success_timestamp = metrics.reload_success_timestamp
     lazy.reload_successful = metrics.reload_successful
     lazy.set_checks([feed, chat])
@@ -446,9 +462,9 @@ def test_sample_values_are_written_as_prometheus_does(value: float, text: str) -
 
 
 @pytest.mark.parametrize(("healthy", "errors"), [(True, 0), (False, 7)], ids=["ok", "failing"])
-def test_state_file_health_is_exposed(metrics: Metrics, healthy: bool, errors: int) -> None:
+def test_state_file_health_is_exposed(healthy: bool, errors: int) -> None:
     """The state file's write errors and health gauge come from the store at scrape time."""
-    metrics.state_health = lambda: (healthy, errors)
+    metrics = Metrics(location="eu-1", state_health=lambda: (healthy, errors))
     samples = _samples(metrics.render().decode())
     loc = frozenset({("location", "eu-1")})
     assert samples[("wsprobe_state_write_errors_total", loc)] == errors
@@ -457,9 +473,11 @@ def test_state_file_health_is_exposed(metrics: Metrics, healthy: bool, errors: i
 
 def _per_check(*, histograms: bool) -> tuple[float, float]:
     """Bytes and samples one probed TLS check adds to a daemon-like exposition."""
-    metrics = Metrics(location="eu-1")
-    metrics.alert_firing = lambda name: False
-    metrics.alert_flags = dict.fromkeys(("flapping", "maintenance", "silenced"), lambda n: False)
+    metrics = Metrics(
+        location="eu-1",
+        alert_firing=lambda name: False,
+        alert_flags=dict.fromkeys(("flapping", "maintenance", "silenced"), lambda n: False),
+    )
     checks = [_check(f"check-{i:05d}", histograms=histograms) for i in range(50)]
     metrics.set_checks(checks)
     for check in checks:
@@ -508,3 +526,19 @@ def test_fleet_histograms_have_no_check_label(metrics: Metrics) -> None:
     checks = {dict(labels)["check"] for (name, labels) in samples
               if name == "wsprobe_check_ping_rtt_seconds_count"}  # fmt: skip
     assert checks == {"chat"}
+
+
+def test_families_of_sources_not_given_are_left_out() -> None:
+    """Metrics built without alerting, watch or notification sources omits those families."""
+    bare = Metrics(location="eu-1")
+    check = _check("feed")
+    bare.set_checks([check])
+    bare.observe(check, _ok(check), duration=0.02)
+    names = _names(bare.render().decode())
+    assert "probe_success" in names
+    assert not names & {
+        "wsprobe_alert_firing",
+        "wsprobe_notification_queue_depth",
+        "wsprobe_notifications_total",
+        "wsprobe_watch_connected",
+    }
