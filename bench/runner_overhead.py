@@ -29,6 +29,7 @@ from agent.config.loader import load_config
 from agent.config.models import CheckConfig
 from agent.metrics.registry import Metrics
 from agent.result import ProbeResult
+from agent.runtime.registries import REGISTRIES
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
 from agent.storage import Store
@@ -65,7 +66,9 @@ def _result(name: str, url: str) -> ProbeResult:
 async def _main(n: int, profile: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        config = load_config(write_config(root, url="ws://127.0.0.1:9/", checks=CHECKS))
+        config = load_config(
+            write_config(root, url="ws://127.0.0.1:9/", checks=CHECKS), registries=REGISTRIES
+        )
         metrics = Metrics(location="bench")
         store = Store(root / "state", history_size=config.agent.history_size)
         alerting = AlertService(config, store)
@@ -105,7 +108,9 @@ async def _main(n: int, profile: bool) -> None:
 async def _scheduled(seconds: float, profile: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        config = load_config(write_config(root, url="ws://127.0.0.1:9/", checks=CHECKS))
+        config = load_config(
+            write_config(root, url="ws://127.0.0.1:9/", checks=CHECKS), registries=REGISTRIES
+        )
         # model_copy skips validation: a 5 s interval with a 1 s timeout is valid anyway.
         checks = [c.model_copy(update={"interval": 5.0, "timeout": 1.0}) for c in config.checks]
         config = config.model_copy(update={"checks": checks})

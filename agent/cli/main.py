@@ -255,12 +255,13 @@ def _count(n: int, noun: str) -> str:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from agent.config.loader import ConfigError, load_config_with_warnings
     from agent.runtime.gc_policy import gc_paused
+    from agent.runtime.registries import REGISTRIES
 
     path = find_config(args.config)
     try:
         # Everything the load allocates stays alive until exit: collecting it is waste.
         with gc_paused():
-            loaded = load_config_with_warnings(path)
+            loaded = load_config_with_warnings(path, registries=REGISTRIES)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue)

@@ -323,11 +323,12 @@ def check_from_flags(args: argparse.Namespace) -> CheckConfig:
         UsageError: no URL, or a flag's value is invalid (the message names the flag).
     """
     from agent.config.loader import ConfigError, validate_check
+    from agent.runtime.registries import REGISTRIES
 
     if not args.url:
         raise UsageError("give a URL or --check NAME")
     try:
-        return validate_check(check_data(args), base_dir=Path.cwd())
+        return validate_check(check_data(args), base_dir=Path.cwd(), registries=REGISTRIES)
     except ConfigError as exc:
         raise UsageError(
             "\n".join(
@@ -338,6 +339,7 @@ def check_from_flags(args: argparse.Namespace) -> CheckConfig:
 
 def _from_config(args: argparse.Namespace, config_path: Path) -> CheckConfig:
     from agent.config.loader import ConfigError, load_config
+    from agent.runtime.registries import REGISTRIES
 
     given = [f for f in _TARGET_FLAGS if getattr(args, f) not in (None, False, [])]
     if given:
@@ -345,7 +347,7 @@ def _from_config(args: argparse.Namespace, config_path: Path) -> CheckConfig:
         flags = ", ".join(names.get(f, "--" + f.replace("_", "-")) for f in given)
         raise UsageError(f"--check runs the check as configured; drop {flags}")
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, registries=REGISTRIES)
     except ConfigError as exc:
         raise UsageError(f"{config_path} is invalid:\n{exc}") from None
     for check in config.checks:

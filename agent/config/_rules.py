@@ -1,24 +1,25 @@
-"""Rules that span files or need other modules' registries.
+"""Rules that span files or need the extension registries.
 
 Valid check kinds are the keys of ``agent.probes.PROBES`` and valid receiver types the
-keys of ``agent.notifiers.NOTIFIERS``: the registries are the only lists of names.
+keys of ``agent.notifiers.NOTIFIERS``: the registries are the only lists of names. Config
+is the lowest layer and does not import them: the caller that owns them (the daemon, the
+CLI) passes them in as :class:`Registries`.
 """
 
 from __future__ import annotations
 
 import datetime
-import importlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agent.config._issues import ConfigIssue, Located
 from agent.config.alerting import ReceiverConfig
 from agent.config.models import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, CheckConfig
 from agent.config.types import parse_duration
 
-__all__ = ["RawCheck", "check_rules", "receiver_rules", "registry"]
+__all__ = ["RawCheck", "ReceiverType", "Registries", "check_rules", "receiver_rules"]
 
 log = logging.getLogger(__name__)
 
@@ -32,39 +33,46 @@ class RawCheck:
     validated: CheckConfig | None = None
 
 
-def registry(module: str, attribute: str) -> Mapping[str, Any] | None:
-    """``module.attribute`` (a name -> implementation dict), or None while it is missing.
+class ReceiverType(Protocol):
+    """What validation needs of a receiver type (an ``agent.notifiers.Notifier``)."""
 
-    Only the registry module itself being absent is tolerated; an import error inside
-    it is a bug and propagates.
+    def validate(self, receiver: ReceiverConfig) -> list[str]:
+        """Problems with the type's own fields of ``receiver``; empty when usable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Registries:
+    """The extension points' names, as config validation needs them.
+
+    Built by the caller from the registries themselves, e.g.
+    ``Registries(kinds=PROBES, receivers=NOTIFIERS)``.
     """
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        log.debug("%s not available; names it registers are not validated", module)
-        return None
-    found = getattr(mod, attribute, None)
-    return found if isinstance(found, Mapping) else None
+
+    #: Valid check kinds: ``agent.probes.PROBES`` (its keys).
+    kinds: Collection[str]
+    #: Receiver type -> what validates it: ``agent.notifiers.NOTIFIERS``.
+    receivers: Mapping[str, ReceiverType]
 
 
 def _choices(names: Sequence[str]) -> str:
     return ", ".join(sorted(names))
 
 
-def check_rules(checks: Sequence[RawCheck], *, receivers: set[str] | None) -> list[ConfigIssue]:
+def check_rules(
+    checks: Sequence[RawCheck], *, receivers: set[str] | None, kinds: Collection[str]
+) -> list[ConfigIssue]:
     """Kinds, cron expressions, receiver references, unique names, risky settings.
 
     Args:
         checks: every check of the configuration, in load order.
         receivers: names of the defined receivers; None skips reference checks.
+        kinds: the valid check kinds.
 
     Returns:
         Errors and warnings, each at the key it is about.
     """
     issues: list[ConfigIssue] = []
-    probes = registry("agent.probes", "PROBES")
     first: dict[str, RawCheck] = {}
     for raw in checks:
         data, where = raw.data, raw.where
@@ -82,9 +90,9 @@ def check_rules(checks: Sequence[RawCheck], *, receivers: set[str] | None) -> li
             else:
                 first[name] = raw
         kind = data.get("kind", "probe")
-        if probes is not None and isinstance(kind, str) and kind not in probes:
+        if isinstance(kind, str) and kind not in kinds:
             issues.append(
-                where.issue(("kind",), f"unknown kind {kind!r} (known: {_choices(list(probes))})")
+                where.issue(("kind",), f"unknown kind {kind!r} (known: {_choices(list(kinds))})")
             )
         cron = data.get("cron")
         if isinstance(cron, str):
@@ -166,6 +174,8 @@ def receiver_rules(
     raw: Sequence[Any],
     validated: Sequence[ReceiverConfig | None] | None,
     where: Located,
+    *,
+    notifiers: Mapping[str, ReceiverType],
 ) -> list[ConfigIssue]:
     """Receiver types exist, names are unique, each notifier accepts its receiver.
 
@@ -173,18 +183,18 @@ def receiver_rules(
         raw: the ``receivers:`` list as written.
         validated: the same receivers as models (None for one that is invalid).
         where: the agent config file.
+        notifiers: receiver type -> its validator.
 
     Returns:
         One issue per problem.
     """
     issues: list[ConfigIssue] = []
-    notifiers = registry("agent.notifiers", "NOTIFIERS")
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
         if not isinstance(entry, dict):
             continue
         rtype = entry.get("type")
-        if notifiers is not None and isinstance(rtype, str) and rtype not in notifiers:
+        if isinstance(rtype, str) and rtype not in notifiers:
             issues.append(
                 where.issue(
                     ("receivers", i, "type"),
@@ -203,16 +213,15 @@ def receiver_rules(
                 )
             else:
                 seen[name] = i
-    if notifiers is not None and validated is not None:
+    if validated is not None:
         for i, receiver in enumerate(validated):
             if receiver is None:
                 continue
             notifier = notifiers.get(receiver.type)
-            validate = getattr(notifier, "validate", None)
-            if validate is None:
-                continue
+            if notifier is None:
+                continue  # reported above as an unknown type
             try:
-                messages = list(validate(receiver))
+                messages = list(notifier.validate(receiver))
             except Exception as exc:  # a notifier bug must not become a traceback
                 log.exception("validating receiver %s failed", receiver.name)
                 messages = [f"could not be validated ({type(exc).__name__})"]

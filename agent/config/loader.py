@@ -8,6 +8,9 @@ Order of work, all problems collected before anything is raised:
 4. cross-file rules: unique check names, known kinds and receiver types, receivers that
    exist, cron expressions that parse.
 
+Kinds and receiver types are the keys of the probe and notifier registries, which sit
+above config: every caller passes them in (:class:`Registries`).
+
 Exceptions::
 
     ConfigError(Exception)     .issues: list[ConfigIssue], each "FILE:LINE: key.path: message"
@@ -35,7 +38,7 @@ from agent.config._issues import (
     error_paths,
     issues_from_validation,
 )
-from agent.config._rules import RawCheck, check_rules, receiver_rules
+from agent.config._rules import RawCheck, Registries, check_rules, receiver_rules
 from agent.config._yaml import Parsed, YamlError, parse_yaml
 from agent.config.alerting import ReceiverConfig, route_receiver_rules
 from agent.config.maintenance import maintenance_rules
@@ -45,6 +48,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "Loaded",
+    "Registries",
     "display_path",
     "load_config",
     "load_config_with_warnings",
@@ -78,13 +82,14 @@ def display_path(path: Path) -> str:
     return absolute if rel.startswith("..") else rel
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, registries: Registries) -> Config:
     """Load and validate the agent config at ``path`` and every check file it names.
 
     Warnings (e.g. TLS verification disabled) are logged, not raised.
 
     Args:
         path: the agent config YAML file.
+        registries: the valid kinds and receiver types (``agent.runtime.registries``).
 
     Returns:
         The frozen configuration; ``sources`` maps each check name to ``"file:line"``.
@@ -92,7 +97,7 @@ def load_config(path: str | Path) -> Config:
     Raises:
         ConfigError: with every problem found, each naming file, line and key path.
     """
-    loaded = load_config_with_warnings(path)
+    loaded = load_config_with_warnings(path, registries=registries)
     for warning in loaded.warnings:
         log.warning("config: %s", warning)
     return loaded.config
@@ -108,13 +113,13 @@ class Loaded:
     files: list[str]
 
 
-def load_config_with_warnings(path: str | Path) -> Loaded:
+def load_config_with_warnings(path: str | Path, *, registries: Registries) -> Loaded:
     """Like :func:`load_config` but returns the warnings instead of logging them.
 
     Raises:
         ConfigError: with every problem found (warnings are not included).
     """
-    loader = _Loader(Path(path))
+    loader = _Loader(Path(path), registries)
     config = loader.load()
     loader.scrub()
     errors = [i for i in loader.issues if i.severity == "error"]
@@ -124,10 +129,13 @@ def load_config_with_warnings(path: str | Path) -> Loaded:
     return Loaded(config, _ordered(warnings, loader.file_order), loader.file_order)
 
 
-def validate_check(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> CheckConfig:
+def validate_check(
+    data: Mapping[str, Any], *, registries: Registries, base_dir: str | Path = "."
+) -> CheckConfig:
     """Validate one check built outside a file (``wsprobe probe`` flags).
 
     Issues carry no file or line; their path is the check key (``timeout``).
+    ``registries`` as for :func:`load_config`.
 
     Raises:
         ConfigError: with every problem found.
@@ -140,7 +148,7 @@ def validate_check(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> Ch
         check = CheckConfig.model_validate(raw, context={"base_dir": str(base_dir)})
     except ValidationError as exc:
         issues += issues_from_validation(exc, raw, where, CheckConfig)
-    issues += check_rules([RawCheck(raw, where)], receivers=None)
+    issues += check_rules([RawCheck(raw, where)], receivers=None, kinds=registries.kinds)
     issues = [ConfigIssue(None, None, i.path, i.message, i.severity) for i in issues]
     if any(i.severity == "error" for i in issues) or check is None:
         raise ConfigError([i for i in issues if i.severity == "error"])
@@ -156,8 +164,9 @@ def _ordered(issues: list[ConfigIssue], file_order: list[str]) -> list[ConfigIss
 class _Loader:
     """One load: the issues found so far and the files read, in order."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, registries: Registries) -> None:
         self.path = path
+        self.registries = registries
         self.base_dir = path.parent
         self.context = {"base_dir": str(self.base_dir)}
         self.issues: list[ConfigIssue] = []
@@ -208,9 +217,16 @@ class _Loader:
             raw_checks += self._load_check_file(check_path, defaults)
         receivers = top.get("receivers")
         raw_receivers = receivers if isinstance(receivers, list) else []
-        self.issues += receiver_rules(raw_receivers, self._receivers(config, raw_receivers), where)
+        self.issues += receiver_rules(
+            raw_receivers,
+            self._receivers(config, raw_receivers),
+            where,
+            notifiers=self.registries.receivers,
+        )
         receiver_names = _receiver_names(receivers)
-        self.issues += check_rules(raw_checks, receivers=receiver_names)
+        self.issues += check_rules(
+            raw_checks, receivers=receiver_names, kinds=self.registries.kinds
+        )
         if isinstance(top.get("alerting"), dict):
             for i, name in enumerate(top["alerting"].get("receivers") or ()):
                 if isinstance(name, str) and name not in receiver_names:

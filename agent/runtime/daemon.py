@@ -34,6 +34,7 @@ from agent.probes import PROBES
 from agent.result import ProbeResult
 from agent.runtime.gc_policy import freeze_heap, gc_paused
 from agent.runtime.loop_lag import LoopLagMonitor
+from agent.runtime.registries import REGISTRIES
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
 from agent.runtime.shard import select_shard
@@ -133,7 +134,9 @@ class Daemon:
         # freeze_heap() collects once at the end of _start.
         with gc_paused():
             try:
-                config = await asyncio.to_thread(load_config, self.config_path)
+                config = await asyncio.to_thread(
+                    load_config, self.config_path, registries=REGISTRIES
+                )
             except ConfigError as exc:
                 for issue in exc.issues:
                     log.error("config error: %s", issue)
@@ -281,7 +284,9 @@ class Daemon:
             try:
                 # Built with the cyclic GC off, as at start-up (agent.runtime.gc_policy).
                 with gc_paused():
-                    config = await asyncio.to_thread(load_config, self.config_path)
+                    config = await asyncio.to_thread(
+                        load_config, self.config_path, registries=REGISTRIES
+                    )
             except ConfigError as exc:
                 errors = [str(issue) for issue in exc.issues] or [str(exc)]
                 for error in errors:

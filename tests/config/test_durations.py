@@ -9,6 +9,7 @@ import pytest
 
 from agent.config.loader import ConfigError, load_config
 from agent.config.types import DURATION_PATTERN, parse_duration
+from agent.runtime.registries import REGISTRIES
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_compound_durations_load_everywhere(
         "checks:\n  - {name: a, url: 'ws://h/', timeout: 1m5s}\n",
         encoding="utf-8",
     )
-    config = load_config(tmp_path / "wsprobe.yaml")
+    config = load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     check = config.checks[0]
     assert (check.interval, check.timeout) == (150.0, 65.0)
     assert config.alerting.repeat_interval == 5400.0
@@ -101,7 +102,7 @@ def test_compound_durations_load_everywhere(
         encoding="utf-8",
     )
     with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "wsprobe.yaml")
+        load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     assert [str(i) for i in info.value.issues] == [
         "wsprobe.yaml:5: checks[0].interval: invalid duration '30s1m': use seconds (30, 2.5),"
         " a unit (500ms, 30s, 5m, 1h, 1d) or units largest first (1m30s)"

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config.loader import ConfigError, load_config
+from agent.runtime.registries import REGISTRIES
 
 KEYS = [
     "name",
@@ -71,7 +72,7 @@ def _load(agent: str, check_file: str) -> None:
         (root / "checks" / "a.yaml").write_text(check_file, encoding="utf-8")
         issues: list[str] = []
         try:
-            load_config(root / "wsprobe.yaml")
+            load_config(root / "wsprobe.yaml", registries=REGISTRIES)
         except ConfigError as exc:
             issues = [str(issue) for issue in exc.issues]
             assert issues, "a ConfigError always carries issues"
@@ -106,5 +107,5 @@ def test_alias_bomb_recursion_and_deep_nesting_are_errors(tmp_path: Path, text: 
     """A self-referencing alias, a billion-laughs document and deep nesting are reported."""
     (tmp_path / "wsprobe.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "wsprobe.yaml")
+        load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     assert info.value.issues

@@ -18,6 +18,7 @@ from agent.config._files import PatternTooBroad, expand_pattern
 from agent.config._yaml import parse_yaml
 from agent.config.loader import ConfigError, load_config
 from agent.config.types import MAX_SECRET_FILE_BYTES
+from agent.runtime.registries import REGISTRIES
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def errors_of(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_config(path, registries=REGISTRIES)
     return [str(issue) for issue in info.value.issues]
 
 
@@ -152,7 +153,7 @@ def test_secret_file_size_is_capped(tmp_path: Path) -> None:
         " is larger than 64 KiB: not a secret"
     ]
     (tmp_path / "big").write_bytes(b"x" * MAX_SECRET_FILE_BYTES)
-    config = load_config(tmp_path / "wsprobe.yaml")
+    config = load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     bearer = config.checks[0].auth.bearer
     assert bearer is not None
     assert len(bearer.get_secret_value()) == MAX_SECRET_FILE_BYTES

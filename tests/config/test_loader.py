@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.loader import ConfigError, load_config, load_config_with_warnings
+from agent.config.loader import (
+    ConfigError,
+    Registries,
+    load_config,
+    load_config_with_warnings,
+    validate_check,
+)
+from agent.config.models import ReceiverConfig
+from agent.runtime.registries import REGISTRIES
 
 AGENT = """\
 agent:
@@ -28,7 +36,7 @@ def errors_of(root: Path, files: dict[str, str], config: str = "wsprobe.yaml") -
     """Load ``config`` and return the rendered issues (fails if it loads)."""
     write(root, files)
     with pytest.raises(ConfigError) as info:
-        load_config(root / config)
+        load_config(root / config, registries=REGISTRIES)
     return [str(issue) for issue in info.value.issues]
 
 
@@ -413,7 +421,7 @@ def test_valid_config_merges_defaults_expands_env_and_records_sources(
             """,
         },
     )
-    config = load_config(tmp_path / "wsprobe.yaml")
+    config = load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     inline, a = config.checks
     assert (inline.interval, inline.timeout) == (60.0, 5.0)
     assert (a.interval, a.timeout) == (60.0, 2.0)
@@ -447,7 +455,7 @@ def test_secret_and_tls_files_resolve_relative_to_the_config_dir(
         },
     )
     monkeypatch.chdir(tmp_path / "etc" / "checks")  # a working directory elsewhere
-    (check,) = load_config(tmp_path / "etc" / "wsprobe.yaml").checks
+    (check,) = load_config(tmp_path / "etc" / "wsprobe.yaml", registries=REGISTRIES).checks
     assert check.auth.bearer is not None
     assert check.auth.bearer.get_secret_value() == "s3cret"
     assert check.tls.ca_file == str(tmp_path / "etc" / "ca.pem")
@@ -497,7 +505,7 @@ def test_yaml_anchors_and_merge_keys_load(tmp_path: Path) -> None:
         },
     )
     with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "wsprobe.yaml")
+        load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     # A check file holds only `checks:`; the anchor must live inside it.
     assert [str(i) for i in info.value.issues] == [
         "checks/a.yaml:1: checks_base: unknown key 'checks_base' (a check file holds 'checks:')"
@@ -517,7 +525,7 @@ def test_yaml_anchors_and_merge_keys_load(tmp_path: Path) -> None:
             """
         },
     )
-    a, b = load_config(tmp_path / "wsprobe.yaml").checks
+    a, b = load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES).checks
     assert (a.name, a.pings, b.name, b.pings, b.url) == ("a", 1, "b", 2, "ws://h/")
 
 
@@ -545,7 +553,7 @@ def test_insecure_tls_is_a_warning_not_an_error(tmp_path: Path) -> None:
             """,
         },
     )
-    loaded = load_config_with_warnings(tmp_path / "wsprobe.yaml")
+    loaded = load_config_with_warnings(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     assert [str(w) for w in loaded.warnings] == [
         "checks/a.yaml:4: checks[0].tls.insecure_skip_verify: warning: certificate verification"
         " is disabled: expiry, trust and host name problems will not be detected"
@@ -556,13 +564,15 @@ def test_insecure_tls_is_a_warning_not_an_error(tmp_path: Path) -> None:
 def test_default_glob_matching_nothing_is_fine(tmp_path: Path) -> None:
     """Without an explicit check_files, an absent checks/ directory is not an error."""
     write(tmp_path, {"wsprobe.yaml": "checks:\n  - {name: a, url: 'ws://h/'}\n"})
-    assert [c.name for c in load_config(tmp_path / "wsprobe.yaml").checks] == ["a"]
+    assert [
+        c.name for c in load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES).checks
+    ] == ["a"]
 
 
 def test_repository_example_config_is_valid() -> None:
     """config.example.yaml and checks/*.yaml of the repository load."""
     root = Path(__file__).resolve().parents[2]
-    config = load_config(root / "config.example.yaml")
+    config = load_config(root / "config.example.yaml", registries=REGISTRIES)
     assert config.checks
 
 
@@ -575,7 +585,7 @@ def test_unquoted_versions_are_accepted(tmp_path: Path) -> None:
             "    tls: {min_version: 1.2}\n"
         },
     )
-    (check,) = load_config(tmp_path / "wsprobe.yaml").checks
+    (check,) = load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES).checks
     assert (check.ip_version, check.tls.min_version) == ("6", "1.2")
 
 
@@ -589,6 +599,39 @@ def test_globs_recurse_and_a_file_matched_twice_loads_once(tmp_path: Path) -> No
             "conf.d/b.yaml": "checks:\n  - {name: b, url: 'ws://h/'}\n",
         },
     )
-    loaded = load_config_with_warnings(tmp_path / "wsprobe.yaml")
+    loaded = load_config_with_warnings(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     assert [c.name for c in loaded.config.checks] == ["b", "a"]
     assert loaded.files == ["wsprobe.yaml", "conf.d/b.yaml", "conf.d/team/a.yaml"]
+
+
+class _NeedsChannel:
+    """A receiver type whose own rule wants a URL on a ``chat.example`` host."""
+
+    def validate(self, receiver: ReceiverConfig) -> list[str]:
+        return [] if "chat.example" in str(receiver.url) else ["url: not a chat.example URL"]
+
+
+def test_kinds_and_receiver_types_are_exactly_the_registries_given(tmp_path: Path) -> None:
+    """Validation knows only the kinds and receiver types passed in, and runs each type's rule."""
+    write(
+        tmp_path,
+        {
+            "wsprobe.yaml": """            receivers:
+              - {name: chat, type: pigeon, url: 'https://other.example/'}
+              - {name: ops, type: log}
+            checks:
+              - {name: a, url: 'ws://h/', kind: relay}
+              - {name: b, url: 'ws://h/', kind: ping}
+            """,
+        },
+    )
+    only = Registries(kinds={"ping"}, receivers={"pigeon": _NeedsChannel()})
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "wsprobe.yaml", registries=only)
+    assert [str(i) for i in info.value.issues] == [
+        "wsprobe.yaml:2: receivers[0]: url: not a chat.example URL",
+        "wsprobe.yaml:3: receivers[1].type: unknown receiver type 'log' (known: pigeon)",
+        "wsprobe.yaml:5: checks[0].kind: unknown kind 'relay' (known: ping)",
+    ]
+    with pytest.raises(ConfigError, match="unknown kind 'relay' \\(known: ping\\)"):
+        validate_check({"name": "a", "url": "ws://h/", "kind": "relay"}, registries=only)

@@ -12,6 +12,7 @@ import pytest
 
 from agent.config.loader import ConfigError, load_config
 from agent.config.matchers import parse_matcher
+from agent.runtime.registries import REGISTRIES
 
 AGENT = """\
 agent: {listen: "127.0.0.1:0"}
@@ -26,7 +27,7 @@ def load(tmp_path: Path, extra: str) -> list[str]:
     path = tmp_path / "agent.yaml"
     path.write_text(AGENT + textwrap.dedent(extra), encoding="utf-8")
     try:
-        load_config(path)
+        load_config(path, registries=REGISTRIES)
     except ConfigError as exc:
         return [str(issue) for issue in exc.issues]
     return []
@@ -140,7 +141,7 @@ def test_valid_windows_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         """),
         encoding="utf-8",
     )
-    config = load_config(path)
+    config = load_config(path, registries=REGISTRIES)
     assert [w.name for w in config.maintenance] == ["nightly", "migration"]
     assert config.alerting.flap is not None
     assert (config.alerting.flap.max_changes, config.alerting.flap.window) == (6, 3600.0)

@@ -10,6 +10,7 @@ import pytest
 from agent.cli.main import main
 from agent.config.loader import ConfigError, load_config
 from agent.config.models import AgentSettings
+from agent.runtime.registries import REGISTRIES
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +84,7 @@ def test_check_config_reports_every_listed_mistake_at_once(
 def load_errors(tmp_path: Path, text: str) -> list[str]:
     (tmp_path / "wsprobe.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "wsprobe.yaml")
+        load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     return [str(i) for i in info.value.issues]
 
 
@@ -123,10 +124,10 @@ def test_default_timeout_must_be_below_interval(tmp_path: Path, check: str, ok: 
     path = tmp_path / "wsprobe.yaml"
     path.write_text(text, encoding="utf-8")
     if ok:
-        assert len(load_config(path).checks) == 1
+        assert len(load_config(path, registries=REGISTRIES).checks) == 1
     else:
         with pytest.raises(ConfigError) as info:
-            load_config(path)
+            load_config(path, registries=REGISTRIES)
         assert [str(i) for i in info.value.issues] == [
             "wsprobe.yaml:3: checks[0].interval: interval (10s) must be more than the timeout,"
             " which is 10s by default: set a shorter timeout"
@@ -200,10 +201,10 @@ def test_oauth2_token_url_must_be_http(tmp_path: Path, url: str, error: str | No
     path = tmp_path / "wsprobe.yaml"
     path.write_text(text, encoding="utf-8")
     if error is None:
-        assert load_config(path).checks[0].auth.oauth2 is not None
+        assert load_config(path, registries=REGISTRIES).checks[0].auth.oauth2 is not None
     else:
         with pytest.raises(ConfigError) as info:
-            load_config(path)
+            load_config(path, registries=REGISTRIES)
         assert [str(i) for i in info.value.issues] == [
             f"wsprobe.yaml:7: checks[0].auth.oauth2.token_url: {error}"
         ]

@@ -22,6 +22,7 @@ from agent.config.loader import ConfigError, load_config
 from agent.config.schema import config_schema, schema_text
 from agent.notifiers import NOTIFIERS
 from agent.probes import PROBES
+from agent.runtime.registries import REGISTRIES
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schema" / "wsprobe.schema.json"
@@ -314,7 +315,7 @@ def test_benchmark_configs_validate(
     agent_file = write_config(tmp_path, url="ws://127.0.0.1:9/", checks=3)
     for path in [agent_file, *sorted((tmp_path / "checks").glob("*.yaml"))]:
         assert schema_errors(validator, as_json(path.read_text(encoding="utf-8"))) == []
-    assert len(load_config(agent_file).checks) == 3
+    assert len(load_config(agent_file, registries=REGISTRIES).checks) == 3
 
 
 def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
@@ -328,7 +329,7 @@ def _load(tmp_path: Path, doc: Any) -> list[str]:
     path = tmp_path / "wsprobe.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     try:
-        load_config(path)
+        load_config(path, registries=REGISTRIES)
     except ConfigError as exc:
         return [str(i) for i in exc.issues]
     return []
@@ -502,7 +503,7 @@ def test_schema_refuses_what_check_config_refuses(
     assert doc != original
     (tmp_path / file).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     with pytest.raises(ConfigError):
-        load_config(tmp_path / "config.example.yaml")
+        load_config(tmp_path / "config.example.yaml", registries=REGISTRIES)
     assert schema_errors(validator, doc) != []
 
 

@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from agent.config._yaml import MAX_NODES, Parsed, YamlError, parse_yaml
 from agent.config.loader import ConfigError, load_config
+from agent.runtime.registries import REGISTRIES
 
 _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -250,7 +251,7 @@ def test_escaped_reference_without_a_dollar_in_the_text_is_expanded(
         'checks:\n  - name: a\n    url: ws://h/\n    labels: {team: "\\x24{WSPROBE_TEST_TEAM}"}\n',
         encoding="utf-8",
     )
-    (check,) = load_config(tmp_path / "wsprobe.yaml").checks
+    (check,) = load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES).checks
     assert check.labels == {"team": "core"}
 
 
@@ -262,7 +263,7 @@ def test_a_tree_larger_than_the_limit_is_still_refused(
     text = "checks: [" + ", ".join(["a"] * MAX_NODES) + "]\n"
     (tmp_path / "wsprobe.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "wsprobe.yaml")
+        load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     assert [str(i) for i in info.value.issues] == [
         "wsprobe.yaml:1: document too large once its aliases are expanded"
     ]
@@ -281,7 +282,7 @@ def test_values_pyyaml_crashes_on_are_errors_at_their_line(
         f"checks:\n  - name: a\n    url: ws://h/\n    pings: {value}\n", encoding="utf-8"
     )
     with pytest.raises(ConfigError) as info:
-        load_config(tmp_path / "wsprobe.yaml")
+        load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     assert [str(i) for i in info.value.issues] == [
         f"wsprobe.yaml:4: YAML syntax: value cannot be read as {tag}"
     ]

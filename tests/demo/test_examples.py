@@ -11,6 +11,7 @@ import yaml
 
 from agent.config import CheckConfig
 from agent.demo import DemoServer
+from agent.runtime.registries import REGISTRIES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK_FILES = sorted((ROOT / "checks").glob("*.yaml"))
@@ -43,7 +44,7 @@ def _on_demo(check: CheckConfig, demo: DemoServer) -> CheckConfig:
 
 def test_example_config_loads(loader: ModuleType) -> None:
     """config.example.yaml loads with every check file, the log receiver as default."""
-    config = loader.load_config(ROOT / "config.example.yaml")
+    config = loader.load_config(ROOT / "config.example.yaml", registries=REGISTRIES)
     assert config.agent.listen == "127.0.0.1:9470"
     assert config.alerting.receivers == ("log",)
     assert config.alerting.failure_threshold == 2
@@ -56,7 +57,7 @@ def test_check_file_loads_alone(loader: ModuleType, tmp_path: Path, path: Path) 
     """Each checks/*.yaml file is valid on its own, with no defaults from the agent config."""
     agent = tmp_path / "agent.yaml"
     agent.write_text(yaml.safe_dump({"check_files": [str(path)]}), encoding="utf-8")
-    config = loader.load_config(agent)
+    config = loader.load_config(agent, registries=REGISTRIES)
     assert config.checks
 
 
@@ -67,7 +68,7 @@ async def test_example_check_succeeds_on_demo(
     """Every example check (but the flaky one) succeeds against the demo targets."""
     from agent.probes import PROBES
 
-    config = loader.load_config(ROOT / "config.example.yaml")
+    config = loader.load_config(ROOT / "config.example.yaml", registries=REGISTRIES)
     check = next(c for c in config.checks if c.name == name)
     if check.kind not in PROBES:
         pytest.skip(f"kind {check.kind!r} is not registered yet")
@@ -79,7 +80,7 @@ async def test_flaky_check_fails_by_turns(loader: ModuleType, demo: DemoServer) 
     """checks/flaky.yaml sees success twice, then handshake_status, ping_timeout, closed."""
     from agent.probes import PROBES
 
-    config = loader.load_config(ROOT / "config.example.yaml")
+    config = loader.load_config(ROOT / "config.example.yaml", registries=REGISTRIES)
     check = _on_demo(next(c for c in config.checks if c.name == FLAKY), demo)
     reasons = [(await PROBES[check.kind](check)).reason for _ in range(5)]
     assert reasons == [None, None, "handshake_status", "ping_timeout", "closed"]

@@ -261,9 +261,9 @@ async def test_cyclic_gc_is_back_on_once_started_or_failed(
     gc_during_load: list[bool] = []
     real_load = daemon_module.load_config
 
-    def load(path: Path) -> Any:
+    def load(path: Path, **options: Any) -> Any:
         gc_during_load.append(gc.isenabled())
-        return real_load(path)
+        return real_load(path, **options)
 
     monkeypatch.setattr(daemon_module, "load_config", load)
     ok = _write(tmp_path / "ok.yaml", [_echo(9, interval="1h")], state_dir=str(tmp_path / "s"))

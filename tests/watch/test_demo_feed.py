@@ -9,6 +9,7 @@ import yaml
 
 from agent.config import CheckConfig
 from agent.demo import DemoServer
+from agent.runtime.registries import REGISTRIES
 from agent.watch import WatchSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ def feed_check(tmp_path: Path, port: int) -> CheckConfig:
         yaml.safe_dump({"check_files": [str(ROOT / "checks" / "feed-watch.yaml")]}),
         encoding="utf-8",
     )
-    check = load_config(agent).checks[0]
+    check = load_config(agent, registries=REGISTRIES).checks[0]
     assert check.watch is not None
     watch = check.watch.model_copy(update={"initial_delay": 0.05, "max_delay": 0.1})
     url = check.url.replace("127.0.0.1:8765", f"127.0.0.1:{port}")

@@ -18,6 +18,7 @@ from agent.config.loader import load_config
 from agent.demo.server import DemoServer
 from agent.probes import PROBES
 from agent.result import Reason
+from agent.runtime.registries import REGISTRIES
 
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = "oauth-access-token-123"
@@ -197,7 +198,7 @@ async def test_example_checks_succeed_against_demo(demo: DemoServer, tmp_path: P
     config = tmp_path / "agent.yaml"
     files = [str(REPO / "checks" / f) for f in ("feed.yaml", "chat.yaml", "negative-auth.yaml")]
     config.write_text(json.dumps({"check_files": files}))
-    checks = {c.name: c for c in load_config(config).checks}
+    checks = {c.name: c for c in load_config(config, registries=REGISTRIES).checks}
     assert sorted(checks) == sorted(EXAMPLES)
     for name in EXAMPLES:
         check = checks[name]
