@@ -4,7 +4,8 @@ Order of work, all problems collected before anything is raised:
 
 1. parse each YAML file safely, keeping the line of every key (:mod:`._yaml`);
 2. expand ``${VAR}`` / ``${VAR:-default}`` in string values (:mod:`._env`);
-3. validate the agent settings, then each check with ``defaults:`` deep-merged under it;
+3. validate the agent settings, then each check with ``defaults:`` deep-merged under it
+   (:mod:`._checks`);
 4. cross-file rules: unique check names, known kinds and receiver types, receivers that
    exist, cron expressions that parse.
 
@@ -29,13 +30,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.config._checks import Defaults, validate_checks, validate_defaults
 from agent.config._env import expand_env
 from agent.config._files import FileTooLarge, PatternTooBroad, expand_pattern, read_config_file
 from agent.config._issues import (
     ConfigError,
     ConfigIssue,
     Located,
-    error_paths,
     issues_from_validation,
 )
 from agent.config._rules import RawCheck, Registries, check_rules, receiver_rules
@@ -61,12 +62,9 @@ log = logging.getLogger(__name__)
 _CHECK_FILE_KEYS = frozenset({"checks"})
 #: Config fields the loader fills itself (not validated from the agent config).
 _LOADER_KEYS = frozenset({"checks", "sources"})
-# A stand-in for checks' required fields while `defaults:` is validated on its own; the
-# interval is huge so a default timeout is only compared with a default interval.
 # Expanded values shorter than this are not hidden in messages: replacing "1" or "ws"
 # everywhere would garble them, and no credential is that short.
 _MIN_SCRUB = 4
-_DEFAULTS_PROBE = {"name": "defaults", "url": "ws://defaults.invalid/", "interval": "3650d"}
 
 
 def display_path(path: Path) -> str:
@@ -171,8 +169,6 @@ class _Loader:
         self.context = {"base_dir": str(self.base_dir)}
         self.issues: list[ConfigIssue] = []
         self.file_order: list[str] = []
-        #: Key paths (relative to a check) of values in `defaults:` already reported.
-        self.bad_defaults: frozenset[tuple[Any, ...]] = frozenset()
         #: env-expanded value -> text as written, to keep values out of messages.
         self.substituted: dict[str, str] = {}
 
@@ -210,7 +206,8 @@ class _Loader:
             config = Config.model_validate(settings, context=self.context)
         except ValidationError as exc:
             self.issues += issues_from_validation(exc, settings, where, Config)
-        defaults = self._defaults(top, where)
+        defaults, issues = validate_defaults(top, where, self.context)
+        self.issues += issues
         raw_checks: list[RawCheck] = []
         raw_checks += self._checks(top, where, defaults, required=False)
         for check_path in self._check_files(top, where):
@@ -311,66 +308,6 @@ class _Loader:
         )
         return expanded
 
-    def _defaults(self, top: dict[str, Any], where: Located) -> tuple[dict[str, Any], Located]:
-        """Validate ``defaults:`` once, at its own lines, and return it for merging."""
-        dwhere = Located(where.file, where.lines, ("defaults",))
-        defaults = top.get("defaults")
-        if defaults is None:
-            return {}, dwhere
-        if not isinstance(defaults, dict):
-            self.issues.append(where.issue(("defaults",), "defaults must be a mapping"))
-            return {}, dwhere
-        if "name" in defaults:
-            self.issues.append(dwhere.issue(("name",), "a check's name cannot have a default"))
-            defaults = {k: v for k, v in defaults.items() if k != "name"}
-        probe = {**_DEFAULTS_PROBE, **defaults}
-        try:
-            CheckConfig.model_validate(probe, context=self.context)
-        except ValidationError as exc:
-            # Report only what is about a key written under defaults (not the stand-in
-            # name/url), and remember it so checks inheriting it do not repeat it.
-            def written(path: tuple[Any, ...]) -> bool:
-                return bool(path) and path[0] in defaults
-
-            self.bad_defaults = frozenset(filter(written, error_paths(exc, probe)))
-            self.issues += issues_from_validation(exc, probe, dwhere, CheckConfig, only=written)
-        return defaults, dwhere
-
-    def _checks(
-        self,
-        doc: dict[str, Any],
-        where: Located,
-        defaults: tuple[dict[str, Any], Located],
-        *,
-        required: bool,
-    ) -> list[RawCheck]:
-        entries = doc.get("checks")
-        if entries is None:
-            if required:
-                self.issues.append(where.issue((), "a check file needs a 'checks:' list"))
-            return []
-        if not isinstance(entries, list):
-            self.issues.append(where.issue(("checks",), "checks must be a list of checks"))
-            return []
-        out: list[RawCheck] = []
-        for index, entry in enumerate(entries):
-            cwhere = Located(where.file, where.lines, ("checks", index), fallback=defaults[1])
-            if not isinstance(entry, dict):
-                self.issues.append(
-                    cwhere.issue((), "a check must be a mapping with at least name and url")
-                )
-                continue
-            merged = _deep_merge(defaults[0], entry)
-            raw = RawCheck(merged, cwhere)
-            try:
-                raw.validated = CheckConfig.model_validate(merged, context=self.context)
-            except ValidationError as exc:
-                self.issues += issues_from_validation(
-                    exc, merged, cwhere, CheckConfig, skip_inherited=self.bad_defaults
-                )
-            out.append(raw)
-        return out
-
     def _check_files(self, top: dict[str, Any], where: Located) -> list[Path]:
         explicit = "check_files" in top
         patterns = top.get("check_files", list(Config.model_fields["check_files"].default))
@@ -398,9 +335,7 @@ class _Loader:
                     found.append(match)
         return found
 
-    def _load_check_file(
-        self, path: Path, defaults: tuple[dict[str, Any], Located]
-    ) -> list[RawCheck]:
+    def _load_check_file(self, path: Path, defaults: Defaults) -> list[RawCheck]:
         parsed = self._read(path)
         if parsed is None:
             return []
@@ -418,16 +353,12 @@ class _Loader:
                 )
         return self._checks(doc, where, defaults, required=True)
 
-
-def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base``; mappings merge key by key, anything else replaces."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    def _checks(
+        self, doc: dict[str, Any], where: Located, defaults: Defaults, *, required: bool
+    ) -> list[RawCheck]:
+        raw_checks, issues = validate_checks(doc, where, defaults, self.context, required=required)
+        self.issues += issues
+        return raw_checks
 
 
 def _receiver_names(receivers: Any) -> set[str]:
