@@ -14,15 +14,13 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent.redact import redact_url
 
-if TYPE_CHECKING:
-    from agent.config.models import CheckConfig
-
 __all__ = [
     "PHASES",
+    "CheckIdentity",
     "ProbeResult",
     "Reason",
     "StepResult",
@@ -170,7 +168,24 @@ class ProbeResult:
 _redacted = functools.lru_cache(maxsize=1 << 15)(redact_url)
 
 
-def new_result(check: CheckConfig) -> ProbeResult:
+class CheckIdentity(Protocol):
+    """What a result copies from the check it is for (an ``agent.config.CheckConfig``).
+
+    A protocol, not the config model: config imports this module's vocabulary (phases),
+    so this module does not import config.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+
+def new_result(check: CheckIdentity) -> ProbeResult:
     """An empty result for one run of ``check``, started now (URL already redacted).
 
     The one way a result is begun: every probe kind, the watch session's reports and
