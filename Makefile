@@ -34,7 +34,8 @@ unit: $(STAMP)
 test: test-tools lint types unit
 
 # Real tools for the tests that use them: promtool and Prometheus (rules, dashboard
-# queries), Alertmanager, systemd-analyze (the unit file). Installed with apt-get as root
+# queries), Alertmanager, systemd-analyze (the unit file), libfaketime (a wall-clock step
+# under a running agent). Installed with apt-get as root
 # (~30 s once, then free). Outside CI their tests skip when this cannot install them; in
 # CI (CI=true) a missing tool fails here and in the tests. kubectl (kustomize) has no
 # Debian package: it comes with the machine image, and its test fails in CI without it.
@@ -44,6 +45,7 @@ test-tools:
 	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || pkgs="prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || pkgs="$${pkgs:+$$pkgs }prometheus-alertmanager"; \
 	command -v systemd-analyze >/dev/null || pkgs="$${pkgs:+$$pkgs }systemd"; \
+	command -v faketime >/dev/null || pkgs="$${pkgs:+$$pkgs }faketime"; \
 	command -v kubectl >/dev/null || echo "test-tools: kubectl not found; the Kubernetes manifest test needs it"; \
 	if [ -z "$$pkgs" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

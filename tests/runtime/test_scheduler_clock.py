@@ -1,18 +1,24 @@
-"""Scheduling across wall-clock steps, on an injected clock the test moves by hand."""
+"""Scheduling across wall-clock steps: on an injected clock moved by hand, and in a real agent."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import glob
 import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from agent.config.models import CheckConfig
 from agent.runtime.scheduler import CheckScheduler, start_offset
+from tests.runtime.conftest import Samples, Targets, value
+from tests.tools import require_tool
 
 URL = "ws://127.0.0.1:9/"
 #: 2027-01-15T08:00:00Z: the fake wall clock's start (any Unix time would do).
@@ -196,3 +202,49 @@ async def test_wall_clock_step_is_logged_once(caplog: pytest.LogCaptureFixture) 
     lines = [r.getMessage() for r in caplog.records if "wall clock stepped" in r.getMessage()]
     assert len(lines) == 1
     assert "-3600.000 s" in lines[0]
+
+
+def _libfaketime() -> str | None:
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
+    return found[0] if found else None
+
+
+async def test_real_agent_runs_on_after_its_wall_clock_steps_back(
+    start_agent: Any, targets: Targets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real agent whose wall clock steps back an hour (libfaketime) keeps probing."""
+    require_tool("faketime", install="Debian package faketime")
+    lib = _libfaketime()
+    assert lib is not None, "faketime is installed but libfaketimeMT.so.1 was not found"
+    stamp = tmp_path / "faketime"
+    stamp.write_text("+0\n", encoding="utf-8")
+    # Only the agent's wall clock moves: its monotonic clock stays real, and libfaketime
+    # reads the offset file again at most once a second.
+    monkeypatch.setenv("LD_PRELOAD", lib)
+    monkeypatch.setenv("FAKETIME_TIMESTAMP_FILE", str(stamp))
+    monkeypatch.setenv("FAKETIME_CACHE_DURATION", "1")
+    monkeypatch.setenv("DONT_FAKE_MONOTONIC", "1")
+    config = tmp_path / "agent.yaml"
+    check = {"name": "tick", "url": f"ws://127.0.0.1:{targets.ws_port}/", "interval": "1s",
+             "timeout": "800ms"}  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "agent": {"listen": "127.0.0.1:0", "location": "lab", "state_dir": "state"},
+                "check_files": [],
+                "checks": [check],
+            }
+        ),
+        encoding="utf-8",
+    )
+    agent = await start_agent(config)
+
+    def runs(samples: Samples) -> float:
+        return value(samples, "wsprobe_probes_total", check="tick", result="success") or 0.0
+
+    before = runs(await agent.until(lambda s: runs(s) >= 2))
+    stamp.write_text("-3600\n", encoding="utf-8")
+    # A scheduler waiting on the wall clock would run nothing for the hour.
+    await agent.until(lambda s: runs(s) >= before + 3, timeout=10.0)
+    await agent.wait_line(r"the wall clock stepped by -3\d{3}\.\d+ s")
+    assert await agent.stop() == 0
