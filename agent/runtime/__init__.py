@@ -1,1 +1,2 @@
-"""The running agent: daemon, scheduler, the runner that orders each run, sharding, loop lag."""
+"""The running agent: daemon, scheduler and its clock, the runner that orders each run, watch
+sessions, sharding, loop lag, GC policy, and the registries config is validated against."""

@@ -38,11 +38,11 @@ from agent.runtime.registries import REGISTRIES
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
 from agent.runtime.shard import select_shard
+from agent.runtime.watches import WatchSessions
 from agent.storage import DB_FILENAME, StateError, Store
 
 if TYPE_CHECKING:
     from agent.demo import DemoServer
-    from agent.watch import WatchSession
 
 __all__ = [
     "DEMO_HOST",
@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 
 #: How long running probes may take to finish after SIGTERM before being cancelled.
 STOP_GRACE_TIMEOUT = 2.0
-#: Bound on closing each watch session (its own close handshake is shorter).
-WATCH_STOP_TIMEOUT = 5.0
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8765
 
@@ -106,7 +104,7 @@ class Daemon:
         self.alerting: AlertService | None = None
         self.web: WebServer | None = None
         self.lag: LoopLagMonitor | None = None
-        self.watches: dict[str, tuple[CheckConfig, WatchSession]] = {}
+        self.watches = WatchSessions(record=self._record_watch)
         self._demo_server: DemoServer | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -194,7 +192,7 @@ class Daemon:
             alert_suppressed=self.alerting.suppressed_counts,
             queue_depth=self.alerting.queue_depth,
             state_health=self.store.health.snapshot,
-            watch_stats=self._watch_stats,
+            watch_stats=self.watches.stats,
             loop_lag_samples=self.lag.drain_samples,
             notifications=notifications,
         )
@@ -223,7 +221,7 @@ class Daemon:
         await self.scheduler.apply(checks)
         freeze_heap()
         self.scheduler.start()
-        await self._apply_watches(checks)
+        await self.watches.apply(checks)
         log.info(
             "wsprobe running %d checks (%d scheduled, %d watched), location %s%s, loop %s",
             len(checks),
@@ -237,7 +235,7 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.pause()
-        watches = self._stop_watches(list(self.watches))
+        watches = self.watches.stop()
         if self.runner is not None:
             cancelled, _ = await asyncio.gather(
                 self.runner.drain(grace_timeout=STOP_GRACE_TIMEOUT), watches
@@ -323,7 +321,7 @@ class Daemon:
         self.runner.set_max_concurrency(agent.max_concurrency)
         self.runner.result_log.policy = agent.log_results
         await self.scheduler.apply(checks)
-        await self._apply_watches(checks)
+        await self.watches.apply(checks)
         if self.lag is not None:
             self.lag.budget = agent.loop_lag_budget
         if self.store is not None:
@@ -344,45 +342,9 @@ class Daemon:
             return config
         return config.model_copy(update={"checks": checks})
 
-    # --------------------------------------------------------------------- watch
-
-    async def _apply_watches(self, checks: tuple[CheckConfig, ...]) -> None:
-        wanted = {c.name: c for c in checks if c.kind == "watch"}
-        gone = [name for name, (cfg, _) in self.watches.items() if wanted.get(name) != cfg]
-        await self._stop_watches(gone)
-        if not wanted:
-            return
-        from agent.watch import WatchSession
-
-        for name, check in wanted.items():
-            if name in self.watches:
-                continue
-            session = WatchSession(check, on_result=self._watch_result_sink(check))
-            session.start()
-            self.watches[name] = (check, session)
-
-    async def _stop_watches(self, names: list[str]) -> None:
-        sessions = [self.watches.pop(name)[1] for name in names if name in self.watches]
-        if not sessions:
-            return
-        results = await asyncio.gather(
-            *(asyncio.wait_for(s.stop(code=1001), WATCH_STOP_TIMEOUT) for s in sessions),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                log.warning("a watch session did not stop cleanly: %r", result)
-
-    def _watch_result_sink(self, check: CheckConfig) -> Callable[[ProbeResult], None]:
-        def sink(result: ProbeResult) -> None:
-            if self.runner is not None:
-                self.runner.record(check, result, duration=result.phases.get("total", 0.0))
-
-        return sink
-
-    def _watch_stats(self, name: str) -> Any:
-        entry = self.watches.get(name)
-        return entry[1].stats() if entry is not None else None
+    def _record_watch(self, check: CheckConfig, result: ProbeResult) -> None:
+        if self.runner is not None:
+            self.runner.record(check, result, duration=result.phases.get("total", 0.0))
 
     # ------------------------------------------------------- web.AgentView surface
 
@@ -412,7 +374,7 @@ class Daemon:
             next_runs=self.scheduler.next_run_times(),
             store=self.store,
             alerting=self.alerting,
-            watch_stats=self._watch_stats,
+            watch_stats=self.watches.stats,
             name=name,
             history=history,
         )

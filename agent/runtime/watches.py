@@ -1,0 +1,88 @@
+"""The watch checks' sessions, kept in step with the configured checks.
+
+A watch check is not scheduled: it holds one session (:mod:`agent.watch`) from the moment
+it is configured until it is removed or changed, or the agent stops. An unchanged check
+(equal frozen config) keeps its session across a reload. Each session's liveness results
+go where the daemon says, the same recording as a scheduled run's.
+
+Raises nothing: a session that does not stop cleanly is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from agent.config.models import CheckConfig
+from agent.result import ProbeResult
+
+if TYPE_CHECKING:
+    from agent.watch import WatchSession, WatchStats
+
+__all__ = ["WATCH_STOP_TIMEOUT", "WatchSessions"]
+
+log = logging.getLogger(__name__)
+
+#: Bound on closing each watch session (its own close handshake is shorter).
+WATCH_STOP_TIMEOUT = 5.0
+
+
+class WatchSessions:
+    """One running session per watch check.
+
+    Args:
+        record: called with each result a session reports, and the check it is for.
+    """
+
+    def __init__(self, *, record: Callable[[CheckConfig, ProbeResult], None]) -> None:
+        self._record = record
+        self._sessions: dict[str, tuple[CheckConfig, WatchSession]] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    async def apply(self, checks: Iterable[CheckConfig]) -> None:
+        """Run a session for exactly the watch checks among ``checks``."""
+        wanted = {c.name: c for c in checks if c.kind == "watch"}
+        gone = [name for name, (cfg, _) in self._sessions.items() if wanted.get(name) != cfg]
+        await self._stop(gone)
+        if not wanted:
+            return
+        # Imported only when a watch check exists: most agents run none.
+        from agent.watch import WatchSession
+
+        for name, check in wanted.items():
+            if name in self._sessions:
+                continue
+            session = WatchSession(check, on_result=self._sink(check))
+            session.start()
+            self._sessions[name] = (check, session)
+
+    async def stop(self) -> None:
+        """Close every session with 1001 (going away)."""
+        await self._stop(list(self._sessions))
+
+    def stats(self, name: str) -> WatchStats | None:
+        """The session statistics of watch check ``name``, if it runs one."""
+        entry = self._sessions.get(name)
+        return entry[1].stats() if entry is not None else None
+
+    async def _stop(self, names: list[str]) -> None:
+        sessions = [self._sessions.pop(name)[1] for name in names if name in self._sessions]
+        if not sessions:
+            return
+        results = await asyncio.gather(
+            *(asyncio.wait_for(s.stop(code=1001), WATCH_STOP_TIMEOUT) for s in sessions),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("a watch session did not stop cleanly: %r", result)
+
+    def _sink(self, check: CheckConfig) -> Callable[[ProbeResult], None]:
+        def sink(result: ProbeResult) -> None:
+            self._record(check, result)
+
+        return sink
