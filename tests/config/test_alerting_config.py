@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.config.loader import load_config
+from agent.runtime.registries import REGISTRIES
 from tests.config.test_loader import errors_of, write
 
 BROKEN: list[tuple[str, str, list[str]]] = [
@@ -144,7 +145,10 @@ def test_external_url_loads_without_its_trailing_slash(tmp_path: Path) -> None:
     write(
         tmp_path, {"wsprobe.yaml": "check_files: []\nagent:\n  external_url: https://x.test/w/\n"}
     )
-    assert load_config(tmp_path / "wsprobe.yaml").agent.external_url == "https://x.test/w"
+    assert (
+        load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES).agent.external_url
+        == "https://x.test/w"
+    )
 
 
 def test_routes_are_agent_level_only(tmp_path: Path) -> None:
@@ -176,7 +180,7 @@ alerting:
     - {match_re: {check: "edge-.*"}, receivers: [chat], default_receivers: false}
 """
     write(tmp_path, {"wsprobe.yaml": text})
-    config = load_config(tmp_path / "wsprobe.yaml")
+    config = load_config(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
     first, second = config.alerting.routes
     assert (first.match, first.receivers, first.continue_, first.repeat_interval) == (
         {"team": "payments"},
