@@ -177,32 +177,6 @@ def _recording_runner(starts: list[float]) -> tuple[Runner, Metrics]:
     return Runner(metrics=metrics, probes={"probe": probe}, max_concurrency=4), metrics
 
 
-async def test_backlog_coalesces_into_one_run() -> None:
-    """After the loop was blocked across several due times, the check runs once, not once each."""
-    starts: list[float] = []
-    runner, metrics = _recording_runner(starts)
-    check = CheckConfig(name="often", url=URL, interval=0.2, timeout=0.1)
-    runner.set_checks([check])
-    scheduler = CheckScheduler(run=runner.run_check, skipped=metrics.skipped)
-    await scheduler.apply([check])
-    scheduler.start()
-    try:
-        time.sleep(1.0)  # blocks the event loop across five due times
-        unblocked = time.time()
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert len([t for t in starts if t >= unblocked]) == 1
-        series = metrics.series(check)
-        assert series is not None
-        assert sum(series.skipped.values()) == 0  # coalesced, not skipped one by one
-        # The next run is the next fire time after now, not one of the passed ones.
-        assert scheduler.next_run_times()["often"] > unblocked
-    finally:
-        scheduler.pause()
-        await runner.drain(grace_timeout=1.0)
-        await scheduler.shutdown()
-
-
 async def test_run_later_than_grace_is_skipped_as_missed() -> None:
     """A run the agent could only start past its misfire grace is skipped and counted."""
     starts: list[float] = []

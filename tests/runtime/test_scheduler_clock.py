@@ -64,6 +64,10 @@ class FakeClock:
     def step(self, seconds: float) -> None:
         self._wall_minus_mono += seconds
 
+    def stall(self, seconds: float) -> None:
+        """Both clocks move and no timer runs: the event loop was blocked meanwhile."""
+        self._mono += seconds
+
     async def advance(self, seconds: float) -> None:
         end = self._mono + seconds
         while self._timers and self._timers[0][0] <= end:
@@ -117,6 +121,21 @@ class Harness:
 
     def of(self, name: str) -> list[Run]:
         return [r for r in self.runs if r.name == name]
+
+
+async def test_backlog_coalesces_into_one_run() -> None:
+    """After the loop was blocked across several due times, the check runs once, not once each."""
+    check = CheckConfig(name="often", url=URL, interval=10.0, timeout=5.0)
+    async with Harness([check]) as h:
+        due = h.scheduler.next_run_times()["often"]
+        h.clock.stall(due - h.clock.time() + 4 * check.interval + 0.5)  # five due times pass
+        unblocked = h.clock.monotonic()
+        await h.clock.advance(0.0)
+        assert [r.mono for r in h.of("often")] == [unblocked]
+        assert h.runs[0].scheduled_at == pytest.approx(due + 4 * check.interval)
+        assert h.skips == []  # coalesced, not skipped one by one
+        # The next run is the next fire time after now, not one of the passed ones.
+        assert h.scheduler.next_run_times()["often"] == pytest.approx(due + 5 * check.interval)
 
 
 def _phase_error(at: float, check: CheckConfig) -> float:
