@@ -44,6 +44,7 @@ test-tools:
 	@pkgs=""; \
 	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || pkgs="prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || pkgs="$${pkgs:+$$pkgs }prometheus-alertmanager"; \
+	command -v prometheus-blackbox-exporter >/dev/null || pkgs="$${pkgs:+$$pkgs }prometheus-blackbox-exporter"; \
 	command -v systemd-analyze >/dev/null || pkgs="$${pkgs:+$$pkgs }systemd"; \
 	command -v faketime >/dev/null || pkgs="$${pkgs:+$$pkgs }faketime"; \
 	command -v kubectl >/dev/null || echo "test-tools: kubectl not found; the Kubernetes manifest test needs it"; \

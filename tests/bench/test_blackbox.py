@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from bench import blackbox_exporter
+from tests.tools import require_tool
 
 # An excerpt of what blackbox_exporter 0.23 answered for the module against a server
 # that upgrades and closes (captured from a real run).
@@ -43,9 +44,13 @@ probe_http_status_code 0
 probe_success 0
 """
 
-needs_exporter = pytest.mark.skipif(
-    blackbox_exporter.binary() is None, reason="blackbox_exporter not installed"
-)
+
+@pytest.fixture
+def exporter_binary() -> str:
+    """The exporter's path; skipped without it, and a failure in CI."""
+    return require_tool(
+        *blackbox_exporter.BINARIES, install="Debian package prometheus-blackbox-exporter"
+    )
 
 
 def test_parse_probe_reads_success_status_and_phases() -> None:
@@ -71,13 +76,11 @@ def test_parse_probe_failed_probe_has_no_phases() -> None:
     assert (probe.success, probe.status_code, probe.phases) == (False, 0, {})
 
 
-@needs_exporter
-def test_module_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
+def test_module_config_is_accepted_by_the_exporter(tmp_path: Path, exporter_binary: str) -> None:
     """The exporter's own --config.check accepts the generated module file."""
     config = tmp_path / "blackbox.yml"
     config.write_text(blackbox_exporter.module_yaml())
-    binary = blackbox_exporter.binary()
-    assert binary is not None
+    binary = exporter_binary
     done = subprocess.run(
         [binary, "--config.check", f"--config.file={config}"],
         capture_output=True,
@@ -88,11 +91,9 @@ def test_module_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@needs_exporter
-def test_upgrade_check_passes_against_a_server_that_closes() -> None:
+def test_upgrade_check_passes_against_a_server_that_closes(exporter_binary: str) -> None:
     """The module's upgrade check succeeds with 101 on a server that upgrades and closes."""
-    binary = blackbox_exporter.binary()
-    assert binary is not None
+    binary = exporter_binary
     with blackbox_exporter.closing_server() as target, blackbox_exporter.exporter(binary) as ex:
         answer = httpx.get(ex.probe_url(f"http://127.0.0.1:{target.port}/t"), timeout=10)
     probe = blackbox_exporter.parse_probe(answer.text)
