@@ -2,7 +2,7 @@
 
     admit (concurrency slot, event-loop lag; or shed) -> PROBES[kind](check)
         -> lag mark (lag_suspect, agent_problem) -> metrics.observe
-        -> store.add_result -> alerting.observe -> the run's log line
+        -> store.add_result -> rollups -> alerting.observe -> the run's log line
 
 Overload is the agent's, never the target's. A scheduled run that waited for its slot
 and admission longer than its own ``timeout``, or whose admission timed out on a loop
@@ -97,6 +97,7 @@ class Runner:
         alerting: the alert service, if any.
         log_results: write the per-run log line (``agent.log_results``); the CLI
             prints the result itself instead.
+        rollups: long-term aggregates (agent.storage.rollups.Rollups), if any.
     """
 
     def __init__(
@@ -109,10 +110,12 @@ class Runner:
         store: ResultStore | None = None,
         alerting: AlertObserver | None = None,
         log_results: bool = True,
+        rollups: ResultStore | None = None,
     ) -> None:
         self._metrics = metrics
         self._log_results = log_results
         self.store = store
+        self.rollups = rollups
         self.alerting = alerting
         self._probes = probes
         self._lag = lag
@@ -331,6 +334,11 @@ class Runner:
                 self.store.add_result(result)
             except Exception:
                 log.exception("could not store the result of check %s", check.name)
+        if self.rollups is not None:
+            try:
+                self.rollups.add_result(result)
+            except Exception:
+                log.exception("could not count the result of check %s", check.name)
         if self.alerting is not None:
             try:
                 self.alerting.observe(check, result)

@@ -1,0 +1,136 @@
+"""One time bucket of a check's results: the unit of :mod:`agent.storage.rollups`.
+
+Latency is kept as per-phase sums and counts (means for a stacked chart) and, when
+asked, as counts in the fixed buckets of :data:`LATENCY_BUCKETS`, so buckets merge by
+addition and any range's quantiles come from the same rows. Raises nothing: unreadable
+stored data decodes to a bucket with its run counts only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.result import ProbeResult
+
+__all__ = ["CHART_PHASES", "KEPT_PHASES", "LATENCY_BUCKETS", "Bucket"]
+
+#: Upper bounds (seconds) of the latency histogram buckets; the last is +Inf.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, float("inf"),
+)  # fmt: skip
+#: Phases drawn stacked on the latency chart, in pipeline order; ``total`` is kept too.
+CHART_PHASES: tuple[str, ...] = ("resolve", "connect", "tls", "handshake", "auth", "steps", "ping")
+KEPT_PHASES = (*CHART_PHASES, "total")
+
+
+@dataclass(slots=True)
+class Bucket:
+    """What one check's runs added up to in one time bucket."""
+
+    runs: int = 0
+    degraded: int = 0
+    lag_suspect: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    #: phase -> [sum of seconds, runs that measured it]
+    phases: dict[str, list[float]] = field(default_factory=dict)
+    #: phase -> counts per LATENCY_BUCKETS index (hour and coarser only)
+    hist: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    @property
+    def fails(self) -> int:
+        """Failed runs."""
+        return sum(self.failures.values())
+
+    def add(self, result: ProbeResult, *, with_hist: bool) -> None:
+        """Count one result."""
+        self.runs += 1
+        self.degraded += bool(result.degraded)
+        self.lag_suspect += result.lag_suspect
+        if not result.success:
+            reason = result.reason.value if result.reason else "internal"
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+        values = dict(result.phases)
+        if result.pings:
+            values["ping"] = sum(result.pings) / len(result.pings)
+        for phase in KEPT_PHASES:
+            value = values.get(phase)
+            if value is None:
+                continue
+            slot = self.phases.setdefault(phase, [0.0, 0])
+            slot[0] += value
+            slot[1] += 1
+            if with_hist:
+                counts = self.hist.setdefault(phase, {})
+                index = bisect.bisect_left(LATENCY_BUCKETS, value)
+                counts[index] = counts.get(index, 0) + 1
+
+    def merge(self, other: Bucket) -> None:
+        """Add ``other``'s counts to this bucket."""
+        self.runs += other.runs
+        self.degraded += other.degraded
+        self.lag_suspect += other.lag_suspect
+        for reason, n in other.failures.items():
+            self.failures[reason] = self.failures.get(reason, 0) + n
+        for phase, (total, runs) in other.phases.items():
+            slot = self.phases.setdefault(phase, [0.0, 0])
+            slot[0] += total
+            slot[1] += runs
+        for phase, counts in other.hist.items():
+            mine = self.hist.setdefault(phase, {})
+            for index, n in counts.items():
+                mine[index] = mine.get(index, 0) + n
+
+    def encode(self) -> str:
+        """The row's ``data`` column (compact JSON)."""
+        data: dict[str, Any] = {"f": self.failures, "p": self.phases}
+        if self.lag_suspect:
+            data["l"] = self.lag_suspect
+        if self.hist:
+            data["h"] = {p: {str(i): n for i, n in c.items()} for p, c in self.hist.items()}
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, runs: int, degraded: int, data: str) -> Bucket:
+        """A bucket from a stored row (unreadable data counts runs only)."""
+        bucket = cls(runs=runs, degraded=degraded)
+        try:
+            raw = json.loads(data)
+            bucket.failures = {str(k): int(v) for k, v in raw.get("f", {}).items()}
+            bucket.phases = {str(k): [float(v[0]), int(v[1])] for k, v in raw.get("p", {}).items()}
+            bucket.lag_suspect = int(raw.get("l", 0))
+            bucket.hist = {
+                str(p): {int(i): int(n) for i, n in c.items()} for p, c in raw.get("h", {}).items()
+            }
+        except (ValueError, TypeError, AttributeError, IndexError):
+            pass
+        return bucket
+
+    def quantile(self, phase: str, q: float) -> float | None:
+        """Upper bound of the histogram bucket holding quantile ``q`` of ``phase``."""
+        counts = self.hist.get(phase)
+        if not counts:
+            return None
+        total = sum(counts.values())
+        seen = 0
+        for index in sorted(counts):
+            seen += counts[index]
+            if seen >= q * total:
+                bound = LATENCY_BUCKETS[index]
+                return bound if bound != float("inf") else LATENCY_BUCKETS[-2]
+        return None
+
+    def to_json(self, ts: int) -> dict[str, Any]:
+        """The API shape of one bucket starting at Unix second ``ts``."""
+        return {
+            "ts": ts,
+            "runs": self.runs,
+            "failures": dict(self.failures),
+            "degraded": self.degraded,
+            "availability": None if not self.runs else (self.runs - self.fails) / self.runs,
+            "phases": {p: s / n for p, (s, n) in self.phases.items() if n},
+            "p50": self.quantile("total", 0.5),
+            "p95": self.quantile("total", 0.95),
+        }

@@ -1,0 +1,415 @@
+"""Long-term aggregates of each check's results ("rollups") and its incidents.
+
+Self-contained like :mod:`agent.storage.silences`: its own tables in the agent's
+SQLite file and its own connection, used only by its own writer thread.
+
+    rollup_minute  (check, ts)  kept MINUTE_RETENTION (2 days)   runs, failures, phase means
+    rollup_hour    (check, ts)  kept HOUR_RETENTION (90 days)    the same + latency histograms
+    rollup_day     (check, ts)  kept HOUR_RETENTION              runs, failures, degraded
+    incidents      (check, started_at)                           first failure -> first success
+
+On the event loop :meth:`Rollups.add_result` only adds to in-memory buckets (a few
+dictionary updates); every :data:`FLUSH_INTERVAL` the touched buckets go to the writer
+thread, which merges each into its stored row (read, add, replace) in one transaction.
+What a bucket holds is :class:`agent.storage.rollup_bucket.Bucket` (per-phase latency
+sums, and per hour fixed-bucket histograms that merge by addition). Reads go through
+the writer thread too and see what it has written (at most one flush interval
+behind); they block, so callers on the loop use ``asyncio.to_thread``. Rows are keyed
+by check name: a renamed check starts fresh and :meth:`Rollups.forget` prunes removed
+ones. A crash loses at most one flush interval.
+
+Raises :class:`sqlite3.Error` from :meth:`Rollups.open` only; a failed background
+write is logged and dropped (the rollups are a summary, never the source of alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from agent.result import ProbeResult
+from agent.storage.rollup_bucket import CHART_PHASES, LATENCY_BUCKETS, Bucket
+
+__all__ = [
+    "CHART_PHASES",
+    "FLUSH_INTERVAL",
+    "HOUR_RETENTION",
+    "LATENCY_BUCKETS",
+    "MINUTE_RETENTION",
+    "PRUNE_INTERVAL",
+    "Bucket",
+    "Rollups",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two hand-overs of the in-memory buckets to the writer thread.
+FLUSH_INTERVAL = 10.0
+MINUTE_RETENTION = 2 * 86400.0
+HOUR_RETENTION = 90 * 86400.0
+#: Seconds between two prunes of expired rows (in the writer thread).
+PRUNE_INTERVAL = 600.0
+_BUSY_TIMEOUT_MS = 5000
+_TABLES = {
+    "minute": ("rollup_minute", 60),
+    "hour": ("rollup_hour", 3600),
+    "day": ("rollup_day", 86400),
+}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rollup_minute (check_name TEXT NOT NULL, ts INTEGER NOT NULL,
+    runs INTEGER NOT NULL, fails INTEGER NOT NULL, degraded INTEGER NOT NULL,
+    lat_sum REAL NOT NULL, lat_n INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (check_name, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_hour (check_name TEXT NOT NULL, ts INTEGER NOT NULL,
+    runs INTEGER NOT NULL, fails INTEGER NOT NULL, degraded INTEGER NOT NULL,
+    lat_sum REAL NOT NULL, lat_n INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (check_name, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_day (check_name TEXT NOT NULL, ts INTEGER NOT NULL,
+    runs INTEGER NOT NULL, fails INTEGER NOT NULL, degraded INTEGER NOT NULL,
+    lat_sum REAL NOT NULL, lat_n INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (check_name, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incidents (check_name TEXT NOT NULL, started_at REAL NOT NULL,
+    ended_at REAL, reason TEXT NOT NULL, message TEXT NOT NULL, failures INTEGER NOT NULL,
+    PRIMARY KEY (check_name, started_at)) WITHOUT ROWID;
+"""
+_MAX_MESSAGE = 300
+#: Names per ``IN (...)`` list (SQLite allows 32,766 parameters).
+_IN_BATCH = 500
+
+
+class Rollups:
+    """Per-check rollups and incidents in the state file.
+
+    Args:
+        db: a connection to the state file, used only by this object's writer thread.
+        clock: Unix time.
+    """
+
+    def __init__(self, db: sqlite3.Connection, *, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._clock = clock
+        self._db.executescript(_SCHEMA)
+        self._pending: dict[tuple[str, str, int], Bucket] = {}
+        self._ops: list[tuple[str, str, tuple[Any, ...]]] = []
+        self._open: dict[str, float] = dict(
+            self._db.execute("SELECT check_name, started_at FROM incidents WHERE ended_at IS NULL")
+        )
+        self._lock = threading.Lock()
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="wsprobe-rollups"
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_prune = 0.0
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> Rollups:
+        """Rollups on a connection of their own to the SQLite file at ``path``.
+
+        Raises:
+            sqlite3.Error: when the file cannot be opened or its tables created.
+        """
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        return cls(db, clock=clock)
+
+    # -- writing (event loop) ------------------------------------------------------------
+
+    def add_result(self, result: ProbeResult) -> None:
+        """Count ``result`` in its minute, hour and day, and track its check's incident."""
+        at = result.started_at
+        for resolution, (_, step) in _TABLES.items():
+            key = (result.check, resolution, int(at // step * step))
+            bucket = self._pending.get(key)
+            if bucket is None:
+                bucket = self._pending[key] = Bucket()
+            bucket.add(result, with_hist=resolution == "hour")
+        started = self._open.get(result.check)
+        if not result.success and started is None:
+            self._open[result.check] = at
+            reason = result.reason.value if result.reason else "internal"
+            args = (result.check, at, reason, result.message[:_MAX_MESSAGE])
+            self._ops.append(
+                (result.check, "INSERT OR IGNORE INTO incidents VALUES (?, ?, NULL, ?, ?, 1)", args)
+            )
+        elif not result.success and started is not None:
+            self._ops.append(
+                (
+                    result.check,
+                    "UPDATE incidents SET failures = failures + 1"
+                    " WHERE check_name = ? AND started_at = ?",
+                    (result.check, started),
+                )
+            )
+        elif result.success and started is not None:
+            del self._open[result.check]
+            self._ops.append(
+                (
+                    result.check,
+                    "UPDATE incidents SET ended_at = ? WHERE check_name = ? AND started_at = ?",
+                    (at, result.check, started),
+                )
+            )
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(FLUSH_INTERVAL, self._flush_soon)
+
+    def _take(
+        self,
+    ) -> tuple[dict[tuple[str, str, int], Bucket], list[tuple[str, str, tuple[Any, ...]]]]:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, {}
+        ops, self._ops = self._ops, []
+        return pending, ops
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        self._writer.submit(self._write, *self._take()).add_done_callback(_log_failure)
+
+    def flush(self) -> None:
+        """Write every pending bucket and wait until it is (blocks: not on the loop)."""
+        if not self._closed:
+            self._writer.submit(self._write, *self._take()).result()
+
+    def _write(
+        self,
+        pending: dict[tuple[str, str, int], Bucket],
+        ops: list[tuple[str, str, tuple[Any, ...]]],
+    ) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for (check, resolution, ts), bucket in pending.items():
+                    table = _TABLES[resolution][0]
+                    row = db.execute(
+                        f"SELECT runs, degraded, data FROM {table}"  # noqa: S608 - fixed names
+                        " WHERE check_name = ? AND ts = ?",
+                        (check, ts),
+                    ).fetchone()
+                    if row is not None:
+                        bucket.merge(Bucket.decode(*row))
+                    data = bucket.encode()
+                    lat_sum, lat_n = bucket.phases.get("total", (0.0, 0))
+                    db.execute(
+                        f"INSERT OR REPLACE INTO {table}"  # noqa: S608 - fixed names
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            check,
+                            ts,
+                            bucket.runs,
+                            bucket.fails,
+                            bucket.degraded,
+                            lat_sum,
+                            lat_n,
+                            data,
+                        ),
+                    )
+                for _, sql, args in ops:
+                    db.execute(sql, args)
+                now = self._clock()
+                if now - self._last_prune >= PRUNE_INTERVAL:
+                    self._last_prune = now
+                    self._prune(now)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _prune(self, now: float) -> None:
+        self._db.execute("DELETE FROM rollup_minute WHERE ts < ?", (now - MINUTE_RETENTION,))
+        for table in ("rollup_hour", "rollup_day"):
+            self._db.execute(
+                f"DELETE FROM {table} WHERE ts < ?",  # noqa: S608 - fixed names
+                (now - HOUR_RETENTION - 86400,),
+            )
+        self._db.execute(
+            "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?",
+            (now - HOUR_RETENTION,),
+        )
+
+    def forget(self, keep: Iterable[str]) -> concurrent.futures.Future[None]:
+        """Delete everything of the checks not in ``keep`` (removed or renamed).
+
+        Call it on the thread that adds results; the rows go in the writer thread after
+        every batch handed to it before, and the returned future says when.
+        """
+        keep_set = set(keep)
+        self._pending = {k: b for k, b in self._pending.items() if k[0] in keep_set}
+        self._ops = [op for op in self._ops if op[0] in keep_set]
+        for name in [n for n in self._open if n not in keep_set]:
+            del self._open[name]
+
+        def run() -> None:
+            with self._lock:
+                if not self._closed:
+                    self._forget(keep_set)
+
+        return self._writer.submit(run)
+
+    def _forget(self, keep: set[str]) -> None:
+        tables = (*(t for t, _ in _TABLES.values()), "incidents")
+        names: set[str] = set()
+        for table in tables:
+            query = f"SELECT DISTINCT check_name FROM {table}"  # noqa: S608 - fixed names
+            names.update(n for (n,) in self._db.execute(query))
+        gone = [(n,) for n in names - keep]
+        for table in tables:
+            self._db.executemany(f"DELETE FROM {table} WHERE check_name = ?", gone)  # noqa: S608
+
+    def close(self) -> None:
+        """Write what is pending and close the connection."""
+        if self._closed:
+            return
+        self.flush()
+        self._writer.shutdown(wait=True)
+        with self._lock:
+            self._closed = True
+            self._db.close()
+
+    # -- reading (blocks: call from a worker thread) --------------------------------------
+    # Reads see what the writer has written: up to FLUSH_INTERVAL behind the results.
+    # They never take the pending buckets themselves, which belong to the loop thread.
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        def run() -> Any:
+            with self._lock:
+                return fn(*args)
+
+        return self._writer.submit(run).result()
+
+    def buckets(self, check: str, *, since: float, step: int) -> list[tuple[int, Bucket]]:
+        """``check``'s buckets from ``since`` on, merged into ``step``-second buckets.
+
+        Minute rows serve steps under an hour, hour rows the rest.
+        """
+        table = "rollup_minute" if step < 3600 else "rollup_hour"
+        return self._call(self._buckets, table, check, since, step)  # type: ignore[no-any-return]
+
+    def _buckets(self, table: str, check: str, since: float, step: int) -> list[tuple[int, Bucket]]:
+        rows = self._db.execute(
+            f"SELECT ts, runs, degraded, data FROM {table}"  # noqa: S608 - fixed names
+            " WHERE check_name = ? AND ts >= ? ORDER BY ts",
+            (check, int(since // step * step)),
+        )
+        out: dict[int, Bucket] = {}
+        for ts, runs, degraded, data in rows:
+            slot = ts // step * step
+            bucket = out.get(slot)
+            if bucket is None:
+                out[slot] = Bucket.decode(runs, degraded, data)
+            else:
+                bucket.merge(Bucket.decode(runs, degraded, data))
+        return sorted(out.items())
+
+    def availability(self, *, now: float, check: str | None = None) -> dict[str, dict[str, Any]]:
+        """Each check's (or only ``check``'s) runs and failures: 24 hours by hour, 91 days
+        by day (UTC), and its newest incident's reason.
+
+        Returns:
+            check -> ``{"hours": {ts: row}, "days": {ts: row}, "last_failure": reason}``,
+            each row ``(runs, fails, mean total latency or None)``.
+        """
+        return self._call(self._availability, now, check)  # type: ignore[no-any-return]
+
+    def _availability(self, now: float, check: str | None) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        where = "" if check is None else " AND check_name = ?"
+        extra: tuple[str, ...] = () if check is None else (check,)
+        for key, table, span in (
+            ("hours", "rollup_hour", 86400),
+            ("days", "rollup_day", 91 * 86400),
+        ):
+            rows = self._db.execute(
+                f"SELECT check_name, ts, runs, fails, lat_sum, lat_n FROM {table}"  # noqa: S608
+                f" WHERE ts >= ?{where}",
+                (now - span, *extra),
+            )
+            for name, ts, runs, fails, lat_sum, lat_n in rows:
+                entry = out.setdefault(name, {"hours": {}, "days": {}, "last_failure": None})
+                entry[key][ts] = (runs, fails, lat_sum / lat_n if lat_n else None)
+        # SQLite returns the other columns of the row holding MAX().
+        rows = self._db.execute(
+            "SELECT check_name, reason, MAX(started_at) FROM incidents"  # noqa: S608
+            f" WHERE 1{where} GROUP BY check_name",
+            extra,
+        )
+        for name, reason, _ in rows:
+            if name in out:
+                out[name]["last_failure"] = reason
+        return out
+
+    def recent_latency(
+        self, checks: list[str], *, since: float, step: int
+    ) -> dict[str, dict[int, float]]:
+        """Mean total latency of ``checks`` per ``step`` seconds since ``since`` (minutes).
+
+        Returns:
+            check -> {bucket_ts: mean seconds}; buckets without a measured run are absent.
+        """
+        return self._call(self._recent_latency, checks, since, step)  # type: ignore[no-any-return]
+
+    def _recent_latency(
+        self, checks: list[str], since: float, step: int
+    ) -> dict[str, dict[int, float]]:
+        sums: dict[str, dict[int, list[float]]] = {}
+        for start in range(0, len(checks), _IN_BATCH):
+            batch = checks[start : start + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                "SELECT check_name, ts, lat_sum, lat_n FROM rollup_minute"  # noqa: S608
+                f" WHERE check_name IN ({marks}) AND ts >= ?",
+                (*batch, since),
+            )
+            for name, ts, lat_sum, lat_n in rows:
+                slot = sums.setdefault(name, {}).setdefault(ts // step * step, [0.0, 0])
+                slot[0] += lat_sum
+                slot[1] += lat_n
+        return {
+            name: {ts: s / n for ts, (s, n) in buckets.items() if n}
+            for name, buckets in sums.items()
+        }
+
+    def incidents(self, check: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """``check``'s newest incidents first (``ended_at`` null while open)."""
+        rows = self._call(
+            lambda: self._db.execute(
+                "SELECT started_at, ended_at, reason, message, failures FROM incidents"
+                " WHERE check_name = ? ORDER BY started_at DESC LIMIT ?",
+                (check, limit),
+            ).fetchall()
+        )
+        return [
+            {
+                "started_at": s,
+                "ended_at": e,
+                "duration": None if e is None else e - s,
+                "reason": r,
+                "message": m,
+                "failures": f,
+            }
+            for s, e, r, m, f in rows
+        ]
+
+
+def _log_failure(done: concurrent.futures.Future[None]) -> None:
+    exc = None if done.cancelled() else done.exception()
+    if exc is not None:
+        log.error("could not store rollups: %s", exc, exc_info=exc)
