@@ -66,6 +66,7 @@ __all__ = [
     "Config",
     "ExpectConfig",
     "OAuth2Config",
+    "PublicStatusConfig",
     "QueryAuth",
     "TLSConfig",
     "WebConfig",
@@ -360,6 +361,14 @@ class CheckConfig(Frozen):
         return self
 
 
+class PublicStatusConfig(Frozen):
+    """Checks the read-only status page under ``/public/`` shows without basic auth:
+    those named in ``checks`` and those whose labels include every ``labels`` pair."""
+
+    checks: tuple[str, ...] = ()
+    labels: dict[str, str] = {}
+
+
 class WebConfig(Frozen):
     """TLS and basic auth for the agent's own HTTP endpoints."""
 
@@ -367,6 +376,8 @@ class WebConfig(Frozen):
     key_file: str | None = None
     #: username -> bcrypt hash
     basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
+    #: An unauthenticated read-only status page for some checks (off when None).
+    public_status: PublicStatusConfig | None = None
 
     @field_validator("cert_file", "key_file")
     @classmethod

@@ -3,7 +3,11 @@
     /metrics         Prometheus exposition of every check and the agent
     /healthz         200 while the process serves HTTP
     /readyz          200 once the config is loaded and the scheduler runs, else 503
-    /api/v1/checks   JSON: each check's state, last result, history, alert state
+    /                the status page (agent.http.page); /checks/NAME one check's page
+    /public/         the same, read-only, for the checks agent.web.public_status chooses
+    /badges/NAME/... shields-style SVG badges (agent.http.badges)
+    /api/v1/checks   JSON: each check's state, last result, history, alert state;
+                     ?state=S&label=K=V filter; /api/v1/checks/NAME[/history?range=7d]
     /api/v1/silences GET lists, POST creates; DELETE /api/v1/silences/ID ends one
     POST /-/reload   re-read the config; 200, or 400 with the errors
     /probe?check=N   run configured check N now; its probe_* metrics (blackbox style);
@@ -11,7 +15,9 @@
 
 Optional TLS (``agent.web.cert_file``/``key_file``) and HTTP basic auth against bcrypt
 hashes (``agent.web.basic_auth_users``) cover every endpoint, like Prometheus'
-exporter-toolkit web config. Raises :class:`ValueError` for an unusable ``listen``.
+exporter-toolkit web config, except ``/public/`` (which shows only the checks the
+config makes public, and answers 404 when none is configured) and ``/static/``.
+Raises :class:`ValueError` for an unusable ``listen``.
 """
 
 from __future__ import annotations
@@ -24,14 +30,17 @@ import logging
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import bcrypt
 from aiohttp import web
 
-from agent.config.models import CheckConfig, WebConfig
+from agent.config.models import CheckConfig, PublicStatusConfig, WebConfig
 from agent.http.api import SilenceView, silence_routes
+from agent.http.checks_api import checks_api_routes
+from agent.http.page import status_routes
+from agent.http.status import RollupView, filter_checks, parse_label_filters
 from agent.http.request_log import RequestErrorLog
 from agent.metrics.text import render_probe
 from agent.result import ProbeResult
@@ -90,6 +99,16 @@ class AgentView(Protocol):
     async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]: ...
 
     def silence_view(self) -> SilenceView | None: ...
+
+    def check_names(self) -> list[str]: ...
+
+    def rollup_view(self) -> RollupView | None: ...
+
+    def agent_location(self) -> str: ...
+
+
+#: Paths served without basic auth: the public page guards itself, assets hold nothing.
+_OPEN_PREFIXES = ("/public/", "/static/")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -183,11 +202,24 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
         return False
 
 
-def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
-    """The aiohttp application serving every endpoint of ``agent``."""
+def build_app(
+    agent: AgentView,
+    auth: Authenticator,
+    *,
+    public: Callable[[], PublicStatusConfig | None] = lambda: None,
+) -> web.Application:
+    """The aiohttp application serving every endpoint of ``agent``.
+
+    Args:
+        agent: the running agent.
+        auth: basic auth of every endpoint but ``/public/`` and ``/static/``.
+        public: the current ``agent.web.public_status``.
+    """
 
     @web.middleware
     async def require_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(_OPEN_PREFIXES):
+            return await handler(request)
         if auth.enabled and not await auth.verify(request.headers.get("Authorization", "")):
             return web.Response(
                 status=401, text="unauthorized\n", headers={"WWW-Authenticate": _REALM}
@@ -242,9 +274,16 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
             return web.json_response({"error": "history must be an integer"}, status=400)
         history = max(0, min(history, _MAX_HISTORY))
         name = request.query.get("check")
-        data = agent.checks_json(name=name, history=history)
-        if name is not None and not data:
-            return web.json_response({"error": f"no check named {name!r}"}, status=404)
+        try:
+            labels = parse_label_filters(request.query.getall("label", []))
+            states = [s for v in request.query.getall("state", []) for s in v.split(",") if s]
+            data = agent.checks_json(name=name, history=history)
+            if name is not None and not data:
+                return web.json_response({"error": f"no check named {name!r}"}, status=404)
+            if states or labels:
+                data = filter_checks(data, states=states, labels=labels)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         return web.json_response({"checks": data})
 
     async def reload(_: web.Request) -> web.Response:
@@ -287,6 +326,8 @@ def build_app(agent: AgentView, auth: Authenticator) -> web.Application:
     app.router.add_post("/-/reload", reload)
     app.router.add_get("/probe", probe)
     silence_routes(app, agent.silence_view, clock=time.time)
+    checks_api_routes(app, agent)
+    status_routes(app, agent, public=public)
     return app
 
 
@@ -307,7 +348,7 @@ class WebServer:
         self.listen = listen
         self.web_config = web_config
         self.auth = Authenticator(web_config.basic_auth_users)
-        self._app = build_app(agent, self.auth)
+        self._app = build_app(agent, self.auth, public=lambda: self.web_config.public_status)
         self._runner: web.AppRunner | None = None
         self.url = ""
         #: Where aiohttp logs request errors (malformed requests: rate-limited).

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Iterator
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ from agent.runtime.scheduler import CheckScheduler
 from agent.runtime.shard import select_shard
 from agent.runtime.watches import WatchSessions
 from agent.storage import DB_FILENAME, StateError, Store
+from agent.storage.rollups import Rollups
 
 if TYPE_CHECKING:
     from agent.demo import DemoServer
@@ -101,6 +103,7 @@ class Daemon:
         self.runner: Runner | None = None
         self.scheduler: CheckScheduler | None = None
         self.store: Store | None = None
+        self.rollups: Rollups | None = None
         self.alerting: AlertService | None = None
         self.web: WebServer | None = None
         self.lag: LoopLagMonitor | None = None
@@ -176,6 +179,13 @@ class Daemon:
         )
         notifications = NotificationCounts()
         notifications.set_receivers(r.name for r in config.receivers)
+        try:
+            self.rollups = Rollups.open(self.store.path)
+            # Checks removed while the agent was down leave nothing behind.
+            self.rollups.forget([c.name for c in checks])
+        except sqlite3.Error as exc:
+            # The status page's history is a convenience: probing goes on without it.
+            log.error("long-term rollups disabled: %s: %s", self.store.path, exc)
         self.alerting = AlertService(
             self._sharded(config, checks), self.store, on_notification=notifications
         )
@@ -204,6 +214,7 @@ class Daemon:
             lag=self.lag,
             store=self.store,
             alerting=self.alerting,
+            rollups=self.rollups,
         )
         self.runner.set_checks(checks)
         self.runner.result_log.policy = agent.log_results
@@ -216,7 +227,7 @@ class Daemon:
         self.web = WebServer(self, listen=agent.listen, web_config=agent.web)
         url = await self.web.start()
         self.alerting.set_web_url(url)
-        log.info("listening on %s (metrics at %s/metrics)", url, url)
+        log.info("listening on %s (status page at %s/, metrics at %s/metrics)", url, url, url)
         self.scheduler = CheckScheduler(run=self.runner.run_check, skipped=metrics.skipped)
         await self.scheduler.apply(checks)
         freeze_heap()
@@ -252,6 +263,8 @@ class Daemon:
             await self.web.stop()
         if self.alerting is not None:
             await self.alerting.aclose()
+        if self.rollups is not None:
+            self.rollups.close()
         if self.store is not None:
             self.store.close()
         if self._demo_server is not None:
@@ -328,6 +341,8 @@ class Daemon:
             self.store.history_size = agent.history_size
             self.store.maintenance.max_bytes = agent.state_max_bytes
             self.store.forget_checks(c.name for c in checks)
+        if self.rollups is not None:
+            self.rollups.forget([c.name for c in checks])
         if self.alerting is not None:
             self.alerting.reconfigure(self._sharded(config, checks))
         if self.metrics is not None:
@@ -378,6 +393,18 @@ class Daemon:
             name=name,
             history=history,
         )
+
+    def rollup_view(self) -> Rollups | None:
+        """The long-term aggregates (status page, badges, history API)."""
+        return self.rollups
+
+    def check_names(self) -> list[str]:
+        """Every configured check's name, in config order."""
+        return list(self.runner.checks) if self.runner is not None else []
+
+    def agent_location(self) -> str:
+        """The ``location`` this agent reports."""
+        return self.config.agent.location if self.config is not None else ""
 
     def silence_view(self) -> AlertService | None:
         """The silences (``/api/v1/silences``), once alerting runs."""
