@@ -19,6 +19,7 @@ compile: $(STAMP)
 	@$(BIN)/python -m compileall -q agent
 
 run: compile
+	@echo "wsprobe: status page at http://127.0.0.1:9470/ (metrics at /metrics) once started"
 	$(BIN)/wsprobe run --demo -c config.example.yaml
 
 lint: $(STAMP)
@@ -35,12 +36,19 @@ test: test-tools lint types unit
 
 # Real tools for the tests that use them: promtool and Prometheus (rules, dashboard
 # queries), Alertmanager, systemd-analyze (the unit file), libfaketime (a wall-clock step
-# under a running agent). Installed with apt-get as root
-# (~30 s once, then free). Outside CI their tests skip when this cannot install them; in
+# under a running agent), chromium (the status page). Installed with apt-get as root
+# (~1 min once, then free). Outside CI their tests skip when this cannot install them; in
 # CI (CI=true) a missing tool fails here and in the tests. kubectl (kustomize) has no
 # Debian package: it comes with the machine image, and its test fails in CI without it.
 # On a machine with systemd, Debian starts the packages' services (ports 9090/9093).
+# The browser test's npm module (playwright-core, pinned by tests/browser/package-lock.json)
+# comes from npm ci.
 test-tools:
+	@if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then \
+	  echo "test-tools: npm ci in tests/browser (playwright-core)"; \
+	  (cd tests/browser && npm ci --no-audit --no-fund --silent) \
+	  || { echo "test-tools: npm ci in tests/browser failed"; [ "$$CI" != true ] || exit 1; }; \
+	fi
 	@pkgs=""; \
 	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || pkgs="prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || pkgs="$${pkgs:+$$pkgs }prometheus-alertmanager"; \
@@ -48,6 +56,7 @@ test-tools:
 	command -v systemd-analyze >/dev/null || pkgs="$${pkgs:+$$pkgs }systemd"; \
 	command -v faketime >/dev/null || pkgs="$${pkgs:+$$pkgs }faketime"; \
 	command -v kubectl >/dev/null || echo "test-tools: kubectl not found; the Kubernetes manifest test needs it"; \
+	[ -x /usr/bin/chromium ] || pkgs="$${pkgs:+$$pkgs }chromium"; \
 	if [ -z "$$pkgs" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "test-tools: installing $$pkgs with apt-get (~30 s, once)"; \

@@ -127,6 +127,8 @@ def badge_routes(
             return missing()
         view = source.rollup_view()
         now = clock()
+        if view is not None:
+            view.submit_pending()
         rows = (
             await asyncio.to_thread(view.availability, now=now, check=str(item["name"]))
             if view is not None

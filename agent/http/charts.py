@@ -33,10 +33,14 @@ def sparkline(values: Sequence[float | None], *, width: int = 120, height: int =
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
         f' role="img" aria-label="{html.escape(label)}">'
     )
-    if len(known) < 2:
+    if not known:
         return head + "</svg>"
     top = max(known) or 1.0
     step = width / max(1, len(values) - 1)
+    if len(known) == 1:
+        last = max(i for i, v in enumerate(values) if v is not None)
+        cx = min(last * step, width - 3)
+        return f'{head}<circle class="spark-dot" cx="{cx:.1f}" cy="{height / 2}" r="2"/></svg>'
     points = " ".join(
         f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}"
         for i, v in enumerate(values)

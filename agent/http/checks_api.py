@@ -47,6 +47,8 @@ def checks_api_routes(
             return missing(request)
         now = clock()
         view = source.rollup_view()
+        if view is not None:
+            view.submit_pending()
         avail = (
             (await asyncio.to_thread(view.availability, now=now, check=item["name"])).get(
                 item["name"]
@@ -69,6 +71,8 @@ def checks_api_routes(
         span, step = RANGES[range_name]
         now = clock()
         view = source.rollup_view()
+        if view is not None:
+            view.submit_pending()
         buckets = (
             await asyncio.to_thread(view.buckets, item["name"], since=now - span, step=step)
             if view is not None

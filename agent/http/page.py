@@ -212,6 +212,8 @@ def status_routes(
                 page_html.layout("bad request", f"<p>{exc}</p>", base=base, refresh=0), status=400
             )
         view = source.rollup_view()
+        if view is not None:
+            view.submit_pending()
         location = source.agent_location()
 
         def render() -> str:
@@ -253,6 +255,9 @@ def status_routes(
         item = found[0]
         now = clock()
         location = source.agent_location()
+        view = source.rollup_view()
+        if view is not None:
+            view.submit_pending()
 
         def render() -> str:
             data = check_data(source, item, range_name=range_name, now=now)

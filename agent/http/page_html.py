@@ -146,7 +146,7 @@ def overview_body(
         f'<span class="s-{s}-text">{counts[s]} {s}</span>' for s in STATES if counts.get(s)
     )
     parts = [
-        f'<p class="summary">{total} checks: {summary or "none yet"}'
+        f'<p class="summary">{total} check{"" if total == 1 else "s"}: {summary or "none yet"}'
         f' <span class="updated">updated {when(now)}</span></p>'
     ]
     groups: dict[str, list[OverviewRow]] = {}

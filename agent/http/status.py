@@ -41,7 +41,10 @@ WINDOWS: dict[str, int] = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90
 
 
 class RollupView(Protocol):
-    """Long-term aggregates (agent.storage.rollups.Rollups); every method blocks."""
+    """Long-term aggregates (agent.storage.rollups.Rollups); every read blocks, and
+    sees the results added before the last ``submit_pending`` (a loop-thread call)."""
+
+    def submit_pending(self) -> None: ...
 
     def availability(
         self, *, now: float, check: str | None = None

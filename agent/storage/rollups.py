@@ -13,8 +13,9 @@ dictionary updates); every :data:`FLUSH_INTERVAL` the touched buckets go to the 
 thread, which merges each into its stored row (read, add, replace) in one transaction.
 What a bucket holds is :class:`agent.storage.rollup_bucket.Bucket` (per-phase latency
 sums, and per hour fixed-bucket histograms that merge by addition). Reads go through
-the writer thread too and see what it has written (at most one flush interval
-behind); they block, so callers on the loop use ``asyncio.to_thread``. Rows are keyed
+the writer thread too, after what :meth:`Rollups.submit_pending` handed it (the page
+calls it on the loop first); they block, so callers on the loop use
+``asyncio.to_thread``. Rows are keyed
 by check name: a renamed check starts fresh and :meth:`Rollups.forget` prunes removed
 ones. A crash loses at most one flush interval.
 
@@ -176,10 +177,19 @@ class Rollups:
         return pending, ops
 
     def _flush_soon(self) -> None:
-        self._timer = None
         if self._closed:
             return
-        self._writer.submit(self._write, *self._take()).add_done_callback(_log_failure)
+        pending, ops = self._take()
+        if pending or ops:
+            self._writer.submit(self._write, pending, ops).add_done_callback(_log_failure)
+
+    def submit_pending(self) -> None:
+        """Hand the pending buckets to the writer now, without waiting (loop thread).
+
+        The writer works in order, so a read queued after this sees every result
+        added before it: the status page calls it before reading.
+        """
+        self._flush_soon()
 
     def flush(self) -> None:
         """Write every pending bucket and wait until it is (blocks: not on the loop)."""
@@ -285,8 +295,9 @@ class Rollups:
             self._db.close()
 
     # -- reading (blocks: call from a worker thread) --------------------------------------
-    # Reads see what the writer has written: up to FLUSH_INTERVAL behind the results.
-    # They never take the pending buckets themselves, which belong to the loop thread.
+    # Reads see what the writer has been handed: call submit_pending on the loop first
+    # to include the latest results. They never take the pending buckets themselves,
+    # which belong to the loop thread.
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         def run() -> Any:

@@ -34,11 +34,6 @@ class LiveAgent:
     client: httpx.AsyncClient
     anonymous: httpx.AsyncClient
 
-    def flush_rollups(self) -> None:
-        """Write the rollups now (they are otherwise written every 10 s)."""
-        assert self.daemon.rollups is not None
-        self.daemon.rollups.flush()
-
     async def wait_results(self, *names: str, timeout: float = 10.0) -> dict[str, Any]:
         """Wait until every check in ``names`` has a last result; the checks by name."""
         deadline = time.monotonic() + timeout

@@ -13,7 +13,6 @@ from tests.http.conftest import URL_SECRET, LiveAgent
 async def test_overview_lists_every_check_with_its_state_and_reason(live: LiveAgent) -> None:
     """/ shows each check, its state, its uptimes and a failing check's reason."""
     await live.wait_results("echo", "refused")
-    live.flush_rollups()
     page = await live.client.get("/")
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
@@ -66,7 +65,6 @@ async def test_bad_label_filter_is_a_400_naming_it(live: LiveAgent) -> None:
 async def test_check_page_has_chart_points_incidents_and_last_result(live: LiveAgent) -> None:
     """/checks/NAME draws the latency bars, lists the incident and the last result."""
     await live.wait_results("echo", "refused")
-    live.flush_rollups()
     echo = (await live.client.get("/checks/echo", params={"range": "24h"})).text
     points = re.search(r'class="chart"[^>]*data-points="(\d+)"', echo)
     assert points is not None
@@ -118,7 +116,6 @@ async def test_pages_require_auth_but_public_shows_only_chosen_checks(live: Live
 async def test_badges(live: LiveAgent, path: str, label: str, message: str) -> None:
     """Badges are SVG with label and value, and cacheable."""
     await live.wait_results("echo", "refused")
-    live.flush_rollups()
     badge = await live.client.get(path)
     assert badge.status_code == 200
     assert badge.headers["Content-Type"].startswith("image/svg+xml")
