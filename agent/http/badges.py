@@ -130,7 +130,7 @@ def badge_routes(
         if view is not None:
             view.submit_pending()
         rows = (
-            await asyncio.to_thread(view.availability, now=now, check=str(item["name"]))
+            await asyncio.to_thread(view.availability, [str(item["name"])], now=now)
             if view is not None
             else {}
         )

@@ -7,6 +7,7 @@ light and dark themes apply to them. Raises nothing: empty data draws an empty f
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -49,6 +50,15 @@ def sparkline(values: Sequence[float | None], *, width: int = 120, height: int =
     return f'{head}<polyline class="spark-line" fill="none" points="{points}"/></svg>'
 
 
+@functools.lru_cache(maxsize=8)
+def _segments(n: int, width: int, height: int) -> tuple[str, ...]:
+    """Path segments of the ``n`` day slots (the same for every check: formatted once)."""
+    w = width / n
+    return tuple(
+        f"M{i * w:.1f} 0h{max(w - 1, 1):.1f}v{height}h-{max(w - 1, 1):.1f}z" for i in range(n)
+    )
+
+
 def availability_bar(
     days: Sequence[tuple[int, int, int] | None],
     *,
@@ -74,15 +84,16 @@ def availability_bar(
     ]
     paths: dict[str, list[str]] = {"a-none": [], "a-ok": [], "a-part": [], "a-bad": []}
     for i, day in enumerate(days):
+        title = "no data"
         if day is None or not day[1]:
-            cls, title = "a-none", "no data"
+            cls = "a-none"
         else:
-            ts, day_runs, day_fails = day
-            share = (day_runs - day_fails) / day_runs
-            cls = "a-ok" if day_fails == 0 else ("a-bad" if share < 0.95 else "a-part")
-            title = f"{_day(ts)}: {share * 100:.2f}% of {day_runs} runs"
+            share = (day[1] - day[2]) / day[1]
+            cls = "a-ok" if day[2] == 0 else ("a-bad" if share < 0.95 else "a-part")
+            if not compact:  # the dates cost most of a compact bar's time
+                title = f"{_day(day[0])}: {share * 100:.2f}% of {day[1]} runs"
         if compact:
-            paths[cls].append(f"M{i * w:.1f} 0h{max(w - 1, 1):.1f}v{height}h-{max(w - 1, 1):.1f}z")
+            paths[cls].append(_segments(n, width, height)[i])
         else:
             parts.append(
                 f'<rect class="{cls}" x="{i * w:.2f}" y="0" width="{max(w - 1, 1):.2f}"'

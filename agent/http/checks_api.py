@@ -50,9 +50,7 @@ def checks_api_routes(
         if view is not None:
             view.submit_pending()
         avail = (
-            (await asyncio.to_thread(view.availability, now=now, check=item["name"])).get(
-                item["name"]
-            )
+            (await asyncio.to_thread(view.availability, [item["name"]], now=now)).get(item["name"])
             if view is not None
             else None
         )

@@ -39,7 +39,7 @@ from agent.storage.rollup_bucket import CHART_PHASES, Bucket
 __all__ = ["CHUNK", "PAGE_SIZE", "REFRESH_INTERVAL", "collect_items", "status_routes"]
 
 #: Checks whose JSON is built between two yields to the event loop.
-CHUNK = 200
+CHUNK = 50
 #: Checks per page of the overview.
 PAGE_SIZE = 500
 #: The overview's sparkline: points, and seconds per point (from the per-minute rollups).
@@ -89,29 +89,40 @@ def _days(row: dict[str, Any] | None, now: float) -> list[tuple[int, int, int] |
 
 
 def overview_rows(
-    items: list[dict[str, Any]], avail: dict[str, dict[str, Any]], *, now: float, location: str
+    items: list[dict[str, Any]], *, now: float, location: str
 ) -> list[page_html.OverviewRow]:
-    """What the overview shows of each item (runs in a worker thread); the sparkline is
-    filled in later, for the shown page only (:func:`add_sparklines`)."""
-    rows = []
-    for item in items:
-        row = avail.get(item["name"])
-        last = item.get("last_result") or {}
-        failure = last.get("reason") if last and not last.get("success") else None
-        rows.append(
-            {
-                "name": item["name"],
-                "state": display_state(item),
-                "labels": item.get("labels", {}),
-                "uptimes": uptimes(row, now=now),
-                "days": _days(row, now),
-                "spark": [],
-                "last_failure": failure or (row or {}).get("last_failure"),
-                "cert_days": _cert_days(item, now),
-                "location": location,
-            }
-        )
-    return rows
+    """What the overview shows of each item from its JSON alone; the rollup parts are
+    filled in for the shown page only (:func:`add_rollups`)."""
+    return [
+        {
+            "name": item["name"],
+            "state": display_state(item),
+            "labels": item.get("labels", {}),
+            "last_failure": _last_failure(item),
+            "cert_days": _cert_days(item, now),
+            "location": location,
+        }
+        for item in items
+    ]
+
+
+def _last_failure(item: dict[str, Any]) -> str | None:
+    last = item.get("last_result") or {}
+    return last.get("reason") if last and not last.get("success") else None
+
+
+def add_rollups(rows: list[page_html.OverviewRow], view: RollupView | None, *, now: float) -> None:
+    """Set each row's uptimes, 90 days and sparkline from the rollups (a worker thread)."""
+    names = [r["name"] for r in rows]
+    avail = view.availability(names, now=now) if view is not None and names else {}
+    for row in rows:
+        entry = avail.get(row["name"])
+        row["uptimes"] = uptimes(entry, now=now)
+        row["days"] = _days(entry, now)
+        row["last_failure"] = row["last_failure"] or (entry or {}).get("last_failure")
+        row["spark"] = []
+    if view is not None and names:
+        add_sparklines(rows, view, now=now)
 
 
 def add_sparklines(rows: list[page_html.OverviewRow], view: RollupView, *, now: float) -> None:
@@ -135,7 +146,7 @@ def check_data(
     merged = Bucket()
     for _, bucket in coarse:
         merged.merge(bucket)
-    avail = view.availability(now=now, check=name).get(name) if view is not None else None
+    avail = view.availability([name], now=now).get(name) if view is not None else None
     return {
         "item": item,
         "state": display_state(item),
@@ -217,8 +228,7 @@ def status_routes(
         location = source.agent_location()
 
         def render() -> str:
-            avail = view.availability(now=now) if view is not None else {}
-            rows = overview_rows(chosen, avail, now=now, location=location)
+            rows = overview_rows(chosen, now=now, location=location)
             counts: dict[str, int] = {}
             for row in rows:
                 counts[row["state"]] = counts.get(row["state"], 0) + 1
@@ -226,8 +236,7 @@ def status_routes(
             rows.sort(key=lambda r: (_SEVERITY[r["state"]], order[r["name"]]))
             pages = max(1, -(-len(rows) // PAGE_SIZE))
             shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-            if view is not None:
-                add_sparklines(shown, view, now=now)
+            add_rollups(shown, view, now=now)
             live = page_html.overview_body(
                 shown, total=len(rows), counts=counts, group=query.get("group", ""), base=base,
                 page=page, pages=pages, query=query, now=now,

@@ -31,7 +31,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,8 @@ class Rollups:
         """
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        # As the store's connections: the file is in WAL mode, a commit needs no fsync.
+        db.execute("PRAGMA synchronous=NORMAL")
         return cls(db, clock=clock)
 
     # -- writing (event loop) ------------------------------------------------------------
@@ -330,41 +332,42 @@ class Rollups:
                 bucket.merge(Bucket.decode(runs, degraded, data))
         return sorted(out.items())
 
-    def availability(self, *, now: float, check: str | None = None) -> dict[str, dict[str, Any]]:
-        """Each check's (or only ``check``'s) runs and failures: 24 hours by hour, 91 days
-        by day (UTC), and its newest incident's reason.
+    def availability(self, checks: Sequence[str], *, now: float) -> dict[str, dict[str, Any]]:
+        """``checks``' runs and failures: 24 hours by hour, 91 days by day (UTC), and
+        their newest incident's reason (one page of the status page at a time).
 
         Returns:
             check -> ``{"hours": {ts: row}, "days": {ts: row}, "last_failure": reason}``,
             each row ``(runs, fails, mean total latency or None)``.
         """
-        return self._call(self._availability, now, check)  # type: ignore[no-any-return]
+        return self._call(self._availability, list(checks), now)  # type: ignore[no-any-return]
 
-    def _availability(self, now: float, check: str | None) -> dict[str, dict[str, Any]]:
+    def _availability(self, checks: list[str], now: float) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        where = "" if check is None else " AND check_name = ?"
-        extra: tuple[str, ...] = () if check is None else (check,)
-        for key, table, span in (
-            ("hours", "rollup_hour", 86400),
-            ("days", "rollup_day", 91 * 86400),
-        ):
+        for start in range(0, len(checks), _IN_BATCH):
+            batch = checks[start : start + _IN_BATCH]
+            names = f"check_name IN ({','.join('?' * len(batch))})"
+            for key, table, span in (
+                ("hours", "rollup_hour", 86400),
+                ("days", "rollup_day", 91 * 86400),
+            ):
+                rows = self._db.execute(
+                    f"SELECT check_name, ts, runs, fails, lat_sum, lat_n FROM {table}"  # noqa: S608
+                    f" WHERE {names} AND ts >= ?",
+                    (*batch, now - span),
+                )
+                for name, ts, runs, fails, lat_sum, lat_n in rows:
+                    entry = out.setdefault(name, {"hours": {}, "days": {}, "last_failure": None})
+                    entry[key][ts] = (runs, fails, lat_sum / lat_n if lat_n else None)
+            # SQLite returns the other columns of the row holding MAX().
             rows = self._db.execute(
-                f"SELECT check_name, ts, runs, fails, lat_sum, lat_n FROM {table}"  # noqa: S608
-                f" WHERE ts >= ?{where}",
-                (now - span, *extra),
+                "SELECT check_name, reason, MAX(started_at) FROM incidents"  # noqa: S608
+                f" WHERE {names} GROUP BY check_name",
+                batch,
             )
-            for name, ts, runs, fails, lat_sum, lat_n in rows:
-                entry = out.setdefault(name, {"hours": {}, "days": {}, "last_failure": None})
-                entry[key][ts] = (runs, fails, lat_sum / lat_n if lat_n else None)
-        # SQLite returns the other columns of the row holding MAX().
-        rows = self._db.execute(
-            "SELECT check_name, reason, MAX(started_at) FROM incidents"  # noqa: S608
-            f" WHERE 1{where} GROUP BY check_name",
-            extra,
-        )
-        for name, reason, _ in rows:
-            if name in out:
-                out[name]["last_failure"] = reason
+            for name, reason, _ in rows:
+                if name in out:
+                    out[name]["last_failure"] = reason
         return out
 
     def recent_latency(

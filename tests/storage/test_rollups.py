@@ -58,7 +58,7 @@ def test_results_add_up_per_minute_hour_and_day(path: Path) -> None:
     hours = rollups.buckets("echo", since=T0, step=3600)
     assert [(ts, b.runs, b.fails) for ts, b in hours] == [(T0, 8, 1)]
     assert sum(hours[0][1].hist["total"].values()) == 8
-    avail = rollups.availability(now=T0 + 3600)["echo"]
+    avail = rollups.availability(["echo", "other"], now=T0 + 3600)["echo"]
     assert avail["days"][T0][:2] == (8, 1)
     assert avail["last_failure"] == "dns"
     rollups.close()
