@@ -1,7 +1,8 @@
 """Status page and rollup costs: storage per check per 90 days, CPU of writing the
 rollups, and ``/`` at 1,000 and 10,000 checks (page weight, render time, loop stalls).
 
-Run: ``.venv/bin/python -m bench.status_page [CHECKS ...]`` (default 1000 10000).
+Run: ``.venv/bin/python -m bench.status_page [CHECKS ...] [--no-storage]`` (default
+1000 10000).
 
 - ``storage``: 3 checks fed a result every 60 s for 90 simulated days (one always up,
   one failing 10 % of runs with two reasons, one failing 1 %), pruned as the agent
@@ -91,8 +92,14 @@ def storage_cost(*, days: int = 90, interval: float = 60.0) -> dict[str, Any]:
         rollups.close()
         db = sqlite3.connect(path)
         db.execute("VACUUM")
-        rows = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
-                for t in ("rollup_minute", "rollup_hour", "rollup_day", "incidents")}  # fmt: skip
+        tables = ("rollup_minute", "rollup_hour", "rollup_day", "incidents")
+        rows = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+        # Pages per table (SQLite's dbstat), per check: where the bytes go.
+        table_bytes = {
+            name: round(size / len(fail_rates))
+            for name, size in db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
+            if name in tables
+        }
         db.close()
         size = path.stat().st_size
     return {
@@ -101,6 +108,7 @@ def storage_cost(*, days: int = 90, interval: float = 60.0) -> dict[str, Any]:
         "checks": len(fail_rates),
         "rows": rows,
         "bytes_per_check": round(size / len(fail_rates)),
+        "table_bytes_per_check": table_bytes,
         "loop_us_per_result": round(loop_cpu / results * 1e6, 2),
         "writer_us_per_result": round(flush_cpu / results * 1e6, 2),
     }
@@ -254,9 +262,12 @@ def page_cost(n: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print one JSON document with every figure."""
-    sizes = [int(a) for a in (argv if argv is not None else sys.argv[1:])] or [1000, 10000]
-    out: dict[str, Any] = {"storage": storage_cost()}
-    print(json.dumps(out["storage"]), flush=True)
+    args = argv if argv is not None else sys.argv[1:]
+    sizes = [int(a) for a in args if a.isdigit()] or [1000, 10000]
+    out: dict[str, Any] = {}
+    if "--no-storage" not in args:
+        out["storage"] = storage_cost()
+        print(json.dumps(out["storage"]), flush=True)
     out["page"] = []
     for n in sizes:
         out["page"].append(page_cost(n))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sqlite3
 import xml.etree.ElementTree as ET
 
 import pytest
+import yaml
 
 from tests.http.conftest import URL_SECRET, LiveAgent
 
@@ -148,3 +151,28 @@ async def test_static_assets_ship_in_the_package(live: LiveAgent) -> None:
     js = await live.anonymous.get("/static/status.js")
     assert "fragment" in js.text
     assert (await live.anonymous.get("/static/server.py")).status_code == 404
+
+
+async def test_reload_prunes_a_removed_checks_rollups(live: LiveAgent) -> None:
+    """A check removed on reload leaves no rollup row, incident or page behind."""
+    await live.wait_results("echo", "refused")
+    await live.client.get("/checks/refused")  # its rollups and incident are written
+    path = live.daemon.config_path
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["checks"] = [c for c in config["checks"] if c["name"] != "refused"]
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert (await live.client.post("/-/reload")).json() == {"status": "ok"}
+    assert (await live.client.get("/checks/refused")).status_code == 404
+    assert live.daemon.store is not None
+    rollups = live.daemon.rollups
+    assert rollups is not None
+    rollups.submit_pending()
+    await asyncio.to_thread(rollups.incidents, "echo")  # queued behind the deletion
+    db = sqlite3.connect(live.daemon.store.path)
+    try:
+        for table in ("rollup_minute", "rollup_hour", "rollup_day", "incidents"):
+            names = {n for (n,) in db.execute(f"SELECT check_name FROM {table}")}  # noqa: S608
+            assert "refused" not in names, table
+            assert table == "incidents" or "echo" in names
+    finally:
+        db.close()

@@ -185,3 +185,20 @@ def test_unreadable_data_decodes_to_counts_only() -> None:
     """A corrupt data column keeps the run counts."""
     bucket = Bucket.decode(5, 1, "{not json")
     assert (bucket.runs, bucket.degraded, bucket.failures) == (5, 1, {})
+
+
+def test_bucket_encoding_round_trips() -> None:
+    """What encode writes, decode reads back (sums to the microsecond)."""
+    bucket = Bucket()
+    for i, ok in enumerate((True, False, True)):
+        result = _result("x", T0, ok=ok, total=0.0123 * (i + 1))
+        result.pings = [0.002, 0.004]
+        result.lag_suspect = i == 2
+        bucket.add(result, with_hist=True)
+    again = Bucket.decode(bucket.runs, bucket.degraded, bucket.encode())
+    assert again.failures == bucket.failures
+    assert again.hist == bucket.hist
+    assert again.lag_suspect == 1
+    assert again.phases.keys() == bucket.phases.keys()
+    for phase, (total, n) in bucket.phases.items():
+        assert again.phases[phase] == [pytest.approx(total, abs=1e-6), n]
