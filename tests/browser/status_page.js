@@ -98,6 +98,12 @@ async function main() {
       await page.screenshot({ path: path.join(shots, "status-overview.png"), fullPage: true });
     }
 
+    report.sections = {};
+    for (const name of ["demo-feed-watch", "demo-chat-relay"]) {
+      await page.goto(`${base}/checks/${name}`);
+      report.sections[name] = await page.$$eval("h2", (els) => els.map((e) => e.textContent));
+    }
+
     const dark = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "dark" });
     const dpage = await dark.newPage();
     watch(dpage);

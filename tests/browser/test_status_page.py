@@ -104,6 +104,8 @@ def test_status_page_in_chromium(config: Path, tmp_path: Path) -> None:
     assert report["refreshed"] == 1  # the live refresh of ?q=demo-flaky keeps its filter
     assert report["chartPoints"]["points"] >= 1
     assert report["chartPoints"]["bars"] >= 1
+    assert "Watch session" in report["sections"]["demo-feed-watch"]
+    assert "Relay delivery" in report["sections"]["demo-chat-relay"]
     assert report["lightBackground"] == LIGHT_BG
     assert report["darkBackground"] == DARK_BG
     assert report["darkText"] == DARK_FG
