@@ -129,9 +129,11 @@ class _Source:
         now = time.time()
         self.rollups = rollups
         self.items: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, ProbeResult] = {}
         for i in range(n):
             name = f"check-{i:05d}"
-            last = _result(name, now - 5, ok=i % 10 != 9, rng=rng).to_json()
+            result = self.results[name] = _result(name, now - 5, ok=i % 10 != 9, rng=rng)
+            last = result.to_json()
             self.items[name] = {
                 "name": name, "kind": "probe", "url": "ws://svc.example/ws",
                 "labels": {"team": f"team-{i % 7}", "shard": str(i % 4)},
@@ -149,7 +151,12 @@ class _Source:
         self, *, name: str | None, history: int, names: Any = None
     ) -> list[dict[str, Any]]:
         if names is not None:
-            return [json.loads(json.dumps(self.items[n])) for n in names if n in self.items]
+            # As the agent's checks_json: a new dict per check, its last result's to_json().
+            return [
+                {**self.items[n], "last_result": self.results[n].to_json()}
+                for n in names
+                if n in self.items
+            ]
         if name is not None:
             return [self.items[name]] if name in self.items else []
         return list(self.items.values())

@@ -40,8 +40,8 @@ from agent.config.models import CheckConfig, PublicStatusConfig, WebConfig
 from agent.http.api import SilenceView, silence_routes
 from agent.http.checks_api import checks_api_routes
 from agent.http.page import status_routes
-from agent.http.status import RollupView, filter_checks, parse_label_filters
 from agent.http.request_log import RequestErrorLog
+from agent.http.status import RollupView, filter_checks, parse_label_filters
 from agent.metrics.text import render_probe
 from agent.result import ProbeResult
 

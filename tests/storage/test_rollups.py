@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.result import ProbeResult, Reason
-from agent.storage.database import Store
+from agent.storage import Store
 from agent.storage.rollup_bucket import LATENCY_BUCKETS, Bucket
 from agent.storage.rollups import HOUR_RETENTION, MINUTE_RETENTION, PRUNE_INTERVAL, Rollups
 
