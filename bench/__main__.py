@@ -23,7 +23,16 @@ from bench.plot import plot
 
 __all__ = ["main"]
 
-SCENARIOS = ("engine", "fidelity", "startup", "capacity", "watch", "blackbox", "state")
+SCENARIOS = (
+    "engine",
+    "fidelity",
+    "startup",
+    "capacity",
+    "watch",
+    "blackbox",
+    "state",
+    "status_page",
+)
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -71,6 +80,12 @@ def _scenario(name: str, args: argparse.Namespace, server: procs.Proc) -> dict[s
         from bench import state
 
         return state.run(quick=args.quick)
+    if name == "status_page":
+        from bench import status_page
+
+        sizes = (1000,) if args.quick else (1000, 10000)
+        storage = status_page.storage_cost(days=7 if args.quick else 90)
+        return {"storage": storage, "page": [status_page.page_cost(n) for n in sizes]}
     raise ValueError(name)
 
 
