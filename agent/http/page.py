@@ -3,10 +3,10 @@ fragments (``?fragment=1``, fetched by ``static/status.js`` to refresh without a
 reload), the static assets, and the same read-only pages under ``/public/`` for the
 checks ``agent.web.public_status`` chooses.
 
-Cost at thousands of checks: the checks' JSON is built on the loop in chunks of
-:data:`CHUNK` with a yield between them, the rollups are read and the HTML is built in
-a worker thread, and the overview shows :data:`PAGE_SIZE` checks per page; so
-rendering ``/`` never holds the event loop for long. Raises nothing: a bad query
+Cost at thousands of checks: a summary of each check (not its full JSON) is built on
+the loop in chunks of :data:`CHUNK` with a yield between them, the rollups are read and
+the HTML is built in a worker thread, and the overview shows :data:`PAGE_SIZE` checks
+per page; so rendering ``/`` never holds the event loop for long. Raises nothing: a bad query
 answers 400 with the cause, an unknown check 404.
 """
 
@@ -38,8 +38,8 @@ from agent.storage.rollup_bucket import CHART_PHASES, Bucket
 
 __all__ = ["CHUNK", "PAGE_SIZE", "REFRESH_INTERVAL", "collect_items", "status_routes"]
 
-#: Checks whose JSON is built between two yields to the event loop.
-CHUNK = 50
+#: Checks summarised between two yields to the event loop.
+CHUNK = 200
 #: Checks per page of the overview.
 PAGE_SIZE = 500
 #: The overview's sparkline: points, and seconds per point (from the per-minute rollups).
@@ -63,11 +63,12 @@ Allowed = Callable[[dict[str, Any]], bool]
 
 
 async def collect_items(source: StatusSource) -> list[dict[str, Any]]:
-    """Every check's ``/api/v1/checks`` item, built :data:`CHUNK` at a time."""
+    """Every check's summary (:func:`agent.http.status.summary_item`), :data:`CHUNK` at a
+    time with a yield to the loop between chunks."""
     names = source.check_names()
     items: list[dict[str, Any]] = []
     for start in range(0, len(names), CHUNK):
-        items.extend(source.checks_json(name=None, history=0, names=names[start : start + CHUNK]))
+        items.extend(source.check_summaries(names[start : start + CHUNK]))
         await asyncio.sleep(0)
     return items
 

@@ -29,6 +29,7 @@ from agent.config.loader import ConfigError, load_config
 from agent.config.models import CheckConfig, Config
 from agent.http.api import checks_json
 from agent.http.server import WebServer
+from agent.http.status import summary_item
 from agent.metrics.process import with_process
 from agent.metrics.registry import Metrics, NotificationCounts
 from agent.probes import PROBES
@@ -401,6 +402,28 @@ class Daemon:
     def check_names(self) -> list[str]:
         """Every configured check's name, in config order."""
         return list(self.runner.checks) if self.runner is not None else []
+
+    def check_summaries(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """What the status page's overview reads of each check in ``names``."""
+        if self.runner is None:
+            return []
+        out = []
+        for name in names:
+            check = self.runner.current(name)
+            if check is None:
+                continue
+            series = self.runner.metrics.series(check)
+            alerting = self.alerting
+            out.append(
+                summary_item(
+                    name,
+                    check.labels,
+                    series.last if series is not None else None,
+                    maintenance=alerting.in_maintenance(name) if alerting is not None else False,
+                    flapping=alerting.flapping(name) if alerting is not None else False,
+                )
+            )
+        return out
 
     def agent_location(self) -> str:
         """The ``location`` this agent reports."""
