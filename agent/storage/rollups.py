@@ -126,7 +126,13 @@ class Rollups:
     # -- writing (event loop) ------------------------------------------------------------
 
     def add_result(self, result: ProbeResult) -> None:
-        """Count ``result`` in its minute, hour and day, and track its check's incident."""
+        """Count ``result`` in its minute, hour and day, and track its check's incident.
+
+        A run the agent's own overload spoiled (``agent_problem``) says nothing about
+        the check: it is left out, as alerting leaves it out.
+        """
+        if result.agent_problem:
+            return
         at = result.started_at
         for resolution, (_, step) in _TABLES.items():
             key = (result.check, resolution, int(at // step * step))

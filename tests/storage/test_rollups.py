@@ -202,3 +202,16 @@ def test_bucket_encoding_round_trips() -> None:
     assert again.phases.keys() == bucket.phases.keys()
     for phase, (total, n) in bucket.phases.items():
         assert again.phases[phase] == [pytest.approx(total, abs=1e-6), n]
+
+
+def test_runs_spoiled_by_the_agent_are_not_counted(path: Path) -> None:
+    """A result flagged agent_problem neither counts as a run nor opens an incident."""
+    rollups = Rollups.open(path, clock=Clock(T0 + 600))
+    spoiled = _result("echo", T0, ok=False, reason=Reason.TIMEOUT)
+    spoiled.agent_problem = True
+    rollups.add_result(spoiled)
+    rollups.add_result(_result("echo", T0 + 1))
+    [(_, minute)] = rollups.buckets("echo", since=T0, step=60)
+    assert (minute.runs, minute.fails) == (1, 0)
+    assert rollups.incidents("echo") == []
+    rollups.close()
