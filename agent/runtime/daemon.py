@@ -405,14 +405,14 @@ class Daemon:
 
     def check_summaries(self, names: Iterable[str]) -> list[dict[str, Any]]:
         """What the status page's overview reads of each check in ``names``."""
-        if self.runner is None:
+        if self.runner is None or self.metrics is None:
             return []
         out = []
         for name in names:
             check = self.runner.current(name)
             if check is None:
                 continue
-            series = self.runner.metrics.series(check)
+            series = self.metrics.series(check)
             alerting = self.alerting
             out.append(
                 summary_item(
