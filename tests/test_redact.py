@@ -21,6 +21,8 @@ CASES = [
     ("blank-value", "ws://h.example/?flag&key=", "ws://h.example/?flag=REDACTED&key=REDACTED"),
     ("name-is-kept", "ws://h.example/?api_key=s3cr3t", "ws://h.example/?api_key=REDACTED"),
     ("host-lowercased", "ws://Feed.Example/Path", "ws://feed.example/Path"),
+    ("no-host", "ws:///path?x=1", "ws:///path?x=REDACTED"),
+    ("relative", "/relative?x=1", "/relative?x=REDACTED"),
     ("bad-port", "ws://h.example:99999/", "<invalid URL>"),
     ("bad-ipv6", "ws://[::1/", "<invalid URL>"),
 ]

@@ -48,7 +48,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "agent/alerting/state.py",
         ("tests/alerting/test_state_events.py", "tests/alerting/test_state.py"),
     ),
-    "backoff": ("agent/watch/backoff.py", ("tests/watch/test_backoff.py",)),
+    "backoff": (
+        "agent/watch/backoff.py",
+        ("tests/watch/test_backoff_limits.py", "tests/watch/test_backoff.py"),
+    ),
     "liveness": (
         "agent/watch/liveness.py",
         ("tests/watch/test_liveness_rules.py", "tests/watch/test_liveness.py"),

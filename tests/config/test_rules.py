@@ -60,8 +60,8 @@ def test_check_mistakes_are_each_reported_at_their_key(tmp_path: Path) -> None:
             "wsprobe.yaml": AGENT + "receivers:\n  - {name: ops, type: log}\n",
             "checks/a.yaml": """\
             checks:
-              - name: same
-                url: ws://h/
+              - url: ws://h/
+                name: same
               - name: timed
                 url: ws://h/
                 cron: '*/5 * * *'
@@ -86,7 +86,7 @@ def test_check_mistakes_are_each_reported_at_their_key(tmp_path: Path) -> None:
         "checks/b.yaml:5: checks[0].alerting.receivers[1]: receiver 'nope' is not defined"
         " under receivers:",
         "checks/b.yaml:6: checks[1].name: duplicate check name 'same'"
-        " (also defined at checks/a.yaml:2)",
+        " (also defined at checks/a.yaml:3)",
     ]
 
 

@@ -105,6 +105,7 @@ def test_message_decodes_once() -> None:
     assert text.json == binary.json == {"a": 1}
     assert (text.is_json, broken.is_json, Message("[").is_json) == (True, False, False)
     assert broken.text == "\ufffd{"
+    assert repr(text) == "Message(data='{\"a\": 1}')"  # the parsed cache is not shown
 
 
 def test_time_builtins_are_now() -> None:
@@ -133,9 +134,9 @@ def test_failure_texts_name_the_variable_and_path() -> None:
     assert str(UndefinedVariable("sid")) == (
         "variable {{sid}} is not defined (extract it in an earlier step)"
     )
-    assert str(ExtractFailed("sid", "$.session")) == (
-        "cannot extract 'sid': $.session not found in the matched message"
-    )
+    failed = ExtractFailed("sid", "$.session")
+    assert str(failed) == "cannot extract 'sid': $.session not found in the matched message"
+    assert (failed.args, UndefinedVariable("sid").args) == (("sid", "$.session"), ("sid",))
 
 
 def test_extract_objects_as_compact_json() -> None:
@@ -158,9 +159,10 @@ def test_extract_skips_unmatched_optional_groups() -> None:
     assert extract({}, Expect.model_validate({"regex": "z(?P<c>q)"}), "y", {}) == {}
 
 
-def test_extract_from_non_json_fails() -> None:
-    """A path cannot be extracted from a message that is not JSON."""
-    expect = Expect.model_validate({"extract": {"sid": "$.session"}})
+@pytest.mark.parametrize("path", ["$.session", "$"], ids=["key", "root"])
+def test_extract_from_non_json_fails(path: str) -> None:
+    """No path, not even the root, can be extracted from a message that is not JSON."""
+    expect = Expect.model_validate({"extract": {"sid": path}})
     with pytest.raises(ExtractFailed, match="sid"):
         extract(expect.extract, expect, "session=1", {})
 
