@@ -56,7 +56,15 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "agent/watch/liveness.py",
         ("tests/watch/test_liveness_rules.py", "tests/watch/test_liveness.py"),
     ),
-    "types": ("agent/config/types.py", ("tests/config/test_types.py",)),
+    "types": (
+        "agent/config/types.py",
+        (
+            "tests/config/test_types.py",
+            "tests/config/test_durations.py",
+            "tests/config/test_hostile.py",
+            "tests/config/test_mistakes.py",
+        ),
+    ),
     "rules": ("agent/config/_rules.py", ("tests/config/test_rules.py",)),
     "matchers": (
         "agent/probes/script/matchers.py",
@@ -66,6 +74,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "agent/runtime/shard.py",
         (
             "tests/runtime/test_stable_hash.py",
+            "tests/runtime/test_shard_spec.py",
             "tests/runtime/test_scheduler.py::test_parse_shard",
             "tests/runtime/test_scheduler.py::test_shards_partition_checks",
         ),

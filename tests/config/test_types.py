@@ -5,10 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
-from pydantic import ValidationError
+from pydantic import ByteSize, ValidationError
 
-from agent.config.types import Duration, Frozen, Secret
+from agent.config.types import (
+    MAX_SECRET_FILE_BYTES,
+    ByteCount,
+    Duration,
+    Frozen,
+    HeaderName,
+    HeaderValue,
+    HttpSecretUrl,
+    HttpUrl,
+    Int,
+    Number,
+    Secret,
+    SecretHeaderValue,
+    has_surrogate,
+)
 
 
 class Model(Frozen):
@@ -125,3 +140,187 @@ def test_config_models_are_immutable() -> None:
 def test_unknown_keys_are_errors() -> None:
     """A misspelt key is an error, not silently ignored."""
     assert error({"timout": 3}) == "Extra inputs are not permitted"
+
+
+class Typed(Frozen):
+    """One field of each shared type, as the JSON Schema describes them."""
+
+    timeout: Duration = 1.0
+    token: Secret | None = None
+    name: HeaderName = "X-Token"
+    value: HeaderValue = "v"
+    url: HttpUrl = "https://h.example/"
+    secret_url: HttpSecretUrl | None = None
+
+
+SCHEMA_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("duration-number", {"timeout": 2}),
+    ("duration-text", {"timeout": "1m30s"}),
+    ("duration-bad-text", {"timeout": "soon"}),
+    ("duration-list", {"timeout": [1]}),
+    ("secret-text", {"token": "abc"}),
+    ("secret-file", {"token": {"file": "token"}}),
+    ("secret-file-extra-key", {"token": {"file": "token", "mode": "r"}}),
+    ("secret-file-missing-key", {"token": {"path": "token"}}),
+    ("secret-number", {"token": 3}),
+    ("header-name", {"name": "X-Api-Key"}),
+    ("header-name-space", {"name": "X Api"}),
+    ("header-value-newline", {"value": "a\r\nb"}),
+    ("url-https", {"url": "https://h.example/x"}),
+    ("url-ftp", {"url": "ftp://h.example/"}),
+    ("secret-url", {"secret_url": "http://h.example/hook"}),
+    ("secret-url-file", {"secret_url": {"file": "token"}}),
+]
+
+
+@pytest.mark.parametrize("data", [c[1] for c in SCHEMA_CASES], ids=[c[0] for c in SCHEMA_CASES])
+def test_schema_accepts_what_validation_accepts(data: dict[str, Any], tmp_path: Path) -> None:
+    """Editors checking against the JSON Schema agree with the loader on each value."""
+    (tmp_path / "token").write_text("https://h.example/t", encoding="utf-8")
+    try:
+        Typed.model_validate(data, context={"base_dir": str(tmp_path)})
+        valid = True
+    except ValidationError:
+        valid = False
+    errors = list(jsonschema.Draft202012Validator(Typed.model_json_schema()).iter_errors(data))
+    assert (not errors) is valid, errors
+
+
+class Shared(Frozen):
+    """Fields of the numeric, header and URL types."""
+
+    count: Int = 1
+    ratio: Number = 1.0
+    size: ByteCount = ByteSize(1)
+    header: HeaderName = "X-Token"
+    value: HeaderValue = "v"
+    secret_value: SecretHeaderValue | None = None
+    url: HttpUrl = "https://h.example/"
+
+
+def shared_error(data: dict[str, Any]) -> str:
+    """The one validation message ``data`` produces on :class:`Shared`."""
+    with pytest.raises(ValidationError) as info:
+        Shared.model_validate(data)
+    (only,) = info.value.errors()
+    return str(only["msg"])
+
+
+@pytest.mark.parametrize("key", ["count", "ratio", "size"])
+@pytest.mark.parametrize("flag", [True, False], ids=["true", "false"])
+def test_numbers_refuse_booleans(key: str, flag: bool) -> None:
+    """true/false where a number belongs is an error naming the boolean."""
+    word = "true" if flag else "false"
+    assert shared_error({key: flag}) == f"Value error, expected a number, not the boolean {word}"
+
+
+def test_numbers_are_kept() -> None:
+    """Numbers, and sizes with a unit, pass through."""
+    model = Shared.model_validate({"count": 3, "ratio": 0.5, "size": "2KiB"})
+    assert (model.count, model.ratio, model.size) == (3, 0.5, 2048)
+
+
+def test_header_and_url_values_are_kept() -> None:
+    """Valid header names, values and URLs (non-ASCII included) come through unchanged."""
+    model = Shared.model_validate(
+        {
+            "header": "X-Api_Key.v2",
+            "value": "Bearer é",
+            "secret_value": "tok",
+            "url": "https://h.example/é?x=1",
+        }
+    )
+    assert (model.header, model.value, model.url) == (
+        "X-Api_Key.v2",
+        "Bearer é",
+        "https://h.example/é?x=1",
+    )
+    assert model.secret_value is not None
+    assert model.secret_value.get_secret_value() == "tok"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"header": "X Api"}, "header name 'X Api' is not a valid HTTP token"),
+        ({"value": "a\rb"}, "header value contains a line break or NUL"),
+        ({"value": "a\nb"}, "header value contains a line break or NUL"),
+        ({"value": "a\0b"}, "header value contains a line break or NUL"),
+        ({"secret_value": "a\nb"}, "header value contains a line break or NUL"),
+        (
+            {"url": "https://h.example/\udc80"},
+            "URL holds a lone surrogate (\\udXXX), not a character",
+        ),
+        ({"url": "https://h.example:99999/"}, "must be an absolute http:// or https:// URL"),
+        ({"url": "ftp://h.example/"}, "must be an absolute http:// or https:// URL (not ftp://)"),
+        ({"url": "https:///path"}, "must be an absolute http:// or https:// URL"),
+        ({"url": "/path"}, "must be an absolute http:// or https:// URL"),
+        ({"url": "git+ssh://h.example/"}, "must be an absolute http:// or https:// URL"),
+    ],
+    ids=[
+        "name-with-space",
+        "value-cr",
+        "value-lf",
+        "value-nul",
+        "secret-value-lf",
+        "url-surrogate",
+        "url-bad-port",
+        "url-other-scheme",
+        "url-no-host",
+        "url-relative",
+        "url-odd-scheme-not-echoed",
+    ],
+)
+def test_header_and_url_mistakes(data: dict[str, Any], message: str) -> None:
+    """Each header or URL mistake is refused with a message that never quotes a secret."""
+    assert shared_error(data) == f"Value error, {message}"
+
+
+def test_surrogates_are_found_only_in_non_ascii_text() -> None:
+    """Only a lone surrogate counts; other non-ASCII text is fine."""
+    assert (has_surrogate("abc"), has_surrogate("é"), has_surrogate("a\ud800")) == (
+        False,
+        False,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "readable"),
+    [(MAX_SECRET_FILE_BYTES, True), (MAX_SECRET_FILE_BYTES + 1, False)],
+    ids=["at-limit", "over-limit"],
+)
+def test_secret_file_size_limit(size: int, readable: bool, tmp_path: Path) -> None:
+    """A secret file of up to 64 KiB is read; one byte more is refused, saying so."""
+    (tmp_path / "token").write_bytes(b"k" * size)
+    if readable:
+        model = Model.model_validate(
+            {"token": {"file": "token"}}, context={"base_dir": str(tmp_path)}
+        )
+        assert model.token is not None
+        assert len(model.token.get_secret_value()) == 65536
+    else:
+        path = str(tmp_path / "token")
+        message = error({"token": {"file": "token"}}, context={"base_dir": str(tmp_path)})
+        assert message == f"Value error, secret file {path!r} is larger than 64 KiB: not a secret"
+
+
+def test_secret_file_must_be_utf8(tmp_path: Path) -> None:
+    """A secret file that is not UTF-8 text is refused, naming it."""
+    (tmp_path / "token").write_bytes(b"\xff\xfe")
+    path = str(tmp_path / "token")
+    message = error({"token": {"file": "token"}}, context={"base_dir": str(tmp_path)})
+    assert message == f"Value error, secret file {path!r} is not UTF-8 text"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=IsADirectoryError,
+    reason="known bug: os.fdopen() refuses a directory before the regular-file check runs",
+)
+def test_secret_directory_is_refused(tmp_path: Path) -> None:
+    """A directory given as a secret file is refused before anything is read."""
+    (tmp_path / "token").mkdir()
+    path = str(tmp_path / "token")
+    message = error({"token": {"file": "token"}}, context={"base_dir": str(tmp_path)})
+    assert message == f"Value error, secret file {path!r} is not a regular file"
