@@ -220,3 +220,50 @@ def test_state_is_immutable() -> None:
         state.status = "ok"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         events[0][1].event = "resolved"  # type: ignore[misc]
+
+
+NEW_CHECK = {
+    "status": "ok",
+    "consecutive_failures": 0,
+    "consecutive_successes": 0,
+    "since": None,
+    "started_at": None,
+    "last_event_at": None,
+    "last_notified": None,
+    "reason": None,
+    "message": "",
+    "degraded_runs": 0,
+    "degraded_ok_runs": 0,
+    "degraded_firing": False,
+    "degraded_since": None,
+    "degraded_phases": [],
+}
+
+
+def test_new_check_starts_clean() -> None:
+    """A check never run is ok, with no streak, no incident and nothing notified."""
+    assert AlertState().to_dict() == NEW_CHECK
+
+
+def test_healthy_runs_only_count_successes() -> None:
+    """Good runs within limits change nothing but the success streak."""
+    state, events = run("SSS", SLOW)
+    assert events == []
+    assert state.to_dict() == NEW_CHECK | {"consecutive_successes": 3}
+
+
+def test_policy_is_immutable() -> None:
+    """A resolved policy cannot be changed by the code it is handed to."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SLOW.failure_threshold = 1  # type: ignore[misc]
+
+
+def test_degraded_alert_without_phases_resolves_with_empty_message() -> None:
+    """A degraded alert restored without its phases (an older state file) still resolves."""
+    (event,) = removed(AlertState(degraded_firing=True), check="feed", now=7.0)
+    assert (event.alert, event.event, event.message, event.degraded) == (
+        "degraded",
+        "resolved",
+        "",
+        (),
+    )

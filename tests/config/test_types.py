@@ -162,10 +162,13 @@ SCHEMA_CASES: list[tuple[str, dict[str, Any]]] = [
     ("secret-file", {"token": {"file": "token"}}),
     ("secret-file-extra-key", {"token": {"file": "token", "mode": "r"}}),
     ("secret-file-missing-key", {"token": {"path": "token"}}),
+    ("secret-file-empty", {"token": {}}),
+    ("secret-file-not-text", {"token": {"file": 3}}),
     ("secret-number", {"token": 3}),
     ("header-name", {"name": "X-Api-Key"}),
     ("header-name-space", {"name": "X Api"}),
     ("header-value-newline", {"value": "a\r\nb"}),
+    ("header-value", {"value": "Bearer x"}),
     ("url-https", {"url": "https://h.example/x"}),
     ("url-ftp", {"url": "ftp://h.example/"}),
     ("secret-url", {"secret_url": "http://h.example/hook"}),
@@ -225,14 +228,14 @@ def test_header_and_url_values_are_kept() -> None:
     model = Shared.model_validate(
         {
             "header": "X-Api_Key.v2",
-            "value": "Bearer é",
+            "value": "Bearer X-é",
             "secret_value": "tok",
             "url": "https://h.example/é?x=1",
         }
     )
     assert (model.header, model.value, model.url) == (
         "X-Api_Key.v2",
-        "Bearer é",
+        "Bearer X-é",
         "https://h.example/é?x=1",
     )
     assert model.secret_value is not None
@@ -254,6 +257,7 @@ def test_header_and_url_values_are_kept() -> None:
         ({"url": "https://h.example:99999/"}, "must be an absolute http:// or https:// URL"),
         ({"url": "ftp://h.example/"}, "must be an absolute http:// or https:// URL (not ftp://)"),
         ({"url": "https:///path"}, "must be an absolute http:// or https:// URL"),
+        ({"url": "http:///path"}, "must be an absolute http:// or https:// URL"),
         ({"url": "/path"}, "must be an absolute http:// or https:// URL"),
         ({"url": "git+ssh://h.example/"}, "must be an absolute http:// or https:// URL"),
     ],
@@ -267,6 +271,7 @@ def test_header_and_url_values_are_kept() -> None:
         "url-bad-port",
         "url-other-scheme",
         "url-no-host",
+        "url-http-no-host",
         "url-relative",
         "url-odd-scheme-not-echoed",
     ],
@@ -274,6 +279,19 @@ def test_header_and_url_values_are_kept() -> None:
 def test_header_and_url_mistakes(data: dict[str, Any], message: str) -> None:
     """Each header or URL mistake is refused with a message that never quotes a secret."""
     assert shared_error(data) == f"Value error, {message}"
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("https://h.example/hook", True), ("ftp://h.example/", False), ({"file": "url"}, True),
+     ({"file": 3}, False), ({}, False), (3, False)],
+    ids=["https", "ftp", "file", "file-not-text", "empty-object", "number"],
+)  # fmt: skip
+def test_schema_of_secret_url(value: Any, valid: bool) -> None:
+    """Editors are offered an http(s) URL or {file: PATH} for a secret URL."""
+    schema = Typed.model_json_schema()
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors({"secret_url": value}))
+    assert (not errors) is valid
 
 
 def test_surrogates_are_found_only_in_non_ascii_text() -> None:
