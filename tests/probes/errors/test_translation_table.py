@@ -14,16 +14,20 @@ from websockets.frames import Close
 from websockets.http11 import Response
 
 from agent.probes.errors import (
+    AuthRejected,
     ConnectionClosed,
     ConnectRefused,
     ConnectTimeout,
+    ExpectTimeout,
     HandshakeInvalid,
     HandshakeRejected,
     HandshakeTimeout,
     InternalError,
     MessageTooBig,
     NetworkError,
+    PingTimeout,
     ProbeError,
+    ProbeTimeout,
     ProtocolError,
     Redirected,
     ResolveFailed,
@@ -32,7 +36,7 @@ from agent.probes.errors import (
     TLSFailed,
     TLSHostnameMismatch,
 )
-from agent.probes.errors.mapping import translate
+from agent.probes.errors.mapping import deadline_failure, translate
 from agent.result import Reason
 
 
@@ -118,6 +122,23 @@ CASES: list[tuple[str, BaseException, str | None, type[ProbeError], Reason, str]
         "no response to the WebSocket upgrade request",
     ),
     (
+        "timeout-steps",
+        TimeoutError(),
+        "steps",
+        ExpectTimeout,
+        Reason.EXPECT_TIMEOUT,
+        "no matching message",
+    ),
+    ("timeout-no-phase", TimeoutError(), None, ProbeTimeout, Reason.TIMEOUT, "deadline reached"),
+    (
+        "timeout-auth",
+        TimeoutError(),
+        "auth",
+        AuthRejected,
+        Reason.AUTH_REJECTED,
+        "authentication rejected: no answer (timed out)",
+    ),
+    (
         "cert-expired",
         cert(10),
         "tls",
@@ -195,7 +216,7 @@ CASES: list[tuple[str, BaseException, str | None, type[ProbeError], Reason, str]
         "ping",
         ProtocolError,
         Reason.PROTOCOL_ERROR,
-        "WebSocket protocol error: closed with code 1002",
+        "WebSocket protocol error: bad (closed with code 1002)",
     ),
     (
         "we-sent-1007",
@@ -203,7 +224,7 @@ CASES: list[tuple[str, BaseException, str | None, type[ProbeError], Reason, str]
         "ping",
         ProtocolError,
         Reason.PROTOCOL_ERROR,
-        "WebSocket protocol error: closed with code 1007",
+        "WebSocket protocol error: invalid UTF-8 in a text message (utf8; closed with code 1007)",
     ),
     (
         "we-sent-1000",
@@ -243,7 +264,7 @@ CASES: list[tuple[str, BaseException, str | None, type[ProbeError], Reason, str]
         "ping",
         ProtocolError,
         Reason.PROTOCOL_ERROR,
-        "WebSocket protocol error",
+        "WebSocket protocol error: bad",
     ),
     (
         "cause-reset",
@@ -395,7 +416,7 @@ CASES: list[tuple[str, BaseException, str | None, type[ProbeError], Reason, str]
         "ping",
         ProtocolError,
         Reason.PROTOCOL_ERROR,
-        "WebSocket protocol error: ProtocolError",
+        "WebSocket protocol error: bad",
     ),
     (
         "fragments",
@@ -585,3 +606,155 @@ def test_probe_errors_pass_through() -> None:
     """An exception that is already a failure is returned as it is."""
     mine = ConnectRefused()
     assert translate(mine, "tls") is mine
+
+
+DEADLINES: list[tuple[str | None, float | None, type[ProbeError], Reason, str]] = [
+    ("resolve", None, ResolveFailed, Reason.DNS, "cannot resolve: timed out"),
+    (
+        "resolve",
+        2.5,
+        ResolveFailed,
+        Reason.DNS,
+        "cannot resolve: the check's deadline of 2.5s passed",
+    ),
+    ("connect", None, ConnectTimeout, Reason.CONNECT_TIMEOUT, "TCP connect timed out"),
+    (
+        "connect",
+        2.5,
+        ConnectTimeout,
+        Reason.CONNECT_TIMEOUT,
+        "TCP connect timed out: the check's deadline of 2.5s passed",
+    ),
+    ("tls", None, TLSFailed, Reason.TLS_HANDSHAKE, "TLS handshake failed: timed out"),
+    (
+        "tls",
+        2.5,
+        TLSFailed,
+        Reason.TLS_HANDSHAKE,
+        "TLS handshake failed: the check's deadline of 2.5s passed",
+    ),
+    (
+        "handshake",
+        None,
+        HandshakeTimeout,
+        Reason.HANDSHAKE_TIMEOUT,
+        "no response to the WebSocket upgrade request",
+    ),
+    (
+        "handshake",
+        2.5,
+        HandshakeTimeout,
+        Reason.HANDSHAKE_TIMEOUT,
+        "no response to the WebSocket upgrade request: the check's deadline of 2.5s passed",
+    ),
+    (
+        "auth",
+        None,
+        AuthRejected,
+        Reason.AUTH_REJECTED,
+        "authentication rejected: no answer (timed out)",
+    ),
+    (
+        "auth",
+        2.5,
+        AuthRejected,
+        Reason.AUTH_REJECTED,
+        "authentication rejected: no answer (the check's deadline of 2.5s passed)",
+    ),
+    ("steps", None, ExpectTimeout, Reason.EXPECT_TIMEOUT, "no matching message"),
+    (
+        "steps",
+        2.5,
+        ExpectTimeout,
+        Reason.EXPECT_TIMEOUT,
+        "no matching message: the check's deadline of 2.5s passed",
+    ),
+    ("first_message", None, ExpectTimeout, Reason.EXPECT_TIMEOUT, "no matching message"),
+    (
+        "first_message",
+        2.5,
+        ExpectTimeout,
+        Reason.EXPECT_TIMEOUT,
+        "no matching message: the check's deadline of 2.5s passed",
+    ),
+    ("relay", None, ExpectTimeout, Reason.EXPECT_TIMEOUT, "no matching message"),
+    (
+        "relay",
+        2.5,
+        ExpectTimeout,
+        Reason.EXPECT_TIMEOUT,
+        "no matching message: the check's deadline of 2.5s passed",
+    ),
+    ("ping", None, PingTimeout, Reason.PING_TIMEOUT, "no pong"),
+    ("ping", 2.5, PingTimeout, Reason.PING_TIMEOUT, "no pong: the check's deadline of 2.5s passed"),
+    ("close", None, ExpectTimeout, Reason.EXPECT_TIMEOUT, "no close frame from the server"),
+    (
+        "close",
+        2.5,
+        ExpectTimeout,
+        Reason.EXPECT_TIMEOUT,
+        "no close frame from the server: the check's deadline of 2.5s passed",
+    ),
+    ("custom", None, ProbeTimeout, Reason.TIMEOUT, "deadline reached during custom"),
+    ("custom", 2.5, ProbeTimeout, Reason.TIMEOUT, "deadline of 2.5s reached during custom"),
+    (None, None, ProbeTimeout, Reason.TIMEOUT, "deadline reached"),
+    (None, 2.5, ProbeTimeout, Reason.TIMEOUT, "deadline of 2.5s reached"),
+]
+
+
+@pytest.mark.parametrize(
+    ("phase", "timeout", "cls", "reason", "text"),
+    DEADLINES,
+    ids=[f"{d[0]}-{'deadline' if d[1] else 'own-limit'}" for d in DEADLINES],
+)
+def test_running_out_of_time_is_named_by_the_phase(
+    phase: str | None, timeout: float | None, cls: type[ProbeError], reason: Reason, text: str
+) -> None:
+    """The phase that was waiting names the failure; the check's deadline is said when it cut."""
+    error = deadline_failure(phase, timeout=timeout)
+    assert type(error) is cls
+    assert error.reason is reason
+    assert str(error) == text
+
+
+VIOLATIONS: list[tuple[str, str]] = [
+    ("incorrect masking", "the server sent a masked frame"),
+    ("reserved bits must be 0", "a frame has an RSV bit set that no extension negotiated"),
+    ("fragmented control frame", "the server sent a fragmented control frame"),
+    ("control frame too long", "the server sent a control frame longer than 125 bytes"),
+    ("invalid opcode", "the server sent a frame with a reserved opcode"),
+    ("unexpected continuation frame", "the server sent a continuation frame outside a message"),
+    ("expected a continuation frame", "the server began a message before ending the last one"),
+    ("incomplete fragmented message", "the server closed in the middle of a fragmented message"),
+    ("close frame too short", "the server sent a close frame with a 1-byte payload"),
+    ("invalid status code", "the server sent a close frame with an invalid code"),
+    ("something new", "something new"),
+    ("", "the server broke the WebSocket protocol"),
+]
+
+
+@pytest.mark.parametrize(
+    ("library_text", "said"), VIOLATIONS, ids=[v[0] or "empty" for v in VIOLATIONS]
+)
+def test_protocol_violations_say_what_the_server_did(library_text: str, said: str) -> None:
+    """websockets' reason for a refused frame becomes what the server did, raised or closed on."""
+    raised = translate(wsx.ProtocolError(library_text), "ping")
+    closed_on = translate(wsx.ConnectionClosedError(None, Close(1002, library_text), None), "ping")
+    assert str(raised) == f"WebSocket protocol error: {said}"
+    assert str(closed_on) == f"WebSocket protocol error: {said} (closed with code 1002)"
+
+
+def test_invalid_utf8_close_without_detail() -> None:
+    """Closing with 1007 and no reason still says it was invalid UTF-8."""
+    error = translate(wsx.ConnectionClosedError(None, Close(1007, ""), None), "ping")
+    assert (
+        str(error)
+        == "WebSocket protocol error: invalid UTF-8 in a text message (closed with code 1007)"
+    )
+
+
+def test_expired_certificate_says_when() -> None:
+    """The expiry date is given when the TLS layer could read the certificate."""
+    exc = cert(10)
+    exc.not_after = 1577836800.0  # type: ignore[attr-defined]
+    assert str(translate(exc, "tls")) == "server certificate expired on 2020-01-01 00:00:00 UTC"
