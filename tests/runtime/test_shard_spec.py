@@ -10,8 +10,8 @@ from agent.runtime.shard import parse_shard
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("x/2", "shard must look like K/N, got 'x/2'"),
-        ("1/", "shard must look like K/N, got '1/'"),
+        ("x/2", "shard must look like K/N or auto, got 'x/2'"),
+        ("1/", "shard must look like K/N or auto, got '1/'"),
         ("0/3", "shard must satisfy 1 <= K <= N, got '0/3'"),
         ("4/3", "shard must satisfy 1 <= K <= N, got '4/3'"),
         ("1/0", "shard must satisfy 1 <= K <= N, got '1/0'"),
