@@ -235,3 +235,36 @@ def test_registry_lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ModuleNotFoundError, match="wsprobe_missing_dependency"):
         registry("wsprobe_broken_registry", "REG")
     sys.modules.pop("wsprobe_broken_registry", None)
+
+
+TOO_SHORT = (
+    "interval ({}s) must be more than the timeout, which is 10s by default: set a shorter timeout"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("interval: 2.5", [TOO_SHORT.format("2.5")]),
+        ("interval: 10s", [TOO_SHORT.format("10")]),
+        ("interval: 11", []),
+        ("interval: 5s\n    timeout: 3s", []),
+        ("interval: 5s\n    cron: '* * * * *'", []),
+        ("interval: 0", ["Input should be greater than 0"]),
+        ("interval: [1]", ["Input should be a valid number"]),
+        ("interval: true", ["expected a duration, not the boolean true"]),
+    ],
+    ids=["shorter", "equal", "longer", "own-timeout", "cron", "zero", "list", "boolean"],
+)
+def test_interval_against_the_default_timeout(
+    tmp_path: Path, extra: str, expected: list[str]
+) -> None:
+    """Without its own timeout, a check must run less often than the default timeout."""
+    check = f"checks:\n  - name: a\n    url: ws://h/\n    {extra}\n"
+    write(tmp_path, {"wsprobe.yaml": AGENT, "checks/a.yaml": check})
+    try:
+        load_config_with_warnings(tmp_path / "wsprobe.yaml")
+        got: list[str] = []
+    except ConfigError as exc:
+        got = [issue.message for issue in exc.issues]
+    assert got == expected
