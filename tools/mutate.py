@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import dataclasses
 import importlib.abc
 import importlib.util
+import json
 import os
 import select
 import signal
@@ -109,6 +111,24 @@ _PRELOAD = (
     "aiohttp",
     "aiohttp.web",
     "trustme",
+)
+
+#: wsprobe packages and test helpers preloaded for a module's run when they do not
+#: import that module (see :func:`_in_worker`).
+_AGENT_PRELOAD = (
+    "agent.result",
+    "agent.config",
+    "agent.probes",
+    "agent.notifiers",
+    "agent.watch",
+    "agent.alerting",
+    "agent.storage",
+    "agent.metrics",
+    "agent.runtime",
+    "agent.http",
+    "agent.cli",
+    "tests.servers",
+    "tests.http_receiver",
 )
 
 _NO_REWRITE_WARNING = "ignore::pytest.PytestAssertRewriteWarning"
@@ -456,7 +476,7 @@ class Score:
     total: int = 0
     killed: int = 0
     equivalent: int = 0
-    survivors: list[Mutant] | None = None
+    survivors: int = 0
 
     @property
     def percent(self) -> float:
@@ -478,7 +498,7 @@ def mutate_module(
         sys.exit(f"{rel}: its tests fail without any mutation; fix them first")
     baseline = time.perf_counter() - start
     timeout = max(10.0, timeout_factor * baseline)
-    score = Score(rel, survivors=[])
+    score = Score(rel)
     unused = {i for i in equivalent if i.startswith(f"{rel}::")}
     print(f"{rel}: {len(mutants)} mutants, tests take {baseline:.1f} s", flush=True)
     for n, mutant in enumerate(mutants, 1):
@@ -493,8 +513,7 @@ def mutate_module(
         # collecting only it first saves the others' collection for those.
         stages = [tests[:1], tests] if len(tests) > 1 else [tests]
         if all(_run_tests(fullname, path, mutated, t, timeout=timeout) for t in stages):
-            assert score.survivors is not None
-            score.survivors.append(mutant)
+            score.survivors += 1
             print(f"  survived  {rel}:{mutant.line}  {ident}", flush=True)
         else:
             score.killed += 1
@@ -503,6 +522,61 @@ def mutate_module(
     for ident in sorted(unused):
         print(f"  note: listed as equivalent but no longer generated: {ident}", flush=True)
     return score
+
+
+def _imports_target(candidate: str, fullname: str) -> bool:
+    """Whether importing ``candidate`` imports ``fullname`` too (checked in a child)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            importlib.import_module(candidate)
+            code = 1 if fullname in sys.modules else 0
+        except BaseException:  # a failed import is simply not preloaded
+            code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) != 0
+
+
+def _in_worker(
+    key: str, *, equivalent: dict[str, str], timeout_factor: float, only: str | None
+) -> Score:
+    """Mutate one module in a child process that preloads what its mutants cannot touch.
+
+    wsprobe's own packages that do not import the target module (building pydantic
+    models is the costly part of their import) are imported once in that child, so
+    each mutant's process starts with them; the target module itself is never among
+    them, so each mutant still imports its own mutated copy.
+    """
+    fullname = MODULES[key][0].removesuffix(".py").replace("/", ".")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        code = 3
+        try:
+            preloaded = [c for c in _AGENT_PRELOAD if not _imports_target(c, fullname)]
+            for candidate in preloaded:
+                importlib.import_module(candidate)
+            print(f"{MODULES[key][0]}: preloaded {', '.join(preloaded) or 'nothing'}", flush=True)
+            assert fullname not in sys.modules
+            score = mutate_module(
+                key, equivalent=equivalent, timeout_factor=timeout_factor, only=only
+            )
+            os.write(write_fd, json.dumps(dataclasses.asdict(score)).encode())
+            code = 0
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not data:
+        sys.exit(f"{MODULES[key][0]}: the mutation run failed")
+    return Score(**json.loads(data))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -541,16 +615,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings.load_profile("mutate")
     equivalent = _load_equivalent()
     scores = [
-        mutate_module(
-            key, equivalent=equivalent, timeout_factor=args.timeout_factor, only=args.only
-        )
+        _in_worker(key, equivalent=equivalent, timeout_factor=args.timeout_factor, only=args.only)
         for key in keys
     ]
     print("\nmodule                              mutants  killed  equivalent  survived  score")
     for s in scores:
-        survived = len(s.survivors or ())
         print(
-            f"{s.path:<36}{s.total:>7}{s.killed:>8}{s.equivalent:>12}{survived:>10}"
+            f"{s.path:<36}{s.total:>7}{s.killed:>8}{s.equivalent:>12}{s.survivors:>10}"
             f"{s.percent:>7.1f} %"
         )
     return 1 if any(s.percent < args.min_score for s in scores) else 0
