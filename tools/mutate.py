@@ -75,13 +75,14 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "shard": (
         "agent/runtime/shard.py",
         (
-            "tests/runtime/test_stable_hash.py",
+            "tests/runtime/test_stable_hash.py::test_offset_fraction_is_pinned",
             "tests/runtime/test_shard_spec.py",
+            "tests/runtime/test_shard.py::test_auto_shard_errors_say_what_to_set",
+            "tests/runtime/test_shard.py::test_auto_shard_reads_the_ordinal",
+            "tests/runtime/test_shard.py::test_shards_are_balanced_and_stable",
             "tests/runtime/test_shard.py::test_resize_moves_about_one_in_n_plus_one",
             "tests/runtime/test_shard.py::test_shrink_moves_only_the_removed_shards_checks",
-            "tests/runtime/test_shard.py::test_shards_are_balanced_and_stable",
-            "tests/runtime/test_shard.py::test_auto_shard_reads_the_ordinal",
-            "tests/runtime/test_shard.py::test_auto_shard_errors_say_what_to_set",
+            "tests/runtime/test_stable_hash.py",
             "tests/runtime/test_scheduler.py::test_parse_shard",
             "tests/runtime/test_scheduler.py::test_shards_partition_checks",
         ),
@@ -130,6 +131,10 @@ _AGENT_PRELOAD = (
     "tests.servers",
     "tests.http_receiver",
 )
+
+#: anyio's pytest plugin (unused: the suite runs on pytest-asyncio) costs more to load
+#: than most mutants' tests take to run.
+_PYTEST_OPTIONS = ("-p", "no:cacheprovider", "-p", "no:anyio")
 
 _NO_REWRITE_WARNING = "ignore::pytest.PytestAssertRewriteWarning"
 
@@ -432,9 +437,7 @@ def _run_tests(
                 sys.meta_path.insert(0, _MutatedSource(fullname, path, source))
             import pytest
 
-            code = pytest.main(
-                ["-x", "-q", "-p", "no:cacheprovider", "-W", _NO_REWRITE_WARNING, *tests]
-            )
+            code = pytest.main(["-x", "-q", *_PYTEST_OPTIONS, "-W", _NO_REWRITE_WARNING, *tests])
         except BaseException:
             import traceback
 
@@ -509,10 +512,9 @@ def mutate_module(
             unused.discard(ident)
             continue
         mutated = apply_mutant(source, mutant)
-        # The first test file is the module's focused one and kills most mutants alone;
-        # collecting only it first saves the others' collection for those.
-        stages = [tests[:1], tests] if len(tests) > 1 else [tests]
-        if all(_run_tests(fullname, path, mutated, t, timeout=timeout) for t in stages):
+        # One test file (or test) at a time, focused ones first: most mutants die in the
+        # first, which then is all that gets collected and run for them.
+        if all(_run_tests(fullname, path, mutated, (t,), timeout=timeout) for t in tests):
             score.survivors += 1
             print(f"  survived  {rel}:{mutant.line}  {ident}", flush=True)
         else:
