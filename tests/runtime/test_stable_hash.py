@@ -1,9 +1,11 @@
-"""Stable hashing of check names: the schedule phase is pinned across releases.
+"""Stable hashing of check names: the schedule phase and shard are pinned across releases.
 
 A check's start offset in its interval comes from ``stable_fraction(name,
 salt="offset")``. Changing the hash (its width, its salt, its algorithm) moves every
 check of every fleet to a new phase at upgrade time, so the values below are pinned:
-a change that alters them must be deliberate and said so in the release notes.
+a change that alters them must be deliberate and said so in the release notes. The
+same holds for which of N shards runs a check (``shard_of``): changing it moves checks
+between the agents of a fleet at upgrade time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import pytest
 
 from agent.runtime.scheduler import start_offset
-from agent.runtime.shard import stable_fraction, stable_hash
+from agent.runtime.shard import shard_of, stable_fraction, stable_hash
 
 PINNED_OFFSETS = [
     ("chat", 0.6493325739178374),
@@ -73,3 +75,11 @@ def test_same_value_in_another_process() -> None:
         timeout=60,
     ).stdout
     assert float(out) == stable_fraction("chat", salt="offset")
+
+
+@pytest.mark.parametrize(
+    ("count", "shards"), [(3, [3, 2, 1, 1]), (7, [3, 7, 6, 1])], ids=["three", "seven"]
+)
+def test_shard_assignment_is_pinned(count: int, shards: list[int]) -> None:
+    """The shard running each check is the one earlier releases chose."""
+    assert [shard_of(n, count) for n in ("chat", "feed", "prices", "a" * 40)] == shards
