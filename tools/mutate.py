@@ -248,6 +248,8 @@ def _skipped_nodes(tree: ast.Module) -> set[int]:
             drop(node)
         if isinstance(node, ast.Call) and ast.unparse(node.func) in {"TypeVar", "Literal"}:
             drop(node)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in {"cast", "typing.cast"}:
+            drop(node.args[0] if node.args else None)  # the type, for the type checker
         if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "Literal":
             drop(node)
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript):
