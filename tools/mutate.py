@@ -525,6 +525,11 @@ def mutate_module(
             print(f"  ... {n}/{len(mutants)}", flush=True)
     for ident in sorted(unused):
         print(f"  note: listed as equivalent but no longer generated: {ident}", flush=True)
+    print(
+        f"{rel}: {score.killed} killed, {score.equivalent} equivalent,"
+        f" {score.survivors} survived: {score.percent:.1f} %",
+        flush=True,
+    )
     return score
 
 
