@@ -11,6 +11,7 @@ from agent.alerting.state import (
     AlertState,
     Transition,
     mark_delivered,
+    reminder_anchor,
     removed,
     update,
 )
@@ -267,3 +268,13 @@ def test_degraded_alert_without_phases_resolves_with_empty_message() -> None:
         "",
         (),
     )
+
+
+@pytest.mark.parametrize(
+    ("now", "due"),
+    [(9.5, None), (10.0, 10.0), (15.0, 10.0), (20.0, 10.0), (20.5, 20.5)],
+    ids=["early", "on-time", "late", "two-periods", "gap-restarts-grid"],
+)
+def test_reminder_grid(now: float, due: float | None) -> None:
+    """Reminders stay on the grid up to two periods late; a longer gap restarts it at now."""
+    assert reminder_anchor(0.0, now, repeat_interval=10.0) == due
