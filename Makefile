@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-tools lint types unit bench compile demo clean
+.PHONY: run test test-tools lint types unit bench mutate compile demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ bench: compile
 	  || echo "bench: could not install prometheus-blackbox-exporter; its scenario will be skipped"; \
 	else echo "bench: blackbox_exporter not installed (needs root and apt-get); its scenario will be skipped"; fi
 	$(BIN)/python -m bench
+
+# Mutation testing of the pure modules (not part of `make test`: minutes, not seconds).
+# One module: `make mutate MODULES=liveness`; fails when a module scores below 95 %.
+mutate: compile
+	nice -n 10 $(BIN)/python tools/mutate.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
