@@ -128,9 +128,10 @@ def _read_regular_file(path: Path, *, limit: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ValueError(f"cannot read secret file {str(path)!r}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"secret file {str(path)!r} is not a regular file")
     with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"secret file {str(path)!r} is not a regular file")
         data = file.read(limit + 1)
     if len(data) > limit:
         raise ValueError(

@@ -331,11 +331,6 @@ def test_secret_file_must_be_utf8(tmp_path: Path) -> None:
     assert message == f"Value error, secret file {path!r} is not UTF-8 text"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IsADirectoryError,
-    reason="known bug: os.fdopen() refuses a directory before the regular-file check runs",
-)
 def test_secret_directory_is_refused(tmp_path: Path) -> None:
     """A directory given as a secret file is refused before anything is read."""
     (tmp_path / "token").mkdir()
