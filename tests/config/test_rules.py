@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.config._rules import registry
 from agent.config.loader import ConfigError, load_config_with_warnings, validate_check
 from agent.notifiers import NOTIFIERS
 from agent.probes import PROBES
+from agent.runtime.registries import REGISTRIES
 
 AGENT = """\
 agent:
@@ -36,14 +35,17 @@ def issues(root: Path, files: dict[str, str]) -> list[str]:
     """The rendered errors of loading ``wsprobe.yaml`` (fails if it loads)."""
     write(root, files)
     with pytest.raises(ConfigError) as info:
-        load_config_with_warnings(root / "wsprobe.yaml")
+        load_config_with_warnings(root / "wsprobe.yaml", registries=REGISTRIES)
     return [str(issue) for issue in info.value.issues]
 
 
 def warnings(root: Path, files: dict[str, str]) -> list[str]:
     """The rendered warnings of loading ``wsprobe.yaml`` (fails if it does not load)."""
     write(root, files)
-    return [str(w) for w in load_config_with_warnings(root / "wsprobe.yaml").warnings]
+    return [
+        str(w)
+        for w in load_config_with_warnings(root / "wsprobe.yaml", registries=REGISTRIES).warnings
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -165,17 +167,6 @@ def test_notifier_bug_is_an_issue_not_a_traceback(
     assert got == ["wsprobe.yaml:4: receivers[0]: could not be validated (RuntimeError)"]
 
 
-def test_notifier_without_validate_is_accepted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A receiver type with nothing to validate loads."""
-    monkeypatch.setitem(NOTIFIERS, "log", object())
-    assert (
-        warnings(tmp_path, {"wsprobe.yaml": BARE + "receivers:\n  - {name: ops, type: log}\n"})
-        == []
-    )
-
-
 TLS_CASES = [
     (
         "insecure-on-wss",
@@ -216,25 +207,12 @@ def test_risky_tls_settings_warn(tmp_path: Path, url: str, tls: str, expected: l
 def test_one_check_outside_a_file_is_checked_too() -> None:
     """A check built from command-line flags gets the same kind rule, without receivers."""
     with pytest.raises(ConfigError) as info:
-        validate_check({"name": "x", "url": "ws://h/", "kind": "pingpong"})
+        validate_check({"name": "x", "url": "ws://h/", "kind": "pingpong"}, registries=REGISTRIES)
     assert [i.path for i in info.value.issues] == ["kind"]
-    check = validate_check({"name": "x", "url": "ws://h/", "alerting": {"receivers": ["any"]}})
-    assert check.name == "x"
-
-
-def test_registry_lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A missing registry module is tolerated; a registry module with a bug is not."""
-    assert registry("agent.probes", "PROBES") is PROBES
-    assert registry("agent.no_such_module", "PROBES") is None
-    assert registry("agent.probes", "NO_SUCH_NAME") is None
-    assert registry("agent.redact", "REDACTED") is None  # not a mapping
-    (tmp_path / "wsprobe_broken_registry.py").write_text(
-        "import wsprobe_missing_dependency\nREG = {}\n", encoding="utf-8"
+    check = validate_check(
+        {"name": "x", "url": "ws://h/", "alerting": {"receivers": ["any"]}}, registries=REGISTRIES
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ModuleNotFoundError, match="wsprobe_missing_dependency"):
-        registry("wsprobe_broken_registry", "REG")
-    sys.modules.pop("wsprobe_broken_registry", None)
+    assert check.name == "x"
 
 
 TOO_SHORT = (
@@ -263,7 +241,7 @@ def test_interval_against_the_default_timeout(
     check = f"checks:\n  - name: a\n    url: ws://h/\n    {extra}\n"
     write(tmp_path, {"wsprobe.yaml": AGENT, "checks/a.yaml": check})
     try:
-        load_config_with_warnings(tmp_path / "wsprobe.yaml")
+        load_config_with_warnings(tmp_path / "wsprobe.yaml", registries=REGISTRIES)
         got: list[str] = []
     except ConfigError as exc:
         got = [issue.message for issue in exc.issues]
