@@ -45,6 +45,7 @@ __all__ = [
     "reminder_anchor",
     "removed",
     "resolve_policy",
+    "steady_ok",
     "update",
 ]
 
@@ -373,3 +374,19 @@ def removed(state: AlertState, *, check: str, now: float) -> list[Transition]:
     if state.degraded_firing:
         out.append(degraded_transition(state, "resolved", check, now))
     return out
+
+
+def steady_ok(before: AlertState, after: AlertState) -> bool:
+    """True when a healthy check stayed healthy: only its success counter moved.
+
+    Not persisting that case saves a write per healthy result (nearly all of them);
+    after a restart the counter merely restarts from the last persisted value.
+    """
+    return (
+        before.status == after.status == "ok"
+        and not before.degraded_firing
+        and not after.degraded_firing
+        and before.degraded_since is None
+        and after.degraded_since is None
+        and before.last_notified == after.last_notified
+    )
