@@ -69,21 +69,30 @@ def logfmt_value(value: object) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _record_fields(
+    formatter: logging.Formatter, record: logging.LogRecord, *, message: str, exception: str
+) -> dict[str, Any]:
+    """The fields of one record in output order: ``ts``, ``level``, ``logger``, the
+    message under ``message``'s name, extra fields, the traceback under ``exception``'s."""
+    out: dict[str, Any] = {
+        "ts": _timestamp(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        message: record.getMessage(),
+    }
+    for key, value in _fields(record).items():
+        out.setdefault(key, value)
+    if record.exc_info:
+        out[exception] = formatter.formatException(record.exc_info)
+    return out
+
+
 class TextFormatter(logging.Formatter):
     """logfmt: ``ts=2026-11-23T22:00:00.000Z level=info logger=agent.x msg="..." k=v``."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render one record on one line (an exception's traceback as the ``exc`` field)."""
-        pairs: dict[str, object] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in _fields(record).items():
-            pairs.setdefault(key, value)
-        if record.exc_info:
-            pairs["exc"] = self.formatException(record.exc_info)
+        pairs = _record_fields(self, record, message="msg", exception="exc")
         return " ".join(f"{key}={logfmt_value(value)}" for key, value in pairs.items())
 
 
@@ -92,16 +101,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Render one record as a single-line JSON object."""
-        out: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in _fields(record).items():
-            out.setdefault(key, value)
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+        out = _record_fields(self, record, message="message", exception="exception")
         return json.dumps(out, default=str, ensure_ascii=False)
 
 

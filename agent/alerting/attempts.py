@@ -219,7 +219,8 @@ class Attempts:
         group = Group(events=tuple(e for _, e in live), delivery_ids=ids, labels=labels)
         error: NotifyError | None = None
         try:
-            await notifier.send_group(receiver, group, delivery, client=self._client_or_fail())
+            request = notifier.render_group(receiver, group, delivery)
+            await notifier.post(receiver, request, client=self._client_or_fail())
         except NotifyError as exc:
             error = exc
         except Exception as exc:

@@ -9,7 +9,8 @@ by one check's retries. A pass costs O(log n) per attempt however long the backl
 so a large outage never stalls the event loop that probes run on.
 
 With ``alerting.group_wait`` set, the heads of a receiver's checks are sent as groups
-(:mod:`agent.alerting.grouping` decides which and when). Sending and settling rows is
+(:mod:`agent.alerting.grouping` decides which and when, :mod:`agent.alerting.group_queue`
+remembers groups between passes). Sending and settling rows is
 :mod:`agent.alerting.attempts`; this module decides what to attempt and when, and
 tracks each receiver's own health (failing, probed, recovered).
 
@@ -29,11 +30,12 @@ from collections.abc import Callable, Iterable, Mapping
 import httpx
 
 from agent.alerting.attempts import Attempts, Outcome
-from agent.alerting.grouping import GroupKey, GroupPolicy, group_key, group_labels, plan
+from agent.alerting.group_queue import GroupQueue
+from agent.alerting.grouping import GroupKey, GroupPolicy, group_labels
 from agent.alerting.outbox import RateLimit, RetryPolicy, Schedule
 from agent.config.alerting import ReceiverConfig
 from agent.notifiers import NOTIFIERS
-from agent.notifiers.base import AlertEvent, HttpNotifier
+from agent.notifiers.base import HttpNotifier
 from agent.notifiers.errors import NotifyStatus
 from agent.storage import OutboxRow, Store
 
@@ -110,12 +112,7 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
         self._started = False
         self._closing = False
-        self._grouping = GroupPolicy()
-        self._check_grouping: dict[str, GroupPolicy] = {}
-        self._any_grouping = False
-        #: Group key of each queued row seen in grouped mode (saves re-reading payloads).
-        self._group_keys: dict[int, GroupKey] = {}
-        self._last_sent: dict[tuple[str, GroupKey], float] = {}
+        self._groups = GroupQueue(store.outbox_payload)
         self._limits: dict[str, RateLimit] = {}
         #: When each idle worker will look at its schedule next (clock time).
         self._looks: dict[str, float] = {}
@@ -150,10 +147,13 @@ class Dispatcher:
             # A grouped event cannot be due before group_wait: when the worker will
             # look by then anyway, waking it would only redo an O(queue) pass per
             # event, quadratic over a mass failure.
-            policy = self._policy_for(row.check)
-            grouped = policy.enabled and self._group_notifier(row.receiver) is not None
-            due = row.next_attempt_at + policy.group_wait
-            if not grouped or due < self._looks.get(row.receiver, float("-inf")):
+            grouped = (
+                self._groups.policy_for(row.check).enabled
+                and self._groups.notifier(self._receivers.get(row.receiver)) is not None
+            )
+            if not grouped or self._groups.due_at(row) < self._looks.get(
+                row.receiver, float("-inf")
+            ):
                 self._wakes[row.receiver].set()
 
     def set_receivers(self, receivers: Mapping[str, ReceiverConfig]) -> None:
@@ -173,16 +173,8 @@ class Dispatcher:
             policy: the agent-level ``group_wait``/``group_interval``/``group_by``.
             per_check: checks whose route sets its own grouping.
         """
-        per_check = dict(per_check or {})
-        if policy != self._grouping or per_check != self._check_grouping:
-            self._group_keys.clear()
-        self._grouping = policy
-        self._check_grouping = per_check
-        self._any_grouping = policy.enabled or any(p.enabled for p in per_check.values())
+        self._groups.configure(policy, per_check or {})
         self.wake()
-
-    def _policy_for(self, check: str) -> GroupPolicy:
-        return self._check_grouping.get(check, self._grouping)
 
     def wake(self) -> None:
         """Tell every worker to look at its schedule now."""
@@ -264,7 +256,7 @@ class Dispatcher:
                 self._drop_expired(name, schedule, now)
             if schedule.blocked_until > now:
                 return schedule.blocked_until - now
-        grouped = self._group_notifier(name)
+        grouped = self._groups.notifier(self._receivers.get(name))
         if grouped is not None:
             return await self._group_pass(name, schedule, grouped, now)
         limit = self._rate_limit(name, now)
@@ -334,14 +326,6 @@ class Dispatcher:
             limit = self._limits[name] = RateLimit(per_minute, now=now)
         return limit
 
-    def _group_notifier(self, name: str) -> HttpNotifier | None:
-        """The receiver's notifier when its events are grouped, else None."""
-        receiver = self._receivers.get(name)
-        if not self._any_grouping or receiver is None or not receiver.group:
-            return None
-        notifier = NOTIFIERS.get(receiver.type)
-        return notifier if isinstance(notifier, HttpNotifier) and notifier.groups else None
-
     async def _group_pass(
         self, name: str, schedule: Schedule, notifier: HttpNotifier, now: float
     ) -> float | None:
@@ -349,38 +333,15 @@ class Dispatcher:
 
         While the receiver fails, one request (a group or an event) goes out as its probe.
         """
-        schedule.compact()
-        heads: list[tuple[OutboxRow, GroupKey]] = []
-        singles: list[OutboxRow] = []
-        for row in schedule.heads():
-            policy = self._policy_for(row.check)
-            if not policy.enabled:
-                singles.append(row)
-                continue
-            key = self._group_keys.get(row.id)
-            if key is None:
-                payload = self._store.outbox_payload(row.id)
-                data = AlertEvent.from_json(payload).payload if payload else {}
-                key = self._group_keys[row.id] = group_key(data, policy)
-            heads.append((row, key))
-        last_sent = {k: t for (r, k), t in self._last_sent.items() if r == name}
-        todo = plan(heads, last_sent=last_sent, now=now, ignore_backoff=schedule.failing)
-        next_at = todo.next_at
-        if schedule.failing:
-            singles.sort(key=lambda r: r.next_attempt_at)
-        else:
-            due_at = [r.next_attempt_at for r in singles if r.next_attempt_at > now]
-            if due_at and (next_at is None or min(due_at) < next_at):
-                next_at = min(due_at)
-            singles = [r for r in singles if r.next_attempt_at <= now]
+        todo = self._groups.select(name, schedule, now)
         limit = self._rate_limit(name, now)
         allowed = self._max_in_flight if limit is None else limit.available(now)
         allowed = 1 if schedule.failing else min(allowed, self._max_in_flight)
         ready = todo.ready[:allowed]
-        singles = singles[: allowed - len(ready)]
+        singles = todo.singles[: allowed - len(ready)]
         sends = len(ready) + len(singles)
         if limit is not None:
-            if (todo.ready or singles) and not sends:
+            if (todo.ready or todo.singles) and not sends:
                 return max(0.001, limit.wait(now))
             limit.take(sends, now=now)
         if sends:
@@ -393,7 +354,7 @@ class Dispatcher:
             )
             self._after_wave(name, schedule, outcomes)
             return 0.0
-        return None if next_at is None else max(0.001, next_at - now)
+        return None if todo.next_at is None else max(0.001, todo.next_at - now)
 
     async def _send_group(
         self,
@@ -403,14 +364,12 @@ class Dispatcher:
         key: GroupKey,
         rows: list[OutboxRow],
     ) -> Outcome:
-        for row in rows:
-            self._group_keys.pop(row.id, None)
+        self._groups.forget(rows)
         labels = group_labels(key)
         outcome = await self._attempts.group(name, schedule, notifier, rows, labels=labels)
         if outcome.answered:
-            self._last_sent[(name, key)] = self._clock()
+            self._groups.sent(name, key, self._clock())
         return outcome
 
     def _drop_expired(self, name: str, schedule: Schedule, now: float) -> None:
-        for row in self._attempts.drop_expired(name, schedule, now):
-            self._group_keys.pop(row.id, None)
+        self._groups.forget(self._attempts.drop_expired(name, schedule, now))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config.maintenance import MaintenanceWindow, cron_trigger, localize
@@ -34,6 +34,7 @@ class OpenWindow:
     ends_at: float
 
 
+@dataclass(slots=True, kw_only=True)
 class _Window:
     """One compiled window; remembers its last answer until the next boundary.
 
@@ -41,28 +42,17 @@ class _Window:
     the cron trigger again (tens of microseconds, times thousands of checks).
     """
 
-    __slots__ = ("_memo", "checks", "duration", "end", "matchers", "name", "start", "trigger")
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        checks: frozenset[str],
-        matchers: tuple[Matcher, ...],
-        trigger: Any,
-        duration: float,
-        start: float,
-        end: float,
-    ) -> None:
-        self.name = name
-        self.checks = checks
-        self.matchers = matchers
-        self.trigger = trigger
-        self.duration = duration
-        self.start = start
-        self.end = end
-        #: (valid from, valid until, answer) of the last lookup.
-        self._memo: tuple[float, float, OpenWindow | None] = (1.0, 0.0, None)
+    name: str
+    checks: frozenset[str]
+    matchers: tuple[Matcher, ...]
+    trigger: Any
+    duration: float
+    start: float
+    end: float
+    #: (valid from, valid until, answer) of the last lookup.
+    _memo: tuple[float, float, OpenWindow | None] = field(
+        default=(1.0, 0.0, None), init=False, repr=False, compare=False
+    )
 
     def covers(self, check: str, labels: Mapping[str, str]) -> bool:
         if check in self.checks:

@@ -39,10 +39,13 @@ __all__ = [
     "EventType",
     "Status",
     "Transition",
+    "degraded_transition",
+    "down_transition",
     "mark_delivered",
     "reminder_anchor",
     "removed",
     "resolve_policy",
+    "steady_ok",
     "update",
 ]
 
@@ -213,14 +216,14 @@ def _update_down(
         )
         if state.status != "firing" and failures >= policy.failure_threshold:
             state = _replace(state, status="firing", since=now, last_event_at=now)
-            return state, [_down(state, "firing", check, now)]
+            return state, [down_transition(state, "firing", check, now)]
         if state.status == "ok":
             state = _replace(state, status="pending", since=now)
     else:
         successes = state.consecutive_successes + 1
         state = _replace(state, consecutive_failures=0, consecutive_successes=successes)
         if state.status == "firing" and successes >= policy.success_threshold:
-            resolved = _down(state, "resolved", check, now)
+            resolved = down_transition(state, "resolved", check, now)
             state = _replace(
                 state,
                 status="ok",
@@ -239,7 +242,7 @@ def _update_down(
         anchor = reminder_anchor(state.last_event_at, now, repeat_interval=policy.repeat_interval)
         if anchor is not None:
             state = _replace(state, last_event_at=anchor)
-            return state, [_down(state, "reminder", check, now)]
+            return state, [down_transition(state, "reminder", check, now)]
     return state, []
 
 
@@ -268,14 +271,29 @@ def reminder_anchor(last: float, now: float, *, repeat_interval: float) -> float
     return last + repeat_interval if elapsed <= 2 * repeat_interval else now
 
 
-def _down(state: AlertState, event: EventType, check: str, now: float) -> Transition:
+def _transition(
+    check: str, alert: AlertKind, event: EventType, now: float, since: float | None, **fields: Any
+) -> Transition:
+    """One transition at ``now``; an alert without a known start started now."""
     return Transition(
         check=check,
-        alert="down",
+        alert=alert,
         event=event,
         at=now,
-        started_at=state.started_at if state.started_at is not None else now,
+        started_at=since if since is not None else now,
         resolved_at=now if event == "resolved" else None,
+        **fields,
+    )
+
+
+def down_transition(state: AlertState, event: EventType, check: str, now: float) -> Transition:
+    """A ``down`` alert's transition, from the state's failure run."""
+    return _transition(
+        check,
+        "down",
+        event,
+        now,
+        state.started_at,
         consecutive_failures=state.consecutive_failures,
         reason=state.reason,
         message=state.message,
@@ -302,7 +320,7 @@ def _update_degraded(
         )
         if not state.degraded_firing and runs >= policy.degraded_threshold:
             state = _replace(state, degraded_firing=True)
-            return state, [_degraded(state, "degraded", check, now)]
+            return state, [degraded_transition(state, "degraded", check, now)]
         return state, []
     if not state.degraded_firing and state.degraded_since is None:
         return state, []  # the common case: nothing to track while within limits
@@ -312,7 +330,7 @@ def _update_degraded(
     if state.degraded_firing and (
         ok_runs >= policy.success_threshold or policy.degraded_threshold == 0
     ):
-        resolved = _degraded(state, "resolved", check, now)
+        resolved = degraded_transition(state, "resolved", check, now)
         state = _replace(state, degraded_firing=False, degraded_since=None, degraded_phases=())
         return state, [resolved]
     if not state.degraded_firing:
@@ -320,21 +338,18 @@ def _update_degraded(
     return state, []
 
 
-def _degraded(state: AlertState, event: EventType, check: str, now: float) -> Transition:
-    return Transition(
-        check=check,
-        alert="degraded",
-        event=event,
-        at=now,
-        started_at=state.degraded_since if state.degraded_since is not None else now,
-        resolved_at=now if event == "resolved" else None,
+def degraded_transition(state: AlertState, event: EventType, check: str, now: float) -> Transition:
+    """A ``degraded`` alert's transition; its message names the phases over their limit."""
+    phases = ", ".join(state.degraded_phases)
+    return _transition(
+        check,
+        "degraded",
+        event,
+        now,
+        state.degraded_since,
         consecutive_failures=0,
         reason=None,
-        message=(
-            f"over latency limit: {', '.join(state.degraded_phases)}"
-            if state.degraded_phases
-            else ""
-        ),
+        message=f"over latency limit: {phases}" if phases else "",
         degraded=state.degraded_phases,
     )
 
@@ -352,10 +367,26 @@ def removed(state: AlertState, *, check: str, now: float) -> list[Transition]:
     if state.firing:
         out.append(
             dataclasses.replace(
-                _down(state, "resolved", check, now),
+                down_transition(state, "resolved", check, now),
                 message="check removed from the configuration",
             )
         )
     if state.degraded_firing:
-        out.append(_degraded(state, "resolved", check, now))
+        out.append(degraded_transition(state, "resolved", check, now))
     return out
+
+
+def steady_ok(before: AlertState, after: AlertState) -> bool:
+    """True when a healthy check stayed healthy: only its success counter moved.
+
+    Not persisting that case saves a write per healthy result (nearly all of them);
+    after a restart the counter merely restarts from the last persisted value.
+    """
+    return (
+        before.status == after.status == "ok"
+        and not before.degraded_firing
+        and not after.degraded_firing
+        and before.degraded_since is None
+        and after.degraded_since is None
+        and before.last_notified == after.last_notified
+    )

@@ -27,6 +27,7 @@ Pure except for :class:`SilenceSet` mutations; the clock is passed in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,14 @@ from typing import Any
 from agent.alerting.flap import FlapPolicy, FlapState, track
 from agent.alerting.maintenance import MaintenanceSchedule, OpenWindow
 from agent.alerting.silences import SilenceSet, alert_labels
-from agent.alerting.state import AlertKind, AlertState, EventType, Transition
+from agent.alerting.state import (
+    AlertKind,
+    AlertState,
+    EventType,
+    Transition,
+    degraded_transition,
+    down_transition,
+)
 
 __all__ = ["SUPPRESSION_REASONS", "Held", "Suppression"]
 
@@ -248,31 +256,16 @@ def _transition(
 ) -> Transition:
     silenced = "notified after a silence ended"
     if alert == "degraded":
-        phases = ", ".join(state.degraded_phases)
-        return Transition(
-            check=check,
-            alert="degraded",
-            event=event,
-            at=now,
-            started_at=state.degraded_since if state.degraded_since is not None else now,
-            resolved_at=now if event == "resolved" else None,
-            consecutive_failures=0,
-            reason=None,
-            message=f"over latency limit: {phases} ({silenced})" if phases else silenced,
-            degraded=state.degraded_phases,
-        )
-    started = state.started_at if state.started_at is not None else flap.since
+        t = degraded_transition(state, event, check, now)
+        message = f"{t.message} ({silenced})" if t.message else silenced
+        return dataclasses.replace(t, message=message)
+    if state.started_at is None and flap.since is not None:
+        state = dataclasses.replace(state, started_at=flap.since)
     detail = state.message if event != "resolved" else ""
     if event == "flapping":
         detail = "flapping"
-    return Transition(
-        check=check,
-        alert="down",
-        event=event,
-        at=now,
-        started_at=started if started is not None else now,
-        resolved_at=now if event == "resolved" else None,
-        consecutive_failures=state.consecutive_failures,
+    return dataclasses.replace(
+        down_transition(state, event, check, now),
         reason=state.reason if event != "resolved" else None,
         message=f"{detail} ({silenced})" if detail else silenced,
     )

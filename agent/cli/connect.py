@@ -25,17 +25,16 @@ import contextlib
 import datetime
 import json
 import logging
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import TextIO
 
 from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
 
 from agent.cli.probe import UsageError, add_target_arguments, check_from_flags
+from agent.cli.signals import stop_on_signals
 from agent.cli.style import Style, use_color
 from agent.cli.verbose import Tracer, tracing
 from agent.config.models import CheckConfig
@@ -150,7 +149,7 @@ class Session:
     async def run(self, *, wait: float) -> int:
         """Connect, converse, close; the exit status (130 when Ctrl-C came first)."""
         stop = asyncio.Event()
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             conn = await self._open(stop)
             if conn is None:
                 return 1 if not stop.is_set() else 130
@@ -359,21 +358,3 @@ def _read_lines_in_thread(lines: asyncio.Queue[str | None]) -> None:
             return  # the session ended (its loop is closed) while a line was awaited
 
     threading.Thread(target=pump, name="wsprobe-connect-stdin", daemon=True).start()
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM close the session politely instead of raising."""
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue
-        installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

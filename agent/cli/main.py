@@ -16,8 +16,9 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from agent import __version__
 from agent.cli.connect import add_connect_arguments, run_connect_command
@@ -125,9 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wsprobe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser(
+    def add_command(
+        name: str, handler: Callable[[argparse.Namespace], int], **options: Any
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], **options)
+        command.set_defaults(handler=handler)
+        return command
+
+    run = add_command(
         "run",
-        parents=[common],
+        _cmd_run,
         help="run the agent: schedule checks, serve HTTP, send alerts",
         description="Run the agent until SIGTERM/SIGINT. SIGHUP or POST /-/reload reloads"
         " the configuration.",
@@ -148,21 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="with --shard auto: the number of shards (default: $WSPROBE_SHARD_COUNT)",
     )
-    run.set_defaults(handler=_cmd_run)
 
-    check = sub.add_parser(
+    check = add_command(
         "check-config",
-        parents=[common],
+        _cmd_check_config,
         help="validate the agent config and every check file",
         description="Validate the agent config and every check file it names. Prints every"
         " problem as FILE:LINE: key.path: message. Exit 0 when valid, 1 when not.",
     )
     _config_argument(check)
-    check.set_defaults(handler=_cmd_check_config)
 
-    probe = sub.add_parser(
+    probe = add_command(
         "probe",
-        parents=[common],
+        _cmd_probe,
         help="probe one URL (or one configured check) now, once or like ping",
         description="Run one probe now and print its phase table (or --json); with --count,"
         " repeat like ping and end with a summary. Exit 0 when every run succeeded, 1 when"
@@ -172,11 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_argument(probe)
     add_probe_arguments(probe)
-    probe.set_defaults(handler=_cmd_probe)
 
-    connect = sub.add_parser(
+    connect = add_command(
         "connect",
-        parents=[common],
+        _cmd_connect,
         help="interactive session (like wscat), or send lines piped in",
         description="Open a WebSocket and send each line typed or piped in as a text"
         " message; print every message received with its time. Exit 0 on a clean close,"
@@ -185,27 +190,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_ExamplesFormatter,
     )
     add_connect_arguments(connect)
-    connect.set_defaults(handler=_cmd_connect)
 
-    demo = sub.add_parser(
+    demo = add_command(
         "demo-server",
-        parents=[common],
+        _cmd_demo,
         help="run the built-in demo targets alone",
         description="Serve the demo targets (/echo, /auth, /feed, /chat, /flaky) until"
         " SIGINT/SIGTERM.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     demo.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s)")
-    demo.set_defaults(handler=_cmd_demo)
 
-    schema = sub.add_parser(
+    add_command(
         "schema",
-        parents=[common],
+        _cmd_schema,
         help="print the JSON Schema of the configuration",
         description="Print the JSON Schema (draft 2020-12) of an agent config file or a check"
         " file, for editors: add '# yaml-language-server: $schema=PATH' to a file.",
     )
-    schema.set_defaults(handler=_cmd_schema)
     return parser
 
 

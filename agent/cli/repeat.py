@@ -15,7 +15,6 @@ import contextlib
 import datetime
 import json
 import math
-import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from agent.cli.output import render_json
+from agent.cli.signals import stop_on_signals
 from agent.cli.style import Style
 from agent.config.models import CheckConfig
 from agent.redact import redact_url
@@ -181,8 +181,7 @@ async def repeat(
     """
     summary = Summary(url=redact_url(check.url))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with _stop_on_signals(loop, stop):
+    with stop_on_signals(stop):
         if out is not None and not as_json:
             runs = f"{count} runs" if count else "until Ctrl-C"
             print(f"WSPROBE {summary.url}: {runs}, every {interval:g}s", file=out, flush=True)
@@ -227,20 +226,3 @@ async def _until_stopped(run: Awaitable[ProbeResult], stop: asyncio.Event) -> Pr
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return None
-
-
-@contextlib.contextmanager
-def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` instead of raising, so the summary is printed."""
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue  # not the main thread: Ctrl-C raises as usual
-        installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

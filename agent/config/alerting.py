@@ -56,8 +56,10 @@ DEFAULT_RETRY_TIMEOUT = 3600.0
 DEFAULT_FLAP_MAX_CHANGES = 4
 #: The flap window, and how long a flapping check must stay unchanged to settle.
 DEFAULT_FLAP_WINDOW = 1800.0
-#: Grouping is off unless configured: every event goes out on its own, at once.
-DEFAULT_GROUP_WAIT = 0.0
+#: A receiver's events arriving within this window go out as one delivery, so a mass
+#: failure is a handful of requests, not one per check; 0 sends each event at once.
+DEFAULT_GROUP_WAIT = 10.0
+#: Least time between two deliveries of the same group.
 DEFAULT_GROUP_INTERVAL = 60.0
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "HttpRequest",
     "Notifier",
     "dumps",
+    "facts",
     "iso",
     "summary",
 ]
@@ -119,6 +120,13 @@ class Group:
         others = sorted(set(kinds) - set(order))  # a kind added later still counts
         return ", ".join(f"{kinds.count(k)} {k}" for k in known + others)
 
+    def heading(self) -> str:
+        """``wsprobe: 3 firing, 1 resolved (team=edge)``: the title of a grouped message."""
+        title = f"wsprobe: {self.counts()}"
+        if self.labels:
+            title += " (" + ", ".join(f"{k}={v}" for k, v in self.labels.items()) + ")"
+        return title
+
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
@@ -159,6 +167,22 @@ def iso(ts: float | None) -> str | None:
 def dumps(body: Any) -> bytes:
     """Compact, deterministic JSON bytes (what is signed is what is sent)."""
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def facts(event: AlertEvent) -> list[tuple[str, object]]:
+    """The labelled facts a chat message shows about one event, in display order."""
+    p = event.payload
+    out: list[tuple[str, object]] = [
+        ("Check", p["check"]),
+        ("URL", p["url"]),
+        ("Last failure" if event.is_resolved else "Reason", p.get("reason") or "-"),
+        ("Started", p.get("started_at") or "-"),
+    ]
+    if event.is_resolved:
+        out.append(("Resolved", p.get("resolved_at") or "-"))
+    else:
+        out.append(("Consecutive failures", p.get("consecutive_failures", 0)))
+    return out
 
 
 def summary(event: AlertEvent) -> str:
@@ -224,21 +248,6 @@ class HttpNotifier(abc.ABC):
         """Build one request carrying every event of ``group`` (types with ``groups``)."""
         raise NotImplementedError(f"{self.type_name} receivers do not group events")
 
-    async def send_group(
-        self,
-        receiver: ReceiverConfig,
-        group: Group,
-        delivery: Delivery,
-        *,
-        client: httpx.AsyncClient,
-    ) -> None:
-        """POST the grouped request within ``receiver.timeout`` in total.
-
-        Raises:
-            NotifyError: timeout, connection failure, or a non-2xx answer.
-        """
-        await self._post(receiver, self.render_group(receiver, group, delivery), client)
-
     async def send(
         self,
         receiver: ReceiverConfig,
@@ -252,11 +261,16 @@ class HttpNotifier(abc.ABC):
         Raises:
             NotifyError: timeout, connection failure, or a non-2xx answer.
         """
-        await self._post(receiver, self.render(receiver, event, delivery), client)
+        await self.post(receiver, self.render(receiver, event, delivery), client=client)
 
-    async def _post(
-        self, receiver: ReceiverConfig, request: HttpRequest, client: httpx.AsyncClient
+    async def post(
+        self, receiver: ReceiverConfig, request: HttpRequest, *, client: httpx.AsyncClient
     ) -> None:
+        """POST a rendered request (one event, or a group) within ``receiver.timeout``.
+
+        Raises:
+            NotifyError: timeout, connection failure, or a non-2xx answer.
+        """
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,

@@ -12,6 +12,7 @@ from agent.notifiers.base import (
     HttpNotifier,
     HttpRequest,
     dumps,
+    facts,
 )
 from agent.notifiers.limits import ELLIPSIS, cut, fit_lines
 from agent.notifiers.templates import message_of, title_of
@@ -76,16 +77,7 @@ class DiscordNotifier(HttpNotifier):
     ) -> HttpRequest:
         """Title, description (the failure message) and fields; no mentions parsed."""
         p = event.payload
-        fields = [
-            _field("Check", p["check"]),
-            _field("URL", p["url"]),
-            _field("Last failure" if event.is_resolved else "Reason", p.get("reason") or "-"),
-            _field("Started", p.get("started_at") or "-"),
-        ]
-        if event.is_resolved:
-            fields.append(_field("Resolved", p.get("resolved_at") or "-"))
-        else:
-            fields.append(_field("Consecutive failures", p.get("consecutive_failures", 0)))
+        fields = [_field(label, value) for label, value in facts(event)]
         agent = p.get("agent", {})
         footer = cut(f"wsprobe · {agent.get('location', '-')}", DISCORD_LIMITS["footer_text"])
         embed: dict[str, Any] = {
@@ -108,9 +100,7 @@ class DiscordNotifier(HttpNotifier):
         self, receiver: ReceiverConfig, group: Group, delivery: Delivery
     ) -> HttpRequest:
         """One embed: counts as the title, one line per event, then ``and N more``."""
-        title = f"wsprobe: {group.counts()}"
-        if group.labels:
-            title += " (" + ", ".join(f"{k}={v}" for k, v in group.labels.items()) + ")"
+        title = group.heading()
         lines = [cut(title_of(receiver, e), DISCORD_LIMITS["title"]) for e in group.events]
         worst = max((e.event for e in group.events), key=_severity, default="resolved")
         footer = f"wsprobe · {group.events[0].payload.get('agent', {}).get('location', '-')}"

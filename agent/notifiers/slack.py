@@ -16,6 +16,7 @@ from agent.notifiers.base import (
     HttpNotifier,
     HttpRequest,
     dumps,
+    facts,
 )
 from agent.notifiers.limits import ELLIPSIS, cut, fit_lines
 from agent.notifiers.templates import message_of, title_of
@@ -73,17 +74,9 @@ class SlackNotifier(HttpNotifier):
         """Header, a field grid, the failure message, and an agent context line."""
         p = event.payload
         title = title_of(receiver, event)
-        fields = [
-            _field("Check", p["check"]),
-            _field("Event", event.event),
-            _field("URL", p["url"]),
-            _field("Last failure" if event.is_resolved else "Reason", p.get("reason") or "-"),
-            _field("Started", p.get("started_at") or "-"),
-        ]
-        if event.is_resolved:
-            fields.append(_field("Resolved", p.get("resolved_at") or "-"))
-        else:
-            fields.append(_field("Consecutive failures", p.get("consecutive_failures", 0)))
+        shown = facts(event)
+        shown.insert(1, ("Event", event.event))
+        fields = [_field(label, value) for label, value in shown]
         header = {"type": "plain_text", "text": cut(title, SLACK_LIMITS["header"])}
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": header},
@@ -104,9 +97,7 @@ class SlackNotifier(HttpNotifier):
         self, receiver: ReceiverConfig, group: Group, delivery: Delivery
     ) -> HttpRequest:
         """One message: counts in the header, one line per event, then ``and N more``."""
-        title = f"wsprobe: {group.counts()}"
-        if group.labels:
-            title += " (" + ", ".join(f"{k}={v}" for k, v in group.labels.items()) + ")"
+        title = group.heading()
         lines = [
             "• " + _cut_escaped(title_of(receiver, e), SLACK_LIMITS["section_text"] // 4)
             for e in group.events

@@ -13,7 +13,7 @@ import pytest
 
 from agent.alerting import AlertService, routing_problems
 from agent.config import CheckConfig, Config
-from agent.config.alerting import AlertingConfig, ReceiverConfig
+from agent.config.alerting import AgentAlertingConfig, AlertingConfig, ReceiverConfig
 from agent.result import ProbeResult, Reason
 from agent.storage import Store
 
@@ -58,8 +58,9 @@ def config(
         {"name": "hook", "type": "webhook", "url": url + "/hook", "secret": "s", **(receiver or {})}
     )
     return Config(
-        alerting=AlertingConfig(
-            failure_threshold=failure, success_threshold=success, receivers=("hook",)
+        # group_wait 0: these tests follow single events; test_grouping covers batches.
+        alerting=AgentAlertingConfig(
+            failure_threshold=failure, success_threshold=success, receivers=("hook",), group_wait=0
         ),
         receivers=(hook, *extra_receivers),
         checks=tuple(

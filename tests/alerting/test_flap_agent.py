@@ -28,6 +28,7 @@ async def test_flapping_target_sends_flapping_then_nothing_until_stable(
                 "success_threshold": 1,
                 "receivers": ["hook"],
                 "flap": {"max_changes": 2, "window": "3s"},
+                "group_wait": 0,
             },
             "receivers": [{"name": "hook", "type": "webhook", "url": receiver.url + "/hook"}],
             "checks": [{"name": "flappy", "url": target.url, "interval": "200ms",

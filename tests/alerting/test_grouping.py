@@ -19,7 +19,7 @@ from agent.notifiers.base import Group, HttpNotifier
 from agent.notifiers.discord import DISCORD_LIMITS
 from agent.notifiers.slack import SLACK_LIMITS
 from agent.storage import OutboxRow, Store
-from tests.alerting.test_delivery import FAST, Outcomes, result
+from tests.alerting.test_delivery import FAST, FakeClock, Outcomes, result
 from tests.notifiers import samples
 
 SECRET = "grp-secret"
@@ -92,6 +92,37 @@ async def test_500_checks_failing_together_arrive_grouped_exactly_once_across_re
     assert len(set(ids)) == 500
     assert [r.status for r in store.outbox_rows()] == ["delivered"] * 500
     store.close()
+
+
+async def test_by_default_events_within_ten_seconds_go_out_as_one_delivery(
+    receiver: Any, store: Store
+) -> None:
+    """No grouping settings: two checks failing 9 s apart reach the webhook in one request."""
+    hook = ReceiverConfig.model_validate(
+        {"name": "hook", "type": "webhook", "url": receiver.url + "/hook", "secret": SECRET}
+    )
+    cfg = Config(
+        alerting=AgentAlertingConfig.model_validate(
+            {"failure_threshold": 1, "receivers": ["hook"]}
+        ),
+        receivers=(hook,),
+        checks=tuple(CheckConfig(name=n, url="ws://127.0.0.1:9/") for n in ("a", "b")),
+    )
+    clock = FakeClock()
+    outcomes = Outcomes()
+    service = AlertService(cfg, store, on_notification=outcomes, clock=clock, **FAST)
+    service.observe(cfg.checks[0], result("a", False))
+    clock.now += 9.0
+    service.observe(cfg.checks[1], result("b", False))
+    await service.start()
+    try:
+        clock.now += 1.0  # the first event has waited the default group_wait
+        service.reconfigure(cfg)  # wakes the worker, which sleeps on the real clock
+        await outcomes.wait(lambda o: o.count("success") == 2)
+    finally:
+        await service.aclose()
+    assert len(receiver.requests) == 1
+    assert sorted(delivered(receiver.requests)) == [("a", "firing"), ("b", "firing")]
 
 
 async def test_group_by_splits_and_resolved_follow_in_order(receiver: Any, store: Store) -> None:

@@ -82,6 +82,7 @@ async def test_routes_and_send_resolved_reach_the_right_receivers(
                 "success_threshold": 1,
                 "receivers": ["ops", "quiet"],
                 "routes": [{"match": {"team": "payments"}, "receivers": ["pd"]}],
+                "group_wait": 0,
             }
         ),
         receivers=(hook("ops"), hook("quiet", send_resolved=False), hook("pd")),

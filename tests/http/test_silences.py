@@ -41,7 +41,8 @@ def write_config(tmp_path: Path, receiver: HttpReceiver, target: ToggleTarget) -
             "web": {"basic_auth_users": {AUTH[0]: hashed}},
         },
         "check_files": [],
-        "alerting": {"failure_threshold": 1, "success_threshold": 1, "receivers": ["hook"]},
+        "alerting": {"failure_threshold": 1, "success_threshold": 1, "receivers": ["hook"],
+                     "group_wait": 0},
         "receivers": [{"name": "hook", "type": "webhook", "url": receiver.url + "/hook"}],
         "checks": [
             {"name": "down", "url": target.url, "interval": "300ms", "timeout": "250ms",

@@ -23,7 +23,7 @@ import pytest
 
 from agent.alerting import AlertService
 from agent.config import CheckConfig, Config
-from agent.config.alerting import AlertingConfig, ReceiverConfig
+from agent.config.alerting import AgentAlertingConfig, ReceiverConfig
 from agent.config.models import AgentSettings
 from agent.result import ProbeResult, Reason
 from agent.storage import Store
@@ -152,7 +152,10 @@ async def test_real_alertmanager_fires_and_resolves(
     )
     cfg = Config(
         agent=AgentSettings(location="lab-1"),
-        alerting=AlertingConfig(failure_threshold=1, success_threshold=1, receivers=("am",)),
+        # As docs/alerting.md advises with an Alertmanager: it groups, the agent does not.
+        alerting=AgentAlertingConfig(
+            failure_threshold=1, success_threshold=1, receivers=("am",), group_wait=0
+        ),
         receivers=(am,),
         checks=(check,),
     )

@@ -128,6 +128,7 @@ async def test_agent_level_templates_reach_receivers_without_their_own(
                 "failure_threshold": 1,
                 "receivers": ["a", "b"],
                 "templates": {"title": "agent: {{ check }}", "text": "agent text"},
+                "group_wait": 0,
             }
         ),
         receivers=(

@@ -25,7 +25,8 @@ def _config(path: Path, state_dir: Path, url: str, hook: str, **check: Any) -> P
     config = {
         "agent": {"listen": "127.0.0.1:0", "state_dir": str(state_dir)},
         "check_files": [],
-        "alerting": {"failure_threshold": 1, "success_threshold": 1, "receivers": ["hook"]},
+        "alerting": {"failure_threshold": 1, "success_threshold": 1, "receivers": ["hook"],
+                     "group_wait": 0},
         "receivers": [{"name": "hook", "type": "webhook", "url": hook + "/hook", "secret": "s"}],
         "checks": [{"name": "svc", "url": url, "interval": "200ms", "timeout": "150ms",
                     "pings": 0, **check}],
