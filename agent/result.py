@@ -64,6 +64,7 @@ PHASES: tuple[str, ...] = (
     "connect",
     "tls",
     "handshake",
+    "protocol",
     "auth",
     "steps",
     "first_message",

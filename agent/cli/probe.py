@@ -48,6 +48,8 @@ _FLAG_OF: dict[str, str] = {
     "pings": "--pings",
     "ping_timeout": "--ping-timeout",
     "subprotocols": "--subprotocol",
+    "protocol": "--protocol",
+    "protocol.name": "--protocol",
     "expect.status": "--expect-status",
     "expect.subprotocol": "--expect-subprotocol",
     "expect.close_code": "--expect-close-code",
@@ -72,6 +74,7 @@ _TARGET_FLAGS = (
     "bearer",
     "basic",
     "subprotocol",
+    "protocol",
     "expect_subprotocol",
     "expect_status",
     "expect_close_code",
@@ -134,6 +137,9 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--origin", metavar="ORIGIN", help="send this Origin header")
     target.add_argument(
         "--subprotocol", action="append", default=[], metavar="NAME", help="request (repeatable)"
+    )
+    target.add_argument(
+        "--protocol", metavar="NAME", help="speak NAME (socketio, mqtt, stomp, graphql-...)"
     )
     target.add_argument("--compression", action="store_true", help="offer permessage-deflate")
     target.add_argument("--max-size", metavar="BYTES", help="largest message accepted (1MiB)")
@@ -263,6 +269,7 @@ def check_data(args: argparse.Namespace) -> dict[str, Any]:
     _optional(data, args, {"compression": "compression", "follow_redirects": "follow_redirects"})
     _optional(data, args, {"max_size": "max_size", "proxy": "proxy", "ip_version": "ip_version"})
     _optional(data, args, {"pings": "pings", "ping_timeout": "ping_timeout"})
+    _optional(data, args, {"protocol": "protocol"})
     tls: dict[str, Any] = {}
     _optional(tls, args, {"cacert": "ca_file", "cert": "cert_file", "key": "key_file"})
     _optional(tls, args, {"server_name": "server_name", "tls_min": "min_version"})

@@ -1,7 +1,8 @@
 """Rules that span files or need the extension registries.
 
 Valid check kinds are the keys of ``agent.probes.PROBES`` and valid receiver types the
-keys of ``agent.notifiers.NOTIFIERS``: the registries are the only lists of names. Config
+keys of ``agent.notifiers.NOTIFIERS``, valid ``protocol.name`` values the keys of
+``agent.probes.protocols.PROTOCOLS``: the registries are the only lists of names. Config
 is the lowest layer and does not import them: the caller that owns them (the daemon, the
 CLI) passes them in as :class:`Registries`.
 """
@@ -11,15 +12,23 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.config._issues import ConfigIssue, Located
 from agent.config.alerting import ReceiverConfig
+from agent.config.protocols import ProtocolConfig
 from agent.config.models import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, CheckConfig
 from agent.config.types import parse_duration
 
-__all__ = ["RawCheck", "ReceiverType", "Registries", "check_rules", "receiver_rules"]
+__all__ = [
+    "ProtocolType",
+    "RawCheck",
+    "ReceiverType",
+    "Registries",
+    "check_rules",
+    "receiver_rules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,14 @@ class RawCheck:
     data: dict[str, Any]
     where: Located
     validated: CheckConfig | None = None
+
+
+class ProtocolType(Protocol):
+    """What validation needs of a protocol (an ``agent.probes.protocols.Protocol``)."""
+
+    def validate(self, config: ProtocolConfig) -> list[str]:
+        """Problems with a check's ``protocol:`` mapping; empty when usable."""
+        ...
 
 
 class ReceiverType(Protocol):
@@ -53,6 +70,8 @@ class Registries:
     kinds: Collection[str]
     #: Receiver type -> what validates it: ``agent.notifiers.NOTIFIERS``.
     receivers: Mapping[str, ReceiverType]
+    #: Protocol name -> what validates it: ``agent.probes.protocols.PROTOCOLS``.
+    protocols: Mapping[str, ProtocolType] = field(default_factory=dict)
 
 
 def _choices(names: Sequence[str]) -> str:
@@ -60,7 +79,11 @@ def _choices(names: Sequence[str]) -> str:
 
 
 def check_rules(
-    checks: Sequence[RawCheck], *, receivers: set[str] | None, kinds: Collection[str]
+    checks: Sequence[RawCheck],
+    *,
+    receivers: set[str] | None,
+    kinds: Collection[str],
+    protocols: Mapping[str, ProtocolType],
 ) -> list[ConfigIssue]:
     """Kinds, cron expressions, receiver references, unique names, risky settings.
 
@@ -68,6 +91,7 @@ def check_rules(
         checks: every check of the configuration, in load order.
         receivers: names of the defined receivers; None skips reference checks.
         kinds: the valid check kinds.
+        protocols: the valid ``protocol.name`` values, each with its own field checks.
 
     Returns:
         Errors and warnings, each at the key it is about.
@@ -94,6 +118,7 @@ def check_rules(
             issues.append(
                 where.issue(("kind",), f"unknown kind {kind!r} (known: {_choices(list(kinds))})")
             )
+        issues += _protocol_issues(raw, protocols)
         cron = data.get("cron")
         if isinstance(cron, str):
             message = _cron_problem(cron)
@@ -112,6 +137,23 @@ def check_rules(
         issues += _warnings(data, where)
         issues += _default_timeout(raw)
     return issues
+
+
+def _protocol_issues(raw: RawCheck, protocols: Mapping[str, ProtocolType]) -> list[ConfigIssue]:
+    """``protocol.name`` is a registered protocol, and its fields suit that protocol."""
+    spec = raw.data.get("protocol")
+    name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
+    if not isinstance(name, str):
+        return []
+    key: tuple[str, ...] = ("protocol",) if isinstance(spec, str) else ("protocol", "name")
+    if name not in protocols:
+        return [
+            raw.where.issue(key, f"unknown protocol {name!r} (known: {_choices(list(protocols))})")
+        ]
+    config = raw.validated.protocol if raw.validated is not None else None
+    if config is None:
+        return []
+    return [raw.where.issue(("protocol",), p) for p in protocols[name].validate(config)]
 
 
 def _default_timeout(raw: RawCheck) -> list[ConfigIssue]:

@@ -146,7 +146,12 @@ def validate_check(
         check = CheckConfig.model_validate(raw, context={"base_dir": str(base_dir)})
     except ValidationError as exc:
         issues += issues_from_validation(exc, raw, where, CheckConfig)
-    issues += check_rules([RawCheck(raw, where)], receivers=None, kinds=registries.kinds)
+    issues += check_rules(
+        [RawCheck(raw, where)],
+        receivers=None,
+        kinds=registries.kinds,
+        protocols=registries.protocols,
+    )
     issues = [ConfigIssue(None, None, i.path, i.message, i.severity) for i in issues]
     if any(i.severity == "error" for i in issues) or check is None:
         raise ConfigError([i for i in issues if i.severity == "error"])
@@ -222,7 +227,10 @@ class _Loader:
         )
         receiver_names = _receiver_names(receivers)
         self.issues += check_rules(
-            raw_checks, receivers=receiver_names, kinds=self.registries.kinds
+            raw_checks,
+            receivers=receiver_names,
+            kinds=self.registries.kinds,
+            protocols=self.registries.protocols,
         )
         if isinstance(top.get("alerting"), dict):
             for i, name in enumerate(top["alerting"].get("receivers") or ()):

@@ -30,6 +30,7 @@ from agent.config.alerting import (
     check_external_url,
 )
 from agent.config.maintenance import MaintenanceWindow
+from agent.config.protocols import ProtocolConfig
 from agent.config.relay import RelayConfig
 from agent.config.steps import Step, check_variables
 from agent.config.types import (
@@ -315,6 +316,8 @@ class CheckConfig(Frozen):
     relay: RelayConfig | None = None
     watch: WatchConfig | None = None
     metrics: CheckMetricsConfig = CheckMetricsConfig()
+    #: The application protocol spoken on the connection (agent/probes/protocols).
+    protocol: ProtocolConfig | None = None
 
     @field_validator("url")
     @classmethod
@@ -352,6 +355,18 @@ class CheckConfig(Frozen):
         if info.data.get("cron") is None and interval is not None and value >= interval:
             raise ValueError(f"timeout ({value:g}s) must be less than interval ({interval:g}s)")
         return value
+
+    @model_validator(mode="after")
+    def _protocol_owns_the_messages(self) -> CheckConfig:
+        # The protocol session reads every frame; raw steps would race it for them.
+        if self.protocol is not None and (self.steps or self.auth.steps):
+            raise ValueError(
+                "with protocol:, write the steps under protocol.steps (steps and"
+                " auth.steps send raw frames)"
+            )
+        if self.protocol is not None and self.kind != "probe":
+            raise ValueError(f"protocol: is supported on kind probe only, not {self.kind!r}")
+        return self
 
     @model_validator(mode="after")
     def _step_variables(self) -> CheckConfig:

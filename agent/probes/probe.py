@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import cast
@@ -102,7 +103,7 @@ async def run(check: CheckConfig) -> ProbeResult:
 
 def uses_discarding_connection(check: CheckConfig) -> bool:
     """Whether ``check`` runs on the discarding connection (it never reads a message)."""
-    return not (check.proxy or check.steps or check.auth.steps) and (
+    return not (check.proxy or check.steps or check.auth.steps or check.protocol) and (
         check.expect.close_code is None
     )
 
@@ -120,6 +121,10 @@ async def _probe(
     check: CheckConfig, result: ProbeResult, deadline: float, state: _RunState
 ) -> str | None:
     variables: dict[str, str] = {}
+    if check.protocol is not None:
+        from agent.probes.protocols import PROTOCOLS, prepare
+
+        check = prepare(check, PROTOCOLS[check.protocol.name])
     if check.auth.oauth2 is not None:
         state.phase = "auth"
     token = await fetch_check_token(check, deadline)
@@ -150,6 +155,20 @@ async def _probe(
     # total ends where the last measured phase ended: the handshake's at the
     # parsed 101 (not at this task's wake-up), the others when they return.
     last_end = conn.response_at
+    if check.protocol is not None:
+        from agent.probes.protocols.session import run_session
+
+        assert reader is not None  # a check with a protocol never discards messages
+        await run_session(
+            reader,
+            check,
+            result,
+            deadline=deadline,
+            variables=variables,
+            on_phase=functools.partial(setattr, state, "phase"),
+        )
+        result.phases["total"] = time.perf_counter() - state.start
+        return token
     if check.auth.steps or check.steps:
         assert reader is not None  # a check with steps never discards messages
         state.phase = "steps"

@@ -86,6 +86,8 @@ def check_secrets(check: CheckConfig, *extra: str) -> tuple[str, ...]:
         values.append(auth.token.get_secret_value())
     if check.tls.key_password:
         values.append(check.tls.key_password.get_secret_value())
+    if check.protocol is not None and check.protocol.password is not None:
+        values.append(check.protocol.password.get_secret_value())
     userinfo_password = urlsplit(check.url).password
     if userinfo_password:
         values.append(userinfo_password)

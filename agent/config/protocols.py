@@ -1,0 +1,204 @@
+"""The ``protocol:`` key of a check: which application protocol to speak, and its steps.
+
+YAML shape (``protocol: NAME`` alone is short for ``protocol: {name: NAME}``)::
+
+    protocol:
+      name: socketio              # a key of agent.probes.protocols.PROTOCOLS
+      namespace: /chat            # Socket.IO namespace
+      payload: {token: "{{token}}"}   # Socket.IO connect auth / GraphQL connection_init
+      steps:
+        - emit: {event: join, args: [lobby], ack: true}
+        - expect: {event: joined, json: [lobby]}
+
+Which fields a protocol reads, and which step actions it accepts, is checked by the
+protocol's own ``validate`` (the registry lives with the probes; config validation
+asks it through :mod:`agent.config._rules`). Secrets: ``password`` is a
+:data:`~agent.config.types.Secret`; a ``payload`` takes a secret as ``{{token}}``
+from ``auth.token`` so it is never written in clear.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from agent.config.steps import Matcher
+from agent.config.types import Duration, Frozen, Int, Secret
+
+__all__ = [
+    "DEFAULT_KEEPALIVE",
+    "DEFAULT_STEP_TIMEOUT",
+    "Emit",
+    "Operation",
+    "ProtocolConfig",
+    "ProtocolExpect",
+    "ProtocolStep",
+    "Publish",
+    "Subscribe",
+]
+
+DEFAULT_STEP_TIMEOUT = 5.0
+#: MQTT keep-alive and STOMP heart-beat announced to the server.
+DEFAULT_KEEPALIVE = 60.0
+
+
+class Emit(Frozen):
+    """Socket.IO: emit ``event`` with ``args``; with ``ack``, wait for the ack (its RTT)."""
+
+    event: str = Field(min_length=1)
+    args: tuple[Any, ...] = ()
+    ack: bool = False
+    timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
+
+
+class Operation(Frozen):
+    """GraphQL: a ``subscribe`` or ``query`` operation, named ``id`` for later steps."""
+
+    id: str = Field("1", min_length=1)
+    query: str = Field(min_length=1)
+    variables: dict[str, Any] = {}
+    operation_name: str | None = None
+
+
+class Subscribe(Frozen):
+    """MQTT (``topic``, ``qos``) or STOMP (``destination``, ``headers``) subscription.
+
+    The subscription's acknowledgement (SUBACK, or the STOMP receipt) is awaited and
+    its RTT is the step's duration.
+    """
+
+    topic: str | None = None
+    qos: Int = Field(0, ge=0, le=2)
+    destination: str | None = None
+    id: str | None = None
+    headers: dict[str, str] = {}
+    timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
+
+
+class Publish(Frozen):
+    """MQTT ``publish`` (topic, QoS, retain) or STOMP ``send`` (destination, headers).
+
+    MQTT QoS 1/2 and a STOMP ``receipt: true`` wait for the acknowledgement; its RTT is
+    the step's duration. ``payload`` strings are sent as they are, anything else as JSON.
+    """
+
+    topic: str | None = None
+    destination: str | None = None
+    payload: Any = ""
+    qos: Int = Field(0, ge=0, le=2)
+    retain: bool = False
+    headers: dict[str, str] = {}
+    receipt: bool = False
+    timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
+
+
+class ProtocolExpect(Matcher):
+    """Wait for a protocol event; the matcher fields judge its data.
+
+    The data is: Socket.IO the event's argument list (JSON), GraphQL a ``next``
+    payload (``{data: ...}``), MQTT the PUBLISH payload, STOMP the MESSAGE body.
+    Events of other names, operations, topics or destinations are skipped and kept
+    for later expects.
+    """
+
+    #: Socket.IO event name.
+    event: str | None = None
+    #: GraphQL operation id (of a subscribe/query step).
+    id: str | None = None
+    #: GraphQL: wait for the operation's ``complete`` instead of data.
+    complete: bool = False
+    #: MQTT topic filter (``+`` and ``#`` wildcards).
+    topic: str | None = None
+    #: STOMP destination of the MESSAGE.
+    destination: str | None = None
+    #: STOMP headers the MESSAGE must carry (equal values).
+    headers: dict[str, str] = {}
+    timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
+
+
+_ACTIONS = ("emit", "subscribe", "query", "publish", "send", "expect", "sleep")
+
+
+class ProtocolStep(Frozen):
+    """One protocol step; exactly one action key is set."""
+
+    name: str | None = None
+    emit: Emit | None = None
+    subscribe: Subscribe | Operation | None = None
+    query: Operation | None = None
+    publish: Publish | None = None
+    send: Publish | None = None
+    expect: ProtocolExpect | None = None
+    sleep: Duration | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _graphql_subscribe(cls, data: Any) -> Any:
+        # A subscribe with a GraphQL document is an Operation, not a broker subscription.
+        if isinstance(data, dict) and isinstance(data.get("subscribe"), dict):
+            sub = data["subscribe"]
+            if "query" in sub:
+                data = {**data, "subscribe": Operation.model_validate(sub)}
+            else:
+                data = {**data, "subscribe": Subscribe.model_validate(sub)}
+        return data
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ProtocolStep:
+        actions = [k for k in _ACTIONS if getattr(self, k) is not None]
+        if len(actions) != 1:
+            raise ValueError(
+                f"a protocol step needs exactly one of {', '.join(_ACTIONS)}"
+                + (f" (got {', '.join(actions)})" if actions else "")
+            )
+        return self
+
+    @property
+    def action(self) -> str:
+        """Which action this step performs."""
+        for key in _ACTIONS:
+            if getattr(self, key) is not None:
+                return key
+        raise AssertionError("validated ProtocolStep without an action")  # pragma: no cover
+
+    @property
+    def label(self) -> str:
+        """The step's name, or its action when unnamed."""
+        return self.name or self.action
+
+
+class ProtocolConfig(Frozen):
+    """Which protocol a check speaks and how it introduces itself."""
+
+    name: str = Field(min_length=1)
+    #: Socket.IO: the server's path (``/socket.io/`` by default).
+    path: str | None = None
+    #: Socket.IO namespace.
+    namespace: str = "/"
+    #: Socket.IO connect auth payload, GraphQL ``connection_init`` payload.
+    payload: Any = None
+    #: MQTT / STOMP credentials.
+    username: str | None = None
+    password: Secret | None = None
+    #: MQTT client identifier (a fresh ``wsprobe-...`` one by default).
+    client_id: str | None = None
+    #: MQTT protocol version.
+    version: Literal["3.1.1", "5"] = "3.1.1"
+    #: STOMP ``host`` header (the broker's virtual host).
+    host: str | None = None
+    #: MQTT keep-alive / STOMP heart-beat announced to the server.
+    keepalive: Duration = Field(DEFAULT_KEEPALIVE, ge=0)
+    #: How long the protocol's own handshake may take (within the check's timeout).
+    handshake_timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
+    steps: tuple[ProtocolStep, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and isinstance(data.get("version"), int | float):
+            # YAML reads an unquoted 5 as an int.
+            return {**data, "version": str(data["version"])}
+        return data

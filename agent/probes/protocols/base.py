@@ -1,0 +1,241 @@
+"""What every protocol session shares: one reader, an inbox of decoded events, waits.
+
+A :class:`Session` owns the connection once the WebSocket handshake is done: a single
+reader task takes every frame off it, stamps its arrival with ``time.perf_counter()``,
+hands it to the protocol's :meth:`Session.decode` (which answers keepalives itself)
+and files the resulting :class:`Event` objects in an inbox. Steps and pings wait on
+the inbox with a deadline (:meth:`Session.wait`); an event no wait wanted stays there
+for a later one, bounded like the raw steps' backlog.
+
+A frame the protocol cannot parse makes the reader stop with
+:class:`~agent.probes.errors.ProtocolError` (``protocol_error``); the connection
+closing makes it stop with the mapped close. Either is raised by the next wait.
+
+Exceptions (from :mod:`agent.probes.errors`, plus :class:`ProtocolRefused`)::
+
+    ProbeError
+     ├── ProtocolRefused    [handshake_status] the protocol's handshake was refused
+     ├── AuthRejected       [auth_rejected] refused for the credentials
+     ├── ProtocolError      [protocol_error] a malformed protocol frame
+     ├── ExpectTimeout      nothing wanted arrived in time
+     ├── ExpectMismatch     the server answered with an error for what was awaited
+     └── ConnectionClosed   the connection or the protocol session ended
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from agent.config import CheckConfig
+from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
+from agent.probes.connections.base import ProbeConnection
+from agent.probes.errors import (
+    ExpectTimeout,
+    ProbeError,
+    ProtocolError,
+    map_errors,
+)
+from agent.probes.script.matchers import Message, matches
+from agent.result import ProbeResult, Reason
+
+__all__ = ["Event", "ProtocolRefused", "Session", "malformed"]
+
+#: Events kept for later waits; keepalive-free protocols rarely get near it.
+_INBOX_EVENTS = 256
+
+
+class ProtocolRefused(ProbeError):
+    """The server refused the protocol's handshake for a reason other than credentials."""
+
+    reason = Reason.HANDSHAKE_STATUS
+    title = "protocol handshake refused"
+
+
+def malformed(protocol: str, what: str) -> ProtocolError:
+    """A :class:`ProtocolError` for a frame ``protocol`` cannot parse."""
+    err = ProtocolError(f"malformed {protocol} frame: {what}")
+    err.title = f"{protocol} protocol error"  # type: ignore[misc]
+    return err
+
+
+@dataclass(slots=True)
+class Event:
+    """One decoded protocol event: what it is, its key, its data, when it arrived."""
+
+    kind: str  # e.g. "event", "ack", "next", "publish", "message", "receipt"
+    key: str | None = None  # event name, operation id, topic, destination, ack id
+    data: Message | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: Any = None
+    at: float = 0.0
+
+
+class Session:
+    """One protocol conversation on an open connection (subclassed per protocol)."""
+
+    #: The protocol's name as written in ``protocol.name``.
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        conn: ProbeConnection,
+        check: CheckConfig,
+        config: ProtocolConfig,
+        variables: dict[str, str],
+    ) -> None:
+        self.conn = conn
+        self.check = check
+        self.config = config
+        self.variables = variables
+        self._inbox: deque[Event] = deque(maxlen=_INBOX_EVENTS)
+        self._arrived = asyncio.Event()
+        self._failure: ProbeError | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+
+    # --- what a protocol implements -------------------------------------------------
+
+    def decode(self, data: str | bytes, at: float) -> list[Event]:
+        """Decode one WebSocket message; answer keepalives; raise ``malformed`` on junk."""
+        raise NotImplementedError
+
+    async def handshake(self, result: ProbeResult, *, until: float) -> None:
+        """Run the protocol's own handshake (the ``protocol`` phase)."""
+        raise NotImplementedError
+
+    async def ping(self, *, until: float) -> float | None:
+        """One protocol ping's RTT in seconds; None when the protocol has none."""
+        return None
+
+    async def step(self, step: ProtocolStep, *, until: float) -> None:
+        """Run one action step (anything but ``expect`` and ``sleep``)."""
+        raise ProbeError(f"{self.name} has no {step.action} step")
+
+    def wanted(self, expect: ProtocolExpect, event: Event) -> bool:
+        """Whether ``event`` is the kind of event ``expect`` waits for (data aside)."""
+        raise NotImplementedError
+
+    def refusal(self, expect: ProtocolExpect, event: Event) -> ProbeError | None:
+        """An error when ``event`` ends what ``expect`` waits for (error, completion)."""
+        return None
+
+    async def goodbye(self) -> None:
+        """Leave politely (DISCONNECT and the like); never waits for an answer."""
+
+    # --- shared machinery -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading the connection."""
+        self._reader = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        """Stop reading (the connection is closed by the probe afterwards)."""
+        for task in (self._reader, *self._writes):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                with map_errors("protocol"):
+                    data = await self.conn.recv()
+                at = time.perf_counter()
+                for event in self.decode(data, at):
+                    event.at = at
+                    self._inbox.append(event)
+                self._arrived.set()
+        except ProbeError as exc:
+            self._failure = exc
+            self.conn.mark_closing()
+        finally:
+            self._arrived.set()
+
+    async def send(self, data: str | bytes) -> float:
+        """Send one message; return the time it was handed to the connection."""
+        with map_errors("protocol"):
+            await self.conn.send(data)
+        return time.perf_counter()
+
+    def send_soon(self, data: str | bytes) -> None:
+        """Send from the reader (keepalive answers) without blocking it."""
+        task = asyncio.create_task(self.send_quietly(data))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def send_quietly(self, data: str | bytes) -> None:
+        with contextlib.suppress(Exception):
+            await self.conn.send(data)
+
+    async def wait(
+        self,
+        want: Callable[[Event], bool],
+        *,
+        until: float,
+        what: str,
+        refuse: Callable[[Event], ProbeError | None] | None = None,
+    ) -> Event:
+        """The first inbox event ``want`` accepts (oldest first), waiting until ``until``.
+
+        Raises:
+            ExpectTimeout: nothing wanted by ``until`` (``what`` says what was awaited).
+            ProbeError: ``refuse`` returned one for an event, or the reader failed.
+        """
+        while True:
+            for event in list(self._inbox):
+                if refuse is not None:
+                    err = refuse(event)
+                    if err is not None:
+                        self._inbox.remove(event)
+                        raise err
+                if want(event):
+                    self._inbox.remove(event)
+                    return event
+            if self._failure is not None:
+                raise self._failure
+            remaining = until - time.perf_counter()
+            if remaining <= 0:
+                raise ExpectTimeout(f"wanted {what}; {len(self._inbox)} other event(s) kept")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+
+    async def expect(self, expect: ProtocolExpect, *, until: float) -> Event:
+        """Wait for the event ``expect`` describes with data its matcher accepts."""
+
+        def want(event: Event) -> bool:
+            if not self.wanted(expect, event):
+                return False
+            if expect.is_empty() and expect.binary is None:
+                return True
+            return event.data is not None and matches(expect, event.data, self.variables)
+
+        return await self.wait(
+            want,
+            until=until,
+            what=_describe(expect),
+            refuse=lambda event: self.refusal(expect, event),
+        )
+
+
+def _describe(expect: ProtocolExpect) -> str:
+    from agent.probes.script.matchers import describe
+
+    parts = [
+        f"{key} {value!r}"
+        for key in ("event", "id", "topic", "destination")
+        if (value := getattr(expect, key)) is not None
+    ]
+    if expect.complete:
+        parts.append("complete")
+    if not expect.is_empty():
+        parts.append(describe(expect))
+    return ", ".join(parts) or "any event"

@@ -1,0 +1,178 @@
+"""Drive one protocol session: handshake (``protocol``), steps (``steps``), pings.
+
+The ``probe`` kind calls :func:`run_session` right after the WebSocket handshake of a
+check with ``protocol:``. Pings are the protocol's own where it has one (GraphQL
+ping/pong, MQTT PINGREQ/PINGRESP, STOMP receipt); Socket.IO and the legacy GraphQL
+protocol have no client-initiated ping, so WebSocket pings are measured there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import cast
+
+from agent.config import CheckConfig
+from agent.config.protocols import ProtocolStep
+from agent.probes.connections.base import ProbeConnection, closing_error
+from agent.probes.errors import (
+    ExpectMismatch,
+    ExpectTimeout,
+    PingTimeout,
+    ProbeError,
+    ProbeTimeout,
+    map_errors,
+)
+from agent.probes.protocols import PROTOCOLS
+from agent.probes.protocols.base import Session
+from agent.result import ProbeResult, StepResult
+
+__all__ = ["run_session"]
+
+
+async def run_session(
+    conn: ProbeConnection,
+    check: CheckConfig,
+    result: ProbeResult,
+    *,
+    deadline: float,
+    variables: dict[str, str],
+    on_phase: Callable[[str], None],
+) -> None:
+    """Speak ``check.protocol`` on ``conn``: handshake, steps, pings, goodbye.
+
+    Args:
+        conn: the connection right after the WebSocket handshake.
+        check: the check (as dialled); ``check.protocol`` is set.
+        result: receives the ``protocol``, ``steps`` and ``ping`` phases, steps, pings.
+        deadline: absolute ``time.perf_counter()`` limit.
+        variables: run-time ``{{name}}`` values (``token``).
+        on_phase: told the phase being run, for the deadline's message.
+
+    Raises:
+        ProbeError: the first failure.
+    """
+    config = check.protocol
+    assert config is not None
+    if check.auth.token is not None:
+        variables.setdefault("token", check.auth.token.get_secret_value())
+    session = PROTOCOLS[config.name].session(conn, check, config, variables)
+    session.start()
+    try:
+        on_phase("protocol")
+        started = conn.response_at or time.perf_counter()
+        until = min(time.perf_counter() + config.handshake_timeout, deadline)
+        try:
+            await session.handshake(result, until=until)
+        except ExpectTimeout as exc:
+            raise _late(check, config.handshake_timeout, until, deadline, "handshake") from exc
+        finally:
+            result.phases["protocol"] = time.perf_counter() - started
+        if config.steps:
+            on_phase("steps")
+            await _steps(session, config.steps, result, deadline)
+        if check.pings > 0:
+            on_phase("ping")
+            await _pings(session, check, result, deadline)
+        await session.goodbye()
+    finally:
+        await session.stop()
+
+
+def _late(
+    check: CheckConfig, timeout: float, until: float, deadline: float, what: str
+) -> Exception:
+    if until >= deadline:
+        return ProbeTimeout(phase="protocol", timeout=check.timeout, detail=f"during the {what}")
+    from agent.probes.protocols.base import ProtocolRefused
+
+    return ProtocolRefused(f"the server did not finish the {what} within {timeout:g}s")
+
+
+async def _steps(
+    session: Session, steps: tuple[ProtocolStep, ...], result: ProbeResult, deadline: float
+) -> None:
+    started = time.perf_counter()
+    try:
+        for index, step in enumerate(steps):
+            step_started = time.perf_counter()
+            ok = False
+            try:
+                await _one_step(session, step, deadline)
+                ok = True
+            except ProbeError as exc:
+                where = f"{index + 1} {step.label!r}"
+                if isinstance(exc, ExpectTimeout | ExpectMismatch):
+                    exc.step = where
+                else:
+                    exc.detail = f"{exc.detail} during step {where}".strip()
+                raise
+            finally:
+                result.steps.append(
+                    StepResult(
+                        index=index,
+                        name=step.label,
+                        duration=time.perf_counter() - step_started,
+                        ok=ok,
+                    )
+                )
+    finally:
+        result.phases["steps"] = time.perf_counter() - started
+
+
+async def _one_step(session: Session, step: ProtocolStep, deadline: float) -> None:
+    if step.sleep is not None:
+        if time.perf_counter() + step.sleep > deadline:
+            raise ProbeTimeout(
+                phase="steps", timeout=step.sleep, detail="the sleep does not fit in what is left"
+            )
+        await asyncio.sleep(step.sleep)
+        return
+    if step.expect is not None:
+        started = time.perf_counter()
+        until = min(started + step.expect.timeout, deadline)
+        try:
+            await session.expect(step.expect, until=until)
+        except ExpectTimeout as err:
+            err.timeout = step.expect.timeout if until < deadline else round(until - started, 3)
+            raise
+        return
+    await session.step(step, until=deadline)
+
+
+async def _pings(
+    session: Session, check: CheckConfig, result: ProbeResult, deadline: float
+) -> None:
+    started = time.perf_counter()
+    try:
+        for index in range(check.pings):
+            until = min(time.perf_counter() + check.ping_timeout, deadline)
+            try:
+                rtt = await session.ping(until=until)
+                if rtt is None:
+                    rtt = await _websocket_ping(session.conn, until)
+            except (ExpectTimeout, TimeoutError):
+                if until >= deadline:
+                    raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
+                raise PingTimeout(index=index, timeout=check.ping_timeout) from None
+            result.pings.append(rtt)
+    finally:
+        result.phases["ping"] = time.perf_counter() - started
+
+
+async def _websocket_ping(conn: ProbeConnection, until: float) -> float:
+    """A WebSocket ping's RTT (the session's reader keeps frames flowing meanwhile)."""
+    started = time.perf_counter()
+    with map_errors("ping"):
+        try:
+            waiter = cast("asyncio.Future[float]", await conn.ping())
+        except Exception:
+            raise closing_error(conn) from None
+    async with asyncio.timeout(max(until - time.perf_counter(), 0.0)):
+        try:
+            await waiter
+        except Exception:
+            with map_errors("ping"):
+                raise closing_error(conn) from None
+    return (conn.pong_at or time.perf_counter()) - started

@@ -1,0 +1,67 @@
+"""One registry entry: a protocol's subprotocols, URL form, validation and session class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.config import CheckConfig
+from agent.config.models import ExpectConfig
+from agent.config.protocols import ProtocolConfig
+from agent.probes.protocols.base import Session
+
+__all__ = ["Protocol", "prepare"]
+
+
+def _same_url(url: str, config: ProtocolConfig) -> str:
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    """How to speak one protocol.
+
+    Attributes:
+        session: the :class:`Session` subclass that speaks it.
+        subprotocols: offered in the upgrade (the check's own are offered first).
+        required_subprotocol: the one the server must choose, if the protocol needs it.
+        steps: step actions the protocol accepts (``expect`` and ``sleep`` always).
+        url: maps the check's URL to the one dialled (e.g. Socket.IO's path and query).
+        checks: extra validation of the check's ``protocol:`` mapping.
+    """
+
+    session: type[Session]
+    subprotocols: tuple[str, ...] = ()
+    required_subprotocol: str | None = None
+    steps: frozenset[str] = frozenset()
+    url: Callable[[str, ProtocolConfig], str] = _same_url
+    checks: Callable[[ProtocolConfig], list[str]] = field(default=lambda config: [])
+
+    def validate(self, config: ProtocolConfig) -> list[str]:
+        """Problems with ``config`` for this protocol; empty when usable."""
+        problems = []
+        allowed = self.steps | {"expect", "sleep"}
+        for i, step in enumerate(config.steps):
+            if step.action not in allowed:
+                problems.append(
+                    f"steps[{i}]: {config.name} has no {step.action!r} step"
+                    f" (it has: {', '.join(sorted(allowed))})"
+                )
+        return problems + self.checks(config)
+
+
+def prepare(check: CheckConfig, protocol: Protocol) -> CheckConfig:
+    """``check`` as dialled for ``protocol``: its URL form and subprotocols."""
+    assert check.protocol is not None
+    offered = tuple(dict.fromkeys((*check.subprotocols, *protocol.subprotocols)))
+    update: dict[str, object] = {
+        "url": protocol.url(check.url, check.protocol),
+        "subprotocols": offered,
+    }
+    if protocol.required_subprotocol and check.expect.subprotocol is None:
+        update["expect"] = ExpectConfig(
+            status=check.expect.status,
+            subprotocol=protocol.required_subprotocol,
+            close_code=check.expect.close_code,
+        )
+    return check.model_copy(update=update)

@@ -1,0 +1,1 @@
+"""Launchers of real protocol servers (Socket.IO, GraphQL, Mosquitto, RabbitMQ) for tests."""

@@ -1,0 +1,52 @@
+"""A python-socketio server on aiohttp, on 127.0.0.1 and a free port (printed first).
+
+Namespace ``/`` accepts anyone; ``/private`` wants ``{"token": "s3cret"}`` as auth.
+``echo`` answers with an ``echoed`` event and an ack carrying the same arguments;
+``bye`` makes the server disconnect the client from the namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=0.2, ping_timeout=5)
+
+
+@sio.on("connect", namespace="/private")
+async def _private(sid: str, environ: Any, auth: Any) -> None:
+    if not isinstance(auth, dict) or auth.get("token") != "s3cret":
+        raise socketio.exceptions.ConnectionRefusedError("invalid token")
+
+
+for ns in ("/", "/private"):
+
+    @sio.on("echo", namespace=ns)
+    async def _echo(sid: str, *args: Any, _ns: str = ns) -> list[Any]:
+        await sio.emit("echoed", tuple(args), to=sid, namespace=_ns)
+        return list(args)
+
+    @sio.on("bye", namespace=ns)
+    async def _bye(sid: str, *args: Any, _ns: str = ns) -> None:
+        await sio.disconnect(sid, namespace=_ns)
+
+
+async def main() -> None:
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(port, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    sys.exit(0)
