@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from agent.config import CheckConfig
 from agent.probes import probe
 from agent.result import ProbeResult
-from tests.protocol_servers.launch import python_server, serve
+from tests.protocol_servers.launch import missing, python_server, serve
 
 SERVERS = Path(__file__).resolve().parents[2] / "protocol_servers"
 
@@ -31,3 +32,17 @@ async def run(url: str, protocol: dict[str, Any], **fields: Any) -> ProbeResult:
         {"name": "proto", "url": url, "protocol": protocol, **fields}
     )
     return await probe.run(check)
+
+
+NODE_SERVERS = SERVERS / "node"
+
+
+@pytest.fixture(scope="session")
+def graphql_port() -> Iterator[int]:
+    """The node graphql-ws (/graphql) and subscriptions-transport-ws (/legacy) servers."""
+    if shutil.which("node") is None:
+        missing("node")
+    if not (NODE_SERVERS / "node_modules" / "graphql-ws").is_dir():
+        missing("the npm packages of tests/protocol_servers/node (npm ci there)")
+    with serve(["node", "graphql_server.mjs"], cwd=str(NODE_SERVERS)) as port:
+        yield int(port)
