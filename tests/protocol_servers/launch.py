@@ -1,18 +1,21 @@
-"""Start a real server as a child process and wait until it says where it listens."""
+"""Start a real server as a child process and wait until it says it is ready."""
 
 from __future__ import annotations
 
 import os
 import select
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
 
-__all__ = ["missing", "serve"]
+__all__ = ["free_port", "missing", "python_server", "serve"]
 
 
 def missing(what: str) -> None:
@@ -22,42 +25,68 @@ def missing(what: str) -> None:
     pytest.skip(f"{what} is not installed (make test-tools installs it)")
 
 
+def free_port() -> int:
+    """A loopback port free right now (for servers that cannot be told to pick one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _first_line(line: str) -> bool:
+    return bool(line.strip())
+
+
 @contextmanager
 def serve(
     argv: Sequence[str],
     *,
+    ready: Callable[[str], bool] = _first_line,
     timeout: float = 20.0,
     cwd: str | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[str]:
-    """Run ``argv``; yield the first line it prints (its port); stop it afterwards."""
+    """Run ``argv``; yield the first output line ``ready`` accepts; stop it afterwards.
+
+    Output is read until that line (stdout and stderr merged), then drained by a
+    thread so a chatty server never blocks on a full pipe.
+    """
     with (
-        tempfile.TemporaryFile("w+") as errors,
+        tempfile.TemporaryFile("w+") as log,
         subprocess.Popen(
             list(argv),
             stdout=subprocess.PIPE,
-            stderr=errors,
+            stderr=subprocess.STDOUT,
             text=True,
             cwd=cwd,
             env={**os.environ, **(env or {})},
         ) as proc,
     ):
+        assert proc.stdout is not None
+        out = proc.stdout
         try:
-            assert proc.stdout is not None
-            ready, _, _ = select.select([proc.stdout], [], [], timeout)
-            line = proc.stdout.readline().strip() if ready else ""
-            if not line:
-                proc.kill()
-                proc.wait()
-                errors.seek(0)
-                raise RuntimeError(
-                    f"{argv[0]} did not start within {timeout:g}s: {errors.read()[-2000:]}"
-                )
-            yield line
+            until = time.monotonic() + timeout
+            found = ""
+            while not found:
+                left = until - time.monotonic()
+                readable, _, _ = select.select([out], [], [], max(left, 0))
+                line = out.readline() if readable else ""
+                if not line:
+                    proc.kill()
+                    proc.wait()
+                    log.seek(0)
+                    raise RuntimeError(
+                        f"{argv[0]} was not ready within {timeout:g}s: {log.read()[-2000:]}"
+                    )
+                log.write(line)
+                if ready(line):
+                    found = line.strip()
+            drain = threading.Thread(target=lambda: [None for _ in out], daemon=True)
+            drain.start()
+            yield found
         finally:
             proc.terminate()
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ import pytest
 from agent.config import CheckConfig
 from agent.probes import probe
 from agent.result import ProbeResult
-from tests.protocol_servers.launch import missing, python_server, serve
+from tests.protocol_servers.launch import free_port, missing, python_server, serve
 
 SERVERS = Path(__file__).resolve().parents[2] / "protocol_servers"
 
@@ -46,3 +49,47 @@ def graphql_port() -> Iterator[int]:
         missing("the npm packages of tests/protocol_servers/node (npm ci there)")
     with serve(["node", "graphql_server.mjs"], cwd=str(NODE_SERVERS)) as port:
         yield int(port)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A running broker's WebSocket URLs: anonymous and password-protected."""
+
+    open_url: str
+    auth_url: str
+    username: str = "probe"
+    password: str = "pr0be-pass"
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """Mosquitto with a plain listener and two WebSocket ones (anonymous, passwords)."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    passwd = shutil.which("mosquitto_passwd")
+    if not Path(binary).exists() or passwd is None:
+        missing("mosquitto (Debian package mosquitto)")
+    folder = tmp_path_factory.mktemp("mosquitto")
+    broker = Broker("", "")
+    subprocess.run(
+        [passwd, "-b", "-c", str(folder / "passwd"), broker.username, broker.password],
+        check=True,
+        capture_output=True,
+    )
+    plain, open_ws, auth_ws = free_port(), free_port(), free_port()
+    (folder / "mosquitto.conf").write_text(
+        ""
+        # As root it would switch to the mosquitto user, who cannot read pytest's folder.
+        + ("user root\n" if os.geteuid() == 0 else "")
+        + "per_listener_settings true\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+        f"listener {plain} 127.0.0.1\nallow_anonymous true\n"
+        f"listener {open_ws} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n"
+        "allow_anonymous true\n"
+        f"listener {auth_ws} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n"
+        f"allow_anonymous false\npassword_file {folder / 'passwd'}\n"
+    )
+    os.chmod(folder / "passwd", 0o600)
+    with serve(
+        [binary, "-c", str(folder / "mosquitto.conf")], ready=lambda line: "running" in line
+    ):
+        yield Broker(f"ws://127.0.0.1:{open_ws}", f"ws://127.0.0.1:{auth_ws}")
