@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -56,40 +58,55 @@ def serve(
             list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
             cwd=cwd,
             env={**os.environ, **(env or {})},
+            start_new_session=True,  # its children (e.g. Erlang's) are stopped with it
         ) as proc,
     ):
         assert proc.stdout is not None
         out = proc.stdout
         try:
+            # Raw reads: select() on a buffered text pipe misses lines already buffered.
             until = time.monotonic() + timeout
-            found = ""
+            pending, found = b"", ""
             while not found:
                 left = until - time.monotonic()
                 readable, _, _ = select.select([out], [], [], max(left, 0))
-                line = out.readline() if readable else ""
-                if not line:
+                chunk = os.read(out.fileno(), 65536) if readable else b""
+                if not chunk:
                     proc.kill()
                     proc.wait()
                     log.seek(0)
                     raise RuntimeError(
                         f"{argv[0]} was not ready within {timeout:g}s: {log.read()[-2000:]}"
                     )
-                log.write(line)
-                if ready(line):
-                    found = line.strip()
-            drain = threading.Thread(target=lambda: [None for _ in out], daemon=True)
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace")
+                    log.write(text + "\n")
+                    if not found and ready(text):
+                        found = text.strip()
+            drain = threading.Thread(target=_drain, args=(out.fileno(),), daemon=True)
             drain.start()
             yield found
         finally:
-            proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)
                 proc.wait()
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        while os.read(fd, 65536):
+            pass
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 def python_server(module_file: str) -> list[str]:

@@ -8,7 +8,7 @@ with a :class:`~agent.probes.protocols.base.Session` subclass; :func:`run_sessio
 
 from __future__ import annotations
 
-from agent.probes.protocols import graphql, mqtt, socketio
+from agent.probes.protocols import graphql, mqtt, socketio, stomp
 from agent.probes.protocols.spec import Protocol, prepare
 
 __all__ = ["PROTOCOLS", "Protocol", "prepare"]
@@ -19,4 +19,5 @@ PROTOCOLS: dict[str, Protocol] = {
     "graphql-transport-ws": graphql.TRANSPORT_WS,
     "subscriptions-transport-ws": graphql.SUBSCRIPTIONS_TRANSPORT_WS,
     "mqtt": mqtt.PROTOCOL,
+    "stomp": stomp.PROTOCOL,
 }

@@ -93,3 +93,49 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         [binary, "-c", str(folder / "mosquitto.conf")], ready=lambda line: "running" in line
     ):
         yield Broker(f"ws://127.0.0.1:{open_ws}", f"ws://127.0.0.1:{auth_ws}")
+
+
+RABBITMQ = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """RabbitMQ with rabbitmq_web_stomp, in the foreground with its own epmd (~8-16 s)."""
+    if not RABBITMQ.exists():
+        missing("rabbitmq-server (Debian package rabbitmq-server)")
+    folder = tmp_path_factory.mktemp("rabbitmq")
+    amqp, web_stomp, dist, epmd = free_port(), free_port(), free_port(), free_port()
+    (folder / "enabled_plugins").write_text("[rabbitmq_web_stomp].\n")
+    (folder / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
+        f"web_stomp.tcp.port = {web_stomp}\nweb_stomp.tcp.ip = 127.0.0.1\n"
+        "stomp.listeners.tcp = none\n"
+    )
+    env = {
+        "HOME": str(folder),  # its own Erlang cookie
+        "RABBITMQ_NODENAME": f"wsprobe-{epmd}@localhost",
+        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(folder / "log"),
+        "RABBITMQ_LOGS": "-",
+        "RABBITMQ_PID_FILE": str(folder / "pid"),
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(amqp),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "ERL_EPMD_PORT": str(epmd),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+    try:
+        with serve(
+            [str(RABBITMQ)],
+            ready=lambda line: "Server startup complete" in line,
+            timeout=90,
+            env=env,
+        ):
+            yield Broker(f"ws://127.0.0.1:{web_stomp}/ws", "", "guest", "guest")
+    finally:
+        # epmd daemonises itself out of the server's process group.
+        subprocess.run(
+            ["epmd", "-port", str(epmd), "-kill"], capture_output=True, env={**os.environ, **env}
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -114,7 +113,7 @@ async def silent_server() -> AsyncIterator[int]:
 
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     async with serve(
         handler,
@@ -144,7 +143,7 @@ async def test_malformed_messages_are_protocol_errors(frame: str) -> None:
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()
         await ws.send(frame)
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     async with serve(
         handler,

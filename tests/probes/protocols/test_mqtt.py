@@ -152,7 +152,7 @@ async def test_server_disconnect_packet_fails_with_its_reason() -> None:
         await ws.recv()
         await ws.send(b"\x20\x03\x00\x00\x00")
         await ws.send(disconnect)
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     async with serve(handler, "127.0.0.1", 0, subprotocols=["mqtt"]) as server:  # type: ignore[list-item]
         port = server.sockets[0].getsockname()[1]
@@ -179,7 +179,7 @@ async def test_malformed_packets_are_protocol_errors(frame: str | bytes, says: s
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()
         await ws.send(frame)
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     async with serve(handler, "127.0.0.1", 0, subprotocols=["mqtt"]) as server:  # type: ignore[list-item]
         port = server.sockets[0].getsockname()[1]

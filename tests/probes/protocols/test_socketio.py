@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -81,7 +80,7 @@ async def garbage_server() -> AsyncIterator[int]:
 
     async def handler(ws: ServerConnection) -> None:
         await ws.send("x-not-a-packet")
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     async with serve(handler, "127.0.0.1", 0) as server:
         yield server.sockets[0].getsockname()[1]
