@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-tools lint types unit bench mutate compile demo clean
+.PHONY: run test test-tools protocol-servers lint types unit bench mutate compile demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,8 @@ test: test-tools lint types unit
 
 # Real tools for the tests that use them: promtool and Prometheus (rules, dashboard
 # queries), Alertmanager, systemd-analyze (the unit file), libfaketime (a wall-clock step
-# under a running agent), chromium (the status page). Installed with apt-get as root
+# under a running agent), chromium (the status page), Mosquitto and RabbitMQ (the
+# protocol tests). Installed with apt-get as root
 # (~1 min once, then free). Outside CI their tests skip when this cannot install them; in
 # CI (CI=true) a missing tool fails here and in the tests. kubectl (kustomize) has no
 # Debian package: it comes with the machine image, and its test fails in CI without it.
@@ -57,6 +58,8 @@ test-tools:
 	command -v faketime >/dev/null || pkgs="$${pkgs:+$$pkgs }faketime"; \
 	command -v kubectl >/dev/null || echo "test-tools: kubectl not found; the Kubernetes manifest test needs it"; \
 	[ -x /usr/bin/chromium ] || pkgs="$${pkgs:+$$pkgs }chromium"; \
+	test -x /usr/sbin/mosquitto || pkgs="$${pkgs:+$$pkgs }mosquitto"; \
+	test -x /usr/lib/rabbitmq/bin/rabbitmq-server || pkgs="$${pkgs:+$$pkgs }rabbitmq-server"; \
 	if [ -z "$$pkgs" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "test-tools: installing $$pkgs with apt-get (~30 s, once)"; \
@@ -66,6 +69,20 @@ test-tools:
 	else echo "test-tools: $$pkgs not installed (needs root and apt-get)"; fi; \
 	if [ "$$CI" = true ]; then echo "test-tools: CI=true: their tests cannot be skipped"; exit 1; fi; \
 	echo "test-tools: their tests will be skipped"
+	@$(MAKE) --no-print-directory protocol-servers
+
+# The node GraphQL servers the protocol tests run (npm, pinned by the lockfile; ~5 s).
+# Mosquitto and RabbitMQ come from test-tools above. In CI a missing server fails.
+PROTOCOL_NODE := tests/protocol_servers/node
+protocol-servers:
+	@if [ -d $(PROTOCOL_NODE)/node_modules/graphql-ws ]; then exit 0; fi; \
+	if command -v npm >/dev/null; then \
+	  echo "test-tools: npm ci in $(PROTOCOL_NODE)"; \
+	  (cd $(PROTOCOL_NODE) && npm ci --no-audit --no-fund --silent) && exit 0; \
+	  echo "test-tools: npm ci failed in $(PROTOCOL_NODE)"; \
+	else echo "test-tools: npm not found"; fi; \
+	if [ "$$CI" = true ]; then echo "test-tools: CI=true: the GraphQL protocol tests cannot be skipped"; exit 1; fi; \
+	echo "test-tools: the GraphQL protocol tests will be skipped"
 
 # The blackbox scenario compares with Prometheus blackbox_exporter: best effort, as
 # root where apt-get exists; without it that scenario is skipped with a note. On a

@@ -29,8 +29,8 @@ from agent.config.types import Duration, Frozen, Int, Secret
 __all__ = [
     "DEFAULT_KEEPALIVE",
     "DEFAULT_STEP_TIMEOUT",
+    "PROTOCOL_STEP_ACTIONS",
     "Emit",
-    "Operation",
     "ProtocolConfig",
     "ProtocolExpect",
     "ProtocolStep",
@@ -52,20 +52,13 @@ class Emit(Frozen):
     timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
 
 
-class Operation(Frozen):
-    """GraphQL: a ``subscribe`` or ``query`` operation, named ``id`` for later steps."""
-
-    id: str = Field("1", min_length=1)
-    query: str = Field(min_length=1)
-    variables: dict[str, Any] = {}
-    operation_name: str | None = None
-
-
 class Subscribe(Frozen):
-    """MQTT (``topic``, ``qos``) or STOMP (``destination``, ``headers``) subscription.
+    """A subscription (or, for GraphQL, any operation), as each protocol reads it.
 
-    The subscription's acknowledgement (SUBACK, or the STOMP receipt) is awaited and
-    its RTT is the step's duration.
+    MQTT: ``topic`` and ``qos``; STOMP: ``destination``, ``id`` and ``headers`` (both
+    wait for the acknowledgement, SUBACK or a receipt, whose RTT is the step's
+    duration). GraphQL ``subscribe``/``query``: ``query`` (the document),
+    ``variables``, ``operation_name``, and ``id`` naming the operation for expects.
     """
 
     topic: str | None = None
@@ -73,6 +66,9 @@ class Subscribe(Frozen):
     destination: str | None = None
     id: str | None = None
     headers: dict[str, str] = {}
+    query: str | None = None
+    variables: dict[str, Any] = {}
+    operation_name: str | None = None
     timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
 
 
@@ -117,7 +113,9 @@ class ProtocolExpect(Matcher):
     timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
 
 
-_ACTIONS = ("emit", "subscribe", "query", "publish", "send", "expect", "sleep")
+#: The action keys of a protocol step (exactly one per step).
+PROTOCOL_STEP_ACTIONS = ("emit", "subscribe", "query", "publish", "send", "expect", "sleep")
+_ACTIONS = PROTOCOL_STEP_ACTIONS
 
 
 class ProtocolStep(Frozen):
@@ -125,24 +123,12 @@ class ProtocolStep(Frozen):
 
     name: str | None = None
     emit: Emit | None = None
-    subscribe: Subscribe | Operation | None = None
-    query: Operation | None = None
+    subscribe: Subscribe | None = None
+    query: Subscribe | None = None
     publish: Publish | None = None
     send: Publish | None = None
     expect: ProtocolExpect | None = None
     sleep: Duration | None = Field(None, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _graphql_subscribe(cls, data: Any) -> Any:
-        # A subscribe with a GraphQL document is an Operation, not a broker subscription.
-        if isinstance(data, dict) and isinstance(data.get("subscribe"), dict):
-            sub = data["subscribe"]
-            if "query" in sub:
-                data = {**data, "subscribe": Operation.model_validate(sub)}
-            else:
-                data = {**data, "subscribe": Subscribe.model_validate(sub)}
-        return data
 
     @model_validator(mode="after")
     def _one_action(self) -> ProtocolStep:

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.config.models import LIMIT_KEYS, LISTEN_PATTERN, RESERVED_LABELS, Config
+from agent.config.protocols import PROTOCOL_STEP_ACTIONS
 from agent.config.steps import COMPARISON_OPS
 
 __all__ = ["SCHEMA_DRAFT", "config_schema", "schema_text"]
@@ -72,7 +73,17 @@ def config_schema(
         "default": None,
     }
     defs["Step"]["oneOf"] = [{"required": [action]} for action in _STEP_ACTIONS]
-    for name in ("Matcher", "Expect"):
+    # protocol: NAME is short for protocol: {name: NAME}; YAML reads version 5 as a number.
+    check_props["protocol"] = {
+        "anyOf": [{"type": "string"}, {"$ref": "#/$defs/ProtocolConfig"}, {"type": "null"}],
+        "default": None,
+    }
+    defs["ProtocolConfig"]["properties"]["version"] = {
+        "enum": ["3.1.1", "5", 5],
+        "default": "3.1.1",
+    }
+    defs["ProtocolStep"]["oneOf"] = [{"required": [action]} for action in PROTOCOL_STEP_ACTIONS]
+    for name in ("Matcher", "Expect", "ProtocolExpect"):
         defs[name]["dependentRequired"] = {op: ["path"] for op in (*COMPARISON_OPS, "exists")}
     defaults = {
         **check,

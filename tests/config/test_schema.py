@@ -244,6 +244,25 @@ checks:
       publish: {text: "{{marker}}"}
       match: {json: {type: message}}
       deadline: 3s
+  - name: protocol-all
+    url: ws://broker.example/mqtt
+    protocol:
+      name: mqtt
+      version: 5
+      username: probe
+      password: secret
+      keepalive: 30s
+      handshake_timeout: 2s
+      steps:
+        - subscribe: {topic: "t/#", qos: 1, timeout: 2s}
+        - publish: {topic: t/a, payload: {n: 1}, qos: 2, retain: true, timeout: 2s}
+        - expect: {topic: "t/#", path: $.n, gt: 0, ge: 1, lt: 2, le: 1, timeout: 2s}
+        - sleep: 1s
+  - name: socketio-all
+    url: ws://chat.example
+    protocol:
+      name: socketio
+      steps: [{emit: {event: e, args: [1], ack: true, timeout: 2s}}]
 """
 
 #: Every numeric key of the kitchen sink: a boolean in its place must be refused.
@@ -303,6 +322,19 @@ NUMERIC_PATHS: list[tuple[Any, ...]] = [
     ("checks", 1, "watch", "ping_interval"),
     ("checks", 2, "relay", "receivers"),
     ("checks", 2, "relay", "deadline"),
+    ("checks", 3, "protocol", "keepalive"),
+    ("checks", 3, "protocol", "handshake_timeout"),
+    ("checks", 3, "protocol", "steps", 0, "subscribe", "qos"),
+    ("checks", 3, "protocol", "steps", 0, "subscribe", "timeout"),
+    ("checks", 3, "protocol", "steps", 1, "publish", "qos"),
+    ("checks", 3, "protocol", "steps", 1, "publish", "timeout"),
+    ("checks", 3, "protocol", "steps", 2, "expect", "gt"),
+    ("checks", 3, "protocol", "steps", 2, "expect", "ge"),
+    ("checks", 3, "protocol", "steps", 2, "expect", "lt"),
+    ("checks", 3, "protocol", "steps", 2, "expect", "le"),
+    ("checks", 3, "protocol", "steps", 2, "expect", "timeout"),
+    ("checks", 3, "protocol", "steps", 3, "sleep"),
+    ("checks", 4, "protocol", "steps", 0, "emit", "timeout"),
 ]
 
 

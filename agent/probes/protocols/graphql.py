@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent.config.protocols import Operation, ProtocolConfig, ProtocolExpect, ProtocolStep
+from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.probes.errors import AuthRejected, ConnectionClosed, ExpectMismatch, ProbeError
 from agent.probes.protocols.base import Event, Session, malformed
 from agent.probes.protocols.spec import Protocol
@@ -114,14 +114,15 @@ class GraphQLSession(Session):
 
     async def step(self, step: ProtocolStep, *, until: float) -> None:
         operation = step.subscribe if step.subscribe is not None else step.query
-        assert isinstance(operation, Operation)
+        assert operation is not None
+        assert operation.query is not None  # validated
         payload: dict[str, Any] = {"query": operation.query}
         if operation.variables:
             payload["variables"] = substitute(operation.variables, self.variables)
         if operation.operation_name:
             payload["operationName"] = operation.operation_name
         await self.send(
-            self._json({"id": operation.id, "type": self.names.start, "payload": payload})
+            self._json({"id": operation.id or "1", "type": self.names.start, "payload": payload})
         )
 
     def wanted(self, expect: ProtocolExpect, event: Event) -> bool:
@@ -163,8 +164,9 @@ def _short(data: str | bytes) -> str:
 def _checks(config: ProtocolConfig) -> list[str]:
     problems = []
     for i, step in enumerate(config.steps):
-        if step.subscribe is not None and not isinstance(step.subscribe, Operation):
-            problems.append(f"steps[{i}].subscribe: a GraphQL subscribe needs query: DOCUMENT")
+        operation = step.subscribe or step.query
+        if operation is not None and not operation.query:
+            problems.append(f"steps[{i}].{step.action}: a GraphQL operation needs query: DOCUMENT")
     return problems
 
 

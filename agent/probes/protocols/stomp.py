@@ -15,7 +15,7 @@ import re
 import time
 from typing import Any
 
-from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep, Subscribe
+from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.probes.errors import AuthRejected, ExpectMismatch, ProbeError
 from agent.probes.protocols import stomp_frames as frames
 from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
@@ -94,7 +94,6 @@ class StompSession(Session):
     async def step(self, step: ProtocolStep, *, until: float) -> None:
         if step.subscribe is not None:
             sub = step.subscribe
-            assert isinstance(sub, Subscribe)
             assert sub.destination is not None
             self._subscriptions += 1
             receipt = self._receipt_id()
@@ -170,7 +169,7 @@ def _checks(config: ProtocolConfig) -> list[str]:
     problems = []
     for i, step in enumerate(config.steps):
         sub = step.subscribe
-        if sub is not None and (not isinstance(sub, Subscribe) or sub.destination is None):
+        if sub is not None and sub.destination is None:
             problems.append(f"steps[{i}].subscribe: a STOMP subscribe needs destination: NAME")
         if step.send is not None and step.send.destination is None:
             problems.append(f"steps[{i}].send: a STOMP send needs destination: NAME")

@@ -1,0 +1,92 @@
+"""The protocol: key as config validation sees it: registry names, steps, placement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config.loader import ConfigError, load_config
+from agent.probes.protocols import PROTOCOLS
+
+
+def _errors(tmp_path: Path, check: str) -> list[str]:
+    path = tmp_path / "wsprobe.yaml"
+    path.write_text("checks:\n" + check, encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        return [str(i) for i in exc.issues]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("check", "says"),
+    [
+        (
+            "  - {name: a, url: 'ws://h', protocol: amqp}\n",
+            "wsprobe.yaml:2: checks[0].protocol: unknown protocol 'amqp' (known: graphql-transport-ws,",
+        ),
+        (
+            "  - {name: a, url: 'ws://h', protocol: {name: mqtt, steps: [{emit: {event: e}}]}}\n",
+            "mqtt has no 'emit' step",
+        ),
+        (
+            "  - {name: a, url: 'ws://h', protocol: {name: mqtt, steps: [{publish: {payload: x}}]}}\n",
+            "an MQTT publish needs topic",
+        ),
+        (
+            "  - {name: a, url: 'ws://h', protocol: {name: stomp, steps: [{subscribe: {topic: t}}]}}\n",
+            "a STOMP subscribe needs destination",
+        ),
+        (
+            "  - {name: a, url: 'ws://h', protocol: {name: graphql-transport-ws,"
+            " steps: [{subscribe: {id: x}}]}}\n",
+            "a GraphQL operation needs query",
+        ),
+        (
+            "  - {name: a, url: 'ws://h', protocol: {name: socketio, steps: [{expect: {json: 1}}]}}\n",
+            "name the Socket.IO event",
+        ),
+        (
+            "  - {name: a, url: 'ws://h', protocol: socketio, steps: [{send: hi}]}\n",
+            "write the steps under protocol.steps",
+        ),
+        (
+            "  - {name: a, kind: watch, url: 'ws://h', protocol: mqtt}\n",
+            "supported on kind probe only",
+        ),
+        (
+            "  - {name: a, url: 'ws://h', protocol: {name: mqtt, steps: [{publish: {topic: t},"
+            " sleep: 1s}]}}\n",
+            "exactly one of emit, subscribe",
+        ),
+    ],
+    ids=[
+        "unknown-name",
+        "foreign-step",
+        "publish-without-topic",
+        "stomp-subscribe-without-destination",
+        "graphql-without-document",
+        "socketio-expect-without-event",
+        "raw-steps-with-protocol",
+        "watch-kind",
+        "two-actions",
+    ],
+)
+def test_mistakes_are_reported_at_the_check(tmp_path: Path, check: str, says: str) -> None:
+    """Each protocol mistake is one error naming the file, line and the cause."""
+    errors = _errors(tmp_path, check)
+    assert any(says in e for e in errors), errors
+    assert all("wsprobe.yaml:2: checks[0]" in e for e in errors), errors
+
+
+def test_every_registered_protocol_loads_in_short_form(tmp_path: Path) -> None:
+    """protocol: NAME is valid for every key of PROTOCOLS (and only those)."""
+    checks = "".join(
+        f"  - {{name: c{i}, url: 'ws://h', protocol: {name}}}\n" for i, name in enumerate(PROTOCOLS)
+    )
+    path = tmp_path / "wsprobe.yaml"
+    path.write_text("checks:\n" + checks, encoding="utf-8")
+    loaded = load_config(path)
+    assert [c.protocol.name for c in loaded.checks if c.protocol] == list(PROTOCOLS)
