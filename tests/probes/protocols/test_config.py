@@ -10,6 +10,10 @@ from agent.config.loader import ConfigError, load_config
 from agent.probes.protocols import PROTOCOLS
 
 
+#: The start of a one-line check entry.
+A = "  - {name: a, url: 'ws://h', "
+
+
 def _errors(tmp_path: Path, check: str) -> list[str]:
     path = tmp_path / "wsprobe.yaml"
     path.write_text("checks:\n" + check, encoding="utf-8")
@@ -24,32 +28,31 @@ def _errors(tmp_path: Path, check: str) -> list[str]:
     ("check", "says"),
     [
         (
-            "  - {name: a, url: 'ws://h', protocol: amqp}\n",
+            A + "protocol: amqp}\n",
             "wsprobe.yaml:2: checks[0].protocol: unknown protocol 'amqp' (known: graphql-transport-ws,",
         ),
         (
-            "  - {name: a, url: 'ws://h', protocol: {name: mqtt, steps: [{emit: {event: e}}]}}\n",
+            A + "protocol: {name: mqtt, steps: [{emit: {event: e}}]}}\n",
             "mqtt has no 'emit' step",
         ),
         (
-            "  - {name: a, url: 'ws://h', protocol: {name: mqtt, steps: [{publish: {payload: x}}]}}\n",
+            A + "protocol: {name: mqtt, steps: [{publish: {payload: x}}]}}\n",
             "an MQTT publish needs topic",
         ),
         (
-            "  - {name: a, url: 'ws://h', protocol: {name: stomp, steps: [{subscribe: {topic: t}}]}}\n",
+            A + "protocol: {name: stomp, steps: [{subscribe: {topic: t}}]}}\n",
             "a STOMP subscribe needs destination",
         ),
         (
-            "  - {name: a, url: 'ws://h', protocol: {name: graphql-transport-ws,"
-            " steps: [{subscribe: {id: x}}]}}\n",
+            A + "protocol: {name: graphql-transport-ws, steps: [{subscribe: {id: x}}]}}\n",
             "a GraphQL operation needs query",
         ),
         (
-            "  - {name: a, url: 'ws://h', protocol: {name: socketio, steps: [{expect: {json: 1}}]}}\n",
+            A + "protocol: {name: socketio, steps: [{expect: {json: 1}}]}}\n",
             "name the Socket.IO event",
         ),
         (
-            "  - {name: a, url: 'ws://h', protocol: socketio, steps: [{send: hi}]}\n",
+            A + "protocol: socketio, steps: [{send: hi}]}\n",
             "write the steps under protocol.steps",
         ),
         (
@@ -57,8 +60,7 @@ def _errors(tmp_path: Path, check: str) -> list[str]:
             "supported on kind probe only",
         ),
         (
-            "  - {name: a, url: 'ws://h', protocol: {name: mqtt, steps: [{publish: {topic: t},"
-            " sleep: 1s}]}}\n",
+            A + "protocol: {name: mqtt, steps: [{publish: {topic: t}, sleep: 1s}]}}\n",
             "exactly one of emit, subscribe",
         ),
     ],
