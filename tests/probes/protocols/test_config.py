@@ -9,7 +9,6 @@ import pytest
 from agent.config.loader import ConfigError, load_config
 from agent.probes.protocols import PROTOCOLS
 
-
 #: The start of a one-line check entry.
 A = "  - {name: a, url: 'ws://h', "
 
