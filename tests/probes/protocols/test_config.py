@@ -28,7 +28,7 @@ def _errors(tmp_path: Path, check: str) -> list[str]:
     [
         (
             A + "protocol: amqp}\n",
-            "wsprobe.yaml:2: checks[0].protocol: unknown protocol 'amqp' (known: graphql-transport-ws,",
+            "checks[0].protocol: unknown protocol 'amqp' (known: graphql-transport-ws,",
         ),
         (
             A + "protocol: {name: mqtt, steps: [{emit: {event: e}}]}}\n",
