@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from agent.config import CheckConfig
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
-from agent.probes.connections.base import ProbeConnection
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.errors import (
     ExpectTimeout,
     ProbeError,
@@ -84,7 +84,7 @@ class Session:
 
     def __init__(
         self,
-        conn: ProbeConnection,
+        conn: ReadingConnection,
         check: CheckConfig,
         config: ProtocolConfig,
         variables: dict[str, str],

@@ -15,7 +15,7 @@ from typing import cast
 
 from agent.config import CheckConfig
 from agent.config.protocols import ProtocolStep
-from agent.probes.connections.base import ProbeConnection, closing_error
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.errors import (
     ExpectMismatch,
     ExpectTimeout,
@@ -32,7 +32,7 @@ __all__ = ["run_session"]
 
 
 async def run_session(
-    conn: ProbeConnection,
+    conn: ReadingConnection,
     check: CheckConfig,
     result: ProbeResult,
     *,
@@ -161,18 +161,18 @@ async def _pings(
         result.phases["ping"] = time.perf_counter() - started
 
 
-async def _websocket_ping(conn: ProbeConnection, until: float) -> float:
+async def _websocket_ping(conn: ReadingConnection, until: float) -> float:
     """A WebSocket ping's RTT (the session's reader keeps frames flowing meanwhile)."""
     started = time.perf_counter()
     with map_errors("ping"):
         try:
             waiter = cast("asyncio.Future[float]", await conn.ping())
         except Exception:
-            raise closing_error(conn) from None
+            raise conn.closing_error() from None
     async with asyncio.timeout(max(until - time.perf_counter(), 0.0)):
         try:
             await waiter
         except Exception:
             with map_errors("ping"):
-                raise closing_error(conn) from None
+                raise conn.closing_error() from None
     return (conn.pong_at or time.perf_counter()) - started
