@@ -153,7 +153,10 @@ def _protocol_issues(raw: RawCheck, protocols: Mapping[str, ProtocolType]) -> li
     config = raw.validated.protocol if raw.validated is not None else None
     if config is None:
         return []
-    return [raw.where.issue(("protocol",), p) for p in protocols[name].validate(config)]
+    return [
+        raw.where.issue(("protocol", *path), message)
+        for path, message in protocols[name].validate(config)
+    ]
 
 
 def _default_timeout(raw: RawCheck) -> list[ConfigIssue]:

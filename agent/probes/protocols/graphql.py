@@ -29,7 +29,7 @@ from typing import Any
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.probes.errors import AuthRejected, ConnectionClosed, ExpectMismatch, ProbeError
 from agent.probes.protocols.base import Event, Session, malformed
-from agent.probes.protocols.spec import Protocol
+from agent.probes.protocols.spec import Problem, Protocol
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -161,12 +161,14 @@ def _short(data: str | bytes) -> str:
     return repr(data[:60])
 
 
-def _checks(config: ProtocolConfig) -> list[str]:
-    problems = []
+def _checks(config: ProtocolConfig) -> list[Problem]:
+    problems: list[Problem] = []
     for i, step in enumerate(config.steps):
         operation = step.subscribe or step.query
         if operation is not None and not operation.query:
-            problems.append(f"steps[{i}].{step.action}: a GraphQL operation needs query: DOCUMENT")
+            problems.append(
+                (("steps", i, step.action), "a GraphQL operation needs query: DOCUMENT")
+            )
     return problems
 
 

@@ -19,7 +19,7 @@ from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.probes.errors import AuthRejected, ConnectionClosed, ExpectMismatch, ProbeError
 from agent.probes.protocols import mqtt_codec as codec
 from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
-from agent.probes.protocols.spec import Protocol
+from agent.probes.protocols.spec import Problem, Protocol
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -227,16 +227,16 @@ def _message(payload: bytes) -> Message:
         return Message(payload)
 
 
-def _checks(config: ProtocolConfig) -> list[str]:
-    problems = []
+def _checks(config: ProtocolConfig) -> list[Problem]:
+    problems: list[Problem] = []
     for i, step in enumerate(config.steps):
         sub = step.subscribe
         if sub is not None and sub.topic is None:
-            problems.append(f"steps[{i}].subscribe: an MQTT subscribe needs topic: FILTER")
+            problems.append((("steps", i, "subscribe"), "an MQTT subscribe needs topic: FILTER"))
         if step.publish is not None and step.publish.topic is None:
-            problems.append(f"steps[{i}].publish: an MQTT publish needs topic: NAME")
+            problems.append((("steps", i, "publish"), "an MQTT publish needs topic: NAME"))
     if config.keepalive > 65535:
-        problems.append("keepalive: MQTT allows at most 65535 s")
+        problems.append((("keepalive",), "MQTT allows at most 65535 s"))
     return problems
 
 

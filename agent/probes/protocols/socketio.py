@@ -23,7 +23,7 @@ from socketio import packet as sio
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.probes.errors import AuthRejected, ConnectionClosed, ProbeError
 from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
-from agent.probes.protocols.spec import Protocol
+from agent.probes.protocols.spec import Problem, Protocol
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -150,13 +150,13 @@ class SocketIOSession(Session):
         await self.send_quietly(self._encode(sio.Packet(sio.DISCONNECT, namespace=ns)))
 
 
-def _checks(config: ProtocolConfig) -> list[str]:
-    problems = []
+def _checks(config: ProtocolConfig) -> list[Problem]:
+    problems: list[Problem] = []
     if not config.namespace.startswith("/"):
-        problems.append(f"namespace {config.namespace!r} must start with '/'")
+        problems.append((("namespace",), f"namespace {config.namespace!r} must start with '/'"))
     for i, step in enumerate(config.steps):
         if step.expect is not None and step.expect.event is None:
-            problems.append(f"steps[{i}].expect: name the Socket.IO event (event: NAME)")
+            problems.append((("steps", i, "expect"), "name the Socket.IO event (event: NAME)"))
     return problems
 
 

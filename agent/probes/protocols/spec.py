@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from agent.config import CheckConfig
 from agent.config.models import ExpectConfig
 from agent.config.protocols import ProtocolConfig
 from agent.probes.protocols.base import Session
 
-__all__ = ["Protocol", "prepare"]
+__all__ = ["Problem", "Protocol", "prepare"]
+
+#: A mistake in a check's ``protocol:`` mapping: the key path under it, and the cause.
+Problem: TypeAlias = tuple[tuple[str | int, ...], str]
 
 
 def _same_url(url: str, config: ProtocolConfig) -> str:
@@ -35,17 +39,20 @@ class Protocol:
     required_subprotocol: str | None = None
     steps: frozenset[str] = frozenset()
     url: Callable[[str, ProtocolConfig], str] = _same_url
-    checks: Callable[[ProtocolConfig], list[str]] = field(default=lambda config: [])
+    checks: Callable[[ProtocolConfig], list[Problem]] = field(default=lambda config: [])
 
-    def validate(self, config: ProtocolConfig) -> list[str]:
-        """Problems with ``config`` for this protocol; empty when usable."""
-        problems = []
+    def validate(self, config: ProtocolConfig) -> list[Problem]:
+        """Problems with ``config`` for this protocol, each at its key; empty when usable."""
+        problems: list[Problem] = []
         allowed = self.steps | {"expect", "sleep"}
         for i, step in enumerate(config.steps):
             if step.action not in allowed:
                 problems.append(
-                    f"steps[{i}]: {config.name} has no {step.action!r} step"
-                    f" (it has: {', '.join(sorted(allowed))})"
+                    (
+                        ("steps", i, step.action),
+                        f"{config.name} has no {step.action!r} step"
+                        f" (it has: {', '.join(sorted(allowed))})",
+                    )
                 )
         return problems + self.checks(config)
 

@@ -19,7 +19,7 @@ from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.probes.errors import AuthRejected, ExpectMismatch, ProbeError
 from agent.probes.protocols import stomp_frames as frames
 from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
-from agent.probes.protocols.spec import Protocol
+from agent.probes.protocols.spec import Problem, Protocol
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -165,14 +165,16 @@ def _server_error(event: Event) -> ProbeError | None:
     return None
 
 
-def _checks(config: ProtocolConfig) -> list[str]:
-    problems = []
+def _checks(config: ProtocolConfig) -> list[Problem]:
+    problems: list[Problem] = []
     for i, step in enumerate(config.steps):
         sub = step.subscribe
         if sub is not None and sub.destination is None:
-            problems.append(f"steps[{i}].subscribe: a STOMP subscribe needs destination: NAME")
+            problems.append(
+                (("steps", i, "subscribe"), "a STOMP subscribe needs destination: NAME")
+            )
         if step.send is not None and step.send.destination is None:
-            problems.append(f"steps[{i}].send: a STOMP send needs destination: NAME")
+            problems.append((("steps", i, "send"), "a STOMP send needs destination: NAME"))
     return problems
 
 

@@ -82,6 +82,19 @@ def test_mistakes_are_reported_at_the_check(tmp_path: Path, check: str, says: st
     assert all("wsprobe.yaml:2: checks[0]" in e for e in errors), errors
 
 
+def test_step_mistakes_point_at_the_step_line(tmp_path: Path) -> None:
+    """A protocol's own objection to a step names that step's line and key path."""
+    check = (
+        "  - name: a\n    url: ws://h\n    protocol:\n      name: stomp\n      steps:\n"
+        "        - subscribe: {destination: /topic/a}\n"
+        "        - send: {payload: x}\n"
+    )
+    assert _errors(tmp_path, check) == [
+        f"{tmp_path / 'wsprobe.yaml'}:8: checks[0].protocol.steps[1].send:"
+        " a STOMP send needs destination: NAME"
+    ]
+
+
 def test_every_registered_protocol_loads_in_short_form(tmp_path: Path) -> None:
     """protocol: NAME is valid for every key of PROTOCOLS (and only those)."""
     checks = "".join(

@@ -112,4 +112,6 @@ def test_validation_refuses_other_protocols_steps() -> None:
     config = ProtocolConfig.model_validate(
         {"name": "socketio", "steps": [{"publish": {"topic": "t"}}]}
     )
-    assert "no 'publish' step" in PROTOCOLS["socketio"].validate(config)[0]
+    [(path, message)] = PROTOCOLS["socketio"].validate(config)
+    assert path == ("steps", 0, "publish")
+    assert "no 'publish' step" in message
