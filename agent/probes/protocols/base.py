@@ -81,6 +81,9 @@ class Session:
 
     #: The protocol's name as written in ``protocol.name``.
     name: ClassVar[str] = ""
+    #: The server opens the conversation (Engine.IO's open packet): the ``protocol``
+    #: phase then starts at the 101, otherwise when our first frame is sent.
+    server_speaks_first: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -98,6 +101,11 @@ class Session:
         self._failure: ProbeError | None = None
         self._reader: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        #: When the handshake's acknowledgement was read: the ``protocol`` phase ends there.
+        self.acked_at: float | None = None
+        #: When the first frame was written: the ``protocol`` phase starts there unless
+        #: the server speaks first.
+        self.first_sent_at: float | None = None
 
     # --- what a protocol implements -------------------------------------------------
 
@@ -160,6 +168,8 @@ class Session:
 
     async def send(self, data: str | bytes) -> float:
         """Send one message; return the time it was handed to the connection."""
+        if self.first_sent_at is None:
+            self.first_sent_at = time.perf_counter()
         with map_errors("protocol"):
             await self.conn.send(data)
         return time.perf_counter()

@@ -101,6 +101,7 @@ class GraphQLSession(Session):
                     f"the server closed with {exc.code} {exc.close_reason!r} at connection_init"
                 ) from exc
             raise
+        self.acked_at = event.at
         if event.kind == "connection_error":
             raise AuthRejected(f"connection_error: {_error_text(event.extra)}")
 

@@ -126,6 +126,7 @@ class MQTTSession(Session):
             )
         )
         event = await self.wait(lambda e: e.kind == "connack", until=until, what="CONNACK")
+        self.acked_at = event.at
         connack: codec.ConnAck = event.extra
         if connack.code == 0:
             return

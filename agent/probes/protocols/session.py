@@ -61,14 +61,20 @@ async def run_session(
     session.start()
     try:
         on_phase("protocol")
-        started = conn.response_at or time.perf_counter()
+        started = time.perf_counter()
         until = min(time.perf_counter() + config.handshake_timeout, deadline)
         try:
             await session.handshake(result, until=until)
         except ExpectTimeout as exc:
             raise _late(check, config.handshake_timeout, until, deadline, "handshake") from exc
         finally:
-            result.phases["protocol"] = time.perf_counter() - started
+            # Like a raw client's stopwatch: from writing the first frame (or from the
+            # 101 when the server speaks first) to reading the acknowledgement.
+            if session.server_speaks_first and conn.response_at is not None:
+                started = conn.response_at
+            elif session.first_sent_at is not None:
+                started = session.first_sent_at
+            result.phases["protocol"] = (session.acked_at or time.perf_counter()) - started
         if config.steps:
             on_phase("steps")
             await _steps(session, config.steps, result, deadline)

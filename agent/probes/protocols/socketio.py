@@ -46,6 +46,7 @@ class SocketIOSession(Session):
     """One Socket.IO namespace connection."""
 
     name = "socketio"
+    server_speaks_first = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,6 +108,7 @@ class SocketIOSession(Session):
             until=until,
             what=f"the CONNECT of namespace {self.namespace!r}",
         )
+        self.acked_at = event.at
         if event.kind == "connect_error":
             data = event.extra
             message = data.get("message") if isinstance(data, dict) else data

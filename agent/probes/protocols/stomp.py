@@ -74,6 +74,7 @@ class StompSession(Session):
         event = await self.wait(
             lambda e: e.kind in ("CONNECTED", "ERROR"), until=until, what="CONNECTED"
         )
+        self.acked_at = event.at
         if event.kind == "CONNECTED":
             self.version = event.headers.get("version", "1.0")
             return
