@@ -14,7 +14,9 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=0.2, ping_timeout=5)
+# Pings every 0.2 s, and a client that does not answer within 0.3 s is dropped: the
+# keepalive test sleeps past that.
+sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=0.2, ping_timeout=0.3)
 
 
 @sio.on("connect", namespace="/private")

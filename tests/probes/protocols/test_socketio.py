@@ -115,3 +115,13 @@ def test_validation_refuses_other_protocols_steps() -> None:
     [(path, message)] = PROTOCOLS["socketio"].validate(config)
     assert path == ("steps", 0, "publish")
     assert "no 'publish' step" in message
+
+
+async def test_engineio_pings_are_answered_while_the_check_waits(socketio_port: int) -> None:
+    """A check idle past the server's ping timeout stays connected: its pings are answered."""
+    protocol = {
+        "name": "socketio",
+        "steps": [{"sleep": 1.0}, {"emit": {"event": "echo", "args": [1], "ack": True}}],
+    }
+    result = await run(f"ws://127.0.0.1:{socketio_port}", protocol)
+    assert result.success, result.message
