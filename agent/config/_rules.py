@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from agent.config._issues import ConfigIssue, Located
 from agent.config.alerting import ReceiverConfig
-from agent.config.protocols import ProtocolConfig
 from agent.config.models import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, CheckConfig
+from agent.config.protocols import ProtocolConfig
 from agent.config.types import parse_duration
 
 __all__ = [
@@ -45,8 +45,8 @@ class RawCheck:
 class ProtocolType(Protocol):
     """What validation needs of a protocol (an ``agent.probes.protocols.Protocol``)."""
 
-    def validate(self, config: ProtocolConfig) -> list[str]:
-        """Problems with a check's ``protocol:`` mapping; empty when usable."""
+    def validate(self, config: ProtocolConfig) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems with a check's ``protocol:`` mapping, each at its key path."""
         ...
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from agent.config.loader import ConfigError, load_config
 from agent.probes.protocols import PROTOCOLS
+from agent.runtime.registries import REGISTRIES
 
 #: The start of a one-line check entry.
 A = "  - {name: a, url: 'ws://h', "
@@ -17,7 +18,7 @@ def _errors(tmp_path: Path, check: str) -> list[str]:
     path = tmp_path / "wsprobe.yaml"
     path.write_text("checks:\n" + check, encoding="utf-8")
     try:
-        load_config(path)
+        load_config(path, registries=REGISTRIES)
     except ConfigError as exc:
         return [str(i) for i in exc.issues]
     return []
@@ -102,5 +103,5 @@ def test_every_registered_protocol_loads_in_short_form(tmp_path: Path) -> None:
     )
     path = tmp_path / "wsprobe.yaml"
     path.write_text("checks:\n" + checks, encoding="utf-8")
-    loaded = load_config(path)
+    loaded = load_config(path, registries=REGISTRIES)
     assert [c.protocol.name for c in loaded.checks if c.protocol] == list(PROTOCOLS)
