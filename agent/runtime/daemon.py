@@ -184,6 +184,7 @@ class Daemon:
             self.rollups = Rollups.open(self.store.path)
             # Checks removed while the agent was down leave nothing behind.
             self.rollups.forget([c.name for c in checks])
+            self.store.add_shedder(self.rollups)
         except sqlite3.Error as exc:
             # The status page's history is a convenience: probing goes on without it.
             log.error("long-term rollups disabled: %s: %s", self.store.path, exc)
@@ -265,6 +266,8 @@ class Daemon:
         if self.alerting is not None:
             await self.alerting.aclose()
         if self.rollups is not None:
+            if self.store is not None:
+                self.store.remove_shedder(self.rollups)
             self.rollups.close()
         if self.store is not None:
             self.store.close()

@@ -15,10 +15,13 @@ All of it runs in the writer thread, never on the event loop.
   outbox rows are pruned here every :data:`PRUNE_INTERVAL`.
 - **Space.** The file uses ``auto_vacuum=INCREMENTAL``: freed pages are handed back
   to the file system once they add up to :data:`VACUUM_FREE_BYTES`.
-- **The bound.** When the files together pass ``max_bytes``, the oldest history rows
-  of all checks are deleted (history is the only part that is a copy of something
-  else) until the file is back under :data:`BOUND_TARGET` of the bound. Alert state
-  and pending events are never deleted to meet it.
+- **The bound.** When the files together pass ``max_bytes``, the file is brought back
+  under :data:`BOUND_TARGET` of the bound: first the oldest history rows of all checks
+  go, as large a share of history as the file is over its target, with every finished
+  alert event; then, while the pages in use are still over, each registered
+  :class:`Shedder` (the rollups) gives up rows in its own documented order, for at
+  most :data:`SHED_PASSES` passes a round. Alert state and pending events are never
+  deleted to meet it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from typing import Protocol
 
 from agent.storage.database import Database, Transaction
 from agent.storage.health import StateHealth
@@ -38,8 +42,10 @@ __all__ = [
     "DEFAULT_STATE_MAX_BYTES",
     "MIN_STATE_MAX_BYTES",
     "PRUNE_INTERVAL",
+    "SHED_PASSES",
     "VACUUM_FREE_BYTES",
     "Maintenance",
+    "Shedder",
     "wal_limit",
 ]
 
@@ -57,6 +63,16 @@ PRUNE_INTERVAL = 60.0
 VACUUM_FREE_BYTES = 1024 * 1024
 #: After trimming history for the bound, the files use at most this share of it.
 BOUND_TARGET = 0.7
+#: Shedding passes per round: each measures the file again (row sizes are estimates).
+SHED_PASSES = 4
+
+
+class Shedder(Protocol):
+    """Data in the state file that may be given up, least useful first, for the bound."""
+
+    def shed(self, *, nbytes: int) -> dict[str, int]:
+        """Delete rows worth about ``nbytes`` (blocks); return rows deleted per kind."""
+        ...
 
 
 def wal_limit(max_bytes: int) -> int:
@@ -93,9 +109,24 @@ class Maintenance:
         self._since_checkpoint = 0
         self._last_prune = 0.0
         self._over_bound_logged = False
+        self._shedders: list[Shedder] = []
         #: Largest WAL and total size seen after a tick (for the benchmark and tests).
         self.peak_wal = 0
         self.peak_total = 0
+
+    @property
+    def shedders(self) -> tuple[Shedder, ...]:
+        """What the bound takes rows from once history is trimmed, in order."""
+        return tuple(self._shedders)
+
+    def add_shedder(self, shedder: Shedder) -> None:
+        """Let the bound take rows from ``shedder`` once history is trimmed."""
+        self._shedders.append(shedder)
+
+    def remove_shedder(self, shedder: Shedder) -> None:
+        """Stop using ``shedder`` (it is closing)."""
+        if shedder in self._shedders:
+            self._shedders.remove(shedder)
 
     def rows_written(self, count: int) -> None:
         """Count history rows; a passive checkpoint after every :data:`CHECKPOINT_ROWS`."""
@@ -155,30 +186,62 @@ class Maintenance:
         self.peak_total = max(self.peak_total, main + wal)
 
     def _enforce_bound(self, main: int, wal: int, now: float) -> None:
+        target = int(self.max_bytes * BOUND_TARGET)
         with self._db.writer() as db:
             if db is None:
                 return
-            # The file's size once checkpointed: pages in use, wherever they are now.
-            (pages,) = db.execute("PRAGMA page_count").fetchone()
-            (free,) = db.execute("PRAGMA freelist_count").fetchone()
-            (page,) = db.execute("PRAGMA page_size").fetchone()
-            used = max((pages - free) * page, 1)
-            keep = max(0.0, min(1.0, self.max_bytes * BOUND_TARGET / used))
+            used = self._used(db)
+            keep = max(0.0, min(1.0, target / used))
             deleted = self._history.shrink(db, keep_fraction=keep)
             with Transaction(db):
                 self._outbox.prune(db, before=now, keep=0)
+        shed = self._shed(target)
         level = logging.DEBUG if self._over_bound_logged else logging.WARNING
         self._over_bound_logged = True
         log.log(
             level,
             "state directory reached its bound of %d bytes (file %d, WAL %d): deleted the"
-            " oldest %d results of history and every finished alert event; raise"
-            " agent.state_max_bytes or lower agent.history_size to keep more",
+            " oldest %d results of history, every finished alert event, and rollup rows: %s;"
+            " raise agent.state_max_bytes or lower agent.history_size to keep more",
             self.max_bytes,
             main,
             wal,
             deleted,
+            ", ".join(f"{kind} {rows}" for kind, rows in shed.items()) or "none",
         )
+
+    def _shed(self, target: int) -> dict[str, int]:
+        """Ask the shedders for what the file is still over ``target`` (pages in use)."""
+        total: dict[str, int] = {}
+        for _ in range(SHED_PASSES):
+            with self._db.writer() as db:
+                if db is None:
+                    break
+                over = self._used(db) - target
+            if over <= 0:
+                break
+            gave = False
+            # Outside the writer connection's lock: a shedder writes on its own connection.
+            for shedder in list(self._shedders):
+                try:
+                    got = shedder.shed(nbytes=over)
+                except sqlite3.Error as exc:
+                    log.error("could not delete rollup rows for the state bound: %s", exc)
+                    continue
+                for kind, rows in got.items():
+                    total[kind] = total.get(kind, 0) + rows
+                gave = gave or bool(got)
+            if not gave:
+                break
+        return total
+
+    @staticmethod
+    def _used(db: sqlite3.Connection) -> int:
+        """The file's size once checkpointed and vacuumed: pages in use, wherever now."""
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        (free,) = db.execute("PRAGMA freelist_count").fetchone()
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+        return max(int((pages - free) * page), 1)
 
     def _vacuum(self, *, force: bool = False) -> bool:
         with self._db.writer() as db:

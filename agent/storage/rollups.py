@@ -6,7 +6,10 @@ SQLite file and its own connection, used only by its own writer thread.
     rollup_minute  (check, ts)  kept MINUTE_RETENTION (2 days)   runs, failures, phase means
     rollup_hour    (check, ts)  kept HOUR_RETENTION (90 days)    the same + latency histograms
     rollup_day     (check, ts)  kept HOUR_RETENTION              runs, failures, degraded
-    incidents      (check, started_at)                           first failure -> first success
+    incidents      (check, started_at)  newest 200 ended per check  first failure -> first success
+
+When the state directory passes its bound, :meth:`Rollups.shed` gives rows up in the
+order :mod:`agent.storage.rollup_bound` documents (minute rows first, day rows last).
 
 On the event loop :meth:`Rollups.add_result` only adds to in-memory buckets (a few
 dictionary updates); every :data:`FLUSH_INTERVAL` the touched buckets go to the writer
@@ -19,8 +22,9 @@ calls it on the loop first); they block, so callers on the loop use
 by check name: a renamed check starts fresh and :meth:`Rollups.forget` prunes removed
 ones. A crash loses at most one flush interval.
 
-Raises :class:`sqlite3.Error` from :meth:`Rollups.open` only; a failed background
-write is logged and dropped (the rollups are a summary, never the source of alerts).
+Raises :class:`sqlite3.Error` from :meth:`Rollups.open` and :meth:`Rollups.shed` only;
+a failed background write is logged and dropped (the rollups are a summary, never the
+source of alerts).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.result import ProbeResult
+from agent.storage import rollup_bound
 from agent.storage.rollup_bucket import CHART_PHASES, LATENCY_BUCKETS, Bucket
 
 __all__ = [
@@ -262,6 +267,7 @@ class Rollups:
             "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?",
             (now - HOUR_RETENTION,),
         )
+        rollup_bound.cap_incidents(self._db)
 
     def forget(self, keep: Iterable[str]) -> concurrent.futures.Future[None]:
         """Delete everything of the checks not in ``keep`` (removed or renamed).
@@ -291,6 +297,25 @@ class Rollups:
         gone = [(n,) for n in names - keep]
         for table in tables:
             self._db.executemany(f"DELETE FROM {table} WHERE check_name = ?", gone)  # noqa: S608
+
+    def shed(self, *, nbytes: int) -> dict[str, int]:
+        """Give up rows worth about ``nbytes`` for the state directory's bound, least
+        useful first (:data:`agent.storage.rollup_bound.SHED_ORDER`). Blocks until done.
+
+        Returns:
+            Rows deleted per kind; empty once closed or when nothing is left.
+        """
+
+        def run() -> dict[str, int]:
+            with self._lock:
+                if self._closed:
+                    return {}
+                return rollup_bound.shed(self._db, nbytes=nbytes)
+
+        try:
+            return self._writer.submit(run).result()
+        except RuntimeError:  # the writer was shut down: closing
+            return {}
 
     def close(self) -> None:
         """Write what is pending and close the connection."""

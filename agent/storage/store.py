@@ -34,7 +34,7 @@ from agent.storage.alert_state import AlertStates
 from agent.storage.database import Database
 from agent.storage.health import StateHealth
 from agent.storage.history import DEFAULT_HISTORY_SIZE, History
-from agent.storage.maintenance import DEFAULT_STATE_MAX_BYTES, Maintenance
+from agent.storage.maintenance import DEFAULT_STATE_MAX_BYTES, Maintenance, Shedder
 from agent.storage.outbox import NewOutboxRow, Outbox, OutboxRow
 from agent.storage.recovery import Recovery, put_agent_id
 
@@ -96,6 +96,15 @@ class Store:
         """Checkpoints, pruning and the size bound of this file."""
         assert self._maintenance is not None
         return self._maintenance
+
+    def add_shedder(self, shedder: Shedder) -> None:
+        """Count ``shedder``'s tables (the rollups) in the size bound: once history is
+        trimmed, the bound deletes their rows in the order they document."""
+        self.maintenance.add_shedder(shedder)
+
+    def remove_shedder(self, shedder: Shedder) -> None:
+        """Stop taking rows from ``shedder`` (before closing it)."""
+        self.maintenance.remove_shedder(shedder)
 
     @property
     def history_size(self) -> int:

@@ -176,3 +176,10 @@ async def test_reload_prunes_a_removed_checks_rollups(live: LiveAgent) -> None:
             assert table == "incidents" or "echo" in names
     finally:
         db.close()
+
+
+async def test_the_daemons_rollups_count_in_the_state_bound(live: LiveAgent) -> None:
+    """The running agent hands its rollups to the store's size bound to shed from."""
+    assert live.daemon.store is not None
+    assert live.daemon.rollups is not None
+    assert live.daemon.store.maintenance.shedders == (live.daemon.rollups,)
