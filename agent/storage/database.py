@@ -245,12 +245,7 @@ class Database:
             StateError: the directory cannot be written any more.
         """
         with self._wlock:
-            if self._wdb is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._wdb.close()
-                self._wdb = None
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.close()
+            self._close_connections()
             if self.corrupt is not None and self.path.exists():
                 try:
                     move_aside(
@@ -335,10 +330,14 @@ class Database:
             self._executor = None
         with self._wlock:
             self._closed = True
-            if self._wdb is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._wdb.close()
-                self._wdb = None
+            self._close_connections()
+
+    def _close_connections(self) -> None:
+        """Close the writer's and the readers' connections; call with ``_wlock`` held."""
+        if self._wdb is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._wdb.close()
+            self._wdb = None
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
 
