@@ -48,7 +48,7 @@ from agent.probes.errors import (
 )
 from agent.probes.script.matchers import UndefinedVariable
 from agent.probes.script.receive import wait_for_match
-from agent.probes.script.steps import payload_of, run_steps
+from agent.probes.script.steps import payload_of, run_script
 from agent.redact import scrub
 from agent.result import ProbeResult, new_result
 
@@ -110,24 +110,14 @@ class _Relay:
                 self.check, result, deadline=self.deadline, token=self.token
             )
             self.conns[index] = conn
-            if self.check.auth.steps:
-                await run_steps(
-                    conn,
-                    self.check.auth.steps,
-                    result=result,
-                    variables=variables,
-                    deadline=self.deadline,
-                    phase="auth",
-                )
-            if self.cfg.join:
-                await run_steps(
-                    conn,
-                    self.cfg.join,
-                    result=result,
-                    variables=variables,
-                    deadline=self.deadline,
-                    phase="steps",
-                )
+            await run_script(
+                conn,
+                self.check,
+                result,
+                deadline=self.deadline,
+                variables=variables,
+                steps=self.cfg.join,
+            )
         except ProbeError as err:
             if isinstance(err, ExpectTimeout | ExpectMismatch) and err.step:
                 err.step = f"{err.step} on {_name(index)}"

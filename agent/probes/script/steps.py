@@ -1,8 +1,8 @@
 """Run scripted steps (send, expect, sleep, app ping) on an open connection.
 
-:func:`run_script` is what the ``probe`` kind calls after the handshake: first-message
-auth (``check.auth.steps``, phase ``auth``), then ``check.steps`` (phase ``steps``).
-:func:`run_steps` runs any one list of steps, for watch init and relay join steps.
+:func:`run_script` is what the ``probe``, ``watch`` and ``relay`` kinds call after the
+handshake: first-message auth (``check.auth.steps``, phase ``auth``), then ``check.steps``
+or a relay's join steps (phase ``steps``). :func:`run_steps` runs any one list of steps.
 
 Every step is timed into ``result.steps``; the first failing step raises a
 :class:`~agent.probes.errors.ProbeError` whose message names it (index and name).
@@ -267,6 +267,7 @@ async def run_script(
     *,
     deadline: float,
     variables: dict[str, str],
+    steps: Sequence[Step] | None = None,
 ) -> None:
     """Run a check's auth steps (phase ``auth``) then its steps (phase ``steps``).
 
@@ -277,6 +278,8 @@ async def run_script(
         deadline: absolute ``time.perf_counter()`` limit.
         variables: run-time values (e.g. ``token``); extracts are added to it, and
             ``token`` from ``check.auth.token`` unless already set.
+        steps: what runs after the auth steps instead of ``check.steps`` (a relay's
+            ``join`` steps).
 
     Raises:
         ProbeError: ``AuthRejected`` for any auth step failure, otherwise the failing
@@ -293,10 +296,11 @@ async def run_script(
             deadline=deadline,
             phase="auth",
         )
-    if check.steps:
+    steps = check.steps if steps is None else steps
+    if steps:
         await run_steps(
             conn,
-            check.steps,
+            steps,
             result=result,
             variables=variables,
             deadline=deadline,
