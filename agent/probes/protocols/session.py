@@ -17,7 +17,6 @@ from agent.config import CheckConfig
 from agent.config.protocols import ProtocolStep
 from agent.probes.connections.reading import ReadingConnection
 from agent.probes.errors import (
-    ExpectMismatch,
     ExpectTimeout,
     PingTimeout,
     ProbeError,
@@ -26,7 +25,8 @@ from agent.probes.errors import (
 )
 from agent.probes.protocols import PROTOCOLS
 from agent.probes.protocols.base import Session
-from agent.result import ProbeResult, StepResult
+from agent.probes.script.steps import name_step, timed_step
+from agent.result import ProbeResult
 
 __all__ = ["run_session"]
 
@@ -102,27 +102,12 @@ async def _steps(
     started = time.perf_counter()
     try:
         for index, step in enumerate(steps):
-            step_started = time.perf_counter()
-            ok = False
-            try:
-                await _one_step(session, step, deadline)
-                ok = True
-            except ProbeError as exc:
-                where = f"{index + 1} {step.label!r}"
-                if isinstance(exc, ExpectTimeout | ExpectMismatch):
-                    exc.step = where
-                else:
-                    exc.detail = f"{exc.detail} during step {where}".strip()
-                raise
-            finally:
-                result.steps.append(
-                    StepResult(
-                        index=index,
-                        name=step.label,
-                        duration=time.perf_counter() - step_started,
-                        ok=ok,
-                    )
-                )
+            with timed_step(result, index=index, name=step.label):
+                try:
+                    await _one_step(session, step, deadline)
+                except ProbeError as exc:
+                    name_step(exc, f"{index + 1} {step.label!r}")
+                    raise
     finally:
         result.phases["steps"] = time.perf_counter() - started
 

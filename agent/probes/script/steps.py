@@ -26,7 +26,8 @@ import bisect
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -47,7 +48,15 @@ from agent.probes.script.receive import wait_for_match
 from agent.result import ProbeResult, StepResult
 
 # wait_for_match is re-exported: the watch kind imports it from here.
-__all__ = ["AUTH_CLOSE_CODES", "payload_of", "run_script", "run_steps", "wait_for_match"]
+__all__ = [
+    "AUTH_CLOSE_CODES",
+    "name_step",
+    "payload_of",
+    "run_script",
+    "run_steps",
+    "timed_step",
+    "wait_for_match",
+]
 
 #: Close codes that mean "not authenticated / not allowed" (RFC 6455 1008, and the
 #: 4401/4403 convention mirroring HTTP 401/403).
@@ -188,12 +197,37 @@ class _Script:
         self.result.phases["app_ping"] = sum(rtts) / len(rtts)
 
 
-def _name_step(err: ProbeError, where: str) -> None:
-    """Put the failing step into the error so its message names it."""
+def name_step(err: ProbeError, where: str) -> None:
+    """Put the failing step into the error so its message names it.
+
+    Args:
+        err: the step's failure; changed in place.
+        where: the step's number and label, e.g. ``2 'subscribe'``.
+    """
     if isinstance(err, ExpectTimeout | ExpectMismatch):
         err.step = where
     else:
         err.detail = f"{err.detail} during step {where}" if err.detail else f"during step {where}"
+
+
+@contextmanager
+def timed_step(result: ProbeResult, *, index: int, name: str) -> Iterator[None]:
+    """Time the block as one step in ``result.steps``, failed unless it ends normally.
+
+    Args:
+        result: receives the :class:`~agent.result.StepResult`.
+        index: the step's place in its list, from 0.
+        name: the step's name as reported.
+    """
+    started = time.perf_counter()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        result.steps.append(
+            StepResult(index=index, name=name, duration=time.perf_counter() - started, ok=ok)
+        )
 
 
 def _auth_error(err: ProbeError, where: str) -> AuthRejected:
@@ -233,29 +267,19 @@ async def run_steps(
     started = time.perf_counter()
     try:
         for index, step in enumerate(steps):
-            step_started = time.perf_counter()
-            ok = False
-            try:
+            name = f"auth:{step.label}" if phase == "auth" else step.label
+            with timed_step(result, index=index, name=name):
                 try:
-                    await script.run(step)
-                except UndefinedVariable as exc:
-                    raise ExpectMismatch(str(exc)) from None
-                ok = True
-            except ProbeError as exc:
-                where = f"{index + 1} {step.label!r}"
-                if phase == "auth" and not isinstance(exc, AuthRejected):
-                    raise _auth_error(exc, where) from exc
-                _name_step(exc, where)
-                raise
-            finally:
-                result.steps.append(
-                    StepResult(
-                        index=index,
-                        name=f"auth:{step.label}" if phase == "auth" else step.label,
-                        duration=time.perf_counter() - step_started,
-                        ok=ok,
-                    )
-                )
+                    try:
+                        await script.run(step)
+                    except UndefinedVariable as exc:
+                        raise ExpectMismatch(str(exc)) from None
+                except ProbeError as exc:
+                    where = f"{index + 1} {step.label!r}"
+                    if phase == "auth" and not isinstance(exc, AuthRejected):
+                        raise _auth_error(exc, where) from exc
+                    name_step(exc, where)
+                    raise
     finally:
         result.phases[phase] = result.phases.get(phase, 0.0) + time.perf_counter() - started
 
