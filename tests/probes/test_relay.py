@@ -17,6 +17,7 @@ from agent.probes.relay import run
 from agent.result import ProbeResult, Reason
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
+TOKEN = "relay-s3cret"
 
 
 class Rooms:
@@ -31,12 +32,19 @@ class Rooms:
         self.deliver = deliver
         self.connections = 0
         self.closed = 0
+        #: Tokens presented in ``auth`` messages, in order; only ``TOKEN`` is accepted.
+        self.tokens: list[str] = []
 
     async def handle(self, ws: ServerConnection) -> None:
         self.connections += 1
         try:
             async for raw in ws:
                 msg = json.loads(raw)
+                if msg["type"] == "auth":
+                    self.tokens.append(msg["token"])
+                    ok = msg["token"] == TOKEN
+                    await ws.send(json.dumps({"type": "authed" if ok else "denied"}))
+                    continue
                 room = self.rooms.setdefault(msg["room"], {})
                 if msg["type"] == "join":
                     room[ws] = msg["user"]
@@ -65,7 +73,15 @@ JOIN = [
 PUBLISH = {"type": "message", "room": "probe-{{run}}", "text": "{{marker}}"}
 
 
-def relay_check(url: str, *, timeout: float = 3.0, **relay: Any) -> CheckConfig:
+AUTH_STEPS = [
+    {"send": {"type": "auth", "token": "{{token}}"}},
+    {"expect": {"json": {"type": "authed"}, "fail_if": {"json": {"type": "denied"}}}},
+]
+
+
+def relay_check(
+    url: str, *, timeout: float = 3.0, auth: dict[str, Any] | None = None, **relay: Any
+) -> CheckConfig:
     return CheckConfig.model_validate(
         {
             "name": "relay",
@@ -73,13 +89,14 @@ def relay_check(url: str, *, timeout: float = 3.0, **relay: Any) -> CheckConfig:
             "url": url,
             "timeout": timeout,
             "relay": {"join": JOIN, "publish": PUBLISH, **relay},
+            **({"auth": auth} if auth is not None else {}),
         }
     )
 
 
-async def run_relay(rooms: Rooms, **relay: Any) -> ProbeResult:
+async def run_relay(rooms: Rooms, auth: dict[str, Any] | None = None, **relay: Any) -> ProbeResult:
     async with chat(rooms) as url:
-        return await run(relay_check(url, **relay))
+        return await run(relay_check(url, auth=auth, **relay))
 
 
 @pytest.mark.parametrize("receivers", [1, 3], ids=["one-receiver", "three-receivers"])
@@ -92,6 +109,26 @@ async def test_marker_reaches_every_receiver(receivers: int) -> None:
     assert all(0 < v < 3 for v in result.relay.values())
     assert rooms.connections == receivers + 1
     assert {"connect", "handshake", "steps", "total", "close"} <= result.phases.keys()
+
+
+async def test_auth_steps_run_on_every_connection_before_joining() -> None:
+    """Each connection runs the check's auth steps (``{{token}}`` from auth.token) first."""
+    rooms = Rooms()
+    result = await run_relay(rooms, auth={"token": TOKEN, "steps": AUTH_STEPS}, receivers=2)
+    assert result.success, result.message
+    assert rooms.tokens == [TOKEN] * 3
+    # The publisher's result holds its auth steps, then its join steps.
+    assert [s.name for s in result.steps][:2] == ["auth:send", "auth:expect"]
+    assert {"auth", "steps"} <= result.phases.keys()
+
+
+async def test_refused_auth_step_fails_as_auth_rejected() -> None:
+    """A connection whose auth step is refused fails the run as auth_rejected."""
+    rooms = Rooms()
+    result = await run_relay(rooms, auth={"token": "wrong", "steps": AUTH_STEPS}, receivers=1)
+    assert result.reason is Reason.AUTH_REJECTED, result.message
+    assert rooms.tokens == ["wrong", "wrong"]
+    assert "wrong" not in result.message
 
 
 async def test_all_connections_closed() -> None:
