@@ -52,14 +52,7 @@ LAYERS: dict[str, int] = {
 
 #: (importing module, imported package or module) pairs allowed for now, each naming the
 #: seam whose change removes it; delete an entry once its seam has landed.
-KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # The state-size bound (issue 13, bounded state): config's defaults for
-        # agent.state_max_bytes are read from agent.storage. The constants belong in
-        # config (storage takes the value it is given).
-        ("agent.config.models", "agent.storage"),
-    }
-)
+KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset({})
 
 
 def _modules() -> dict[str, Path]:

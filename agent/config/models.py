@@ -47,7 +47,6 @@ from agent.config.types import (
 )
 from agent.config.watch import WatchConfig
 from agent.result import PHASES
-from agent.storage import DEFAULT_STATE_MAX_BYTES, MIN_STATE_MAX_BYTES
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -55,9 +54,11 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_PINGS",
     "DEFAULT_PING_TIMEOUT",
+    "DEFAULT_STATE_MAX_BYTES",
     "DEFAULT_TIMEOUT",
     "LIMIT_KEYS",
     "LISTEN_PATTERN",
+    "MIN_STATE_MAX_BYTES",
     "RESERVED_LABELS",
     "AgentSettings",
     "AuthConfig",
@@ -78,6 +79,10 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_PINGS = 3
 DEFAULT_PING_TIMEOUT = 2.0
 DEFAULT_MAX_SIZE = 1024 * 1024
+#: The state directory's default bound (``agent.state_max_bytes``).
+DEFAULT_STATE_MAX_BYTES = 512 * 1024 * 1024
+#: Below this the bound cannot hold even an idle agent's file and WAL.
+MIN_STATE_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_LISTEN = "127.0.0.1:9470"
 DEFAULT_CLOSE_TIMEOUT = 1.5
 DEFAULT_MAX_CONCURRENCY = 256

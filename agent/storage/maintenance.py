@@ -31,6 +31,7 @@ import sqlite3
 import time
 from typing import Protocol
 
+from agent.config.models import DEFAULT_STATE_MAX_BYTES, MIN_STATE_MAX_BYTES
 from agent.storage.database import Database, Transaction
 from agent.storage.health import StateHealth
 from agent.storage.history import History
@@ -51,10 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The state directory's default bound (``agent.state_max_bytes``).
-DEFAULT_STATE_MAX_BYTES = 512 * 1024 * 1024
-#: Below this the bound cannot hold even an idle agent's file and WAL.
-MIN_STATE_MAX_BYTES = 4 * 1024 * 1024
 #: History rows written between two passive checkpoints (about 1 KiB each).
 CHECKPOINT_ROWS = 2000
 #: Seconds between two prunes of finished outbox rows.
