@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agent.cli.main import main
-from agent.demo.server import DemoServer
-
-
-class ThreadDemo:
-    """The demo server on its own loop in a thread, so main() may call asyncio.run()."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.demo = DemoServer()
-
-    def url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.demo.port}{path}"
-
-    def __enter__(self) -> ThreadDemo:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.demo.start("127.0.0.1", 0), self.loop).result(5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.demo.stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+from tests.cli.conftest import DemoThread
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[ThreadDemo]:
-    with ThreadDemo() as server:
-        yield server
+def demo(demo_thread: DemoThread) -> DemoThread:
+    return demo_thread
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # main() installs a handler on the captured stderr; drop it before capsys closes it.
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+def _restore_logging(restore_logging: None) -> None:
+    """Every test here calls main(), which installs a handler on the captured stderr."""
 
 
 def probe_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
@@ -59,7 +26,7 @@ def probe_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dic
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_send_and_expect_run_in_order(demo: ThreadDemo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_send_and_expect_run_in_order(demo: DemoThread, capsys: pytest.CaptureFixture[str]) -> None:
     """Interleaved --send/--send-json/--expect become steps in the order given."""
     code, out = probe_json(
         capsys,
@@ -82,7 +49,7 @@ def test_send_and_expect_run_in_order(demo: ThreadDemo, capsys: pytest.CaptureFi
     ]
 
 
-def test_feed_conversation_from_flags(demo: ThreadDemo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_feed_conversation_from_flags(demo: DemoThread, capsys: pytest.CaptureFixture[str]) -> None:
     """A first-message auth and subscription can be scripted ad hoc."""
     code, out = probe_json(
         capsys,
@@ -99,7 +66,7 @@ def test_feed_conversation_from_flags(demo: ThreadDemo, capsys: pytest.CaptureFi
     assert code == 0, out["message"]
 
 
-def test_unmet_expect_exits_1(demo: ThreadDemo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unmet_expect_exits_1(demo: DemoThread, capsys: pytest.CaptureFixture[str]) -> None:
     """An --expect nothing satisfies fails the probe as expect_timeout (exit 1)."""
     code, out = probe_json(
         capsys, demo.url("/echo"), "--send", "a", "--expect", "zzz", "--timeout", "0.5"
@@ -127,7 +94,7 @@ def test_script_usage_errors(
 
 
 def test_send_binary_from_the_command_line(
-    demo: ThreadDemo, capsys: pytest.CaptureFixture[str]
+    demo: DemoThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--send-binary BASE64 sends a binary frame; the echo comes back and matches."""
     code, result = probe_json(
