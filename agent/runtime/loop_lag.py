@@ -212,13 +212,18 @@ class LoopLagMonitor:
         waited = None if schedstat is None else run_delay(schedstat)
         since = time.perf_counter()
         hidden = 0.0
+        # Measured from one wake-up to the next, not from the start of each wait: the
+        # GIL may also be lost while this thread posts a sample, and a C call holding
+        # it from then on would otherwise fall between two measured spans.
+        last = time.perf_counter()
         while True:
-            before = time.perf_counter()
             if stopping.wait(self.interval):
                 return
             # Waking needs the GIL; a holder running bytecode gives it up within one
             # switch interval, so only the excess says the holder was stuck in C.
-            overslept = time.perf_counter() - before - self.interval - sys.getswitchinterval()
+            now = time.perf_counter()
+            overslept = now - last - self.interval - sys.getswitchinterval()
+            last = now
             hidden = max(hidden, overslept)
             if self._sent is not None:
                 continue  # previous sample still queued: the loop is stalled right now
