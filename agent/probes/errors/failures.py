@@ -39,7 +39,7 @@ a library exception's own text blindly: those may quote a URL holding a token.
 from __future__ import annotations
 
 import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from agent.redact import redact_url
 from agent.result import Reason
@@ -77,6 +77,16 @@ class ProbeError(Exception):
     reason: ClassVar[Reason] = Reason.INTERNAL
     title: ClassVar[str] = "probe failed"
 
+    def __init_subclass__(
+        cls, *, reason: Reason | None = None, title: str | None = None, **kwargs: Any
+    ) -> None:
+        # A failure class is its reason and its fixed message; the class line says both.
+        super().__init_subclass__(**kwargs)
+        if reason is not None:
+            cls.reason = reason
+        if title is not None:
+            cls.title = title
+
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail)
         self.detail = detail
@@ -90,50 +100,28 @@ class ProbeError(Exception):
         return f"{head}: {self.detail}" if self.detail else head
 
 
-class ResolveFailed(ProbeError):
+class ResolveFailed(ProbeError, reason=Reason.DNS, title="cannot resolve"):
     """The host name could not be resolved to an address."""
 
-    reason = Reason.DNS
 
-    title = "cannot resolve"
-
-
-class ConnectRefused(ProbeError):
+class ConnectRefused(ProbeError, reason=Reason.CONNECT_REFUSED, title="connection refused"):
     """The TCP connection was refused (nothing listening)."""
 
-    reason = Reason.CONNECT_REFUSED
 
-    title = "connection refused"
-
-
-class ConnectTimeout(ProbeError):
+class ConnectTimeout(ProbeError, reason=Reason.CONNECT_TIMEOUT, title="TCP connect timed out"):
     """The TCP connection did not complete in time."""
 
-    reason = Reason.CONNECT_TIMEOUT
 
-    title = "TCP connect timed out"
-
-
-class NetworkError(ProbeError):
+class NetworkError(ProbeError, reason=Reason.NETWORK, title="network error"):
     """A network-level failure: reset, unreachable, broken pipe, proxy failure."""
 
-    reason = Reason.NETWORK
 
-    title = "network error"
-
-
-class TLSFailed(ProbeError):
+class TLSFailed(ProbeError, reason=Reason.TLS_HANDSHAKE, title="TLS handshake failed"):
     """The TLS handshake failed or did not complete."""
 
-    reason = Reason.TLS_HANDSHAKE
 
-    title = "TLS handshake failed"
-
-
-class TLSCertExpired(TLSFailed):
+class TLSCertExpired(TLSFailed, reason=Reason.TLS_CERT_EXPIRED):
     """The server's certificate (or one in its chain) has expired."""
-
-    reason = Reason.TLS_CERT_EXPIRED
 
     def __init__(self, detail: str = "", *, not_after: float | None = None) -> None:
         super().__init__(detail)
@@ -147,34 +135,30 @@ class TLSCertExpired(TLSFailed):
         return f"server certificate expired on {when:%Y-%m-%d %H:%M:%S} UTC"
 
 
-class TLSCertUntrusted(TLSFailed):
+class TLSCertUntrusted(
+    TLSFailed, reason=Reason.TLS_CERT_UNTRUSTED, title="server certificate is not trusted"
+):
     """The server's certificate does not chain to a trusted CA."""
 
-    reason = Reason.TLS_CERT_UNTRUSTED
 
-    title = "server certificate is not trusted"
-
-
-class TLSHostnameMismatch(TLSFailed):
+class TLSHostnameMismatch(
+    TLSFailed,
+    reason=Reason.TLS_HOSTNAME_MISMATCH,
+    title="server certificate does not match the host name",
+):
     """The server's certificate is not valid for the requested host name."""
 
-    reason = Reason.TLS_HOSTNAME_MISMATCH
 
-    title = "server certificate does not match the host name"
-
-
-class HandshakeTimeout(ProbeError):
+class HandshakeTimeout(
+    ProbeError,
+    reason=Reason.HANDSHAKE_TIMEOUT,
+    title="no response to the WebSocket upgrade request",
+):
     """No HTTP response to the upgrade request in time."""
 
-    reason = Reason.HANDSHAKE_TIMEOUT
 
-    title = "no response to the WebSocket upgrade request"
-
-
-class HandshakeRejected(ProbeError):
+class HandshakeRejected(ProbeError, reason=Reason.HANDSHAKE_STATUS):
     """The server answered the upgrade with an unexpected HTTP status."""
-
-    reason = Reason.HANDSHAKE_STATUS
 
     def __init__(self, status_code: int, *, expected: int = 101, detail: str = "") -> None:
         super().__init__(detail)
@@ -187,18 +171,14 @@ class HandshakeRejected(ProbeError):
         return f"expected HTTP {self.expected}, server answered HTTP {self.status_code}"
 
 
-class HandshakeInvalid(ProbeError):
+class HandshakeInvalid(
+    ProbeError, reason=Reason.HANDSHAKE_INVALID, title="invalid WebSocket handshake response"
+):
     """The server's response to the upgrade request is not a valid WebSocket handshake."""
 
-    reason = Reason.HANDSHAKE_INVALID
 
-    title = "invalid WebSocket handshake response"
-
-
-class Redirected(ProbeError):
+class Redirected(ProbeError, reason=Reason.REDIRECT):
     """The server redirected and redirects are not allowed (or could not be followed)."""
-
-    reason = Reason.REDIRECT
 
     def __init__(self, status_code: int, location: str | None, *, detail: str = "") -> None:
         super().__init__(detail)
@@ -211,10 +191,8 @@ class Redirected(ProbeError):
         return f"server redirected with HTTP {self.status_code} to {where}"
 
 
-class SubprotocolMismatch(ProbeError):
+class SubprotocolMismatch(ProbeError, reason=Reason.SUBPROTOCOL_MISMATCH):
     """The server chose a different subprotocol than the check demands."""
-
-    reason = Reason.SUBPROTOCOL_MISMATCH
 
     def __init__(self, expected: str | None, actual: str | None, *, detail: str = "") -> None:
         super().__init__(detail)
@@ -229,18 +207,12 @@ class SubprotocolMismatch(ProbeError):
         return f"expected {want}, server chose {got}"
 
 
-class AuthRejected(ProbeError):
+class AuthRejected(ProbeError, reason=Reason.AUTH_REJECTED, title="authentication rejected"):
     """Authentication failed: token endpoint, first-message auth or auth steps."""
 
-    reason = Reason.AUTH_REJECTED
 
-    title = "authentication rejected"
-
-
-class ExpectTimeout(ProbeError):
+class ExpectTimeout(ProbeError, reason=Reason.EXPECT_TIMEOUT):
     """What a step (or ``expect.close_code``) waited for did not arrive in time."""
-
-    reason = Reason.EXPECT_TIMEOUT
 
     def __init__(
         self,
@@ -261,10 +233,8 @@ class ExpectTimeout(ProbeError):
         return f"no {self.awaited}{where}{within}"
 
 
-class ExpectMismatch(ProbeError):
+class ExpectMismatch(ProbeError, reason=Reason.EXPECT_MISMATCH):
     """A message matched a step's fail condition or could not satisfy it."""
-
-    reason = Reason.EXPECT_MISMATCH
 
     def __init__(self, detail: str = "", *, step: str | None = None) -> None:
         super().__init__(detail)
@@ -274,10 +244,8 @@ class ExpectMismatch(ProbeError):
         return f"unexpected message at step {self.step}" if self.step else "unexpected message"
 
 
-class PingTimeout(ProbeError):
+class PingTimeout(ProbeError, reason=Reason.PING_TIMEOUT):
     """A protocol ping got no pong in time (its ``ping_timeout``, or the deadline)."""
-
-    reason = Reason.PING_TIMEOUT
 
     def __init__(
         self, *, index: int | None = None, timeout: float | None = None, detail: str = ""
@@ -292,10 +260,8 @@ class PingTimeout(ProbeError):
         return f"no pong{which}{within}"
 
 
-class ConnectionClosed(ProbeError):
+class ConnectionClosed(ProbeError, reason=Reason.CLOSED):
     """The connection closed before the probe finished (or with the wrong code)."""
-
-    reason = Reason.CLOSED
 
     def __init__(
         self,
@@ -322,10 +288,8 @@ class ConnectionClosed(ProbeError):
         return text
 
 
-class MessageTooBig(ProbeError):
+class MessageTooBig(ProbeError, reason=Reason.MESSAGE_TOO_BIG):
     """The server sent a message larger than the check's max_size."""
-
-    reason = Reason.MESSAGE_TOO_BIG
 
     def __init__(self, max_size: int | None = None, *, detail: str = "") -> None:
         super().__init__(detail)
@@ -337,18 +301,12 @@ class MessageTooBig(ProbeError):
         return f"server sent a message larger than max_size ({self.max_size} bytes)"
 
 
-class ProtocolError(ProbeError):
+class ProtocolError(ProbeError, reason=Reason.PROTOCOL_ERROR, title="WebSocket protocol error"):
     """The server broke the WebSocket protocol (bad frame, bad UTF-8, ...)."""
 
-    reason = Reason.PROTOCOL_ERROR
 
-    title = "WebSocket protocol error"
-
-
-class ProbeTimeout(ProbeError):
+class ProbeTimeout(ProbeError, reason=Reason.TIMEOUT):
     """The check's deadline passed while no phase was waiting on the target."""
-
-    reason = Reason.TIMEOUT
 
     def __init__(self, *, phase: str | None, timeout: float | None, detail: str = "") -> None:
         super().__init__(detail)
@@ -361,9 +319,5 @@ class ProbeTimeout(ProbeError):
         return f"deadline{of} reached{during}"
 
 
-class InternalError(ProbeError):
+class InternalError(ProbeError, reason=Reason.INTERNAL, title="internal error"):
     """A bug or an exception nobody anticipated; never a target failure."""
-
-    reason = Reason.INTERNAL
-
-    title = "internal error"
