@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config._issues import ConfigIssue, Located
@@ -48,95 +49,85 @@ def expand_env(
     Returns:
         The expanded copy; unexpandable references are left as written.
     """
-    env = os.environ if environ is None else environ
-    budget = [0]
-    record = substituted if substituted is not None else {}
+    expander = _Expander(
+        where,
+        issues,
+        os.environ if environ is None else environ,
+        substituted if substituted is not None else {},
+    )
     try:
-        return _expand(data, (), where, issues, env, set(), budget, record)
+        return expander.expand(data, ())
     except _TooLarge:
         issues.append(where.issue((), "document too large once its aliases are expanded"))
         return {}
 
 
-def _expand(
-    value: Any,
-    path: tuple[Any, ...],
-    where: Located,
-    issues: list[ConfigIssue],
-    env: Mapping[str, str],
-    active: set[int],
-    budget: list[int],
-    record: dict[str, str],
-) -> Any:
-    budget[0] += 1
-    # Shared aliases are expanded for every use; this bounds a "billion laughs" document.
-    if budget[0] > MAX_NODES:
-        raise _TooLarge
-    if isinstance(value, str):
-        expanded = _expand_string(value, path, where, issues, env)
-        if expanded != value:
-            record[expanded] = value
-        return expanded
-    if isinstance(value, dict | list):
-        if id(value) in active:
-            issues.append(where.issue(path, "a YAML alias refers to itself"))
-            return None
-        active.add(id(value))
-        try:
-            if isinstance(value, dict):
-                return {
-                    k: _expand(v, (*path, k), where, issues, env, active, budget, record)
-                    for k, v in value.items()
-                }
-            return [
-                _expand(v, (*path, i), where, issues, env, active, budget, record)
-                for i, v in enumerate(value)
-            ]
-        finally:
-            active.discard(id(value))
-    return value
+@dataclass(slots=True)
+class _Expander:
+    """One file's expansion: where problems go, the environment, and the walk's bounds."""
 
+    where: Located
+    issues: list[ConfigIssue]
+    env: Mapping[str, str]
+    #: expanded string -> string as written.
+    record: dict[str, str]
+    #: ids of the containers being expanded: meeting one again is a recursive alias.
+    active: set[int] = field(default_factory=set)
+    nodes: int = 0
 
-def _expand_string(
-    text: str,
-    path: tuple[Any, ...],
-    where: Located,
-    issues: list[ConfigIssue],
-    env: Mapping[str, str],
-) -> str:
-    if "$" not in text:
-        return text
+    def expand(self, value: Any, path: tuple[Any, ...]) -> Any:
+        self.nodes += 1
+        # Shared aliases are expanded for every use; this bounds a "billion laughs" document.
+        if self.nodes > MAX_NODES:
+            raise _TooLarge
+        if isinstance(value, str):
+            expanded = self.expand_string(value, path)
+            if expanded != value:
+                self.record[expanded] = value
+            return expanded
+        if isinstance(value, dict | list):
+            if id(value) in self.active:
+                self.issues.append(self.where.issue(path, "a YAML alias refers to itself"))
+                return None
+            self.active.add(id(value))
+            try:
+                if isinstance(value, dict):
+                    return {k: self.expand(v, (*path, k)) for k, v in value.items()}
+                return [self.expand(v, (*path, i)) for i, v in enumerate(value)]
+            finally:
+                self.active.discard(id(value))
+        return value
 
-    def replace(m: re.Match[str]) -> str:
-        written = m.group(0)
-        if written == "$${":
-            return "${"
-        body = m.group(1)
-        if body is None:
-            issues.append(where.issue(path, "unterminated ${ (write $${ for a literal ${)"))
-            return written
-        name, sep, default = body.partition(":-")
-        if not _NAME.match(name):
-            issues.append(
-                where.issue(
-                    path, f"invalid reference ${{{body}}}: use ${{NAME}} or ${{NAME:-default}}"
-                )
-            )
-            return written
-        found = env.get(name)
-        if found is not None and (found or not sep):
-            if _SURROGATE.search(found):  # os.environ keeps undecodable bytes as surrogates
-                issues.append(where.issue(path, f"environment variable {name} is not UTF-8"))
+    def expand_string(self, text: str, path: tuple[Any, ...]) -> str:
+        if "$" not in text:
+            return text
+
+        def problem(message: str) -> None:
+            self.issues.append(self.where.issue(path, message))
+
+        def replace(m: re.Match[str]) -> str:
+            written = m.group(0)
+            if written == "$${":
+                return "${"
+            body = m.group(1)
+            if body is None:
+                problem("unterminated ${ (write $${ for a literal ${)")
                 return written
-            return found
-        if sep:
-            return default
-        issues.append(
-            where.issue(
-                path,
-                f"environment variable {name} is not set (or give a default: ${{{name}:-default}})",
+            name, sep, default = body.partition(":-")
+            if not _NAME.match(name):
+                problem(f"invalid reference ${{{body}}}: use ${{NAME}} or ${{NAME:-default}}")
+                return written
+            found = self.env.get(name)
+            if found is not None and (found or not sep):
+                if _SURROGATE.search(found):  # os.environ keeps undecodable bytes as surrogates
+                    problem(f"environment variable {name} is not UTF-8")
+                    return written
+                return found
+            if sep:
+                return default
+            problem(
+                f"environment variable {name} is not set (or give a default: ${{{name}:-default}})"
             )
-        )
-        return written
+            return written
 
-    return _REF.sub(replace, text)
+        return _REF.sub(replace, text)
