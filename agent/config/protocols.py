@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from agent.config.steps import Matcher
+from agent.config.steps import ActionStep, Matcher
 from agent.config.types import Duration, Frozen, Int, Secret
 
 __all__ = [
@@ -115,13 +115,14 @@ class ProtocolExpect(Matcher):
 
 #: The action keys of a protocol step (exactly one per step).
 PROTOCOL_STEP_ACTIONS = ("emit", "subscribe", "query", "publish", "send", "expect", "sleep")
-_ACTIONS = PROTOCOL_STEP_ACTIONS
 
 
-class ProtocolStep(Frozen):
+class ProtocolStep(ActionStep):
     """One protocol step; exactly one action key is set."""
 
-    name: str | None = None
+    ACTIONS = PROTOCOL_STEP_ACTIONS
+    NOUN = "protocol step"
+
     emit: Emit | None = None
     subscribe: Subscribe | None = None
     query: Subscribe | None = None
@@ -129,29 +130,6 @@ class ProtocolStep(Frozen):
     send: Publish | None = None
     expect: ProtocolExpect | None = None
     sleep: Duration | None = Field(None, ge=0)
-
-    @model_validator(mode="after")
-    def _one_action(self) -> ProtocolStep:
-        actions = [k for k in _ACTIONS if getattr(self, k) is not None]
-        if len(actions) != 1:
-            raise ValueError(
-                f"a protocol step needs exactly one of {', '.join(_ACTIONS)}"
-                + (f" (got {', '.join(actions)})" if actions else "")
-            )
-        return self
-
-    @property
-    def action(self) -> str:
-        """Which action this step performs."""
-        for key in _ACTIONS:
-            if getattr(self, key) is not None:
-                return key
-        raise AssertionError("validated ProtocolStep without an action")  # pragma: no cover
-
-    @property
-    def label(self) -> str:
-        """The step's name, or its action when unnamed."""
-        return self.name or self.action
 
 
 class ProtocolConfig(Frozen):

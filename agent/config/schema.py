@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.config.models import LIMIT_KEYS, LISTEN_PATTERN, RESERVED_LABELS, Config
-from agent.config.protocols import PROTOCOL_STEP_ACTIONS
-from agent.config.steps import COMPARISON_OPS
+from agent.config.protocols import ProtocolStep
+from agent.config.steps import COMPARISON_OPS, Step
 
 __all__ = ["SCHEMA_DRAFT", "config_schema", "schema_text"]
 
@@ -36,7 +36,6 @@ _LABEL_NAMES = {
     "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$",
     "not": {"anyOf": [{"pattern": "^__"}, {"enum": list(RESERVED_LABELS)}]},
 }
-_STEP_ACTIONS = ("send", "send_binary", "expect", "sleep", "app_ping")
 # pydantic leaves a bound of an optional field beside its anyOf, under its own name.
 _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
 
@@ -72,7 +71,7 @@ def config_schema(
         "anyOf": [{"enum": ["1.2", "1.3", 1.2, 1.3]}, {"type": "null"}],
         "default": None,
     }
-    defs["Step"]["oneOf"] = [{"required": [action]} for action in _STEP_ACTIONS]
+    defs["Step"]["oneOf"] = [{"required": [action]} for action in Step.ACTIONS]
     # protocol: NAME is short for protocol: {name: NAME}; YAML reads version 5 as a number.
     check_props["protocol"] = {
         "anyOf": [{"type": "string"}, {"$ref": "#/$defs/ProtocolConfig"}, {"type": "null"}],
@@ -82,7 +81,7 @@ def config_schema(
         "enum": ["3.1.1", "5", 5],
         "default": "3.1.1",
     }
-    defs["ProtocolStep"]["oneOf"] = [{"required": [action]} for action in PROTOCOL_STEP_ACTIONS]
+    defs["ProtocolStep"]["oneOf"] = [{"required": [action]} for action in ProtocolStep.ACTIONS]
     for name in ("Matcher", "Expect", "ProtocolExpect"):
         defs[name]["dependentRequired"] = {op: ["path"] for op in (*COMPARISON_OPS, "exists")}
     defaults = {

@@ -33,7 +33,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -45,8 +45,10 @@ __all__ = [
     "DEFAULT_APP_PING_COUNT",
     "DEFAULT_APP_PING_TIMEOUT",
     "DEFAULT_EXPECT_TIMEOUT",
+    "ActionStep",
     "AppPing",
     "Expect",
+    "JsonPath",
     "Matcher",
     "Step",
     "check_variables",
@@ -126,7 +128,7 @@ class Matcher(Frozen):
     """
 
     json_: Any = Field(None, alias="json")
-    path: str | None = None
+    path: JsonPath | None = None
     eq: Any = None
     ne: Any = None
     gt: Number | str | None = None
@@ -139,13 +141,6 @@ class Matcher(Frozen):
     binary: bool | None = None
 
     model_config = Frozen.model_config | {"populate_by_name": True}
-
-    @field_validator("path")
-    @classmethod
-    def _path_grammar(cls, value: str | None) -> str | None:
-        if value is not None:
-            validate_path(value)
-        return value
 
     @field_validator("regex")
     @classmethod
@@ -197,29 +192,51 @@ class AppPing(Frozen):
     interval: Duration = Field(0.0, ge=0)
 
 
-StepAction = Literal["send", "send_binary", "expect", "sleep", "app_ping"]
-_ACTIONS: tuple[StepAction, ...] = ("send", "send_binary", "expect", "sleep", "app_ping")
+class ActionStep(Frozen):
+    """A step of which exactly one action key is set; ``ACTIONS`` lists the keys."""
 
-
-class Step(Frozen):
-    """One step; exactly one action key is set."""
+    #: The action keys, in the order messages list them.
+    ACTIONS: ClassVar[tuple[str, ...]]
+    #: What the step is called in the "exactly one" message.
+    NOUN: ClassVar[str]
 
     name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Self:
+        actions = [k for k in self.ACTIONS if getattr(self, k) is not None]
+        if len(actions) != 1:
+            raise ValueError(
+                f"a {self.NOUN} needs exactly one of {', '.join(self.ACTIONS)}"
+                + (f" (got {', '.join(actions)})" if actions else "")
+            )
+        return self
+
+    @property
+    def action(self) -> str:
+        """Which action this step performs."""
+        for key in self.ACTIONS:
+            if getattr(self, key) is not None:
+                return key
+        raise AssertionError(f"validated {self.NOUN} without an action")  # pragma: no cover
+
+    @property
+    def label(self) -> str:
+        """The step's name, or its action when unnamed."""
+        return self.name or self.action
+
+
+class Step(ActionStep):
+    """One step; exactly one action key is set."""
+
+    ACTIONS = ("send", "send_binary", "expect", "sleep", "app_ping")
+    NOUN = "step"
+
     send: Any = None
     send_binary: str | None = None
     expect: Expect | None = None
     sleep: Duration | None = Field(None, ge=0)
     app_ping: AppPing | None = None
-
-    @model_validator(mode="after")
-    def _one_action(self) -> Step:
-        actions = [k for k in _ACTIONS if getattr(self, k) is not None]
-        if len(actions) != 1:
-            raise ValueError(
-                "a step needs exactly one of send, send_binary, expect, sleep, app_ping"
-                + (f" (got {', '.join(actions)})" if actions else "")
-            )
-        return self
 
     @field_validator("send_binary")
     @classmethod
@@ -230,19 +247,6 @@ class Step(Frozen):
             except binascii.Error:
                 raise ValueError("send_binary must be base64") from None
         return value
-
-    @property
-    def action(self) -> StepAction:
-        """Which action this step performs."""
-        for key in _ACTIONS:
-            if getattr(self, key) is not None:
-                return key
-        raise AssertionError("validated Step without an action")  # pragma: no cover
-
-    @property
-    def label(self) -> str:
-        """The step's name, or its action when unnamed."""
-        return self.name or self.action
 
 
 # --- {{variable}} references, checked at load time ---------------------------------

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from agent.config.steps import Matcher, validate_path
+from agent.config.steps import JsonPath, Matcher
 from agent.config.types import Duration, Frozen, Int, Number
 
 __all__ = [
@@ -86,14 +86,7 @@ class WatchConfig(Frozen):
     answer: AnswerConfig | None = None
     #: JSON path of a per-subscription counter in matching messages (``$.seq``): a
     #: jump forward is a gap (messages lost), a jump back a restart (not counted).
-    sequence: str | None = None
-
-    @field_validator("sequence")
-    @classmethod
-    def _sequence_path(cls, value: str | None) -> str | None:
-        if value is not None:
-            validate_path(value)
-        return value
+    sequence: JsonPath | None = None
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> WatchConfig:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from agent.config.watch import AnswerConfig, WatchConfig
 from agent.probes.script.matchers import Message
@@ -87,6 +88,12 @@ def test_feed_state_counts_data_pings_and_gaps() -> None:
     feed.connected({})
     feed.on_message(json.dumps({"type": "tick", "seq": 9}))  # new subscription
     assert feed.gaps == 1
+
+
+def test_malformed_sequence_path_is_a_config_error() -> None:
+    """watch.sequence is checked against the JSON path grammar when the config loads."""
+    with pytest.raises(ValidationError, match=r"sequence\n.*JSON path 'seq' must start with"):
+        WatchConfig.model_validate({"sequence": "seq"})
 
 
 def test_binary_and_non_json_messages_are_safe() -> None:
