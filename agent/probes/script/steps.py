@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -75,26 +76,22 @@ def payload_of(value: Any, variables: dict[str, str]) -> str:
     return json.dumps(filled, separators=(",", ":"))
 
 
+@dataclass(slots=True)
 class _Script:
     """State shared by the steps of one list: connection, variables, clocks."""
 
-    def __init__(
-        self,
-        conn: ClientConnection,
-        result: ProbeResult,
-        variables: dict[str, str],
-        deadline: float,
-        phase: str,
-    ) -> None:
-        self.conn = conn
-        self.result = result
-        self.variables = variables
-        self.deadline = deadline
-        self.phase = phase
-        self.last_send = time.perf_counter()
-        # Every send time, so first_message can be measured from the send that preceded
-        # the message even when an earlier expect had already read it.
-        self.sends: list[float] = [self.last_send]
+    conn: ClientConnection
+    result: ProbeResult
+    variables: dict[str, str]
+    deadline: float
+    phase: str
+    last_send: float = field(default_factory=time.perf_counter)
+    # Every send time, so first_message can be measured from the send that preceded
+    # the message even when an earlier expect had already read it.
+    sends: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sends = [self.last_send]
 
     async def send(self, data: str | bytes) -> None:
         with map_errors(self.phase):
