@@ -23,6 +23,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     SecretStr,
     ValidationInfo,
+    WithJsonSchema,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
@@ -102,19 +103,6 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-class _OrText:
-    """JSON Schema of a value also written as text matching ``pattern`` (``30s``)."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-
-    def __get_pydantic_json_schema__(
-        self, core: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        number = handler(core)
-        return {"anyOf": [number, {"type": "string", "pattern": self.pattern}]}
-
-
 def _read_regular_file(path: Path, *, limit: int) -> bytes:
     """The content of ``path`` if it is a regular file of at most ``limit`` bytes.
 
@@ -160,25 +148,42 @@ def read_secret(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-class _SecretSchema:
-    """JSON Schema of a secret: a string (matching ``pattern``, if given) or ``{file: PATH}``."""
+def _text_schema(pattern: str | None = None) -> dict[str, Any]:
+    """JSON Schema of a string matching ``pattern`` (what the validator checks, roughly)."""
+    return {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
 
-    def __init__(self, pattern: str | None = None) -> None:
+
+class _Text:
+    """JSON Schema of a string: it also matches ``pattern``."""
+
+    def __init__(self, pattern: str) -> None:
         self.pattern = pattern
 
     def __get_pydantic_json_schema__(
         self, core: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        text: dict[str, Any] = {"type": "string"}
-        if self.pattern is not None:
-            text["pattern"] = self.pattern
-        file_ref = {
-            "type": "object",
-            "properties": {"file": {"type": "string"}},
-            "required": ["file"],
-            "additionalProperties": False,
-        }
-        return {"anyOf": [text, file_ref]}
+        # The handler's schema carries the field's own constraints (bounds, lengths).
+        return {**handler(core), **_text_schema(self.pattern)}
+
+
+class _NumberOrText(_Text):
+    """JSON Schema of a number also written as text matching ``pattern`` (``30s``)."""
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [handler(core), _text_schema(self.pattern)]}
+
+
+def _secret(pattern: str | None = None) -> WithJsonSchema:
+    """JSON Schema of a secret: a string (matching ``pattern``, if given) or ``{file: PATH}``."""
+    file_ref = {
+        "type": "object",
+        "properties": {"file": {"type": "string"}},
+        "required": ["file"],
+        "additionalProperties": False,
+    }
+    return WithJsonSchema({"anyOf": [_text_schema(pattern), file_ref]})
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -230,20 +235,8 @@ def _http_url(value: str) -> str:
     return value
 
 
-class _Pattern:
-    """JSON Schema of a string: it matches ``pattern`` (what the validator checks, roughly)."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-
-    def __get_pydantic_json_schema__(
-        self, core: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {**handler(core), "pattern": self.pattern}
-
-
 #: Float seconds; accepts numbers and strings with units (``30s``, ``1m30s``).
-Duration = Annotated[float, BeforeValidator(parse_duration), _OrText(DURATION_PATTERN)]
+Duration = Annotated[float, BeforeValidator(parse_duration), _NumberOrText(DURATION_PATTERN)]
 #: An integer (never a boolean).
 Int = Annotated[int, BeforeValidator(reject_bool)]
 #: A float (never a boolean).
@@ -251,15 +244,15 @@ Number = Annotated[float, BeforeValidator(reject_bool)]
 #: Bytes: a number or ``64KiB``, ``1MB`` (never a boolean).
 ByteCount = Annotated[ByteSize, BeforeValidator(reject_bool)]
 #: A secret string: never printed (``SecretStr``), may come from a file.
-Secret = Annotated[SecretStr, BeforeValidator(read_secret), _SecretSchema()]
+Secret = Annotated[SecretStr, BeforeValidator(read_secret), _secret()]
 #: An HTTP header name (an RFC 9110 token).
-HeaderName = Annotated[str, AfterValidator(_header_name), _Pattern(HEADER_NAME_PATTERN)]
+HeaderName = Annotated[str, AfterValidator(_header_name), _Text(HEADER_NAME_PATTERN)]
 #: A plain header value: no line break, no NUL.
-HeaderValue = Annotated[str, AfterValidator(_header_value), _Pattern(HEADER_VALUE_PATTERN)]
+HeaderValue = Annotated[str, AfterValidator(_header_value), _Text(HEADER_VALUE_PATTERN)]
 #: A secret header value (``auth.headers``): no line break, no NUL.
 SecretHeaderValue = Annotated[Secret, AfterValidator(_secret_header_value)]
 #: An absolute http:// or https:// URL.
-HttpUrl = Annotated[str, AfterValidator(_http_url), _Pattern(HTTP_URL_PATTERN)]
+HttpUrl = Annotated[str, AfterValidator(_http_url), _Text(HTTP_URL_PATTERN)]
 #: A secret URL (Slack and Discord webhook URLs carry their token). Its scheme is checked
 #: by the receiver type (``validate()`` of the notifier), which knows whether it needs one.
-HttpSecretUrl = Annotated[SecretStr, BeforeValidator(read_secret), _SecretSchema(HTTP_URL_PATTERN)]
+HttpSecretUrl = Annotated[SecretStr, BeforeValidator(read_secret), _secret(HTTP_URL_PATTERN)]
