@@ -19,7 +19,6 @@ from agent.notifiers.base import (
     Group,
     HttpNotifier,
     HttpRequest,
-    dumps,
     iso,
     summary,
 )
@@ -45,14 +44,14 @@ class AlertmanagerNotifier(HttpNotifier):
         self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery
     ) -> HttpRequest:
         """Identical labels on every event of one alert so Alertmanager groups them."""
-        return HttpRequest(url=self.target_url(receiver), body=dumps([_alert(event, delivery)]))
+        return self.json_request(receiver, [_alert(event, delivery)])
 
     def render_group(
         self, receiver: ReceiverConfig, group: Group, delivery: Delivery
     ) -> HttpRequest:
         """All the group's alerts in one array, as the v2 API takes them."""
         alerts = [_alert(event, delivery) for event in group.events]
-        return HttpRequest(url=self.target_url(receiver), body=dumps(alerts))
+        return self.json_request(receiver, alerts)
 
 
 def _alert(event: AlertEvent, delivery: Delivery) -> dict[str, Any]:

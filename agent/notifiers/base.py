@@ -231,6 +231,10 @@ class HttpNotifier(abc.ABC):
         assert self.default_url is not None  # validate() guarantees one of the two
         return self.default_url
 
+    def json_request(self, receiver: ReceiverConfig, body: Any) -> HttpRequest:
+        """A POST of ``body`` as compact JSON to the receiver's URL."""
+        return HttpRequest(url=self.target_url(receiver), body=dumps(body))
+
     @abc.abstractmethod
     def render(
         self, receiver: ReceiverConfig, event: AlertEvent, delivery: Delivery

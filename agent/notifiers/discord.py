@@ -5,15 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config.alerting import ReceiverConfig
-from agent.notifiers.base import (
-    AlertEvent,
-    Delivery,
-    Group,
-    HttpNotifier,
-    HttpRequest,
-    dumps,
-    facts,
-)
+from agent.notifiers.base import AlertEvent, Delivery, Group, HttpNotifier, HttpRequest, facts
 from agent.notifiers.limits import ELLIPSIS, cut, fit_lines
 from agent.notifiers.templates import message_of, title_of
 
@@ -66,6 +58,13 @@ def _fit_total(embed: dict[str, Any]) -> None:
         field["value"] = cut(field["value"], keep)
 
 
+def _message(embed: dict[str, Any]) -> dict[str, Any]:
+    """The webhook body carrying ``embed``, shortened to fit Discord's total."""
+    _fit_total(embed)
+    # A check name or message must never ping @everyone.
+    return {"username": "wsprobe", "embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
 class DiscordNotifier(HttpNotifier):
     """POST an embed to a Discord webhook URL."""
 
@@ -89,12 +88,9 @@ class DiscordNotifier(HttpNotifier):
         message = message_of(receiver, event)
         if message:
             embed["description"] = cut(message, DISCORD_LIMITS["description"])
-        _fit_total(embed)
         if p.get("timestamp"):
             embed["timestamp"] = p["timestamp"]
-        # A check name or message must never ping @everyone.
-        body = dumps({"username": "wsprobe", "embeds": [embed], "allowed_mentions": {"parse": []}})
-        return HttpRequest(url=self.target_url(receiver), body=body)
+        return self.json_request(receiver, _message(embed))
 
     def render_group(
         self, receiver: ReceiverConfig, group: Group, delivery: Delivery
@@ -112,6 +108,4 @@ class DiscordNotifier(HttpNotifier):
             "fields": [],
             "footer": {"text": cut(footer, DISCORD_LIMITS["footer_text"])},
         }
-        _fit_total(embed)
-        body = dumps({"username": "wsprobe", "embeds": [embed], "allowed_mentions": {"parse": []}})
-        return HttpRequest(url=self.target_url(receiver), body=body)
+        return self.json_request(receiver, _message(embed))

@@ -9,15 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config.alerting import ReceiverConfig
-from agent.notifiers.base import (
-    AlertEvent,
-    Delivery,
-    Group,
-    HttpNotifier,
-    HttpRequest,
-    dumps,
-    facts,
-)
+from agent.notifiers.base import AlertEvent, Delivery, Group, HttpNotifier, HttpRequest, facts
 from agent.notifiers.limits import ELLIPSIS, cut, fit_lines
 from agent.notifiers.templates import message_of, title_of
 
@@ -62,6 +54,11 @@ def _field(label: str, value: object) -> dict[str, str]:
     return {"type": "mrkdwn", "text": prefix + body}
 
 
+def _message(title: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The webhook body: ``title`` as the notification's fallback text, then ``blocks``."""
+    return {"text": _cut_escaped(title, SLACK_LIMITS["text"]), "blocks": blocks}
+
+
 class SlackNotifier(HttpNotifier):
     """POST a Block Kit message to a Slack incoming-webhook URL."""
 
@@ -90,8 +87,7 @@ class SlackNotifier(HttpNotifier):
         context = f"wsprobe · location {agent.get('location', '-')} · agent {agent.get('id', '-')}"
         context = _cut_escaped(context, SLACK_LIMITS["context_text"])
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-        body = dumps({"text": _cut_escaped(title, SLACK_LIMITS["text"]), "blocks": blocks})
-        return HttpRequest(url=self.target_url(receiver), body=body)
+        return self.json_request(receiver, _message(title, blocks))
 
     def render_group(
         self, receiver: ReceiverConfig, group: Group, delivery: Delivery
@@ -110,5 +106,4 @@ class SlackNotifier(HttpNotifier):
             },
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         ]
-        body = dumps({"text": _cut_escaped(title, SLACK_LIMITS["text"]), "blocks": blocks})
-        return HttpRequest(url=self.target_url(receiver), body=body)
+        return self.json_request(receiver, _message(title, blocks))
