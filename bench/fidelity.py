@@ -28,8 +28,8 @@ perf_counter stamps of each ping's send and pong parse and of the handshake's st
 101 parse and resumption, so each error splits into its legs against the proxy's
 kernel stamps: ``send`` (agent wrote -> kernel received at the proxy), ``receive``
 (proxy handed the reply to the kernel -> agent parsed it) and, for the handshake,
-``resume`` (101 parsed -> the probe's task ran again: no longer part of the
-published ``handshake``, which ends at the parse since session 3). ``proxy_late`` is how much
+``resume`` (101 parsed -> the probe's task ran again: not part of the published
+``handshake``, which ends at the parse). ``proxy_late`` is how much
 later than the kernel the proxy's reader thread saw each request: what the wire truth
 was off by when the proxy stamped arrivals itself.
 

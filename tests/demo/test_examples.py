@@ -30,7 +30,7 @@ def _example_names() -> list[str]:
 
 @pytest.fixture
 def loader(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """H2's loader module, with the environment the examples read left at defaults."""
+    """The config loader module, with the environment the examples read left at defaults."""
     for var in ("DEMO_TOKEN", "WSPROBE_LISTEN", "WSPROBE_LOCATION", "WSPROBE_STATE_DIR"):
         monkeypatch.delenv(var, raising=False)
     return pytest.importorskip("agent.config.loader")
