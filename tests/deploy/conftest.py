@@ -7,9 +7,7 @@ import contextlib
 import os
 import re
 import ssl
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,7 @@ import yaml
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.runtime.conftest import _LISTENING, Agent
-from tests.servers import free_port
-from tests.tools import require_tool
+from tests.tools import Daemon, Daemons, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 _DEMO = re.compile(r"demo targets listening: ws://127\.0\.0\.1:(\d+)/")
@@ -113,11 +110,8 @@ async def demo_agent(tmp_path: Path) -> AsyncIterator[DemoAgent]:
 
 
 @dataclass
-class Prometheus:
+class Prometheus(Daemon):
     """A real Prometheus on a free loopback port; ``url`` is its base URL."""
-
-    url: str
-    log: Path
 
     async def query(self, expr: str) -> dict[str, Any]:
         """``/api/v1/query`` at now; the JSON answer (status, data or error)."""
@@ -128,99 +122,47 @@ class Prometheus:
 
 
 @pytest.fixture
-def start_prometheus(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Start Prometheus with a scrape config; waits until it answers /-/ready."""
-    binary = require_tool("prometheus", install="Debian package prometheus")
-    procs: list[subprocess.Popen[bytes]] = []
-
-    async def start(config: dict[str, Any], *, timeout: float = 30.0) -> Prometheus:
-        config_file = tmp_path / "prometheus.yml"
-        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        with log.open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        binary,
-                        f"--config.file={config_file}",
-                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                        f"--web.listen-address=127.0.0.1:{port}",
-                        "--log.level=warn",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/-/ready")).status_code == 200:
-                        return Prometheus(url=url, log=log)
-                if procs[-1].poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("Prometheus did not start:\n" + log.read_text())
-                # An external process's HTTP API: there is no event to wait on.
-                await asyncio.sleep(0.1)
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    """Start real Prometheus-family daemons; all are stopped when the test ends."""
+    started = Daemons(tmp_path)
+    yield started
+    started.stop()
 
 
 @pytest.fixture
-def start_alertmanager(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Start a real Alertmanager with a config; yields its base URL once /-/ready."""
+def start_prometheus(tmp_path: Path, daemons: Daemons) -> Callable[..., Any]:
+    """Start Prometheus with a scrape config; waits until it answers /-/ready."""
+    binary = require_tool("prometheus", install="Debian package prometheus")
+
+    async def start(config: dict[str, Any], *, timeout: float = 30.0) -> Prometheus:
+        daemon = await daemons.start(
+            binary,
+            "prometheus",
+            yaml.safe_dump(config),
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            timeout=timeout,
+        )
+        return Prometheus(url=daemon.url, log=daemon.log)
+
+    return start
+
+
+@pytest.fixture
+def start_alertmanager(tmp_path: Path, daemons: Daemons) -> Callable[..., Any]:
+    """Start a real Alertmanager with a config; returns its base URL once /-/ready."""
     binary = require_tool(
         "prometheus-alertmanager", "alertmanager", install="Debian package prometheus-alertmanager"
     )
-    procs: list[subprocess.Popen[bytes]] = []
 
     async def start(config: dict[str, Any], *, timeout: float = 20.0) -> str:
-        config_file = tmp_path / "alertmanager.yml"
-        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-        port = free_port()
-        log = tmp_path / "alertmanager.log"
-        with log.open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        binary,
-                        f"--config.file={config_file}",
-                        f"--storage.path={tmp_path / 'am-data'}",
-                        f"--web.listen-address=127.0.0.1:{port}",
-                        "--cluster.listen-address=",
-                        "--log.level=warn",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/-/ready")).status_code == 200:
-                        return url
-                if procs[-1].poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("Alertmanager did not start:\n" + log.read_text())
-                # An external process's HTTP API: there is no event to wait on.
-                await asyncio.sleep(0.1)
+        daemon = await daemons.start(
+            binary,
+            "alertmanager",
+            yaml.safe_dump(config),
+            f"--storage.path={tmp_path / 'am-data'}",
+            "--cluster.listen-address=",
+            timeout=timeout,
+        )
+        return daemon.url
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return start

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,7 +26,7 @@ from agent.config.models import AgentSettings
 from agent.result import ProbeResult, Reason
 from agent.storage import Store
 from tests.http_receiver import HttpReceiver
-from tests.tools import require_tool
+from tests.tools import Daemons, require_tool
 
 pytestmark = [pytest.mark.timeout(30)]
 
@@ -51,14 +49,6 @@ receivers:
 """
 
 
-def free_port() -> int:
-    """A loopback port that was free a moment ago (Alertmanager cannot take port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def poll(probe: Callable[[], Any], *, timeout: float, what: str) -> Any:
     """Await ``probe()`` until it returns something truthy, within ``timeout`` seconds."""
     deadline = time.perf_counter() + timeout
@@ -78,45 +68,19 @@ async def alertmanager(tmp_path: Path, receiver: HttpReceiver) -> AsyncIterator[
     binary = require_tool(
         "prometheus-alertmanager", "alertmanager", install="Debian package prometheus-alertmanager"
     )
-    config_file = tmp_path / "alertmanager.yml"
-    config_file.write_text(AM_CONFIG.format(url=receiver.url))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "alertmanager.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_file}",
-                f"--storage.path={tmp_path / 'am-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    daemons = Daemons(tmp_path)
     try:
-        async with httpx.AsyncClient(timeout=1.0) as client:
-
-            async def ready() -> bool:
-                if process.poll() is not None:
-                    raise AssertionError(f"alertmanager exited: {log_path.read_text()}")
-                try:
-                    return (await client.get(url + "/-/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await poll(ready, timeout=10.0, what="alertmanager /-/ready")
-        yield url
+        daemon = await daemons.start(
+            binary,
+            "alertmanager",
+            AM_CONFIG.format(url=receiver.url),
+            f"--storage.path={tmp_path / 'am-data'}",
+            "--cluster.listen-address=",
+            timeout=10.0,
+        )
+        yield daemon.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5.0)
+        daemons.stop()
 
 
 def result(ok: bool) -> ProbeResult:
