@@ -43,6 +43,21 @@ class Outcomes:
                 await self._changed.wait()
 
 
+async def deliver(
+    service: AlertService,
+    outcomes: Outcomes,
+    done: Callable[[Outcomes], bool],
+    *,
+    timeout: float = 5.0,
+) -> None:
+    """Start ``service``, wait until ``done(outcomes)`` holds, and close it (also on failure)."""
+    await service.start()
+    try:
+        await outcomes.wait(done, timeout=timeout)
+    finally:
+        await service.aclose()
+
+
 def config(
     url: str,
     *,
@@ -84,6 +99,13 @@ def result(check: str, ok: bool) -> ProbeResult:
     return r.fail(Reason.CLOSED, "code 1011")
 
 
+def observe_all(service: AlertService, cfg: Config, *oks: bool) -> None:
+    """Give every check of ``cfg`` the results ``oks`` (True: a success), check by check."""
+    for check in cfg.checks:
+        for ok in oks:
+            service.observe(check, result(check.name, ok))
+
+
 def feed(service: AlertService, cfg: Config, codes: str, check: str = "chat") -> list[str]:
     """Observe one result per F/S character; return the events emitted."""
     conf = next(c for c in cfg.checks if c.name == check)
@@ -104,11 +126,7 @@ async def test_firing_is_delivered_and_then_marked_notified(receiver: Any, store
     assert service.firing("chat")
     assert service.state("chat")["last_notified"] is None
     assert service.queue_depth() == 1
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 1)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 1)
     (request,) = receiver.requests
     body = request.json()
     assert (body["event"], body["check"], body["reason"]) == ("firing", "chat", "closed")
@@ -137,11 +155,7 @@ async def test_retryable_failures_are_retried_with_the_same_delivery_id(
     cfg = config(receiver.url, receiver={"timeout": 0.2})
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
     feed(service, cfg, "F")
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 1)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 1)
     assert [o for _, o in outcomes.items] == expected
     ids = {r.headers["X-Wsprobe-Delivery"] for r in receiver.requests}
     assert len(receiver.requests) == len(expected)
@@ -156,11 +170,7 @@ async def test_client_errors_are_not_retried(receiver: Any, store: Store, status
     cfg = config(receiver.url)
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
     assert feed(service, cfg, "FS") == ["firing", "resolved"]
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 1)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 1)
     assert outcomes.items == [("hook", "failed"), ("hook", "success")]
     assert events(receiver.requests) == [("chat", "firing"), ("chat", "resolved")]
 
@@ -175,11 +185,7 @@ async def test_retry_budget_exhausted_drops_with_error_log(
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
     feed(service, cfg, "F")
     with caplog.at_level(logging.ERROR):
-        await service.start()
-        try:
-            await outcomes.wait(lambda o: o.count("dropped") == 1)
-        finally:
-            await service.aclose()
+        await deliver(service, outcomes, lambda o: o.count("dropped") == 1)
     assert outcomes.count("retry") >= 1
     assert service.queue_depth() == 0
     assert any("dropped" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
@@ -196,11 +202,7 @@ async def test_events_of_a_check_arrive_in_order_despite_retries(
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
     feed(service, cfg, "FSFS", "chat")
     feed(service, cfg, "FS", "feed")
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 6)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 6)
     # Distinct deliveries in order of first attempt: a check's next event is never
     # tried before the previous one was accepted.
     first_seen: dict[str, tuple[str, str]] = {}
@@ -292,11 +294,7 @@ async def test_routing_default_plus_per_check(receiver: Any, store: Store) -> No
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
     for name in ("chat", "feed", "solo"):
         feed(service, cfg, "F", name)
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 4)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 4)
     got = sorted((r.path, r.json()["check"]) for r in receiver.requests)
     assert got == [("/hook", "chat"), ("/hook", "feed"), ("/ops", "feed"), ("/ops", "solo")]
 
@@ -366,11 +364,7 @@ async def test_backlog_is_retried_at_once_after_restart(receiver: Any, tmp_path:
     store = Store(tmp_path)
     outcomes = Outcomes()
     service = AlertService(cfg, store, on_notification=outcomes)
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 1)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 1)
     assert [r.headers["X-Wsprobe-Delivery"] for r in receiver.requests] == [row.delivery_id]
     store.close()
 

@@ -19,7 +19,7 @@ from agent.notifiers.base import Group, HttpNotifier
 from agent.notifiers.discord import DISCORD_LIMITS
 from agent.notifiers.slack import SLACK_LIMITS
 from agent.storage import OutboxRow, Store
-from tests.alerting.test_delivery import FAST, FakeClock, Outcomes, result
+from tests.alerting.test_delivery import FAST, FakeClock, Outcomes, deliver, observe_all, result
 from tests.notifiers import samples
 
 SECRET = "grp-secret"
@@ -70,8 +70,7 @@ async def test_500_checks_failing_together_arrive_grouped_exactly_once_across_re
     first = Outcomes()
     service = AlertService(cfg, store, on_notification=first, **FAST)
     await service.start()
-    for check in cfg.checks:
-        service.observe(check, result(check.name, False))
+    observe_all(service, cfg, False)
     await first.wait(lambda o: o.count("retry") >= 500, timeout=15)
     await service.aclose()
     store.close()
@@ -80,11 +79,7 @@ async def test_500_checks_failing_together_arrive_grouped_exactly_once_across_re
     store = Store(tmp_path)
     second = Outcomes()
     service = AlertService(cfg, store, on_notification=second, **FAST)
-    await service.start()
-    try:
-        await second.wait(lambda o: o.count("success") == 500, timeout=15)
-    finally:
-        await service.aclose()
+    await deliver(service, second, lambda o: o.count("success") == 500, timeout=15)
     events = delivered(receiver.requests)
     assert sorted(events) == [(n, "firing") for n in names]
     assert len(receiver.requests) <= 3
@@ -131,14 +126,8 @@ async def test_group_by_splits_and_resolved_follow_in_order(receiver: Any, store
     cfg = config(receiver.url, names, teams=2, group_by=["team"])
     outcomes = Outcomes()
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
-    for check in cfg.checks:
-        for ok in (False, True):
-            service.observe(check, result(check.name, ok))
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 12, timeout=10)
-    finally:
-        await service.aclose()
+    observe_all(service, cfg, False, True)
+    await deliver(service, outcomes, lambda o: o.count("success") == 12, timeout=10)
     groups = [r.json()["group"] for r in receiver.requests]
     assert sorted(g["team"] for g in groups[:2]) == ["t0", "t1"]
     assert len(receiver.requests) == 4  # firings per team, then resolveds per team
@@ -154,13 +143,8 @@ async def test_receiver_with_group_false_gets_one_request_per_event(
     cfg = config(receiver.url, ["a", "b", "c"], receiver={"group": False})
     outcomes = Outcomes()
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
-    for check in cfg.checks:
-        service.observe(check, result(check.name, False))
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 3)
-    finally:
-        await service.aclose()
+    observe_all(service, cfg, False)
+    await deliver(service, outcomes, lambda o: o.count("success") == 3)
     assert sorted(r.headers["X-Wsprobe-Event"] for r in receiver.requests) == ["firing"] * 3
 
 
@@ -246,13 +230,8 @@ async def test_a_route_groups_its_checks_while_others_go_out_one_by_one(
     )
     outcomes = Outcomes()
     service = AlertService(cfg, store, on_notification=outcomes, **FAST)
-    for check in cfg.checks:
-        service.observe(check, result(check.name, False))
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 5)
-    finally:
-        await service.aclose()
+    observe_all(service, cfg, False)
+    await deliver(service, outcomes, lambda o: o.count("success") == 5)
     kinds = sorted(r.headers["X-Wsprobe-Event"] for r in receiver.requests)
     assert kinds == ["firing", "firing", "group"]
     (grouped,) = [r.json() for r in receiver.requests if r.headers["X-Wsprobe-Event"] == "group"]

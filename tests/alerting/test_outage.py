@@ -8,7 +8,7 @@ from typing import Any
 from agent.alerting import AlertService
 from agent.alerting.outbox import RateLimit
 from agent.storage import Store
-from tests.alerting.test_delivery import FakeClock, Outcomes, config, events, feed
+from tests.alerting.test_delivery import FakeClock, Outcomes, config, deliver, events, feed
 
 #: How soon after the receiver is back the backlog must start draining: the probe
 #: period (2 s) plus room for a loaded machine.
@@ -92,11 +92,7 @@ async def test_event_older_than_its_budget_after_a_restart_is_dropped_not_sent(
     outcomes = Outcomes()
     service = AlertService(cfg, store, on_notification=outcomes, clock=clock)
     feed(service, cfg, "F", "new")
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 1 and o.count("dropped") == 1)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 1 and o.count("dropped") == 1)
     assert events(receiver.requests) == [("new", "firing")]
     assert sorted((r.check, r.status) for r in store.outbox_rows()) == [
         ("new", "delivered"),

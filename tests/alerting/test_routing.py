@@ -12,7 +12,7 @@ from agent.alerting.routing import routed_grouping, routed_policy
 from agent.config import CheckConfig, Config
 from agent.config.alerting import AgentAlertingConfig, AlertingConfig, ReceiverConfig
 from agent.storage import Store
-from tests.alerting.test_delivery import Outcomes, result
+from tests.alerting.test_delivery import Outcomes, deliver, observe_all
 
 ROUTES = [
     {"match": {"team": "payments"}, "receivers": ["pd"], "repeat_interval": 600},
@@ -93,14 +93,8 @@ async def test_routes_and_send_resolved_reach_the_right_receivers(
     )
     outcomes = Outcomes()
     service = AlertService(cfg, store, on_notification=outcomes)
-    for check in cfg.checks:
-        for ok in (False, True):
-            service.observe(check, result(check.name, ok))
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 8)
-    finally:
-        await service.aclose()
+    observe_all(service, cfg, False, True)
+    await deliver(service, outcomes, lambda o: o.count("success") == 8)
     got = sorted((r.path, r.json()["check"], r.json()["event"]) for r in receiver.requests)
     assert got == sorted(
         [

@@ -18,7 +18,7 @@ from agent.config.alerting import FlapConfig
 from agent.config.maintenance import MaintenanceWindow
 from agent.metrics.registry import Metrics
 from agent.storage import Store
-from tests.alerting.test_delivery import FAST, Outcomes, config, result
+from tests.alerting.test_delivery import FAST, Outcomes, config, deliver, result
 from tests.runtime.conftest import parse_samples, value
 
 T0 = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC).timestamp()
@@ -53,11 +53,7 @@ def run(
 
 async def delivered(receiver: Any, service: AlertService, outcomes: Outcomes, n: int) -> list[str]:
     """Start delivery, wait for ``n`` successes, return the events received in order."""
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == n)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == n)
     return [r.json()["event"] for r in receiver.requests]
 
 

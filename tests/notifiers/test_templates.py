@@ -18,7 +18,7 @@ from agent.config.alerting import AgentAlertingConfig
 from agent.notifiers import NOTIFIERS
 from agent.notifiers.base import HttpNotifier
 from agent.storage import Store
-from tests.alerting.test_delivery import Outcomes, result
+from tests.alerting.test_delivery import Outcomes, deliver, result
 from tests.notifiers import samples
 
 TEMPLATES = {
@@ -142,11 +142,7 @@ async def test_agent_level_templates_reach_receivers_without_their_own(
     outcomes = Outcomes()
     service = AlertService(cfg, store, on_notification=outcomes)
     service.observe(cfg.checks[0], result("chat", False))
-    await service.start()
-    try:
-        await outcomes.wait(lambda o: o.count("success") == 2)
-    finally:
-        await service.aclose()
+    await deliver(service, outcomes, lambda o: o.count("success") == 2)
     got = {
         r.path: (r.json()["text"], r.json()["blocks"][2]["text"]["text"]) for r in receiver.requests
     }
