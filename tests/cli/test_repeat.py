@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -132,6 +134,24 @@ def test_quiet_prints_nothing(demo_thread: DemoThread, capsys: pytest.CaptureFix
     assert capsys.readouterr() == ("", "")
 
 
+@contextlib.contextmanager
+def _endless_probe(demo_thread: DemoThread) -> Iterator[subprocess.Popen[str]]:
+    """``wsprobe probe --count 0`` on the demo echo, pipes open; killed if still running."""
+    proc = subprocess.Popen(
+        wsprobe_argv("probe", demo_thread.url("/echo"), "--count", "0", "--interval", "0.05"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=wsprobe_env(),
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+
+
 def _read_until(proc: subprocess.Popen[str], pattern: str, *, timeout: float) -> str:
     """Read proc's stdout until a line matches ``pattern`` (fails after ``timeout``)."""
     assert proc.stdout is not None
@@ -151,21 +171,10 @@ def _read_until(proc: subprocess.Popen[str], pattern: str, *, timeout: float) ->
 
 def test_count_0_runs_until_sigint_then_summarises(demo_thread: DemoThread) -> None:
     """--count 0 repeats until Ctrl-C (SIGINT); the summary still prints, exit 0."""
-    proc = subprocess.Popen(
-        wsprobe_argv("probe", demo_thread.url("/echo"), "--count", "0", "--interval", "0.05"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=wsprobe_env(),
-    )
-    try:
+    with _endless_probe(demo_thread) as proc:
         seen = _read_until(proc, r"#2 ", timeout=20)
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
     out = seen + rest
     assert proc.returncode == 0, err
     runs = len(run_lines(out))
@@ -176,21 +185,10 @@ def test_count_0_runs_until_sigint_then_summarises(demo_thread: DemoThread) -> N
 
 def test_reader_leaving_ends_quietly(demo_thread: DemoThread) -> None:
     """`... --count 0 | head -2`: the pipe closing ends wsprobe with 141, no traceback."""
-    proc = subprocess.Popen(
-        wsprobe_argv("probe", demo_thread.url("/echo"), "--count", "0", "--interval", "0.05"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=wsprobe_env(),
-    )
-    try:
+    with _endless_probe(demo_thread) as proc:
         _read_until(proc, r"#1 ", timeout=20)
         assert proc.stdout is not None
         proc.stdout.close()  # what `head` does once it has its lines
         _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
     assert proc.returncode == BROKEN_PIPE_EXIT
     assert "Traceback" not in err
