@@ -41,6 +41,7 @@ from agent.storage.faults import (
     move_aside,
     state_error,
 )
+from agent.storage.health import StateHealth
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -126,6 +127,8 @@ class Database:
 
     def __init__(self, path: str | Path) -> None:
         self.path = resolve_path(path)
+        #: Whether writes to the file work: failed writes are counted and logged there.
+        self.health = StateHealth(self.path)
         #: Whether the file was created (or replaced a corrupt one) by this open.
         self.created = False
         #: Damage found while running (an error of a read or write), until reopened.
@@ -226,6 +229,20 @@ class Database:
         if is_corruption(exc):
             self.mark_corrupt(exc)
         return is_write_fault(exc)
+
+    def write_failed(self, exc: sqlite3.Error, *, what: str) -> None:
+        """Report a write that raised ``exc`` to :attr:`health`, or re-raise a bug.
+
+        Args:
+            exc: the error of the write.
+            what: what could not be written, for the log line.
+
+        Raises:
+            sqlite3.Error: ``exc`` itself when it is not a fault of the file.
+        """
+        if not self.note_fault(exc):
+            raise exc
+        self.health.failed(exc, what=what)
 
     def mark_corrupt(self, exc: BaseException) -> None:
         """Note damage found while running: the next :meth:`reopen` moves the file aside."""

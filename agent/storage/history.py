@@ -31,7 +31,6 @@ from typing import Any
 
 from agent.result import ProbeResult, encode_result
 from agent.storage.database import Database, Transaction
-from agent.storage.health import StateHealth
 
 __all__ = [
     "DEFAULT_HISTORY_SIZE",
@@ -56,7 +55,6 @@ class History:
 
     Args:
         db: the state file.
-        health: where failed writes are reported.
         history_size: results kept per check (``agent.history_size``).
         on_written: called in the writer thread with the rows of each written batch.
     """
@@ -64,13 +62,11 @@ class History:
     def __init__(
         self,
         db: Database,
-        health: StateHealth,
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
         on_written: Callable[[int], None] | None = None,
     ) -> None:
         self._db = db
-        self._health = health
         self.history_size = history_size
         self._on_written = on_written
         #: Rows per check, so trimming runs only once a check exceeds its bound.
@@ -155,7 +151,7 @@ class History:
         """Insert ``pending`` and trim ``trim`` in one transaction (writer thread)."""
         if not pending:
             return
-        if not self._health.healthy:
+        if not self._db.health.healthy:
             self.dropped += len(pending)
             return
         with self._db.writer() as db:
@@ -175,7 +171,7 @@ class History:
                 if not self._db.note_fault(exc):
                     raise
                 self.dropped += len(pending)
-                self._health.failed(exc, what=f"result history ({len(pending)} results)")
+                self._db.health.failed(exc, what=f"result history ({len(pending)} results)")
                 return
         if self._on_written is not None:
             self._on_written(len(pending))
@@ -233,9 +229,7 @@ class History:
                 for name in gone:
                     db.execute("DELETE FROM results WHERE check_name = ?", (name,))
         except sqlite3.Error as exc:
-            if not self._db.note_fault(exc):
-                raise
-            self._health.failed(exc, what="the history of removed checks")
+            self._db.write_failed(exc, what="the history of removed checks")
 
 
 def _log_bug(done: concurrent.futures.Future[None]) -> None:

@@ -33,7 +33,6 @@ from typing import Protocol
 
 from agent.config.models import DEFAULT_STATE_MAX_BYTES, MIN_STATE_MAX_BYTES
 from agent.storage.database import Database, Transaction
-from agent.storage.health import StateHealth
 from agent.storage.history import History
 from agent.storage.outbox import DONE_RETENTION, Outbox
 
@@ -83,7 +82,6 @@ class Maintenance:
 
     Args:
         db: the state file.
-        health: where failures are reported.
         history: the results table (trimmed for the bound).
         outbox: the outbox table (finished rows pruned).
         max_bytes: the bound for the file, its WAL and shared-memory file together.
@@ -92,14 +90,12 @@ class Maintenance:
     def __init__(
         self,
         db: Database,
-        health: StateHealth,
         history: History,
         outbox: Outbox,
         *,
         max_bytes: int = DEFAULT_STATE_MAX_BYTES,
     ) -> None:
         self._db = db
-        self._health = health
         self._history = history
         self._outbox = outbox
         self.max_bytes = max_bytes
@@ -153,9 +149,7 @@ class Maintenance:
         try:
             self._tick(now)
         except sqlite3.Error as exc:
-            if not self._db.note_fault(exc):
-                raise
-            self._health.failed(exc, what="maintenance (checkpoint, pruning)")
+            self._db.write_failed(exc, what="maintenance (checkpoint, pruning)")
 
     def _tick(self, now: float) -> None:
         if now - self._last_prune >= PRUNE_INTERVAL:
@@ -175,7 +169,7 @@ class Maintenance:
             self.checkpoint("PASSIVE")
         # On a disk about to fill up (or full: writes failing), the WAL's space is what
         # can be given back.
-        tight = wal > self._db.free_bytes() or not self._health.healthy
+        tight = wal > self._db.free_bytes() or not self._db.health.healthy
         if vacuumed or tight or wal > wal_limit(self.max_bytes):
             self.checkpoint("TRUNCATE")
         main, wal = self._db.file_sizes()

@@ -24,7 +24,6 @@ from typing import TypeVar
 from agent.storage.alert_state import AlertStates
 from agent.storage.database import Database, Transaction
 from agent.storage.faults import StateError
-from agent.storage.health import StateHealth
 from agent.storage.history import History
 from agent.storage.outbox import Outbox
 from agent.storage.silences import SilenceTable
@@ -44,22 +43,13 @@ class Recovery:
 
     Args:
         db: the state file.
-        health: its write health.
         history: the results table (its counts and dropped rows).
         alerts: alert states not yet written.
         outbox: events and finishes not yet written.
     """
 
-    def __init__(
-        self,
-        db: Database,
-        health: StateHealth,
-        history: History,
-        alerts: AlertStates,
-        outbox: Outbox,
-    ) -> None:
+    def __init__(self, db: Database, history: History, alerts: AlertStates, outbox: Outbox) -> None:
         self._db = db
-        self._health = health
         self._history = history
         self._alerts = alerts
         self._outbox = outbox
@@ -80,15 +70,13 @@ class Recovery:
             ``(True, its result)``, or ``(False, None)`` when the file refused it (or is
             known to refuse writes: then it is not tried).
         """
-        if not self._health.healthy:
+        if not self._db.health.healthy:
             return False, None
         try:
             with Transaction(self._db.conn) as db:
                 return True, write(db)
         except sqlite3.Error as exc:
-            if not self._db.note_fault(exc):
-                raise
-            self._health.failed(exc, what=what)
+            self._db.write_failed(exc, what=what)
             return False, None
 
     def write_back(self, *, force: bool = False) -> bool:
@@ -100,7 +88,7 @@ class Recovery:
         Returns:
             True when the file takes writes (again).
         """
-        if self._health.healthy:
+        if self._db.health.healthy:
             return True
         now = time.monotonic()
         if not force and now - self._last_recovery < RECOVERY_INTERVAL:
@@ -110,7 +98,7 @@ class Recovery:
             try:
                 self._db.reopen()
             except StateError as exc:
-                self._health.failed(exc, what="the state file")
+                self._db.health.failed(exc, what="the state file")
                 return False
             self._history.recount()
         try:
@@ -119,13 +107,11 @@ class Recovery:
                 states = self._alerts.write_back(db)
                 events = self._outbox.write_back(db)
         except sqlite3.Error as exc:
-            if not self._db.note_fault(exc):
-                raise
-            self._health.failed(exc, what="alert state kept in memory")
+            self._db.write_failed(exc, what="alert state kept in memory")
             return False
         n_states, n_events = states(), events()
         lost, self._history.dropped = self._history.dropped, 0
-        self._health.recovered(
+        self._db.health.recovered(
             f": wrote back {n_states} alert state(s) and {n_events} alert event(s) kept in"
             f" memory; {lost} result(s) of history were not stored"
         )
@@ -160,7 +146,7 @@ class Recovery:
         try:
             self._db.reopen()
         except StateError as exc:
-            self._health.failed(exc, what="a new state file")
+            self._db.health.failed(exc, what="a new state file")
             for check, data in states:
                 self._alerts.remember(check, data)
             return False
@@ -171,9 +157,7 @@ class Recovery:
                 Outbox.restore(db, events)
                 SilenceTable.restore(db, silences)
         except sqlite3.Error as exc:
-            if not self._db.note_fault(exc):
-                raise
-            self._health.failed(exc, what="the recreated state file")
+            self._db.write_failed(exc, what="the recreated state file")
             for check, data in states:
                 self._alerts.remember(check, data)
         self._history.recount()

@@ -32,7 +32,6 @@ from typing import Any
 from agent.result import ProbeResult
 from agent.storage.alert_state import AlertStates
 from agent.storage.database import Database
-from agent.storage.health import StateHealth
 from agent.storage.history import DEFAULT_HISTORY_SIZE, History
 from agent.storage.maintenance import DEFAULT_STATE_MAX_BYTES, Maintenance, Shedder
 from agent.storage.outbox import NewOutboxRow, Outbox, OutboxRow
@@ -69,17 +68,13 @@ class Store:
     ) -> None:
         self._db = Database(path)
         self.path = self._db.path
-        self.health = StateHealth(self.path)
+        self.health = self._db.health
         self._maintenance: Maintenance | None = None
-        self._history = History(
-            self._db, self.health, history_size=history_size, on_written=self._rows_written
-        )
+        self._history = History(self._db, history_size=history_size, on_written=self._rows_written)
         self._alerts = AlertStates()
         self._outbox = Outbox()
-        self._maintenance = Maintenance(
-            self._db, self.health, self._history, self._outbox, max_bytes=max_bytes
-        )
-        self._recovery = Recovery(self._db, self.health, self._history, self._alerts, self._outbox)
+        self._maintenance = Maintenance(self._db, self._history, self._outbox, max_bytes=max_bytes)
+        self._recovery = Recovery(self._db, self._history, self._alerts, self._outbox)
         self._attempt = self._recovery.attempt
         if self._db.open_error is not None:
             self.health.failed(
