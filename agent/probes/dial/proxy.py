@@ -21,8 +21,8 @@ from websockets.typing import Subprotocol
 from agent.config import CheckConfig
 from agent.probes.connections.reading import ReadingConnection
 from agent.probes.dial.tls import build_ssl_context, tls_info
-from agent.probes.dial.upgrade import USER_AGENT, WIRE_LOG, record_handshake
-from agent.probes.errors import NetworkError, ProbeError, Redirected, map_errors
+from agent.probes.dial.upgrade import USER_AGENT, WIRE_LOG, record_handshake, redirect_to_follow
+from agent.probes.errors import NetworkError, ProbeError, map_errors
 from agent.probes.timing import add_phase, bounded
 from agent.result import ProbeResult
 
@@ -83,14 +83,9 @@ async def open_via_proxy(
         cause = exc.__cause__
         if isinstance(cause, wsx.InvalidStatus):
             result.status_code = cause.response.status_code
-            location = cause.response.headers.get("Location")
-            if (
-                isinstance(exc, Redirected)
-                and check.follow_redirects
-                and location
-                and exc.status_code != check.expect.status
-            ):
-                return exc.status_code, location
+            redirect = redirect_to_follow(check, exc)
+            if redirect is not None:
+                return redirect
         elif isinstance(cause, OSError) and not isinstance(cause, ssl.SSLError | TimeoutError):
             # Without the per-phase split, a socket error is about reaching the proxy.
             raise NetworkError(f"via proxy: {cause.strerror or type(cause).__name__}") from cause

@@ -41,6 +41,7 @@ __all__ = [
     "handshake_failure",
     "record_handshake",
     "redirect_target",
+    "redirect_to_follow",
     "request_url",
 ]
 
@@ -177,6 +178,25 @@ def redirect_target(url: str, location: str, status: int) -> str:
     return urlunsplit(parts._replace(scheme=scheme))
 
 
+def redirect_to_follow(check: CheckConfig, exc: ProbeError) -> tuple[int, str] | None:
+    """(status, Location) when ``exc`` is a redirect ``check`` follows, else None.
+
+    A redirect is followed when the check allows it, the answer carries a Location, and
+    its status is not the one the check expects (a check may expect the redirect itself).
+    """
+    cause = exc.__cause__
+    if (
+        isinstance(exc, Redirected)
+        and isinstance(cause, wsx.InvalidStatus)
+        and check.follow_redirects
+        and exc.status_code != check.expect.status
+    ):
+        location = cause.response.headers.get("Location")
+        if location:
+            return exc.status_code, location
+    return None
+
+
 def handshake_failure(
     check: CheckConfig, result: ProbeResult, conn: Connection, exc: ProbeError
 ) -> tuple[int, str]:
@@ -216,13 +236,7 @@ def handshake_failure(
             want = check.expect.subprotocol
             detail = "" if want is None else "it was not among the offered subprotocols"
             raise SubprotocolMismatch(want, chosen, detail=detail) from cause
-    if (
-        isinstance(exc, Redirected)
-        and isinstance(cause, wsx.InvalidStatus)
-        and check.follow_redirects
-        and exc.status_code != check.expect.status
-    ):
-        location = cause.response.headers.get("Location")
-        if location:
-            return exc.status_code, location
+    redirect = redirect_to_follow(check, exc)
+    if redirect is not None:
+        return redirect
     raise exc
