@@ -1,16 +1,14 @@
-"""The frozen, validated configuration: agent settings and checks.
+"""The frozen, validated configuration: the checks, and the whole ``Config`` around them.
 
 YAML is parsed and ``${ENV}`` references expanded by :mod:`agent.config.loader`;
-these models hold the result. Defaults are named module constants.
+these models hold the result. Defaults are named module constants. The agent
+process's own settings (the ``agent:`` block) are in :mod:`agent.config.settings`.
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -27,13 +25,14 @@ from agent.config.alerting import (
     AgentAlertingConfig,
     AlertingConfig,
     ReceiverConfig,
-    check_external_url,
 )
 from agent.config.maintenance import MaintenanceWindow
 from agent.config.protocols import ProtocolConfig
 from agent.config.relay import RelayConfig
+from agent.config.settings import AgentSettings
 from agent.config.steps import Step, check_variables
 from agent.config.types import (
+    NAME_PATTERN,
     ByteCount,
     Duration,
     Frozen,
@@ -43,6 +42,7 @@ from agent.config.types import (
     Int,
     Secret,
     SecretHeaderValue,
+    config_file,
     has_surrogate,
 )
 from agent.config.watch import WatchConfig
@@ -50,17 +50,12 @@ from agent.result import PHASES
 
 __all__ = [
     "DEFAULT_INTERVAL",
-    "DEFAULT_LISTEN",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_PINGS",
     "DEFAULT_PING_TIMEOUT",
-    "DEFAULT_STATE_MAX_BYTES",
     "DEFAULT_TIMEOUT",
     "LIMIT_KEYS",
-    "LISTEN_PATTERN",
-    "MIN_STATE_MAX_BYTES",
     "RESERVED_LABELS",
-    "AgentSettings",
     "AuthConfig",
     "BasicAuth",
     "CheckConfig",
@@ -68,10 +63,8 @@ __all__ = [
     "Config",
     "ExpectConfig",
     "OAuth2Config",
-    "PublicStatusConfig",
     "QueryAuth",
     "TLSConfig",
-    "WebConfig",
 ]
 
 DEFAULT_INTERVAL = 30.0
@@ -79,32 +72,13 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_PINGS = 3
 DEFAULT_PING_TIMEOUT = 2.0
 DEFAULT_MAX_SIZE = 1024 * 1024
-#: The state directory's default bound (``agent.state_max_bytes``).
-DEFAULT_STATE_MAX_BYTES = 512 * 1024 * 1024
-#: Below this the bound cannot hold even an idle agent's file and WAL.
-MIN_STATE_MAX_BYTES = 4 * 1024 * 1024
-DEFAULT_LISTEN = "127.0.0.1:9470"
 DEFAULT_CLOSE_TIMEOUT = 1.5
-DEFAULT_MAX_CONCURRENCY = 256
-DEFAULT_HISTORY = 50
-#: 10 ms: the bench showed 50 ms let results carrying ~36 ms of error pass unflagged.
-DEFAULT_LOOP_LAG_BUDGET = 0.01
-#: Which runs get a log line: only failed ones, by default (a line per run of 10,000
-#: checks would drown the log); ``changes`` adds the first run and every flip between
-#: success and failure; ``all`` logs every run.
-LogResults = Literal["failures", "changes", "all"]
-DEFAULT_LOG_RESULTS: LogResults = "failures"
 
-_NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 #: Label names wsprobe's own series already use.
 RESERVED_LABELS = ("check", "location", "phase", "reason", "result", "version", "receiver")
 #: Keys of ``limits:``: phase names, plus ``relay`` (the slowest relay delivery).
 LIMIT_KEYS: tuple[str, ...] = (*PHASES, "relay")
-_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-#: ``HOST:PORT``: a host name or IPv4 address (or nothing: loopback), or ``[IPv6]``.
-LISTEN_PATTERN = rf"^(?:(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*)?|\[[0-9A-Fa-f:.]+\]):[0-9]{{1,5}}$"
-_LISTEN = re.compile(LISTEN_PATTERN)
 
 
 def _label_name(key: str) -> str:
@@ -129,34 +103,6 @@ def _limit_key(key: str) -> str:
 LabelName = Annotated[str, AfterValidator(_label_name)]
 #: A phase (or ``ping``, ``relay``) a latency limit applies to.
 LimitKey = Annotated[str, AfterValidator(_limit_key)]
-
-
-def _config_file(value: str | None, info: ValidationInfo) -> str | None:
-    """Resolve a file path relative to the config file's directory; it must exist.
-
-    Only when loading a config (the loader passes ``base_dir`` in the validation
-    context): models built in code keep their paths as given.
-    """
-    base = (info.context or {}).get("base_dir")
-    if value is None or base is None:
-        return value
-    path = Path(base, os.path.expanduser(value))
-    if not path.is_file():
-        raise ValueError(f"file {str(path)!r} not found")
-    return str(path)
-
-
-_BCRYPT_PATTERN = r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$"
-_BCRYPT = re.compile(_BCRYPT_PATTERN)
-
-
-def _bcrypt_hash(value: str) -> str:
-    # A plain-text password would never match, and would sit in the file in clear.
-    if not _BCRYPT.match(value):
-        raise ValueError(
-            "the password must be a bcrypt hash ($2b$...), e.g. from htpasswd -nbBC 12 USER PASS"
-        )
-    return value
 
 
 # Scheme, a host name or IPv4 address, a port of at most 5 digits, anything after:
@@ -197,7 +143,7 @@ class TLSConfig(Frozen):
     @field_validator("ca_file", "cert_file", "key_file")
     @classmethod
     def _file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _config_file(value, info)
+        return config_file(value, info)
 
     @field_validator("min_version", mode="before")
     @classmethod
@@ -293,7 +239,7 @@ _NO_AUTH = AuthConfig()
 class CheckConfig(Frozen):
     """One check, as validated from a check file."""
 
-    name: str = Field(pattern=_NAME_PATTERN, max_length=128)
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
     kind: str = "probe"
     url: str
     interval: Duration = Field(DEFAULT_INTERVAL, gt=0)
@@ -379,70 +325,6 @@ class CheckConfig(Frozen):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-
-class PublicStatusConfig(Frozen):
-    """Checks the read-only status page under ``/public/`` shows without basic auth:
-    those named in ``checks`` and those whose labels include every ``labels`` pair."""
-
-    checks: tuple[str, ...] = ()
-    labels: dict[str, str] = {}
-
-
-class WebConfig(Frozen):
-    """TLS and basic auth for the agent's own HTTP endpoints."""
-
-    cert_file: str | None = None
-    key_file: str | None = None
-    #: username -> bcrypt hash
-    basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = {}
-    #: An unauthenticated read-only status page for some checks (off when None).
-    public_status: PublicStatusConfig | None = None
-
-    @field_validator("cert_file", "key_file")
-    @classmethod
-    def _file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _config_file(value, info)
-
-
-class AgentSettings(Frozen):
-    """The agent process itself."""
-
-    listen: str = DEFAULT_LISTEN
-    location: str = Field("default", pattern=_NAME_PATTERN)
-    state_dir: str = ".wsprobe-state"
-    max_concurrency: Int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
-    history_size: Int = Field(DEFAULT_HISTORY, ge=1, le=10_000)
-    #: Bound of the state directory's SQLite file and WAL (docs/state.md), e.g. "512MiB".
-    state_max_bytes: ByteCount = Field(ByteSize(DEFAULT_STATE_MAX_BYTES), ge=MIN_STATE_MAX_BYTES)
-    loop_lag_budget: Duration = Field(DEFAULT_LOOP_LAG_BUDGET, gt=0)
-    #: One logfmt (or JSON) line per run: of failed runs, of changes, or of every run.
-    log_results: LogResults = DEFAULT_LOG_RESULTS
-    web: WebConfig = WebConfig()
-    #: How people and tools reach this agent (behind a proxy, a DNS name, a port
-    #: mapping); alert links use it. Unset: the address the HTTP server bound.
-    external_url: str | None = None
-
-    @field_validator("external_url")
-    @classmethod
-    def _external_url(cls, value: str | None) -> str | None:
-        return check_external_url(value)
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        valid = bool(_LISTEN.match(value)) and int(port) <= 65535
-        if valid and host.startswith("["):
-            try:
-                ipaddress.IPv6Address(host[1:-1])
-            except ValueError:
-                valid = False
-        if not valid:
-            raise ValueError(
-                f"listen must be HOST:PORT (e.g. 127.0.0.1:9470, [::1]:9470), not {value!r}"
-            )
-        return value
 
 
 class Config(Frozen):

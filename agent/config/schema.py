@@ -24,8 +24,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from agent.config.models import LIMIT_KEYS, LISTEN_PATTERN, RESERVED_LABELS, Config
+from agent.config.models import LIMIT_KEYS, RESERVED_LABELS, Config
 from agent.config.protocols import ProtocolStep
+from agent.config.settings import LISTEN_PATTERN
 from agent.config.steps import COMPARISON_OPS, Step
 
 __all__ = ["SCHEMA_DRAFT", "config_schema", "schema_text"]

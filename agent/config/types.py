@@ -34,6 +34,7 @@ __all__ = [
     "HEADER_VALUE_PATTERN",
     "HTTP_URL_PATTERN",
     "MAX_SECRET_FILE_BYTES",
+    "NAME_PATTERN",
     "ByteCount",
     "Duration",
     "Frozen",
@@ -45,6 +46,7 @@ __all__ = [
     "Number",
     "Secret",
     "SecretHeaderValue",
+    "config_file",
     "has_surrogate",
     "parse_duration",
     "read_secret",
@@ -194,6 +196,24 @@ _HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
 HEADER_VALUE_PATTERN = r"^[^\r\n\x00]*$"
 #: What an http(s) URL starts with (the JSON Schema's approximation of the check below).
 HTTP_URL_PATTERN = r"^https?://[^/?#\s]"
+
+#: What a check name or the agent's location may be made of.
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+
+def config_file(value: str | None, info: ValidationInfo) -> str | None:
+    """Resolve a file path relative to the config file's directory; it must exist.
+
+    Only when loading a config (the loader passes ``base_dir`` in the validation
+    context): models built in code keep their paths as given.
+    """
+    base = (info.context or {}).get("base_dir")
+    if value is None or base is None:
+        return value
+    path = Path(base, os.path.expanduser(value))
+    if not path.is_file():
+        raise ValueError(f"file {str(path)!r} not found")
+    return str(path)
 
 
 def has_surrogate(text: str) -> bool:

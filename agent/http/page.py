@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.config.models import PublicStatusConfig
+from agent.config.settings import PublicStatusConfig
 from agent.http import page_html
 from agent.http.badges import badge_routes
 from agent.http.status import (

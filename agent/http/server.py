@@ -36,7 +36,8 @@ from typing import Any, Protocol
 import bcrypt
 from aiohttp import web
 
-from agent.config.models import CheckConfig, PublicStatusConfig, WebConfig
+from agent.config.models import CheckConfig
+from agent.config.settings import PublicStatusConfig, WebConfig
 from agent.http.api import SilenceView, silence_routes
 from agent.http.checks_api import checks_api_routes
 from agent.http.page import status_routes

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from agent.config.models import DEFAULT_LOG_RESULTS, CheckConfig, LogResults
+from agent.config.models import CheckConfig
+from agent.config.settings import DEFAULT_LOG_RESULTS, LogResults
 from agent.result import ProbeResult
 
 __all__ = ["LogResults", "ResultLog"]

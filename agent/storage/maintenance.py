@@ -31,7 +31,7 @@ import sqlite3
 import time
 from typing import Protocol
 
-from agent.config.models import DEFAULT_STATE_MAX_BYTES, MIN_STATE_MAX_BYTES
+from agent.config.settings import DEFAULT_STATE_MAX_BYTES, MIN_STATE_MAX_BYTES
 from agent.storage.database import Database, Transaction
 from agent.storage.history import History
 from agent.storage.outbox import DONE_RETENTION, Outbox

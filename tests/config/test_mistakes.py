@@ -9,7 +9,7 @@ import pytest
 
 from agent.cli.main import main
 from agent.config.loader import ConfigError, load_config
-from agent.config.models import AgentSettings
+from agent.config.settings import AgentSettings
 from agent.runtime.registries import REGISTRIES
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.config.models import CheckConfig, WebConfig
+from agent.config.models import CheckConfig
+from agent.config.settings import WebConfig
 from agent.http.request_log import BAD_REQUEST_LOG_INTERVAL
 from agent.http.server import WebServer
 from agent.result import ProbeResult

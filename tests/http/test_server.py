@@ -15,7 +15,8 @@ import pytest
 import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.config.models import CheckConfig, WebConfig
+from agent.config.models import CheckConfig
+from agent.config.settings import WebConfig
 from agent.http.server import SCRAPE_PAUSE, WebServer, accepts_gzip, parse_listen
 from agent.result import ProbeResult
 

@@ -22,7 +22,7 @@ import pytest
 from agent.alerting import AlertService
 from agent.config import CheckConfig, Config
 from agent.config.alerting import AgentAlertingConfig, ReceiverConfig
-from agent.config.models import AgentSettings
+from agent.config.settings import AgentSettings
 from agent.result import ProbeResult, Reason
 from agent.storage import Store
 from tests.http_receiver import HttpReceiver

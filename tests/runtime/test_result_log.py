@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.config.models import AgentSettings, CheckConfig
+from agent.config.models import CheckConfig
+from agent.config.settings import AgentSettings
 from agent.logs import setup_logging
 from agent.result import ProbeResult, Reason
 from agent.runtime.result_log import LogResults, ResultLog
