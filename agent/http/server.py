@@ -85,7 +85,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AgentView(Protocol):
-    """What the endpoints need from the running agent (agent.runtime.daemon.Daemon)."""
+    """What the endpoints need from the running agent (agent.runtime.view.DaemonView)."""
 
     def ready(self) -> tuple[bool, str]: ...
 

@@ -20,17 +20,14 @@ import asyncio
 import logging
 import signal
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.alerting import AlertService
 from agent.config.loader import ConfigError, load_config
 from agent.config.models import CheckConfig, Config
-from agent.http.api import checks_json
 from agent.http.server import WebServer
-from agent.http.status import summary_item
-from agent.metrics.process import with_process
 from agent.metrics.registry import Metrics, NotificationCounts
 from agent.probes import PROBES
 from agent.result import ProbeResult
@@ -40,6 +37,7 @@ from agent.runtime.registries import REGISTRIES
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
 from agent.runtime.shard import select_shard
+from agent.runtime.view import DaemonView
 from agent.runtime.watches import WatchSessions
 from agent.storage import DB_FILENAME, StateError, Store
 from agent.storage.rollups import Rollups
@@ -226,7 +224,7 @@ class Daemon:
             self._demo_server = DemoServer()
             await self._demo_server.start(DEMO_HOST, DEMO_PORT)
             log.info("demo targets on ws://%s:%d", DEMO_HOST, DEMO_PORT)
-        self.web = WebServer(self, listen=agent.listen, web_config=agent.web)
+        self.web = WebServer(DaemonView(self), listen=agent.listen, web_config=agent.web)
         url = await self.web.start()
         self.alerting.set_web_url(url)
         log.info("listening on %s (status page at %s/, metrics at %s/metrics)", url, url, url)
@@ -365,7 +363,7 @@ class Daemon:
         if self.runner is not None:
             self.runner.record(check, result, duration=result.phases.get("total", 0.0))
 
-    # ------------------------------------------------------- web.AgentView surface
+    # ------------------------------------------------------------------ readiness
 
     def ready(self) -> tuple[bool, str]:
         """Ready once the config is loaded and the scheduler runs."""
@@ -376,80 +374,3 @@ class Daemon:
         if self._stop.is_set():
             return False, "stopping"
         return True, "ready"
-
-    def metrics_chunks(self) -> Iterator[str]:
-        """The ``/metrics`` exposition, in pieces."""
-        if self.metrics is None:
-            return iter(())
-        return with_process(self.metrics.render_chunks())
-
-    def checks_json(self, *, name: str | None, history: int) -> list[dict[str, Any]]:
-        """The ``/api/v1/checks`` document."""
-        if self.runner is None or self.scheduler is None or self.metrics is None:
-            return []
-        return checks_json(
-            self.runner.checks.values(),
-            series=self.metrics.series,
-            next_runs=self.scheduler.next_run_times(),
-            store=self.store,
-            alerting=self.alerting,
-            watch_stats=self.watches.stats,
-            name=name,
-            history=history,
-        )
-
-    def rollup_view(self) -> Rollups | None:
-        """The long-term aggregates (status page, badges, history API)."""
-        return self.rollups
-
-    def check_names(self) -> list[str]:
-        """Every configured check's name, in config order."""
-        return list(self.runner.checks) if self.runner is not None else []
-
-    def check_summaries(self, names: Iterable[str]) -> list[dict[str, Any]]:
-        """What the status page's overview reads of each check in ``names``."""
-        if self.runner is None or self.metrics is None:
-            return []
-        out = []
-        for name in names:
-            check = self.runner.current(name)
-            if check is None:
-                continue
-            series = self.metrics.series(check)
-            alerting = self.alerting
-            out.append(
-                summary_item(
-                    name,
-                    check.labels,
-                    series.last if series is not None else None,
-                    maintenance=alerting.in_maintenance(name) if alerting is not None else False,
-                    flapping=alerting.flapping(name) if alerting is not None else False,
-                )
-            )
-        return out
-
-    def agent_location(self) -> str:
-        """The ``location`` this agent reports."""
-        return self.config.agent.location if self.config is not None else ""
-
-    def silence_view(self) -> AlertService | None:
-        """The silences (``/api/v1/silences``), once alerting runs."""
-        return self.alerting
-
-    def find_check(self, name: str) -> CheckConfig | None:
-        """The configured check called ``name``, in any shard.
-
-        ``/probe`` runs on demand, so any agent can answer for any configured check:
-        a Prometheus Operator ``Probe`` can point at the Service of a sharded StatefulSet.
-        """
-        if self.runner is None or self.config is None:
-            return None
-        found = self.runner.current(name)
-        if found is None:
-            found = next((c for c in self.config.checks if c.name == name), None)
-        return found
-
-    async def probe_now(self, check: CheckConfig) -> tuple[ProbeResult, float]:
-        """Run ``check`` now for ``/probe`` without touching its scheduled state."""
-        assert self.runner is not None
-        return await self.runner.probe(check)
