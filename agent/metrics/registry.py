@@ -7,27 +7,33 @@ arrives late for a removed check has nowhere to land. Every series carries
 ``check``, the check's own labels and the agent's ``location``; agent-wide series
 carry ``location``. Label values are bounded: reasons, phases, results, receivers.
 
+This module keeps the per-check series and the order of the exposition; the families
+it places come from :mod:`agent.metrics.families` (cached per check),
+:mod:`agent.metrics.alerts` (alert state, notifications), :mod:`agent.metrics.fleet`
+(histograms by kind) and :mod:`agent.metrics.watch` (watch sessions).
+
 Raises nothing of its own.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from agent import __version__
 from agent.config.models import CheckConfig
+from agent.metrics.alerts import NotificationCounts, alert_families, alerting_lines
 from agent.metrics.families import CACHED, SKIP_REASONS, CheckSeries, Family, render_block
+from agent.metrics.fleet import FleetHistograms, observe_phases
 from agent.metrics.text import (
     LAG_BUCKETS,
-    PHASE_BUCKETS,
     Histogram,
     Pieces,
     fmt,
     header,
     label_str,
     labels,
+    single_sample,
 )
 from agent.metrics.watch import WatchStatsView, watch_families
 from agent.result import ProbeResult
@@ -35,12 +41,10 @@ from agent.result import ProbeResult
 __all__ = [
     "CHUNK_BYTES",
     "EAGER_RENDERS",
-    "NOTIFICATION_OUTCOMES",
     "SKIP_REASONS",
     "TIME_SLICE",
     "CheckSeries",
     "Metrics",
-    "NotificationCounts",
     "WatchStatsView",
 ]
 
@@ -64,39 +68,8 @@ TIME_SLICE = 0.002
 #: gets two results between scrapes. Checks never scraped render nothing early, and a
 #: check probed much faster than it is scraped renders at most this many extra times.
 EAGER_RENDERS = 2
-#: Outcomes of a delivery attempt (AlertService's ``on_notification``), at 0 from the
-#: start for every configured receiver.
-NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
 #: Label names the text format gives a meaning of its own.
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
-
-
-class NotificationCounts:
-    """Notification outcomes by ``(receiver, outcome)``; AlertService's ``on_notification``.
-
-    Its own object rather than a method of :class:`Metrics`: the alert service that
-    counts into it is built before the metrics that read the alert service's state.
-    """
-
-    def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
-
-    def __call__(self, receiver: str, outcome: str) -> None:
-        """Count one delivery attempt's outcome."""
-        self.counts[(receiver, outcome)] += 1
-
-    def set_receivers(self, names: Iterable[str]) -> None:
-        """Make the configured receivers exactly ``names``: each outcome at 0 from the
-        start, counts of kept receivers unchanged, removed receivers' series gone."""
-        wanted = set(names)
-        counts: Counter[tuple[str, str]] = Counter()
-        for name in sorted(wanted):
-            for outcome in NOTIFICATION_OUTCOMES:
-                counts[(name, outcome)] = 0
-        for key, n in self.counts.items():
-            if key[0] in wanted:
-                counts[key] = n
-        self.counts = counts
 
 
 class Metrics:
@@ -147,8 +120,7 @@ class Metrics:
         self.scheduler_lag = Histogram(LAG_BUCKETS)
         self.loop_lag = Histogram(LAG_BUCKETS)
         #: Agent-wide histograms by check kind: phase durations and protocol ping RTTs.
-        self.fleet_phases: dict[str, dict[str, Histogram]] = {}
-        self.fleet_ping: dict[str, Histogram] = {}
+        self.fleet = FleetHistograms()
         self.reload_successful = 0.0
         self.reload_success_timestamp = 0.0
         self._alert_firing = alert_firing
@@ -217,11 +189,11 @@ class Metrics:
         series.results["success" if result.success else "failure"] += 1
         if not result.success and result.reason is not None:
             series.failures[result.reason.value] += 1
-        self._observe_fleet(check.kind, result)
+        self.fleet.observe(check.kind, result)
         if check.metrics.histograms:
             for rtt in result.pings:
                 series.ping_rtt.observe(rtt)
-            _observe_phases(series.phases, result)
+            observe_phases(series.phases, result)
         relay = series.relay
         for receiver, seconds in result.relay.items():
             hist = relay.get(receiver)
@@ -235,19 +207,6 @@ class Metrics:
             series.block = render_block(check, series)
             series.eager -= 1
         return True
-
-    def _observe_fleet(self, kind: str, result: ProbeResult) -> None:
-        """Feed the agent-wide histograms by kind (no check label: fleet quantiles)."""
-        if result.pings:
-            ping = self.fleet_ping.get(kind)
-            if ping is None:
-                ping = self.fleet_ping[kind] = Histogram()
-            for rtt in result.pings:
-                ping.observe(rtt)
-        phases = self.fleet_phases.get(kind)
-        if phases is None:
-            phases = self.fleet_phases[kind] = {}
-        _observe_phases(phases, result)
 
     def skipped(self, check_name: str, reason: str) -> None:
         """Count a run that did not happen (``max_instances``, ``missed``)."""
@@ -327,20 +286,7 @@ class Metrics:
 
     def _live_families(self) -> list[Family]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
-        families: list[Family] = []
-        if self._alert_firing is not None:
-            firing = self._alert_firing
-
-            def alert(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-                return (f"wsprobe_alert_firing{{{s.base}}} {int(firing(check.name))}\n",)
-
-            families.append(
-                ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
-            )
-        for suffix, flag in self._alert_flags.items():
-            families.append(
-                (f"wsprobe_alert_{suffix}", _FLAG_HELP[suffix], "gauge", _flag_lines(suffix, flag))
-            )
+        families = alert_families(self._alert_firing, self._alert_flags)
         if self._watch_stats is not None:
             families += watch_families(self._watch_stats)
         return families
@@ -356,93 +302,62 @@ class Metrics:
         name = "wsprobe_event_loop_lag_seconds"
         yield header(name, "How late the agent's event loop ran a timer, in seconds.", "histogram")
         yield self.loop_lag.text(name, loc)
-        yield from self._fleet_lines(loc)
+        yield from self.fleet.lines(loc)
         name = "wsprobe_agent_problem_runs_total"
-        yield header(
+        yield single_sample(
             name,
             "Runs that failed on a deadline consumed by the agent's own stalls (not counted"
             " as the check's failures).",
             "counter",
+            loc,
+            self.agent_problems,
         )
-        yield f"{name}{{{loc}}} {self.agent_problems}\n"
-        yield header("wsprobe_probes_in_flight", "Probes running now.", "gauge")
-        yield f"wsprobe_probes_in_flight{{{loc}}} {self.in_flight}\n"
-        name = "wsprobe_runs_waiting"
-        yield header(
-            name, "Runs waiting for a concurrency slot or admission: the backlog.", "gauge"
+        yield single_sample(
+            "wsprobe_probes_in_flight", "Probes running now.", "gauge", loc, self.in_flight
         )
-        yield f"{name}{{{loc}}} {self.runs_waiting}\n"
-        if self._notifications.counts:
-            name = "wsprobe_notifications_total"
-            yield header(name, "Notification deliveries by receiver and outcome.", "counter")
-            for (receiver, outcome), n in sorted(self._notifications.counts.items()):
-                pairs = label_str({"receiver": receiver, "outcome": outcome})
-                yield f"{name}{labels(loc, pairs)} {n}\n"
-        if self._alert_suppressed is not None:
-            name = "wsprobe_alert_notifications_suppressed_total"
-            yield header(name, "Alert notifications held back, by reason.", "counter")
-            for reason, n in sorted(self._alert_suppressed().items()):
-                yield f"{name}{labels(loc, label_str({'reason': reason}))} {n}\n"
-        if self._queue_depth is not None:
-            name = "wsprobe_notification_queue_depth"
-            yield header(name, "Notifications waiting in the outbox.", "gauge")
-            yield f"{name}{{{loc}}} {self._queue_depth()}\n"
+        yield single_sample(
+            "wsprobe_runs_waiting",
+            "Runs waiting for a concurrency slot or admission: the backlog.",
+            "gauge",
+            loc,
+            self.runs_waiting,
+        )
+        yield from alerting_lines(
+            loc,
+            notifications=self._notifications,
+            suppressed=self._alert_suppressed,
+            queue_depth=self._queue_depth,
+        )
         if self._state_health is not None:
             healthy, errors = self._state_health()
-            name = "wsprobe_state_write_errors_total"
-            yield header(name, "Writes to the state file that failed.", "counter")
-            yield f"{name}{{{loc}}} {errors}\n"
-            name = "wsprobe_state_healthy"
-            yield header(name, "Whether the state file takes writes (1) or not (0).", "gauge")
-            yield f"{name}{{{loc}}} {int(healthy)}\n"
-        name = "wsprobe_config_last_reload_successful"
-        yield header(name, "Whether the last configuration reload succeeded.", "gauge")
-        yield f"{name}{{{loc}}} {fmt(self.reload_successful)}\n"
-        name = "wsprobe_config_last_reload_success_timestamp_seconds"
-        yield header(name, "When the configuration was last loaded, Unix seconds.", "gauge")
-        yield f"{name}{{{loc}}} {fmt(self.reload_success_timestamp)}\n"
+            yield single_sample(
+                "wsprobe_state_write_errors_total",
+                "Writes to the state file that failed.",
+                "counter",
+                loc,
+                errors,
+            )
+            yield single_sample(
+                "wsprobe_state_healthy",
+                "Whether the state file takes writes (1) or not (0).",
+                "gauge",
+                loc,
+                int(healthy),
+            )
+        yield single_sample(
+            "wsprobe_config_last_reload_successful",
+            "Whether the last configuration reload succeeded.",
+            "gauge",
+            loc,
+            fmt(self.reload_successful),
+        )
+        yield single_sample(
+            "wsprobe_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded, Unix seconds.",
+            "gauge",
+            loc,
+            fmt(self.reload_success_timestamp),
+        )
         name = "wsprobe_build_info"
         yield header(name, "Always 1; the version label is the running version.", "gauge")
         yield f"{name}{labels(loc, label_str({'version': self.version}))} 1\n"
-
-    def _fleet_lines(self, loc: str) -> Iterator[str]:
-        if self.fleet_phases:
-            name = "wsprobe_phase_duration_seconds"
-            yield header(
-                name, "Duration of each probe phase over all checks of a kind.", "histogram"
-            )
-            for kind, phases in sorted(self.fleet_phases.items()):
-                for phase, hist in phases.items():
-                    yield hist.text(name, loc, label_str({"kind": kind, "phase": phase}))
-        if self.fleet_ping:
-            name = "wsprobe_ping_rtt_seconds"
-            yield header(name, "Protocol ping round trips over all checks of a kind.", "histogram")
-            for kind, hist in sorted(self.fleet_ping.items()):
-                yield hist.text(name, loc, label_str({"kind": kind}))
-
-
-def _observe_phases(phases: dict[str, Histogram], result: ProbeResult) -> None:
-    # get() before creating: setdefault would build (and drop) a Histogram per sample.
-    for phase, seconds in result.phases.items():
-        hist = phases.get(phase)
-        if hist is None:
-            hist = phases[phase] = Histogram(PHASE_BUCKETS)
-        hist.observe(seconds)
-
-
-_FLAG_HELP = {
-    "flapping": "Whether the check is flapping (its firing/resolved notifications paused).",
-    "maintenance": "Whether the check is in a maintenance window (its alerts frozen).",
-    "silenced": "Whether an active silence mutes the check's down alert.",
-}
-
-
-def _flag_lines(
-    suffix: str, flag: Callable[[str], bool]
-) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
-    name = f"wsprobe_alert_{suffix}"
-
-    def lines(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-        return (f"{name}{{{s.base}}} {int(flag(check.name))}\n",)
-
-    return lines

@@ -34,6 +34,7 @@ __all__ = [
     "label_str",
     "labels",
     "render_probe",
+    "single_sample",
 ]
 
 #: Seconds; loopback RTTs are sub-millisecond, slow WANs and TLS reach seconds.
@@ -93,6 +94,11 @@ def header(name: str, doc: str, typ: str) -> str:
     """The ``# HELP`` and ``# TYPE`` lines of a family."""
     doc = doc.replace("\\", "\\\\").replace("\n", "\\n")
     return f"# HELP {name} {doc}\n# TYPE {name} {typ}\n"
+
+
+def single_sample(name: str, doc: str, typ: str, loc: str, value: object) -> str:
+    """A family of one sample labelled ``loc``: its header and ``name{loc} value``."""
+    return f"{header(name, doc, typ)}{name}{{{loc}}} {value}\n"
 
 
 _LE_CACHE: dict[tuple[float, ...], tuple[str, ...]] = {}

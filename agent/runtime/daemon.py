@@ -28,7 +28,8 @@ from agent.alerting import AlertService
 from agent.config.loader import ConfigError, load_config
 from agent.config.models import CheckConfig, Config
 from agent.http.server import WebServer
-from agent.metrics.registry import Metrics, NotificationCounts
+from agent.metrics.alerts import NotificationCounts
+from agent.metrics.registry import Metrics
 from agent.probes import PROBES
 from agent.result import ProbeResult
 from agent.runtime.gc_policy import freeze_heap, gc_paused

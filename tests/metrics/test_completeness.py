@@ -11,8 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig
+from agent.metrics.alerts import NOTIFICATION_OUTCOMES
 from agent.metrics.process import with_process
-from agent.metrics.registry import NOTIFICATION_OUTCOMES, SKIP_REASONS, Metrics
+from agent.metrics.registry import SKIP_REASONS, Metrics
 from agent.result import ProbeResult, Reason
 from agent.watch import WatchStats
 from tests.tools import require_tool

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig, CheckMetricsConfig
-from agent.metrics.registry import EAGER_RENDERS, Metrics, NotificationCounts
+from agent.metrics.alerts import NotificationCounts
+from agent.metrics.registry import EAGER_RENDERS, Metrics
 from agent.metrics.text import PHASE_BUCKETS, Histogram, fmt, header, render_probe
 from agent.result import ProbeResult, Reason, TLSInfo
 from tests.tools import require_tool

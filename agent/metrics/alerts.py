@@ -1,0 +1,137 @@
+"""The series of the alerting side: alert state per check and notification outcomes.
+
+Alert state (firing, flapping, in maintenance, silenced) is read from the alert
+service at scrape time, so it is never cached with a check's rendered block; the
+notification counts, the suppressed notifications and the outbox depth are agent-wide
+series. :mod:`agent.metrics.registry` places both in its exposition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from agent.config.models import CheckConfig
+from agent.metrics.families import CheckSeries, Family
+from agent.metrics.text import header, label_str, labels, single_sample
+
+__all__ = ["NOTIFICATION_OUTCOMES", "NotificationCounts", "alert_families", "alerting_lines"]
+
+#: Outcomes of a delivery attempt (AlertService's ``on_notification``), at 0 from the
+#: start for every configured receiver.
+NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
+
+_FLAG_HELP = {
+    "flapping": "Whether the check is flapping (its firing/resolved notifications paused).",
+    "maintenance": "Whether the check is in a maintenance window (its alerts frozen).",
+    "silenced": "Whether an active silence mutes the check's down alert.",
+}
+
+
+class NotificationCounts:
+    """Notification outcomes by ``(receiver, outcome)``; AlertService's ``on_notification``.
+
+    Its own object rather than a method of :class:`~agent.metrics.registry.Metrics`: the
+    alert service that counts into it is built before the metrics that read the alert
+    service's state.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, receiver: str, outcome: str) -> None:
+        """Count one delivery attempt's outcome."""
+        self.counts[(receiver, outcome)] += 1
+
+    def set_receivers(self, names: Iterable[str]) -> None:
+        """Make the configured receivers exactly ``names``: each outcome at 0 from the
+        start, counts of kept receivers unchanged, removed receivers' series gone."""
+        wanted = set(names)
+        counts: Counter[tuple[str, str]] = Counter()
+        for name in sorted(wanted):
+            for outcome in NOTIFICATION_OUTCOMES:
+                counts[(name, outcome)] = 0
+        for key, n in self.counts.items():
+            if key[0] in wanted:
+                counts[key] = n
+        self.counts = counts
+
+
+def alert_families(
+    firing: Callable[[str], bool] | None, flags: Mapping[str, Callable[[str], bool]]
+) -> list[Family]:
+    """The per-check alert-state families, read live at scrape time.
+
+    Args:
+        firing: whether a check's alert fires (``AlertService.firing``), or None.
+        flags: alert-state flags by family suffix (``flapping``, ``maintenance``,
+            ``silenced``): whether each applies to a check.
+
+    Returns:
+        One family per source given, ``wsprobe_alert_firing`` first.
+    """
+    families: list[Family] = []
+    if firing is not None:
+        is_firing = firing
+
+        def alert(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+            return (f"wsprobe_alert_firing{{{s.base}}} {int(is_firing(check.name))}\n",)
+
+        families.append(
+            ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
+        )
+    for suffix, flag in flags.items():
+        families.append(
+            (f"wsprobe_alert_{suffix}", _FLAG_HELP[suffix], "gauge", _flag_lines(suffix, flag))
+        )
+    return families
+
+
+def alerting_lines(
+    loc: str,
+    *,
+    notifications: NotificationCounts,
+    suppressed: Callable[[], Mapping[str, int]] | None,
+    queue_depth: Callable[[], int] | None,
+) -> Iterator[str]:
+    """The agent-wide alerting series: deliveries, suppressed notifications, outbox depth.
+
+    Args:
+        loc: the rendered ``location`` label.
+        notifications: the counts of notification outcomes.
+        suppressed: notifications held back, by reason, or None.
+        queue_depth: notifications waiting in the outbox, or None.
+
+    Yields:
+        Pieces of the text format; a family whose source is None is left out.
+    """
+    if notifications.counts:
+        name = "wsprobe_notifications_total"
+        yield header(name, "Notification deliveries by receiver and outcome.", "counter")
+        for (receiver, outcome), n in sorted(notifications.counts.items()):
+            pairs = label_str({"receiver": receiver, "outcome": outcome})
+            yield f"{name}{labels(loc, pairs)} {n}\n"
+    if suppressed is not None:
+        name = "wsprobe_alert_notifications_suppressed_total"
+        yield header(name, "Alert notifications held back, by reason.", "counter")
+        for reason, n in sorted(suppressed().items()):
+            yield f"{name}{labels(loc, label_str({'reason': reason}))} {n}\n"
+    if queue_depth is not None:
+        yield single_sample(
+            "wsprobe_notification_queue_depth",
+            "Notifications waiting in the outbox.",
+            "gauge",
+            loc,
+            queue_depth(),
+        )
+
+
+def _flag_lines(
+    suffix: str, flag: Callable[[str], bool]
+) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
+    name = f"wsprobe_alert_{suffix}"
+
+    def lines(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
+        return (f"{name}{{{s.base}}} {int(flag(check.name))}\n",)
+
+    return lines
