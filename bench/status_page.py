@@ -31,7 +31,8 @@ from typing import Any
 
 import httpx
 
-from agent.http.server import Authenticator, build_app
+from agent.http.auth import Authenticator
+from agent.http.server import build_app
 from agent.http.status import summary_item
 from agent.result import ProbeResult, Reason, TLSInfo
 from agent.runtime.gc_policy import freeze_heap

@@ -14,8 +14,8 @@
                      ?target=N is the same (the Prometheus Operator's Probe sends it)
 
 Optional TLS (``agent.web.cert_file``/``key_file``) and HTTP basic auth against bcrypt
-hashes (``agent.web.basic_auth_users``) cover every endpoint, like Prometheus'
-exporter-toolkit web config, except ``/public/`` (which shows only the checks the
+hashes (``agent.web.basic_auth_users``, :mod:`agent.http.auth`) cover every endpoint,
+like Prometheus' exporter-toolkit web config, except ``/public/`` (which shows only the checks the
 config makes public, and answers 404 when none is configured) and ``/static/``.
 Raises :class:`ValueError` for an unusable ``listen``.
 """
@@ -23,22 +23,19 @@ Raises :class:`ValueError` for an unusable ``listen``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import logging
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-import bcrypt
 from aiohttp import web
 
 from agent.config.models import CheckConfig
 from agent.config.settings import PublicStatusConfig, WebConfig
 from agent.http.api import SilenceView, silence_routes
+from agent.http.auth import Authenticator, basic_auth
 from agent.http.checks_api import checks_api_routes
 from agent.http.page import status_routes
 from agent.http.request_log import RequestErrorLog
@@ -51,7 +48,6 @@ __all__ = [
     "SCRAPE_PAUSE",
     "SHUTDOWN_TIMEOUT",
     "AgentView",
-    "Authenticator",
     "WebServer",
     "accepts_gzip",
     "build_app",
@@ -60,10 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_REALM = 'Basic realm="wsprobe", charset="UTF-8"'
-#: Verified credentials are remembered (as digests) so a scrape every few seconds
-#: does not cost a bcrypt round each time; bounded so junk cannot grow it.
-_AUTH_CACHE_SIZE = 256
 _DEFAULT_HISTORY = 10
 #: On stop, requests still running (a ``/probe``) get this long before being dropped.
 SHUTDOWN_TIMEOUT = 5.0
@@ -80,8 +72,6 @@ _INLINE_GZIP_BYTES = 64 * 1024
 #: lets the loop catch up between pieces; a 100 MB exposition (~600 pieces) takes
 #: about 0.6 s longer.
 SCRAPE_PAUSE = 0.001
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AgentView(Protocol):
@@ -108,10 +98,6 @@ class AgentView(Protocol):
     def rollup_view(self) -> RollupView | None: ...
 
     def agent_location(self) -> str: ...
-
-
-#: Paths served without basic auth: the public page guards itself, assets hold nothing.
-_OPEN_PREFIXES = ("/public/", "/static/")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -143,68 +129,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class Authenticator:
-    """HTTP basic auth against bcrypt hashes; no users configured means open.
-
-    Args:
-        users: username -> bcrypt hash.
-    """
-
-    def __init__(self, users: Mapping[str, str]) -> None:
-        self._users: dict[str, bytes] = {}
-        self._dummy = b""
-        self._cache: dict[bytes, None] = {}
-        self.update(users)
-
-    def update(self, users: Mapping[str, str]) -> None:
-        """Replace the users (on reload); forgets every cached verification."""
-        self._users = {name: hashed.encode("utf-8") for name, hashed in users.items()}
-        self._cache.clear()
-        if self._users:
-            # Unknown users are checked against a hash of the same cost, so the
-            # response time does not tell which usernames exist.
-            first = next(iter(self._users.values())).split(b"$")
-            cost = int(first[2]) if len(first) > 3 and first[2].isdigit() else 12
-            self._dummy = bcrypt.hashpw(b"-", bcrypt.gensalt(rounds=max(4, min(cost, 16))))
-
-    @property
-    def enabled(self) -> bool:
-        """Whether credentials are required."""
-        return bool(self._users)
-
-    async def verify(self, header: str) -> bool:
-        """Whether an ``Authorization`` header holds a valid username and password."""
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        user, sep, password = decoded.partition(":")
-        if not sep:
-            return False
-        hashed = self._users.get(user)
-        key = hashlib.sha256(b"\0".join((user.encode(), password.encode(), hashed or b""))).digest()
-        if hashed is not None and key in self._cache:
-            return True
-        # bcrypt is deliberately slow (tens of ms): keep it off the event loop.
-        ok = await asyncio.to_thread(_checkpw, password.encode(), hashed or self._dummy)
-        ok = ok and hashed is not None
-        if ok:
-            if len(self._cache) >= _AUTH_CACHE_SIZE:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = None
-        return ok
-
-
-def _checkpw(password: bytes, hashed: bytes) -> bool:
-    try:
-        return bcrypt.checkpw(password, hashed)
-    except ValueError:  # not a bcrypt hash: never matches
-        return False
-
-
 def build_app(
     agent: AgentView,
     auth: Authenticator,
@@ -218,16 +142,6 @@ def build_app(
         auth: basic auth of every endpoint but ``/public/`` and ``/static/``.
         public: the current ``agent.web.public_status``.
     """
-
-    @web.middleware
-    async def require_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(_OPEN_PREFIXES):
-            return await handler(request)
-        if auth.enabled and not await auth.verify(request.headers.get("Authorization", "")):
-            return web.Response(
-                status=401, text="unauthorized\n", headers={"WWW-Authenticate": _REALM}
-            )
-        return await handler(request)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         headers = {"Content-Type": _CONTENT_TYPE, "Vary": "Accept-Encoding"}
@@ -321,7 +235,7 @@ def build_app(
         body = render_probe(result, duration=duration)
         return web.Response(body=body, headers={"Content-Type": _CONTENT_TYPE})
 
-    app = web.Application(middlewares=[require_auth])
+    app = web.Application(middlewares=[basic_auth(auth)])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
