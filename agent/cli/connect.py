@@ -33,7 +33,7 @@ from typing import TextIO
 from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
 
-from agent.cli.probe import UsageError, add_target_arguments, check_from_flags
+from agent.cli.check_flags import UsageError, add_target_arguments, check_from_flags
 from agent.cli.signals import stop_on_signals
 from agent.cli.style import Style, use_color
 from agent.cli.verbose import Tracer, tracing

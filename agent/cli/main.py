@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.cli.check_flags import add_probe_arguments
 from agent.cli.connect import add_connect_arguments, run_connect_command
-from agent.cli.probe import add_probe_arguments, run_probe_command
+from agent.cli.probe import run_probe_command
 from agent.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
 
 __all__ = ["BROKEN_PIPE_EXIT", "DEFAULT_CONFIG", "FALLBACK_CONFIG", "find_config", "main"]
