@@ -18,7 +18,7 @@ What a bucket holds is :class:`agent.storage.rollup_bucket.Bucket` (per-phase la
 sums, and per hour fixed-bucket histograms that merge by addition). Reads go through
 the writer thread too, after what :meth:`Rollups.submit_pending` handed it (the page
 calls it on the loop first); they block, so callers on the loop use
-``asyncio.to_thread``. Rows are keyed
+``asyncio.to_thread``; their SQL is :mod:`agent.storage.rollup_queries`. Rows are keyed
 by check name: a renamed check starts fresh and :meth:`Rollups.forget` prunes removed
 ones. A crash loses at most one flush interval.
 
@@ -37,10 +37,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.result import ProbeResult
-from agent.storage import rollup_bound
+from agent.storage import rollup_bound, rollup_queries
 from agent.storage.rollup_bucket import CHART_PHASES, LATENCY_BUCKETS, Bucket
 
 __all__ = [
@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Seconds between two hand-overs of the in-memory buckets to the writer thread.
 FLUSH_INTERVAL = 10.0
@@ -86,8 +88,6 @@ CREATE TABLE IF NOT EXISTS incidents (check_name TEXT NOT NULL, started_at REAL 
     PRIMARY KEY (check_name, started_at)) WITHOUT ROWID;
 """
 _MAX_MESSAGE = 300
-#: Names per ``IN (...)`` list (SQLite allows 32,766 parameters).
-_IN_BATCH = 500
 
 
 class Rollups:
@@ -332,8 +332,8 @@ class Rollups:
     # to include the latest results. They never take the pending buckets themselves,
     # which belong to the loop thread.
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        def run() -> Any:
+    def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        def run() -> _T:
             with self._lock:
                 return fn(*args)
 
@@ -345,23 +345,7 @@ class Rollups:
         Minute rows serve steps under an hour, hour rows the rest.
         """
         table = "rollup_minute" if step < 3600 else "rollup_hour"
-        return self._call(self._buckets, table, check, since, step)  # type: ignore[no-any-return]
-
-    def _buckets(self, table: str, check: str, since: float, step: int) -> list[tuple[int, Bucket]]:
-        rows = self._db.execute(
-            f"SELECT ts, runs, degraded, data FROM {table}"  # noqa: S608 - fixed names
-            " WHERE check_name = ? AND ts >= ? ORDER BY ts",
-            (check, int(since // step * step)),
-        )
-        out: dict[int, Bucket] = {}
-        for ts, runs, degraded, data in rows:
-            slot = ts // step * step
-            bucket = out.get(slot)
-            if bucket is None:
-                out[slot] = Bucket.decode(runs, degraded, data)
-            else:
-                bucket.merge(Bucket.decode(runs, degraded, data))
-        return sorted(out.items())
+        return self._call(rollup_queries.buckets, self._db, table, check, since, step)
 
     def availability(self, checks: Sequence[str], *, now: float) -> dict[str, dict[str, Any]]:
         """``checks``' runs and failures: 24 hours by hour, 91 days by day (UTC), and
@@ -371,35 +355,7 @@ class Rollups:
             check -> ``{"hours": {ts: row}, "days": {ts: row}, "last_failure": reason}``,
             each row ``(runs, fails, mean total latency or None)``.
         """
-        return self._call(self._availability, list(checks), now)  # type: ignore[no-any-return]
-
-    def _availability(self, checks: list[str], now: float) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(checks), _IN_BATCH):
-            batch = checks[start : start + _IN_BATCH]
-            names = f"check_name IN ({','.join('?' * len(batch))})"
-            for key, table, span in (
-                ("hours", "rollup_hour", 86400),
-                ("days", "rollup_day", 91 * 86400),
-            ):
-                rows = self._db.execute(
-                    f"SELECT check_name, ts, runs, fails, lat_sum, lat_n FROM {table}"  # noqa: S608
-                    f" WHERE {names} AND ts >= ?",
-                    (*batch, now - span),
-                )
-                for name, ts, runs, fails, lat_sum, lat_n in rows:
-                    entry = out.setdefault(name, {"hours": {}, "days": {}, "last_failure": None})
-                    entry[key][ts] = (runs, fails, lat_sum / lat_n if lat_n else None)
-            # SQLite returns the other columns of the row holding MAX().
-            rows = self._db.execute(
-                "SELECT check_name, reason, MAX(started_at) FROM incidents"  # noqa: S608
-                f" WHERE {names} GROUP BY check_name",
-                batch,
-            )
-            for name, reason, _ in rows:
-                if name in out:
-                    out[name]["last_failure"] = reason
-        return out
+        return self._call(rollup_queries.availability, self._db, list(checks), now)
 
     def recent_latency(
         self, checks: list[str], *, since: float, step: int
@@ -409,49 +365,11 @@ class Rollups:
         Returns:
             check -> {bucket_ts: mean seconds}; buckets without a measured run are absent.
         """
-        return self._call(self._recent_latency, checks, since, step)  # type: ignore[no-any-return]
-
-    def _recent_latency(
-        self, checks: list[str], since: float, step: int
-    ) -> dict[str, dict[int, float]]:
-        sums: dict[str, dict[int, list[float]]] = {}
-        for start in range(0, len(checks), _IN_BATCH):
-            batch = checks[start : start + _IN_BATCH]
-            marks = ",".join("?" * len(batch))
-            rows = self._db.execute(
-                "SELECT check_name, ts, lat_sum, lat_n FROM rollup_minute"  # noqa: S608
-                f" WHERE check_name IN ({marks}) AND ts >= ?",
-                (*batch, since),
-            )
-            for name, ts, lat_sum, lat_n in rows:
-                slot = sums.setdefault(name, {}).setdefault(ts // step * step, [0.0, 0])
-                slot[0] += lat_sum
-                slot[1] += lat_n
-        return {
-            name: {ts: s / n for ts, (s, n) in buckets.items() if n}
-            for name, buckets in sums.items()
-        }
+        return self._call(rollup_queries.recent_latency, self._db, checks, since, step)
 
     def incidents(self, check: str, *, limit: int = 50) -> list[dict[str, Any]]:
         """``check``'s newest incidents first (``ended_at`` null while open)."""
-        rows = self._call(
-            lambda: self._db.execute(
-                "SELECT started_at, ended_at, reason, message, failures FROM incidents"
-                " WHERE check_name = ? ORDER BY started_at DESC LIMIT ?",
-                (check, limit),
-            ).fetchall()
-        )
-        return [
-            {
-                "started_at": s,
-                "ended_at": e,
-                "duration": None if e is None else e - s,
-                "reason": r,
-                "message": m,
-                "failures": f,
-            }
-            for s, e, r, m, f in rows
-        ]
+        return self._call(rollup_queries.incidents, self._db, check, limit)
 
 
 def _log_failure(done: concurrent.futures.Future[None]) -> None:
