@@ -49,6 +49,10 @@ class ProtocolType(Protocol):
         """Problems with a check's ``protocol:`` mapping, each at its key path."""
         ...
 
+    def validate_watch(self, config: ProtocolConfig) -> list[tuple[tuple[str | int, ...], str]]:
+        """Further problems with that mapping on a ``watch`` check."""
+        ...
+
 
 class ReceiverType(Protocol):
     """What validation needs of a receiver type (an ``agent.notifiers.Notifier``)."""
@@ -150,13 +154,21 @@ def _protocol_issues(raw: RawCheck, protocols: Mapping[str, ProtocolType]) -> li
         return [
             raw.where.issue(key, f"unknown protocol {name!r} (known: {_choices(list(protocols))})")
         ]
-    config = raw.validated.protocol if raw.validated is not None else None
-    if config is None:
+    check = raw.validated
+    if check is None or check.protocol is None:
         return []
-    return [
-        raw.where.issue(("protocol", *path), message)
-        for path, message in protocols[name].validate(config)
-    ]
+    problems = protocols[name].validate(check.protocol)
+    issues: list[ConfigIssue] = []
+    if check.kind == "watch":
+        problems += protocols[name].validate_watch(check.protocol)
+        if check.watch is not None and check.watch.answer is not None:
+            issues.append(
+                raw.where.issue(
+                    ("watch", "answer"),
+                    f"{name} answers its own keepalives: watch.answer is for raw sessions",
+                )
+            )
+    return [raw.where.issue(("protocol", *path), message) for path, message in problems] + issues
 
 
 def _default_timeout(raw: RawCheck) -> list[ConfigIssue]:

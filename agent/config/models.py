@@ -315,8 +315,10 @@ class CheckConfig(Frozen):
                 "with protocol:, write the steps under protocol.steps (steps and"
                 " auth.steps send raw frames)"
             )
-        if self.protocol is not None and self.kind != "probe":
-            raise ValueError(f"protocol: is supported on kind probe only, not {self.kind!r}")
+        if self.protocol is not None and self.kind not in ("probe", "watch"):
+            raise ValueError(
+                f"protocol: is supported on kinds probe and watch only, not {self.kind!r}"
+            )
         return self
 
     @model_validator(mode="after")

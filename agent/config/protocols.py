@@ -6,6 +6,7 @@ YAML shape (``protocol: NAME`` alone is short for ``protocol: {name: NAME}``)::
       name: socketio              # a key of agent.probes.protocols.PROTOCOLS
       namespace: /chat            # Socket.IO namespace
       payload: {token: "{{token}}"}   # Socket.IO connect auth / GraphQL connection_init
+      listen: [tick]              # Socket.IO: the events a watch counts
       steps:
         - emit: {event: join, args: [lobby], ack: true}
         - expect: {event: joined, json: [lobby]}
@@ -142,6 +143,8 @@ class ProtocolConfig(Frozen):
     namespace: str = "/"
     #: Socket.IO connect auth payload, GraphQL ``connection_init`` payload.
     payload: Any = None
+    #: Socket.IO: the events a watch counts as its messages (every event when empty).
+    listen: tuple[str, ...] = ()
     #: MQTT / STOMP credentials.
     username: str | None = None
     password: Secret | None = None
@@ -151,7 +154,7 @@ class ProtocolConfig(Frozen):
     version: Literal["3.1.1", "5"] = "3.1.1"
     #: STOMP ``host`` header (the broker's virtual host).
     host: str | None = None
-    #: MQTT keep-alive / STOMP heart-beat announced to the server.
+    #: MQTT keep-alive / STOMP heart-beat announced to the server (and kept by a watch).
     keepalive: Duration = Field(DEFAULT_KEEPALIVE, ge=0)
     #: How long the protocol's own handshake may take (within the check's timeout).
     handshake_timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, gt=0)
@@ -164,5 +167,7 @@ class ProtocolConfig(Frozen):
             return {"name": data}
         if isinstance(data, dict) and isinstance(data.get("version"), int | float):
             # YAML reads an unquoted 5 as an int.
-            return {**data, "version": str(data["version"])}
+            data = {**data, "version": str(data["version"])}
+        if isinstance(data, dict) and isinstance(data.get("listen"), str):
+            data = {**data, "listen": [data["listen"]]}
         return data

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING, NamedTuple
 
 from agent.config import CheckConfig
 from agent.config.steps import Matcher
@@ -33,49 +34,84 @@ from agent.probes.errors import (
     HandshakeRejected,
     map_errors,
 )
+from agent.probes.script.matchers import Message, matches
 from agent.probes.script.steps import run_script, wait_for_match
 from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 
-__all__ = ["open_session", "run", "session_phase"]
+if TYPE_CHECKING:  # the protocol modules load their codecs: only when a check speaks one
+    from agent.probes.protocols.base import Session
+
+__all__ = ["Opened", "open_session", "run", "session_phase"]
 
 log = logging.getLogger(__name__)
 
 
-async def open_session(
-    check: CheckConfig, result: ProbeResult, *, deadline: float
-) -> tuple[ReadingConnection, dict[str, str]]:
+class Opened(NamedTuple):
+    """A connected, initialised session of a watch check."""
+
+    conn: ReadingConnection
+    #: The values the init steps extracted (a session's matchers may use them).
+    variables: dict[str, str]
+    #: The protocol session speaking ``check.protocol``, when the check has one.
+    protocol: Session | None
+
+
+async def open_session(check: CheckConfig, result: ProbeResult, *, deadline: float) -> Opened:
     """Connect and run the check's init steps (``auth.steps`` then ``steps``).
+
+    With ``protocol:``, the init is the protocol's handshake and its ``protocol.steps``
+    (the subscribe), and the protocol session is returned running, its keepalive on.
 
     Args:
         check: A ``watch`` check.
         result: Receives this connect's facts: phases resolve ... handshake, ``auth``,
-            ``steps``, TLS info, peer IP, status, step results.
+            ``protocol``, ``steps``, TLS info, peer IP, status, step results.
         deadline: Absolute ``time.perf_counter()`` limit of connect plus init.
 
     Returns:
-        The open connection and the variables the steps extracted (a session's
-        matchers may use them, e.g. a subscription id).
+        The open connection, the variables the steps extracted, the protocol session.
 
     Raises:
         ProbeError: The connection or an init step failed; nothing is left open.
     """
     variables: dict[str, str] = {}
+    if check.protocol is not None:
+        from agent.probes.protocols import PROTOCOLS, prepare
+
+        check = prepare(check, PROTOCOLS[check.protocol.name])
     token = await fetch_check_token(check, deadline)
     if token is not None:
         variables["token"] = token
     conn = await open_connection(check, result, deadline=deadline, token=token)
+    protocol: Session | None = None
     try:
         if check.expect.status != 101:
             # A negative status check belongs to a probe: a watch needs an open session.
             raise HandshakeRejected(101, expected=check.expect.status)
-        if check.auth.steps or check.steps:
+        if check.protocol is not None:
+            from agent.probes.protocols.session import open_protocol
+
+            protocol = await open_protocol(
+                conn,
+                check,
+                result,
+                deadline=deadline,
+                variables=variables,
+                on_phase=_ignore_phase,
+                held=True,
+            )
+        elif check.auth.steps or check.steps:
             with map_errors("steps"):
                 await run_script(conn, check, result, deadline=deadline, variables=variables)
     except BaseException:
         conn.transport.abort()
         raise
-    return conn, variables
+    return Opened(conn, variables, protocol)
+
+
+def _ignore_phase(phase: str) -> None:
+    """The deadline net reads the phase from the result (:func:`session_phase`)."""
 
 
 def session_phase(result: ProbeResult) -> str | None:
@@ -95,6 +131,28 @@ def _data_matcher(check: CheckConfig) -> Matcher | None:
     return watch.match or Matcher()
 
 
+async def _first_protocol_message(
+    protocol: Session, matcher: Matcher, variables: dict[str, str], *, until: float
+) -> None:
+    """Wait for the first message of the protocol's subscriptions that ``matcher`` accepts.
+
+    Raises:
+        ExpectTimeout: none by ``until``.
+        ProbeError: the server ended the subscription or the connection first.
+    """
+    everything = matcher.is_empty() and matcher.binary is None
+
+    def accepts(data: Message | None) -> bool:
+        return everything or (data is not None and matches(matcher, data, variables))
+
+    await protocol.wait(
+        lambda e: protocol.watched(e) and accepts(e.data),
+        until=until,
+        what="the first message of the subscription",
+        refuse=protocol.ended,
+    )
+
+
 async def run(check: CheckConfig) -> ProbeResult:
     """Run one watch check once and return what it measured.
 
@@ -111,21 +169,25 @@ async def run(check: CheckConfig) -> ProbeResult:
     start = time.perf_counter()
     deadline = start + check.timeout
     conn: ReadingConnection | None = None
+    protocol: Session | None = None
     variables: dict[str, str] = {}
 
     waiting_for_data = False
 
     async def body() -> None:
-        nonlocal conn, variables, waiting_for_data
-        conn, variables = await open_session(check, result, deadline=deadline)
+        nonlocal conn, variables, protocol, waiting_for_data
+        conn, variables, protocol = await open_session(check, result, deadline=deadline)
         matcher = _data_matcher(check)
         if matcher is not None:
             waiting_for_data = True
             t0 = time.perf_counter()
             try:
-                await wait_for_match(
-                    conn, matcher, variables=variables, until=deadline, phase="first_message"
-                )
+                if protocol is not None:
+                    await _first_protocol_message(protocol, matcher, variables, until=deadline)
+                else:
+                    await wait_for_match(
+                        conn, matcher, variables=variables, until=deadline, phase="first_message"
+                    )
             finally:
                 result.phases["first_message"] = time.perf_counter() - t0
 
@@ -136,8 +198,14 @@ async def run(check: CheckConfig) -> ProbeResult:
     def phase() -> str | None:
         return "first_message" if waiting_for_data else session_phase(result)
 
-    await run_guarded(check, result, body, phase=phase, abort=abort)
+    try:
+        await run_guarded(check, result, body, phase=phase, abort=abort)
+    finally:
+        if protocol is not None:
+            await protocol.stop()
     result.phases["total"] = time.perf_counter() - start
+    if protocol is not None and result.success:
+        await protocol.goodbye()
     if conn is not None:
         polite = result.reason not in (Reason.TIMEOUT, Reason.PING_TIMEOUT)
         remaining = max(deadline - time.perf_counter(), 0.0)

@@ -118,8 +118,30 @@ class FeedState:
             if watch.answer is not None and self._matches(watch.answer.match, msg):
                 self.answered += 1
                 return False, answer_for(watch.answer, msg, self.variables)
+        return self._data(msg), None
+
+    def on_protocol_message(self, msg: Message | None) -> bool:
+        """Account one message of an application protocol's subscriptions.
+
+        Args:
+            msg: Its data (a Socket.IO event's arguments, a GraphQL ``next`` payload,
+                a STOMP body, an MQTT payload), None when it has none.
+
+        Returns:
+            Whether it is a matching data message.
+        """
+        self.messages += 1
+        self.last_message_ts = time.time()
+        if msg is None and self.watch.match is not None:
+            return False
+        return self._data(msg)
+
+    def _data(self, msg: Message | None) -> bool:
+        """Judge one data message (``msg`` is None when no rule needs it); count a match."""
+        watch = self.watch
+        if msg is not None:
             if watch.match is not None and not self._matches(watch.match, msg):
-                return False, None
+                return False
             if watch.sequence is not None:
                 self._track_sequence(watch.sequence, msg)
         now = time.perf_counter()
@@ -127,7 +149,7 @@ class FeedState:
         self.last_match = now
         if self.rate is not None:
             self.rate.add(now)
-        return True, None
+        return True
 
     def _matches(self, matcher: Matcher, msg: Message) -> bool:
         try:

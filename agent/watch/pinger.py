@@ -1,6 +1,8 @@
 """Protocol pings on a held connection: one timer, at most one ping in flight.
 
-RTTs are timed with ``time.perf_counter()`` around the ping frame and its pong. A pong
+A ping is a WebSocket ping, or the application protocol's own (GraphQL ping/pong,
+MQTT PINGREQ/PINGRESP, STOMP receipt) when the session speaks one that has it. RTTs
+are timed with ``time.perf_counter()`` around the ping frame and its pong. A pong
 that does not come within ``timeout`` records a :class:`PingTimeout` and aborts the
 transport, so the session's reader sees the connection end and reports the missing pong
 as the cause (a dead peer would not answer a close either).
@@ -10,13 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.client import ClientConnection
 
-from agent.probes.errors import PingTimeout, ProbeError, map_errors
+from agent.probes.errors import ExpectTimeout, PingTimeout, ProbeError, map_errors
 from agent.result import Reason
 
-__all__ = ["MAX_RTTS", "Pinger"]
+__all__ = ["MAX_RTTS", "Measure", "Pinger"]
+
+#: A protocol's own ping: given the ``perf_counter()`` limit, its RTT in seconds, or
+#: None when the protocol has no ping (a WebSocket ping is measured instead).
+Measure = Callable[[float], Awaitable[float | None]]
 
 #: Ping RTTs kept between two reports; older ones are dropped.
 MAX_RTTS = 16
@@ -34,6 +41,7 @@ class Pinger:
         "_conn",
         "_handle",
         "_interval",
+        "_measure",
         "_rtts",
         "_task",
         "_timeout",
@@ -45,6 +53,7 @@ class Pinger:
         self._interval = interval
         self._timeout = timeout
         self._conn: ClientConnection | None = None
+        self._measure: Measure | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._rtts: list[float] = []
@@ -53,15 +62,22 @@ class Pinger:
         #: Round trip of the last answered ping, seconds (kept across connections).
         self.last_rtt: float | None = None
 
-    def start(self, conn: ClientConnection) -> None:
-        """Ping ``conn`` from now on; forgets the previous connection's failure."""
+    def start(self, conn: ClientConnection, *, measure: Measure | None = None) -> None:
+        """Ping ``conn`` from now on; forgets the previous connection's failure.
+
+        Args:
+            conn: the held connection.
+            measure: the application protocol's ping, when the session speaks one.
+        """
         self._conn = conn
+        self._measure = measure
         self.failure = None
         self._arm()
 
     def stop(self) -> asyncio.Task[None] | None:
         """Stop pinging; returns the cancelled in-flight ping task, if any, to await."""
         self._conn = None
+        self._measure = None
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -89,17 +105,25 @@ class Pinger:
 
     async def _ping(self, conn: ClientConnection) -> None:
         start = time.perf_counter()
+        measure = self._measure
+        rtt: float | None = None
         try:
-            with map_errors("ping"):
-                waiter = await conn.ping()
-                async with asyncio.timeout(self._timeout):
-                    await waiter
+            if measure is not None:
+                try:
+                    rtt = await measure(start + self._timeout)
+                except ExpectTimeout:
+                    raise PingTimeout(index=0, timeout=self._timeout) from None
+            if rtt is None:
+                with map_errors("ping"):
+                    waiter = await conn.ping()
+                    async with asyncio.timeout(self._timeout):
+                        await waiter
+                rtt = time.perf_counter() - start
         except ProbeError as exc:
             if exc.reason is Reason.PING_TIMEOUT:
                 self.failure = PingTimeout(index=0, timeout=self._timeout)
                 conn.transport.abort()
             return
-        rtt = time.perf_counter() - start
         self.last_rtt = rtt
         self._rtts.append(rtt)
         del self._rtts[:-MAX_RTTS]

@@ -19,6 +19,7 @@ import logging
 import random as _random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection
 
@@ -28,7 +29,8 @@ from agent.probes.deadline import run_guarded
 from agent.probes.dial.opener import check_secrets
 from agent.probes.errors import InternalError
 from agent.probes.errors.mapping import translate
-from agent.probes.watch import open_session, session_phase
+from agent.probes.script.matchers import Message
+from agent.probes.watch import Opened, open_session, session_phase
 from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 from agent.watch.backoff import Backoff
@@ -38,6 +40,9 @@ from agent.watch.messages import FeedState
 from agent.watch.pinger import Pinger
 from agent.watch.report import liveness_result
 from agent.watch.stale import StaleTimer
+
+if TYPE_CHECKING:  # the protocol modules load their codecs: only when a check speaks one
+    from agent.probes.protocols.base import Session
 
 __all__ = ["GOING_AWAY", "WatchSession"]
 
@@ -77,6 +82,7 @@ class WatchSession:
         "_last_live",
         "_new_connect",
         "_pinger",
+        "_protocol",
         "_random",
         "_reconnects",
         "_report_handle",
@@ -114,6 +120,7 @@ class WatchSession:
         self._feed = FeedState(self.watch)
         self._task: asyncio.Task[None] | None = None
         self._conn: ClientConnection | None = None
+        self._protocol: Session | None = None
         self._connect_result: ProbeResult | None = None
         self._new_connect = False
         self._pinger = Pinger(interval=self.watch.ping_interval, timeout=check.ping_timeout)
@@ -164,7 +171,7 @@ class WatchSession:
             self._report_handle.cancel()
         self._stale.cancel()
         self._cancel_grace()
-        conn = self._conn
+        conn, protocol = self._conn, self._protocol
         ping_task = self._pinger.stop()
         tasks = {t for t in (self._task, ping_task) if t is not None and not t.done()}
         for task in tasks:
@@ -174,6 +181,8 @@ class WatchSession:
         if conn is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.check.close_timeout + 0.5):
+                    if protocol is not None:
+                        await protocol.goodbye()
                     await conn.close(code, "going away")
             conn.transport.abort()  # no-op once closed; frees a peer that never answered
         self._conn = None
@@ -228,7 +237,7 @@ class WatchSession:
     async def _connect(self) -> ClientConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""
         check = self.check
-        opened: tuple[ClientConnection, dict[str, str]] | None = None
+        opened: Opened | None = None
         # Admitted first: the deadline covers the attempt, not the queue before it.
         async with self._gate or connect_gate():
             result = new_result(check)
@@ -242,19 +251,23 @@ class WatchSession:
         if opened is None:
             self._went_down(result.reason or Reason.INTERNAL, result.message, was_connected=False)
             return None
-        conn, variables = opened
+        conn, variables, protocol = opened
         result.phases["total"] = time.perf_counter() - start
         # The upgrade request's headers are of no use once connected, and an agent
         # holds thousands of sessions. (The response stays: websockets' parser holds it.)
         conn.request = None
-        self._conn = conn
+        self._conn, self._protocol = conn, protocol
         self._connect_result = result
         self._new_connect = True
         self._feed.connected(variables)
         self._connected_at = self._state_since = time.perf_counter()
         self._session_wall = time.time()
         self._cancel_grace()
-        self._pinger.start(conn)
+        if protocol is not None:
+            protocol.watch(self._on_protocol_message)
+            self._pinger.start(conn, measure=lambda until: protocol.ping(until=until))
+        else:
+            self._pinger.start(conn)
         self._stale.arm()  # a stall noticed while disconnected must still be reported
         self._maybe_report()
         return conn
@@ -263,6 +276,10 @@ class WatchSession:
         """Read until the connection ends; record why it ended."""
         # The boundary's table (what map_errors applies), used once, where reading ends.
         try:
+            if self._protocol is not None:
+                # Its reader decodes every frame and answers keepalives; it stops
+                # when the connection or the subscription ends.
+                raise await self._protocol.finished()
             while True:
                 matched, reply = self._feed.on_message(await conn.recv())
                 if reply is not None:
@@ -279,11 +296,18 @@ class WatchSession:
             reason, message = failure.reason, str(failure)
         finally:
             self._pinger.stop()
-            self._conn = None
+            if self._protocol is not None:
+                await self._protocol.stop()
+            self._conn = self._protocol = None
             self._session_wall = None
             if not self._stopping:
                 conn.transport.abort()
         self._went_down(reason, message, was_connected=True)
+
+    def _on_protocol_message(self, data: Message | None) -> None:
+        """One message of the protocol's subscriptions (its keepalives never get here)."""
+        if self._feed.on_protocol_message(data) and self.watch.stale_after is not None:
+            self._stale.fresh()
 
     def _went_down(self, reason: Reason, message: str, *, was_connected: bool) -> None:
         """Count one disconnect or failed attempt and start the grace clock."""

@@ -7,6 +7,14 @@ and files the resulting :class:`Event` objects in an inbox. Steps and pings wait
 the inbox with a deadline (:meth:`Session.wait`); an event no wait wanted stays there
 for a later one, bounded like the raw steps' backlog.
 
+A watch session holds the conversation (:meth:`Session.watch`): then the protocol's
+data events (Socket.IO events, GraphQL ``next``, STOMP ``MESSAGE``, MQTT ``PUBLISH``)
+go straight to the watch's callback instead of the inbox, an event that ends the
+subscription (:meth:`Session.ended`) ends the reader with its error, and only a few
+control events (pongs, receipts) are kept for the pinger. A held session also keeps
+the connection alive with the protocol's keepalive frame (MQTT PINGREQ, STOMP
+heart-beat) whenever it has been idle for half the negotiated period.
+
 A frame the protocol cannot parse makes the reader stop with
 :class:`~agent.probes.errors.ProtocolError` (``protocol_error``); the connection
 closing makes it stop with the mapped close. Either is raised by the next wait.
@@ -36,6 +44,7 @@ from agent.config import CheckConfig
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.probes.connections.reading import ReadingConnection
 from agent.probes.errors import (
+    ConnectionClosed,
     ExpectTimeout,
     ProbeError,
     ProtocolError,
@@ -48,6 +57,9 @@ __all__ = ["Event", "ProtocolRefused", "Session", "malformed"]
 
 #: Events kept for later waits; keepalive-free protocols rarely get near it.
 _INBOX_EVENTS = 256
+#: Control events kept while a watch holds the session: only the pinger waits then,
+#: and an agent holds thousands of sessions.
+_HELD_INBOX_EVENTS = 8
 
 
 class ProtocolRefused(ProbeError):
@@ -91,8 +103,12 @@ class Session:
         check: CheckConfig,
         config: ProtocolConfig,
         variables: dict[str, str],
+        *,
+        held: bool = False,
     ) -> None:
         self.conn = conn
+        #: Held by a watch: the protocol's keepalive is negotiated and sent.
+        self.held = held
         self.check = check
         self.config = config
         self.variables = variables
@@ -106,6 +122,10 @@ class Session:
         #: When the first frame was written: the ``protocol`` phase starts there unless
         #: the server speaks first.
         self.first_sent_at: float | None = None
+        #: When the last frame was written (keepalives are sent when idle).
+        self.last_sent_at = 0.0
+        self._on_message: Callable[[Message | None], None] | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
 
     # --- what a protocol implements -------------------------------------------------
 
@@ -136,14 +156,68 @@ class Session:
     async def goodbye(self) -> None:
         """Leave politely (DISCONNECT and the like); never waits for an answer."""
 
+    def watched(self, event: Event) -> bool:
+        """Whether ``event`` is a message of the subscriptions a watch counts."""
+        return False
+
+    def ended(self, event: Event) -> ProbeError | None:
+        """An error when ``event`` ends what a watch is subscribed to (e.g. completion)."""
+        return None
+
+    def keepalive_interval(self) -> float | None:
+        """Seconds the client may stay silent before the server drops it; None: no limit."""
+        return None
+
+    def keepalive_frame(self) -> str | bytes:
+        """The frame that keeps the connection alive (sent when idle)."""
+        raise NotImplementedError
+
     # --- shared machinery -----------------------------------------------------------
 
     def start(self) -> None:
         """Start reading the connection."""
         self._reader = asyncio.create_task(self._read())
 
+    def watch(self, on_message: Callable[[Message | None], None]) -> None:
+        """Hold the session for a watch: data events go to ``on_message`` from now on.
+
+        Data events already in the inbox (they may arrive with the subscription's
+        acknowledgement) are handed over first; other kept events are dropped.
+        """
+        self._on_message = on_message
+        kept, self._inbox = self._inbox, deque()
+        for event in kept:
+            if self.watched(event):
+                on_message(event.data)
+
+    async def finished(self) -> ProbeError:
+        """Wait until the reader stops; return why (the connection or subscription ended)."""
+        if self._reader is not None:
+            await asyncio.wait({self._reader})
+        return self._failure or ConnectionClosed(None, detail="the protocol session ended")
+
+    def start_keepalive(self) -> None:
+        """Send the keepalive frame whenever idle for half the period (held sessions)."""
+        interval = self.keepalive_interval()
+        if interval:
+            self._arm_keepalive(interval / 2)
+
+    def _arm_keepalive(self, delay: float) -> None:
+        self._keepalive = asyncio.get_running_loop().call_later(delay, self._keepalive_due)
+
+    def _keepalive_due(self) -> None:
+        half = (self.keepalive_interval() or 0.0) / 2
+        idle = time.perf_counter() - self.last_sent_at
+        if idle >= half:
+            self.send_soon(self.keepalive_frame())
+            idle = 0.0
+        self._arm_keepalive(half - idle)
+
     async def stop(self) -> None:
         """Stop reading (the connection is closed by the probe afterwards)."""
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         for task in (self._reader, *self._writes):
             if task is not None:
                 task.cancel()
@@ -158,7 +232,10 @@ class Session:
                 at = time.perf_counter()
                 for event in self.decode(data, at):
                     event.at = at
-                    self._inbox.append(event)
+                    if self._on_message is not None:
+                        self._held_event(event, self._on_message)
+                    else:
+                        self._inbox.append(event)
                 self._arrived.set()
         except ProbeError as exc:
             self._failure = exc
@@ -166,10 +243,22 @@ class Session:
         finally:
             self._arrived.set()
 
+    def _held_event(self, event: Event, on_message: Callable[[Message | None], None]) -> None:
+        error = self.ended(event)
+        if error is not None:
+            raise error
+        if self.watched(event):
+            on_message(event.data)
+            return
+        self._inbox.append(event)
+        if len(self._inbox) > _HELD_INBOX_EVENTS:
+            self._inbox.popleft()
+
     async def send(self, data: str | bytes) -> float:
         """Send one message; return the time it was handed to the connection."""
         if self.first_sent_at is None:
             self.first_sent_at = time.perf_counter()
+        self.last_sent_at = time.perf_counter()
         with map_errors("protocol"):
             await self.conn.send(data)
         return time.perf_counter()
@@ -181,6 +270,8 @@ class Session:
         task.add_done_callback(self._writes.discard)
 
     async def send_quietly(self, data: str | bytes) -> None:
+        """Send, ignoring a connection that is gone (its reader reports that)."""
+        self.last_sent_at = time.perf_counter()
         with contextlib.suppress(Exception):
             await self.conn.send(data)
 
@@ -191,8 +282,12 @@ class Session:
         until: float,
         what: str,
         refuse: Callable[[Event], ProbeError | None] | None = None,
+        since: float = 0.0,
     ) -> Event:
         """The first inbox event ``want`` accepts (oldest first), waiting until ``until``.
+
+        Events that arrived before ``since`` are dropped unseen (a pong answering an
+        earlier ping must not time a later one).
 
         Raises:
             ExpectTimeout: nothing wanted by ``until`` (``what`` says what was awaited).
@@ -200,6 +295,9 @@ class Session:
         """
         while True:
             for event in list(self._inbox):
+                if event.at < since:
+                    self._inbox.remove(event)
+                    continue
                 if refuse is not None:
                     err = refuse(event)
                     if err is not None:

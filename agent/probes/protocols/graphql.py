@@ -57,6 +57,11 @@ class GraphQLSession(Session):
 
     names: _Names = _MODERN
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Ids of the operations started by ``subscribe`` steps: what a watch counts.
+        self.subscriptions: tuple[str, ...] = ()
+
     def _json(self, message: dict[str, Any]) -> str:
         return json.dumps(message, separators=(",", ":"))
 
@@ -110,7 +115,7 @@ class GraphQLSession(Session):
             return None
         started = time.perf_counter()  # from before the write, like WebSocket pings
         await self.send(self._json({"type": "ping"}))
-        event = await self.wait(lambda e: e.kind == "pong", until=until, what="pong")
+        event = await self.wait(lambda e: e.kind == "pong", until=until, what="pong", since=started)
         return event.at - started
 
     async def step(self, step: ProtocolStep, *, until: float) -> None:
@@ -122,9 +127,10 @@ class GraphQLSession(Session):
             payload["variables"] = substitute(operation.variables, self.variables)
         if operation.operation_name:
             payload["operationName"] = operation.operation_name
-        await self.send(
-            self._json({"id": operation.id or "1", "type": self.names.start, "payload": payload})
-        )
+        op_id = operation.id or "1"
+        if step.subscribe is not None and op_id not in self.subscriptions:
+            self.subscriptions += (op_id,)
+        await self.send(self._json({"id": op_id, "type": self.names.start, "payload": payload}))
 
     def wanted(self, expect: ProtocolExpect, event: Event) -> bool:
         if expect.id is not None and event.key != expect.id:
@@ -142,6 +148,20 @@ class GraphQLSession(Session):
                 return ExpectMismatch(f"GraphQL error for {event.key!r}: {_error_text(errors)}")
         if event.kind == "complete" and not expect.complete:
             return ExpectMismatch(f"the server completed operation {event.key!r} before data")
+        return None
+
+    def watched(self, event: Event) -> bool:
+        return event.kind == "next" and event.key in self.subscriptions
+
+    def ended(self, event: Event) -> ProbeError | None:
+        if event.key not in self.subscriptions:
+            return None  # a query's completion, or another operation's
+        if event.kind == "error":
+            return ExpectMismatch(
+                f"GraphQL error for subscription {event.key!r}: {_error_text(event.extra)}"
+            )
+        if event.kind == "complete":
+            return ConnectionClosed(None, detail=f"the server completed subscription {event.key!r}")
         return None
 
 

@@ -4,7 +4,8 @@ Handshake (phase ``protocol``): CONNECT with the client id, keep-alive and
 ``protocol.username``/``password``, then CONNACK. Refusals for credentials (3.1.1
 codes 4 and 5; MQTT 5 reason codes 0x86, 0x87, 0x8A, 0x8C) are ``auth_rejected``,
 the others ``handshake_status``, each with the code's name and the server's reason
-string. PINGREQ/PINGRESP is the measured RTT. Messages delivered at QoS 1 and 2 are
+string. PINGREQ/PINGRESP is the measured RTT; a watch also sends PINGREQ whenever it
+has been silent for half the keep-alive. Messages delivered at QoS 1 and 2 are
 acknowledged as the protocol requires. Packets: :mod:`.mqtt_codec`.
 """
 
@@ -140,7 +141,11 @@ class MQTTSession(Session):
         started = time.perf_counter()
         await self.send(codec.pingreq())
         event = await self.wait(
-            lambda e: e.kind == "pingresp", until=until, what="PINGRESP", refuse=self._gone
+            lambda e: e.kind == "pingresp",
+            until=until,
+            what="PINGRESP",
+            refuse=self._gone,
+            since=started,
         )
         return event.at - started
 
@@ -218,6 +223,19 @@ class MQTTSession(Session):
 
     async def goodbye(self) -> None:
         await self.send_quietly(codec.disconnect())
+
+    def watched(self, event: Event) -> bool:
+        return event.kind == "publish"
+
+    def ended(self, event: Event) -> ProbeError | None:
+        return self._gone(event)
+
+    def keepalive_interval(self) -> float | None:
+        # The broker drops a client silent for 1.5 keep-alive periods.
+        return float(min(int(self.config.keepalive), 65535)) or None
+
+    def keepalive_frame(self) -> bytes:
+        return codec.pingreq()
 
 
 def _message(payload: bytes) -> Message:

@@ -1,9 +1,11 @@
 """Drive one protocol session: handshake (``protocol``), steps (``steps``), pings.
 
 The ``probe`` kind calls :func:`run_session` right after the WebSocket handshake of a
-check with ``protocol:``. Pings are the protocol's own where it has one (GraphQL
-ping/pong, MQTT PINGREQ/PINGRESP, STOMP receipt); Socket.IO and the legacy GraphQL
-protocol have no client-initiated ping, so WebSocket pings are measured there.
+check with ``protocol:``; a watch session calls :func:`open_protocol` (handshake and
+steps, on every (re)connect) and then holds the session it returns. Pings are the
+protocol's own where it has one (GraphQL ping/pong, MQTT PINGREQ/PINGRESP, STOMP
+receipt); Socket.IO and the legacy GraphQL protocol have no client-initiated ping,
+so WebSocket pings are measured there.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from agent.probes.protocols.base import Session
 from agent.probes.script.steps import name_step, timed_step
 from agent.result import ProbeResult
 
-__all__ = ["run_session"]
+__all__ = ["open_protocol", "run_session"]
 
 
 async def run_session(
@@ -53,11 +55,51 @@ async def run_session(
     Raises:
         ProbeError: the first failure.
     """
+    session = await open_protocol(
+        conn, check, result, deadline=deadline, variables=variables, on_phase=on_phase
+    )
+    try:
+        if check.pings > 0:
+            on_phase("ping")
+            await _pings(session, check, result, deadline)
+        await session.goodbye()
+    finally:
+        await session.stop()
+
+
+async def open_protocol(
+    conn: ReadingConnection,
+    check: CheckConfig,
+    result: ProbeResult,
+    *,
+    deadline: float,
+    variables: dict[str, str],
+    on_phase: Callable[[str], None],
+    held: bool = False,
+) -> Session:
+    """Start speaking ``check.protocol`` on ``conn``: its handshake, then its steps.
+
+    Args:
+        conn: the connection right after the WebSocket handshake.
+        check: the check (as dialled); ``check.protocol`` is set.
+        result: receives the ``protocol`` and ``steps`` phases and the steps.
+        deadline: absolute ``time.perf_counter()`` limit.
+        variables: run-time ``{{name}}`` values (``token``).
+        on_phase: told the phase being run, for the deadline's message.
+        held: a watch holds the session: the protocol's keepalive is negotiated and
+            kept from the handshake on.
+
+    Returns:
+        The running session (stop it with :meth:`Session.stop`).
+
+    Raises:
+        ProbeError: the first failure; the session is stopped then.
+    """
     config = check.protocol
     assert config is not None
     if check.auth.token is not None:
         variables.setdefault("token", check.auth.token.get_secret_value())
-    session = PROTOCOLS[config.name].session(conn, check, config, variables)
+    session = PROTOCOLS[config.name].session(conn, check, config, variables, held=held)
     session.start()
     try:
         on_phase("protocol")
@@ -75,15 +117,15 @@ async def run_session(
             elif session.first_sent_at is not None:
                 started = session.first_sent_at
             result.phases["protocol"] = (session.acked_at or time.perf_counter()) - started
+        if held:
+            session.start_keepalive()
         if config.steps:
             on_phase("steps")
             await _steps(session, config.steps, result, deadline)
-        if check.pings > 0:
-            on_phase("ping")
-            await _pings(session, check, result, deadline)
-        await session.goodbye()
-    finally:
+    except BaseException:
         await session.stop()
+        raise
+    return session
 
 
 def _late(

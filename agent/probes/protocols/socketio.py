@@ -7,7 +7,9 @@ the server's message). Engine.IO pings from the server are answered at once. Pac
 are encoded and decoded with python-engineio's and python-socketio's own packet
 classes; only the framing decisions (which packet when) are ours.
 
-Engine.IO v4 has no client-initiated ping, so a check's ``pings`` are WebSocket pings.
+Engine.IO v4 has no client-initiated ping, so a check's ``pings`` (and a watch's
+``ping_interval``) are WebSocket pings. A watch counts the events named in
+``protocol.listen`` (every event when empty) as its messages.
 """
 
 from __future__ import annotations
@@ -147,6 +149,13 @@ class SocketIOSession(Session):
     def refusal(self, expect: ProtocolExpect, event: Event) -> ProbeError | None:
         return self._closed(event)
 
+    def watched(self, event: Event) -> bool:
+        listen = self.config.listen
+        return event.kind == "event" and (not listen or event.key in listen)
+
+    def ended(self, event: Event) -> ProbeError | None:
+        return self._closed(event)
+
     async def goodbye(self) -> None:
         ns = None if self.namespace == "/" else self.namespace
         await self.send_quietly(self._encode(sio.Packet(sio.DISCONNECT, namespace=ns)))
@@ -167,4 +176,6 @@ PROTOCOL = Protocol(
     steps=frozenset({"emit"}),
     url=socketio_url,
     checks=_checks,
+    listens=True,
+    watch_subscribes=False,
 )

@@ -32,6 +32,8 @@ class Protocol:
         steps: step actions the protocol accepts (``expect`` and ``sleep`` always).
         url: maps the check's URL to the one dialled (e.g. Socket.IO's path and query).
         checks: extra validation of the check's ``protocol:`` mapping.
+        listens: the protocol reads ``protocol.listen`` (Socket.IO's event names).
+        watch_subscribes: a watch gets messages only from a ``subscribe`` step.
     """
 
     session: type[Session]
@@ -40,6 +42,8 @@ class Protocol:
     steps: frozenset[str] = frozenset()
     url: Callable[[str, ProtocolConfig], str] = _same_url
     checks: Callable[[ProtocolConfig], list[Problem]] = field(default=lambda config: [])
+    listens: bool = False
+    watch_subscribes: bool = True
 
     def validate(self, config: ProtocolConfig) -> list[Problem]:
         """Problems with ``config`` for this protocol, each at its key; empty when usable."""
@@ -54,7 +58,21 @@ class Protocol:
                         f" (it has: {', '.join(sorted(allowed))})",
                     )
                 )
+        if config.listen and not self.listens:
+            problems.append((("listen",), f"{config.name} has no listen (Socket.IO's only)"))
         return problems + self.checks(config)
+
+    def validate_watch(self, config: ProtocolConfig) -> list[Problem]:
+        """Problems with ``config`` on a ``watch`` check: it needs something to count."""
+        if self.watch_subscribes and not any(s.subscribe for s in config.steps):
+            return [
+                (
+                    ("steps",),
+                    f"a watch over {config.name} needs a subscribe step: its messages"
+                    " are what the watch counts",
+                )
+            ]
+        return []
 
 
 def prepare(check: CheckConfig, protocol: Protocol) -> CheckConfig:

@@ -5,7 +5,8 @@ Handshake (phase ``protocol``): CONNECT with ``accept-version:1.0,1.1,1.2``, ``h
 ``login``/``passcode``; then CONNECTED, or ERROR: ``auth_rejected`` when the server's
 message is about the credentials, ``handshake_status`` otherwise, quoting it. STOMP
 has no ping; the measured RTT is a receipt: ``BEGIN`` of a transaction asking for one,
-then ``ABORT`` (no message is sent anywhere). Frames: :mod:`.stomp_frames`.
+then ``ABORT`` (no message is sent anywhere). A watch negotiates heart-beats of
+``protocol.keepalive`` and sends its own when idle. Frames: :mod:`.stomp_frames`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class StompSession(Session):
         self._receipts = 0
         self._subscriptions = 0
         self.version = "1.0"
+        #: Seconds between our heart-beats, as negotiated (held sessions only).
+        self._beat: float | None = None
 
     def decode(self, data: str | bytes, at: float) -> list[Event]:
         raw = data.encode() if isinstance(data, str) else data
@@ -69,7 +72,10 @@ class StompSession(Session):
             headers["login"] = config.username
         if config.password is not None:
             headers["passcode"] = config.password.get_secret_value()
-        headers["heart-beat"] = "0,0"
+        # A held session offers to beat and to be beaten every keepalive; a probe
+        # leaves too soon for either.
+        beat = int(config.keepalive * 1000) if self.held else 0
+        headers["heart-beat"] = f"{beat},{beat}"
         await self.send(frames.encode("CONNECT", headers))
         event = await self.wait(
             lambda e: e.kind in ("CONNECTED", "ERROR"), until=until, what="CONNECTED"
@@ -77,6 +83,7 @@ class StompSession(Session):
         self.acked_at = event.at
         if event.kind == "CONNECTED":
             self.version = event.headers.get("version", "1.0")
+            self._beat = _beat_interval(beat, event.headers.get("heart-beat", "0,0"))
             return
         text = _error_text(event)
         if _CREDENTIALS.search(text):
@@ -141,6 +148,33 @@ class StompSession(Session):
 
     async def goodbye(self) -> None:
         await self.send_quietly(frames.encode("DISCONNECT", {}))
+
+    def watched(self, event: Event) -> bool:
+        return event.kind == "MESSAGE"
+
+    def ended(self, event: Event) -> ProbeError | None:
+        return _server_error(event)
+
+    def keepalive_interval(self) -> float | None:
+        return self._beat
+
+    def keepalive_frame(self) -> bytes:
+        return b"\n"
+
+
+def _beat_interval(offered_ms: int, answer: str) -> float | None:
+    """Seconds between our heart-beats: the larger of what we offered and the server wants.
+
+    STOMP 1.1: the client beats when it offered to (``cx``) and the server asked for
+    beats (``sy`` of its ``heart-beat: sx,sy``); 0 on either side means none.
+    """
+    try:
+        wanted_ms = int(answer.split(",")[1])
+    except (IndexError, ValueError):
+        return None
+    if not offered_ms or not wanted_ms:
+        return None
+    return max(offered_ms, wanted_ms) / 1000
 
 
 def _event(frame: frames.Frame) -> Event:

@@ -57,7 +57,16 @@ def _errors(tmp_path: Path, check: str) -> list[str]:
         ),
         (
             "  - {name: a, kind: watch, url: 'ws://h', protocol: mqtt}\n",
-            "supported on kind probe only",
+            "checks[0].protocol.steps: a watch over mqtt needs a subscribe step",
+        ),
+        (
+            "  - {name: a, kind: watch, url: 'ws://h', protocol: socketio,"
+            " watch: {answer: {match: {json: {t: p}}, reply: {t: q}}}}\n",
+            "checks[0].watch.answer: socketio answers its own keepalives",
+        ),
+        (
+            A + "protocol: {name: stomp, listen: [tick]}}\n",
+            "checks[0].protocol.listen: stomp has no listen",
         ),
         (
             A + "protocol: {name: mqtt, steps: [{publish: {topic: t}, sleep: 1s}]}}\n",
@@ -72,7 +81,9 @@ def _errors(tmp_path: Path, check: str) -> list[str]:
         "graphql-without-document",
         "socketio-expect-without-event",
         "raw-steps-with-protocol",
-        "watch-kind",
+        "watch-without-subscribe",
+        "watch-answer-with-protocol",
+        "listen-outside-socketio",
         "two-actions",
     ],
 )
