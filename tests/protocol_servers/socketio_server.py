@@ -2,7 +2,9 @@
 
 Namespace ``/`` accepts anyone; ``/private`` wants ``{"token": "s3cret"}`` as auth.
 ``echo`` answers with an ``echoed`` event and an ack carrying the same arguments;
-``bye`` makes the server disconnect the client from the namespace.
+``bye`` makes the server disconnect the client from the namespace. ``follow`` starts a
+feed to the client: a ``tick`` event ``{"n": N}`` and a ``noise`` event every 20 ms, until
+it leaves; with ``{"drop_after": K}`` the server disconnects it after K ticks.
 """
 
 from __future__ import annotations
@@ -32,9 +34,25 @@ for ns in ("/", "/private"):
         await sio.emit("echoed", tuple(args), to=sid, namespace=_ns)
         return list(args)
 
+    @sio.on("follow", namespace=ns)
+    async def _follow(sid: str, *args: Any, _ns: str = ns) -> None:
+        options = args[0] if args and isinstance(args[0], dict) else {}
+        sio.start_background_task(_feed, sid, _ns, options.get("drop_after"))
+
     @sio.on("bye", namespace=ns)
     async def _bye(sid: str, *args: Any, _ns: str = ns) -> None:
         await sio.disconnect(sid, namespace=_ns)
+
+
+async def _feed(sid: str, namespace: str, drop_after: int | None) -> None:
+    n = 0
+    while sio.manager.is_connected(sid, namespace):
+        await sio.sleep(0.02)
+        n += 1
+        await sio.emit("tick", {"n": n}, to=sid, namespace=namespace)
+        await sio.emit("noise", n, to=sid, namespace=namespace)
+        if drop_after is not None and n >= drop_after:
+            await sio.disconnect(sid, namespace=namespace)
 
 
 async def main() -> None:

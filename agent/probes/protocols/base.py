@@ -181,14 +181,20 @@ class Session:
     def watch(self, on_message: Callable[[Message | None], None]) -> None:
         """Hold the session for a watch: data events go to ``on_message`` from now on.
 
-        Data events already in the inbox (they may arrive with the subscription's
-        acknowledgement) are handed over first; other kept events are dropped.
+        Events already in the inbox (they may arrive with the subscription's
+        acknowledgement) are handed over first, an ending one included.
         """
         self._on_message = on_message
         kept, self._inbox = self._inbox, deque()
         for event in kept:
-            if self.watched(event):
-                on_message(event.data)
+            try:
+                self._held_event(event, on_message)
+            except ProbeError as exc:  # ended before the watch began
+                self._failure = exc
+                self.conn.mark_closing()
+                if self._reader is not None:
+                    self._reader.cancel()
+                return
 
     async def finished(self) -> ProbeError:
         """Wait until the reader stops; return why (the connection or subscription ended)."""

@@ -10,7 +10,9 @@ import { SubscriptionServer } from 'subscriptions-transport-ws';
 const schema = buildSchema(`
   type Query { hello(name: String): String, fail: String }
   type Mutation { say(text: String!): String }
-  type Subscription { greetings(count: Int): String, said: String, dropped: String }
+  type Subscription {
+    greetings(count: Int): String, said: String, dropped: String, ticks(every: Int, count: Int): Int
+  }
 `);
 
 const listeners = new Set();
@@ -37,6 +39,10 @@ const root = {
     })();
   },
   dropped: async function* () { await sleep(5); },
+  // A feed: one tick every `every` ms (20 by default), completed after `count` if given.
+  ticks: async function* ({ every, count }) {
+    for (let i = 1; count == null || i <= count; i++) { await sleep(every ?? 20); yield { ticks: i }; }
+  },
 };
 
 function refused(params) {
