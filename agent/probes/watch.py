@@ -76,6 +76,7 @@ async def open_session(check: CheckConfig, result: ProbeResult, *, deadline: flo
         ProbeError: The connection or an init step failed; nothing is left open.
     """
     variables: dict[str, str] = {}
+    configured = check
     if check.protocol is not None:
         from agent.probes.protocols import PROTOCOLS, prepare
 
@@ -92,10 +93,12 @@ async def open_session(check: CheckConfig, result: ProbeResult, *, deadline: flo
         if check.protocol is not None:
             from agent.probes.protocols.session import open_protocol
 
+            # The held session keeps the configured check, not this connect's
+            # dialled copy (~2 KiB per held session).
             protocol = await open_protocol(
                 conn,
-                check,
-                result,
+                configured,
+                result=result,
                 deadline=deadline,
                 variables=variables,
                 on_phase=_ignore_phase,

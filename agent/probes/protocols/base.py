@@ -97,6 +97,26 @@ class Session:
     #: phase then starts at the 101, otherwise when our first frame is sent.
     server_speaks_first: ClassVar[bool] = False
 
+    # Slots: a watch holds one session per check, and an agent thousands of checks.
+    __slots__ = (
+        "_arrived",
+        "_failure",
+        "_inbox",
+        "_keepalive",
+        "_on_message",
+        "_reader",
+        "_waits",
+        "_writes",
+        "acked_at",
+        "check",
+        "config",
+        "conn",
+        "first_sent_at",
+        "held",
+        "last_sent_at",
+        "variables",
+    )
+
     def __init__(
         self,
         conn: ReadingConnection,
@@ -113,10 +133,12 @@ class Session:
         self.config = config
         self.variables = variables
         self._inbox: deque[Event] = deque(maxlen=_INBOX_EVENTS)
-        self._arrived = asyncio.Event()
+        # Made by the first wait; a held session drops it between its (rare) waits.
+        self._arrived: asyncio.Event | None = None
+        self._waits = 0
         self._failure: ProbeError | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Task[None]] | None = None
         #: When the handshake's acknowledgement was read: the ``protocol`` phase ends there.
         self.acked_at: float | None = None
         #: When the first frame was written: the ``protocol`` phase starts there unless
@@ -198,8 +220,14 @@ class Session:
 
     async def finished(self) -> ProbeError:
         """Wait until the reader stops; return why (the connection or subscription ended)."""
-        if self._reader is not None:
-            await asyncio.wait({self._reader})
+        reader = self._reader
+        if reader is not None:
+            try:
+                await reader
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are cancelled, not just the reader
         return self._failure or ConnectionClosed(None, detail="the protocol session ended")
 
     def start_keepalive(self) -> None:
@@ -224,7 +252,7 @@ class Session:
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
-        for task in (self._reader, *self._writes):
+        for task in (self._reader, *(self._writes or ())):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -242,11 +270,15 @@ class Session:
                         self._held_event(event, self._on_message)
                     else:
                         self._inbox.append(event)
-                self._arrived.set()
+                self._wake()
         except ProbeError as exc:
             self._failure = exc
             self.conn.mark_closing()
         finally:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._arrived is not None:
             self._arrived.set()
 
     def _held_event(self, event: Event, on_message: Callable[[Message | None], None]) -> None:
@@ -272,6 +304,8 @@ class Session:
     def send_soon(self, data: str | bytes) -> None:
         """Send from the reader (keepalive answers) without blocking it."""
         task = asyncio.create_task(self.send_quietly(data))
+        if self._writes is None:
+            self._writes = set()
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -299,28 +333,37 @@ class Session:
             ExpectTimeout: nothing wanted by ``until`` (``what`` says what was awaited).
             ProbeError: ``refuse`` returned one for an event, or the reader failed.
         """
-        while True:
-            for event in list(self._inbox):
-                if event.at < since:
-                    self._inbox.remove(event)
-                    continue
-                if refuse is not None:
-                    err = refuse(event)
-                    if err is not None:
+        arrived = self._arrived
+        if arrived is None:
+            arrived = self._arrived = asyncio.Event()
+        self._waits += 1
+        try:
+            while True:
+                for event in list(self._inbox):
+                    if event.at < since:
                         self._inbox.remove(event)
-                        raise err
-                if want(event):
-                    self._inbox.remove(event)
-                    return event
-            if self._failure is not None:
-                raise self._failure
-            remaining = until - time.perf_counter()
-            if remaining <= 0:
-                raise ExpectTimeout(f"wanted {what}; {len(self._inbox)} other event(s) kept")
-            self._arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await self._arrived.wait()
+                        continue
+                    if refuse is not None:
+                        err = refuse(event)
+                        if err is not None:
+                            self._inbox.remove(event)
+                            raise err
+                    if want(event):
+                        self._inbox.remove(event)
+                        return event
+                if self._failure is not None:
+                    raise self._failure
+                remaining = until - time.perf_counter()
+                if remaining <= 0:
+                    raise ExpectTimeout(f"wanted {what}; {len(self._inbox)} other event(s) kept")
+                arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await arrived.wait()
+        finally:
+            self._waits -= 1
+            if self._waits == 0 and self._on_message is not None:
+                self._arrived = None
 
     async def expect(self, expect: ProtocolExpect, *, until: float) -> Event:
         """Wait for the event ``expect`` describes with data its matcher accepts."""

@@ -57,6 +57,8 @@ class GraphQLSession(Session):
 
     names: _Names = _MODERN
 
+    __slots__ = ("subscriptions",)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: Ids of the operations started by ``subscribe`` steps: what a watch counts.
@@ -168,6 +170,7 @@ class GraphQLSession(Session):
 class LegacyGraphQLSession(GraphQLSession):
     """The deprecated ``subscriptions-transport-ws`` protocol (subprotocol ``graphql-ws``)."""
 
+    __slots__ = ()
     names = _LEGACY
 
 

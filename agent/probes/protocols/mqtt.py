@@ -68,6 +68,8 @@ class MQTTSession(Session):
 
     name = "mqtt"
 
+    __slots__ = ("_ids", "_reader_state", "version")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.version = 5 if self.config.version == "5" else 4

@@ -56,7 +56,7 @@ async def run_session(
         ProbeError: the first failure.
     """
     session = await open_protocol(
-        conn, check, result, deadline=deadline, variables=variables, on_phase=on_phase
+        conn, check, result=result, deadline=deadline, variables=variables, on_phase=on_phase
     )
     try:
         if check.pings > 0:
@@ -70,12 +70,12 @@ async def run_session(
 async def open_protocol(
     conn: ReadingConnection,
     check: CheckConfig,
-    result: ProbeResult,
     *,
+    result: ProbeResult,
     deadline: float,
     variables: dict[str, str],
-    on_phase: Callable[[str], None],
     held: bool = False,
+    on_phase: Callable[[str], None],
 ) -> Session:
     """Start speaking ``check.protocol`` on ``conn``: its handshake, then its steps.
 

@@ -50,6 +50,8 @@ class SocketIOSession(Session):
     name = "socketio"
     server_speaks_first = True
 
+    __slots__ = ("_ack_ids", "namespace")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ack_ids = 0

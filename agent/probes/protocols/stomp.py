@@ -37,6 +37,8 @@ class StompSession(Session):
 
     name = "stomp"
 
+    __slots__ = ("_beat", "_frames", "_receipts", "_subscriptions", "version")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._frames = frames.FrameReader()
