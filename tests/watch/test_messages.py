@@ -103,3 +103,19 @@ def test_binary_and_non_json_messages_are_safe() -> None:
     assert feed.on_message("not json") == (True, None)
     assert feed.on_message('{"seq": "x"}') == (True, None)
     assert feed.gaps == 0
+
+
+def test_protocol_messages_are_matched_and_sequenced() -> None:
+    """A protocol's data is judged like a raw message; data-less ones never match a rule."""
+    watch = WatchConfig.model_validate({"match": {"path": "$.n", "gt": 1}, "sequence": "$.n"})
+    feed = FeedState(watch)
+    feed.connected({})
+    out = [
+        feed.on_protocol_message(m)
+        for m in (Message('{"n": 1}'), None, Message('{"n": 2}'), Message('{"n": 4}'))
+    ]
+    assert out == [False, False, True, True]
+    assert (feed.messages, feed.matched, feed.gaps, feed.missed) == (4, 2, 1, 1)
+    everything = FeedState(WatchConfig())
+    assert everything.on_protocol_message(None)
+    assert everything.matched == 1

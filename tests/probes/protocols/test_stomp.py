@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from agent.probes.protocols.stomp import _beat_interval
 from agent.probes.protocols.stomp_frames import FrameReader, encode
 from agent.result import Reason
 from tests.probes.protocols.conftest import Broker, run
@@ -126,6 +127,22 @@ async def test_malformed_frames_are_protocol_errors(frame: bytes, says: str) -> 
         result = await run(f"ws://127.0.0.1:{port}", {"name": "stomp"})
     assert result.reason is Reason.PROTOCOL_ERROR, result.message
     assert says in result.message
+
+
+@pytest.mark.parametrize(
+    ("offered", "answer", "expected"),
+    [
+        (1000, "1000,1000", 1.0),
+        (1000, "0,5000", 5.0),
+        (1000, "2000,0", None),
+        (0, "0,1000", None),
+        (1000, "x", None),
+    ],
+    ids=["both", "server-wants-slower", "server-wants-none", "we-offer-none", "garbled"],
+)
+def test_heartbeat_negotiation(offered: int, answer: str, expected: float | None) -> None:
+    """A watch beats at the larger of its offer and the server's wish, or not at all."""
+    assert _beat_interval(offered, answer) == expected
 
 
 def test_frames_round_trip_with_escapes_and_heartbeats() -> None:

@@ -88,6 +88,13 @@ def messages(h: Held) -> int:
     return h.session.stats().messages_total
 
 
+def websocket_pongs(h: Held) -> float | None:
+    """When the held connection last read a WebSocket pong (None: never)."""
+    conn = h.session._conn
+    assert conn is not None
+    return conn.pong_at  # type: ignore[attr-defined, no-any-return]
+
+
 # --- Socket.IO -----------------------------------------------------------------------
 
 
@@ -110,6 +117,7 @@ async def test_socketio_events_counted_and_pings_answered(socketio_port: int) ->
         assert stats.matched_total == stats.messages_total >= 30  # noise events not counted
         assert stats.last_rtt is not None
         assert stats.last_rtt > 0
+        assert websocket_pongs(h) is not None  # Engine.IO v4 has no client ping
         assert not stats.stale
 
 
@@ -169,10 +177,26 @@ async def test_graphql_next_counted_and_ping_measured(
     async with held(check) as h:
         await h.until(lambda: h.session.stats().matched_total >= 5)
         await h.until(lambda: h.session.stats().last_rtt is not None)
+        # graphql-transport-ws pings itself; the legacy protocol has no ping.
+        assert (websocket_pongs(h) is None) == (name == "graphql-transport-ws")
         stats = h.session.stats()
         # ticks 1 and 2 arrived but do not match
         assert stats.messages_total >= stats.matched_total + 2
         assert stats.reconnects == {}
+
+
+async def test_graphql_legacy_keepalives_are_not_messages(graphql_port: int) -> None:
+    """The legacy server's ``ka`` every 100 ms never counts: a silent subscription is stale."""
+    url, protocol = graphql(
+        graphql_port, "subscriptions-transport-ws", "/legacy", "subscription { said }"
+    )
+    check = watch_check(url, protocol, auth={"token": "s3cret"}, watch={"stale_after": 0.4})
+    async with held(check) as h:
+        await h.until(lambda: any(not r.success for r in h.results))
+        failed = next(r for r in h.results if not r.success)
+        assert failed.reason is Reason.EXPECT_TIMEOUT
+        assert messages(h) == 0
+        assert h.session.stats().connected
 
 
 @pytest.mark.parametrize(("name", "path"), FLAVOURS)
@@ -242,6 +266,7 @@ async def test_mqtt_pings_are_the_rtt(mosquitto: Broker) -> None:
     async with held(check) as h:
         await h.until(lambda: h.session.stats().last_rtt is not None)
         assert h.session.stats().last_rtt > 0  # type: ignore[operator]
+        assert websocket_pongs(h) is None  # PINGREQ, not a WebSocket ping
 
 
 async def test_mqtt_taken_over_session_reconnects_and_resubscribes(mosquitto: Broker) -> None:
@@ -314,6 +339,7 @@ async def test_stomp_receipt_rtt(rabbitmq: Broker) -> None:
     )
     async with held(check) as h:
         await h.until(lambda: h.session.stats().last_rtt is not None)
+        assert websocket_pongs(h) is None  # a receipt, not a WebSocket ping
 
 
 async def test_stomp_error_frame_reported_and_session_rebuilt(rabbitmq: Broker) -> None:
