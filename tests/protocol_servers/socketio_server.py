@@ -5,12 +5,15 @@ Namespace ``/`` accepts anyone; ``/private`` wants ``{"token": "s3cret"}`` as au
 ``bye`` makes the server disconnect the client from the namespace. ``follow`` starts a
 feed to the client: a ``tick`` event ``{"n": N}`` and a ``noise`` event every 20 ms, until
 it leaves; with ``{"drop_after": K}`` the server disconnects it after K ticks.
+``freeze`` blocks the server's event loop for the given seconds: a hung server whose
+connections stay open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from typing import Any
 
 import socketio
@@ -38,6 +41,10 @@ for ns in ("/", "/private"):
     async def _follow(sid: str, *args: Any, _ns: str = ns) -> None:
         options = args[0] if args and isinstance(args[0], dict) else {}
         sio.start_background_task(_feed, sid, _ns, options.get("drop_after"))
+
+    @sio.on("freeze", namespace=ns)
+    async def _freeze(sid: str, seconds: float, _ns: str = ns) -> None:
+        time.sleep(seconds)  # blocks the loop on purpose: no pings, no reads
 
     @sio.on("bye", namespace=ns)
     async def _bye(sid: str, *args: Any, _ns: str = ns) -> None:

@@ -13,7 +13,9 @@ go straight to the watch's callback instead of the inbox, an event that ends the
 subscription (:meth:`Session.ended`) ends the reader with its error, and only a few
 control events (pongs, receipts) are kept for the pinger. A held session also keeps
 the connection alive with the protocol's keepalive frame (MQTT PINGREQ, STOMP
-heart-beat) whenever it has been idle for half the negotiated period.
+heart-beat) whenever it has been idle for half the negotiated period, and ends with
+:class:`ServerSilent` when the server's own keepalive (Engine.IO pings, STOMP
+heart-beats) stops for longer than the protocol allows.
 
 A frame the protocol cannot parse makes the reader stop with
 :class:`~agent.probes.errors.ProtocolError` (``protocol_error``); the connection
@@ -23,6 +25,7 @@ Exceptions (from :mod:`agent.probes.errors`, plus :class:`ProtocolRefused`)::
 
     ProbeError
      ├── ProtocolRefused    [handshake_status] the protocol's handshake was refused
+     ├── ServerSilent       [ping_timeout] the server's own keepalive stopped
      ├── AuthRejected       [auth_rejected] refused for the credentials
      ├── ProtocolError      [protocol_error] a malformed protocol frame
      ├── ExpectTimeout      nothing wanted arrived in time
@@ -53,7 +56,7 @@ from agent.probes.errors import (
 from agent.probes.script.matchers import Message, matches
 from agent.result import ProbeResult, Reason
 
-__all__ = ["Event", "ProtocolRefused", "Session", "malformed"]
+__all__ = ["Event", "ProtocolRefused", "ServerSilent", "Session", "malformed"]
 
 #: Events kept for later waits; keepalive-free protocols rarely get near it.
 _INBOX_EVENTS = 256
@@ -67,6 +70,13 @@ class ProtocolRefused(ProbeError):
 
     reason = Reason.HANDSHAKE_STATUS
     title = "protocol handshake refused"
+
+
+class ServerSilent(ProbeError):
+    """The server's own keepalive (Engine.IO pings, STOMP heart-beats) stopped coming."""
+
+    reason = Reason.PING_TIMEOUT
+    title = "the server's keepalive stopped"
 
 
 def malformed(protocol: str, what: str) -> ProtocolError:
@@ -96,6 +106,8 @@ class Session:
     #: The server opens the conversation (Engine.IO's open packet): the ``protocol``
     #: phase then starts at the 101, otherwise when our first frame is sent.
     server_speaks_first: ClassVar[bool] = False
+    #: What the server's keepalive is called, for :class:`ServerSilent`'s message.
+    server_keepalive: ClassVar[str] = "keepalive"
 
     # Slots: a watch holds one session per check, and an agent thousands of checks.
     __slots__ = (
@@ -105,6 +117,7 @@ class Session:
         "_keepalive",
         "_on_message",
         "_reader",
+        "_tick_due",
         "_waits",
         "_writes",
         "acked_at",
@@ -113,6 +126,7 @@ class Session:
         "conn",
         "first_sent_at",
         "held",
+        "last_read_at",
         "last_sent_at",
         "variables",
     )
@@ -146,8 +160,11 @@ class Session:
         self.first_sent_at: float | None = None
         #: When the last frame was written (keepalives are sent when idle).
         self.last_sent_at = 0.0
+        #: When the last frame was read (the server's keepalive is watched by it).
+        self.last_read_at = 0.0
         self._on_message: Callable[[Message | None], None] | None = None
         self._keepalive: asyncio.TimerHandle | None = None
+        self._tick_due = 0.0
 
     # --- what a protocol implements -------------------------------------------------
 
@@ -194,10 +211,15 @@ class Session:
         """The frame that keeps the connection alive (sent when idle)."""
         raise NotImplementedError
 
+    def silence_limit(self) -> float | None:
+        """Seconds without a frame from the server after which it is dead; None: no limit."""
+        return None
+
     # --- shared machinery -----------------------------------------------------------
 
     def start(self) -> None:
         """Start reading the connection."""
+        self.last_read_at = time.perf_counter()
         self._reader = asyncio.create_task(self._read())
 
     def watch(self, on_message: Callable[[Message | None], None]) -> None:
@@ -212,10 +234,7 @@ class Session:
             try:
                 self._held_event(event, on_message)
             except ProbeError as exc:  # ended before the watch began
-                self._failure = exc
-                self.conn.mark_closing()
-                if self._reader is not None:
-                    self._reader.cancel()
+                self._end(exc)
                 return
 
     async def finished(self) -> ProbeError:
@@ -231,21 +250,47 @@ class Session:
         return self._failure or ConnectionClosed(None, detail="the protocol session ended")
 
     def start_keepalive(self) -> None:
-        """Send the keepalive frame whenever idle for half the period (held sessions)."""
-        interval = self.keepalive_interval()
-        if interval:
-            self._arm_keepalive(interval / 2)
+        """Keep the connection alive and watch the server's keepalive (held sessions).
+
+        One timer, every half of the shorter period: it sends the keepalive frame
+        when nothing was sent for half the keepalive, and ends the session with
+        :class:`ServerSilent` when nothing was read for :meth:`silence_limit`.
+        """
+        delay = self._tick_delay()
+        if delay is not None:
+            self._arm_keepalive(delay)
+
+    def _tick_delay(self) -> float | None:
+        periods = [p / 2 for p in (self.keepalive_interval(), self.silence_limit()) if p]
+        return min(periods) if periods else None
 
     def _arm_keepalive(self, delay: float) -> None:
+        self._tick_due = time.perf_counter() + delay
         self._keepalive = asyncio.get_running_loop().call_later(delay, self._keepalive_due)
 
     def _keepalive_due(self) -> None:
-        half = (self.keepalive_interval() or 0.0) / 2
-        idle = time.perf_counter() - self.last_sent_at
-        if idle >= half:
+        self._keepalive = None
+        now = time.perf_counter()
+        limit = self.silence_limit()
+        # A tick this late means our own loop stalled: frames may be waiting unread,
+        # so silence is judged at the next, punctual tick.
+        punctual = now - self._tick_due < (limit or 0.0) / 2
+        if limit and punctual and now - self.last_read_at > limit:
+            self._end(ServerSilent(f"no {self.server_keepalive} from the server for {limit:g}s"))
+            return
+        interval = self.keepalive_interval()
+        if interval and now - self.last_sent_at >= interval / 2:
             self.send_soon(self.keepalive_frame())
-            idle = 0.0
-        self._arm_keepalive(half - idle)
+        delay = self._tick_delay()
+        if delay is not None:
+            self._arm_keepalive(delay)
+
+    def _end(self, error: ProbeError) -> None:
+        """End the session with ``error`` from outside the reader."""
+        self._failure = error
+        self.conn.mark_closing()
+        if self._reader is not None:
+            self._reader.cancel()
 
     async def stop(self) -> None:
         """Stop reading (the connection is closed by the probe afterwards)."""
@@ -263,7 +308,7 @@ class Session:
             while True:
                 with map_errors("protocol"):
                     data = await self.conn.recv()
-                at = time.perf_counter()
+                at = self.last_read_at = time.perf_counter()
                 for event in self.decode(data, at):
                     event.at = at
                     if self._on_message is not None:

@@ -9,7 +9,9 @@ classes; only the framing decisions (which packet when) are ours.
 
 Engine.IO v4 has no client-initiated ping, so a check's ``pings`` (and a watch's
 ``ping_interval``) are WebSocket pings. A watch counts the events named in
-``protocol.listen`` (every event when empty) as its messages.
+``protocol.listen`` (every event when empty) as its messages, and, like Socket.IO's
+own client, ends a session whose server sent nothing for ``pingInterval +
+pingTimeout`` (from the open packet) as ``ping_timeout``.
 """
 
 from __future__ import annotations
@@ -50,12 +52,14 @@ class SocketIOSession(Session):
     name = "socketio"
     server_speaks_first = True
 
-    __slots__ = ("_ack_ids", "namespace")
+    __slots__ = ("_ack_ids", "_silence", "namespace")
+    server_keepalive = "Engine.IO ping"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ack_ids = 0
         self.namespace = self.config.namespace
+        self._silence: float | None = None
 
     def decode(self, data: str | bytes, at: float) -> list[Event]:
         if isinstance(data, bytes):
@@ -69,6 +73,7 @@ class SocketIOSession(Session):
             self.send_soon(eio.Packet(eio.PONG, packet.data).encode())
             return []
         if kind == eio.OPEN:
+            self._silence = _ping_deadline(packet.data)
             return [Event("open", extra=packet.data)]
         if kind == eio.CLOSE:
             return [Event("closed")]
@@ -158,9 +163,22 @@ class SocketIOSession(Session):
     def ended(self, event: Event) -> ProbeError | None:
         return self._closed(event)
 
+    def silence_limit(self) -> float | None:
+        return self._silence
+
     async def goodbye(self) -> None:
         ns = None if self.namespace == "/" else self.namespace
         await self.send_quietly(self._encode(sio.Packet(sio.DISCONNECT, namespace=ns)))
+
+
+def _ping_deadline(handshake: Any) -> float | None:
+    """Seconds a client waits for the server's next ping: ``pingInterval + pingTimeout``."""
+    if not isinstance(handshake, dict):
+        return None
+    interval, timeout = handshake.get("pingInterval"), handshake.get("pingTimeout")
+    if not isinstance(interval, int | float) or not isinstance(timeout, int | float):
+        return None
+    return (interval + timeout) / 1000 or None
 
 
 def _checks(config: ProtocolConfig) -> list[Problem]:

@@ -6,7 +6,8 @@ Handshake (phase ``protocol``): CONNECT with ``accept-version:1.0,1.1,1.2``, ``h
 message is about the credentials, ``handshake_status`` otherwise, quoting it. STOMP
 has no ping; the measured RTT is a receipt: ``BEGIN`` of a transaction asking for one,
 then ``ABORT`` (no message is sent anywhere). A watch negotiates heart-beats of
-``protocol.keepalive`` and sends its own when idle. Frames: :mod:`.stomp_frames`.
+``protocol.keepalive``, sends its own when idle, and ends a session whose server
+missed its heart-beats for two periods (``ping_timeout``). Frames: :mod:`.stomp_frames`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class StompSession(Session):
 
     name = "stomp"
 
-    __slots__ = ("_beat", "_frames", "_receipts", "_subscriptions", "version")
+    __slots__ = ("_beat", "_frames", "_receipts", "_server_beat", "_subscriptions", "version")
+    server_keepalive = "heart-beat"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,6 +49,8 @@ class StompSession(Session):
         self.version = "1.0"
         #: Seconds between our heart-beats, as negotiated (held sessions only).
         self._beat: float | None = None
+        #: Seconds between the server's heart-beats, as negotiated (held sessions only).
+        self._server_beat: float | None = None
 
     def decode(self, data: str | bytes, at: float) -> list[Event]:
         raw = data.encode() if isinstance(data, str) else data
@@ -85,7 +89,9 @@ class StompSession(Session):
         self.acked_at = event.at
         if event.kind == "CONNECTED":
             self.version = event.headers.get("version", "1.0")
-            self._beat = _beat_interval(beat, event.headers.get("heart-beat", "0,0"))
+            server_beats = event.headers.get("heart-beat", "0,0")
+            self._beat = _beat_interval(beat, server_beats)
+            self._server_beat = _beat_interval(beat, server_beats, theirs=True)
             return
         text = _error_text(event)
         if _CREDENTIALS.search(text):
@@ -163,17 +169,23 @@ class StompSession(Session):
     def keepalive_frame(self) -> bytes:
         return b"\n"
 
+    def silence_limit(self) -> float | None:
+        # Twice the period, like RabbitMQ's own tolerance for a client's beats.
+        return 2 * self._server_beat if self._server_beat else None
 
-def _beat_interval(offered_ms: int, answer: str) -> float | None:
-    """Seconds between our heart-beats: the larger of what we offered and the server wants.
 
-    STOMP 1.1: the client beats when it offered to (``cx``) and the server asked for
-    beats (``sy`` of its ``heart-beat: sx,sy``); 0 on either side means none.
+def _beat_interval(offered_ms: int, answer: str, *, theirs: bool = False) -> float | None:
+    """Seconds between heart-beats as negotiated, or None when there are none.
+
+    STOMP 1.1: the server's ``heart-beat: sx,sy`` answers our ``cx,cy`` (we offer the
+    same value both ways). We beat every ``max(cx, sy)`` when both are set; with
+    ``theirs``, the server beats every ``max(sx, cy)`` when both are set.
     """
     try:
-        wanted_ms = int(answer.split(",")[1])
-    except (IndexError, ValueError):
+        sx, sy = (int(part) for part in answer.split(","))
+    except ValueError:
         return None
+    wanted_ms = sx if theirs else sy
     if not offered_ms or not wanted_ms:
         return None
     return max(offered_ms, wanted_ms) / 1000

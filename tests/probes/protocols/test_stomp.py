@@ -130,19 +130,31 @@ async def test_malformed_frames_are_protocol_errors(frame: bytes, says: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("offered", "answer", "expected"),
+    ("offered", "answer", "theirs", "expected"),
     [
-        (1000, "1000,1000", 1.0),
-        (1000, "0,5000", 5.0),
-        (1000, "2000,0", None),
-        (0, "0,1000", None),
-        (1000, "x", None),
+        (1000, "1000,1000", False, 1.0),
+        (1000, "0,5000", False, 5.0),
+        (1000, "2000,0", False, None),
+        (0, "0,1000", False, None),
+        (1000, "x", False, None),
+        (1000, "3000,0", True, 3.0),
+        (1000, "0,1000", True, None),
     ],
-    ids=["both", "server-wants-slower", "server-wants-none", "we-offer-none", "garbled"],
+    ids=[
+        "both",
+        "server-wants-slower",
+        "server-wants-none",
+        "we-offer-none",
+        "garbled",
+        "server-beats-slower",
+        "server-beats-none",
+    ],
 )
-def test_heartbeat_negotiation(offered: int, answer: str, expected: float | None) -> None:
-    """A watch beats at the larger of its offer and the server's wish, or not at all."""
-    assert _beat_interval(offered, answer) == expected
+def test_heartbeat_negotiation(
+    offered: int, answer: str, theirs: bool, expected: float | None
+) -> None:
+    """Each side beats at the larger of its offer and the other's wish, or not at all."""
+    assert _beat_interval(offered, answer, theirs=theirs) == expected
 
 
 def test_frames_round_trip_with_escapes_and_heartbeats() -> None:

@@ -121,6 +121,21 @@ async def test_socketio_events_counted_and_pings_answered(socketio_port: int) ->
         assert not stats.stale
 
 
+async def test_socketio_hung_server_is_ping_timeout(socketio_port: int) -> None:
+    """A server whose Engine.IO pings stop (its loop hangs) ends the session as ping_timeout."""
+    url, protocol = socketio(socketio_port)
+    async with held(watch_check(url, protocol)) as h:
+        await h.until(lambda: messages(h) >= 1)
+        # Another client hangs the server for 1.5 s: longer than pingInterval +
+        # pingTimeout of its open packet (0.3 s: python-engineio advertises a
+        # sub-second interval as 0), after which a Socket.IO client gives up.
+        freeze = [{"emit": {"event": "freeze", "args": [1.5]}}]
+        assert (await run(url, {"name": "socketio", "steps": freeze})).success
+        await h.until(lambda: "ping_timeout" in h.session.stats().reconnects)
+        assert "no Engine.IO ping from the server for 0.3s" in h.session._down_message
+        await h.until(lambda: h.session.stats().connected)
+
+
 async def test_socketio_unlistened_events_leave_the_watch_stale(socketio_port: int) -> None:
     """Events outside protocol.listen are not messages: the feed is judged stale."""
     url, protocol = socketio(socketio_port, listen=["nothing"])
