@@ -13,15 +13,15 @@ go straight to the watch's callback instead of the inbox, an event that ends the
 subscription (:meth:`Session.ended`) ends the reader with its error, and only a few
 control events (pongs, receipts) are kept for the pinger. A held session also keeps
 the connection alive with the protocol's keepalive frame (MQTT PINGREQ, STOMP
-heart-beat) whenever it has been idle for half the negotiated period, and ends with
-:class:`ServerSilent` when the server's own keepalive (Engine.IO pings, STOMP
-heart-beats) stops for longer than the protocol allows.
+heart-beat) and ends with :class:`ServerSilent` when the server's own keepalive stops
+(:mod:`.keepalive`).
 
 A frame the protocol cannot parse makes the reader stop with
 :class:`~agent.probes.errors.ProtocolError` (``protocol_error``); the connection
 closing makes it stop with the mapped close. Either is raised by the next wait.
 
-Exceptions (from :mod:`agent.probes.errors`, plus :class:`ProtocolRefused`)::
+Exceptions (from :mod:`agent.probes.errors`, plus :class:`ProtocolRefused` and
+:class:`~agent.probes.protocols.keepalive.ServerSilent`)::
 
     ProbeError
      ├── ProtocolRefused    [handshake_status] the protocol's handshake was refused
@@ -53,6 +53,7 @@ from agent.probes.errors import (
     ProtocolError,
     map_errors,
 )
+from agent.probes.protocols.keepalive import KeepaliveTimer, ServerSilent
 from agent.probes.script.matchers import Message, matches
 from agent.result import ProbeResult, Reason
 
@@ -70,13 +71,6 @@ class ProtocolRefused(ProbeError):
 
     reason = Reason.HANDSHAKE_STATUS
     title = "protocol handshake refused"
-
-
-class ServerSilent(ProbeError):
-    """The server's own keepalive (Engine.IO pings, STOMP heart-beats) stopped coming."""
-
-    reason = Reason.PING_TIMEOUT
-    title = "the server's keepalive stopped"
 
 
 def malformed(protocol: str, what: str) -> ProtocolError:
@@ -117,7 +111,6 @@ class Session:
         "_keepalive",
         "_on_message",
         "_reader",
-        "_tick_due",
         "_waits",
         "_writes",
         "acked_at",
@@ -163,8 +156,7 @@ class Session:
         #: When the last frame was read (the server's keepalive is watched by it).
         self.last_read_at = 0.0
         self._on_message: Callable[[Message | None], None] | None = None
-        self._keepalive: asyncio.TimerHandle | None = None
-        self._tick_due = 0.0
+        self._keepalive: KeepaliveTimer | None = None
 
     # --- what a protocol implements -------------------------------------------------
 
@@ -234,7 +226,7 @@ class Session:
             try:
                 self._held_event(event, on_message)
             except ProbeError as exc:  # ended before the watch began
-                self._end(exc)
+                self.end(exc)
                 return
 
     async def finished(self) -> ProbeError:
@@ -250,43 +242,13 @@ class Session:
         return self._failure or ConnectionClosed(None, detail="the protocol session ended")
 
     def start_keepalive(self) -> None:
-        """Keep the connection alive and watch the server's keepalive (held sessions).
+        """Keep the connection alive and watch the server's keepalive (held sessions)."""
+        if KeepaliveTimer.period(self) is not None:
+            self._keepalive = KeepaliveTimer(self)
+            self._keepalive.start()
 
-        One timer, every half of the shorter period: it sends the keepalive frame
-        when nothing was sent for half the keepalive, and ends the session with
-        :class:`ServerSilent` when nothing was read for :meth:`silence_limit`.
-        """
-        delay = self._tick_delay()
-        if delay is not None:
-            self._arm_keepalive(delay)
-
-    def _tick_delay(self) -> float | None:
-        periods = [p / 2 for p in (self.keepalive_interval(), self.silence_limit()) if p]
-        return min(periods) if periods else None
-
-    def _arm_keepalive(self, delay: float) -> None:
-        self._tick_due = time.perf_counter() + delay
-        self._keepalive = asyncio.get_running_loop().call_later(delay, self._keepalive_due)
-
-    def _keepalive_due(self) -> None:
-        self._keepalive = None
-        now = time.perf_counter()
-        limit = self.silence_limit()
-        # A tick this late means our own loop stalled: frames may be waiting unread,
-        # so silence is judged at the next, punctual tick.
-        punctual = now - self._tick_due < (limit or 0.0) / 2
-        if limit and punctual and now - self.last_read_at > limit:
-            self._end(ServerSilent(f"no {self.server_keepalive} from the server for {limit:g}s"))
-            return
-        interval = self.keepalive_interval()
-        if interval and now - self.last_sent_at >= interval / 2:
-            self.send_soon(self.keepalive_frame())
-        delay = self._tick_delay()
-        if delay is not None:
-            self._arm_keepalive(delay)
-
-    def _end(self, error: ProbeError) -> None:
-        """End the session with ``error`` from outside the reader."""
+    def end(self, error: ProbeError) -> None:
+        """End the session with ``error`` from outside the reader (waits raise it)."""
         self._failure = error
         self.conn.mark_closing()
         if self._reader is not None:
@@ -296,7 +258,6 @@ class Session:
         """Stop reading (the connection is closed by the probe afterwards)."""
         if self._keepalive is not None:
             self._keepalive.cancel()
-            self._keepalive = None
         for task in (self._reader, *(self._writes or ())):
             if task is not None:
                 task.cancel()
