@@ -220,9 +220,9 @@ class Daemon:
         self.runner.set_checks(checks)
         self.runner.result_log.policy = agent.log_results
         if self.demo:
-            from agent.demo import DemoServer
+            from agent.demo import DemoServer, ProtocolPorts
 
-            self._demo_server = DemoServer()
+            self._demo_server = DemoServer(protocol_ports=ProtocolPorts.after(DEMO_PORT))
             await self._demo_server.start(DEMO_HOST, DEMO_PORT)
             log.info("demo targets on ws://%s:%d", DEMO_HOST, DEMO_PORT)
         self.web = WebServer(DaemonView(self), listen=agent.listen, web_config=agent.web)
