@@ -64,6 +64,7 @@ class ProtocolTargets:
         self._app: AppTargets | None = None
         self._brokers: list[Broker] = []
         self._stomp_boot: asyncio.Task[None] | None = None
+        self._booting: Broker | None = None
         #: protocol -> URL of every target that is serving (STOMP once RabbitMQ is up).
         self.urls: dict[str, str] = {}
 
@@ -93,6 +94,7 @@ class ProtocolTargets:
         if broker is not None:
             url = _ws(host, stomp_port, STOMP_PATH)
             _log.info("demo STOMP target starting (RabbitMQ boots in ~10 s): %s", url)
+            self._booting = broker
             self._stomp_boot = asyncio.create_task(self._boot_stomp(broker, url))
 
     async def _start_broker(self, broker: Broker) -> bool:
@@ -121,6 +123,10 @@ class ProtocolTargets:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stomp_boot
             self._stomp_boot = None
+        booting, self._booting = self._booting, None
+        if booting is not None and booting not in self._brokers:
+            # Cancelled before or while it booted: remove its folder (and process) too.
+            await booting.stop(kill=True)
         app, self._app = self._app, None
         if app is not None:
             await app.stop()
