@@ -126,3 +126,39 @@ def test_check_config_accepts_the_examples(
     assert code == 0, out + err
     plural = "check" if len(names) == 1 else "checks"
     assert f": OK: {len(names)} {plural} in " in out
+
+
+def _doc_examples() -> dict[str, object]:
+    """checks/FILE -> the YAML block of docs/protocols.md headed ``# checks/FILE``."""
+    text = (ROOT / "docs" / "protocols.md").read_text(encoding="utf-8")
+    section = text.split("## A complete check per protocol", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```yaml\n")[1:]
+    out: dict[str, object] = {}
+    for block in blocks:
+        body = block.split("```", 1)[0]
+        first = body.splitlines()[0]
+        assert first.startswith("# checks/"), first
+        out[first.removeprefix("# checks/")] = yaml.safe_load(body)
+    return out
+
+
+def test_protocols_doc_shows_each_protocol_example_as_it_is() -> None:
+    """docs/protocols.md shows every protocol example of checks/ exactly as the file has it."""
+    from agent.probes.protocols import PROTOCOLS
+
+    shown = _doc_examples()
+    protocol_files = [
+        p.name
+        for p in CHECK_FILES
+        if any("protocol" in c for c in yaml.safe_load(p.read_text(encoding="utf-8"))["checks"])
+    ]
+    assert sorted(shown) == sorted(protocol_files)
+    for name, data in shown.items():
+        assert data == yaml.safe_load((ROOT / "checks" / name).read_text(encoding="utf-8"))
+    protocols = {
+        (c["protocol"]["name"] if isinstance(c["protocol"], dict) else c["protocol"])
+        for data in shown.values()
+        for c in data["checks"]  # type: ignore[index]
+    }
+    # One complete example for every protocol wsprobe speaks.
+    assert protocols == set(PROTOCOLS)
