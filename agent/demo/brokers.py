@@ -34,6 +34,7 @@ __all__ = [
     "free_port",
     "mosquitto",
     "rabbitmq",
+    "rabbitmq_node",
 ]
 
 MOSQUITTO_INSTALL = "apt-get install mosquitto"
@@ -163,6 +164,52 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def _installed(name: str, paths: tuple[str, ...], *, target: str, install: str) -> str | None:
+    """The broker's binary, or None after one line saying which target is left out."""
+    binary = _which(name, paths)
+    if binary is None:
+        _log.warning(
+            "demo %s target skipped: %s is not installed (%s; make test installs it)",
+            target,
+            "RabbitMQ" if name == "rabbitmq-server" else name,
+            install,
+        )
+    return binary
+
+
+def rabbitmq_node(folder: Path, host: str, *, web_stomp_port: int) -> dict[str, str]:
+    """Write a private RabbitMQ node's files in ``folder``; return its environment.
+
+    The node listens on ``host`` only: AMQP, distribution and epmd on free ports, and
+    ``rabbitmq_web_stomp`` on ``web_stomp_port``; it has its own Erlang cookie (``HOME``)
+    and node name, so it never meets a RabbitMQ already running on the machine.
+    """
+    amqp, dist, epmd = free_port(host), free_port(host), free_port(host)
+    (folder / "enabled_plugins").write_text("[rabbitmq_web_stomp].\n", encoding="utf-8")
+    (folder / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = {host}:{amqp}\n"
+        f"web_stomp.tcp.port = {web_stomp_port}\nweb_stomp.tcp.ip = {host}\n"
+        # guest/guest is accepted from loopback only (RabbitMQ's default).
+        "stomp.listeners.tcp = none\n",
+        encoding="utf-8",
+    )
+    return {
+        "HOME": str(folder),
+        "RABBITMQ_NODENAME": f"wsprobe-{epmd}@localhost",
+        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(folder / "log"),
+        "RABBITMQ_LOGS": "-",
+        "RABBITMQ_PID_FILE": str(folder / "pid"),
+        "RABBITMQ_NODE_IP_ADDRESS": host,
+        "RABBITMQ_NODE_PORT": str(amqp),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "ERL_EPMD_PORT": str(epmd),
+        "ERL_EPMD_ADDRESS": host,
+    }
+
+
 def mosquitto(host: str, ws_port: int) -> Broker | None:
     """Mosquitto with an anonymous WebSocket listener on ``host:ws_port``.
 
@@ -170,12 +217,8 @@ def mosquitto(host: str, ws_port: int) -> Broker | None:
         The broker, not yet started; None (after logging how to install it) when the
         ``mosquitto`` binary is not installed.
     """
-    binary = _which("mosquitto", _MOSQUITTO_PATHS)
+    binary = _installed("mosquitto", _MOSQUITTO_PATHS, target="MQTT", install=MOSQUITTO_INSTALL)
     if binary is None:
-        _log.warning(
-            "demo MQTT target skipped: mosquitto is not installed (%s; make test installs it)",
-            MOSQUITTO_INSTALL,
-        )
         return None
     folder = Path(tempfile.mkdtemp(prefix="wsprobe-demo-mosquitto-"))
     conf = folder / "mosquitto.conf"
@@ -204,47 +247,20 @@ def mosquitto(host: str, ws_port: int) -> Broker | None:
 
 
 def rabbitmq(host: str, web_stomp_port: int) -> Broker | None:
-    """RabbitMQ with ``rabbitmq_web_stomp`` on ``host:web_stomp_port`` (user guest/guest).
-
-    It runs in the foreground with its own Erlang cookie, node name, epmd port and
-    distribution port, so it never meets a RabbitMQ already running on the machine.
+    """RabbitMQ with ``rabbitmq_web_stomp`` on ``host:web_stomp_port`` (user guest/guest),
+    in the foreground, as a private node (:func:`rabbitmq_node`).
 
     Returns:
         The broker, not yet started; None (after logging how to install it) when
         ``rabbitmq-server`` is not installed.
     """
-    binary = _which("rabbitmq-server", _RABBITMQ_PATHS)
+    binary = _installed(
+        "rabbitmq-server", _RABBITMQ_PATHS, target="STOMP", install=RABBITMQ_INSTALL
+    )
     if binary is None:
-        _log.warning(
-            "demo STOMP target skipped: RabbitMQ is not installed (%s; make test installs it)",
-            RABBITMQ_INSTALL,
-        )
         return None
     folder = Path(tempfile.mkdtemp(prefix="wsprobe-demo-rabbitmq-"))
-    amqp, dist, epmd = free_port(host), free_port(host), free_port(host)
-    (folder / "enabled_plugins").write_text("[rabbitmq_web_stomp].\n", encoding="utf-8")
-    (folder / "rabbitmq.conf").write_text(
-        f"listeners.tcp.default = {host}:{amqp}\n"
-        f"web_stomp.tcp.port = {web_stomp_port}\nweb_stomp.tcp.ip = {host}\n"
-        # guest/guest is accepted from loopback only (RabbitMQ's default), as the demo is.
-        "stomp.listeners.tcp = none\n",
-        encoding="utf-8",
-    )
-    env = {
-        "HOME": str(folder),  # its own Erlang cookie
-        "RABBITMQ_NODENAME": f"wsprobe-demo-{epmd}@localhost",
-        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(folder / "log"),
-        "RABBITMQ_LOGS": "-",
-        "RABBITMQ_PID_FILE": str(folder / "pid"),
-        "RABBITMQ_NODE_IP_ADDRESS": host,
-        "RABBITMQ_NODE_PORT": str(amqp),
-        "RABBITMQ_DIST_PORT": str(dist),
-        "ERL_EPMD_PORT": str(epmd),
-        "ERL_EPMD_ADDRESS": host,
-    }
+    env = rabbitmq_node(folder, host, web_stomp_port=web_stomp_port)
 
     async def kill_epmd() -> None:
         # epmd daemonises itself out of the broker's process group.
@@ -252,7 +268,7 @@ def rabbitmq(host: str, web_stomp_port: int) -> Broker | None:
         if epmd_binary is None:
             return
         proc = await asyncio.create_subprocess_exec(
-            epmd_binary, "-port", str(epmd), "-kill",
+            epmd_binary, "-port", env["ERL_EPMD_PORT"], "-kill",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, **env},
         )  # fmt: skip
