@@ -52,7 +52,7 @@ class DemoNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
         if not isinstance(room, str) or not room:
             return {"error": "room must be a non-empty string"}
         await self.enter_room(sid, room)
-        await self.emit("joined", {"room": room, "members": self._members(room)}, room=room)
+        await self.emit("joined", {"room": room, "members": self._members(room)}, to=room)
         return {"ok": True, "room": room}
 
     def _members(self, room: str) -> int:

@@ -283,6 +283,7 @@ def main(
     try:
         asyncio.run(_serve_until_signalled(host, port, protocol_ports))
     except OSError as exc:
-        _log.error("demo server cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        # The message names the address: the paths' port or a protocol target's.
+        _log.error("demo server cannot listen: %s", exc)
         return 1
     return 0

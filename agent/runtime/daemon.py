@@ -67,7 +67,8 @@ def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> in
 
     Args:
         config_path: the agent config file.
-        demo: also run the built-in demo targets on 127.0.0.1:8765.
+        demo: also run the built-in demo targets on 127.0.0.1:8765 (and the protocol
+            targets on the next three ports).
         shard: ``(K, N)`` to run only the checks of shard K of N.
 
     Returns:

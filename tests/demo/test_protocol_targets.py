@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -22,7 +23,7 @@ import yaml
 
 from agent.config import CheckConfig
 from agent.config.loader import load_config
-from agent.demo import ProtocolPorts, ProtocolTargets
+from agent.demo import DemoServer, ProtocolPorts, ProtocolTargets
 from agent.demo import brokers as demo_brokers
 from agent.probes import PROBES
 from agent.result import Reason
@@ -230,3 +231,20 @@ async def test_stop_during_broker_boot_leaves_nothing(
     await targets.stop()
     assert not folders[0].exists()
     assert "stomp" not in targets.urls
+
+
+async def test_taken_app_port_fails_the_whole_demo(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A taken Socket.IO/GraphQL port fails start() with OSError, and nothing stays open."""
+    _no_brokers(monkeypatch, tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ports = ProtocolPorts(app=busy.getsockname()[1], mqtt=0, stomp=0)
+        demo = DemoServer(protocol_ports=ports)
+        with pytest.raises(OSError, match="address already in use"):
+            await demo.start("127.0.0.1", 0)
+    assert demo.protocols is None
+    with pytest.raises(RuntimeError):
+        _ = demo.port  # the WebSocket paths were closed again
