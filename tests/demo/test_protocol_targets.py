@@ -248,3 +248,25 @@ async def test_taken_app_port_fails_the_whole_demo(
     assert demo.protocols is None
     with pytest.raises(RuntimeError):
         _ = demo.port  # the WebSocket paths were closed again
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [(8765, (8766, 8767, 8768)), (0, (0, 0, 0)), (65533, (0, 0, 0))],
+    ids=["default", "free", "past-65535"],
+)
+def test_protocol_ports_follow_the_demo_port(port: int, expected: tuple[int, ...]) -> None:
+    """The protocol targets take the three ports after the demo's, or free ones."""
+    ports = ProtocolPorts.after(port)
+    assert (ports.app, ports.mqtt, ports.stomp) == expected
+
+
+async def test_graphql_ticks_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ticks(count:) yields at most MAX_TICKS, numbered from 1, so no client holds it forever."""
+    from agent.demo import graphql_schema
+
+    monkeypatch.setattr(graphql_schema, "TICK_INTERVAL", 0)
+    view = graphql_schema.graphql_view()
+    result = await view.schema.subscribe("subscription { ticks(count: 1000) { seq } }")
+    seqs = [item.data["ticks"]["seq"] async for item in result]  # type: ignore[union-attr]
+    assert seqs == list(range(1, graphql_schema.MAX_TICKS + 1))
