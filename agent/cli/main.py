@@ -197,10 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_demo,
         help="run the built-in demo targets alone",
         description="Serve the demo targets (/echo, /auth, /feed, /chat, /flaky) until"
-        " SIGINT/SIGTERM.",
+        " SIGINT/SIGTERM, and real Socket.IO, GraphQL, MQTT (Mosquitto, if installed) and"
+        " STOMP (RabbitMQ, if installed) servers on the next three ports.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     demo.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s)")
+    demo.add_argument(
+        "--no-protocols",
+        action="store_true",
+        help="serve only the WebSocket paths: no Socket.IO, GraphQL, MQTT or STOMP targets",
+    )
 
     add_command(
         "schema",
@@ -324,6 +330,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         return _error("demo-server", "--port must be between 0 and 65535")
+    from agent.demo import ProtocolPorts
     from agent.demo import main as demo_main
 
-    return demo_main(host=args.host, port=args.port)
+    ports = None if args.no_protocols else ProtocolPorts.after(args.port)
+    return demo_main(host=args.host, port=args.port, protocol_ports=ports)

@@ -1,4 +1,5 @@
-"""The demo server: one websockets server routing /echo, /auth, /feed, /chat, /flaky.
+"""The demo server: one websockets server routing /echo, /auth, /feed, /chat, /flaky,
+and, when asked, the protocol targets beside it (:mod:`agent.demo.protocol_targets`).
 
 Used by ``wsprobe demo-server`` (:func:`main`) and ``wsprobe run --demo`` (the daemon
 starts a :class:`DemoServer` in its own loop). Protocols: ``docs/demo.md``.
@@ -25,6 +26,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from agent.demo.handlers import DEMO_TOKEN, ChatRooms, echo, feed
+from agent.demo.protocol_targets import ProtocolPorts, ProtocolTargets
 
 __all__ = [
     "DEFAULT_HOST",
@@ -92,9 +94,17 @@ class DemoServer:
 
     Usable as ``async with DemoServer() as demo:`` (binds 127.0.0.1 on a free port)
     or with explicit :meth:`start` / :meth:`stop`.
+
+    Args:
+        protocol_ports: Also start the protocol targets (Socket.IO, GraphQL, MQTT,
+            STOMP: :mod:`agent.demo.protocol_targets`) on these ports; None leaves
+            them out.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, protocol_ports: ProtocolPorts | None = None) -> None:
+        self._protocol_ports = protocol_ports
+        #: The protocol targets, when ``protocol_ports`` was given and they started.
+        self.protocols: ProtocolTargets | None = None
         self._server: Server | None = None
         self._host = DEFAULT_HOST
         self._flaky_attempts = 0
@@ -141,9 +151,21 @@ class DemoServer:
             logger=_ws_log,
         )
         _log.info("demo targets listening: %s", " ".join(self.url(p) for p in PATHS))
+        if self._protocol_ports is not None:
+            protocols = ProtocolTargets()
+            try:
+                await protocols.start(host, self._protocol_ports)
+            except BaseException:
+                await protocols.stop()
+                await self.stop()
+                raise
+            self.protocols = protocols
 
     async def stop(self) -> None:
         """Close every connection (1001) and wait until all handlers have returned."""
+        protocols, self.protocols = self.protocols, None
+        if protocols is not None:
+            await protocols.stop()
         server, self._server = self._server, None
         if server is None:
             return
@@ -222,13 +244,15 @@ class DemoServer:
             await echo(ws)
 
 
-async def _serve_until_signalled(host: str, port: int) -> None:
+async def _serve_until_signalled(
+    host: str, port: int, protocol_ports: ProtocolPorts | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    demo = DemoServer()
+    demo = DemoServer(protocol_ports=protocol_ports)
     try:
         await demo.start(host, port)
         try:
@@ -240,19 +264,26 @@ async def _serve_until_signalled(host: str, port: int) -> None:
             loop.remove_signal_handler(sig)
 
 
-def main(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+def main(
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    protocol_ports: ProtocolPorts | None = None,
+) -> int:
     """Run the demo targets until SIGINT or SIGTERM (``wsprobe demo-server``).
 
     Args:
         host: Address to bind.
         port: TCP port.
+        protocol_ports: Also run the protocol targets there (None: not at all).
 
     Returns:
         0 after a clean stop, 1 when the address cannot be bound.
     """
     try:
-        asyncio.run(_serve_until_signalled(host, port))
+        asyncio.run(_serve_until_signalled(host, port, protocol_ports))
     except OSError as exc:
-        _log.error("demo server cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        # The message names the address: the paths' port or a protocol target's.
+        _log.error("demo server cannot listen: %s", exc)
         return 1
     return 0

@@ -67,7 +67,8 @@ def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> in
 
     Args:
         config_path: the agent config file.
-        demo: also run the built-in demo targets on 127.0.0.1:8765.
+        demo: also run the built-in demo targets on 127.0.0.1:8765 (and the protocol
+            targets on the next three ports).
         shard: ``(K, N)`` to run only the checks of shard K of N.
 
     Returns:
@@ -220,9 +221,9 @@ class Daemon:
         self.runner.set_checks(checks)
         self.runner.result_log.policy = agent.log_results
         if self.demo:
-            from agent.demo import DemoServer
+            from agent.demo import DemoServer, ProtocolPorts
 
-            self._demo_server = DemoServer()
+            self._demo_server = DemoServer(protocol_ports=ProtocolPorts.after(DEMO_PORT))
             await self._demo_server.start(DEMO_HOST, DEMO_PORT)
             log.info("demo targets on ws://%s:%d", DEMO_HOST, DEMO_PORT)
         self.web = WebServer(DaemonView(self), listen=agent.listen, web_config=agent.web)

@@ -25,7 +25,11 @@ import yaml
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-DEMO_CHECKS = 8
+#: Every example check of checks/ (the demo's paths and its protocol targets).
+DEMO_CHECKS = sum(
+    len(yaml.safe_load(path.read_text(encoding="utf-8"))["checks"])
+    for path in (ROOT / "checks").glob("*.yaml")
+)
 #: Colours of status.css's light and dark themes (body background and text).
 LIGHT_BG, DARK_BG, DARK_FG = "rgb(255, 255, 255)", "rgb(13, 17, 23)", "rgb(230, 237, 243)"
 

@@ -3,6 +3,8 @@ check succeeds against the demo targets (except the flaky one, which fails by tu
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -19,12 +21,18 @@ DEMO_ADDRESS = "127.0.0.1:8765"
 FLAKY = "demo-flaky"
 
 
-def _example_names() -> list[str]:
-    """Check names straight from the YAML, so collection does not depend on the loader."""
+def _example_names(*, protocols: bool = True) -> list[str]:
+    """Check names straight from the YAML, so collection does not depend on the loader.
+
+    Args:
+        protocols: Include the checks speaking a protocol (they probe the protocol
+            targets, tested in test_protocol_targets.py).
+    """
     names: list[str] = []
     for path in CHECK_FILES:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        names += [c["name"] for c in data.get("checks", []) if isinstance(c, dict)]
+        checks = [c for c in data.get("checks", []) if isinstance(c, dict)]
+        names += [c["name"] for c in checks if protocols or "protocol" not in c]
     return names
 
 
@@ -61,11 +69,11 @@ def test_check_file_loads_alone(loader: ModuleType, tmp_path: Path, path: Path) 
     assert config.checks
 
 
-@pytest.mark.parametrize("name", [n for n in _example_names() if n != FLAKY])
+@pytest.mark.parametrize("name", [n for n in _example_names(protocols=False) if n != FLAKY])
 async def test_example_check_succeeds_on_demo(
     loader: ModuleType, demo: DemoServer, name: str
 ) -> None:
-    """Every example check (but the flaky one) succeeds against the demo targets."""
+    """Every example check (but the flaky one and the protocol ones) succeeds on the demo."""
     from agent.probes import PROBES
 
     config = loader.load_config(ROOT / "config.example.yaml", registries=REGISTRIES)
@@ -84,3 +92,73 @@ async def test_flaky_check_fails_by_turns(loader: ModuleType, demo: DemoServer) 
     check = _on_demo(next(c for c in config.checks if c.name == FLAKY), demo)
     reasons = [(await PROBES[check.kind](check)).reason for _ in range(5)]
     assert reasons == [None, None, "handshake_status", "ping_timeout", "closed"]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The command line installs its own log handler; put the root logger back after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize(
+    "path", [*CHECK_FILES, None], ids=[*(p.name for p in CHECK_FILES), "config.example.yaml"]
+)
+def test_check_config_accepts_the_examples(
+    loader: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str], path: Path | None
+) -> None:
+    """`wsprobe check-config` accepts config.example.yaml and each checks/*.yaml alone."""
+    from agent.cli.main import main
+
+    if path is None:
+        config, names = ROOT / "config.example.yaml", _example_names()
+    else:
+        config = tmp_path / "agent.yaml"
+        config.write_text(yaml.safe_dump({"check_files": [str(path)]}), encoding="utf-8")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        names = [c["name"] for c in data["checks"]]
+    code = main(["check-config", "-c", str(config)])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    plural = "check" if len(names) == 1 else "checks"
+    assert f": OK: {len(names)} {plural} in " in out
+
+
+def _doc_examples() -> dict[str, object]:
+    """checks/FILE -> the YAML block of docs/protocols.md headed ``# checks/FILE``."""
+    text = (ROOT / "docs" / "protocols.md").read_text(encoding="utf-8")
+    section = text.split("## A complete check per protocol", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```yaml\n")[1:]
+    out: dict[str, object] = {}
+    for block in blocks:
+        body = block.split("```", 1)[0]
+        first = body.splitlines()[0]
+        assert first.startswith("# checks/"), first
+        out[first.removeprefix("# checks/")] = yaml.safe_load(body)
+    return out
+
+
+def test_protocols_doc_shows_each_protocol_example_as_it_is() -> None:
+    """docs/protocols.md shows every protocol example of checks/ exactly as the file has it."""
+    from agent.probes.protocols import PROTOCOLS
+
+    shown = _doc_examples()
+    protocol_files = [
+        p.name
+        for p in CHECK_FILES
+        if any("protocol" in c for c in yaml.safe_load(p.read_text(encoding="utf-8"))["checks"])
+    ]
+    assert sorted(shown) == sorted(protocol_files)
+    for name, data in shown.items():
+        assert data == yaml.safe_load((ROOT / "checks" / name).read_text(encoding="utf-8"))
+    protocols = {
+        (c["protocol"]["name"] if isinstance(c["protocol"], dict) else c["protocol"])
+        for data in shown.values()
+        for c in data["checks"]  # type: ignore[index]
+    }
+    # One complete example for every protocol wsprobe speaks.
+    assert protocols == set(PROTOCOLS)

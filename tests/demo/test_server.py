@@ -117,3 +117,33 @@ def test_module_constants_match_docs() -> None:
     docs = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
     for path in PATHS:
         assert f"ws://127.0.0.1:8765{path}" in docs
+
+
+@pytest.mark.parametrize(
+    ("flags", "protocols"),
+    [([], True), (["--no-protocols"], False)],
+    ids=["with-protocols", "no-protocols"],
+)
+def test_demo_server_command_and_its_protocol_targets(flags: list[str], protocols: bool) -> None:
+    """`wsprobe demo-server` also serves the protocol targets, unless --no-protocols."""
+    argv = [sys.executable, "-m", "agent", "demo-server", "--port", "0", *flags]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline()]
+        assert "demo targets listening" in lines[0]
+        if protocols:
+            # A broker that is not installed adds its "skipped" line first.
+            while "protocol targets listening" not in lines[-1] and len(lines) < 5:
+                lines.append(proc.stderr.readline())
+            assert "/socket.io/" in lines[-1]
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[1]
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert ("protocol targets" in out + "".join(lines)) is protocols
+    assert "demo targets stopped" in out

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from agent.config import CheckConfig
+from agent.demo.brokers import rabbitmq_node
 from agent.probes import probe
 from agent.result import ProbeResult
 from tests.protocol_servers.launch import free_port, missing, python_server, serve
@@ -104,28 +105,9 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     if not RABBITMQ.exists():
         missing("rabbitmq-server (Debian package rabbitmq-server)")
     folder = tmp_path_factory.mktemp("rabbitmq")
-    amqp, web_stomp, dist, epmd = free_port(), free_port(), free_port(), free_port()
-    (folder / "enabled_plugins").write_text("[rabbitmq_web_stomp].\n")
-    (folder / "rabbitmq.conf").write_text(
-        f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
-        f"web_stomp.tcp.port = {web_stomp}\nweb_stomp.tcp.ip = 127.0.0.1\n"
-        "stomp.listeners.tcp = none\n"
-    )
-    env = {
-        "HOME": str(folder),  # its own Erlang cookie
-        "RABBITMQ_NODENAME": f"wsprobe-{epmd}@localhost",
-        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(folder / "log"),
-        "RABBITMQ_LOGS": "-",
-        "RABBITMQ_PID_FILE": str(folder / "pid"),
-        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-        "RABBITMQ_NODE_PORT": str(amqp),
-        "RABBITMQ_DIST_PORT": str(dist),
-        "ERL_EPMD_PORT": str(epmd),
-        "ERL_EPMD_ADDRESS": "127.0.0.1",
-    }
+    web_stomp = free_port()
+    env = rabbitmq_node(folder, "127.0.0.1", web_stomp_port=web_stomp)
+    epmd = env["ERL_EPMD_PORT"]
     try:
         with serve(
             [str(RABBITMQ)],
@@ -137,5 +119,5 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     finally:
         # epmd daemonises itself out of the server's process group.
         subprocess.run(
-            ["epmd", "-port", str(epmd), "-kill"], capture_output=True, env={**os.environ, **env}
+            ["epmd", "-port", epmd, "-kill"], capture_output=True, env={**os.environ, **env}
         )
