@@ -65,6 +65,7 @@ class AppTargets:
 
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
+        self._sio: socketio.AsyncServer | None = None
         self._port = 0
         self.graphql = False
 
@@ -108,10 +109,16 @@ class AppTargets:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._sio = sio
         self._port = int(runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Close every connection and the listening socket."""
         runner, self._runner = self._runner, None
+        sio, self._sio = self._sio, None
+        if sio is not None:
+            # Engine.IO's ping-timeout sweeper is a task of its own; left running it
+            # outlives the loop and is destroyed pending at exit.
+            await sio.shutdown()
         if runner is not None:
             await runner.cleanup()
