@@ -38,9 +38,9 @@ from bench.startup import wait_ready
 __all__ = ["daemon_level", "run_levels"]
 
 #: Liveness results every check must have reported before RSS is read.
-REPORTS = 2
-#: Seconds between a watch check's reports (shorter than a real one, same state).
-INTERVAL = 6
+REPORTS = 1
+#: Seconds between a watch check's reports (the default interval).
+INTERVAL = 30
 #: Seconds the settled daemon sits idle before RSS is read.
 IDLE_WINDOW = 3.0
 

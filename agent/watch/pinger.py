@@ -104,6 +104,14 @@ class Pinger:
             self._task = asyncio.get_running_loop().create_task(self._ping(conn))
 
     async def _ping(self, conn: ClientConnection) -> None:
+        try:
+            await self._one_ping(conn)
+        finally:
+            # A finished task kept until the next ping would be held by every session.
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    async def _one_ping(self, conn: ClientConnection) -> None:
         start = time.perf_counter()
         measure = self._measure
         rtt: float | None = None

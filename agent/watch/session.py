@@ -253,9 +253,12 @@ class WatchSession:
             return None
         conn, variables, protocol = opened
         result.phases["total"] = time.perf_counter() - start
-        # The upgrade request's headers are of no use once connected, and an agent
-        # holds thousands of sessions. (The response stays: websockets' parser holds it.)
+        # The upgrade's headers are of no use once connected (the init steps have read
+        # them), and an agent holds thousands of sessions. The response object stays:
+        # websockets' parser holds it, so only its headers can go.
         conn.request = None
+        if conn.response is not None:
+            conn.response.headers.clear()
         self._conn, self._protocol = conn, protocol
         self._connect_result = result
         self._new_connect = True
@@ -382,8 +385,12 @@ class WatchSession:
             pings=self._pinger.take_rtts(),
             new_gaps=self._feed.gaps - self._gaps_reported,
         )
-        if connected:
+        if connected and self._new_connect:
             self._new_connect = False
+            # Reported once; later reports copy only the connection's facts.
+            connect = self._connect_result
+            if connect is not None:
+                connect.phases, connect.steps = {}, []
         self._gaps_reported = self._feed.gaps
         try:
             self.on_result(result)

@@ -10,9 +10,11 @@ soon as the closing handshake starts.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from websockets import exceptions as wsx
 from websockets.asyncio.client import ClientConnection
@@ -27,29 +29,97 @@ from agent.probes.connections._shared import (
 __all__ = ["ReadingConnection"]
 
 
+class _FrameQueue(list[Any]):
+    """websockets' frame queue on a list: a ``deque`` always allocates a 64-slot block.
+
+    Holds at most ``max_queue`` frames before reading pauses, so ``pop(0)`` stays cheap.
+    """
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+    def extendleft(self, items: Iterable[Any]) -> None:
+        self[:0] = reversed(list(items))
+
+
+class _Marks:
+    """The stamps and the closing mark, in one slotted object (see ``ReadingConnection``)."""
+
+    __slots__ = ("closing", "closing_marked", "pong_at", "ready_at", "request_at", "response_at")
+
+    def __init__(self) -> None:
+        self.ready_at: float | None = None
+        self.request_at: float | None = None
+        self.response_at: float | None = None
+        self.pong_at: float | None = None
+        self.closing_marked = False
+        # Made only when someone waits for closing (a relay receiver, an expected close).
+        self.closing: asyncio.Event | None = None
+
+
 class ReadingConnection(ReplayUntilMade, ClientConnection):
-    """A ClientConnection that stamps its phases and marks closing as soon as it starts."""
+    """A ClientConnection that stamps its phases and marks closing as soon as it starts.
+
+    Watch sessions hold thousands of these for hours, so what this class adds stays
+    small: its state lives in one slotted object, which keeps the instance at no more
+    than 30 attribute names (CPython shares their keys then, instead of a ~1.6 KiB
+    dict each), and the two queues websockets makes as deques are lists.
+    """
 
     #: Messages wait in websockets' assembler until read.
     discards_messages = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.closing = asyncio.Event()
-        self.closing_marked = False
-        self.ready_at: float | None = None
-        self.request_at: float | None = None
-        self.response_at: float | None = None
-        self.pong_at: float | None = None
+        self._marks = _Marks()
         self._early = []
+        # Only appended to, removed from and iterated by websockets.
+        self.drain_waiters = cast("collections.deque[asyncio.Future[None]]", [])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # websockets makes the assembler here
+        frames = self.recv_messages.frames
+        frames.queue = cast("collections.deque[Any]", _FrameQueue(frames.queue))
+
+    @property
+    def ready_at(self) -> float | None:
+        """When the transport became ready."""
+        return self._marks.ready_at
+
+    @ready_at.setter
+    def ready_at(self, at: float | None) -> None:
+        self._marks.ready_at = at
+
+    @property
+    def request_at(self) -> float | None:
+        """When the upgrade request was handed to the transport."""
+        return self._marks.request_at
+
+    @property
+    def response_at(self) -> float | None:
+        """When the upgrade's answer arrived."""
+        return self._marks.response_at
+
+    @property
+    def pong_at(self) -> float | None:
+        """When the last solicited pong was parsed."""
+        return self._marks.pong_at
+
+    @property
+    def closing_marked(self) -> bool:
+        """:meth:`mark_closing` has run."""
+        return self._marks.closing_marked
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.response_at is None and (
+        marks = self._marks
+        if marks.response_at is None and (
             self.response is not None or self.protocol.handshake_exc is not None
         ):
-            self.response_at = time.perf_counter()
-        if not self.closing_marked and self.protocol.state in CLOSING_STATES:
+            marks.response_at = time.perf_counter()
+        if not marks.closing_marked and self.protocol.state in CLOSING_STATES:
             self.mark_closing()
         elif (
             self.response is None
@@ -61,17 +131,18 @@ class ReadingConnection(ReplayUntilMade, ClientConnection):
             self.response_rcvd.set_result(None)
 
     def send_data(self) -> None:
-        if self.request_at is None:
-            self.request_at = time.perf_counter()
+        marks = self._marks
+        if marks.request_at is None:
+            marks.request_at = time.perf_counter()
         # Also runs when websockets fails the connection from recv() (invalid UTF-8
         # is detected there, not when the frame arrives).
         super().send_data()
-        if not self.closing_marked and self.protocol.state in CLOSING_STATES:
+        if not marks.closing_marked and self.protocol.state in CLOSING_STATES:
             self.mark_closing()
 
     def acknowledge_pings(self, data: bytes) -> None:
         if data in self.pending_pings:
-            self.pong_at = time.perf_counter()
+            self._marks.pong_at = time.perf_counter()
         super().acknowledge_pings(data)
 
     async def discard_until_closed(self) -> None:
@@ -88,12 +159,18 @@ class ReadingConnection(ReplayUntilMade, ClientConnection):
 
     async def wait_closing(self) -> None:
         """Return once the closing handshake started or the connection was lost."""
-        await self.closing.wait()
+        marks = self._marks
+        if marks.closing is None:
+            marks.closing = asyncio.Event()
+        if not marks.closing_marked:
+            await marks.closing.wait()
 
     def mark_closing(self) -> None:
-        """Set :attr:`closing` and fail pending ping waiters with :meth:`closing_error`."""
-        self.closing_marked = True
-        self.closing.set()
+        """Wake :meth:`wait_closing` and fail pending ping waiters with :meth:`closing_error`."""
+        marks = self._marks
+        marks.closing_marked = True
+        if marks.closing is not None:
+            marks.closing.set()
         fail_pending_pings(self)
 
     def closing_error(self) -> wsx.ConnectionClosed:
@@ -109,6 +186,6 @@ class ReadingConnection(ReplayUntilMade, ClientConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self._early is None:
-            if self.response_at is None:  # the end of the connection is the answer
-                self.response_at = time.perf_counter()
+            if self._marks.response_at is None:  # the end of the connection is the answer
+                self._marks.response_at = time.perf_counter()
             self.mark_closing()
