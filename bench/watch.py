@@ -5,6 +5,10 @@ core: RSS once all sessions are connected and have sat idle for a few seconds mi
 RSS before they were created (the check configs already built), divided by the number
 of sessions. Counts the WatchSession, its websockets connection, buffers and tasks;
 not the check config, not the target server (another process).
+
+Then the same levels as configured ``kind: watch`` checks of the daemon itself
+(bench/watch_daemon.py): RSS per check against a daemon with one, which adds the
+check's config, metric series, history and alert state to the session.
 """
 
 from __future__ import annotations
@@ -44,4 +48,7 @@ def run(url: str, *, quick: bool, loop: str) -> dict[str, Any]:
         level = json.loads(lines[-1])
         out["levels"].append(level)
         print(f"  watch {count} sessions: {level}", flush=True)
+    from bench import watch_daemon
+
+    out["daemon"] = watch_daemon.run_levels(url, levels)
     return out

@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection
 
 from agent.probes.errors import ExpectTimeout, PingTimeout, ProbeError, map_errors
 from agent.result import Reason
+from agent.watch.ticker import Tick, ticker
 
 __all__ = ["MAX_RTTS", "Measure", "Pinger"]
 
@@ -54,7 +55,7 @@ class Pinger:
         self._timeout = timeout
         self._conn: ClientConnection | None = None
         self._measure: Measure | None = None
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: Tick | None = None
         self._task: asyncio.Task[None] | None = None
         self._rtts: list[float] = []
         #: Why the current connection's pinging failed (a missing pong), else None.
@@ -95,7 +96,7 @@ class Pinger:
     def _arm(self) -> None:
         if self._interval is None or self._conn is None:
             return
-        self._handle = asyncio.get_running_loop().call_later(self._interval, self._due)
+        self._handle = ticker().call_later(self._interval, self._due)
 
     def _due(self) -> None:
         self._handle = None

@@ -1,8 +1,10 @@
 """One held WebSocket session: reconnect, re-initialise, read, judge, report.
 
 A :class:`WatchSession` owns one task (connect, init steps, read loop, backoff) and a
-few ``loop.call_later`` timers (report, protocol ping, staleness, grace); while idle
-it costs no CPU. Every ``check.interval`` it hands ``on_result`` a liveness
+few timers: report and protocol ping on the loop's shared
+:func:`~agent.watch.ticker.ticker` (held all the session's life), staleness and grace
+on ``loop.call_later`` (only while they can fire); while idle it costs no CPU. Every
+``check.interval`` it hands ``on_result`` a liveness
 :class:`~agent.result.ProbeResult`; it also reports at once when liveness flips
 (stale detected, grace expired, recovered), so events are seen within their
 configured bounds rather than at the next interval.
@@ -40,6 +42,7 @@ from agent.watch.messages import FeedState
 from agent.watch.pinger import Pinger
 from agent.watch.report import liveness_result
 from agent.watch.stale import StaleTimer
+from agent.watch.ticker import Tick, ticker
 
 if TYPE_CHECKING:  # the protocol modules load their codecs: only when a check speaks one
     from agent.probes.protocols.base import Session
@@ -124,7 +127,7 @@ class WatchSession:
         self._connect_result: ProbeResult | None = None
         self._new_connect = False
         self._pinger = Pinger(interval=self.watch.ping_interval, timeout=check.ping_timeout)
-        self._report_handle: asyncio.TimerHandle | None = None
+        self._report_handle: Tick | None = None
         self._stale = StaleTimer(
             self.watch.stale_after,
             feed=self._feed,
@@ -155,7 +158,7 @@ class WatchSession:
         self._stale.since = self._state_since = time.perf_counter()
         self._task = loop.create_task(self._run(), name=f"watch:{self.check.name}")
         self._task.add_done_callback(self._run_done)
-        self._report_handle = loop.call_later(self.check.interval, self._report_tick)
+        self._report_handle = ticker().call_later(self.check.interval, self._report_tick)
         self._stale.arm()
 
     async def stop(self, *, code: int = GOING_AWAY) -> None:
@@ -342,8 +345,7 @@ class WatchSession:
     def _report_tick(self) -> None:
         if self._stopping:
             return
-        loop = asyncio.get_running_loop()
-        self._report_handle = loop.call_later(self.check.interval, self._report_tick)
+        self._report_handle = ticker().call_later(self.check.interval, self._report_tick)
         self._report(self._verdict())
 
     def _maybe_report(self) -> None:
