@@ -157,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="with --shard auto: the number of shards (default: $WSPROBE_SHARD_COUNT)",
     )
+    run.add_argument(
+        "--processes",
+        metavar="N|auto",
+        help="run N agent processes, one shard each (auto: one per usable CPU); agent p"
+        " serves HTTP on the configured port + p-1 and keeps its state in STATE_DIR/shard-p",
+    )
+    run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address, instead of agent.listen")
+    run.add_argument(
+        "--state-dir", metavar="DIR", help="state directory, instead of agent.state_dir"
+    )
 
     check = add_command(
         "check-config",
@@ -297,9 +307,50 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     return run_connect_command(args)
 
 
+def _processes(text: str | None) -> int:
+    """``--processes``: a count, or ``auto`` for the CPUs this process may use."""
+    if text is None:
+        return 1
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"must be a positive integer or auto, got {text!r}")
+    return int(text)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from agent.runtime.overrides import AgentOverrides
+    from agent.runtime.readiness import die_with_parent
     from agent.runtime.shard import auto_shard, parse_shard
 
+    die_with_parent()
+    try:
+        processes = _processes(args.processes)
+    except ValueError as exc:
+        return _error("run", f"--processes: {exc}")
+    try:
+        overrides = AgentOverrides(listen=args.listen, state_dir=args.state_dir)
+    except ValidationError as exc:
+        return _error("run", f"--listen: {exc.errors()[0]['msg'].removeprefix('Value error, ')}")
+    if processes > 1:
+        if args.shard is not None:
+            return _error(
+                "run",
+                "--processes cannot be combined with --shard: run one agent per host shard,"
+                " or more shards (--shard K/N with a larger N)",
+            )
+        from agent.runtime.supervisor import supervise
+
+        return supervise(
+            find_config(args.config),
+            processes=processes,
+            demo=args.demo,
+            overrides=overrides,
+            log_format=getattr(args, "log_format", "text"),
+            log_level=getattr(args, "log_level", None) or "info",
+        )
     shard: tuple[int, int] | None = None
     if args.shard_count is not None and args.shard != "auto":
         return _error("run", "--shard-count goes with --shard auto")
@@ -315,7 +366,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return _error("run", f"--shard: {exc}")
     from agent.runtime.daemon import serve
 
-    return serve(find_config(args.config), demo=args.demo, shard=shard)
+    return serve(find_config(args.config), demo=args.demo, shard=shard, overrides=overrides)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
