@@ -24,7 +24,7 @@ from agent import __version__
 from agent.cli.check_flags import add_probe_arguments
 from agent.cli.connect import add_connect_arguments, run_connect_command
 from agent.cli.probe import run_probe_command
-from agent.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
+from agent.logs import LOG_FORMATS, LOG_LEVELS, add_fields, setup_logging
 
 __all__ = ["BROKEN_PIPE_EXIT", "DEFAULT_CONFIG", "FALLBACK_CONFIG", "find_config", "main"]
 
@@ -364,6 +364,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 shard = parse_shard(args.shard)
         except ValueError as exc:
             return _error("run", f"--shard: {exc}")
+    if shard is not None:
+        add_fields(shard=f"{shard[0]}/{shard[1]}")
     from agent.runtime.daemon import serve
 
     return serve(find_config(args.config), demo=args.demo, shard=shard, overrides=overrides)

@@ -170,6 +170,8 @@ async def test_a_crashed_agent_is_restarted(
     victim, survivor = _children(sup.proc.pid)
     os.kill(victim, signal.SIGKILL)
     await sup.wait_line(r"shard [12]/2 exited with signal SIGKILL; restarting it in 1 s")
+    # Each agent's lines name its shard: the shared log says who said what.
+    assert any(re.search(r"logger=agent.runtime.daemon .* shard=[12]/2$", x) for x in sup.lines)
     urls = await sup.urls(3)
     assert await _names(urls[2])  # the new agent serves its shard again
     now = _children(sup.proc.pid)
