@@ -341,9 +341,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "--processes cannot be combined with --shard: run one agent per host shard,"
                 " or more shards (--shard K/N with a larger N)",
             )
-        from agent.runtime.supervisor import supervise
+        from agent.runtime.processes import run_processes
 
-        return supervise(
+        return run_processes(
             find_config(args.config),
             processes=processes,
             demo=args.demo,

@@ -21,7 +21,8 @@ The supervisor itself holds no checks and serves nothing. It:
   :data:`RESTART_INITIAL_DELAY` to :data:`RESTART_MAX_DELAY` seconds (back to the
   initial delay once it stayed up :data:`STABLE_INTERVAL` seconds), logging each exit.
 
-Raises nothing to its caller: :func:`supervise` returns the exit code.
+:class:`Supervisor` runs the agents; ``agent.runtime.processes`` builds them from the
+command line.
 """
 
 from __future__ import annotations
@@ -31,17 +32,12 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.config.loader import ConfigError, load_config
-from agent.runtime.gc_policy import gc_paused
-from agent.runtime.overrides import AgentOverrides
 from agent.runtime.readiness import READY_FD_ENV, SUPERVISOR_PID_ENV
-from agent.runtime.registries import REGISTRIES
 
 __all__ = [
     "RESTART_INITIAL_DELAY",
@@ -51,9 +47,7 @@ __all__ = [
     "STOP_TIMEOUT",
     "Slot",
     "Supervisor",
-    "agent_command",
     "plan_slots",
-    "supervise",
 ]
 
 log = logging.getLogger(__name__)
@@ -291,87 +285,3 @@ def _describe(code: int) -> str:
         with contextlib.suppress(ValueError):
             return f"signal {signal.Signals(-code).name}"
     return f"status {code}"
-
-
-def supervise(
-    config_path: Path,
-    *,
-    processes: int,
-    demo: bool,
-    overrides: AgentOverrides,
-    log_format: str,
-    log_level: str,
-) -> int:
-    """``wsprobe run --processes N``: validate the config, run N sharded agents.
-
-    Args:
-        config_path: the agent config file (each agent re-reads it).
-        processes: how many agents, at least 2.
-        demo: the first agent also runs the demo targets.
-        overrides: ``--listen`` / ``--state-dir``: the base port and directory.
-        log_format: passed on to every agent.
-        log_level: passed on to every agent.
-
-    Returns:
-        0 after a clean stop; 1 when the config is invalid or an agent had to be
-        killed; an agent's own exit status when it could not start.
-    """
-    try:
-        # Collecting what the load allocates is waste: it is all dropped at once.
-        with gc_paused():
-            config = overrides.apply(load_config(config_path, registries=REGISTRIES))
-    except ConfigError as exc:
-        for issue in exc.issues:
-            log.error("config error: %s", issue)
-        return 1
-    try:
-        slots = plan_slots(
-            processes=processes, listen=config.agent.listen, state_dir=config.agent.state_dir
-        )
-    except ValueError as exc:
-        log.error("wsprobe could not start: %s", exc)
-        return 1
-    checks = len(config.checks)
-    del config
-    log.info(
-        "wsprobe running %d checks in %d agent processes (one shard each), HTTP on %s..%s",
-        checks,
-        processes,
-        slots[0].listen,
-        slots[-1].listen.rpartition(":")[2],
-    )
-
-    def command(slot: Slot) -> list[str]:
-        return agent_command(
-            slot, config_path=config_path, demo=demo, log_format=log_format, log_level=log_level
-        )
-
-    return asyncio.run(Supervisor(slots, command=command).run())
-
-
-def agent_command(
-    slot: Slot, *, config_path: Path, demo: bool, log_format: str, log_level: str
-) -> list[str]:
-    """The ``wsprobe run`` command line of one slot's agent (this interpreter)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "agent",
-        "run",
-        "-c",
-        str(config_path),
-        "--shard",
-        slot.shard,
-        "--listen",
-        slot.listen,
-        "--state-dir",
-        slot.state_dir,
-        "--log-format",
-        log_format,
-        "--log-level",
-        log_level,
-    ]
-    # The demo targets bind one fixed port: the first agent runs them for everyone.
-    if demo and slot.index == 1:
-        argv.append("--demo")
-    return argv
