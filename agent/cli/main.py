@@ -312,7 +312,10 @@ def _processes(text: str | None) -> int:
     if text is None:
         return 1
     if text == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not Linux, or a system-call filter refuses it
+            return os.cpu_count() or 1
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"must be a positive integer or auto, got {text!r}")
     return int(text)
