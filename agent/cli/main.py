@@ -325,10 +325,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from agent.runtime.overrides import AgentOverrides
-    from agent.runtime.readiness import die_with_parent
+    from agent.runtime.readiness import die_with_parent, exit_now
     from agent.runtime.shard import auto_shard, parse_shard
 
-    die_with_parent()
+    supervised = die_with_parent()
     try:
         processes = _processes(args.processes)
     except ValueError as exc:
@@ -371,7 +371,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         add_fields(shard=f"{shard[0]}/{shard[1]}")
     from agent.runtime.daemon import serve
 
-    return serve(find_config(args.config), demo=args.demo, shard=shard, overrides=overrides)
+    code = serve(find_config(args.config), demo=args.demo, shard=shard, overrides=overrides)
+    if supervised:
+        exit_now(code)
+    return code
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
