@@ -10,6 +10,10 @@ a fixed window by scraping every agent's ``/metrics`` at both ends:
 - ``2 agents, 2 cores``: ``wsprobe run --processes 2`` (one agent per shard, each its
   own port and state directory), all of it allowed both cores.
 
+Beside them, ``bench.cores_split`` measures the parts of the other design (one agent
+whose worker processes send results to a parent): the parent's CPU per result and the
+messages' cost (``pipeline_split``).
+
 A layout keeps up at a level when it ran at least 97 % of the due probes, shed none,
 had no failed run against the healthy target and a scheduler lag p99 under 1 s; its
 capacity is the highest such level, and ``probes_per_s`` at the highest level is what it
@@ -40,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import cores_split, procs
 from bench.gen import write_config
 from bench.startup import wait_ready
 from bench.stats import ms
@@ -253,11 +257,11 @@ def _port_free(port: int) -> bool:
 
 def run(url: str, server_pid: int, *, quick: bool) -> dict[str, Any]:
     """Every layout at every level, interleaved; capacity per layout."""
-    levels = [600, 1200] if quick else [300, 600, 900, 1200, 1600]
+    levels = [300, 600] if quick else [400, 800, 1200]
     only = os.environ.get(LEVELS_ENV)
     if only:
         levels = [int(x) for x in only.split(",") if x.strip()]
-    warm, window = (5.0, 15.0) if quick else (8.0, 25.0)
+    warm, window = (4.0, 10.0) if quick else (5.0, 15.0)
     layouts = _layouts()
     # This process parses every agent's /metrics: off the agents' first core.
     before = os.sched_getaffinity(0)
@@ -283,6 +287,7 @@ def run(url: str, server_pid: int, *, quick: bool) -> dict[str, Any]:
             "max_probes_per_s": max((r["probes_per_s"] for r in mine), default=0.0),
         }
     return {
+        "pipeline_split": cores_split.measure(quick=quick),
         "interval_s": INTERVAL_S,
         "levels_probes_per_s": levels,
         "cores": {layout.name: list(layout.cores) for layout in layouts},
