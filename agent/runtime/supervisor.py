@@ -198,7 +198,7 @@ class Supervisor:
             if time.monotonic() - began >= STABLE_INTERVAL:
                 delay = self._initial_delay
             log.error(
-                "shard %s exited with %s; restarting it in %.0f s",
+                "shard %s exited with %s; restarting it in %g s",
                 child.slot.shard,
                 _describe(code),
                 delay,
@@ -268,7 +268,7 @@ class Supervisor:
         _, pending = await asyncio.wait(waits, timeout=self._stop_timeout)
         if pending:
             log.error(
-                "%d shards still running %.0f s after SIGTERM: killed",
+                "%d shards still running %g s after SIGTERM: killed",
                 len(pending),
                 self._stop_timeout,
             )

@@ -226,6 +226,8 @@ async def test_sighup_reloads_every_agent(
         assert time.monotonic() < deadline, shown
         await asyncio.sleep(0.1)
     assert shown[0].isdisjoint(shown[1])
+    # --listen and --state-dir hold on reload too: no agent thinks its address moved.
+    assert not [line for line in sup.lines if "changed: restart wsprobe" in line]
     assert await sup.stop(timeout=20.0) == 0
 
 
