@@ -261,7 +261,7 @@ def run(url: str, server_pid: int, *, quick: bool) -> dict[str, Any]:
     only = os.environ.get(LEVELS_ENV)
     if only:
         levels = [int(x) for x in only.split(",") if x.strip()]
-    warm, window = (4.0, 10.0) if quick else (5.0, 15.0)
+    warm, window = (4.0, 10.0) if quick else (4.0, 12.0)
     layouts = _layouts()
     # This process parses every agent's /metrics: off the agents' first core.
     before = os.sched_getaffinity(0)
