@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -260,7 +261,14 @@ def test_run_option_errors_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Bad --processes / --listen values are usage errors that name the flag."""
-    assert main(["run", *argv]) == 2
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        assert main(["run", *argv]) == 2
+    finally:
+        # main() logs to the captured stderr, which closes with this test.
+        root.handlers[:] = handlers
+        root.setLevel(level)
     assert message in capsys.readouterr().err
 
 
