@@ -169,7 +169,10 @@ class Supervisor:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._stop_all()
-            for task in keepers:
+            # Each keeper ends once its agent has exited; one that was starting an agent
+            # when the stop came stops that one itself.
+            _, pending = await asyncio.wait(keepers, timeout=self._stop_timeout)
+            for task in pending:
                 task.cancel()
             await asyncio.gather(*keepers, return_exceptions=True)
         log.info("stopped %d shards", len(self.children))
@@ -231,17 +234,24 @@ class Supervisor:
         log.info(
             "started shard %s (pid %d) on %s", child.slot.shard, process.pid, child.slot.listen
         )
+        if self._stop.is_set():
+            # The stop came while this agent was being started: _stop_all missed it.
+            process.terminate()
         loop = asyncio.get_running_loop()
+        os.set_blocking(read_fd, False)
 
         def on_readable() -> None:
             # One byte when the agent is up; end of file when it exited without.
-            if os.read(read_fd, 1):
+            if _read_ready(read_fd):
                 child.ready = True
             loop.remove_reader(read_fd)
 
         loop.add_reader(read_fd, on_readable)
         try:
             code = await process.wait()
+            # An agent that said it was ready and died at once: its byte may still be
+            # in the pipe, unread.
+            child.ready = child.ready or _read_ready(read_fd)
         finally:
             loop.remove_reader(read_fd)
             os.close(read_fd)
@@ -278,6 +288,14 @@ class Supervisor:
                         process.kill()
             await asyncio.gather(*pending)
             self._exit_code = self._exit_code or 1
+
+
+def _read_ready(fd: int) -> bool:
+    """Whether the readiness byte is in the (non-blocking) pipe."""
+    try:
+        return bool(os.read(fd, 1))
+    except (BlockingIOError, OSError):
+        return False
 
 
 def _describe(code: int) -> str:

@@ -23,6 +23,7 @@ _READY = "import os; fd = int(os.environ['WSPROBE_READY_FD']); os.write(fd, b'1'
 _BEHAVIOURS = {
     "crash-after-ready": f"{_READY}; raise SystemExit(3)",
     "fail-before-ready": "raise SystemExit(2)",
+    "exit-1-after-ready": f"{_READY}; raise SystemExit(1)",
     "serve": f"{_READY}; import time; time.sleep(60)",
     "ignore-sigterm": (
         f"import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); {_READY};"
@@ -89,6 +90,18 @@ async def test_failure_before_ready_is_fatal_only_at_first_start() -> None:
     assert await asyncio.wait_for(sup.run(), 15.0) == 2
     assert sup.children[1].exits == [2]
     assert sup.children[0].process is None  # stopped, not left running
+
+
+async def test_exit_1_right_after_ready_is_a_crash_not_a_start_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An agent that reported ready and exited 1 at once is restarted, not fatal."""
+    sup = Supervisor(_slots(1), command=_command("exit-1-after-ready"), restart_initial_delay=0.05)
+    task = asyncio.create_task(sup.run())
+    await _wait_for(lambda: sup.children[0].restarts >= 2, timeout=30.0)
+    sup.request_stop()
+    assert await asyncio.wait_for(task, 15.0) == 0
+    assert "could not start" not in caplog.text
 
 
 async def test_an_agent_ignoring_sigterm_is_killed(caplog: pytest.LogCaptureFixture) -> None:
