@@ -14,6 +14,11 @@ Beside them, ``bench.cores_split`` measures the parts of the other design (one a
 whose worker processes send results to a parent): the parent's CPU per result and the
 messages' cost (``pipeline_split``).
 
+Because a shared machine gives the agents whatever CPU other processes leave, each run
+also reports a projection that does not depend on it: from the CPU per probe of the
+agents' event-loop threads and of all their threads, the rate at which the layout would
+fill either its loop threads (one core each) or its cores (``projected_probes_per_s``).
+
 A layout keeps up at a level when it ran at least 97 % of the due probes, shed none,
 had no failed run against the healthy target and a scheduler lag p99 under 1 s; its
 capacity is the highest such level, and ``probes_per_s`` at the highest level is what it
@@ -141,6 +146,20 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
+def _agents_main_cpu(pid: int, processes: int) -> float:
+    """CPU seconds of the agents' event-loop threads (each agent's main thread)."""
+    pids = [pid] if processes == 1 else _tree(pid)[1:]
+    total = 0.0
+    for agent in pids:
+        try:
+            fields = Path(f"/proc/{agent}/task/{agent}/stat").read_text().rsplit(")", 1)[1]
+        except OSError:
+            continue
+        parts = fields.split()
+        total += (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _tree(pid: int) -> list[int]:
     out = [pid]
     try:
@@ -181,9 +200,11 @@ def _one(
                 texts0 = [_scrape(p) for p in ports]
                 t0, cpu0 = time.perf_counter(), _tree_cpu(popen.pid)
                 srv0 = procs.cpu_seconds(server_pid)
+                main0 = _agents_main_cpu(popen.pid, layout.processes)
                 time.sleep(window)
                 t1, cpu1 = time.perf_counter(), _tree_cpu(popen.pid)
                 srv1 = procs.cpu_seconds(server_pid)
+                main1 = _agents_main_cpu(popen.pid, layout.processes)
                 texts1 = [_scrape(p) for p in ports]
             finally:
                 stop0 = time.perf_counter()
@@ -222,6 +243,16 @@ def _one(
             "agent_cpu_cores": round((cpu1 - cpu0) / span, 3),
             "cpu_ms_per_probe": round((cpu1 - cpu0) / probes * 1000, 3) if probes else None,
             "server_cpu_share": round((srv1 - srv0) / span, 3),
+            "loop_thread_ms_per_probe": round((main1 - main0) / probes * 1000, 3)
+            if probes
+            else None,
+            "projected_probes_per_s": _projected(
+                layout,
+                probes=probes,
+                agent_cpu=cpu1 - cpu0,
+                loop_cpu=main1 - main0,
+                server_cpu=srv1 - srv0,
+            ),
             "machine_busy_after": procs.machine_busy(0.5),
             "kept_up": bool(
                 rate >= KEPT_UP_SHARE * demand
@@ -233,6 +264,24 @@ def _one(
         }
     )
     return out
+
+
+def _projected(
+    layout: Layout, *, probes: float, agent_cpu: float, loop_cpu: float, server_cpu: float
+) -> float | None:
+    """Probes/s the layout would run with its cores to itself, from its CPU per probe.
+
+    Two limits, the lower wins: each agent's event loop is one thread, so A agents
+    saturate when their loop threads fill A cores; and every thread of the agents (and
+    the server, when it shares their cores) must fit on the layout's cores. Unlike the
+    measured rate, this does not depend on how much CPU other processes took.
+    """
+    if not probes or not loop_cpu:
+        return None
+    shared = server_cpu if procs.SERVER_CORE in layout.cores else 0.0
+    loops = layout.processes / (loop_cpu / probes)
+    cores = len(layout.cores) / ((agent_cpu + shared) / probes)
+    return round(min(loops, cores))
 
 
 def _free_ports(count: int) -> int:
@@ -261,7 +310,9 @@ def run(url: str, server_pid: int, *, quick: bool) -> dict[str, Any]:
     only = os.environ.get(LEVELS_ENV)
     if only:
         levels = [int(x) for x in only.split(",") if x.strip()]
-    warm, window = (4.0, 10.0) if quick else (4.0, 12.0)
+    # Warm for a whole interval: the runs that start-up delayed are caught up by then,
+    # and do not swell the window's rate.
+    warm, window = float(INTERVAL_S), (10.0 if quick else 12.0)
     layouts = _layouts()
     # This process parses every agent's /metrics: off the agents' first core.
     before = os.sched_getaffinity(0)
@@ -282,9 +333,11 @@ def run(url: str, server_pid: int, *, quick: bool) -> dict[str, Any]:
     for layout in layouts:
         mine = [r for r in runs if r["layout"] == layout.name and "error" not in r]
         kept = [r["due_per_s"] for r in mine if r["kept_up"]]
+        projected = sorted(r["projected_probes_per_s"] for r in mine if r["projected_probes_per_s"])
         capacity[layout.name] = {
             "kept_up_to_probes_per_s": max(kept) if kept else 0,
             "max_probes_per_s": max((r["probes_per_s"] for r in mine), default=0.0),
+            "projected_probes_per_s_median": projected[len(projected) // 2] if projected else None,
         }
     return {
         "pipeline_split": cores_split.measure(quick=quick),
