@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.config.models import AgentSettings, Config
+from agent.config.models import Config
+from agent.config.settings import AgentSettings
 
 __all__ = ["AgentOverrides"]
 
