@@ -197,8 +197,12 @@ def _one(
                         tail = log_path.read_text(errors="replace")[-1500:]
                         return {**out, "error": f"agent on port {port} not ready: {tail}"}
                 time.sleep(warm)
+                # The counters are read while a scrape is served: each end of the
+                # window is the middle of its scrapes, not the moment they returned.
+                before = time.perf_counter()
                 texts0 = [_scrape(p) for p in ports]
                 t0, cpu0 = time.perf_counter(), _tree_cpu(popen.pid)
+                scrape0 = (before + t0) / 2
                 srv0 = procs.cpu_seconds(server_pid)
                 main0 = _agents_main_cpu(popen.pid, layout.processes)
                 time.sleep(window)
@@ -206,6 +210,7 @@ def _one(
                 srv1 = procs.cpu_seconds(server_pid)
                 main1 = _agents_main_cpu(popen.pid, layout.processes)
                 texts1 = [_scrape(p) for p in ports]
+                scrape1 = (t1 + time.perf_counter()) / 2
             finally:
                 stop0 = time.perf_counter()
                 popen.send_signal(signal.SIGTERM)
@@ -218,7 +223,7 @@ def _one(
                         os.kill(pid, signal.SIGKILL)
                     popen.wait()
     (c0, lag0), (c1, lag1) = _parse(texts0), _parse(texts1)
-    span = t1 - t0
+    span = scrape1 - scrape0
 
     def delta(key: str) -> float:
         return c1.get(key, 0.0) - c0.get(key, 0.0)
@@ -232,6 +237,8 @@ def _one(
     failures = int(delta("wsprobe_probes_total{result=failure}"))
     p99 = _quantile(0.99, lag0, lag1)
     rate = probes / span
+    # The CPU figures cover [t0, t1]: per probe, against the probes of that span.
+    cpu_probes = rate * (t1 - t0)
     out.update(
         {
             "probes_per_s": round(rate, 1),
@@ -240,15 +247,15 @@ def _one(
             "skipped": skipped,
             "scheduler_lag_p50_ms": ms(_quantile(0.5, lag0, lag1)),
             "scheduler_lag_p99_ms": ms(p99),
-            "agent_cpu_cores": round((cpu1 - cpu0) / span, 3),
-            "cpu_ms_per_probe": round((cpu1 - cpu0) / probes * 1000, 3) if probes else None,
-            "server_cpu_share": round((srv1 - srv0) / span, 3),
-            "loop_thread_ms_per_probe": round((main1 - main0) / probes * 1000, 3)
+            "agent_cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
+            "cpu_ms_per_probe": round((cpu1 - cpu0) / cpu_probes * 1000, 3) if probes else None,
+            "server_cpu_share": round((srv1 - srv0) / (t1 - t0), 3),
+            "loop_thread_ms_per_probe": round((main1 - main0) / cpu_probes * 1000, 3)
             if probes
             else None,
             "projected_probes_per_s": _projected(
                 layout,
-                probes=probes,
+                probes=cpu_probes,
                 agent_cpu=cpu1 - cpu0,
                 loop_cpu=main1 - main0,
                 server_cpu=srv1 - srv0,
