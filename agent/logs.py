@@ -22,6 +22,7 @@ __all__ = [
     "LOG_LEVELS",
     "JsonFormatter",
     "TextFormatter",
+    "add_fields",
     "logfmt_value",
     "setup_logging",
 ]
@@ -136,3 +137,28 @@ def setup_logging(*, level: str = "info", fmt: str = "text", stream: TextIO | No
         logging.getLogger(lib).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
     for lib, floor in _CAPPED.items():
         logging.getLogger(lib).setLevel(max(numeric, floor))
+
+
+class _StaticFields(logging.Filter):
+    """Adds the same fields to every record (a record's own fields win)."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.fields.items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def add_fields(**fields: str) -> None:
+    """Put ``fields`` on every line this process logs from now on (after :func:`setup_logging`).
+
+    Agents sharing one log (``wsprobe run --processes N``) tag their lines with their
+    ``shard`` this way.
+    """
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == _HANDLER_NAME:
+            handler.addFilter(_StaticFields(dict(fields)))

@@ -28,6 +28,7 @@ SCENARIOS = (
     "fidelity",
     "startup",
     "capacity",
+    "cores",
     "watch",
     "blackbox",
     "state",
@@ -68,6 +69,10 @@ def _scenario(name: str, args: argparse.Namespace, server: procs.Proc) -> dict[s
 
         with procs.delay_proxy(server.port, delay=0.005) as proxy:
             return capacity.run(url, proxy.port, proxy.lines, quick=args.quick, loop=args.loop)
+    if name == "cores":
+        from bench import cores
+
+        return cores.run(url, server.pid, quick=args.quick)
     if name == "watch":
         from bench import watch
 

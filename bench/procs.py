@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "BENCH_CORE",
+    "CORES",
     "SERVER_CORE",
     "Proc",
     "cpu_seconds",
@@ -35,6 +36,8 @@ __all__ = [
 
 NODE_DIR = Path(__file__).parent / "node"
 _CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+#: The cores this process could use when the bench started (before it pinned itself).
+CORES: tuple[int, ...] = tuple(_CORES)
 #: The process under test (this one, or the agent) runs here...
 BENCH_CORE = _CORES[0]
 #: ...and the target server and delay proxy here, when there is a second core.

@@ -35,7 +35,7 @@ from agent.runtime.scheduler import CheckScheduler
 from agent.storage import Store
 from bench.gen import write_config
 
-__all__: list[str] = []
+__all__ = ["record_cost"]
 
 CHECKS = 10_000
 
@@ -63,7 +63,7 @@ def _result(name: str, url: str) -> ProbeResult:
     )
 
 
-async def _main(n: int, profile: bool) -> None:
+async def _main(n: int, profile: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         config = load_config(
@@ -103,6 +103,12 @@ async def _main(n: int, profile: bool) -> None:
         )
         await alerting.aclose()
         store.close()
+        return cpu / n * 1e6
+
+
+async def record_cost(n: int = 20_000) -> float:
+    """CPU µs per ``Runner.record()`` call with the real services (``n`` results)."""
+    return await _main(n, False)
 
 
 async def _scheduled(seconds: float, profile: bool) -> None:

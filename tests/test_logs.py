@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.logs import setup_logging
+from agent.logs import add_fields, setup_logging
 
 #: logfmt as go-logfmt (the decoder of Prometheus' and Loki's tooling) reads it: bare
 #: keys, ``=``, a bare value (no space, quote, ``=`` or control character) or a
@@ -72,6 +72,19 @@ def test_text_format_appends_fields_and_respects_level() -> None:
     (line,) = stream.getvalue().splitlines()
     assert line.split(" ", 1)[1] == "level=warning logger=agent.x msg=shown reason=dns"
     assert parse_logfmt(line)["ts"].endswith("Z")
+
+
+def test_added_fields_go_on_every_line_and_yield_to_the_records_own() -> None:
+    """add_fields(shard=...) tags each later line; a record's own field of that name wins."""
+    stream = io.StringIO()
+    setup_logging(level="info", fmt="text", stream=stream)
+    add_fields(shard="2/4")
+    log = logging.getLogger("agent.x")
+    log.info("one")
+    log.info("two", extra={"shard": "mine"})
+    first, second = (parse_logfmt(line) for line in stream.getvalue().splitlines())
+    assert first["shard"] == "2/4"
+    assert second["shard"] == "mine"
 
 
 def test_setup_replaces_only_its_own_handler() -> None:

@@ -24,7 +24,7 @@ from agent import __version__
 from agent.cli.check_flags import add_probe_arguments
 from agent.cli.connect import add_connect_arguments, run_connect_command
 from agent.cli.probe import run_probe_command
-from agent.logs import LOG_FORMATS, LOG_LEVELS, setup_logging
+from agent.logs import LOG_FORMATS, LOG_LEVELS, add_fields, setup_logging
 
 __all__ = ["BROKEN_PIPE_EXIT", "DEFAULT_CONFIG", "FALLBACK_CONFIG", "find_config", "main"]
 
@@ -156,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=int,
         help="with --shard auto: the number of shards (default: $WSPROBE_SHARD_COUNT)",
+    )
+    run.add_argument(
+        "--processes",
+        metavar="N|auto",
+        help="run N agent processes, one shard each (auto: one per usable CPU); agent p"
+        " serves HTTP on the configured port + p-1 and keeps its state in STATE_DIR/shard-p",
+    )
+    run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address, instead of agent.listen")
+    run.add_argument(
+        "--state-dir", metavar="DIR", help="state directory, instead of agent.state_dir"
     )
 
     check = add_command(
@@ -297,9 +307,53 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     return run_connect_command(args)
 
 
+def _processes(text: str | None) -> int:
+    """``--processes``: a count, or ``auto`` for the CPUs this process may use."""
+    if text is None:
+        return 1
+    if text == "auto":
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not Linux, or a system-call filter refuses it
+            return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"must be a positive integer or auto, got {text!r}")
+    return int(text)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from agent.runtime.overrides import AgentOverrides
+    from agent.runtime.readiness import die_with_parent, exit_now
     from agent.runtime.shard import auto_shard, parse_shard
 
+    supervised = die_with_parent()
+    try:
+        processes = _processes(args.processes)
+    except ValueError as exc:
+        return _error("run", f"--processes: {exc}")
+    try:
+        overrides = AgentOverrides(listen=args.listen, state_dir=args.state_dir)
+    except ValidationError as exc:
+        return _error("run", f"--listen: {exc.errors()[0]['msg'].removeprefix('Value error, ')}")
+    if processes > 1:
+        if args.shard is not None:
+            return _error(
+                "run",
+                "--processes cannot be combined with --shard: run one agent per host shard,"
+                " or more shards (--shard K/N with a larger N)",
+            )
+        from agent.runtime.processes import run_processes
+
+        return run_processes(
+            find_config(args.config),
+            processes=processes,
+            demo=args.demo,
+            overrides=overrides,
+            log_format=getattr(args, "log_format", "text"),
+            log_level=getattr(args, "log_level", None) or "info",
+        )
     shard: tuple[int, int] | None = None
     if args.shard_count is not None and args.shard != "auto":
         return _error("run", "--shard-count goes with --shard auto")
@@ -313,9 +367,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 shard = parse_shard(args.shard)
         except ValueError as exc:
             return _error("run", f"--shard: {exc}")
+    if shard is not None:
+        add_fields(shard=f"{shard[0]}/{shard[1]}")
     from agent.runtime.daemon import serve
 
-    return serve(find_config(args.config), demo=args.demo, shard=shard)
+    code = serve(find_config(args.config), demo=args.demo, shard=shard, overrides=overrides)
+    if supervised:
+        exit_now(code)
+    return code
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -34,6 +34,8 @@ from agent.probes import PROBES
 from agent.result import ProbeResult
 from agent.runtime.gc_policy import freeze_heap, gc_paused
 from agent.runtime.loop_lag import LoopLagMonitor
+from agent.runtime.overrides import AgentOverrides
+from agent.runtime.readiness import notify_ready
 from agent.runtime.registries import REGISTRIES
 from agent.runtime.runner import Runner
 from agent.runtime.scheduler import CheckScheduler
@@ -62,7 +64,13 @@ DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8765
 
 
-def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> int:
+def serve(
+    config_path: Path,
+    *,
+    demo: bool,
+    shard: tuple[int, int] | None,
+    overrides: AgentOverrides | None = None,
+) -> int:
     """Run the agent until SIGTERM/SIGINT.
 
     Args:
@@ -70,6 +78,7 @@ def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> in
         demo: also run the built-in demo targets on 127.0.0.1:8765 (and the protocol
             targets on the next three ports).
         shard: ``(K, N)`` to run only the checks of shard K of N.
+        overrides: agent settings from the command line, over the file's.
 
     Returns:
         0 after a clean stop; 1 when the initial config is invalid or startup fails;
@@ -83,7 +92,8 @@ def serve(config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> in
     except ImportError:  # uvloop is an optional extra
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(Daemon(config_path, demo=demo, shard=shard).run())
+        daemon = Daemon(config_path, demo=demo, shard=shard, overrides=overrides)
+        return runner.run(daemon.run())
 
 
 class Daemon:
@@ -93,12 +103,21 @@ class Daemon:
         config_path: the agent config file (re-read on reload).
         demo: start the demo targets in the same loop.
         shard: ``(K, N)`` or None for every check.
+        overrides: agent settings from the command line, applied to every load.
     """
 
-    def __init__(self, config_path: Path, *, demo: bool, shard: tuple[int, int] | None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        demo: bool,
+        shard: tuple[int, int] | None,
+        overrides: AgentOverrides | None = None,
+    ) -> None:
         self.config_path = Path(config_path)
         self.demo = demo
         self.shard = shard
+        self.overrides = overrides or AgentOverrides()
         self.config: Config | None = None
         self.metrics: Metrics | None = None
         self.runner: Runner | None = None
@@ -143,6 +162,7 @@ class Daemon:
                 for issue in exc.issues:
                     log.error("config error: %s", issue)
                 return 1
+            config = self.overrides.apply(config)
             try:
                 await self._start(config)
             except StateError as exc:
@@ -155,6 +175,7 @@ class Daemon:
                 await self._shutdown()
                 return 1
         self._started = True
+        notify_ready()
         try:
             await self._stop.wait()
         finally:
@@ -302,6 +323,7 @@ class Daemon:
                     config = await asyncio.to_thread(
                         load_config, self.config_path, registries=REGISTRIES
                     )
+                config = self.overrides.apply(config)
             except ConfigError as exc:
                 errors = [str(issue) for issue in exc.issues] or [str(exc)]
                 for error in errors:
