@@ -257,13 +257,19 @@ class Session:
 
     async def stop(self) -> None:
         """Stop reading (the connection is closed by the probe afterwards)."""
+        tasks = [t for t in (self._reader, *(self._writes or ())) if t is not None]
+        self.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def cancel(self) -> None:
+        """Cancel the reader, the keepalive and pending writes without waiting for them."""
         if self._keepalive is not None:
             self._keepalive.cancel()
         for task in (self._reader, *(self._writes or ())):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
 
     async def _read(self) -> None:
         try:

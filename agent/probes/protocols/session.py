@@ -2,7 +2,9 @@
 
 The ``probe`` kind calls :func:`run_session` right after the WebSocket handshake of a
 check with ``protocol:``; a watch session calls :func:`open_protocol` (handshake and
-steps, on every (re)connect) and then holds the session it returns. Pings are the
+steps, on every (re)connect) and then holds the session it returns; the ``relay`` kind
+opens one on each of its connections and adds steps (:func:`run_steps`,
+:func:`run_step`) and a round trip (:func:`round_trip`) of its own. Pings are the
 protocol's own where it has one (GraphQL ping/pong, MQTT PINGREQ/PINGRESP, STOMP
 receipt); Socket.IO and the legacy GraphQL protocol have no client-initiated ping,
 so WebSocket pings are measured there.
@@ -30,7 +32,7 @@ from agent.probes.protocols.base import Session
 from agent.probes.script.steps import name_step, timed_step
 from agent.result import ProbeResult
 
-__all__ = ["open_protocol", "run_session"]
+__all__ = ["open_protocol", "round_trip", "run_session", "run_step", "run_steps"]
 
 
 async def run_session(
@@ -121,7 +123,7 @@ async def open_protocol(
             session.start_keepalive()
         if config.steps:
             on_phase("steps")
-            await _steps(session, config.steps, result, deadline)
+            await run_steps(session, config.steps, result, deadline)
     except BaseException:
         await session.stop()
         raise
@@ -138,15 +140,20 @@ def _late(
     return ProtocolRefused(f"the server did not finish the {what} within {timeout:g}s")
 
 
-async def _steps(
+async def run_steps(
     session: Session, steps: tuple[ProtocolStep, ...], result: ProbeResult, deadline: float
 ) -> None:
+    """Run ``steps``, each timed into ``result.steps``, all into the ``steps`` phase.
+
+    Raises:
+        ProbeError: the first failing step's, naming it.
+    """
     started = time.perf_counter()
     try:
         for index, step in enumerate(steps):
             with timed_step(result, index=index, name=step.label):
                 try:
-                    await _one_step(session, step, deadline)
+                    await run_step(session, step, deadline)
                 except ProbeError as exc:
                     name_step(exc, f"{index + 1} {step.label!r}")
                     raise
@@ -154,7 +161,8 @@ async def _steps(
         result.phases["steps"] = time.perf_counter() - started
 
 
-async def _one_step(session: Session, step: ProtocolStep, deadline: float) -> None:
+async def run_step(session: Session, step: ProtocolStep, deadline: float) -> None:
+    """Run one step (an action, an ``expect`` within its timeout, a ``sleep``)."""
     if step.sleep is not None:
         if time.perf_counter() + step.sleep > deadline:
             raise ProbeTimeout(
@@ -182,9 +190,7 @@ async def _pings(
         for index in range(check.pings):
             until = min(time.perf_counter() + check.ping_timeout, deadline)
             try:
-                rtt = await session.ping(until=until)
-                if rtt is None:
-                    rtt = await _websocket_ping(session.conn, until)
+                rtt = await round_trip(session, until=until)
             except (ExpectTimeout, TimeoutError):
                 if until >= deadline:
                     raise ProbeTimeout(phase="ping", timeout=check.timeout) from None
@@ -192,6 +198,16 @@ async def _pings(
             result.pings.append(rtt)
     finally:
         result.phases["ping"] = time.perf_counter() - started
+
+
+async def round_trip(session: Session, *, until: float) -> float:
+    """One ping's RTT: the protocol's own, or a WebSocket ping where it has none.
+
+    Raises:
+        ExpectTimeout, TimeoutError: no answer by ``until``.
+    """
+    rtt = await session.ping(until=until)
+    return rtt if rtt is not None else await _websocket_ping(session.conn, until)
 
 
 async def _websocket_ping(conn: ReadingConnection, until: float) -> float:
