@@ -19,6 +19,7 @@ from agent.config._issues import ConfigIssue, Located
 from agent.config.alerting import ReceiverConfig
 from agent.config.models import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, CheckConfig
 from agent.config.protocols import ProtocolConfig
+from agent.config.relay import RelayConfig
 from agent.config.types import parse_duration
 
 __all__ = [
@@ -51,6 +52,12 @@ class ProtocolType(Protocol):
 
     def validate_watch(self, config: ProtocolConfig) -> list[tuple[tuple[str | int, ...], str]]:
         """Further problems with that mapping on a ``watch`` check."""
+        ...
+
+    def validate_relay(
+        self, config: ProtocolConfig, relay: RelayConfig
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems with a relay check's ``relay:`` block in this protocol, at its keys."""
         ...
 
 
@@ -144,17 +151,25 @@ def check_rules(
 
 
 def _protocol_issues(raw: RawCheck, protocols: Mapping[str, ProtocolType]) -> list[ConfigIssue]:
-    """``protocol.name`` is a registered protocol, and its fields suit that protocol."""
+    """``protocol.name`` is a registered protocol, and its fields suit that protocol.
+
+    A relay's protocol also judges the ``relay:`` block; a relay without a protocol
+    must not use the keys only a protocol reads.
+    """
     spec = raw.data.get("protocol")
     name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
+    check = raw.validated
     if not isinstance(name, str):
-        return []
+        relay = check.relay if check is not None and check.kind == "relay" else None
+        return [
+            raw.where.issue(("relay", key), f"relay.{key} is read only with protocol:")
+            for key in (relay.protocol_keys() if relay is not None else [])
+        ]
     key: tuple[str, ...] = ("protocol",) if isinstance(spec, str) else ("protocol", "name")
     if name not in protocols:
         return [
             raw.where.issue(key, f"unknown protocol {name!r} (known: {_choices(list(protocols))})")
         ]
-    check = raw.validated
     if check is None or check.protocol is None:
         return []
     problems = protocols[name].validate(check.protocol)
@@ -168,6 +183,13 @@ def _protocol_issues(raw: RawCheck, protocols: Mapping[str, ProtocolType]) -> li
                     f"{name} answers its own keepalives: watch.answer is for raw sessions",
                 )
             )
+    if check.kind == "relay":
+        issues += [
+            raw.where.issue(("relay", *path), message)
+            for path, message in protocols[name].validate_relay(
+                check.protocol, check.relay or RelayConfig()
+            )
+        ]
     return [raw.where.issue(("protocol", *path), message) for path, message in problems] + issues
 
 

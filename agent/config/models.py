@@ -315,9 +315,9 @@ class CheckConfig(Frozen):
                 "with protocol:, write the steps under protocol.steps (steps and"
                 " auth.steps send raw frames)"
             )
-        if self.protocol is not None and self.kind not in ("probe", "watch"):
+        if self.protocol is not None and self.kind not in ("probe", "watch", "relay"):
             raise ValueError(
-                f"protocol: is supported on kinds probe and watch only, not {self.kind!r}"
+                f"protocol: is supported on kinds probe, watch and relay only, not {self.kind!r}"
             )
         return self
 

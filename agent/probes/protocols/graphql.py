@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
+from agent.config.relay import RelayConfig
 from agent.probes.errors import AuthRejected, ConnectionClosed, ExpectMismatch, ProbeError
 from agent.probes.protocols.base import Event, Session, malformed
-from agent.probes.protocols.spec import Problem, Protocol
+from agent.probes.protocols.spec import Problem, Protocol, RelayPlan, marker_problem
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -196,12 +197,57 @@ def _checks(config: ProtocolConfig) -> list[Problem]:
     return problems
 
 
+#: Operation ids of a relay: the receivers' subscription and the publisher's mutation.
+RELAY_SUBSCRIPTION = "relay"
+RELAY_MUTATION = "publish"
+_RELAY_KEYS = frozenset({"subscribe", "mutation"})
+
+
+def _relay_checks(relay: RelayConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    for key, kind in (("subscribe", "subscription"), ("mutation", "mutation")):
+        operation = getattr(relay, key)
+        if operation is None or not operation.query:
+            problems.append(((key,), f"a GraphQL relay needs {key}: {{query: {kind.upper()}}}"))
+    if relay.mutation is not None:
+        problems += marker_problem(
+            relay.mutation.variables, ("mutation", "variables"), "mutation.variables"
+        )
+    return problems
+
+
+def _relay(relay: RelayConfig) -> RelayPlan:
+    """Subscribe, then the mutation; its own result (or GraphQL error) is its acknowledgement.
+
+    GraphQL subscriptions are not acknowledged, so the plan settles them with a ping.
+    """
+    assert relay.subscribe is not None
+    assert relay.mutation is not None
+    subscription = relay.subscribe.model_copy(update={"id": RELAY_SUBSCRIPTION})
+    mutation = relay.mutation.model_copy(update={"id": RELAY_MUTATION})
+    return RelayPlan(
+        subscribe=(ProtocolStep(name="subscribe", subscribe=subscription),),
+        publish=(
+            ProtocolStep(name="mutation", query=mutation),
+            ProtocolStep(
+                name="mutation result",
+                expect=ProtocolExpect(id=RELAY_MUTATION, timeout=mutation.timeout),
+            ),
+        ),
+        delivery=ProtocolExpect(id=RELAY_SUBSCRIPTION),
+        settle=True,
+    )
+
+
 TRANSPORT_WS = Protocol(
     session=GraphQLSession,
     subprotocols=("graphql-transport-ws",),
     required_subprotocol="graphql-transport-ws",
     steps=frozenset({"subscribe", "query"}),
     checks=_checks,
+    relay_keys=_RELAY_KEYS,
+    relay_checks=_relay_checks,
+    relay=_relay,
 )
 
 SUBSCRIPTIONS_TRANSPORT_WS = Protocol(
@@ -210,4 +256,7 @@ SUBSCRIPTIONS_TRANSPORT_WS = Protocol(
     required_subprotocol="graphql-ws",
     steps=frozenset({"subscribe", "query"}),
     checks=_checks,
+    relay_keys=_RELAY_KEYS,
+    relay_checks=_relay_checks,
+    relay=_relay,
 )

@@ -16,11 +16,14 @@ import time
 import uuid
 from typing import Any
 
-from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
+from pydantic import ValidationError
+
+from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep, Publish
+from agent.config.relay import RelayConfig
 from agent.probes.errors import AuthRejected, ConnectionClosed, ExpectMismatch, ProbeError
 from agent.probes.protocols import mqtt_codec as codec
 from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
-from agent.probes.protocols.spec import Problem, Protocol
+from agent.probes.protocols.spec import Problem, Protocol, RelayPlan, marker_problem
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -261,10 +264,45 @@ def _checks(config: ProtocolConfig) -> list[Problem]:
     return problems
 
 
+def _relay_checks(relay: RelayConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    if relay.subscribe is None or relay.subscribe.topic is None:
+        problems.append((("subscribe",), "an MQTT relay needs subscribe: {topic: FILTER, qos: N}"))
+    try:
+        publish = Publish.model_validate(relay.publish)
+    except ValidationError as exc:
+        if not isinstance(relay.publish, dict):
+            return [*problems, (("publish",), _PUBLISH_SHAPE)]
+        return problems + [
+            (("publish", *error["loc"]), error["msg"]) for error in exc.errors(include_url=False)
+        ]
+    if publish.topic is None:
+        problems.append((("publish",), _PUBLISH_SHAPE))
+    elif any(c in publish.topic for c in "+#"):
+        problems.append((("publish", "topic"), "a PUBLISH topic has no + or # wildcards"))
+    return problems + marker_problem(publish.payload, ("publish", "payload"), "publish.payload")
+
+
+_PUBLISH_SHAPE = "an MQTT relay publishes with publish: {topic: NAME, payload: ..., qos: N}"
+
+
+def _relay(relay: RelayConfig) -> RelayPlan:
+    """SUBSCRIBE (its SUBACK), then one PUBLISH (its PUBACK/PUBCOMP at QoS 1/2)."""
+    assert relay.subscribe is not None
+    return RelayPlan(
+        subscribe=(ProtocolStep(name="subscribe", subscribe=relay.subscribe),),
+        publish=(ProtocolStep(name="publish", publish=Publish.model_validate(relay.publish)),),
+        delivery=ProtocolExpect(topic=relay.subscribe.topic),
+    )
+
+
 PROTOCOL = Protocol(
     session=MQTTSession,
     subprotocols=("mqtt",),
     required_subprotocol="mqtt",
     steps=frozenset({"subscribe", "publish"}),
     checks=_checks,
+    relay_keys=frozenset({"subscribe", "publish"}),
+    relay_checks=_relay_checks,
+    relay=_relay,
 )

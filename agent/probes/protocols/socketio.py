@@ -25,9 +25,10 @@ from engineio import packet as eio
 from socketio import packet as sio
 
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
+from agent.config.relay import RelayConfig
 from agent.probes.errors import AuthRejected, ConnectionClosed, ProbeError
 from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
-from agent.probes.protocols.spec import Problem, Protocol
+from agent.probes.protocols.spec import Problem, Protocol, RelayPlan, marker_problem
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -191,6 +192,22 @@ def _checks(config: ProtocolConfig) -> list[Problem]:
     return problems
 
 
+def _relay_checks(relay: RelayConfig) -> list[Problem]:
+    if relay.emit is None:
+        return [(("emit",), "a Socket.IO relay needs emit: {event: NAME, args: [...]}")]
+    return marker_problem(relay.emit.args, ("emit", "args"), "emit.args")
+
+
+def _relay(relay: RelayConfig) -> RelayPlan:
+    """Receivers are in the namespace (and the rooms ``protocol.steps`` joined) already."""
+    assert relay.emit is not None
+    return RelayPlan(
+        subscribe=(),
+        publish=(ProtocolStep(emit=relay.emit),),
+        delivery=ProtocolExpect(event=relay.event or relay.emit.event),
+    )
+
+
 PROTOCOL = Protocol(
     session=SocketIOSession,
     steps=frozenset({"emit"}),
@@ -198,4 +215,7 @@ PROTOCOL = Protocol(
     checks=_checks,
     listens=True,
     watch_subscribes=False,
+    relay_keys=frozenset({"emit", "event"}),
+    relay_checks=_relay_checks,
+    relay=_relay,
 )

@@ -1,4 +1,9 @@
-"""One registry entry: a protocol's subprotocols, URL form, validation and session class."""
+"""One registry entry: a protocol's subprotocols, URL form, validation and session class.
+
+A protocol that can carry a ``relay`` check also says which ``relay:`` keys it reads
+and turns them into a :class:`RelayPlan`: the steps of its own vocabulary each receiver
+and the publisher run, and the event a delivery is.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from typing import TypeAlias
 
 from agent.config import CheckConfig
 from agent.config.models import ExpectConfig
-from agent.config.protocols import ProtocolConfig
+from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
+from agent.config.relay import RelayConfig, holds_marker
 from agent.probes.protocols.base import Session
 
-__all__ = ["Problem", "Protocol", "prepare"]
+__all__ = ["Problem", "Protocol", "RelayPlan", "marker_problem", "prepare"]
 
 #: A mistake in a check's ``protocol:`` mapping: the key path under it, and the cause.
 Problem: TypeAlias = tuple[tuple[str | int, ...], str]
@@ -19,6 +25,35 @@ Problem: TypeAlias = tuple[tuple[str | int, ...], str]
 
 def _same_url(url: str, config: ProtocolConfig) -> str:
     return url
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPlan:
+    """A relay in a protocol's own steps.
+
+    Attributes:
+        subscribe: what each receiver runs after ``protocol.steps``, before the publish.
+        publish: what the publisher runs; the publish time is taken before it.
+        delivery: the event each receiver waits for (the relay adds the marker).
+        settle: the subscription has no acknowledgement, so a ping round trip after it
+            proves the server has read it before anything is published.
+    """
+
+    subscribe: tuple[ProtocolStep, ...]
+    publish: tuple[ProtocolStep, ...]
+    delivery: ProtocolExpect
+    settle: bool = False
+
+
+def marker_problem(value: object, path: tuple[str | int, ...], what: str) -> list[Problem]:
+    """A problem at ``path`` when ``value`` lacks ``{{marker}}`` (``what`` names its role)."""
+    if holds_marker(value):
+        return []
+    return [(path, f"{what} must contain {{{{marker}}}} so receivers can recognise it")]
+
+
+def _no_relay(relay: RelayConfig) -> RelayPlan:
+    raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +69,10 @@ class Protocol:
         checks: extra validation of the check's ``protocol:`` mapping.
         listens: the protocol reads ``protocol.listen`` (Socket.IO's event names).
         watch_subscribes: a watch gets messages only from a ``subscribe`` step.
+        relay_keys: the ``relay:`` keys a relay in this protocol reads (``publish``
+            among them when it is the protocol's own publish mapping).
+        relay_checks: extra validation of a relay's keys (given they are the right ones).
+        relay: the relay's :class:`RelayPlan`, from a validated ``relay:`` block.
     """
 
     session: type[Session]
@@ -44,6 +83,9 @@ class Protocol:
     checks: Callable[[ProtocolConfig], list[Problem]] = field(default=lambda config: [])
     listens: bool = False
     watch_subscribes: bool = True
+    relay_keys: frozenset[str] = frozenset()
+    relay_checks: Callable[[RelayConfig], list[Problem]] = field(default=lambda relay: [])
+    relay: Callable[[RelayConfig], RelayPlan] = _no_relay
 
     def validate(self, config: ProtocolConfig) -> list[Problem]:
         """Problems with ``config`` for this protocol, each at its key; empty when usable."""
@@ -73,6 +115,26 @@ class Protocol:
                 )
             ]
         return []
+
+    def validate_relay(self, config: ProtocolConfig, relay: RelayConfig) -> list[Problem]:
+        """Problems with a relay's ``relay:`` block in this protocol, each at its key."""
+        uses = ", ".join(sorted(self.relay_keys))
+        problems: list[Problem] = []
+        if relay.join:
+            problems.append(
+                (
+                    ("join",),
+                    "relay.join sends raw frames; with protocol:, every connection runs"
+                    " protocol.steps after the handshake",
+                )
+            )
+        written = relay.protocol_keys()
+        if "publish" in relay.model_fields_set:
+            written.append("publish")
+        for key in written:
+            if key not in self.relay_keys:
+                problems.append(((key,), f"a {config.name} relay has no {key!r} (it uses: {uses})"))
+        return problems or self.relay_checks(relay)
 
 
 def prepare(check: CheckConfig, protocol: Protocol) -> CheckConfig:

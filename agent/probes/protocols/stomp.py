@@ -18,10 +18,11 @@ import time
 from typing import Any
 
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
+from agent.config.relay import RelayConfig
 from agent.probes.errors import AuthRejected, ExpectMismatch, ProbeError
 from agent.probes.protocols import stomp_frames as frames
 from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
-from agent.probes.protocols.spec import Problem, Protocol
+from agent.probes.protocols.spec import Problem, Protocol, RelayPlan, marker_problem
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
 
@@ -227,9 +228,43 @@ def _checks(config: ProtocolConfig) -> list[Problem]:
     return problems
 
 
+#: The SUBSCRIBE id of a relay's receivers; their MESSAGE frames carry it back.
+RELAY_SUBSCRIPTION = "wsprobe-relay"
+
+
+def _relay_checks(relay: RelayConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    if relay.subscribe is None or relay.subscribe.destination is None:
+        problems.append((("subscribe",), "a STOMP relay needs subscribe: {destination: NAME}"))
+    if relay.send is None or relay.send.destination is None:
+        problems.append((("send",), "a STOMP relay needs send: {destination: NAME, payload: ...}"))
+    else:
+        problems += marker_problem(relay.send.payload, ("send", "payload"), "send.payload")
+    return problems
+
+
+def _relay(relay: RelayConfig) -> RelayPlan:
+    """SUBSCRIBE with a receipt, then one SEND; a delivery is a MESSAGE of that subscription."""
+    assert relay.subscribe is not None
+    assert relay.send is not None
+    subscription = relay.subscribe.id or RELAY_SUBSCRIPTION
+    return RelayPlan(
+        subscribe=(
+            ProtocolStep(
+                name="subscribe", subscribe=relay.subscribe.model_copy(update={"id": subscription})
+            ),
+        ),
+        publish=(ProtocolStep(name="send", send=relay.send),),
+        delivery=ProtocolExpect(headers={"subscription": subscription}),
+    )
+
+
 PROTOCOL = Protocol(
     session=StompSession,
     subprotocols=("v12.stomp", "v11.stomp", "v10.stomp"),
     steps=frozenset({"subscribe", "send"}),
     checks=_checks,
+    relay_keys=frozenset({"subscribe", "send"}),
+    relay_checks=_relay_checks,
+    relay=_relay,
 )

@@ -116,3 +116,144 @@ def test_every_registered_protocol_loads_in_short_form(tmp_path: Path) -> None:
     path.write_text("checks:\n" + checks, encoding="utf-8")
     loaded = load_config(path, registries=REGISTRIES)
     assert [c.protocol.name for c in loaded.checks if c.protocol] == list(PROTOCOLS)
+
+
+#: The start of a one-line relay check entry.
+R = "  - {name: r, kind: relay, url: 'ws://h', "
+MQTT_SUB = "subscribe: {topic: 't/{{run}}'}"
+
+
+@pytest.mark.parametrize(
+    ("check", "key", "says"),
+    [
+        (
+            R + "protocol: mqtt, relay: {publish: {topic: t, payload: '{{marker}}'}}}\n",
+            "relay.subscribe",
+            "an MQTT relay needs subscribe: {topic: FILTER, qos: N}",
+        ),
+        (
+            R + "protocol: mqtt, relay: {" + MQTT_SUB + "}}\n",
+            "relay.publish",
+            "an MQTT relay publishes with publish: {topic: NAME",
+        ),
+        (
+            R + "protocol: mqtt, relay: {" + MQTT_SUB + ", publish: {topic: 't/#',"
+            " payload: '{{marker}}'}}}\n",
+            "relay.publish.topic",
+            "no + or # wildcards",
+        ),
+        (
+            R + "protocol: mqtt, relay: {" + MQTT_SUB + ", publish: {topic: t, qos: 3,"
+            " payload: '{{marker}}'}}}\n",
+            "relay.publish.qos",
+            "less than or equal to 2",
+        ),
+        (
+            R + "protocol: socketio, relay: {" + MQTT_SUB + ", emit: {event: e,"
+            " args: ['{{marker}}']}}}\n",
+            "relay.subscribe",
+            "a socketio relay has no 'subscribe' (it uses: emit, event)",
+        ),
+        (
+            R + "protocol: socketio, relay: {emit: {event: e, args: [hi]}}}\n",
+            "relay.emit.args",
+            "emit.args must contain {{marker}}",
+        ),
+        (
+            R + "protocol: socketio, relay: {publish: '{{marker}}', emit: {event: e,"
+            " args: ['{{marker}}']}}}\n",
+            "relay.publish",
+            "a socketio relay has no 'publish'",
+        ),
+        (
+            R + "protocol: graphql-transport-ws, relay: {subscribe: {query: 'subscription"
+            " { s }'}}}\n",
+            "relay.mutation",
+            "a GraphQL relay needs mutation: {query: MUTATION}",
+        ),
+        (
+            R + "protocol: graphql-transport-ws, relay: {subscribe: {query: 'subscription"
+            " { s }'}, mutation: {query: 'mutation { m }'}}}\n",
+            "relay.mutation.variables",
+            "mutation.variables must contain {{marker}}",
+        ),
+        (
+            R + "protocol: stomp, relay: {subscribe: {destination: /topic/t}, send:"
+            " {payload: '{{marker}}'}}}\n",
+            "relay.send",
+            "a STOMP relay needs send: {destination: NAME",
+        ),
+        (
+            R + "protocol: stomp, relay: {join: [{send: hi}], subscribe: {destination: /t},"
+            " send: {destination: /t, payload: '{{marker}}'}}}\n",
+            "relay.join",
+            "relay.join sends raw frames",
+        ),
+        (
+            R + "relay: {" + MQTT_SUB + "}}\n",
+            "relay.subscribe",
+            "relay.subscribe is read only with protocol:",
+        ),
+    ],
+    ids=[
+        "mqtt-without-subscribe",
+        "mqtt-without-publish-mapping",
+        "mqtt-publish-wildcard",
+        "mqtt-publish-qos",
+        "socketio-foreign-key",
+        "socketio-emit-without-marker",
+        "socketio-publish-unused",
+        "graphql-without-mutation",
+        "graphql-mutation-without-marker",
+        "stomp-send-without-destination",
+        "raw-join-with-protocol",
+        "protocol-key-without-protocol",
+    ],
+)
+def test_relay_mistakes_are_reported_at_their_key(
+    tmp_path: Path, check: str, key: str, says: str
+) -> None:
+    """Each relay-over-protocol mistake is one error at FILE:LINE and its key path."""
+    errors = _errors(tmp_path, check)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"{tmp_path / 'wsprobe.yaml'}:2: checks[0].{key}: "), errors
+    assert says in errors[0], errors
+
+
+def test_relay_mistake_points_at_its_line(tmp_path: Path) -> None:
+    """A mistake deep in the relay block is reported at that key's own line."""
+    check = (
+        "  - name: r\n    kind: relay\n    url: ws://h\n    protocol: mqtt\n    relay:\n"
+        "      subscribe: {topic: 't/{{run}}'}\n"
+        "      publish:\n"
+        "        topic: t/+\n"
+        "        payload: '{{marker}}'\n"
+    )
+    assert _errors(tmp_path, check) == [
+        f"{tmp_path / 'wsprobe.yaml'}:9: checks[0].relay.publish.topic:"
+        " a PUBLISH topic has no + or # wildcards"
+    ]
+
+
+def test_relay_in_each_protocol_loads(tmp_path: Path) -> None:
+    """A complete relay block for every registered protocol is valid."""
+    relays = {
+        "socketio": "{emit: {event: say, args: ['{{marker}}']}, event: said}",
+        "graphql-transport-ws": "{subscribe: {query: 'subscription { s }'},"
+        " mutation: {query: 'mutation ($t: String!) { m(t: $t) }',"
+        " variables: {t: '{{marker}}'}}}",
+        "mqtt": "{subscribe: {topic: 't/#', qos: 1},"
+        " publish: {topic: t/a, payload: '{{marker}}', qos: 1}}",
+        "stomp": "{subscribe: {destination: /topic/t},"
+        " send: {destination: /topic/t, payload: '{{marker}}'}}",
+    }
+    relays["subscriptions-transport-ws"] = relays["graphql-transport-ws"]
+    assert sorted(relays) == sorted(PROTOCOLS)
+    checks = "".join(
+        f"  - {{name: r{i}, kind: relay, url: 'ws://h', protocol: {name}, relay: {relays[name]}}}\n"
+        for i, name in enumerate(PROTOCOLS)
+    )
+    path = tmp_path / "wsprobe.yaml"
+    path.write_text("checks:\n" + checks, encoding="utf-8")
+    loaded = load_config(path, registries=REGISTRIES)
+    assert [c.protocol.name for c in loaded.checks if c.protocol] == list(PROTOCOLS)
