@@ -177,22 +177,32 @@ def _installed(name: str, paths: tuple[str, ...], *, target: str, install: str) 
     return binary
 
 
-def rabbitmq_node(folder: Path, host: str, *, web_stomp_port: int) -> dict[str, str]:
+def rabbitmq_node(
+    folder: Path, host: str, *, web_stomp_port: int, web_mqtt_port: int | None = None
+) -> dict[str, str]:
     """Write a private RabbitMQ node's files in ``folder``; return its environment.
 
-    The node listens on ``host`` only: AMQP, distribution and epmd on free ports, and
-    ``rabbitmq_web_stomp`` on ``web_stomp_port``; it has its own Erlang cookie (``HOME``)
-    and node name, so it never meets a RabbitMQ already running on the machine.
+    The node listens on ``host`` only: AMQP, distribution and epmd on free ports,
+    ``rabbitmq_web_stomp`` on ``web_stomp_port`` and, if given, ``rabbitmq_web_mqtt`` on
+    ``web_mqtt_port``; it has its own Erlang cookie (``HOME``) and node name, so it never
+    meets a RabbitMQ already running on the machine.
     """
     amqp, dist, epmd = free_port(host), free_port(host), free_port(host)
-    (folder / "enabled_plugins").write_text("[rabbitmq_web_stomp].\n", encoding="utf-8")
-    (folder / "rabbitmq.conf").write_text(
+    plugins = ["rabbitmq_web_stomp"]
+    # guest/guest is accepted from loopback only (RabbitMQ's default).
+    conf = (
         f"listeners.tcp.default = {host}:{amqp}\n"
         f"web_stomp.tcp.port = {web_stomp_port}\nweb_stomp.tcp.ip = {host}\n"
-        # guest/guest is accepted from loopback only (RabbitMQ's default).
-        "stomp.listeners.tcp = none\n",
-        encoding="utf-8",
+        "stomp.listeners.tcp = none\n"
     )
+    if web_mqtt_port is not None:
+        plugins.append("rabbitmq_web_mqtt")
+        conf += (
+            f"web_mqtt.tcp.port = {web_mqtt_port}\nweb_mqtt.tcp.ip = {host}\n"
+            "mqtt.listeners.tcp = none\n"
+        )
+    (folder / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n", encoding="utf-8")
+    (folder / "rabbitmq.conf").write_text(conf, encoding="utf-8")
     return {
         "HOME": str(folder),
         "RABBITMQ_NODENAME": f"wsprobe-{epmd}@localhost",

@@ -8,8 +8,14 @@ marker unique to the run. Every receiver must read a message containing the mark
 latency goes to ``result.relay["receiverN"]``. All connections are closed, bounded by
 ``close_timeout``, whatever happened.
 
-The publisher's phases (resolve ... handshake, ``auth``, ``steps`` for its join) are the
-result's phases. Failures (a :class:`~agent.probes.errors.ProbeError` each)::
+With ``protocol:`` each connection speaks the protocol instead
+(:mod:`agent.probes.protocols.relay`): handshake and ``protocol.steps`` on all, the
+subscription on each receiver, then the protocol's publish; a delivery is the
+protocol's event (MQTT PUBLISH, STOMP MESSAGE, GraphQL ``next``, Socket.IO event)
+holding the marker, timed from before the publish to the frame's arrival.
+
+The publisher's phases (resolve ... handshake, ``auth``, ``protocol``, ``steps`` for its
+join) are the result's phases. Failures (a :class:`~agent.probes.errors.ProbeError` each)::
 
     ProbeError
      ├── (any connection failure)   prefixed with the connection: "receiver2: ..."
@@ -26,7 +32,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from agent.config import CheckConfig
 from agent.config.relay import RelayConfig
@@ -46,6 +52,7 @@ from agent.probes.errors import (
     ProbeError,
     map_errors,
 )
+from agent.probes.protocols.relay import RelayEnd, delivery, dialled, relay_plan
 from agent.probes.script.matchers import UndefinedVariable
 from agent.probes.script.receive import wait_for_match
 from agent.probes.script.steps import payload_of, run_script
@@ -55,6 +62,14 @@ from agent.result import ProbeResult, new_result
 __all__ = ["PUBLISHER", "run"]
 
 log = logging.getLogger(__name__)
+
+
+class Arrival(Protocol):
+    """A delivered message or protocol event: when it was read."""
+
+    @property
+    def at(self) -> float: ...
+
 
 #: Name of the publishing connection in messages (receivers are receiver1..N).
 PUBLISHER = "publisher"
@@ -89,6 +104,13 @@ class _Relay:
         # their phases do not overwrite the publisher's.
         self.results = [result] + [new_result(check) for _ in range(count - 1)]
         self.conns: list[ReadingConnection | None] = [None] * count
+        #: With ``protocol:``: the check as dialled, and each connection's session.
+        self.dialled = check
+        self.ends: list[RelayEnd] = []
+        if check.protocol is not None:
+            self.dialled = dialled(check)
+            plan = relay_plan(check)
+            self.ends = [RelayEnd(check, plan, _name(i)) for i in range(count)]
 
     async def run(self) -> None:
         if self.check.auth.oauth2 is not None:
@@ -107,9 +129,14 @@ class _Relay:
         variables = {**self.variables, "connection": _name(index)}
         try:
             conn = await open_connection(
-                self.check, result, deadline=self.deadline, token=self.token
+                self.dialled, result, deadline=self.deadline, token=self.token
             )
             self.conns[index] = conn
+            if self.ends:
+                await self.ends[index].join(
+                    conn, result, deadline=self.deadline, variables=variables, receiver=index > 0
+                )
+                return
             await run_script(
                 conn,
                 self.check,
@@ -126,6 +153,9 @@ class _Relay:
             raise
 
     async def _relay(self) -> None:
+        if self.ends:
+            await self._relay_protocol()
+            return
         publisher = self.conns[0]
         assert publisher is not None
         receivers = [c for c in self.conns[1:] if c is not None]
@@ -142,13 +172,32 @@ class _Relay:
         except ProbeError as err:
             _prefix(err, f"{PUBLISHER} (publishing)")
             raise
-        outcomes = await asyncio.gather(
-            *(
+        await self._deliveries(
+            [
                 wait_for_match(conn, matcher, variables=self.variables, until=until, phase="relay")
                 for conn in receivers
-            ),
-            return_exceptions=True,
+            ],
+            published,
         )
+
+    async def _relay_protocol(self) -> None:
+        expect = delivery(self.ends[0].plan, self.cfg.match)
+        published = time.perf_counter()
+        until = min(published + self.cfg.deadline, self.deadline)
+        try:
+            await self.ends[0].publish(until=until)
+        except ProbeError as err:
+            _prefix(err, f"{PUBLISHER} (publishing)")
+            raise
+        await self._deliveries(
+            [end.receive(expect, until=until) for end in self.ends[1:]], published
+        )
+
+    async def _deliveries(
+        self, waits: Sequence[Coroutine[Any, Any, Arrival]], published: float
+    ) -> None:
+        """Await every receiver's delivery; record each latency; raise for the misses."""
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
         self.result.phases["total"] = time.perf_counter() - self.start
         failures: list[tuple[str, BaseException]] = []
         for index, outcome in enumerate(outcomes, start=1):
@@ -159,14 +208,15 @@ class _Relay:
             else:
                 self.result.relay[_name(index)] = outcome.at - published
         if failures:
-            raise self._failure(failures, until - published)
+            # Compared as sums: until - published may round below the deadline itself.
+            raise self._failure(failures, cut_short=self.deadline < published + self.cfg.deadline)
 
-    def _failure(self, failures: list[tuple[str, BaseException]], waited: float) -> ProbeError:
+    def _failure(self, failures: list[tuple[str, BaseException]], *, cut_short: bool) -> ProbeError:
         tally = f"{self.cfg.receivers - len(failures)} of {self.cfg.receivers} receivers got it"
         name, first = failures[0]
         if isinstance(first, ExpectTimeout):
             names = ", ".join(n for n, e in failures if isinstance(e, ExpectTimeout))
-            cut = " (the check's timeout cut the wait short)" if waited < self.cfg.deadline else ""
+            cut = " (the check's timeout cut the wait short)" if cut_short else ""
             return ExpectTimeout(
                 f"{names} did not receive the published marker{cut}; {tally}",
                 timeout=self.cfg.deadline,
@@ -180,6 +230,8 @@ class _Relay:
 
     async def close(self) -> None:
         """Close every open connection concurrently, within close_timeout."""
+        for end in self.ends:
+            await end.leave()
         remaining = self.deadline - time.perf_counter()
         timeout = max(min(self.check.close_timeout, remaining), 0.0)
         await asyncio.gather(
@@ -192,6 +244,8 @@ class _Relay:
 
     def abort(self) -> None:
         """Drop every connection at once (the run was cancelled)."""
+        for end in self.ends:
+            end.abort()
         for conn in self.conns:
             if conn is not None:
                 conn.transport.abort()

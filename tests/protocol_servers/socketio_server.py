@@ -6,7 +6,10 @@ Namespace ``/`` accepts anyone; ``/private`` wants ``{"token": "s3cret"}`` as au
 feed to the client: a ``tick`` event ``{"n": N}`` and a ``noise`` event every 20 ms, until
 it leaves; with ``{"drop_after": K}`` the server disconnects it after K ticks.
 ``freeze`` blocks the server's event loop for the given seconds: a hung server whose
-connections stay open.
+connections stay open. For relays: ``join`` enters the room named by its argument
+(acknowledged once in it) and ``say`` emits ``said`` with its text to everyone else in
+a room; on ``/members`` only the users ``publisher`` and ``receiver1`` may connect (auth
+``{"user": NAME}``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,17 @@ async def _private(sid: str, environ: Any, auth: Any) -> None:
         raise socketio.exceptions.ConnectionRefusedError("invalid token")
 
 
-for ns in ("/", "/private"):
+#: Who may connect to ``/members``.
+MEMBERS = frozenset({"publisher", "receiver1"})
+
+
+@sio.on("connect", namespace="/members")
+async def _members(sid: str, environ: Any, auth: Any) -> None:
+    if not isinstance(auth, dict) or auth.get("user") not in MEMBERS:
+        raise socketio.exceptions.ConnectionRefusedError("not a member")
+
+
+for ns in ("/", "/private", "/members"):
 
     @sio.on("echo", namespace=ns)
     async def _echo(sid: str, *args: Any, _ns: str = ns) -> list[Any]:
@@ -45,6 +58,15 @@ for ns in ("/", "/private"):
     @sio.on("freeze", namespace=ns)
     async def _freeze(sid: str, seconds: float, _ns: str = ns) -> None:
         time.sleep(seconds)  # blocks the loop on purpose: no pings, no reads
+
+    @sio.on("join", namespace=ns)
+    async def _join(sid: str, room: str, _ns: str = ns) -> str:
+        await sio.enter_room(sid, room, namespace=_ns)
+        return room
+
+    @sio.on("say", namespace=ns)
+    async def _say(sid: str, room: str, text: str, _ns: str = ns) -> None:
+        await sio.emit("said", text, room=room, skip_sid=sid, namespace=_ns)
 
     @sio.on("bye", namespace=ns)
     async def _bye(sid: str, *args: Any, _ns: str = ns) -> None:

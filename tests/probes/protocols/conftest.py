@@ -60,11 +60,17 @@ class Broker:
     auth_url: str
     username: str = "probe"
     password: str = "pr0be-pass"
+    #: RabbitMQ: its rabbitmq_web_mqtt endpoint (MQTT 3.1.1).
+    mqtt_url: str = ""
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """Mosquitto with a plain listener and two WebSocket ones (anonymous, passwords)."""
+    """Mosquitto with a plain listener and two WebSocket ones (anonymous, passwords).
+
+    On the password listener the ACL lets the user use ``wsprobe/relay/#`` and only
+    publish to ``wsprobe/inbox/#``: a subscription there is granted, nothing delivered.
+    """
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     passwd = shutil.which("mosquitto_passwd")
     if not Path(binary).exists() or passwd is None:
@@ -88,6 +94,10 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         "allow_anonymous true\n"
         f"listener {auth_ws} 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n"
         f"allow_anonymous false\npassword_file {folder / 'passwd'}\n"
+        f"acl_file {folder / 'acl'}\n"
+    )
+    (folder / "acl").write_text(
+        f"user {broker.username}\ntopic readwrite wsprobe/relay/#\ntopic write wsprobe/inbox/#\n"
     )
     os.chmod(folder / "passwd", 0o600)
     with serve(
@@ -101,12 +111,13 @@ RABBITMQ = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
 @pytest.fixture(scope="session")
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """RabbitMQ with rabbitmq_web_stomp, in the foreground with its own epmd (~8-16 s)."""
+    """RabbitMQ with rabbitmq_web_stomp and rabbitmq_web_mqtt, in the foreground with its
+    own epmd (~8-16 s)."""
     if not RABBITMQ.exists():
         missing("rabbitmq-server (Debian package rabbitmq-server)")
     folder = tmp_path_factory.mktemp("rabbitmq")
-    web_stomp = free_port()
-    env = rabbitmq_node(folder, "127.0.0.1", web_stomp_port=web_stomp)
+    web_stomp, web_mqtt = free_port(), free_port()
+    env = rabbitmq_node(folder, "127.0.0.1", web_stomp_port=web_stomp, web_mqtt_port=web_mqtt)
     epmd = env["ERL_EPMD_PORT"]
     try:
         with serve(
@@ -115,7 +126,13 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             timeout=90,
             env=env,
         ):
-            yield Broker(f"ws://127.0.0.1:{web_stomp}/ws", "", "guest", "guest")
+            yield Broker(
+                f"ws://127.0.0.1:{web_stomp}/ws",
+                "",
+                "guest",
+                "guest",
+                mqtt_url=f"ws://127.0.0.1:{web_mqtt}/ws",
+            )
     finally:
         # epmd daemonises itself out of the server's process group.
         subprocess.run(
