@@ -263,6 +263,21 @@ checks:
     protocol:
       name: socketio
       steps: [{emit: {event: e, args: [1], ack: true, timeout: 2s}}]
+  - name: relay-mqtt-all
+    kind: relay
+    url: ws://broker.example/mqtt
+    protocol: mqtt
+    relay:
+      receivers: 2
+      subscribe: {topic: "r/{{run}}", qos: 1, timeout: 2s}
+      publish: {topic: "r/{{run}}", payload: "{{marker}}", qos: 1}
+  - name: relay-stomp-all
+    kind: relay
+    url: ws://broker.example/ws
+    protocol: stomp
+    relay:
+      subscribe: {destination: /topic/r, timeout: 2s}
+      send: {destination: /topic/r, payload: "{{marker}}", receipt: true, timeout: 2s}
 """
 
 #: Every numeric key of the kitchen sink: a boolean in its place must be refused.
@@ -335,6 +350,9 @@ NUMERIC_PATHS: list[tuple[Any, ...]] = [
     ("checks", 3, "protocol", "steps", 2, "expect", "timeout"),
     ("checks", 3, "protocol", "steps", 3, "sleep"),
     ("checks", 4, "protocol", "steps", 0, "emit", "timeout"),
+    ("checks", 5, "relay", "subscribe", "qos"),
+    ("checks", 5, "relay", "subscribe", "timeout"),
+    ("checks", 6, "relay", "send", "timeout"),
 ]
 
 
