@@ -87,7 +87,7 @@ class RelayEnd:
             result=result,
             deadline=deadline,
             variables=variables,
-            on_phase=lambda phase: None,
+            on_phase=lambda phase: None,  # the relay reports its own phase ("join")
         )
         if not receiver:
             return

@@ -94,17 +94,29 @@ def test_mistakes_are_reported_at_the_check(tmp_path: Path, check: str, says: st
     assert all("wsprobe.yaml:2: checks[0]" in e for e in errors), errors
 
 
-def test_step_mistakes_point_at_the_step_line(tmp_path: Path) -> None:
-    """A protocol's own objection to a step names that step's line and key path."""
-    check = (
-        "  - name: a\n    url: ws://h\n    protocol:\n      name: stomp\n      steps:\n"
-        "        - subscribe: {destination: /topic/a}\n"
-        "        - send: {payload: x}\n"
-    )
-    assert _errors(tmp_path, check) == [
-        f"{tmp_path / 'wsprobe.yaml'}:8: checks[0].protocol.steps[1].send:"
-        " a STOMP send needs destination: NAME"
-    ]
+@pytest.mark.parametrize(
+    ("check", "error"),
+    [
+        (
+            "  - name: a\n    url: ws://h\n    protocol:\n      name: stomp\n      steps:\n"
+            "        - subscribe: {destination: /topic/a}\n"
+            "        - send: {payload: x}\n",
+            "8: checks[0].protocol.steps[1].send: a STOMP send needs destination: NAME",
+        ),
+        (
+            "  - name: r\n    kind: relay\n    url: ws://h\n    protocol: mqtt\n    relay:\n"
+            "      subscribe: {topic: 't/{{run}}'}\n"
+            "      publish:\n"
+            "        topic: t/+\n"
+            "        payload: '{{marker}}'\n",
+            "9: checks[0].relay.publish.topic: a PUBLISH topic has no + or # wildcards",
+        ),
+    ],
+    ids=["probe-step", "relay-publish"],
+)
+def test_protocol_mistakes_point_at_their_line(tmp_path: Path, check: str, error: str) -> None:
+    """A protocol's own objection names the line and key path it is about."""
+    assert _errors(tmp_path, check) == [f"{tmp_path / 'wsprobe.yaml'}:{error}"]
 
 
 def test_every_registered_protocol_loads_in_short_form(tmp_path: Path) -> None:
@@ -218,21 +230,6 @@ def test_relay_mistakes_are_reported_at_their_key(
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"{tmp_path / 'wsprobe.yaml'}:2: checks[0].{key}: "), errors
     assert says in errors[0], errors
-
-
-def test_relay_mistake_points_at_its_line(tmp_path: Path) -> None:
-    """A mistake deep in the relay block is reported at that key's own line."""
-    check = (
-        "  - name: r\n    kind: relay\n    url: ws://h\n    protocol: mqtt\n    relay:\n"
-        "      subscribe: {topic: 't/{{run}}'}\n"
-        "      publish:\n"
-        "        topic: t/+\n"
-        "        payload: '{{marker}}'\n"
-    )
-    assert _errors(tmp_path, check) == [
-        f"{tmp_path / 'wsprobe.yaml'}:9: checks[0].relay.publish.topic:"
-        " a PUBLISH topic has no + or # wildcards"
-    ]
 
 
 def test_relay_in_each_protocol_loads(tmp_path: Path) -> None:

@@ -93,16 +93,19 @@ SAID = {"query": "subscription { said }"}
 MUTATION = {"query": "mutation ($t: String!) { say(text: $t) }", "variables": {"t": "{{marker}}"}}
 
 
+async def graphql_relay(port: int, name: str, path: str, token: str) -> ProbeResult:
+    """The ``say`` mutation relayed to ``said`` subscriptions, with ``token`` at init."""
+    protocol = {"name": name, "payload": {"token": token}}
+    url = f"ws://127.0.0.1:{port}{path}"
+    return await relay(url, protocol, subscribe=SAID, mutation=MUTATION)
+
+
 @pytest.mark.parametrize(("name", "path"), GRAPHQL)
 async def test_graphql_mutation_reaches_every_subscription(
     graphql_port: int, name: str, path: str
 ) -> None:
     """Receivers subscribe (settled by a ping); the publisher's mutation reaches each."""
-    protocol = {"name": name, "payload": {"token": "s3cret"}}
-    result = await relay(
-        f"ws://127.0.0.1:{graphql_port}{path}", protocol, subscribe=SAID, mutation=MUTATION
-    )
-    delivered(result)
+    delivered(await graphql_relay(graphql_port, name, path, "s3cret"))
 
 
 @pytest.mark.parametrize(("name", "path"), GRAPHQL)
@@ -110,10 +113,7 @@ async def test_graphql_refused_token_fails_the_publisher(
     graphql_port: int, name: str, path: str
 ) -> None:
     """A refused connection_init is auth_rejected, reported for the publisher first."""
-    protocol = {"name": name, "payload": {"token": "wrong-secret"}}
-    result = await relay(
-        f"ws://127.0.0.1:{graphql_port}{path}", protocol, subscribe=SAID, mutation=MUTATION
-    )
+    result = await graphql_relay(graphql_port, name, path, "wrong-secret")
     assert result.reason is Reason.AUTH_REJECTED, result.message
     assert "publisher" in result.message
     assert "wrong-secret" not in result.message
