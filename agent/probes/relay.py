@@ -64,7 +64,7 @@ __all__ = ["PUBLISHER", "run"]
 log = logging.getLogger(__name__)
 
 
-class Arrival(Protocol):
+class _Arrival(Protocol):
     """A delivered message or protocol event: when it was read."""
 
     @property
@@ -194,7 +194,7 @@ class _Relay:
         )
 
     async def _deliveries(
-        self, waits: Sequence[Coroutine[Any, Any, Arrival]], published: float
+        self, waits: Sequence[Coroutine[Any, Any, _Arrival]], published: float
     ) -> None:
         """Await every receiver's delivery; record each latency; raise for the misses."""
         outcomes = await asyncio.gather(*waits, return_exceptions=True)

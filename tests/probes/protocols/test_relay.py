@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -198,6 +199,42 @@ async def test_malformed_frame_on_a_receiver_is_protocol_error() -> None:
     assert result.reason is Reason.PROTOCOL_ERROR, result.message
     assert "receiver1" in result.message
     assert "not JSON" in result.message
+
+
+async def test_graphql_publish_waits_until_subscriptions_are_registered() -> None:
+    """A server that registers subscriptions slowly still gets them before the mutation.
+
+    It handles each connection's messages in order and takes 200 ms to register a
+    subscription (as with a subscribe to Redis): only the settling ping, answered after
+    that, keeps the mutation from overtaking the subscriptions.
+    """
+    registered: list[tuple[ServerConnection, str]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        async for raw in ws:
+            message = json.loads(raw)
+            kind, op = message["type"], message.get("id")
+            if kind == "connection_init":
+                await ws.send(json.dumps({"type": "connection_ack"}))
+            elif kind == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+            elif kind == "subscribe" and "subscription" in message["payload"]["query"]:
+                await asyncio.sleep(0.2)
+                registered.append((ws, op))
+            elif kind == "subscribe":
+                text = message["payload"]["variables"]["t"]
+                for target, sub in registered:
+                    await target.send(
+                        json.dumps({"type": "next", "id": sub, "payload": {"data": {"said": text}}})
+                    )
+                await ws.send(json.dumps({"type": "next", "id": op, "payload": {"data": {}}}))
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=["graphql-transport-ws"]) as server:  # type: ignore[list-item]
+        port = server.sockets[0].getsockname()[1]
+        result = await relay(
+            f"ws://127.0.0.1:{port}", "graphql-transport-ws", subscribe=SAID, mutation=MUTATION
+        )
+    delivered(result)
 
 
 # --- MQTT --------------------------------------------------------------------------
