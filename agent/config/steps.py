@@ -346,6 +346,13 @@ def check_variables(check: Any) -> list[str]:
         if check.relay is not None:
             groups.append(("relay.join", check.relay.join))
             extra = {"relay.publish": check.relay.publish, "relay.match": check.relay.match}
+            for key in check.relay.protocol_keys():
+                value = getattr(check.relay, key)
+                extra[f"relay.{key}"] = value if isinstance(value, str) else value.model_dump()
+        if check.protocol is not None:
+            # A relay's connections know only the relay's variables; nothing extracts.
+            extra["protocol.payload"] = check.protocol.payload
+            extra["protocol.steps"] = [step.model_dump() for step in check.protocol.steps]
     else:
         groups.append(("steps", check.steps))
     return undefined_variables(groups, known=known, extra=extra)

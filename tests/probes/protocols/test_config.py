@@ -254,3 +254,20 @@ def test_relay_in_each_protocol_loads(tmp_path: Path) -> None:
     path.write_text("checks:\n" + checks, encoding="utf-8")
     loaded = load_config(path, registries=REGISTRIES)
     assert [c.protocol.name for c in loaded.checks if c.protocol] == list(PROTOCOLS)
+
+
+@pytest.mark.parametrize(
+    ("relay", "where"),
+    [
+        ("emit: {event: e, args: ['{{marker}}', '{{nope}}']}", "relay.emit"),
+        ("emit: {event: e, args: ['{{marker}}']}", "protocol.steps"),
+    ],
+    ids=["relay-key", "protocol-steps"],
+)
+def test_relay_undefined_variable_is_reported(tmp_path: Path, relay: str, where: str) -> None:
+    """A {{variable}} a relay's connections cannot know is a config error, not a run error."""
+    steps = "[{emit: {event: join, args: ['{{nope}}']}}]" if where == "protocol.steps" else "[]"
+    check = R + f"protocol: {{name: socketio, steps: {steps}}}, relay: {{{relay}}}}}\n"
+    errors = _errors(tmp_path, check)
+    assert len(errors) == 1, errors
+    assert f"{where} uses {{{{nope}}}}, which no earlier step defines" in errors[0], errors
