@@ -202,15 +202,26 @@ async def test_malformed_frame_on_a_receiver_is_protocol_error() -> None:
 
 
 async def test_graphql_publish_waits_until_subscriptions_are_registered() -> None:
-    """A server that registers subscriptions slowly still gets them before the mutation.
+    """A server that registers subscriptions slowly still gets them before the mutation;
+    all connections are closed afterwards.
 
     It handles each connection's messages in order and takes 200 ms to register a
     subscription (as with a subscribe to Redis): only the settling ping, answered after
     that, keeps the mutation from overtaking the subscriptions.
     """
     registered: list[tuple[ServerConnection, str]] = []
+    closed: list[ServerConnection] = []
+    all_closed = asyncio.Event()
 
     async def handler(ws: ServerConnection) -> None:
+        try:
+            await serve_one(ws)
+        finally:
+            closed.append(ws)
+            if len(closed) == 3:
+                all_closed.set()
+
+    async def serve_one(ws: ServerConnection) -> None:
         async for raw in ws:
             message = json.loads(raw)
             kind, op = message["type"], message.get("id")
@@ -234,7 +245,8 @@ async def test_graphql_publish_waits_until_subscriptions_are_registered() -> Non
         result = await relay(
             f"ws://127.0.0.1:{port}", "graphql-transport-ws", subscribe=SAID, mutation=MUTATION
         )
-    delivered(result)
+        delivered(result)
+        await asyncio.wait_for(all_closed.wait(), timeout=5)  # every connection closed
 
 
 # --- MQTT --------------------------------------------------------------------------
@@ -341,6 +353,20 @@ async def test_stomp_wrong_passcode_fails_the_publisher(rabbitmq: Broker) -> Non
     assert result.reason is Reason.AUTH_REJECTED, result.message
     assert "publisher" in result.message
     assert "wrong-secret" not in result.message
+
+
+async def test_stomp_subscription_the_broker_drops_names_the_receiver(rabbitmq: Broker) -> None:
+    """RabbitMQ ending the session over a missing queue fails the run as closed, naming it."""
+    result = await relay(
+        rabbitmq.open_url,
+        stomp(rabbitmq),
+        receivers=1,
+        subscribe={"destination": "/amq/queue/wsprobe-missing-{{run}}"},
+        send=SEND,
+    )
+    assert result.reason is Reason.CLOSED, result.message
+    assert "receiver1" in result.message
+    assert "step 1 'subscribe'" in result.message
 
 
 async def test_stomp_other_destination_is_expect_timeout(rabbitmq: Broker) -> None:
