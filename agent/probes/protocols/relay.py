@@ -35,7 +35,9 @@ __all__ = ["RelayEnd", "delivery", "dialled", "relay_plan"]
 def relay_plan(check: CheckConfig) -> RelayPlan:
     """The protocol's plan for ``check`` (a relay with ``protocol:``, validated)."""
     assert check.protocol is not None
-    return PROTOCOLS[check.protocol.name].relay(check.relay or RelayConfig())
+    plan = PROTOCOLS[check.protocol.name].relay
+    assert plan is not None  # validated
+    return plan(check.relay or RelayConfig())
 
 
 def dialled(check: CheckConfig) -> CheckConfig:

@@ -52,10 +52,6 @@ def marker_problem(value: object, path: tuple[str | int, ...], what: str) -> lis
     return [(path, f"{what} must contain {{{{marker}}}} so receivers can recognise it")]
 
 
-def _no_relay(relay: RelayConfig) -> RelayPlan:
-    raise NotImplementedError
-
-
 @dataclass(frozen=True, slots=True)
 class Protocol:
     """How to speak one protocol.
@@ -72,7 +68,8 @@ class Protocol:
         relay_keys: the ``relay:`` keys a relay in this protocol reads (``publish``
             among them when it is the protocol's own publish mapping).
         relay_checks: extra validation of a relay's keys (given they are the right ones).
-        relay: the relay's :class:`RelayPlan`, from a validated ``relay:`` block.
+        relay: the relay's :class:`RelayPlan`, from a validated ``relay:`` block (None:
+            the protocol cannot carry a relay).
     """
 
     session: type[Session]
@@ -85,7 +82,7 @@ class Protocol:
     watch_subscribes: bool = True
     relay_keys: frozenset[str] = frozenset()
     relay_checks: Callable[[RelayConfig], list[Problem]] = field(default=lambda relay: [])
-    relay: Callable[[RelayConfig], RelayPlan] = _no_relay
+    relay: Callable[[RelayConfig], RelayPlan] | None = None
 
     def validate(self, config: ProtocolConfig) -> list[Problem]:
         """Problems with ``config`` for this protocol, each at its key; empty when usable."""
@@ -118,6 +115,8 @@ class Protocol:
 
     def validate_relay(self, config: ProtocolConfig, relay: RelayConfig) -> list[Problem]:
         """Problems with a relay's ``relay:`` block in this protocol, each at its key."""
+        if self.relay is None:
+            return [((), f"{config.name} cannot carry a relay check")]
         uses = ", ".join(sorted(self.relay_keys))
         problems: list[Problem] = []
         if relay.join:

@@ -271,3 +271,14 @@ def test_relay_undefined_variable_is_reported(tmp_path: Path, relay: str, where:
     errors = _errors(tmp_path, check)
     assert len(errors) == 1, errors
     assert f"{where} uses {{{{nope}}}}, which no earlier step defines" in errors[0], errors
+
+
+def test_protocol_without_a_relay_plan_refuses_relay_checks() -> None:
+    """A registry entry that cannot carry a relay says so instead of failing at run time."""
+    from agent.config.protocols import ProtocolConfig
+    from agent.config.relay import RelayConfig
+    from agent.probes.protocols.base import Session
+    from agent.probes.protocols.spec import Protocol
+
+    problems = Protocol(session=Session).validate_relay(ProtocolConfig(name="x"), RelayConfig())
+    assert problems == [((), "x cannot carry a relay check")]
