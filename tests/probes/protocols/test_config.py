@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from agent.config.loader import ConfigError, load_config
+from agent.config.protocols import ProtocolConfig
+from agent.config.relay import RelayConfig
 from agent.probes.protocols import PROTOCOLS
+from agent.probes.protocols.base import Session
+from agent.probes.protocols.spec import Protocol
 from agent.runtime.registries import REGISTRIES
 
 #: The start of a one-line check entry.
@@ -275,10 +279,5 @@ def test_relay_undefined_variable_is_reported(tmp_path: Path, relay: str, where:
 
 def test_protocol_without_a_relay_plan_refuses_relay_checks() -> None:
     """A registry entry that cannot carry a relay says so instead of failing at run time."""
-    from agent.config.protocols import ProtocolConfig
-    from agent.config.relay import RelayConfig
-    from agent.probes.protocols.base import Session
-    from agent.probes.protocols.spec import Protocol
-
     problems = Protocol(session=Session).validate_relay(ProtocolConfig(name="x"), RelayConfig())
     assert problems == [((), "x cannot carry a relay check")]
