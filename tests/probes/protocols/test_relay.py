@@ -94,11 +94,13 @@ SAID = {"query": "subscription { said }"}
 MUTATION = {"query": "mutation ($t: String!) { say(text: $t) }", "variables": {"t": "{{marker}}"}}
 
 
-async def graphql_relay(port: int, name: str, path: str, token: str) -> ProbeResult:
-    """The ``say`` mutation relayed to ``said`` subscriptions, with ``token`` at init."""
-    protocol = {"name": name, "payload": {"token": token}}
-    url = f"ws://127.0.0.1:{port}{path}"
-    return await relay(url, protocol, subscribe=SAID, mutation=MUTATION)
+async def graphql_relay(
+    url: str, protocol: dict[str, Any] | str = "graphql-transport-ws", **fields: Any
+) -> ProbeResult:
+    """A GraphQL relay at ``url``: the ``say`` mutation to ``said`` subscriptions by default."""
+    fields.setdefault("subscribe", SAID)
+    fields.setdefault("mutation", MUTATION)
+    return await relay(url, protocol, **fields)
 
 
 @pytest.mark.parametrize(("name", "path"), GRAPHQL)
@@ -106,7 +108,8 @@ async def test_graphql_mutation_reaches_every_subscription(
     graphql_port: int, name: str, path: str
 ) -> None:
     """Receivers subscribe (settled by a ping); the publisher's mutation reaches each."""
-    delivered(await graphql_relay(graphql_port, name, path, "s3cret"))
+    url = f"ws://127.0.0.1:{graphql_port}{path}"
+    delivered(await graphql_relay(url, {"name": name, "payload": {"token": "s3cret"}}))
 
 
 @pytest.mark.parametrize(("name", "path"), GRAPHQL)
@@ -114,7 +117,8 @@ async def test_graphql_refused_token_fails_the_publisher(
     graphql_port: int, name: str, path: str
 ) -> None:
     """A refused connection_init is auth_rejected, reported for the publisher first."""
-    result = await graphql_relay(graphql_port, name, path, "wrong-secret")
+    url = f"ws://127.0.0.1:{graphql_port}{path}"
+    result = await graphql_relay(url, {"name": name, "payload": {"token": "wrong-secret"}})
     assert result.reason is Reason.AUTH_REJECTED, result.message
     assert "publisher" in result.message
     assert "wrong-secret" not in result.message
@@ -124,10 +128,8 @@ async def test_graphql_operation_that_feeds_no_subscription_is_expect_timeout(
     graphql_port: int,
 ) -> None:
     """The publisher's operation succeeds but feeds nothing the receivers subscribed to."""
-    result = await relay(
+    result = await graphql_relay(
         f"ws://127.0.0.1:{graphql_port}/graphql",
-        "graphql-transport-ws",
-        subscribe=SAID,
         mutation={
             "query": "query ($t: String) { hello(name: $t) }",
             "variables": {"t": "{{marker}}"},
@@ -142,11 +144,9 @@ async def test_graphql_subscription_completed_before_data_is_expect_mismatch(
     graphql_port: int,
 ) -> None:
     """A subscription the server completes at once fails as expect_mismatch, not a timeout."""
-    result = await relay(
+    result = await graphql_relay(
         f"ws://127.0.0.1:{graphql_port}/graphql",
-        "graphql-transport-ws",
         subscribe={"query": "subscription { greetings(count: 0) }"},
-        mutation=MUTATION,
         deadline=0.3,
     )
     assert result.reason is Reason.EXPECT_MISMATCH, result.message
@@ -159,12 +159,7 @@ async def test_graphql_mutation_error_fails_the_publish(graphql_port: int) -> No
         "query": "mutation ($t: String!) { nope(text: $t) }",
         "variables": MUTATION["variables"],
     }
-    result = await relay(
-        f"ws://127.0.0.1:{graphql_port}/graphql",
-        "graphql-transport-ws",
-        subscribe=SAID,
-        mutation=mutation,
-    )
+    result = await graphql_relay(f"ws://127.0.0.1:{graphql_port}/graphql", mutation=mutation)
     assert result.reason is Reason.EXPECT_MISMATCH, result.message
     assert "publisher (publishing)" in result.message
     assert "Cannot query field" in result.message
@@ -189,13 +184,7 @@ async def test_malformed_frame_on_a_receiver_is_protocol_error() -> None:
 
     async with serve(handler, "127.0.0.1", 0, subprotocols=["graphql-transport-ws"]) as server:  # type: ignore[list-item]
         port = server.sockets[0].getsockname()[1]
-        result = await relay(
-            f"ws://127.0.0.1:{port}",
-            "graphql-transport-ws",
-            receivers=1,
-            subscribe=SAID,
-            mutation=MUTATION,
-        )
+        result = await graphql_relay(f"ws://127.0.0.1:{port}", receivers=1)
     assert result.reason is Reason.PROTOCOL_ERROR, result.message
     assert "receiver1" in result.message
     assert "not JSON" in result.message
@@ -242,9 +231,7 @@ async def test_graphql_publish_waits_until_subscriptions_are_registered() -> Non
 
     async with serve(handler, "127.0.0.1", 0, subprotocols=["graphql-transport-ws"]) as server:  # type: ignore[list-item]
         port = server.sockets[0].getsockname()[1]
-        result = await relay(
-            f"ws://127.0.0.1:{port}", "graphql-transport-ws", subscribe=SAID, mutation=MUTATION
-        )
+        result = await graphql_relay(f"ws://127.0.0.1:{port}")
         delivered(result)
         await asyncio.wait_for(all_closed.wait(), timeout=5)  # every connection closed
 
