@@ -20,7 +20,7 @@ A frame the protocol cannot parse makes the reader stop with
 :class:`~agent.probes.errors.ProtocolError` (``protocol_error``); the connection
 closing makes it stop with the mapped close. Either is raised by the next wait.
 
-Exceptions (from :mod:`agent.probes.errors`, plus :class:`ProtocolRefused` and
+Exceptions (from :mod:`agent.probes.errors`, plus :class:`~.events.ProtocolRefused` and
 :class:`~agent.probes.protocols.keepalive.ServerSilent`)::
 
     ProbeError
@@ -39,8 +39,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from agent.config import CheckConfig
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
@@ -49,46 +48,20 @@ from agent.probes.errors import (
     ConnectionClosed,
     ExpectTimeout,
     ProbeError,
-    ProtocolError,
     map_errors,
 )
+from agent.probes.protocols.events import Event, describe_expect
 from agent.probes.protocols.keepalive import KeepaliveTimer, ServerSilent
 from agent.probes.script.matchers import Message, matches
-from agent.result import ProbeResult, Reason
+from agent.result import ProbeResult
 
-__all__ = ["Event", "ProtocolRefused", "ServerSilent", "Session", "malformed"]
+__all__ = ["ServerSilent", "Session"]
 
 #: Events kept for later waits; keepalive-free protocols rarely get near it.
 _INBOX_EVENTS = 256
 #: Control events kept while a watch holds the session: only the pinger waits then,
 #: and an agent holds thousands of sessions.
 _HELD_INBOX_EVENTS = 8
-
-
-class ProtocolRefused(ProbeError):
-    """The server refused the protocol's handshake for a reason other than credentials."""
-
-    reason = Reason.HANDSHAKE_STATUS
-    title = "protocol handshake refused"
-
-
-def malformed(protocol: str, what: str) -> ProtocolError:
-    """A :class:`ProtocolError` for a frame ``protocol`` cannot parse."""
-    err = ProtocolError(f"malformed {protocol} frame: {what}")
-    err.title = f"{protocol} protocol error"  # type: ignore[misc]
-    return err
-
-
-@dataclass(slots=True)
-class Event:
-    """One decoded protocol event: what it is, its key, its data, when it arrived."""
-
-    kind: str  # e.g. "event", "ack", "next", "publish", "message", "receipt"
-    key: str | None = None  # event name, operation id, topic, destination, ack id
-    data: Message | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    extra: Any = None
-    at: float = 0.0
 
 
 class Session:
@@ -395,21 +368,6 @@ class Session:
         return await self.wait(
             want,
             until=until,
-            what=_describe(expect),
+            what=describe_expect(expect),
             refuse=lambda event: self.refusal(expect, event),
         )
-
-
-def _describe(expect: ProtocolExpect) -> str:
-    from agent.probes.script.matchers import describe
-
-    parts = [
-        f"{key} {value!r}"
-        for key in ("event", "id", "topic", "destination")
-        if (value := getattr(expect, key)) is not None
-    ]
-    if expect.complete:
-        parts.append("complete")
-    if not expect.is_empty():
-        parts.append(describe(expect))
-    return ", ".join(parts) or "any event"

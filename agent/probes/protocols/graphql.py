@@ -29,7 +29,8 @@ from typing import Any
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.config.relay import RelayConfig
 from agent.probes.errors import AuthRejected, ConnectionClosed, ExpectMismatch, ProbeError
-from agent.probes.protocols.base import Event, Session, malformed
+from agent.probes.protocols.base import Session
+from agent.probes.protocols.events import Event, malformed
 from agent.probes.protocols.spec import Problem, Protocol, RelayPlan, marker_problem
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult

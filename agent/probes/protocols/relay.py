@@ -23,7 +23,8 @@ from agent.config.steps import Matcher
 from agent.probes.connections.reading import ReadingConnection
 from agent.probes.errors import ExpectTimeout, ProbeError
 from agent.probes.protocols import PROTOCOLS, prepare
-from agent.probes.protocols.base import Event, Session
+from agent.probes.protocols.base import Session
+from agent.probes.protocols.events import Event
 from agent.probes.protocols.session import open_protocol, round_trip, run_step, run_steps
 from agent.probes.protocols.spec import RelayPlan
 from agent.probes.script.steps import name_step

@@ -135,7 +135,7 @@ def _late(
 ) -> Exception:
     if until >= deadline:
         return ProbeTimeout(phase="protocol", timeout=check.timeout, detail=f"during the {what}")
-    from agent.probes.protocols.base import ProtocolRefused
+    from agent.probes.protocols.events import ProtocolRefused
 
     return ProtocolRefused(f"the server did not finish the {what} within {timeout:g}s")
 

@@ -27,7 +27,8 @@ from socketio import packet as sio
 from agent.config.protocols import ProtocolConfig, ProtocolExpect, ProtocolStep
 from agent.config.relay import RelayConfig
 from agent.probes.errors import AuthRejected, ConnectionClosed, ProbeError
-from agent.probes.protocols.base import Event, ProtocolRefused, Session, malformed
+from agent.probes.protocols.base import Session
+from agent.probes.protocols.events import Event, ProtocolRefused, malformed
 from agent.probes.protocols.spec import Problem, Protocol, RelayPlan, marker_problem
 from agent.probes.script.matchers import Message, substitute
 from agent.result import ProbeResult
