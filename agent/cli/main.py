@@ -381,8 +381,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     from agent.config.schema import schema_text
     from agent.notifiers import NOTIFIERS
     from agent.probes import PROBES
+    from agent.probes.protocols import PROTOCOLS
 
-    sys.stdout.write(schema_text(kinds=PROBES, receiver_types=NOTIFIERS))
+    sys.stdout.write(schema_text(kinds=PROBES, receiver_types=NOTIFIERS, protocols=PROTOCOLS))
     return 0
 
 

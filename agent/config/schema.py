@@ -42,13 +42,17 @@ _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "ex
 
 
 def config_schema(
-    *, kinds: Iterable[str] | None = None, receiver_types: Iterable[str] | None = None
+    *,
+    kinds: Iterable[str] | None = None,
+    receiver_types: Iterable[str] | None = None,
+    protocols: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of an agent config file or a check file.
 
     Args:
         kinds: valid check kinds (``agent.probes.PROBES`` keys); any string if None.
         receiver_types: valid receiver types (``agent.notifiers.NOTIFIERS`` keys).
+        protocols: valid protocol names (``agent.probes.protocols.PROTOCOLS`` keys).
 
     Returns:
         The schema as a JSON-ready dict.
@@ -74,8 +78,12 @@ def config_schema(
     }
     defs["Step"]["oneOf"] = [{"required": [action]} for action in Step.ACTIONS]
     # protocol: NAME is short for protocol: {name: NAME}; YAML reads version 5 as a number.
+    protocol_name: dict[str, Any] = {"type": "string"}
+    if protocols is not None:
+        protocol_name = {"enum": sorted(protocols)}
+        defs["ProtocolConfig"]["properties"]["name"] = protocol_name
     check_props["protocol"] = {
-        "anyOf": [{"type": "string"}, {"$ref": "#/$defs/ProtocolConfig"}, {"type": "null"}],
+        "anyOf": [protocol_name, {"$ref": "#/$defs/ProtocolConfig"}, {"type": "null"}],
         "default": None,
     }
     defs["ProtocolConfig"]["properties"]["version"] = {

@@ -22,6 +22,7 @@ from agent.config.loader import ConfigError, load_config
 from agent.config.schema import config_schema, schema_text
 from agent.notifiers import NOTIFIERS
 from agent.probes import PROBES
+from agent.probes.protocols import PROTOCOLS
 from agent.runtime.registries import REGISTRIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,19 +61,34 @@ def schema_errors(validator: jsonschema.Draft202012Validator, doc: Any) -> list[
 
 def test_committed_schema_is_what_the_models_generate() -> None:
     """schema/wsprobe.schema.json is regenerated whenever a model or registry changes."""
-    expected = schema_text(kinds=PROBES, receiver_types=NOTIFIERS)
+    expected = schema_text(kinds=PROBES, receiver_types=NOTIFIERS, protocols=PROTOCOLS)
     assert SCHEMA_FILE.read_text(encoding="utf-8") == expected, (
         "schema/wsprobe.schema.json is stale: run `wsprobe schema > schema/wsprobe.schema.json`"
     )
 
 
 def test_schema_names_the_registries() -> None:
-    """Check kinds and receiver types are enumerated from PROBES and NOTIFIERS."""
-    schema = config_schema(kinds=["a", "b"], receiver_types=["x"])
+    """Check kinds, receiver types and protocols are enumerated from their registries."""
+    schema = config_schema(kinds=["a", "b"], receiver_types=["x"], protocols=["p", "q"])
     kind = schema["$defs"]["CheckConfig"]["properties"]["kind"]
     assert kind["anyOf"][0] == {"enum": ["a", "b"]}
     receiver_type = schema["$defs"]["ReceiverConfig"]["properties"]["type"]
     assert receiver_type["anyOf"][0] == {"enum": ["x"]}
+    protocol = schema["$defs"]["CheckConfig"]["properties"]["protocol"]
+    assert protocol["anyOf"][0] == {"enum": ["p", "q"]}
+    name = schema["$defs"]["ProtocolConfig"]["properties"]["name"]
+    assert name["anyOf"][0] == {"enum": ["p", "q"]}
+
+
+@pytest.mark.parametrize("protocol", ["soap", {"name": "soap"}], ids=["short", "long"])
+def test_an_unknown_protocol_is_refused_by_the_schema(
+    validator: jsonschema.Draft202012Validator, protocol: Any
+) -> None:
+    """An editor flags `protocol: soap` as the loader does, in both of its forms."""
+    check = {"name": "c", "url": "ws://127.0.0.1:1/", "protocol": protocol}
+    assert schema_errors(validator, {"checks": [check]})
+    check["protocol"] = "mqtt" if isinstance(protocol, str) else {"name": "mqtt"}
+    assert schema_errors(validator, {"checks": [check]}) == []
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
