@@ -240,24 +240,19 @@ def _relay(relay: RelayConfig) -> RelayPlan:
     )
 
 
-TRANSPORT_WS = Protocol(
-    session=GraphQLSession,
-    subprotocols=("graphql-transport-ws",),
-    required_subprotocol="graphql-transport-ws",
-    steps=frozenset({"subscribe", "query"}),
-    checks=_checks,
-    relay_keys=_RELAY_KEYS,
-    relay_checks=_relay_checks,
-    relay=_relay,
-)
+def _graphql(session: type[GraphQLSession], subprotocol: str) -> Protocol:
+    """The two GraphQL protocols differ only in their session and subprotocol."""
+    return Protocol(
+        session=session,
+        subprotocols=(subprotocol,),
+        required_subprotocol=subprotocol,
+        steps=frozenset({"subscribe", "query"}),
+        checks=_checks,
+        relay_keys=_RELAY_KEYS,
+        relay_checks=_relay_checks,
+        relay=_relay,
+    )
 
-SUBSCRIPTIONS_TRANSPORT_WS = Protocol(
-    session=LegacyGraphQLSession,
-    subprotocols=("graphql-ws",),
-    required_subprotocol="graphql-ws",
-    steps=frozenset({"subscribe", "query"}),
-    checks=_checks,
-    relay_keys=_RELAY_KEYS,
-    relay_checks=_relay_checks,
-    relay=_relay,
-)
+
+TRANSPORT_WS = _graphql(GraphQLSession, "graphql-transport-ws")
+SUBSCRIPTIONS_TRANSPORT_WS = _graphql(LegacyGraphQLSession, "graphql-ws")
