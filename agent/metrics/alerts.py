@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from agent.config.models import CheckConfig
-from agent.metrics.families import CheckSeries, Family
+from agent.metrics.families import CheckSeries, LiveFamily
 from agent.metrics.text import header, label_str, labels, single_sample
 
 __all__ = ["NOTIFICATION_OUTCOMES", "NotificationCounts", "alert_families", "alerting_lines"]
@@ -22,6 +22,7 @@ __all__ = ["NOTIFICATION_OUTCOMES", "NotificationCounts", "alert_families", "ale
 NOTIFICATION_OUTCOMES = ("success", "retry", "failed", "dropped")
 
 _FLAG_HELP = {
+    "firing": "Whether the check's alert is firing.",
     "flapping": "Whether the check is flapping (its firing/resolved notifications paused).",
     "maintenance": "Whether the check is in a maintenance window (its alerts frozen).",
     "silenced": "Whether an active silence mutes the check's down alert.",
@@ -59,7 +60,7 @@ class NotificationCounts:
 
 def alert_families(
     firing: Callable[[str], bool] | None, flags: Mapping[str, Callable[[str], bool]]
-) -> list[Family]:
+) -> list[LiveFamily]:
     """The per-check alert-state families, read live at scrape time.
 
     Args:
@@ -70,20 +71,11 @@ def alert_families(
     Returns:
         One family per source given, ``wsprobe_alert_firing`` first.
     """
-    families: list[Family] = []
+    families: list[LiveFamily] = []
     if firing is not None:
-        is_firing = firing
-
-        def alert(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-            return (f"wsprobe_alert_firing{{{s.base}}} {int(is_firing(check.name))}\n",)
-
-        families.append(
-            ("wsprobe_alert_firing", "Whether the check's alert is firing.", "gauge", alert)
-        )
+        families.append(_flag_family("firing", firing))
     for suffix, flag in flags.items():
-        families.append(
-            (f"wsprobe_alert_{suffix}", _FLAG_HELP[suffix], "gauge", _flag_lines(suffix, flag))
-        )
+        families.append(_flag_family(suffix, flag))
     return families
 
 
@@ -126,12 +118,16 @@ def alerting_lines(
         )
 
 
-def _flag_lines(
-    suffix: str, flag: Callable[[str], bool]
-) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
+def _flag_family(suffix: str, flag: Callable[[str], bool]) -> LiveFamily:
+    """``wsprobe_alert_<suffix>``: one 0/1 line per check, read from ``flag`` now.
+
+    One comprehension per range of checks: at 10,000 checks and four such families,
+    a callback and a join per check and family was ~75 ms of every scrape.
+    """
     name = f"wsprobe_alert_{suffix}"
+    head = name + "{"
 
-    def lines(check: CheckConfig, s: CheckSeries) -> Iterable[str]:
-        return (f"{name}{{{s.base}}} {int(flag(check.name))}\n",)
+    def text(checks: list[tuple[CheckConfig, CheckSeries]]) -> str:
+        return "".join([f"{head}{s.base}}} {1 if flag(c.name) else 0}\n" for c, s in checks])
 
-    return lines
+    return name, _FLAG_HELP[suffix], "gauge", text

@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from agent import __version__
 from agent.config.models import CheckConfig
 from agent.metrics.alerts import NotificationCounts, alert_families, alerting_lines
-from agent.metrics.families import CACHED, SKIP_REASONS, CheckSeries, Family, render_block
+from agent.metrics.families import (
+    CACHED,
+    SKIP_REASONS,
+    CheckSeries,
+    LiveFamily,
+    per_range,
+    render_block,
+)
 from agent.metrics.fleet import FleetHistograms, observe_phases
 from agent.metrics.text import (
     LAG_BUCKETS,
@@ -283,23 +290,22 @@ class Metrics:
                 if out.due():
                     yield out.take()
         watches = [(c, s) for c, s in entries if c.kind == "watch"]
-        for name, doc, typ, lines_of in self._live_families():
+        for name, doc, typ, text_of in self._live_families():
             out.family(header(name, doc, typ))
             of = watches if name.startswith("wsprobe_watch_") else entries
             for start in range(0, len(of), JOIN_CHECKS):
-                chunk = of[start : start + JOIN_CHECKS]
-                out.add("".join(["".join(lines_of(c, s)) for c, s in chunk]), costly=True)
+                out.add(text_of(of[start : start + JOIN_CHECKS]), costly=True)
                 if out.due():
                     yield out.take()
         out.family("")
         out.add("".join(self._agent_lines()))
         yield out.take()
 
-    def _live_families(self) -> list[Family]:
+    def _live_families(self) -> list[LiveFamily]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
         families = alert_families(self._alert_firing, self._alert_flags)
         if self._watch_stats is not None:
-            families += watch_families(self._watch_stats)
+            families += [per_range(family) for family in watch_families(self._watch_stats)]
         return families
 
     def _agent_lines(self) -> Iterator[str]:
