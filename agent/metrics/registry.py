@@ -58,12 +58,10 @@ __all__ = [
 
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
 #: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
-#: the whole piece (joined, encoded, written, compressed above 64 KiB in a worker
-#: thread). With per-check histograms opt-in, a 10,000-check page is ~16-18 MB and its
-#: scrape time is the number of pieces times a turn of a busy loop: 256 KiB / 0.5 ms
-#: pieces (126-148 per scrape) took 4.2 s to serve in the daemon on a contended core;
-#: 1 MiB / 2 ms pieces make 35-36 (``bench.metrics_render``: piece max 2.5-3.2 ms of
-#: CPU instead of 1.7-2.6 ms), a quarter of the turns (docs/bench-log.md).
+#: the whole piece (joined, encoded, written; compressed in a worker thread when
+#: gzip). A 10,000-check page is ~16-18 MB: 1 MiB pieces make ~21 of them per scrape,
+#: each ~1-3 ms of CPU (``bench.metrics_render``); 256 KiB pieces made four times the
+#: turns, and on a busy loop the scrape took that many turns of it (docs/bench-log.md).
 CHUNK_BYTES = 1024 * 1024
 #: Seconds of rendering work (re-rendering changed checks, reading live series) after
 #: which a piece ends early, so no piece blocks the event loop much longer than that.
@@ -127,6 +125,8 @@ class Metrics:
         self.location = location
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
+        # The text of a range of checks in an alert-state family when none is flagged.
+        self._unflagged: dict[tuple[str, int, int], str] = {}
         self.in_flight = 0
         #: Scheduled runs waiting for a concurrency slot or for admission.
         self.runs_waiting = 0
@@ -158,6 +158,7 @@ class Metrics:
         if location is not None and location != self.location:
             self.location = location
             self._checks.clear()
+        self._unflagged.clear()  # keyed by the checks' ranges, which change with them
         old = self._checks
         self._checks = {}
         for check in checks:
@@ -303,7 +304,7 @@ class Metrics:
 
     def _live_families(self) -> list[LiveFamily]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
-        families = alert_families(self._alert_firing, self._alert_flags)
+        families = alert_families(self._alert_firing, self._alert_flags, self._unflagged)
         if self._watch_stats is not None:
             families += [per_range(family) for family in watch_families(self._watch_stats)]
         return families

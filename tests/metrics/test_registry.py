@@ -377,6 +377,31 @@ def test_live_series_not_cached() -> None:
     assert _samples(metrics.render().decode())[key] == 1
 
 
+def test_alert_flags_follow_state_and_check_changes() -> None:
+    """Alert-state gauges read each scrape; unflagged text follows flag flips and relabels."""
+    flapping: set[str] = set()
+    metrics = Metrics(location="eu-1", alert_flags={"flapping": lambda name: name in flapping})
+    checks = [_check(f"c{i}", team="a") for i in range(5)]
+    metrics.set_checks(checks)
+
+    def flags() -> dict[frozenset[tuple[str, str]], float]:
+        samples = _samples(metrics.render().decode())
+        return {k: v for (name, k), v in samples.items() if name == "wsprobe_alert_flapping"}
+
+    def key(name: str, team: str) -> frozenset[tuple[str, str]]:
+        return frozenset({("check", name), ("location", "eu-1"), ("team", team)})
+
+    assert set(flags().values()) == {0}
+    flapping.add("c3")
+    assert flags()[key("c3", "a")] == 1
+    assert sum(flags().values()) == 1
+    flapping.clear()
+    assert set(flags().values()) == {0}
+    metrics.set_checks([_check(f"c{i}", team="b") for i in range(5)])
+    assert set(flags()) == {key(f"c{i}", "b") for i in range(5)}
+    assert set(flags().values()) == {0}
+
+
 def test_scrape_pieces_are_time_bounded(metrics: Metrics) -> None:
     """With a zero time slice every check re-rendered in a scrape ends a piece (the loop's turn)."""
     checks = [_check(f"c{i}") for i in range(20)]
