@@ -9,7 +9,7 @@ histograms, as Prometheus' histogram_quantile would), RSS per configured check
 proxy every 2 s, and their results (from ``/api/v1/checks`` history) are compared with
 the proxy's wire records (see bench/fidelity.py), paired by path and start time.
 
-Judged from outside as well: a poller thread asks ``/healthz`` 20 times a second
+Judged from outside as well: a poller process asks ``/healthz`` 20 times a second
 through the window (its maximum response time is the longest stall anyone outside
 saw, reported beside the agent's own loop-lag p99 and highest bucket, overall and
 split into polls that overlapped a scrape and polls between scrapes), the
@@ -28,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import defaultdict
@@ -39,6 +38,7 @@ from bench import procs
 from bench.clients import Cycle
 from bench.fidelity import Wire, calibrate, errors
 from bench.gen import write_config
+from bench.poller import Poller
 from bench.startup import wait_ready
 from bench.stats import ms
 
@@ -114,33 +114,6 @@ def _parse(text: str) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
                     key += "{" + label + "=" + value_of + "}"
             counters[key] += float(value.split()[0])
     return counters, buckets
-
-
-class _Poller(threading.Thread):
-    """Asks ``/healthz`` at :data:`POLL_HZ` and keeps each answer's time (an outside view)."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(name="healthz-poller", daemon=True)
-        self.port = port
-        self.times: list[float] = []
-        #: perf_counter when each answered poll was sent, in the order of ``times``.
-        self.starts: list[float] = []
-        self.errors = 0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.wait(1.0 / POLL_HZ):
-            t0 = time.perf_counter()
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/healthz", timeout=30
-                ) as resp:
-                    resp.read()
-            except OSError:
-                self.errors += 1
-                continue
-            self.times.append(time.perf_counter() - t0)
-            self.starts.append(t0)
 
 
 def _max_bucket(before: dict[float, float], after: dict[float, float]) -> float | None:
@@ -269,8 +242,7 @@ def _measure(
                 return {**out, "error": f"daemon not ready within 120 s {err}"}
             out["ready_s"] = round(ready, 2)
             time.sleep(warm)
-            poller = _Poller(port)
-            poller.start()
+            poller = Poller(port, hz=POLL_HZ)
             scrapes: list[tuple[float, float]] = []
             # The opening scrape is the first this agent serves, reported beside the
             # closing one.
@@ -282,8 +254,7 @@ def _measure(
             cpu_pre = procs.cpu_seconds(popen.pid)
             text1, scrape_s = _fetch(port, scrapes)
             wall1, t1, cpu1 = time.time(), time.perf_counter(), procs.cpu_seconds(popen.pid)
-            poller.halt.set()
-            poller.join(60)
+            poller.stop()
             rss = procs.rss_kib(popen.pid)
             results = _fidelity_results(port, wall0, wall1)
             (c0, b0), (c1, b1) = _parse(text0), _parse(text1)
@@ -317,9 +288,9 @@ def _measure(
         for k in c1
         if k.startswith("wsprobe_probes_skipped_total{")
     }
-    polls = sorted(poller.times)
+    polls = sorted(took for _, took in poller.polls)
     during, between = [], []
-    for start, took in zip(poller.starts, poller.times, strict=True):
+    for start, took in poller.polls:
         overlaps = any(a <= start + took and start <= b for a, b in scrapes)
         (during if overlaps else between).append(took)
     sched = "wsprobe_scheduler_lag_seconds"

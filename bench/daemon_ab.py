@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 from bench import procs
 from bench.capacity import _parse, _quantile
 from bench.gen import write_config
+from bench.poller import Poller
 from bench.startup import wait_ready
 from bench.stats import ms
 
@@ -51,28 +51,6 @@ POLL_HZ = 20.0
 WARM_S = 30.0
 _LOOP = "wsprobe_event_loop_lag_seconds"
 _ROOT = Path(__file__).resolve().parent.parent
-
-
-class _Poller(threading.Thread):
-    """``/healthz`` at :data:`POLL_HZ`; each answer's (start, seconds)."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(name="healthz-poller", daemon=True)
-        self.port = port
-        self.polls: list[tuple[float, float]] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.wait(1.0 / POLL_HZ):
-            t0 = time.perf_counter()
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/healthz", timeout=30
-                ) as resp:
-                    resp.read()
-            except OSError:
-                continue
-            self.polls.append((t0, time.perf_counter() - t0))
 
 
 def _scrape(port: int, *, gzip: bool) -> tuple[bytes, float, float, float]:
@@ -124,8 +102,7 @@ def run_once(
             if wait_ready(port, popen, timeout=120) is None:
                 return {**out, "error": (Path(tmp) / "agent.log").read_text()[-1500:]}
             time.sleep(warm)
-            poller = _Poller(port)
-            poller.start()
+            poller = Poller(port, hz=POLL_HZ)
             scrapes: list[tuple[str, int, float, float, float]] = []
             body0, s0, a0, b0 = _scrape(port, gzip=False)
             scrapes.append(("first", len(body0), s0, a0, b0))
@@ -137,8 +114,7 @@ def run_once(
             body1, s1, a1, b1 = _scrape(port, gzip=False)
             scrapes.append(("plain", len(body1), s1, a1, b1))
             t1, cpu1 = time.perf_counter(), procs.cpu_seconds(popen.pid)
-            poller.halt.set()
-            poller.join(30)
+            poller.stop()
             out["rss_kib"] = procs.rss_kib(popen.pid)
         finally:
             procs.terminate(popen, timeout=30)

@@ -24,11 +24,12 @@ pauses are included, as in the daemon. Also the memory the cached text holds per
 core holds the same checks behind the agent's own ``/metrics`` handler on uvloop, its
 loop kept about half busy by short callbacks and fed new results at a 30 s interval's
 rate (N / 30 per second); this process, on the other core, scrapes it ``--rounds``
-times alternating plain and ``Accept-Encoding: gzip``, while a thread asks ``/healthz``
-100 times a second. Per scrape: serve time, bytes on the wire, and the longest
-``/healthz`` answer while it was served (the longest the loop was held, seen from
-outside). ``--tree DIR`` runs the child on the ``agent`` package in ``DIR`` (e.g. a
-``git archive`` of an older commit), for before/after on the same machine.
+times alternating plain and ``Accept-Encoding: gzip``, while a process of its own
+(:mod:`bench.poller`) asks ``/healthz`` 100 times a second. Per scrape: serve time,
+bytes on the wire, and the longest ``/healthz`` answer while it was served (the
+longest the loop was held, seen from outside). ``--tree DIR`` runs the child on the
+``agent`` package in ``DIR`` (e.g. a ``git archive`` of an older commit), for
+before/after on the same machine.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import os
 import random
 import statistics
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -51,6 +51,7 @@ from agent.config.models import CheckConfig
 from agent.metrics.registry import Metrics
 from agent.result import ProbeResult, Reason, TLSInfo
 from bench import procs
+from bench.poller import Poller
 from bench.stats import ms, pct
 
 __all__ = ["main", "measure", "served"]
@@ -148,7 +149,12 @@ def _serve_child(n: int, options: list[str]) -> None:
     from aiohttp import web
 
     from agent.http import server
-    from agent.http.server import Authenticator, build_app
+    from agent.http.server import build_app
+
+    try:
+        from agent.http.auth import Authenticator
+    except ImportError:  # an older tree (--tree), before auth had its own module
+        from agent.http.server import Authenticator  # type: ignore[attr-defined,no-redef]
 
     chunk: dict[str, int] = {}
     for option in options:
@@ -207,25 +213,6 @@ def _serve_child(n: int, options: list[str]) -> None:
     uvloop.run(main())
 
 
-class _Healthz(threading.Thread):
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.polls: list[tuple[float, float]] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        url = f"http://127.0.0.1:{self.port}/healthz"
-        while not self.halt.wait(1.0 / HEALTHZ_HZ):
-            t0 = time.perf_counter()
-            try:
-                with urllib.request.urlopen(url, timeout=30) as resp:
-                    resp.read()
-            except OSError:  # the child is being stopped
-                return
-            self.polls.append((t0, time.perf_counter() - t0))
-
-
 def served(
     n: int, *, rounds: int, tree: str | None, options: list[str] | None = None
 ) -> dict[str, Any]:
@@ -236,11 +223,11 @@ def served(
     argv = [sys.executable, "-P", "-m", "bench.metrics_render", "--serve-child", str(n)]
     argv += [f"--option={o}" for o in options or []]
     child = procs.spawn(argv, core=procs.BENCH_CORE, what="served metrics", env=env)
-    poller = _Healthz(child.port)
+    poller: Poller | None = None
     runs: dict[str, list[dict[str, float]]] = {"plain": [], "gzip": []}
     try:
         time.sleep(2.0)
-        poller.start()
+        poller = Poller(child.port, hz=HEALTHZ_HZ)
         for rnd in range(rounds):
             for kind in ("plain", "gzip") if rnd % 2 == 0 else ("gzip", "plain"):
                 headers = {"Accept-Encoding": "gzip"} if kind == "gzip" else {}
@@ -267,8 +254,10 @@ def served(
                 )
                 time.sleep(0.5)
     finally:
-        poller.halt.set()
+        if poller is not None:
+            poller.stop()
         procs.stop(child)
+    assert poller is not None
     between = [d for _, d in poller.polls]
     out: dict[str, Any] = {"checks": n, "tree": tree or "this", "options": options or []}
     for kind, scrapes in runs.items():
