@@ -9,11 +9,13 @@ histograms, as Prometheus' histogram_quantile would), RSS per configured check
 proxy every 2 s, and their results (from ``/api/v1/checks`` history) are compared with
 the proxy's wire records (see bench/fidelity.py), paired by path and start time.
 
-Judged from outside as well: a poller thread asks ``/healthz`` 20 times a second
+Judged from outside as well: a poller process asks ``/healthz`` 20 times a second
 through the window (its maximum response time is the longest stall anyone outside
-saw, reported beside the agent's own loop-lag figures), the ``/metrics`` page's bytes
-and serve time, runs shed or skipped by reason, runs the agent flagged as its own
-problem, failures of the (healthy) target, and how long SIGTERM takes to end it.
+saw, reported beside the agent's own loop-lag p99 and highest bucket, overall and
+split into polls that overlapped a scrape and polls between scrapes), the
+``/metrics`` page's bytes and serve time (plain, and gzip as Prometheus asks for it,
+mid-window), runs shed or skipped by reason, runs the agent flagged as its own
+problem, failures of the (healthy) target, RSS, and how long SIGTERM takes to end it.
 
 Note: the agent renders ``/metrics`` on its event loop, so each scrape's own cost
 shows up as loop lag in the next window, as it does under a real Prometheus.
@@ -26,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import defaultdict
@@ -37,6 +38,7 @@ from bench import procs
 from bench.clients import Cycle
 from bench.fidelity import Wire, calibrate, errors
 from bench.gen import write_config
+from bench.poller import Poller
 from bench.startup import wait_ready
 from bench.stats import ms
 
@@ -61,12 +63,31 @@ _WANTED = (
 )
 
 
-def _fetch(port: int) -> tuple[str, float]:
-    """The raw exposition text and how long the agent took to serve it."""
+def _fetch(port: int, scrapes: list[tuple[float, float]] | None = None) -> tuple[str, float]:
+    """The raw exposition text and how long the agent took to serve it.
+
+    Appends the scrape's (start, end) perf_counter span to ``scrapes`` when given.
+    """
     t0 = time.perf_counter()
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=300) as resp:
         text = resp.read().decode()
-    return text, time.perf_counter() - t0
+    t1 = time.perf_counter()
+    if scrapes is not None:
+        scrapes.append((t0, t1))
+    return text, t1 - t0
+
+
+def _fetch_gzip(port: int, scrapes: list[tuple[float, float]]) -> tuple[int, float]:
+    """Bytes on the wire and serve time of a scrape asking for gzip, as Prometheus does."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}
+    )
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=300) as resp:  # noqa: S310 - http:// above
+        size = len(resp.read())
+    t1 = time.perf_counter()
+    scrapes.append((t0, t1))
+    return size, t1 - t0
 
 
 def _parse(text: str) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
@@ -93,30 +114,6 @@ def _parse(text: str) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
                     key += "{" + label + "=" + value_of + "}"
             counters[key] += float(value.split()[0])
     return counters, buckets
-
-
-class _Poller(threading.Thread):
-    """Asks ``/healthz`` at :data:`POLL_HZ` and keeps each answer's time (an outside view)."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(name="healthz-poller", daemon=True)
-        self.port = port
-        self.times: list[float] = []
-        self.errors = 0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.wait(1.0 / POLL_HZ):
-            t0 = time.perf_counter()
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/healthz", timeout=30
-                ) as resp:
-                    resp.read()
-            except OSError:
-                self.errors += 1
-                continue
-            self.times.append(time.perf_counter() - t0)
 
 
 def _max_bucket(before: dict[float, float], after: dict[float, float]) -> float | None:
@@ -245,18 +242,19 @@ def _measure(
                 return {**out, "error": f"daemon not ready within 120 s {err}"}
             out["ready_s"] = round(ready, 2)
             time.sleep(warm)
-            poller = _Poller(port)
-            poller.start()
-            # The opening scrape renders every check that has a result (none was
-            # scraped before): the cold case, reported beside the closing one.
-            text0, first_scrape_s = _fetch(port)
+            poller = Poller(port, hz=POLL_HZ)
+            scrapes: list[tuple[float, float]] = []
+            # The opening scrape is the first this agent serves, reported beside the
+            # closing one.
+            text0, first_scrape_s = _fetch(port, scrapes)
             wall0, t0, cpu0 = time.time(), time.perf_counter(), procs.cpu_seconds(popen.pid)
-            time.sleep(window)
+            time.sleep(window / 2)
+            gzip_bytes, gzip_scrape_s = _fetch_gzip(port, scrapes)
+            time.sleep(window / 2)
             cpu_pre = procs.cpu_seconds(popen.pid)
-            text1, scrape_s = _fetch(port)
+            text1, scrape_s = _fetch(port, scrapes)
             wall1, t1, cpu1 = time.time(), time.perf_counter(), procs.cpu_seconds(popen.pid)
-            poller.halt.set()
-            poller.join(60)
+            poller.stop()
             rss = procs.rss_kib(popen.pid)
             results = _fidelity_results(port, wall0, wall1)
             (c0, b0), (c1, b1) = _parse(text0), _parse(text1)
@@ -290,7 +288,11 @@ def _measure(
         for k in c1
         if k.startswith("wsprobe_probes_skipped_total{")
     }
-    polls = sorted(poller.times)
+    polls = sorted(took for _, took in poller.polls)
+    during, between = [], []
+    for start, took in poller.polls:
+        overlaps = any(a <= start + took and start <= b for a, b in scrapes)
+        (during if overlaps else between).append(took)
     sched = "wsprobe_scheduler_lag_seconds"
     loop = "wsprobe_event_loop_lag_seconds"
     out.update(
@@ -319,10 +321,14 @@ def _measure(
             "outside_healthz_errors": poller.errors,
             "outside_healthz_p99_ms": ms(polls[int(0.99 * (len(polls) - 1))]) if polls else None,
             "outside_healthz_max_ms": ms(polls[-1]) if polls else None,
+            "outside_healthz_max_during_scrape_ms": ms(max(during)) if during else None,
+            "outside_healthz_max_between_scrapes_ms": ms(max(between)) if between else None,
             "metrics_bytes": len(text1.encode()),
             "metrics_bytes_per_check": round(len(text1.encode()) / max(1, checks + 10), 1),
             "metrics_scrape_s": round(scrape_s, 3),
             "metrics_first_scrape_s": round(first_scrape_s, 3),
+            "metrics_gzip_bytes": gzip_bytes,
+            "metrics_gzip_scrape_s": round(gzip_scrape_s, 3),
             "rss_kib": rss,
             "fidelity_results": len(results),
             "fidelity_lag_suspect": sum(1 for _, _, c in results if c.lag_suspect),

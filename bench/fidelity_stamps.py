@@ -34,7 +34,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.runtime import loop_lag as lag
 from bench.stats import summary
 
 __all__ = ["PREEMPTED", "ConnStamps", "instrumented", "legs", "run_delay"]
@@ -55,15 +54,39 @@ class ConnStamps:
     sent_waited: float = 0.0
 
 
+#: The calling thread's scheduler statistics: on-CPU ns, run-queue wait ns, slices.
+_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def open_schedstat() -> int | None:
+    """A descriptor on the calling thread's schedstat, or None where there is none."""
+    try:
+        fd = os.open(_SCHEDSTAT, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, AttributeError):
+        return None
+    if _run_delay(fd) is None:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _run_delay(fd: int) -> float | None:
+    """Seconds the thread behind ``fd`` has waited runnable for a CPU, in total."""
+    try:
+        return int(os.pread(fd, 128, 0).split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _waited(fd: int | None) -> float:
     """The loop thread's run-queue wait so far (seconds; 0.0 where unknown)."""
-    value = None if fd is None else lag.run_delay(fd)
+    value = None if fd is None else _run_delay(fd)
     return 0.0 if value is None else value
 
 
 def run_delay() -> float:
     """The calling thread's run-queue wait so far (seconds; 0.0 where unknown)."""
-    fd = lag.open_schedstat()
+    fd = open_schedstat()
     try:
         return _waited(fd)
     finally:
@@ -84,7 +107,7 @@ def instrumented(prefix: str) -> Iterator[dict[str, ConnStamps]]:
 
     by_path: dict[str, ConnStamps] = {}
     # The calling thread is the event loop's: its scheduler statistics.
-    schedstat = lag.open_schedstat()
+    schedstat = open_schedstat()
     names = ("handshake", "data_received", "ping")
     classes: list[type[Any]] = [ReadingConnection, DiscardingConnection]
     originals = {(cls, name): cls.__dict__.get(name) for cls in classes for name in names}

@@ -1,6 +1,7 @@
 """`/metrics` exposition cost: bytes and render CPU for 1,000 and 10,000 checks.
 
 Run: ``.venv/bin/python -m bench.metrics_render [CHECKS ...]`` (default 1000 10000).
+Served: ``.venv/bin/python -m bench.metrics_render --served [--rounds R] [--tree DIR] [CHECKS]``.
 
 Builds :class:`agent.metrics.registry.Metrics` with generated checks shaped like the capacity
 bench's (``labels: {shard}``, 3 pings), feeds each a realistic result (80 % ``ws://``
@@ -18,21 +19,47 @@ event loop is blocked at once). Thread CPU time, not wall time: on a shared mach
 piece's wall time includes preemption by other processes (4 ms ticks here); cyclic GC
 pauses are included, as in the daemon. Also the memory the cached text holds per check
 (``cache_bytes_per_check``, from ``sys.getsizeof``).
+
+``--served`` measures the scrape as Prometheus gets it: a child process on the bench
+core holds the same checks behind the agent's own ``/metrics`` handler on uvloop, its
+loop kept about half busy by short callbacks and fed new results at a 30 s interval's
+rate (N / 30 per second); this process, on the other core, scrapes it ``--rounds``
+times alternating plain and ``Accept-Encoding: gzip``, while a process of its own
+(:mod:`bench.poller`) asks ``/healthz`` 100 times a second. Per scrape: serve time,
+bytes on the wire, and the longest ``/healthz`` answer while it was served (the
+longest the loop was held, seen from outside). ``--tree DIR`` runs the child on the
+``agent`` package in ``DIR`` (e.g. a ``git archive`` of an older commit), for
+before/after on the same machine.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import os
 import random
+import statistics
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from agent.config.models import CheckConfig
 from agent.metrics.registry import Metrics
 from agent.result import ProbeResult, Reason, TLSInfo
+from bench import procs
+from bench.poller import Poller
 from bench.stats import ms, pct
 
-__all__ = ["main", "measure"]
+__all__ = ["main", "measure", "served"]
+
+#: Busy callbacks on the served child's loop: CPU seconds each, started per second.
+WORK_S = 0.0003
+WORK_HZ = 1600.0
+HEALTHZ_HZ = 100.0
 
 
 def _result(check: CheckConfig, i: int, rng: random.Random) -> ProbeResult:
@@ -73,10 +100,8 @@ def _scrape(metrics: Metrics) -> dict[str, float]:
     }
 
 
-def measure(n: int) -> dict[str, object]:
-    """Bytes and CPU of three scrapes of ``n`` checks (see the module docstring)."""
-    rng = random.Random(7)
-    checks = [
+def _checks(n: int) -> list[CheckConfig]:
+    return [
         CheckConfig(
             name=f"gen-{i:05d}",
             url=f"ws://127.0.0.1:9/gen/{i}",
@@ -87,6 +112,12 @@ def measure(n: int) -> dict[str, object]:
         )
         for i in range(n)
     ]
+
+
+def measure(n: int) -> dict[str, object]:
+    """Bytes and CPU of three scrapes of ``n`` checks (see the module docstring)."""
+    rng = random.Random(7)
+    checks = _checks(n)
     metrics = Metrics(location="bench", alert_firing=lambda _: False, queue_depth=lambda: 0)
     metrics.set_checks(checks)
     for i, check in enumerate(checks):
@@ -108,9 +139,162 @@ def measure(n: int) -> dict[str, object]:
     return out
 
 
+def _serve_child(n: int, options: list[str]) -> None:
+    """The served agent: /metrics and /healthz over ``n`` checks on a busy uvloop.
+
+    ``options``: ``pause=S`` (the handler's pause between pieces), ``chunk=BYTES``
+    (characters per piece at most), to compare settings of the same tree.
+    """
+    import uvloop
+    from aiohttp import web
+
+    from agent.http import server
+    from agent.http.server import build_app
+
+    try:
+        from agent.http.auth import Authenticator
+    except ImportError:  # an older tree (--tree), before auth had its own module
+        from agent.http.server import Authenticator  # type: ignore[attr-defined,no-redef]
+
+    chunk: dict[str, int] = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key == "pause":
+            server.SCRAPE_PAUSE = float(value)
+        elif key == "chunk":
+            chunk["chunk_bytes"] = int(value)
+    from agent.metrics.process import with_process
+
+    rng = random.Random(7)
+    checks = _checks(n)
+    metrics = Metrics(location="bench", alert_firing=lambda _: False, queue_depth=lambda: 0)
+    metrics.set_checks(checks)
+    for i, check in enumerate(checks):
+        metrics.observe(check, _result(check, i, rng), duration=0.003)
+
+    class View:
+        def ready(self) -> tuple[bool, str]:
+            return True, "ready"
+
+        def metrics_chunks(self) -> Iterator[str]:
+            return with_process(metrics.render_chunks(**chunk))  # type: ignore[arg-type]
+
+        def silence_view(self) -> None:
+            return None
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        runner = web.AppRunner(build_app(View(), Authenticator({})), access_log=None)  # type: ignore[arg-type]
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        print(f"PORT {port}", flush=True)
+
+        def busy() -> None:
+            until = time.perf_counter() + WORK_S
+            while time.perf_counter() < until:
+                pass
+
+        step, per_result = 2.0 / WORK_HZ, 30.0 / n
+        next_at = time.perf_counter()
+        owed = 0.0
+        while True:
+            for _ in range(2):
+                loop.call_soon(busy)
+            owed += step / per_result
+            while owed >= 1.0:  # new results at a 30 s interval's rate
+                i = rng.randrange(n)
+                metrics.observe(checks[i], _result(checks[i], i, rng), duration=0.003)
+                owed -= 1.0
+            next_at += step
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+    uvloop.run(main())
+
+
+def served(
+    n: int, *, rounds: int, tree: str | None, options: list[str] | None = None
+) -> dict[str, Any]:
+    """Serve time, bytes and outside-seen stall of plain and gzip scrapes of ``n`` checks."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (tree, str(root)) if p)}
+    # -P: the working directory is not put on the path, so ``agent`` comes from ``tree``.
+    argv = [sys.executable, "-P", "-m", "bench.metrics_render", "--serve-child", str(n)]
+    argv += [f"--option={o}" for o in options or []]
+    child = procs.spawn(argv, core=procs.BENCH_CORE, what="served metrics", env=env)
+    poller: Poller | None = None
+    runs: dict[str, list[dict[str, float]]] = {"plain": [], "gzip": []}
+    try:
+        time.sleep(2.0)
+        poller = Poller(child.port, hz=HEALTHZ_HZ)
+        for rnd in range(rounds):
+            for kind in ("plain", "gzip") if rnd % 2 == 0 else ("gzip", "plain"):
+                headers = {"Accept-Encoding": "gzip"} if kind == "gzip" else {}
+                url = f"http://127.0.0.1:{child.port}/metrics"
+                idle_cpu = procs.cpu_seconds(child.pid)
+                time.sleep(1.0)
+                cpu0 = procs.cpu_seconds(child.pid)
+                background = cpu0 - idle_cpu  # CPU per second without a scrape
+                t0 = time.perf_counter()
+                request = urllib.request.Request(url, headers=headers)
+                with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310 - http://
+                    size = len(resp.read())
+                t1 = time.perf_counter()
+                cpu = procs.cpu_seconds(child.pid) - cpu0 - background * (t1 - t0)
+                time.sleep(0.5)
+                held = [d for start, d in list(poller.polls) if start <= t1 and start + d >= t0]
+                runs[kind].append(
+                    {
+                        "s": t1 - t0,
+                        "bytes": size,
+                        "held_ms": ms(max(held)) if held else 0.0,
+                        "cpu_s": cpu,
+                    }
+                )
+                time.sleep(0.5)
+    finally:
+        if poller is not None:
+            poller.stop()
+        procs.stop(child)
+    assert poller is not None
+    between = [d for _, d in poller.polls]
+    out: dict[str, Any] = {"checks": n, "tree": tree or "this", "options": options or []}
+    for kind, scrapes in runs.items():
+        out[kind] = {
+            "serve_s_median": round(statistics.median(r["s"] for r in scrapes), 3),
+            "serve_s_all": [round(r["s"], 3) for r in scrapes],
+            "bytes": scrapes[-1]["bytes"],
+            # The child's CPU during the scrape beyond its rate without one (1 s before):
+            # on a busy loop it includes the probes' work the scrape displaced, roughly.
+            "scrape_cpu_s_median": round(statistics.median(r["cpu_s"] for r in scrapes), 3),
+            "healthz_max_ms_median": statistics.median(r["held_ms"] for r in scrapes),
+        }
+    out["healthz_p50_ms"] = ms(pct(between, 50))
+    out["loadavg"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def main(argv: list[str]) -> None:
     """Print one JSON line per check count."""
-    for n in [int(a) for a in argv] or [1000, 10000]:
+    parser = argparse.ArgumentParser(prog="python -m bench.metrics_render")
+    parser.add_argument("checks", nargs="*", type=int)
+    parser.add_argument("--served", action="store_true")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--tree")
+    parser.add_argument("--option", action="append", default=[], help="pause=S, chunk=BYTES")
+    parser.add_argument("--serve-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_child:
+        _serve_child(args.serve_child, args.option)
+        return
+    if args.served:
+        procs.pin_self(procs.SERVER_CORE)
+        for n in args.checks or [10000]:
+            result = served(n, rounds=args.rounds, tree=args.tree, options=args.option)
+            print(json.dumps(result), flush=True)
+        return
+    for n in args.checks or [1000, 10000]:
         print(json.dumps(measure(n)), flush=True)
 
 

@@ -250,11 +250,15 @@ class AlertService:
 
     def in_maintenance(self, check: str) -> bool:
         """True while ``check`` is in a maintenance window."""
+        if not self._quiet.maintenance:
+            return False  # asked per check at every scrape, like silenced()
         labels = self._target_labels(check)
         return self._quiet.window(check, labels, self._clock()) is not None
 
     def silenced(self, check: str) -> bool:
         """True while an active silence mutes ``check``'s ``down`` alert."""
+        if not self._quiet.silences:
+            return False  # asked per check at every scrape: no label set built for nothing
         return bool(self._quiet.silenced_by(check, self._target_labels(check), self._clock()))
 
     def suppressed_counts(self) -> dict[str, int]:

@@ -237,6 +237,10 @@ class SilenceSet:
     def __init__(self, silences: Iterable[Silence] = ()) -> None:
         self._by_id = {s.id: s for s in silences}
 
+    def __bool__(self) -> bool:
+        """Whether any silence is held (active, pending or ended but not yet purged)."""
+        return bool(self._by_id)
+
     def add(self, silence: Silence) -> None:
         """Add or replace ``silence``."""
         self._by_id[silence.id] = silence

@@ -69,6 +69,10 @@ class _Check:
     held: dict[str, Held] = field(default_factory=dict)
 
 
+#: The flap state of a check flap control has not seen change (frozen: shared).
+_STEADY = FlapState()
+
+
 class Suppression:
     """Per-check flap state and held notifications, plus the windows and silences.
 
@@ -193,7 +197,7 @@ class Suppression:
     def flapping(self, check: str) -> FlapState:
         """``check``'s flap state."""
         entry = self._checks.get(check)
-        return entry.flap if entry is not None else FlapState()
+        return entry.flap if entry is not None else _STEADY
 
     def silenced_by(self, check: str, labels: Mapping[str, str], now: float) -> list[str]:
         """Ids of the active silences muting ``check``'s ``down`` alert."""

@@ -24,7 +24,15 @@ from agent.metrics.text import (
 )
 from agent.result import ProbeResult
 
-__all__ = ["CACHED", "SKIP_REASONS", "CheckSeries", "Family", "render_block"]
+__all__ = [
+    "CACHED",
+    "SKIP_REASONS",
+    "CheckSeries",
+    "Family",
+    "LiveFamily",
+    "per_range",
+    "render_block",
+]
 
 #: Why a scheduled run did not happen: still running (``max_instances``), due too long
 #: ago (``missed``), or shed because the agent could not start it in time
@@ -58,6 +66,19 @@ class CheckSeries:
 
 #: A per-check metric family: name, help, type, and the lines of one check.
 Family = tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]
+#: A family read at scrape time: name, help, type, and the text of a range of checks
+#: (a scrape writes it a range at a time, not a check at a time).
+LiveFamily = tuple[str, str, str, Callable[[list[tuple[CheckConfig, CheckSeries]]], str]]
+
+
+def per_range(family: Family) -> LiveFamily:
+    """``family`` written a range of checks at a time, from its lines of each."""
+    name, doc, typ, lines_of = family
+
+    def text(checks: list[tuple[CheckConfig, CheckSeries]]) -> str:
+        return "".join(["".join(lines_of(c, s)) for c, s in checks])
+
+    return name, doc, typ, text
 
 
 def _results(_: CheckConfig, s: CheckSeries) -> Iterable[str]:

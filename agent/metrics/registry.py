@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from agent import __version__
 from agent.config.models import CheckConfig
 from agent.metrics.alerts import NotificationCounts, alert_families, alerting_lines
-from agent.metrics.families import CACHED, SKIP_REASONS, CheckSeries, Family, render_block
+from agent.metrics.families import (
+    CACHED,
+    SKIP_REASONS,
+    CheckSeries,
+    LiveFamily,
+    per_range,
+    render_block,
+)
 from agent.metrics.fleet import FleetHistograms, observe_phases
 from agent.metrics.text import (
     LAG_BUCKETS,
@@ -41,6 +48,7 @@ from agent.result import ProbeResult
 __all__ = [
     "CHUNK_BYTES",
     "EAGER_RENDERS",
+    "JOIN_CHECKS",
     "SKIP_REASONS",
     "TIME_SLICE",
     "CheckSeries",
@@ -50,12 +58,10 @@ __all__ = [
 
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
 #: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
-#: the whole piece (joined, encoded, written, compressed above 64 KiB in a worker
-#: thread). With per-check histograms opt-in, a 10,000-check page is ~16-18 MB and its
-#: scrape time is the number of pieces times a turn of a busy loop: 256 KiB / 0.5 ms
-#: pieces (126-148 per scrape) took 4.2 s to serve in the daemon on a contended core;
-#: 1 MiB / 2 ms pieces make 35-36 (``bench.metrics_render``: piece max 2.5-3.2 ms of
-#: CPU instead of 1.7-2.6 ms), a quarter of the turns (docs/bench-log.md).
+#: the whole piece (joined, encoded, written; compressed in a worker thread when
+#: gzip). A 10,000-check page is ~16-18 MB: 1 MiB pieces make ~21 of them per scrape,
+#: each ~1-3 ms of CPU (``bench.metrics_render``); 256 KiB pieces made four times the
+#: turns, and on a busy loop the scrape took that many turns of it (docs/bench-log.md).
 CHUNK_BYTES = 1024 * 1024
 #: Seconds of rendering work (re-rendering changed checks, reading live series) after
 #: which a piece ends early, so no piece blocks the event loop much longer than that.
@@ -65,9 +71,16 @@ TIME_SLICE = 0.002
 #: changed check inside the scrape made the 10,000-check scrape ~1.6 s of rendering on
 #: an already busy loop, and its loop-lag samples most of those above 2 ms
 #: (docs/bench-log.md). Two, not one: a check probed every 30 s and scraped every 40-60 s
-#: gets two results between scrapes. Checks never scraped render nothing early, and a
-#: check probed much faster than it is scraped renders at most this many extra times.
+#: gets two results between scrapes. A new check starts with this budget too, so the
+#: agent's first scrape finds its checks' text ready (rendering 10,000 checks inside
+#: it took ~0.3 s of CPU); a check never scraped renders only its first results early,
+#: and one probed much faster than it is scraped at most this many extra times.
 EAGER_RENDERS = 2
+#: Checks whose stored text one ``str.join`` takes at a time in a scrape: large enough
+#: that the per-check Python work is gone (a 10,000-check scrape joins in ~20 ms of CPU
+#: instead of ~90 ms adding check by check), small enough that one join of the largest
+#: family (~0.7 KB per check) stays well under the time slice.
+JOIN_CHECKS = 256
 #: Label names the text format gives a meaning of its own.
 _SAMPLE_LABELS = frozenset({"le", "quantile"})
 
@@ -112,6 +125,8 @@ class Metrics:
         self.location = location
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
+        # The text of a range of checks in an alert-state family when none is flagged.
+        self._unflagged: dict[tuple[str, int, int], str] = {}
         self.in_flight = 0
         #: Scheduled runs waiting for a concurrency slot or for admission.
         self.runs_waiting = 0
@@ -143,6 +158,7 @@ class Metrics:
         if location is not None and location != self.location:
             self.location = location
             self._checks.clear()
+        self._unflagged.clear()  # keyed by the checks' ranges, which change with them
         old = self._checks
         self._checks = {}
         for check in checks:
@@ -157,7 +173,9 @@ class Metrics:
                     for k, v in check.labels.items()
                 }
                 pairs = {**own, "check": check.name, "location": self.location}
-                series = CheckSeries(labels=pairs, base=label_str(pairs))
+                # Eager from the start: the first scrape finds the text of every check
+                # that has a result already rendered, rather than rendering them all.
+                series = CheckSeries(labels=pairs, base=label_str(pairs), eager=EAGER_RENDERS)
                 self._checks[check.name] = (check, series)
 
     def series(self, check: CheckConfig) -> CheckSeries | None:
@@ -240,55 +258,55 @@ class Metrics:
     ) -> Iterator[str]:
         """The exposition in pieces of about ``chunk_bytes`` or ``time_slice`` of work.
 
-        Family by family (the text format wants a family's samples together), check by
-        check inside each. A check's samples of the families in :data:`CACHED` are
-        rendered once per new result (see :attr:`CheckSeries.block`), most often as the
-        result arrives (see :data:`EAGER_RENDERS`), so a scrape of
-        unchanged checks only joins strings; the web handler yields to the event loop
-        between pieces so a large scrape never stalls running probes. The blocks are
-        taken in the first family's pass, so every check appears with one consistent
-        block even if results arrive between pieces.
+        Family by family (the text format wants a family's samples together). A check's
+        samples of the families in :data:`CACHED` are rendered once per new result (see
+        :attr:`CheckSeries.block`), most often as the result arrives (see
+        :data:`EAGER_RENDERS`); the first pass takes every check's block, rendering the
+        changed ones, so every check appears with one consistent block even if results
+        arrive between pieces. Each family is then joined from the stored text
+        :data:`JOIN_CHECKS` checks at a time: one ``str.join`` per range rather than
+        Python work per check. The web handler yields to the event loop between pieces
+        (an empty piece is such a turn) so a large scrape never stalls running probes.
         """
         out = Pieces(chunk_bytes, time_slice)
         entries = list(self._checks.values())
         blocks: list[tuple[str, ...]] = []
+        for n, (check, series) in enumerate(entries, 1):
+            block = series.block
+            if block is None:  # new result since it was last rendered
+                block = series.block = render_block(check, series)
+                out.add("", costly=True)
+            elif not n % JOIN_CHECKS:
+                out.add("", costly=True)
+            series.eager = EAGER_RENDERS
+            blocks.append(block)
+            if out.due():
+                yield out.take()
         for index, (name, doc, typ, _) in enumerate(CACHED):
             out.family(header(name, doc, typ))
-            if index == 0:
-                for check, series in entries:
-                    block = series.block
-                    if block is None:  # new result since the last scrape: re-render
-                        block = series.block = render_block(check, series)
-                        out.add(block[0], costly=True)
-                    else:
-                        out.add(block[0])
-                    series.eager = EAGER_RENDERS
-                    blocks.append(block)
-                    if out.due():
-                        yield out.take()
-                continue
-            for block in blocks:
-                out.add(block[index])
+            for start in range(0, len(blocks), JOIN_CHECKS):
+                out.add(
+                    "".join([b[index] for b in blocks[start : start + JOIN_CHECKS]]), costly=True
+                )
                 if out.due():
                     yield out.take()
         watches = [(c, s) for c, s in entries if c.kind == "watch"]
-        for name, doc, typ, lines_of in self._live_families():
+        for name, doc, typ, text_of in self._live_families():
             out.family(header(name, doc, typ))
-            # A live line costs a callback and an f-string: cheap enough for the time to
-            # be read every 64 of them rather than after each.
-            for check, series in watches if name.startswith("wsprobe_watch_") else entries:
-                out.add("".join(lines_of(check, series)))
+            of = watches if name.startswith("wsprobe_watch_") else entries
+            for start in range(0, len(of), JOIN_CHECKS):
+                out.add(text_of(of[start : start + JOIN_CHECKS]), costly=True)
                 if out.due():
                     yield out.take()
         out.family("")
         out.add("".join(self._agent_lines()))
         yield out.take()
 
-    def _live_families(self) -> list[Family]:
+    def _live_families(self) -> list[LiveFamily]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
-        families = alert_families(self._alert_firing, self._alert_flags)
+        families = alert_families(self._alert_firing, self._alert_flags, self._unflagged)
         if self._watch_stats is not None:
-            families += watch_families(self._watch_stats)
+            families += [per_range(family) for family in watch_families(self._watch_stats)]
         return families
 
     def _agent_lines(self) -> Iterator[str]:

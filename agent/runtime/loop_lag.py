@@ -19,23 +19,25 @@ before we time-stamped it". The monitor then:
   timing window overlapped one (:meth:`overlapped`) and flag the result
   ``lag_suspect``.
 
-The round trip cannot see two kinds of stall, because they stop the pacer too: it
-posts after them and the loop runs the sample at once.
+The round trip cannot see a stall that stops the pacer too: it posts after the stall
+and the loop runs the sample at once. Two kinds do: the whole process waiting for a
+CPU (other processes on the core), and the GIL held by a long C call (a garbage
+collection of a large heap, a big sort or ``json.dumps``). Both make the pacer sleep
+longer than ``interval`` plus one GIL switch interval, and that excess is one
+continuous stall, which the sample carries when it is longer than the round trip.
 
-- The whole process waiting for a CPU (other processes on the core). Where Linux
-  exposes it, the pacer reads the loop thread's run-queue wait (``run_delay`` in
-  ``/proc/thread-self/schedstat``; cumulative, so no stall between two samples
-  escapes it).
-- The GIL held by a long C call (a garbage collection of a large heap, a big sort or
-  ``json.dumps``): the pacer cannot wake until it ends. It shows as the pacer
-  sleeping longer than ``interval`` plus one GIL switch interval.
-
-Admission, flagging and the exported samples use the largest of the three: a client
-outside the agent (a ``/healthz`` poller, a target's pong) waits through all of them.
+Admission, flagging and the exported samples use the larger of the two: a client
+outside the agent (a ``/healthz`` poller, a target's pong) waits through both.
 Exporting round trips only once made a 10,000-check agent report an event-loop lag
 p99 of 1-2 ms while a ``/healthz`` poller saw stalls of 218-652 ms around its
-scrapes. The two hidden ones are conservative (the run-queue wait is a sum over the
-interval, so it may overstate one stall, never miss one).
+scrapes. The loop thread's run-queue wait (``run_delay`` in
+``/proc/thread-self/schedstat``) is not used: it is a sum over the interval, and on a
+shared core the loop waits in many short slices (1-3 ms each under the kernel's
+fair scheduler), so it read as a 10-20 ms stall every sample where an outside client
+waited a few milliseconds (``python -m bench.lag_truth``: agent p50 21.5 ms against an
+outside p50 of 4.3 ms), and its overstated lag held probes back in admission. A wait
+for the CPU of the loop's thread alone is sampled by the round trip like any busy
+stretch of the loop.
 
 It raises nothing of its own.
 """
@@ -45,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import sys
 import threading
 import time
@@ -56,8 +57,6 @@ __all__ = [
     "DEFAULT_MAX_SAMPLES",
     "DEFAULT_MAX_SPIKES",
     "LoopLagMonitor",
-    "open_schedstat",
-    "run_delay",
 ]
 
 #: 50 samples per second: a small fraction of one core (measured in docs/bench-log.md),
@@ -72,28 +71,6 @@ DEFAULT_MAX_SAMPLES = 4096
 #: Spike windows kept for :meth:`LoopLagMonitor.overlapped`; enough for probes whose
 #: timeout is far longer than the time between spikes.
 DEFAULT_MAX_SPIKES = 256
-#: The calling thread's scheduler statistics: on-CPU ns, run-queue wait ns, slices.
-_SCHEDSTAT = "/proc/thread-self/schedstat"
-
-
-def open_schedstat() -> int | None:
-    """A descriptor on the calling thread's schedstat, or None where there is none."""
-    try:
-        fd = os.open(_SCHEDSTAT, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except (OSError, AttributeError):
-        return None
-    if run_delay(fd) is None:
-        os.close(fd)
-        return None
-    return fd
-
-
-def run_delay(fd: int) -> float | None:
-    """Seconds the thread behind ``fd`` has waited runnable for a CPU, in total."""
-    try:
-        return int(os.pread(fd, 128, 0).split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class LoopLagMonitor:
@@ -139,15 +116,13 @@ class LoopLagMonitor:
         self._sent_since = self._last_tick
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        # The loop thread's schedstat, read by the pacer (None: not available).
-        self._schedstat: int | None = None
         # Resolved at each tick whose lag is within budget; admit() waiters await it.
         self._calm: asyncio.Future[None] | None = None
         self.samples_total = 0
         self.spikes_total = 0
         self.admit_waits_total = 0
-        #: Samples where a stall the round trip cannot see (the loop thread waiting for
-        #: a CPU, or the GIL held in C) was longer than the round trip.
+        #: Samples where a stall the round trip cannot see (the process waiting for a
+        #: CPU, or the GIL held in C) was longer than the round trip.
         self.hidden_total = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,12 +138,10 @@ class LoopLagMonitor:
         loop = asyncio.get_running_loop()
         self._last_tick = self._posted_at = time.perf_counter()
         self._sent = None
-        # Opened here, on the loop's thread: the descriptor keeps naming this thread.
-        self._schedstat = open_schedstat()
         stopping = threading.Event()
         thread = threading.Thread(
             target=self._pace,
-            args=(loop, stopping, self._schedstat),
+            args=(loop, stopping),
             name="wsprobe-loop-lag",
             daemon=True,
         )
@@ -182,9 +155,6 @@ class LoopLagMonitor:
             self._stopping.set()
             # The pacer wakes on the event at once; joining takes microseconds.
             thread.join(timeout=1.0)
-        schedstat, self._schedstat = self._schedstat, None
-        if schedstat is not None and (thread is None or not thread.is_alive()):
-            os.close(schedstat)
         self._sent = None
         self._release()
 
@@ -193,9 +163,7 @@ class LoopLagMonitor:
         """Whether sampling is on."""
         return self._thread is not None
 
-    def _pace(
-        self, loop: asyncio.AbstractEventLoop, stopping: threading.Event, schedstat: int | None
-    ) -> None:
+    def _pace(self, loop: asyncio.AbstractEventLoop, stopping: threading.Event) -> None:
         """Pacer thread: every ``interval``, post a time-stamped callback to the loop.
 
         A callback posted from another thread wakes the loop like a socket that became
@@ -203,13 +171,12 @@ class LoopLagMonitor:
         timer would not do: its wake-up is rounded to the selector's millisecond
         timeout, which reads as up to 1 ms of lag on an idle loop.
 
-        With each sample go the stalls the round trip cannot see, measured here, off
-        the loop: the loop thread's run-queue wait since the previous post (one
-        ``pread``), and how much longer than ``interval`` plus one GIL switch interval
-        this thread slept (it could not get the GIL back: a C call held it, the way a
-        long garbage collection does, and the loop could not run either).
+        With each sample goes the longest stall the round trip cannot see, measured
+        here, off the loop: how much longer than ``interval`` plus one GIL switch
+        interval this thread slept since the previous post (it got no CPU, or could
+        not get the GIL back because a C call held it, the way a long garbage
+        collection does; the loop could not run either).
         """
-        waited = None if schedstat is None else run_delay(schedstat)
         since = time.perf_counter()
         hidden = 0.0
         # Measured from one wake-up to the next, not from the start of each wait: the
@@ -227,11 +194,6 @@ class LoopLagMonitor:
             hidden = max(hidden, overslept)
             if self._sent is not None:
                 continue  # previous sample still queued: the loop is stalled right now
-            if schedstat is not None:
-                now_waited = run_delay(schedstat)
-                if now_waited is not None and waited is not None:
-                    hidden = max(hidden, now_waited - waited)
-                waited = now_waited
             sent = time.perf_counter()
             self._sent_hidden, self._sent_since = hidden, since
             self._sent = self._posted_at = sent

@@ -275,3 +275,28 @@ async def test_metrics_pauses_between_pieces() -> None:
         await server.stop()
     assert response.text == "".join(agent.metrics_chunks())
     assert took >= 0.9 * ManyPiecesAgent.PIECES * SCRAPE_PAUSE
+
+
+class MixedPiecesAgent(FakeAgent):
+    """Large pieces (compressed in the worker) between small ones (compressed inline)."""
+
+    def metrics_chunks(self) -> Iterator[str]:
+        pieces = ["# HELP up Up.\n# TYPE up gauge\n", "up 1\n"]
+        for n in range(3):
+            pieces += [BIG.replace("big{", f"big{n}{{"), f"small{n} {n}\n"]
+        return iter(pieces)
+
+
+async def test_metrics_gzip_keeps_pieces_in_order() -> None:
+    """A gzip scrape of large and small pieces decodes to exactly the pieces, in order."""
+    agent = MixedPiecesAgent()
+    server, url = await _serve(agent, WebConfig())
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
+            headers = {"Accept-Encoding": "gzip"}
+            async with client.stream("GET", "/metrics", headers=headers) as resp:
+                raw = b"".join([chunk async for chunk in resp.aiter_raw()])
+    finally:
+        await server.stop()
+    assert resp.headers.get("Content-Encoding") == "gzip"
+    assert gzip.decompress(raw).decode() == "".join(agent.metrics_chunks())

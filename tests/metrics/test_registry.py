@@ -377,36 +377,67 @@ def test_live_series_not_cached() -> None:
     assert _samples(metrics.render().decode())[key] == 1
 
 
+def test_alert_flags_follow_state_and_check_changes() -> None:
+    """Alert-state gauges read each scrape; unflagged text follows flag flips and relabels."""
+    flapping: set[str] = set()
+    metrics = Metrics(location="eu-1", alert_flags={"flapping": lambda name: name in flapping})
+    checks = [_check(f"c{i}", team="a") for i in range(5)]
+    metrics.set_checks(checks)
+
+    def flags() -> dict[frozenset[tuple[str, str]], float]:
+        samples = _samples(metrics.render().decode())
+        return {k: v for (name, k), v in samples.items() if name == "wsprobe_alert_flapping"}
+
+    def key(name: str, team: str) -> frozenset[tuple[str, str]]:
+        return frozenset({("check", name), ("location", "eu-1"), ("team", team)})
+
+    assert set(flags().values()) == {0}
+    flapping.add("c3")
+    assert flags()[key("c3", "a")] == 1
+    assert sum(flags().values()) == 1
+    flapping.clear()
+    assert set(flags().values()) == {0}
+    metrics.set_checks([_check(f"c{i}", team="b") for i in range(5)])
+    assert set(flags()) == {key(f"c{i}", "b") for i in range(5)}
+    assert set(flags().values()) == {0}
+
+
 def test_scrape_pieces_are_time_bounded(metrics: Metrics) -> None:
-    """With a zero time slice every re-rendered check ends a piece, so the loop gets turns."""
+    """With a zero time slice every check re-rendered in a scrape ends a piece (the loop's turn)."""
     checks = [_check(f"c{i}") for i in range(20)]
     metrics.set_checks(checks)
     for check in checks:
         metrics.observe(check, _ok(check), duration=0.02)
+        metrics.skipped(check.name, "missed")  # changed since its text was rendered
     pieces = list(metrics.render_chunks(time_slice=0.0))
-    assert len([p for p in pieces if p.startswith(("# HELP probe_success", "probe_success"))]) >= 19
+    rendering = pieces[: next(i for i, p in enumerate(pieces) if p)]
+    assert len(rendering) >= 19
     assert "".join(pieces) == metrics.render().decode()
 
 
 def test_scraped_check_renders_on_result(metrics: Metrics) -> None:
-    """After a scrape, the next results render the check's text at once, as a scrape would.
+    """A check's next results render its text at once, as a scrape would.
 
-    Only EAGER_RENDERS of them: a later result before the next scrape leaves the text to
-    that scrape, and a check never scraped renders nothing early.
+    EAGER_RENDERS of them from the start (so the first scrape finds the text ready) and
+    again after each scrape; a later result before the next scrape leaves the text to
+    that scrape.
     """
     feed, chat = _check("feed"), _check("chat")
     metrics.set_checks([feed, chat])
-    # The same results fed to agent metrics that are never scraped in between.
+    # The same results fed to agent metrics that never render early.
     lazy = Metrics(location="eu-1", alert_firing=_firing, queue_depth=_depth)
     lazy.reload_success_timestamp = metrics.reload_success_timestamp
     lazy.reload_successful = metrics.reload_successful
     lazy.set_checks([feed, chat])
     results = [_ok, _failed]
 
-    def lazy_render() -> bytes:
-        text = lazy.render()
+    def never_eager() -> None:
         for check in (feed, chat):
             lazy.series(check).eager = 0  # type: ignore[union-attr]
+
+    def lazy_render() -> bytes:
+        text = lazy.render()
+        never_eager()
         return text
 
     def feed_result(i: int) -> tuple[str, ...] | None:
@@ -415,7 +446,10 @@ def test_scraped_check_renders_on_result(metrics: Metrics) -> None:
         assert lazy.series(feed).block is None  # type: ignore[union-attr]
         return metrics.series(feed).block  # type: ignore[union-attr]
 
-    assert feed_result(0) is None  # never scraped yet
+    never_eager()
+    first = [feed_result(i) for i in range(EAGER_RENDERS + 1)]
+    assert None not in first[:-1]  # before any scrape: rendered as they arrive
+    assert first[-1] is None  # over the budget: left to the scrape
     assert metrics.render() == lazy_render()
     eager = [feed_result(i) for i in range(1, 1 + EAGER_RENDERS)]
     assert None not in eager

@@ -218,7 +218,7 @@ while time.perf_counter() < end:
 
 
 def _can_starve() -> bool:
-    if not (hasattr(os, "sched_setaffinity") and os.path.exists("/proc/thread-self/schedstat")):
+    if not hasattr(os, "sched_setaffinity"):
         return False
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
@@ -228,7 +228,7 @@ def _can_starve() -> bool:
     return True
 
 
-@pytest.mark.skipif(not _can_starve(), reason="needs Linux schedstat and SCHED_FIFO rights")
+@pytest.mark.skipif(not _can_starve(), reason="needs CPU affinity and SCHED_FIFO rights")
 async def test_process_starved_of_cpu_is_measured_and_flagged() -> None:
     """Another process holding the core (pacer starved too) still shows as lag and flags."""
     cores = os.sched_getaffinity(0)
