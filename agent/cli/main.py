@@ -369,7 +369,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return _error("run", f"--shard: {exc}")
     if shard is not None:
         add_fields(shard=f"{shard[0]}/{shard[1]}")
-    from agent.runtime.daemon import serve
+    from agent.runtime.serve import serve
 
     code = serve(find_config(args.config), demo=args.demo, shard=shard, overrides=overrides)
     if supervised:

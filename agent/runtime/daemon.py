@@ -1,8 +1,8 @@
 """``wsprobe run``: the long-running agent.
 
 Start order: config -> metrics, lag monitor, store, alerting -> demo targets (``--demo``)
--> HTTP -> scheduler and watch sessions -> signals. SIGHUP (or ``POST /-/reload``)
-reloads; SIGTERM/SIGINT stop gracefully: scheduling stops, running probes get
+-> HTTP -> scheduler and watch sessions. SIGHUP (or ``POST /-/reload``) reloads;
+SIGTERM/SIGINT stop gracefully: scheduling stops, running probes get
 :data:`STOP_GRACE_TIMEOUT` seconds to end and are then cancelled (a cancelled run
 records nothing, so it never counts as a failure), watch sessions close with 1001,
 then alerting and the store are flushed and closed.
@@ -11,16 +11,15 @@ A reload is all or nothing: the new config is loaded and validated completely, a
 only a valid one replaces checks; unchanged checks (equal frozen configs) keep their
 schedule, series, history and watch session.
 
-Raises nothing to its caller: :func:`serve` returns the exit code.
+Raises nothing to its caller: :meth:`Daemon.run` returns the exit code. The process
+around it (event loop, signals) is :mod:`agent.runtime.serve`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +52,6 @@ __all__ = [
     "DEMO_PORT",
     "STOP_GRACE_TIMEOUT",
     "Daemon",
-    "serve",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,38 +60,6 @@ log = logging.getLogger(__name__)
 STOP_GRACE_TIMEOUT = 2.0
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8765
-
-
-def serve(
-    config_path: Path,
-    *,
-    demo: bool,
-    shard: tuple[int, int] | None,
-    overrides: AgentOverrides | None = None,
-) -> int:
-    """Run the agent until SIGTERM/SIGINT.
-
-    Args:
-        config_path: the agent config file.
-        demo: also run the built-in demo targets on 127.0.0.1:8765 (and the protocol
-            targets on the next three ports).
-        shard: ``(K, N)`` to run only the checks of shard K of N.
-        overrides: agent settings from the command line, over the file's.
-
-    Returns:
-        0 after a clean stop; 1 when the initial config is invalid or startup fails;
-        2 when the state directory cannot be written.
-    """
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # uvloop is an optional extra
-        pass
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        daemon = Daemon(config_path, demo=demo, shard=shard, overrides=overrides)
-        return runner.run(daemon.run())
 
 
 class Daemon:
@@ -137,20 +103,11 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
-        """Start everything, serve until asked to stop, stop everything; the exit code."""
-        loop = asyncio.get_running_loop()
-        # Installed first: a SIGTERM during a long startup (10,000 checks) still ends
-        # in a graceful stop instead of the default kill.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        try:
-            return await self._serve()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+        """Start everything, serve until asked to stop, stop everything; the exit code.
 
-    async def _serve(self) -> int:
+        Signals are the caller's to wire (:mod:`agent.runtime.serve`): to
+        :meth:`request_stop` and :meth:`request_reload`.
+        """
         # No cyclic GC while the configuration is built (see agent.runtime.gc_policy);
         # freeze_heap() collects once at the end of _start.
         with gc_paused():
@@ -297,7 +254,8 @@ class Daemon:
         if self.lag is not None:
             await self.lag.stop()
 
-    def _on_sighup(self) -> None:
+    def request_reload(self) -> None:
+        """Reload in the background (SIGHUP); ignored while the agent is starting."""
         if not self._started:
             log.warning("SIGHUP ignored: the agent is still starting")
             return
