@@ -385,7 +385,7 @@ def run(url: str, proxy_port: int, lines: list[str], *, quick: bool, loop: str) 
         "interval_s": 30,
         "truth_ms": cal["truth_ms"],
         "truth_meter": cal["truth_meter"],
-        "event_loop": "uvloop (agent.runtime.daemon picks it when installed)",
+        "event_loop": "uvloop (agent.runtime.serve picks it when installed)",
         "levels": [],
     }
     base_rss = None

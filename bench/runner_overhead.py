@@ -6,7 +6,7 @@ realistic successful results round-robin over the checks and reports CPU µs per
 ``record()`` call. ``--profile`` also prints the top cProfile entries.
 
 ``--scheduled`` instead runs the checks through the real :class:`CheckScheduler`
-(APScheduler) on uvloop at a 5 s interval with a probe that returns at once, and
+on uvloop at a 5 s interval with a probe that returns at once, and
 reports CPU µs per completed run: the whole daemon path minus the probe engine.
 
 ``.venv/bin/python -m bench.runner_overhead [N] [--profile] [--scheduled]``
@@ -138,7 +138,7 @@ async def _scheduled(seconds: float, profile: bool) -> None:
             alerting=alerting,
         )
         runner.set_checks(checks)
-        scheduler = CheckScheduler(runner)
+        scheduler = CheckScheduler(run=runner.run_check, skipped=metrics.skipped)
         await scheduler.apply(checks)
         scheduler.start()
         await asyncio.sleep(6.0)  # one full interval: every job has fired once
@@ -159,7 +159,7 @@ async def _scheduled(seconds: float, profile: bool) -> None:
         scheduler.pause()
         await runner.drain(grace_timeout=1.0)
         await scheduler.shutdown()
-        # Runs APScheduler submitted but that had not started yet end with the loop.
+        # Runs the scheduler submitted but that had not started yet end with the loop.
         rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in rest:
             task.cancel()
