@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,18 @@ async def receiver() -> AsyncIterator[HttpReceiver]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+def restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Put the root logger back after a test that calls ``main()``.
+
+    ``main()`` installs a handler on ``sys.stderr``, which in a test is capsys' stream;
+    left behind, that handler makes every later record (a server thread's included) a
+    "Logging error" on a closed file. Requesting ``capsys`` makes this fixture end first.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

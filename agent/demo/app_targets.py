@@ -87,7 +87,15 @@ class AppTargets:
             OSError: The address cannot be bound.
         """
         app = web.Application()
-        sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*")
+        # Given as loggers, not left to their default: by default each library adds a
+        # StreamHandler of its own, bound to whatever sys.stderr is at that moment, and
+        # every line then also appears a second time, unformatted.
+        sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins="*",
+            logger=logging.getLogger("socketio.server"),
+            engineio_logger=logging.getLogger("engineio.server"),
+        )
         sio.register_namespace(DemoNamespace("/"))
         sio.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import subprocess
 import sys
@@ -45,19 +44,6 @@ class DemoThread:
 def demo_thread() -> Iterator[DemoThread]:
     with DemoThread() as server:
         yield server
-
-
-@pytest.fixture
-def restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    """main() installs a handler on the captured stderr; drop it before capsys closes it.
-
-    Requesting ``capsys`` makes this fixture end first (a server thread may still log).
-    """
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def wsprobe_argv(*argv: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import ssl
 import subprocess
 import sys
@@ -103,14 +102,8 @@ def tls_server(ca: trustme.CA) -> Iterator[ThreadServer]:
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    # main() configures the root logger with a handler on the captured stderr; remove it
-    # before capsys closes that stream (the server thread may still log).
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+def _restore_logging(restore_logging: None) -> None:
+    """main() installs a handler on the captured stderr (see tests/conftest.py)."""
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +13,8 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema" / "wsprobe.schema.j
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
-    # main() puts a root handler on the captured stderr: remove it before capsys closes it.
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+def _restore_logging(restore_logging: None) -> None:
+    """main() installs a handler on the captured stderr (see tests/conftest.py)."""
 
 
 def test_schema_command_prints_the_committed_schema(capsys: pytest.CaptureFixture[str]) -> None:

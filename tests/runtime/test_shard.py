@@ -93,6 +93,7 @@ def test_auto_shard_errors_say_what_to_set(
         auto_shard(environ=environ, hostname=hostname, count=count)
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_run_shard_auto_error_exits_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

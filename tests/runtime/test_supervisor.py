@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import signal
@@ -257,18 +256,12 @@ async def test_agents_end_when_the_supervisor_is_killed(
     ],
     ids=["zero", "word", "with-shard", "bad-listen"],
 )
+@pytest.mark.usefixtures("restore_logging")
 def test_run_option_errors_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Bad --processes / --listen values are usage errors that name the flag."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        assert main(["run", *argv]) == 2
-    finally:
-        # main() logs to the captured stderr, which closes with this test.
-        root.handlers[:] = handlers
-        root.setLevel(level)
+    assert main(["run", *argv]) == 2
     assert message in capsys.readouterr().err
 
 
