@@ -8,6 +8,8 @@ import pytest
 
 from agent.cli.main import main
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 
 def test_protocol_flag_speaks_socketio(
     socketio_port: int, capsys: pytest.CaptureFixture[str]
