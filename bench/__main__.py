@@ -1,7 +1,8 @@
 """``python -m bench [--quick] [--only a,b]``: run the scenarios, write JSON and a PNG.
 
 Scenarios whose agent module is not there yet are skipped with a note, never fatal.
-Every scenario is bounded in time; the full run stays under 10 minutes.
+Every scenario is bounded in time: the full run takes about 12 minutes (``cores`` about
+4.5 of them), ``--quick`` about 6 (``cores`` about 3); bench/README.md.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _scenario(name: str, args: argparse.Namespace, server: procs.Proc) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     """Run the selected scenarios; returns 0 unless the target server cannot start."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (~1-2 min)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (~6 min)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--python-server", action="store_true", help="skip Node's ws server")
