@@ -109,3 +109,25 @@ def restore_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+def _stream_handlers() -> list[tuple[str, logging.Handler]]:
+    """Every StreamHandler on any logger, except pytest's own capture handlers."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return [
+        (logger.name, handler)
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler)
+        and not type(handler).__module__.startswith("_pytest")
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left() -> Iterator[None]:
+    """A test leaves no log handler behind: its stream closes with the test's capture."""
+    before = {id(handler) for _, handler in _stream_handlers()}
+    yield
+    left = [(name, h) for name, h in _stream_handlers() if id(h) not in before]
+    assert not left, f"log handlers left behind (use restore_logging): {left}"
