@@ -39,7 +39,7 @@ from agent.watch.liveness import Verdict, WatchStats, judge
 from agent.watch.messages import FeedState
 from agent.watch.outage import Outage
 from agent.watch.pinger import Pinger
-from agent.watch.report import liveness_result
+from agent.watch.report import ConnectFacts, liveness_result
 from agent.watch.stale import StaleTimer
 from agent.watch.ticker import Tick, ticker
 
@@ -120,7 +120,7 @@ class WatchSession:
         self._task: asyncio.Task[None] | None = None
         self._conn: ClientConnection | None = None
         self._protocol: Session | None = None
-        self._connect_result: ProbeResult | None = None
+        self._connect_result: ProbeResult | ConnectFacts | None = None
         self._new_connect = False
         self._pinger = Pinger(interval=self.watch.ping_interval, timeout=check.ping_timeout)
         self._report_handle: Tick | None = None
@@ -367,9 +367,8 @@ class WatchSession:
         if connected and self._new_connect:
             self._new_connect = False
             # Reported once; later reports copy only the connection's facts.
-            connect = self._connect_result
-            if connect is not None:
-                connect.phases, connect.steps = {}, []
+            if isinstance(self._connect_result, ProbeResult):
+                self._connect_result = ConnectFacts.of(self._connect_result)
         self._gaps_reported = self._feed.gaps
         try:
             self.on_result(result)
