@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.result import ProbeResult
 
-__all__ = ["CHART_PHASES", "KEPT_PHASES", "LATENCY_BUCKETS", "Bucket"]
+__all__ = ["CHART_PHASES", "KEPT_PHASES", "LATENCY_BUCKETS", "Bucket", "measured"]
 
 #: Upper bounds (seconds) of the latency histogram buckets; the last is +Inf.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -24,6 +25,17 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 #: Phases drawn stacked on the latency chart, in pipeline order; ``total`` is kept too.
 CHART_PHASES: tuple[str, ...] = ("resolve", "connect", "tls", "handshake", "auth", "steps", "ping")
 KEPT_PHASES = (*CHART_PHASES, "total")
+
+
+def measured(result: ProbeResult) -> Iterator[tuple[int, float]]:
+    """``result``'s kept phases as (index in :data:`KEPT_PHASES`, seconds); ``ping`` is
+    the mean of its pings."""
+    phases = result.phases
+    for i, phase in enumerate(KEPT_PHASES):
+        if phase == "ping" and result.pings:
+            yield i, sum(result.pings) / len(result.pings)
+        elif (value := phases.get(phase)) is not None:
+            yield i, value
 
 
 @dataclass(slots=True)
@@ -52,13 +64,8 @@ class Bucket:
         if not result.success:
             reason = result.reason.value if result.reason else "internal"
             self.failures[reason] = self.failures.get(reason, 0) + 1
-        values = dict(result.phases)
-        if result.pings:
-            values["ping"] = sum(result.pings) / len(result.pings)
-        for phase in KEPT_PHASES:
-            value = values.get(phase)
-            if value is None:
-                continue
+        for i, value in measured(result):
+            phase = KEPT_PHASES[i]
             slot = self.phases.setdefault(phase, [0.0, 0])
             slot[0] += value
             slot[1] += 1

@@ -11,16 +11,17 @@ SQLite file and its own connection, used only by its own writer thread.
 When the state directory passes its bound, :meth:`Rollups.shed` gives rows up in the
 order :mod:`agent.storage.rollup_bound` documents (minute rows first, day rows last).
 
-On the event loop :meth:`Rollups.add_result` only adds to in-memory buckets (a few
-dictionary updates); every :data:`FLUSH_INTERVAL` the touched buckets go to the writer
-thread, which merges each into its stored row (read, add, replace) in one transaction.
-What a bucket holds is :class:`agent.storage.rollup_bucket.Bucket` (per-phase latency
-sums, and per hour fixed-bucket histograms that merge by addition). Reads go through
-the writer thread too, after what :meth:`Rollups.submit_pending` handed it (the page
-calls it on the loop first); they block, so callers on the loop use
-``asyncio.to_thread``; their SQL is :mod:`agent.storage.rollup_queries`. Rows are keyed
-by check name: a renamed check starts fresh and :meth:`Rollups.forget` prunes removed
-ones. A crash loses at most one flush interval.
+On the event loop :meth:`Rollups.add_result` only adds to one small in-memory
+:class:`~agent.storage.rollup_tally.Tally` per check and minute; every
+:data:`FLUSH_INTERVAL` they go to the writer thread, which makes each tally's minute,
+hour and day buckets and merges each into its stored row (read, add, replace) in one
+transaction. What a bucket holds is :class:`agent.storage.rollup_bucket.Bucket`
+(per-phase latency sums, and per hour fixed-bucket histograms that merge by addition).
+Reads go through the writer thread too, after what :meth:`Rollups.submit_pending`
+handed it (the page calls it on the loop first); they block, so callers on the loop
+use ``asyncio.to_thread``; their SQL is :mod:`agent.storage.rollup_queries`. Rows are
+keyed by check name: a renamed check starts fresh and :meth:`Rollups.forget` prunes
+removed ones. A crash loses at most one flush interval.
 
 Raises :class:`sqlite3.Error` from :meth:`Rollups.open` and :meth:`Rollups.shed` only;
 a failed background write is logged and dropped (the rollups are a summary, never the
@@ -42,6 +43,7 @@ from typing import Any, TypeVar
 from agent.result import ProbeResult
 from agent.storage import rollup_bound, rollup_queries
 from agent.storage.rollup_bucket import CHART_PHASES, LATENCY_BUCKETS, Bucket
+from agent.storage.rollup_tally import Tally
 
 __all__ = [
     "CHART_PHASES",
@@ -88,6 +90,8 @@ CREATE TABLE IF NOT EXISTS incidents (check_name TEXT NOT NULL, started_at REAL 
     PRIMARY KEY (check_name, started_at)) WITHOUT ROWID;
 """
 _MAX_MESSAGE = 300
+_MINUTE = 60
+_Ops = list[tuple[str, str, tuple[Any, ...]]]
 
 
 class Rollups:
@@ -102,8 +106,10 @@ class Rollups:
         self._db = db
         self._clock = clock
         self._db.executescript(_SCHEMA)
-        self._pending: dict[tuple[str, str, int], Bucket] = {}
-        self._ops: list[tuple[str, str, tuple[Any, ...]]] = []
+        # (check, minute) -> its results since the last flush: one entry per active
+        # check, so the minute's tally feeds its hour and day too.
+        self._pending: dict[tuple[str, int], Tally] = {}
+        self._ops: _Ops = []
         self._open: dict[str, float] = dict(
             self._db.execute("SELECT check_name, started_at FROM incidents WHERE ended_at IS NULL")
         )
@@ -139,12 +145,11 @@ class Rollups:
         if result.agent_problem:
             return
         at = result.started_at
-        for resolution, (_, step) in _TABLES.items():
-            key = (result.check, resolution, int(at // step * step))
-            bucket = self._pending.get(key)
-            if bucket is None:
-                bucket = self._pending[key] = Bucket()
-            bucket.add(result, with_hist=resolution == "hour")
+        key = (result.check, int(at // _MINUTE * _MINUTE))
+        tally = self._pending.get(key)
+        if tally is None:
+            tally = self._pending[key] = Tally()
+        tally.add(result)
         started = self._open.get(result.check)
         if not result.success and started is None:
             self._open[result.check] = at
@@ -179,9 +184,7 @@ class Rollups:
                 return
             self._timer = loop.call_later(FLUSH_INTERVAL, self._flush_soon)
 
-    def _take(
-        self,
-    ) -> tuple[dict[tuple[str, str, int], Bucket], list[tuple[str, str, tuple[Any, ...]]]]:
+    def _take(self) -> tuple[dict[tuple[str, int], Tally], _Ops]:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -209,42 +212,19 @@ class Rollups:
         if not self._closed:
             self._writer.submit(self._write, *self._take()).result()
 
-    def _write(
-        self,
-        pending: dict[tuple[str, str, int], Bucket],
-        ops: list[tuple[str, str, tuple[Any, ...]]],
-    ) -> None:
+    def _write(self, pending: dict[tuple[str, int], Tally], ops: _Ops) -> None:
         with self._lock:
             if self._closed:
                 return
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for (check, resolution, ts), bucket in pending.items():
-                    table = _TABLES[resolution][0]
-                    row = db.execute(
-                        f"SELECT runs, degraded, data FROM {table}"  # noqa: S608 - fixed names
-                        " WHERE check_name = ? AND ts = ?",
-                        (check, ts),
-                    ).fetchone()
-                    if row is not None:
-                        bucket.merge(Bucket.decode(*row))
-                    data = bucket.encode()
-                    lat_sum, lat_n = bucket.phases.get("total", (0.0, 0))
-                    db.execute(
-                        f"INSERT OR REPLACE INTO {table}"  # noqa: S608 - fixed names
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            check,
-                            ts,
-                            bucket.runs,
-                            bucket.fails,
-                            bucket.degraded,
-                            lat_sum,
-                            lat_n,
-                            data,
-                        ),
-                    )
+                # One bucket at a time: several minutes of a check that share an
+                # hour each merge into its row, which the next read sees.
+                for (check, minute), tally in pending.items():
+                    for resolution, (table, step) in _TABLES.items():
+                        bucket = tally.bucket(with_hist=resolution == "hour")
+                        self._merge_row(table, check, minute // step * step, bucket)
                 for _, sql, args in ops:
                     db.execute(sql, args)
                 now = self._clock()
@@ -255,6 +235,30 @@ class Rollups:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _merge_row(self, table: str, check: str, ts: int, bucket: Bucket) -> None:
+        db = self._db
+        row = db.execute(
+            f"SELECT runs, degraded, data FROM {table}"  # noqa: S608 - fixed names
+            " WHERE check_name = ? AND ts = ?",
+            (check, ts),
+        ).fetchone()
+        if row is not None:
+            bucket.merge(Bucket.decode(*row))
+        lat_sum, lat_n = bucket.phases.get("total", (0.0, 0))
+        db.execute(
+            f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            (
+                check,
+                ts,
+                bucket.runs,
+                bucket.fails,
+                bucket.degraded,
+                lat_sum,
+                lat_n,
+                bucket.encode(),
+            ),
+        )
 
     def _prune(self, now: float) -> None:
         self._db.execute("DELETE FROM rollup_minute WHERE ts < ?", (now - MINUTE_RETENTION,))

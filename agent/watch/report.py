@@ -7,18 +7,45 @@ watch check like a probe (``probe_success`` is liveness).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from agent.config import CheckConfig
-from agent.result import ProbeResult, Reason, new_result
+from agent.result import ProbeResult, Reason, TLSInfo, new_result
 from agent.watch.liveness import Verdict
 
-__all__ = ["liveness_result"]
+__all__ = ["ConnectFacts", "liveness_result"]
+
+
+class ConnectFacts(NamedTuple):
+    """What every report copies from the current connection's connect result.
+
+    Held by a session for the connection's life in place of that result (a
+    ProbeResult with its empty dicts and lists is ~0.7 KB; this is ~100 B).
+    """
+
+    status_code: int | None
+    subprotocol: str | None
+    extensions: tuple[str, ...]
+    tls: TLSInfo | None
+    peer_ip: str | None
+
+    @classmethod
+    def of(cls, result: ProbeResult) -> ConnectFacts:
+        """The facts of connect result ``result``."""
+        return cls(
+            result.status_code,
+            result.subprotocol,
+            tuple(result.extensions),
+            result.tls,
+            result.peer_ip,
+        )
 
 
 def liveness_result(
     check: CheckConfig,
     verdict: Verdict,
     *,
-    connect: ProbeResult | None,
+    connect: ProbeResult | ConnectFacts | None,
     first_after_connect: bool,
     pings: list[float],
     new_gaps: int,
@@ -28,9 +55,11 @@ def liveness_result(
     Args:
         check: The watch check.
         verdict: Liveness now.
-        connect: The current connection's connect result (None while disconnected).
+        connect: The current connection's connect result, or its facts once
+            reported (None while disconnected).
         first_after_connect: This is the first report since that connection opened:
-            its phases and steps are included once, not on every interval.
+            its phases and steps are included once, not on every interval (from a
+            connect result only).
         pings: Protocol ping RTTs measured since the last report, seconds.
         new_gaps: Sequence gaps seen since the last report.
 
@@ -50,7 +79,7 @@ def liveness_result(
         result.extensions = list(connect.extensions)
         result.tls = connect.tls
         result.peer_ip = connect.peer_ip
-        if first_after_connect:
+        if first_after_connect and isinstance(connect, ProbeResult):
             result.phases = dict(connect.phases)
             result.steps = list(connect.steps)
     result.pings = list(pings)

@@ -3,8 +3,8 @@
 A :class:`WatchSession` owns one task (connect, init steps, read loop, backoff) and a
 few timers: report and protocol ping on the loop's shared
 :func:`~agent.watch.ticker.ticker` (held all the session's life), staleness and grace
-on ``loop.call_later`` (only while they can fire); while idle it costs no CPU. Every
-``check.interval`` it hands ``on_result`` a liveness
+(:mod:`~agent.watch.outage`) on ``loop.call_later`` (only while they can fire); while
+idle it costs no CPU. Every ``check.interval`` it hands ``on_result`` a liveness
 :class:`~agent.result.ProbeResult`; it also reports at once when liveness flips
 (stale detected, grace expired, recovered), so events are seen within their
 configured bounds rather than at the next interval.
@@ -28,19 +28,18 @@ from websockets.asyncio.client import ClientConnection
 from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
 from agent.probes.deadline import run_guarded
-from agent.probes.dial.opener import check_secrets
 from agent.probes.errors import InternalError
 from agent.probes.errors.mapping import translate
 from agent.probes.script.matchers import Message
 from agent.probes.watch import Opened, open_session, session_phase
-from agent.redact import scrub
 from agent.result import ProbeResult, Reason, new_result
 from agent.watch.backoff import Backoff
 from agent.watch.gate import connect_gate
 from agent.watch.liveness import Verdict, WatchStats, judge
 from agent.watch.messages import FeedState
+from agent.watch.outage import Outage
 from agent.watch.pinger import Pinger
-from agent.watch.report import liveness_result
+from agent.watch.report import ConnectFacts, liveness_result
 from agent.watch.stale import StaleTimer
 from agent.watch.ticker import Tick, ticker
 
@@ -76,18 +75,15 @@ class WatchSession:
         "_conn",
         "_connect_result",
         "_connected_at",
-        "_down_message",
-        "_down_reason",
+        "_down",
         "_feed",
         "_gaps_reported",
         "_gate",
-        "_grace_handle",
         "_last_live",
         "_new_connect",
         "_pinger",
         "_protocol",
         "_random",
-        "_reconnects",
         "_report_handle",
         "_session_wall",
         "_stale",
@@ -124,7 +120,7 @@ class WatchSession:
         self._task: asyncio.Task[None] | None = None
         self._conn: ClientConnection | None = None
         self._protocol: Session | None = None
-        self._connect_result: ProbeResult | None = None
+        self._connect_result: ProbeResult | ConnectFacts | None = None
         self._new_connect = False
         self._pinger = Pinger(interval=self.watch.ping_interval, timeout=check.ping_timeout)
         self._report_handle: Tick | None = None
@@ -133,14 +129,11 @@ class WatchSession:
             feed=self._feed,
             on_stale=self._maybe_report,
         )
-        self._grace_handle: asyncio.TimerHandle | None = None
-        self._reconnects: dict[str, int] = {}
+        self._down = Outage(check, on_grace=self._maybe_report)
         self._gaps_reported = 0
         self._state_since = 0.0  # when the current connected/disconnected state began
         self._connected_at = 0.0
         self._session_wall: float | None = None
-        self._down_reason: Reason | None = None
-        self._down_message = ""
         self._last_live = True
         self._stopping = False
 
@@ -173,7 +166,7 @@ class WatchSession:
         if self._report_handle is not None:
             self._report_handle.cancel()
         self._stale.cancel()
-        self._cancel_grace()
+        self._down.cancel_grace()
         conn, protocol = self._conn, self._protocol
         ping_task = self._pinger.stop()
         tasks = {t for t in (self._task, ping_task) if t is not None and not t.done()}
@@ -195,7 +188,7 @@ class WatchSession:
         feed = self._feed
         return WatchStats(
             connected=self._conn is not None,
-            reconnects=dict(self._reconnects),
+            reconnects=dict(self._down.reconnects),
             last_message_ts=feed.last_message_ts,
             messages_total=feed.messages,
             session_started=self._session_wall,
@@ -268,7 +261,7 @@ class WatchSession:
         self._feed.connected(variables)
         self._connected_at = self._state_since = time.perf_counter()
         self._session_wall = time.time()
-        self._cancel_grace()
+        self._down.cancel_grace()
         if protocol is not None:
             protocol.watch(self._on_protocol_message)
             self._pinger.start(conn, measure=lambda until: protocol.ping(until=until))
@@ -319,28 +312,12 @@ class WatchSession:
         """Count one disconnect or failed attempt and start the grace clock."""
         if self._stopping:
             return
-        self._reconnects[reason.value] = self._reconnects.get(reason.value, 0) + 1
-        message = scrub(message, check_secrets(self.check))
-        self._down_reason, self._down_message = reason, message
         now = time.perf_counter()
         if was_connected:
             self._state_since = now
         # else: still down since an earlier failure; the grace clock keeps running.
-        what = "disconnected" if was_connected else "connection attempt failed"
-        log.info("watch %s: %s (%s): %s", self.check.name, what, reason.value, message)
-        if self._grace_handle is None:
-            loop = asyncio.get_running_loop()
-            remaining = max(self.watch.grace - (now - self._state_since), 0.0)
-            self._grace_handle = loop.call_later(remaining, self._grace_tick)
-
-    def _grace_tick(self) -> None:
-        self._grace_handle = None
-        self._maybe_report()
-
-    def _cancel_grace(self) -> None:
-        if self._grace_handle is not None:
-            self._grace_handle.cancel()
-            self._grace_handle = None
+        grace_left = max(self.watch.grace - (now - self._state_since), 0.0)
+        self._down.went_down(reason, message, grace_left=grace_left, was_connected=was_connected)
 
     def _report_tick(self) -> None:
         if self._stopping:
@@ -367,8 +344,8 @@ class WatchSession:
             grace=self.watch.grace,
             gave_up=self.gave_up,
             attempts=self._backoff.attempts,
-            down_reason=self._down_reason,
-            down_message=self._down_message,
+            down_reason=self._down.reason,
+            down_message=self._down.message,
             last_match=feed.last_match,
             stale_after=self.watch.stale_after,
             rate=feed.rate.rate(now) if feed.rate is not None else None,
@@ -390,9 +367,8 @@ class WatchSession:
         if connected and self._new_connect:
             self._new_connect = False
             # Reported once; later reports copy only the connection's facts.
-            connect = self._connect_result
-            if connect is not None:
-                connect.phases, connect.steps = {}, []
+            if isinstance(self._connect_result, ProbeResult):
+                self._connect_result = ConnectFacts.of(self._connect_result)
         self._gaps_reported = self._feed.gaps
         try:
             self.on_result(result)

@@ -52,7 +52,7 @@ async def test_server_close_reconnects_and_resubscribes(
         await feed.drop_all(code)
         await feed.changes.until(lambda: feed.subscribes() == 2)
         assert session.stats().reconnects == {reason.value: 1}
-        assert session._down_message.endswith(f"code {code} ('restart')")
+        assert session._down.message.endswith(f"code {code} ('restart')")
     finally:
         await session.stop()
 
@@ -269,7 +269,7 @@ async def test_unanswered_protocol_ping_drops_and_reconnects(results, check_for)
                     server.connected.clear()
                     await server.connected.wait()
             assert session.stats().reconnects.get("ping_timeout", 0) >= 1
-            assert "no pong" in session._down_message
+            assert "no pong" in session._down.message
         finally:
             await session.stop()
 

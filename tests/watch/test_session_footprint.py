@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from agent.watch import WatchSession
+from agent.watch.report import ConnectFacts
 
 
 def make_session(check, results) -> WatchSession:
@@ -36,8 +39,10 @@ async def test_connect_phases_reported_once_then_released(feed, results, check_f
         assert "handshake" in first.phases
         assert later.phases == {}
         assert later.status_code == first.status_code == 101
-        assert session._connect_result is not None
-        assert session._connect_result.phases == {}
+        held = session._connect_result
+        assert isinstance(held, ConnectFacts)
+        assert held.status_code == 101
+        assert sys.getsizeof(held) < sys.getsizeof(first)
     finally:
         await session.stop()
 

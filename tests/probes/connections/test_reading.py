@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import time
+import tracemalloc
 
 import pytest
+from websockets import ClientProtocol
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.uri import parse_uri
 
 from agent.probes.connections.reading import ReadingConnection, _FrameQueue
 from agent.probes.dial.opener import open_connection
@@ -85,3 +89,32 @@ def test_frame_queue_behaves_as_a_deque(start: list[int], back: list[int], taken
         q.append(9)
     assert queue.popleft() == reference.popleft() == taken
     assert list(queue) == list(reference)
+
+
+async def test_connections_made_together_keep_no_dict_of_their_own() -> None:
+    """Connections created before any of them is made (sessions connecting at once)
+    get no per-instance dict when websockets adds its attributes in connection_made."""
+
+    class _Transport(asyncio.Transport):
+        def pause_reading(self) -> None: ...
+        def resume_reading(self) -> None: ...
+        def set_write_buffer_limits(
+            self, high: int | None = None, low: int | None = None
+        ) -> None: ...
+
+    class _Fresh(ReadingConnection):
+        """A new class: its shared keys start empty, as in a new process."""
+
+    count = 50
+    conns = [_Fresh(ClientProtocol(parse_uri("ws://x/"))) for _ in range(count)]
+    transports = [_Transport() for _ in range(count)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for conn, transport in zip(conns, transports, strict=True):
+            conn.connection_made(transport)
+        per_connection = (tracemalloc.get_traced_memory()[0] - before) / count
+    finally:
+        tracemalloc.stop()
+    # The assembler and its queue are ~300 B; a dict of its own would add ~1.6 KB.
+    assert per_connection < 1000, per_connection

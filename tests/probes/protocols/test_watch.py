@@ -132,7 +132,7 @@ async def test_socketio_hung_server_is_ping_timeout(socketio_port: int) -> None:
         freeze = [{"emit": {"event": "freeze", "args": [1.5]}}]
         assert (await run(url, {"name": "socketio", "steps": freeze})).success
         await h.until(lambda: "ping_timeout" in h.session.stats().reconnects)
-        assert "no Engine.IO ping from the server for 0.3s" in h.session._down_message
+        assert "no Engine.IO ping from the server for 0.3s" in h.session._down.message
         await h.until(lambda: h.session.stats().connected)
 
 
@@ -157,7 +157,7 @@ async def test_socketio_server_disconnect_reconnects_and_follows_again(socketio_
         await h.until(lambda: h.session.stats().reconnects.get("closed", 0) >= 2)
         # Three ticks per connection: more than three means the feed was followed again.
         await h.until(lambda: messages(h) > 6)
-        assert "the server disconnected '/'" in h.session._down_message
+        assert "the server disconnected '/'" in h.session._down.message
 
 
 # --- GraphQL -------------------------------------------------------------------------
@@ -223,7 +223,7 @@ async def test_graphql_completed_subscription_reconnects_and_resubscribes(
     async with held(watch_check(url, protocol, auth={"token": "s3cret"})) as h:
         await h.until(lambda: messages(h) > 3)  # the second subscription delivered too
         assert h.session.stats().reconnects.get("closed", 0) >= 1
-        assert "the server completed subscription 'feed'" in h.session._down_message
+        assert "the server completed subscription 'feed'" in h.session._down.message
 
 
 async def test_graphql_subscription_error_is_reported(graphql_port: int) -> None:
@@ -233,7 +233,7 @@ async def test_graphql_subscription_error_is_reported(graphql_port: int) -> None
     )
     async with held(watch_check(url, protocol, auth={"token": "s3cret"})) as h:
         await h.until(lambda: h.session.stats().reconnects.get("expect_mismatch", 0) >= 2)
-        message = h.session._down_message
+        message = h.session._down.message
         assert "GraphQL error for subscription 'feed'" in message
         assert "nosuchfield" in message
 
@@ -364,7 +364,7 @@ async def test_stomp_error_frame_reported_and_session_rebuilt(rabbitmq: Broker) 
     check = watch_check(rabbitmq.open_url, stomp(rabbitmq, destination, bad_send))
     async with held(check) as h:
         await h.until(lambda: h.session.stats().reconnects.get("expect_mismatch", 0) >= 2)
-        assert "STOMP ERROR: Unknown destination" in h.session._down_message
+        assert "STOMP ERROR: Unknown destination" in h.session._down.message
 
 
 # --- refusals ------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""A check's results not yet written, in one minute: the rollups' pending state.
+
+:class:`~agent.storage.rollups.Rollups` holds one :class:`Tally` per check and minute
+between two flushes (up to :data:`~agent.storage.rollups.FLUSH_INTERVAL`), for every
+check at once, so it is kept small: one slotted object, the phase sums and counts in
+one ``array`` (no float object per value), the histogram counts in one dictionary
+created on the first measured phase. Its minute, hour and day buckets are built from
+it in the writer thread (the hour's with histograms), one at a time. Raises nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+
+from agent.result import ProbeResult
+from agent.storage.rollup_bucket import KEPT_PHASES, LATENCY_BUCKETS, Bucket, measured
+
+__all__ = ["Tally"]
+
+_WIDTH = len(LATENCY_BUCKETS)
+
+
+class Tally:
+    """What one check's runs added up to in one minute, until they are written."""
+
+    __slots__ = ("degraded", "failures", "hist", "lag_suspect", "phases", "runs")
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.degraded = 0
+        self.lag_suspect = 0
+        self.failures: dict[str, int] | None = None
+        #: [sum of seconds, runs that measured it] per KEPT_PHASES index, flat
+        self.phases: array[float] | None = None
+        #: phase index * len(LATENCY_BUCKETS) + bucket index -> runs
+        self.hist: dict[int, int] | None = None
+
+    def add(self, result: ProbeResult) -> None:
+        """Count one result."""
+        self.runs += 1
+        self.degraded += bool(result.degraded)
+        self.lag_suspect += result.lag_suspect
+        if not result.success:
+            reason = result.reason.value if result.reason else "internal"
+            if self.failures is None:
+                self.failures = {}
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+        for i, value in measured(result):
+            if self.phases is None or self.hist is None:
+                self.phases = array("d", bytes(16 * len(KEPT_PHASES)))  # zeros
+                self.hist = {}
+            self.phases[2 * i] += value
+            self.phases[2 * i + 1] += 1
+            key = i * _WIDTH + bisect.bisect_left(LATENCY_BUCKETS, value)
+            self.hist[key] = self.hist.get(key, 0) + 1
+
+    def bucket(self, *, with_hist: bool) -> Bucket:
+        """A new :class:`Bucket` of these counts (histograms only ``with_hist``)."""
+        bucket = Bucket(runs=self.runs, degraded=self.degraded, lag_suspect=self.lag_suspect)
+        if self.failures:
+            bucket.failures = dict(self.failures)
+        phases = self.phases
+        if phases is not None:
+            for i, phase in enumerate(KEPT_PHASES):
+                if runs := int(phases[2 * i + 1]):
+                    bucket.phases[phase] = [phases[2 * i], runs]
+        if with_hist and self.hist:
+            for key in sorted(self.hist):
+                at, index = divmod(key, _WIDTH)
+                bucket.hist.setdefault(KEPT_PHASES[at], {})[index] = self.hist[key]
+        return bucket
