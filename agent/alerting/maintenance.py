@@ -53,11 +53,26 @@ class _Window:
     _memo: tuple[float, float, OpenWindow | None] = field(
         default=(1.0, 0.0, None), init=False, repr=False, compare=False
     )
+    #: (checks asked about, those covered) of the last :meth:`covering`.
+    _covered: tuple[Mapping[str, Mapping[str, str]] | None, frozenset[str]] = field(
+        default=(None, frozenset()), init=False, repr=False, compare=False
+    )
 
     def covers(self, check: str, labels: Mapping[str, str]) -> bool:
         if check in self.checks:
             return True
         return bool(self.matchers) and matches_all(self.matchers, {**labels, "check": check})
+
+    def covering(self, checks: Mapping[str, Mapping[str, str]]) -> frozenset[str]:
+        """The checks of ``checks`` (name to labels) this window covers, worked out once
+        per mapping: the caller passes the same object until its checks change."""
+        asked, covered = self._covered
+        if asked is not checks:
+            covered = frozenset(
+                name for name, labels in checks.items() if self.covers(name, labels)
+            )
+            self._covered = (checks, covered)
+        return covered
 
     def open_at(self, now: float) -> OpenWindow | None:
         since, until, answer = self._memo
@@ -122,6 +137,18 @@ class MaintenanceSchedule:
             open_window = window.open_at(at)
             if open_window is not None and (found is None or open_window.ends_at > found.ends_at):
                 found = open_window
+        return found
+
+    def in_force(self, checks: Mapping[str, Mapping[str, str]], *, at: float) -> frozenset[str]:
+        """The checks of ``checks`` (name to labels) in a window open at ``at``.
+
+        Nothing per check unless a window is open, and then only once per window and
+        ``checks`` mapping (see :meth:`_Window.covering`): a scrape asks this every time.
+        """
+        found: frozenset[str] = frozenset()
+        for window in self._windows:
+            if window.open_at(at) is not None:
+                found |= window.covering(checks)
         return found
 
 

@@ -87,6 +87,8 @@ class AlertService:
         self._on_notification = on_notification
         persisted = store.load_alert_states()
         self._states = {name: AlertState.from_dict(data) for name, data in persisted.items()}
+        # Kept as states change so a scrape's flags (flagged()) cost nothing per check.
+        self._firing = {name for name, state in self._states.items() if state.firing}
         # URL and labels per check, kept so a removed check's "resolved" can name them.
         self._targets: dict[str, tuple[str, dict[str, str]]] = {
             name: (str(data.get("url", "")), dict(data.get("labels", {})))
@@ -139,6 +141,8 @@ class AlertService:
         self._config = config
         self._rows.config = config
         self._checks = {c.name: c for c in config.checks}
+        # A new object per reload: flagged() works out windows and silences once per one.
+        self._labels = {c.name: c.labels for c in config.checks}
         # Most checks have no alerting block of their own and no route: one shared policy.
         shared = resolve_policy(config.alerting, None)
         self._policies = {
@@ -160,6 +164,7 @@ class AlertService:
         now = self._clock()
         for name in [n for n in self._states if n not in self._checks]:
             state = self._states.pop(name)
+            self._firing.discard(name)
             if self._quiet.flapping(name).flapping and not state.firing:
                 # Receivers were told it flaps (an open incident): close it too.
                 state = dataclasses.replace(state, status="firing")
@@ -224,7 +229,7 @@ class AlertService:
         rows = self._rows.build(
             transitions, url=check.url, labels=check.labels, result=result, policy=policy, now=now
         )
-        self._states[check.name] = after
+        self._put(check.name, after)
         queued: list[OutboxRow] = []
         if rows or changed or not steady_ok(before, after):
             queued = self._save(check.name, after, rows)
@@ -238,6 +243,23 @@ class AlertService:
         return routed_policy(
             self._config.alerting, check.alerting, name=check.name, labels=check.labels
         )
+
+    def flagged(self) -> dict[str, frozenset[str]]:
+        """The configured checks each alert-state flag applies to now.
+
+        The flags of every check at once, for a scrape: ``firing``, ``flapping``,
+        ``maintenance`` and ``silenced`` (what :meth:`firing`, :meth:`flapping`,
+        :meth:`in_maintenance` and :meth:`silenced` say one check at a time). Nothing
+        is worked out per check unless a window or a silence is in force, and then once
+        per change of the windows open, the silences active or the checks.
+        """
+        now = self._clock()
+        return {
+            "firing": frozenset(self._firing),
+            "flapping": self._quiet.flapping_checks(),
+            "maintenance": self._quiet.maintenance.in_force(self._labels, at=now),
+            "silenced": self._quiet.silenced_checks(self._labels, now),
+        }
 
     def firing(self, check: str) -> bool:
         """True while ``check``'s down alert is firing."""
@@ -343,6 +365,13 @@ class AlertService:
             )
             self._dispatcher.enqueue(self._save(name, state, rows))
 
+    def _put(self, check: str, state: AlertState) -> None:
+        self._states[check] = state
+        if state.firing:
+            self._firing.add(check)
+        else:
+            self._firing.discard(check)
+
     def _target_labels(self, check: str) -> dict[str, str]:
         conf = self._checks.get(check)
         return conf.labels if conf is not None else self._targets.get(check, ("", {}))[1]
@@ -365,7 +394,7 @@ class AlertService:
             return  # check removed meanwhile
         after = mark_delivered(state, at=at)
         if after != state:
-            self._states[row.check] = after
+            self._put(row.check, after)
             self._save(row.check, after)
 
     def _save(

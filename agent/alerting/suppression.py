@@ -87,6 +87,16 @@ class Suppression:
         self.maintenance = MaintenanceSchedule()
         self.suppressed: Counter[str] = Counter(dict.fromkeys(SUPPRESSION_REASONS, 0))
         self._checks: dict[str, _Check] = {}
+        #: Checks whose flap state is flapping, kept as it changes (read at every scrape).
+        self._flapping: set[str] = set()
+        #: (active silences, checks, location, the checks they mute) of the last
+        #: :meth:`silenced_checks`.
+        self._muted_memo: tuple[tuple[object, ...], object, str, frozenset[str]] = (
+            (),
+            None,
+            "",
+            frozenset(),
+        )
 
     # -- persistence (rides in the check's alert-state row) ---------------------------
 
@@ -101,6 +111,7 @@ class Suppression:
                         bool(item.get("was_open")), item["count"], bool(item.get("news"))
                     )
         self._checks[check] = entry
+        self._track_flapping(check, entry.flap)
 
     def persisted(self, check: str) -> dict[str, Any]:
         """Extra keys for ``check``'s stored alert state."""
@@ -118,6 +129,7 @@ class Suppression:
     def forget(self, check: str) -> None:
         """Drop a removed check."""
         self._checks.pop(check, None)
+        self._flapping.discard(check)
 
     # -- the gate ----------------------------------------------------------------------
 
@@ -177,6 +189,7 @@ class Suppression:
             else:
                 out.append(t)
         entry.flap = flap
+        self._track_flapping(check, flap)
         return out, changed
 
     def release(
@@ -204,6 +217,32 @@ class Suppression:
         found = self.silences.muting(self._labels(check, labels, "down"), now)
         return [s.id for s in found]
 
+    def flapping_checks(self) -> frozenset[str]:
+        """The checks flapping now."""
+        return frozenset(self._flapping)
+
+    def silenced_checks(
+        self, checks: Mapping[str, Mapping[str, str]], now: float
+    ) -> frozenset[str]:
+        """The checks of ``checks`` (name to labels) whose ``down`` alert a silence mutes.
+
+        Nothing per check unless a silence is active, and then only when the active
+        silences, the ``checks`` mapping (the same object until the checks change) or
+        the location changed since the last call: a scrape asks this every time.
+        """
+        active = tuple(s for s in self.silences.all() if s.starts_at <= now < s.ends_at)
+        if not active:
+            return frozenset()
+        memo_active, memo_checks, memo_location, muted = self._muted_memo
+        if memo_active != active or memo_checks is not checks or memo_location != self.location:
+            muted = frozenset(
+                name
+                for name, labels in checks.items()
+                if any(s.mutes(self._labels(name, labels, "down"), now) for s in active)
+            )
+            self._muted_memo = (active, checks, self.location, muted)
+        return muted
+
     def held(self, check: str) -> dict[str, Held]:
         """``check``'s held notifications by alert."""
         entry = self._checks.get(check)
@@ -213,6 +252,12 @@ class Suppression:
 
     def _labels(self, check: str, labels: Mapping[str, str], alert: str) -> dict[str, str]:
         return alert_labels(check, labels, alert=alert, location=self.location)
+
+    def _track_flapping(self, check: str, flap: FlapState) -> None:
+        if flap.flapping:
+            self._flapping.add(check)
+        else:
+            self._flapping.discard(check)
 
     def _muted(self, check: str, labels: Mapping[str, str], alert: str, now: float) -> bool:
         return bool(self.silences.muting(self._labels(check, labels, alert), now))

@@ -1,7 +1,8 @@
 """The series of the alerting side: alert state per check and notification outcomes.
 
 Alert state (firing, flapping, in maintenance, silenced) is read from the alert
-service at scrape time, so it is never cached with a check's rendered block; the
+service at scrape time, once per scrape as a set of flagged checks per flag, so it
+is never cached with a check's rendered block; the
 notification counts, the suppressed notifications and the outbox depth are agent-wide
 series. :mod:`agent.metrics.registry` places both in its exposition.
 """
@@ -10,12 +11,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 
 from agent.config.models import CheckConfig
 from agent.metrics.families import CheckSeries, LiveFamily
 from agent.metrics.text import header, label_str, labels, single_sample
 
-__all__ = ["NOTIFICATION_OUTCOMES", "NotificationCounts", "alert_families", "alerting_lines"]
+__all__ = [
+    "ALERT_FLAGS",
+    "NOTIFICATION_OUTCOMES",
+    "NotificationCounts",
+    "alert_families",
+    "alerting_lines",
+]
+
+#: The alert-state families' suffixes in exposition order (``wsprobe_alert_<flag>``).
+ALERT_FLAGS = ("firing", "flapping", "maintenance", "silenced")
 
 #: Outcomes of a delivery attempt (AlertService's ``on_notification``), at 0 from the
 #: start for every configured receiver.
@@ -59,28 +70,26 @@ class NotificationCounts:
 
 
 def alert_families(
-    firing: Callable[[str], bool] | None,
-    flags: Mapping[str, Callable[[str], bool]],
-    unflagged: dict[tuple[str, int, int], str],
+    flags: Callable[[], Mapping[str, AbstractSet[str]]] | None,
+    ranges: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]],
 ) -> list[LiveFamily]:
     """The per-check alert-state families, read live at scrape time.
 
     Args:
-        firing: whether a check's alert fires (``AlertService.firing``), or None.
-        flags: alert-state flags by family suffix (``flapping``, ``maintenance``,
-            ``silenced``): whether each applies to a check.
-        unflagged: the text of ranges of checks none of which is flagged, kept across
-            scrapes; the caller empties it whenever its checks change.
+        flags: the checks each alert-state flag applies to now, by family suffix
+            (``firing``, ``flapping``, ``maintenance``, ``silenced``;
+            ``AlertService.flagged``), asked once per scrape; or None.
+        ranges: per family and range of checks, the range's check names, its flagged
+            checks and its text when last written, kept across scrapes; the caller
+            empties it whenever its checks change.
 
     Returns:
-        One family per source given, ``wsprobe_alert_firing`` first.
+        One family per flag given, in :data:`ALERT_FLAGS` order.
     """
-    families: list[LiveFamily] = []
-    if firing is not None:
-        families.append(_flag_family("firing", firing, unflagged))
-    for suffix, flag in flags.items():
-        families.append(_flag_family(suffix, flag, unflagged))
-    return families
+    if flags is None:
+        return []
+    flagged = flags()
+    return [_flag_family(s, flagged[s], ranges) for s in ALERT_FLAGS if s in flagged]
 
 
 def alerting_lines(
@@ -123,32 +132,31 @@ def alerting_lines(
 
 
 def _flag_family(
-    suffix: str, flag: Callable[[str], bool], unflagged: dict[tuple[str, int, int], str]
+    suffix: str,
+    flagged: AbstractSet[str],
+    ranges: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]],
 ) -> LiveFamily:
-    """``wsprobe_alert_<suffix>``: one 0/1 line per check, read from ``flag`` now.
+    """``wsprobe_alert_<suffix>``: one 0/1 line per check, 1 for the checks in ``flagged``.
 
-    Nearly every check's flag is 0 at nearly every scrape, so a range of checks none
-    of which is flagged reuses its text from ``unflagged`` (keyed by the range's first
-    series and length, valid while the checks are unchanged). Writing four such
-    families line by line was ~30 ms of a 10,000-check scrape, one callback and join
-    per check and family ~75 ms.
+    A range of checks reuses its text from ``ranges`` (keyed by the family, the range's
+    first series and length, valid while the checks are unchanged) while the checks of
+    it that are flagged stay the same: set operations on names, no Python work per
+    check. Nearly every check's flag is 0 at nearly every scrape; asking the alert
+    service check by check was ~20 % of a 10,000-check scrape's CPU in the daemon
+    (docs/bench-log.md).
     """
     name = f"wsprobe_alert_{suffix}"
     head = name + "{"
 
     def text(checks: list[tuple[CheckConfig, CheckSeries]]) -> str:
-        flagged = [flag(c.name) for c, _ in checks]
-        if any(flagged):
-            return "".join(
-                [
-                    f"{head}{s.base}}} {1 if on else 0}\n"
-                    for (_, s), on in zip(checks, flagged, strict=True)
-                ]
-            )
         key = (name, id(checks[0][1]), len(checks))
-        zeros = unflagged.get(key)
-        if zeros is None:
-            zeros = unflagged[key] = "".join([f"{head}{s.base}}} 0\n" for _, s in checks])
-        return zeros
+        cached = ranges.get(key)
+        names = cached[0] if cached is not None else frozenset(c.name for c, _ in checks)
+        hits = names.intersection(flagged) if flagged else frozenset()
+        if cached is not None and cached[1] == hits:
+            return cached[2]
+        written = "".join([f"{head}{s.base}}} {1 if c.name in hits else 0}\n" for c, s in checks])
+        ranges[key] = (names, hits, written)
+        return written
 
     return name, _FLAG_HELP[suffix], "gauge", text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 
 from agent import __version__
 from agent.config.models import CheckConfig
@@ -94,9 +95,9 @@ class Metrics:
     Args:
         location: the agent's ``location`` label value.
         version: reported by ``wsprobe_build_info``.
-        alert_firing: whether a check's alert fires (``AlertService.firing``).
-        alert_flags: alert-state flags by family suffix (``flapping``,
-            ``maintenance``, ``silenced``): whether each applies to a check.
+        alert_flags: the checks each alert-state flag applies to now, by family
+            suffix (``firing``, ``flapping``, ``maintenance``, ``silenced``;
+            ``AlertService.flagged``): asked once per scrape, one family per key.
         alert_suppressed: notifications held back, by reason
             (``wsprobe_alert_notifications_suppressed_total``).
         queue_depth: notifications waiting (``AlertService.queue_depth``).
@@ -113,8 +114,7 @@ class Metrics:
         *,
         location: str,
         version: str = __version__,
-        alert_firing: Callable[[str], bool] | None = None,
-        alert_flags: Mapping[str, Callable[[str], bool]] | None = None,
+        alert_flags: Callable[[], Mapping[str, AbstractSet[str]]] | None = None,
         alert_suppressed: Callable[[], Mapping[str, int]] | None = None,
         queue_depth: Callable[[], int] | None = None,
         state_health: Callable[[], tuple[bool, int]] | None = None,
@@ -125,8 +125,10 @@ class Metrics:
         self.location = location
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
-        # The text of a range of checks in an alert-state family when none is flagged.
-        self._unflagged: dict[tuple[str, int, int], str] = {}
+        # Per alert-state family and range of checks: names, flagged ones, text.
+        self._flag_ranges: dict[
+            tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]
+        ] = {}
         self.in_flight = 0
         #: Scheduled runs waiting for a concurrency slot or for admission.
         self.runs_waiting = 0
@@ -138,8 +140,7 @@ class Metrics:
         self.fleet = FleetHistograms()
         self.reload_successful = 0.0
         self.reload_success_timestamp = 0.0
-        self._alert_firing = alert_firing
-        self._alert_flags = dict(alert_flags or {})
+        self._alert_flags = alert_flags
         self._alert_suppressed = alert_suppressed
         self._queue_depth = queue_depth
         self._state_health = state_health
@@ -158,7 +159,7 @@ class Metrics:
         if location is not None and location != self.location:
             self.location = location
             self._checks.clear()
-        self._unflagged.clear()  # keyed by the checks' ranges, which change with them
+        self._flag_ranges.clear()  # keyed by the checks' ranges, which change with them
         old = self._checks
         self._checks = {}
         for check in checks:
@@ -304,7 +305,7 @@ class Metrics:
 
     def _live_families(self) -> list[LiveFamily]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
-        families = alert_families(self._alert_firing, self._alert_flags, self._unflagged)
+        families = alert_families(self._alert_flags, self._flag_ranges)
         if self._watch_stats is not None:
             families += [per_range(family) for family in watch_families(self._watch_stats)]
         return families

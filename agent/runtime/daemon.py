@@ -173,12 +173,7 @@ class Daemon:
         # Built last of the services it reads, so it is complete from the start.
         self.metrics = metrics = Metrics(
             location=agent.location,
-            alert_firing=self.alerting.firing,
-            alert_flags={
-                "flapping": self.alerting.flapping,
-                "maintenance": self.alerting.in_maintenance,
-                "silenced": self.alerting.silenced,
-            },
+            alert_flags=self.alerting.flagged,
             alert_suppressed=self.alerting.suppressed_counts,
             queue_depth=self.alerting.queue_depth,
             state_health=self.store.health.snapshot,

@@ -264,12 +264,7 @@ def test_alert_states_reach_the_metrics(store: Store) -> None:
     run(service, cfg, clock, "FSFS")  # check a: firing, resolved, flapping
     metrics = Metrics(
         location="lab",
-        alert_firing=service.firing,
-        alert_flags={
-            "flapping": service.flapping,
-            "maintenance": service.in_maintenance,
-            "silenced": service.silenced,
-        },
+        alert_flags=service.flagged,
         alert_suppressed=service.suppressed_counts,
     )
     metrics.set_checks(cfg.checks)

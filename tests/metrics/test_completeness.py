@@ -41,7 +41,7 @@ def _metrics(
 ) -> tuple[Metrics, CheckConfig, CheckConfig]:
     metrics = Metrics(
         location="eu-1",
-        alert_firing=lambda _: False,
+        alert_flags=lambda: {"firing": frozenset()},
         queue_depth=lambda: 0,
         watch_stats=watch_stats,
     )

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig, CheckMetricsConfig
-from agent.metrics.alerts import NotificationCounts
+from agent.metrics.alerts import ALERT_FLAGS, NotificationCounts
 from agent.metrics.registry import EAGER_RENDERS, Metrics
 from agent.metrics.text import PHASE_BUCKETS, Histogram, fmt, header, render_probe
 from agent.result import ProbeResult, Reason, TLSInfo
@@ -66,8 +66,8 @@ def _with_checks(metrics: Metrics, name: str) -> set[str]:
     return {n for n, labels in samples if ("check", name) in labels}
 
 
-def _firing(name: str) -> bool:
-    return name == "feed"
+def _firing() -> dict[str, frozenset[str]]:
+    return {"firing": frozenset({"feed"})}
 
 
 def _depth() -> int:
@@ -82,7 +82,7 @@ def notifications() -> NotificationCounts:
 @pytest.fixture
 def metrics(notifications: NotificationCounts) -> Metrics:
     m = Metrics(
-        location="eu-1", alert_firing=_firing, queue_depth=_depth, notifications=notifications
+        location="eu-1", alert_flags=_firing, queue_depth=_depth, notifications=notifications
     )
     m.reloaded(ok=True)
     return m
@@ -367,7 +367,7 @@ def test_cached_block_renews_on_change(metrics: Metrics, update: str) -> None:
 def test_live_series_not_cached() -> None:
     """Alert state is read at each scrape, even when the check's cached text is unchanged."""
     firing: set[str] = set()
-    metrics = Metrics(location="eu-1", alert_firing=lambda name: name in firing)
+    metrics = Metrics(location="eu-1", alert_flags=lambda: {"firing": firing})
     check = _check("feed")
     metrics.set_checks([check])
     metrics.observe(check, _ok(check), duration=0.02)
@@ -380,7 +380,7 @@ def test_live_series_not_cached() -> None:
 def test_alert_flags_follow_state_and_check_changes() -> None:
     """Alert-state gauges read each scrape; unflagged text follows flag flips and relabels."""
     flapping: set[str] = set()
-    metrics = Metrics(location="eu-1", alert_flags={"flapping": lambda name: name in flapping})
+    metrics = Metrics(location="eu-1", alert_flags=lambda: {"flapping": flapping})
     checks = [_check(f"c{i}", team="a") for i in range(5)]
     metrics.set_checks(checks)
 
@@ -425,7 +425,7 @@ def test_scraped_check_renders_on_result(metrics: Metrics) -> None:
     feed, chat = _check("feed"), _check("chat")
     metrics.set_checks([feed, chat])
     # The same results fed to agent metrics that never render early.
-    lazy = Metrics(location="eu-1", alert_firing=_firing, queue_depth=_depth)
+    lazy = Metrics(location="eu-1", alert_flags=_firing, queue_depth=_depth)
     lazy.reload_success_timestamp = metrics.reload_success_timestamp
     lazy.reload_successful = metrics.reload_successful
     lazy.set_checks([feed, chat])
@@ -510,8 +510,7 @@ def _per_check(*, histograms: bool) -> tuple[float, float]:
     """Bytes and samples one probed TLS check adds to a daemon-like exposition."""
     metrics = Metrics(
         location="eu-1",
-        alert_firing=lambda name: False,
-        alert_flags=dict.fromkeys(("flapping", "maintenance", "silenced"), lambda n: False),
+        alert_flags=lambda: dict.fromkeys(ALERT_FLAGS, frozenset()),
     )
     checks = [_check(f"check-{i:05d}", histograms=histograms) for i in range(50)]
     metrics.set_checks(checks)
