@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python -m bench.metrics_render [CHECKS ...]`` (default 1000 10000).
 Served: ``.venv/bin/python -m bench.metrics_render --served [--rounds R] [--tree DIR] [CHECKS]``.
 
-Builds :class:`agent.metrics.registry.Metrics` with generated checks shaped like the capacity
+Builds :class:`agent.metrics.registry.Metrics` over a real alert service (as the daemon
+wires them) with generated checks shaped like the capacity
 bench's (``labels: {shard}``, 3 pings), feeds each a realistic result (80 % ``ws://``
 successes, 10 % ``wss://`` successes with TLS, 10 % refused connections), then measures
 three scrapes the way the web handler consumes them (piece by piece):
@@ -41,6 +42,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -114,11 +116,41 @@ def _checks(n: int) -> list[CheckConfig]:
     ]
 
 
+def _alerting_metrics(checks: list[CheckConfig], state_dir: str) -> Metrics:
+    """Metrics over a real AlertService wired the way the daemon wires them.
+
+    No receivers, windows or silences, as in a plain configuration. On an older tree
+    (``--tree``) the alert-state families ask the service one check at a time.
+    """
+    from agent.alerting import AlertService
+    from agent.config import Config
+    from agent.storage import Store
+
+    service = AlertService(Config(checks=tuple(checks)), Store(Path(state_dir)))
+    wiring: dict[str, Any] = {"alert_flags": getattr(service, "flagged", None)}
+    if wiring["alert_flags"] is None:
+        wiring = {
+            "alert_firing": service.firing,
+            "alert_flags": {
+                "flapping": service.flapping,
+                "maintenance": service.in_maintenance,
+                "silenced": service.silenced,
+            },
+        }
+    return Metrics(
+        location="bench",
+        alert_suppressed=service.suppressed_counts,
+        queue_depth=service.queue_depth,
+        **wiring,
+    )
+
+
 def measure(n: int) -> dict[str, object]:
     """Bytes and CPU of three scrapes of ``n`` checks (see the module docstring)."""
     rng = random.Random(7)
     checks = _checks(n)
-    metrics = Metrics(location="bench", alert_firing=lambda _: False, queue_depth=lambda: 0)
+    state = tempfile.TemporaryDirectory()
+    metrics = _alerting_metrics(checks, state.name)
     metrics.set_checks(checks)
     for i, check in enumerate(checks):
         metrics.observe(check, _result(check, i, rng), duration=0.003)
@@ -136,6 +168,7 @@ def measure(n: int) -> dict[str, object]:
     cold = out["cold"]
     assert isinstance(cold, dict)
     out["bytes_per_check"] = round(cold["bytes"] / n)
+    state.cleanup()
     return out
 
 
@@ -143,7 +176,8 @@ def _serve_child(n: int, options: list[str]) -> None:
     """The served agent: /metrics and /healthz over ``n`` checks on a busy uvloop.
 
     ``options``: ``pause=S`` (the handler's pause between pieces), ``chunk=BYTES``
-    (characters per piece at most), to compare settings of the same tree.
+    (characters per piece at most), to compare settings of the same tree; ``state=DIR``
+    (the alert service's state directory, given by the parent).
     """
     import uvloop
     from aiohttp import web
@@ -157,17 +191,20 @@ def _serve_child(n: int, options: list[str]) -> None:
         from agent.http.server import Authenticator  # type: ignore[attr-defined,no-redef]
 
     chunk: dict[str, int] = {}
+    state_dir = ""
     for option in options:
         key, _, value = option.partition("=")
         if key == "pause":
             server.SCRAPE_PAUSE = float(value)
         elif key == "chunk":
             chunk["chunk_bytes"] = int(value)
+        elif key == "state":
+            state_dir = value
     from agent.metrics.process import with_process
 
     rng = random.Random(7)
     checks = _checks(n)
-    metrics = Metrics(location="bench", alert_firing=lambda _: False, queue_depth=lambda: 0)
+    metrics = _alerting_metrics(checks, state_dir)
     metrics.set_checks(checks)
     for i, check in enumerate(checks):
         metrics.observe(check, _result(check, i, rng), duration=0.003)
@@ -222,6 +259,8 @@ def served(
     # -P: the working directory is not put on the path, so ``agent`` comes from ``tree``.
     argv = [sys.executable, "-P", "-m", "bench.metrics_render", "--serve-child", str(n)]
     argv += [f"--option={o}" for o in options or []]
+    state = tempfile.TemporaryDirectory()
+    argv.append(f"--option=state={state.name}")
     child = procs.spawn(argv, core=procs.BENCH_CORE, what="served metrics", env=env)
     poller: Poller | None = None
     runs: dict[str, list[dict[str, float]]] = {"plain": [], "gzip": []}
@@ -257,6 +296,7 @@ def served(
         if poller is not None:
             poller.stop()
         procs.stop(child)
+        state.cleanup()
     assert poller is not None
     between = [d for _, d in poller.polls]
     out: dict[str, Any] = {"checks": n, "tree": tree or "this", "options": options or []}
