@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.alerting.state import AlertState, Transition
+from agent.config import Config
 from agent.config.alerting import DEFAULT_FLAP_MAX_CHANGES, DEFAULT_FLAP_WINDOW, AlertingConfig
 
-__all__ = ["FlapPolicy", "FlapState", "resolve_flap", "track"]
+__all__ = ["FlapPolicy", "FlapState", "check_flaps", "resolve_flap", "track"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,15 @@ def resolve_flap(agent: AlertingConfig, check: AlertingConfig | None) -> FlapPol
         if flap.window is not None:
             window = flap.window
     return FlapPolicy(max_changes=max_changes, window=window)
+
+
+def check_flaps(config: Config) -> dict[str, FlapPolicy]:
+    """Every check's flap policy, by name; checks without an alerting block share one."""
+    shared = resolve_flap(config.alerting, None)
+    return {
+        c.name: shared if c.alerting is None else resolve_flap(config.alerting, c.alerting)
+        for c in config.checks
+    }
 
 
 @dataclass(frozen=True, slots=True)

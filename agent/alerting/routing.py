@@ -22,11 +22,14 @@ from typing import Any
 
 from agent.alerting.grouping import GroupPolicy
 from agent.alerting.state import AlertPolicy, resolve_policy
-from agent.config import Config
+from agent.config import CheckConfig, Config
 from agent.config.alerting import AgentAlertingConfig, AlertingConfig, ReceiverConfig, RouteConfig
 
 __all__ = [
     "agent_grouping",
+    "check_grouping",
+    "check_policies",
+    "check_policy",
     "matching_routes",
     "routed_grouping",
     "routed_policy",
@@ -162,3 +165,32 @@ def with_templates(receiver: ReceiverConfig, config: Config) -> ReceiverConfig:
     own = receiver.templates
     merged = own.merged(default) if own is not None else default
     return receiver.model_copy(update={"templates": merged})
+
+
+def check_policy(config: Config, check: CheckConfig) -> AlertPolicy:
+    """``check``'s alert policy: its own block over the routes over the defaults."""
+    return routed_policy(config.alerting, check.alerting, name=check.name, labels=check.labels)
+
+
+def check_policies(config: Config) -> dict[str, AlertPolicy]:
+    """Every check's alert policy, by name.
+
+    Most checks have no alerting block of their own and no route: they share one
+    policy object rather than each holding an equal copy.
+    """
+    shared = resolve_policy(config.alerting, None)
+    return {
+        c.name: shared
+        if c.alerting is None and not config.alerting.routes
+        else check_policy(config, c)
+        for c in config.checks
+    }
+
+
+def check_grouping(config: Config) -> dict[str, GroupPolicy]:
+    """The checks whose routes group their events otherwise than the agent level does."""
+    return {
+        c.name: p
+        for c in config.checks
+        if (p := routed_grouping(config.alerting, name=c.name, labels=c.labels))
+    }

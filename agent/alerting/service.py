@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.alerting.dispatcher import DEFAULT_MAX_IN_FLIGHT, Dispatcher
 from agent.alerting.emission import EventRows
-from agent.alerting.flap import FlapPolicy, resolve_flap
+from agent.alerting.flap import FlapPolicy, check_flaps, resolve_flap
 from agent.alerting.maintenance import MaintenanceSchedule
 from agent.alerting.outbox import (
     DEFAULT_RETRY_INITIAL_INTERVAL,
@@ -27,8 +27,9 @@ from agent.alerting.outbox import (
 )
 from agent.alerting.routing import (
     agent_grouping,
-    routed_grouping,
-    routed_policy,
+    check_grouping,
+    check_policies,
+    check_policy,
     routing_problems,
     with_templates,
 )
@@ -143,19 +144,8 @@ class AlertService:
         self._checks = {c.name: c for c in config.checks}
         # A new object per reload: flagged() works out windows and silences once per one.
         self._labels = {c.name: c.labels for c in config.checks}
-        # Most checks have no alerting block of their own and no route: one shared policy.
-        shared = resolve_policy(config.alerting, None)
-        self._policies = {
-            c.name: shared
-            if c.alerting is None and not config.alerting.routes
-            else self._policy_of(c)
-            for c in config.checks
-        }
-        shared_flap = resolve_flap(config.alerting, None)
-        self._flap = {
-            c.name: shared_flap if c.alerting is None else resolve_flap(config.alerting, c.alerting)
-            for c in config.checks
-        }
+        self._policies = check_policies(config)
+        self._flap = check_flaps(config)
         self._quiet.location = config.agent.location
         self._quiet.maintenance = MaintenanceSchedule(config.maintenance)
         receivers = {r.name: with_templates(r, config) for r in config.receivers}
@@ -186,12 +176,9 @@ class AlertService:
             )
             for _ in range(count):
                 self._outcome(receiver, "dropped")
-        per_check = {
-            c.name: p
-            for c in config.checks
-            if (p := routed_grouping(config.alerting, name=c.name, labels=c.labels))
-        }
-        self._dispatcher.set_grouping(agent_grouping(config.alerting), per_check=per_check)
+        self._dispatcher.set_grouping(
+            agent_grouping(config.alerting), per_check=check_grouping(config)
+        )
         self._dispatcher.set_receivers(receivers)
 
     def observe(self, check: CheckConfig, result: ProbeResult) -> list[Transition]:
@@ -210,7 +197,7 @@ class AlertService:
         now = self._clock()
         policy = self._policies.get(check.name)
         if policy is None or self._checks.get(check.name) is not check:
-            policy = self._policy_of(check)
+            policy = check_policy(self._config, check)
         before = self._states.get(check.name, AlertState())
         self._targets[check.name] = (check.url, check.labels)
         if self._quiet.window(check.name, check.labels, now) is not None:
@@ -238,11 +225,6 @@ class AlertService:
             logger.info("alert %s: check %r %s%s", t.alert, t.check, t.event, detail)
         self._dispatcher.enqueue(queued)
         return transitions
-
-    def _policy_of(self, check: CheckConfig) -> AlertPolicy:
-        return routed_policy(
-            self._config.alerting, check.alerting, name=check.name, labels=check.labels
-        )
 
     def flagged(self) -> dict[str, frozenset[str]]:
         """The configured checks each alert-state flag applies to now.
