@@ -247,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "quiet", False) and not getattr(args, "log_level", None):
         level = "critical"  # -q: the exit status only
     setup_logging(level=level, fmt=getattr(args, "log_format", "text"))
+    # The process is this command (console script, python -m agent), not a caller's test.
+    args.whole_process = argv is None
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
@@ -372,7 +374,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent.runtime.serve import serve
 
     code = serve(find_config(args.config), demo=args.demo, shard=shard, overrides=overrides)
-    if supervised:
+    if supervised or args.whole_process:
         exit_now(code)
     return code
 

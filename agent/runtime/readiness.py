@@ -66,11 +66,11 @@ def die_with_parent() -> bool:
 
 
 def exit_now(code: int) -> NoReturn:
-    """End a supervised agent that has stopped: flush the logs, skip the heap's teardown.
+    """End an agent process that has stopped: flush the logs, skip the heap's teardown.
 
     The agent has closed its store and sockets by then; what is left is freeing every
     object of every check one by one, which at 20,000 checks took about a second,
-    counted against the supervisor's stop.
+    counted against the stop (a supervisor's, or SIGTERM's bound of 3 s).
     """
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
