@@ -26,7 +26,7 @@ achieves at saturation.
 
 The target server stays on the last core (``bench.procs.SERVER_CORE``), as in every
 scenario. On a 2-core machine the 2-core layouts therefore share that core with the
-server: its CPU share is reported beside each run (``server_cpu_share``) so the lead can
+server: its CPU share is reported beside each run (``server_cpu_share``) so a reader can
 see how much of the second core was left for the agents. On a machine with 3 or more
 cores the agents get the first two and the server one of its own.
 
