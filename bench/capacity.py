@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,11 @@ from bench.clients import Cycle
 from bench.fidelity import Wire, calibrate, errors
 from bench.gen import write_config
 from bench.poller import Poller
+from bench.scrape import histogram_quantile, sums
 from bench.startup import wait_ready
 from bench.stats import ms
 
-__all__ = ["run"]
+__all__ = ["WANTED", "run"]
 
 FIDELITY_CHECKS = 10
 #: Comma-separated check counts to run instead of the default levels (e.g. ``10000``),
@@ -53,7 +53,7 @@ LEVELS_ENV = "WSPROBE_BENCH_CAPACITY_LEVELS"
 #: Outside ``/healthz`` polls per second during the window.
 POLL_HZ = 20.0
 
-_WANTED = (
+WANTED = (
     "wsprobe_probes_total",
     "wsprobe_probes_skipped_total",
     "wsprobe_agent_problem_runs_total",
@@ -90,32 +90,6 @@ def _fetch_gzip(port: int, scrapes: list[tuple[float, float]]) -> tuple[int, flo
     return size, t1 - t0
 
 
-def _parse(text: str) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
-    """Counter sums (by name and result) and histogram buckets summed over labels.
-
-    A line filter rather than a full parser: with 10,000 checks the exposition is
-    megabytes, and parsing it must not steal the agent's core mid-window.
-    """
-    counters: dict[str, float] = defaultdict(float)
-    buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
-    for line in text.splitlines():
-        if not line.startswith(_WANTED):
-            continue
-        name, _, rest = line.partition("{")
-        labels, _, value = rest.rpartition("} ")
-        if name.endswith("_bucket"):
-            le = labels.split('le="', 1)[1].split('"', 1)[0]
-            buckets[name[: -len("_bucket")]][float(le)] += float(value.split()[0])
-        else:
-            key = name
-            for label in ("result", "reason"):
-                if f'{label}="' in labels:
-                    value_of = labels.split(f'{label}="', 1)[1].split('"', 1)[0]
-                    key += "{" + label + "=" + value_of + "}"
-            counters[key] += float(value.split()[0])
-    return counters, buckets
-
-
 def _max_bucket(before: dict[float, float], after: dict[float, float]) -> float | None:
     """The upper bound of the highest bucket that gained an observation (the worst seen)."""
     bounds = sorted(after)
@@ -127,25 +101,6 @@ def _max_bucket(before: dict[float, float], after: dict[float, float]) -> float 
             worst = bound
         below = count
     return worst
-
-
-def _quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
-    """histogram_quantile over the delta of two cumulative bucket snapshots."""
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0.0) for b in bounds]
-    if not counts or counts[-1] <= 0:
-        return None
-    rank = q * counts[-1]
-    prev_bound, prev_count = 0.0, 0.0
-    for bound, count in zip(bounds, counts, strict=True):
-        if count >= rank:
-            if bound == float("inf"):
-                return prev_bound
-            span = count - prev_count
-            frac = (rank - prev_count) / span if span else 1.0
-            return prev_bound + (bound - prev_bound) * frac
-        prev_bound, prev_count = bound, count
-    return prev_bound
 
 
 def _fidelity_results(port: int, since: float, until: float) -> list[tuple[str, float, Cycle]]:
@@ -257,7 +212,7 @@ def _measure(
             poller.stop()
             rss = procs.rss_kib(popen.pid)
             results = _fidelity_results(port, wall0, wall1)
-            (c0, b0), (c1, b1) = _parse(text0), _parse(text1)
+            (c0, b0), (c1, b1) = sums([text0], WANTED), sums([text1], WANTED)
         finally:
             stop0 = time.perf_counter()
             popen.terminate()
@@ -308,10 +263,14 @@ def _measure(
             # ran while it was served): the window ends where the scrape begins.
             "cpu_share_before_scrape": round((cpu_pre - cpu0) / (span - scrape_s), 3),
             "scrape_cpu_s": round(cpu1 - cpu_pre, 2),
-            "scheduler_lag_p50_ms": ms(_quantile(0.5, b0.get(sched, {}), b1.get(sched, {}))),
-            "scheduler_lag_p99_ms": ms(_quantile(0.99, b0.get(sched, {}), b1.get(sched, {}))),
-            "loop_lag_p50_ms": ms(_quantile(0.5, b0.get(loop, {}), b1.get(loop, {}))),
-            "loop_lag_p99_ms": ms(_quantile(0.99, b0.get(loop, {}), b1.get(loop, {}))),
+            "scheduler_lag_p50_ms": ms(
+                histogram_quantile(0.5, b0.get(sched, {}), b1.get(sched, {}))
+            ),
+            "scheduler_lag_p99_ms": ms(
+                histogram_quantile(0.99, b0.get(sched, {}), b1.get(sched, {}))
+            ),
+            "loop_lag_p50_ms": ms(histogram_quantile(0.5, b0.get(loop, {}), b1.get(loop, {}))),
+            "loop_lag_p99_ms": ms(histogram_quantile(0.99, b0.get(loop, {}), b1.get(loop, {}))),
             # Failures of a healthy target: each one is a false alarm (goal 0).
             "false_failures": int(failures),
             "agent_problem_runs": int(delta("wsprobe_agent_problem_runs_total")),

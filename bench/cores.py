@@ -44,13 +44,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import cores_split, procs
 from bench.gen import write_config
+from bench.scrape import histogram_quantile, sums
 from bench.startup import wait_ready
 from bench.stats import ms
 
@@ -93,46 +93,6 @@ _WANTED = (
     "wsprobe_agent_problem_runs_total",
     "wsprobe_scheduler_lag_seconds_bucket",
 )
-
-
-def _parse(texts: list[str]) -> tuple[dict[str, float], dict[float, float]]:
-    """Counters summed over every agent, and the scheduler-lag buckets merged."""
-    counters: dict[str, float] = defaultdict(float)
-    lag: dict[float, float] = defaultdict(float)
-    for text in texts:
-        for line in text.splitlines():
-            if not line.startswith(_WANTED):
-                continue
-            name, _, rest = line.partition("{")
-            labels, _, value = rest.rpartition("} ")
-            number = float(value.split()[0])
-            if name.endswith("_bucket"):
-                lag[float(labels.split('le="', 1)[1].split('"', 1)[0])] += number
-                continue
-            key = name
-            for label in ("result", "reason"):
-                marker = label + '="'
-                if marker in labels:
-                    key += "{" + label + "=" + labels.split(marker, 1)[1].split('"', 1)[0] + "}"
-            counters[key] += number
-    return counters, lag
-
-
-def _quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0.0) for b in bounds]
-    if not counts or counts[-1] <= 0:
-        return None
-    rank = q * counts[-1]
-    prev_bound, prev_count = 0.0, 0.0
-    for bound, count in zip(bounds, counts, strict=True):
-        if count >= rank:
-            if bound == float("inf"):
-                return prev_bound
-            span = count - prev_count
-            return prev_bound + (bound - prev_bound) * ((rank - prev_count) / span if span else 1)
-        prev_bound, prev_count = bound, count
-    return prev_bound
 
 
 def _tree_cpu(pid: int) -> float:
@@ -222,7 +182,9 @@ def _one(
                     for pid in reversed(_tree(popen.pid)):
                         os.kill(pid, signal.SIGKILL)
                     popen.wait()
-    (c0, lag0), (c1, lag1) = _parse(texts0), _parse(texts1)
+    (c0, b0), (c1, b1) = sums(texts0, _WANTED), sums(texts1, _WANTED)
+    lag0 = b0.get("wsprobe_scheduler_lag_seconds", {})
+    lag1 = b1.get("wsprobe_scheduler_lag_seconds", {})
     span = scrape1 - scrape0
 
     def delta(key: str) -> float:
@@ -235,7 +197,7 @@ def _one(
         if k.startswith("wsprobe_probes_skipped_total{") and delta(k)
     }
     failures = int(delta("wsprobe_probes_total{result=failure}"))
-    p99 = _quantile(0.99, lag0, lag1)
+    p99 = histogram_quantile(0.99, lag0, lag1)
     rate = probes / span
     # The CPU figures cover [t0, t1]: per probe, against the probes of that span.
     cpu_probes = rate * (t1 - t0)
@@ -245,7 +207,7 @@ def _one(
             "failures": failures,
             "agent_problem_runs": int(delta("wsprobe_agent_problem_runs_total")),
             "skipped": skipped,
-            "scheduler_lag_p50_ms": ms(_quantile(0.5, lag0, lag1)),
+            "scheduler_lag_p50_ms": ms(histogram_quantile(0.5, lag0, lag1)),
             "scheduler_lag_p99_ms": ms(p99),
             "agent_cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
             "cpu_ms_per_probe": round((cpu1 - cpu0) / cpu_probes * 1000, 3) if probes else None,

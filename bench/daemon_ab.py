@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.capacity import _parse, _quantile
+from bench.capacity import WANTED
 from bench.gen import write_config
 from bench.poller import Poller
+from bench.scrape import histogram_quantile, sums
 from bench.startup import wait_ready
 from bench.stats import ms
 
@@ -119,7 +120,7 @@ def run_once(
         finally:
             procs.terminate(popen, timeout=30)
             log.close()
-    (c0, h0), (c1, h1) = _parse(body0.decode()), _parse(body1.decode())
+    (c0, h0), (c1, h1) = sums([body0.decode()], WANTED), sums([body1.decode()], WANTED)
     probes = sum(v for k, v in c1.items() if k.startswith("wsprobe_probes_total{")) - sum(
         v for k, v in c0.items() if k.startswith("wsprobe_probes_total{")
     )
@@ -138,8 +139,8 @@ def run_once(
             "probes_per_s": round(probes / span, 1),
             "cpu_share": round((cpu1 - cpu0) / span, 3),
             "cpu_ms_per_probe": round((cpu1 - cpu0) / probes * 1000, 3) if probes else None,
-            "loop_lag_p50_ms": ms(_quantile(0.5, h0.get(_LOOP, {}), h1.get(_LOOP, {}))),
-            "loop_lag_p99_ms": ms(_quantile(0.99, h0.get(_LOOP, {}), h1.get(_LOOP, {}))),
+            "loop_lag_p50_ms": ms(histogram_quantile(0.5, h0.get(_LOOP, {}), h1.get(_LOOP, {}))),
+            "loop_lag_p99_ms": ms(histogram_quantile(0.99, h0.get(_LOOP, {}), h1.get(_LOOP, {}))),
             "loop_lag_max_bucket_ms": ms(_max_bucket(h0.get(_LOOP, {}), h1.get(_LOOP, {}))),
             "outside_p99_ms": ms(polls[int(0.99 * (len(polls) - 1))]) if polls else None,
             "outside_max_ms": ms(polls[-1]) if polls else None,
