@@ -98,6 +98,20 @@ class Agent:
         return await asyncio.wait_for(self.proc.wait(), timeout)
 
 
+async def spawn_run(config: Path, *extra: str) -> asyncio.subprocess.Process:
+    """``python -m agent run -c CONFIG ...`` in the config's directory, stderr piped.
+
+    The ``WSPROBE_*`` variables of the test runner's environment are left out, so the
+    config file alone decides.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSPROBE_")}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "run", "-c", str(config), *extra,
+        cwd=config.parent, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 @pytest.fixture
 async def start_agent() -> AsyncIterator[Callable[..., object]]:
     """Start ``python -m agent run -c CONFIG`` in the config's directory."""
@@ -105,13 +119,7 @@ async def start_agent() -> AsyncIterator[Callable[..., object]]:
     pumps: list[asyncio.Task[None]] = []
 
     async def start(config: Path, *extra: str) -> Agent:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSPROBE_")}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "-c", str(config), *extra,
-            cwd=config.parent, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        agent = Agent(proc=proc, workdir=config.parent)
+        agent = Agent(proc=await spawn_run(config, *extra), workdir=config.parent)
         agents.append(agent)
         pumps.append(asyncio.create_task(agent._pump()))
         agent.url = (await agent.wait_line(_LISTENING.pattern)).group(1)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,7 @@ from agent.cli.main import main
 from agent.runtime.shard import in_shard
 from agent.runtime.supervisor import plan_slots
 from agent.storage import DB_FILENAME, Store
-from tests.runtime.conftest import Agent, Targets, value
+from tests.runtime.conftest import Agent, Targets, spawn_run, value
 
 _LISTENING = re.compile(r"listening on (http://[^\s]+?:\d+)")
 
@@ -89,13 +88,7 @@ async def start_processes() -> AsyncIterator[Callable[..., Any]]:
     pumps: list[asyncio.Task[None]] = []
 
     async def start(config: Path, *extra: str) -> Supervised:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSPROBE_")}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", "-c", str(config), *extra,
-            cwd=config.parent, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        agent = Supervised(proc=proc, workdir=config.parent)
+        agent = Supervised(proc=await spawn_run(config, *extra), workdir=config.parent)
         started.append(agent)
         pumps.append(asyncio.create_task(agent._pump()))
         return agent
