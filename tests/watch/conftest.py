@@ -18,6 +18,7 @@ from websockets.http11 import Request, Response
 
 from agent.config import CheckConfig
 from agent.result import ProbeResult
+from agent.watch import WatchSession
 
 
 class Changes:
@@ -169,6 +170,11 @@ class Results:
 
         await self.changes.until(seen, timeout=timeout)
         return found[0]
+
+
+def make_session(check: CheckConfig, results: Results) -> WatchSession:
+    """A session reporting into ``results``, its backoff jitter fixed at the middle."""
+    return WatchSession(check, on_result=results, random=lambda: 0.5)
 
 
 def watch_check(url: str, **overrides: Any) -> CheckConfig:

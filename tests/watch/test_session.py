@@ -10,10 +10,7 @@ import pytest
 
 from agent.result import Reason
 from agent.watch import WatchSession
-
-
-def make_session(check, results) -> WatchSession:
-    return WatchSession(check, on_result=results, random=lambda: 0.5)
+from tests.watch.conftest import make_session
 
 
 async def test_connects_subscribes_and_reads(feed, results, check_for) -> None:

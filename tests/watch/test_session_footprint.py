@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from agent.watch import WatchSession
 from agent.watch.report import ConnectFacts
-
-
-def make_session(check, results) -> WatchSession:
-    return WatchSession(check, on_result=results, random=lambda: 0.5)
+from tests.watch.conftest import make_session
 
 
 async def test_connected_session_drops_upgrade_headers(feed, results, check_for) -> None:
