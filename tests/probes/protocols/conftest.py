@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.typing import Subprotocol
 
 from agent.config import CheckConfig
 from agent.demo.brokers import rabbitmq_node
@@ -36,6 +39,23 @@ async def run(url: str, protocol: dict[str, Any], **fields: Any) -> ProbeResult:
         {"name": "proto", "url": url, "protocol": protocol, **fields}
     )
     return await probe.run(check)
+
+
+async def answered_with(frame: str | bytes, *, subprotocol: str, protocol: str) -> ProbeResult:
+    """Probe ``protocol`` against a real server that answers its first message with ``frame``.
+
+    For the malformed-frame cases: the server picks ``subprotocol`` and then sends what
+    the protocol cannot parse.
+    """
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(frame)
+        await ws.wait_closed()
+
+    async with ws_serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol(subprotocol)]) as server:
+        port = server.sockets[0].getsockname()[1]
+        return await run(f"ws://127.0.0.1:{port}", {"name": protocol})
 
 
 NODE_SERVERS = SERVERS / "node"

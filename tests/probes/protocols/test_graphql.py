@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from agent.result import Reason
-from tests.probes.protocols.conftest import run
+from tests.probes.protocols.conftest import answered_with, run
 
 FLAVOURS = [
     pytest.param("graphql-transport-ws", "/graphql", id="graphql-transport-ws"),
@@ -139,19 +139,8 @@ async def test_missing_ack_is_handshake_status(silent_server: int) -> None:
 )
 async def test_malformed_messages_are_protocol_errors(frame: str) -> None:
     """Each malformed graphql-transport-ws message fails as protocol_error."""
-
-    async def handler(ws: ServerConnection) -> None:
-        await ws.recv()
-        await ws.send(frame)
-        await ws.wait_closed()
-
-    async with serve(
-        handler,
-        "127.0.0.1",
-        0,
-        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-    ) as server:
-        port = server.sockets[0].getsockname()[1]
-        result = await run(f"ws://127.0.0.1:{port}", {"name": "graphql-transport-ws"})
+    result = await answered_with(
+        frame, subprotocol="graphql-transport-ws", protocol="graphql-transport-ws"
+    )
     assert result.reason is Reason.PROTOCOL_ERROR, result.message
     assert "graphql-transport-ws" in result.message

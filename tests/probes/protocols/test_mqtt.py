@@ -10,7 +10,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from agent.probes.protocols.mqtt_codec import topic_matches
 from agent.result import Reason
-from tests.probes.protocols.conftest import Broker, run
+from tests.probes.protocols.conftest import Broker, answered_with, run
 
 VERSIONS = [pytest.param("3.1.1", id="mqtt-3.1.1"), pytest.param("5", id="mqtt-5")]
 
@@ -175,15 +175,7 @@ async def test_server_disconnect_packet_fails_with_its_reason() -> None:
 )
 async def test_malformed_packets_are_protocol_errors(frame: str | bytes, says: str) -> None:
     """Each malformed MQTT frame fails as protocol_error saying what was wrong."""
-
-    async def handler(ws: ServerConnection) -> None:
-        await ws.recv()
-        await ws.send(frame)
-        await ws.wait_closed()
-
-    async with serve(handler, "127.0.0.1", 0, subprotocols=["mqtt"]) as server:  # type: ignore[list-item]
-        port = server.sockets[0].getsockname()[1]
-        result = await run(f"ws://127.0.0.1:{port}", {"name": "mqtt"})
+    result = await answered_with(frame, subprotocol="mqtt", protocol="mqtt")
     assert result.reason is Reason.PROTOCOL_ERROR, result.message
     assert says in result.message
 

@@ -6,12 +6,11 @@ import uuid
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
 
 from agent.probes.protocols.stomp import _beat_interval
 from agent.probes.protocols.stomp_frames import FrameReader, encode
 from agent.result import Reason
-from tests.probes.protocols.conftest import Broker, run
+from tests.probes.protocols.conftest import Broker, answered_with, run
 
 # The first test also waits for the broker to boot (~10 s idle, longer under load).
 pytestmark = pytest.mark.timeout(150)
@@ -116,15 +115,7 @@ async def test_nothing_delivered_is_expect_timeout(rabbitmq: Broker) -> None:
 )
 async def test_malformed_frames_are_protocol_errors(frame: bytes, says: str) -> None:
     """Each malformed STOMP frame fails as protocol_error saying what was wrong."""
-
-    async def handler(ws: ServerConnection) -> None:
-        await ws.recv()
-        await ws.send(frame)
-        await ws.wait_closed()
-
-    async with serve(handler, "127.0.0.1", 0, subprotocols=["v12.stomp"]) as server:  # type: ignore[list-item]
-        port = server.sockets[0].getsockname()[1]
-        result = await run(f"ws://127.0.0.1:{port}", {"name": "stomp"})
+    result = await answered_with(frame, subprotocol="v12.stomp", protocol="stomp")
     assert result.reason is Reason.PROTOCOL_ERROR, result.message
     assert says in result.message
 
