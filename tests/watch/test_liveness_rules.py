@@ -101,10 +101,10 @@ def test_verdict_is_exact(overrides: dict[str, Any], verdict: Verdict) -> None:
     assert judge(**{**BASE, **overrides}) == verdict
 
 
-def test_snapshot_and_verdict_are_immutable() -> None:
-    """Snapshots handed to metrics and verdicts cannot be changed by their readers."""
-    stats = WatchStats(
-        connected=True,
+def _required_only(*, connected: bool) -> WatchStats:
+    """A snapshot given only the fields a session must report."""
+    return WatchStats(
+        connected=connected,
         reconnects={},
         last_message_ts=None,
         messages_total=0,
@@ -112,6 +112,11 @@ def test_snapshot_and_verdict_are_immutable() -> None:
         last_rtt=None,
         stale=False,
     )
+
+
+def test_snapshot_and_verdict_are_immutable() -> None:
+    """Snapshots handed to metrics and verdicts cannot be changed by their readers."""
+    stats = _required_only(connected=True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.connected = False  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -120,15 +125,7 @@ def test_snapshot_and_verdict_are_immutable() -> None:
 
 def test_snapshot_counters_start_at_zero() -> None:
     """A session that reports only its required fields has counted nothing and not given up."""
-    stats = WatchStats(
-        connected=False,
-        reconnects={},
-        last_message_ts=None,
-        messages_total=0,
-        session_started=None,
-        last_rtt=None,
-        stale=False,
-    )
+    stats = _required_only(connected=False)
     counters = (stats.matched_total, stats.answered_total, stats.gaps_total, stats.missed_total)
     assert counters == (0, 0, 0, 0)
     assert stats.gave_up is False
