@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from agent.config._compact import Shared, compact
 from agent.config._issues import ConfigIssue, Located, error_paths, issues_from_validation
 from agent.config._rules import RawCheck
 from agent.config.models import CheckConfig
@@ -83,6 +84,7 @@ def validate_checks(
     context: dict[str, str],
     *,
     required: bool,
+    shared: Shared | None = None,
 ) -> tuple[list[RawCheck], list[ConfigIssue]]:
     """Each entry of ``doc``'s ``checks:`` list, merged over ``defaults`` and validated.
 
@@ -92,6 +94,8 @@ def validate_checks(
         defaults: what :func:`validate_defaults` returned.
         context: pydantic validation context (``base_dir``).
         required: whether a missing ``checks:`` list is an error (in a check file).
+        shared: the parts of the load's checks so far, for equal ones to share (see
+            :mod:`agent.config._compact`); a table of their own when None.
 
     Returns:
         Every mapping entry as a :class:`RawCheck` (its model set when valid), and the
@@ -104,6 +108,7 @@ def validate_checks(
         return [], [where.issue(("checks",), "checks must be a list of checks")]
     out: list[RawCheck] = []
     issues: list[ConfigIssue] = []
+    shared = {} if shared is None else shared
     for index, entry in enumerate(entries):
         cwhere = Located(where.file, where.lines, ("checks", index), fallback=defaults.where)
         if not isinstance(entry, dict):
@@ -112,30 +117,13 @@ def validate_checks(
         merged = deep_merge(defaults.values, entry)
         raw = RawCheck(merged, cwhere)
         try:
-            raw.validated = _share_fields_set(CheckConfig.model_validate(merged, context=context))
+            raw.validated = compact(CheckConfig.model_validate(merged, context=context), shared)
         except ValidationError as exc:
             issues += issues_from_validation(
                 exc, merged, cwhere, CheckConfig, skip_inherited=defaults.bad
             )
         out.append(raw)
     return out, issues
-
-
-# One set of explicitly given field names per distinct combination, shared by the checks
-# that have it: each check's own set costs ~700 B, and 10,000 checks mostly share a
-# handful. Safe because the models are frozen (nothing adds to the set) and pydantic
-# copies the set before ``model_copy(update=...)`` adds to it.
-_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
-
-
-def _share_fields_set(model: CheckConfig) -> CheckConfig:
-    """``model`` with its (and its sub-models') fields-set replaced by a shared equal one."""
-    for item in (model, *(v for v in model.__dict__.values() if isinstance(v, BaseModel))):
-        own = item.__pydantic_fields_set__
-        shared = _FIELDS_SETS.setdefault(frozenset(own), own)
-        if shared is not own:
-            object.__setattr__(item, "__pydantic_fields_set__", shared)
-    return model
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

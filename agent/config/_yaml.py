@@ -223,7 +223,7 @@ def _plain(root: Node) -> Parsed:
 
 
 class _PlainWalk:
-    __slots__ = ("count", "dollar", "lines", "problems", "scalars", "seen")
+    __slots__ = ("count", "dollar", "lines", "problems", "scalars", "seen", "texts")
 
     def __init__(self) -> None:
         self.lines: LineMap = {}
@@ -232,6 +232,9 @@ class _PlainWalk:
         self.dollar = False
         self.scalars = SafeConstructor()
         self.problems: list[tuple[int, str]] = []
+        # Each distinct text once: a check file repeats its kinds, label names and
+        # values for every check, and the loaded checks keep them.
+        self.texts: dict[str, str] = {}
 
     def build(self, node: Node, path: tuple[Any, ...]) -> Any:
         self.count += 1
@@ -246,7 +249,7 @@ class _PlainWalk:
                     self.dollar = True
                 if getattr(node, "style", None) == '"' and _SURROGATE.search(text):
                     self.problems.append(_surrogate_problem(node))
-                return text
+                return self.texts.setdefault(text, text)
             return self.scalars.construct_object(node, deep=True)
         if id(node) in self.seen:
             raise _NotPlain
@@ -257,7 +260,7 @@ class _PlainWalk:
             for key_node, value_node in node.value:
                 if type(key_node) is not ScalarNode or key_node.tag != _STR_TAG:
                     raise _NotPlain
-                key = key_node.value
+                key = self.texts.setdefault(key_node.value, key_node.value)
                 if key_node.style == '"' and _SURROGATE.search(key):
                     self.problems.append(_surrogate_problem(key_node))
                 if key in data:

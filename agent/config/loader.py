@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.config._checks import Defaults, validate_checks, validate_defaults
+from agent.config._compact import Shared
 from agent.config._env import expand_env
 from agent.config._files import FileTooLarge, PatternTooBroad, expand_pattern, read_config_file
 from agent.config._issues import (
@@ -176,6 +177,8 @@ class _Loader:
         self.file_order: list[str] = []
         #: env-expanded value -> text as written, to keep values out of messages.
         self.substituted: dict[str, str] = {}
+        #: Parts of the checks loaded so far, for equal ones of later checks to share.
+        self.shared: Shared = {}
 
     def scrub(self) -> None:
         """Show ``${VAR}`` instead of any expanded value a message quotes."""
@@ -364,7 +367,9 @@ class _Loader:
     def _checks(
         self, doc: dict[str, Any], where: Located, defaults: Defaults, *, required: bool
     ) -> list[RawCheck]:
-        raw_checks, issues = validate_checks(doc, where, defaults, self.context, required=required)
+        raw_checks, issues = validate_checks(
+            doc, where, defaults, self.context, required=required, shared=self.shared
+        )
         self.issues += issues
         return raw_checks
 

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.config._compact import prime_instance_dict
 from agent.config.alerting import (
     AgentAlertingConfig,
     AlertingConfig,
@@ -327,6 +328,10 @@ class CheckConfig(Frozen):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+# Before any check is validated: see agent.config._compact.
+prime_instance_dict(CheckConfig)
 
 
 class Config(Frozen):
