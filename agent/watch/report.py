@@ -65,7 +65,8 @@ def liveness_result(
 
     Returns:
         A successful result when live; else failed with the verdict's reason and
-        message. ``degraded`` lists exceeded ``limits`` and ``gap``.
+        message. ``degraded`` lists exceeded ``limits`` and ``gap``. Settled
+        (read-only, see :meth:`~agent.result.ProbeResult.settle`).
     """
     result = new_result(check)
     if verdict.live:
@@ -89,4 +90,5 @@ def liveness_result(
         if result.success:
             note = f"{new_gaps} sequence gap(s) since the last report"
             result.message = f"{result.message}; {note}" if result.message else note
-    return result
+    # The session's last report is kept until the next (metrics, API), for every check.
+    return result.settle()

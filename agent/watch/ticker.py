@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import logging
 import math
 import weakref
@@ -26,13 +25,21 @@ log = logging.getLogger(__name__)
 
 
 class Tick:
-    """A callback due at ``when`` (loop time); :meth:`cancel` before it runs to drop it."""
+    """A callback due at ``when`` (loop time); :meth:`cancel` before it runs to drop it.
+
+    Ticks are the heap's entries themselves, ordered by ``when`` only, as asyncio
+    orders its timers: a ``(when, sequence, tick)`` entry would cost ~100 B more per
+    pending callback.
+    """
 
     __slots__ = ("callback", "when")
 
     def __init__(self, when: float, callback: Callable[[], None]) -> None:
         self.when = when
         self.callback: Callable[[], None] | None = callback
+
+    def __lt__(self, other: Tick) -> bool:
+        return self.when < other.when
 
     def cancel(self) -> None:
         """Do not run the callback (its entry leaves the heap when it comes due)."""
@@ -46,11 +53,10 @@ class Ticker:
     :func:`ticker` keeps one per loop, weakly.
     """
 
-    __slots__ = ("_due_at", "_handle", "_heap", "_seq")
+    __slots__ = ("_due_at", "_handle", "_heap")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Tick]] = []
-        self._seq = itertools.count()
+        self._heap: list[Tick] = []
         self._handle: asyncio.TimerHandle | None = None
         self._due_at = math.inf
 
@@ -65,7 +71,7 @@ class Ticker:
         """
         when = asyncio.get_running_loop().time() + delay
         tick = Tick(when, callback)
-        heapq.heappush(self._heap, (when, next(self._seq), tick))
+        heapq.heappush(self._heap, tick)
         if when < self._due_at:
             self._arm(when)
         return tick
@@ -80,8 +86,8 @@ class Ticker:
         self._handle, self._due_at = None, math.inf
         heap = self._heap
         now = asyncio.get_running_loop().time()
-        while heap and (heap[0][0] <= now or heap[0][2].callback is None):
-            tick = heapq.heappop(heap)[2]
+        while heap and (heap[0].when <= now or heap[0].callback is None):
+            tick = heapq.heappop(heap)
             callback, tick.callback = tick.callback, None
             if callback is None:
                 continue
@@ -90,7 +96,7 @@ class Ticker:
             except Exception:
                 log.exception("watch timer callback failed")
         if heap:
-            self._arm(heap[0][0])
+            self._arm(heap[0].when)
 
 
 _tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ticker] = weakref.WeakKeyDictionary()

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from agent.watch.ticker import Ticker, ticker
+from agent.watch.ticker import Tick, Ticker, ticker
 
 
 async def _run_until(done: asyncio.Event) -> None:
@@ -77,3 +77,15 @@ async def test_one_ticker_per_loop() -> None:
 
 async def _ticker_id() -> int:
     return id(ticker())
+
+
+async def test_ticks_are_their_own_heap_entries() -> None:
+    """Ticks order by due time alone; several due at one moment all run."""
+    ticks = [Tick(2.0, lambda: None), Tick(1.0, lambda: None), Tick(1.0, lambda: None)]
+    assert [t.when for t in sorted(ticks)] == [1.0, 1.0, 2.0]
+    tick, ran, done = Ticker(), [], asyncio.Event()
+    for name in "abc":  # the same delay from the same loop time: equal due times
+        tick.call_later(0.01, lambda n=name: ran.append(n))
+    tick.call_later(0.02, done.set)
+    await _run_until(done)
+    assert sorted(ran) == ["a", "b", "c"]

@@ -1,0 +1,37 @@
+"""agent.watch.report: the liveness result of one report."""
+
+from __future__ import annotations
+
+from agent.config.models import CheckConfig
+from agent.result import Reason
+from agent.watch.liveness import Verdict
+from agent.watch.report import ConnectFacts, liveness_result
+
+_CHECK = CheckConfig.model_validate(
+    {"name": "w", "kind": "watch", "url": "ws://127.0.0.1:1/", "limits": {"ping": "10ms"}}
+)
+_FACTS = ConnectFacts(101, None, (), None, "127.0.0.1")
+
+
+def test_reports_share_their_empty_parts_and_keep_their_own() -> None:
+    """Two reports hold one shared empty of each unfilled part; filled parts are their own."""
+    live = liveness_result(
+        _CHECK, Verdict(True), connect=_FACTS, first_after_connect=False, pings=[], new_gaps=0
+    )
+    down = liveness_result(
+        _CHECK,
+        Verdict(False, Reason.CLOSED, "closed"),
+        connect=None,
+        first_after_connect=False,
+        pings=[0.02],
+        new_gaps=2,
+    )
+    assert live.success
+    assert live.steps is down.steps
+    assert live.phases is down.phases
+    assert live.pings == []
+    assert live.degraded == []
+    assert down.pings == [0.02]
+    assert down.degraded == ["ping", "gap"]
+    assert down.reason is Reason.CLOSED
+    assert live.to_json()["degraded"] == []
