@@ -90,7 +90,9 @@ class AlertService:
         self._states = {name: AlertState.from_dict(data) for name, data in persisted.items()}
         # Kept as states change so a scrape's flags (flagged()) cost nothing per check.
         self._firing = {name for name, state in self._states.items() if state.firing}
-        # URL and labels per check, kept so a removed check's "resolved" can name them.
+        # URL and labels of the checks in the state file, so a check removed before its
+        # first result here can still be named by its "resolved"; an observed check's
+        # are its config's (no entry per check).
         self._targets: dict[str, tuple[str, dict[str, str]]] = {
             name: (str(data.get("url", "")), dict(data.get("labels", {})))
             for name, data in persisted.items()
@@ -141,6 +143,7 @@ class AlertService:
         """
         self._config = config
         self._rows.config = config
+        before = self._checks
         self._checks = {c.name: c for c in config.checks}
         # A new object per reload: flagged() works out windows and silences once per one.
         self._labels = {c.name: c.labels for c in config.checks}
@@ -159,7 +162,8 @@ class AlertService:
                 # Receivers were told it flaps (an open incident): close it too.
                 state = dataclasses.replace(state, status="firing")
             self._quiet.forget(name)
-            url, labels = self._targets.pop(name, ("", {}))
+            url, labels = self._target(name, before)
+            self._targets.pop(name, None)
             rows = self._rows.build(
                 removed(state, check=name, now=now),
                 url=url,
@@ -199,7 +203,8 @@ class AlertService:
         if policy is None or self._checks.get(check.name) is not check:
             policy = check_policy(self._config, check)
         before = self._states.get(check.name, AlertState())
-        self._targets[check.name] = (check.url, check.labels)
+        if self._targets:
+            self._targets.pop(check.name, None)  # from now on, its config's
         if self._quiet.window(check.name, check.labels, now) is not None:
             return []  # maintenance: the result counts for nothing, the state is frozen
         after, raw = update(before, result, policy=policy, now=now)
@@ -219,7 +224,7 @@ class AlertService:
         self._put(check.name, after)
         queued: list[OutboxRow] = []
         if rows or changed or not steady_ok(before, after):
-            queued = self._save(check.name, after, rows)
+            queued = self._save(check.name, after, rows, target=check)
         for t in transitions:
             detail = "" if t.event == "resolved" else f" ({t.reason or t.message})"
             logger.info("alert %s: check %r %s%s", t.alert, t.check, t.event, detail)
@@ -379,10 +384,25 @@ class AlertService:
             self._put(row.check, after)
             self._save(row.check, after)
 
+    def _target(self, check: str, checks: dict[str, CheckConfig]) -> tuple[str, dict[str, str]]:
+        """URL and labels ``check``'s events name: from the state file until observed."""
+        found = self._targets.get(check)
+        if found is not None:
+            return found
+        conf = checks.get(check)
+        return (conf.url, conf.labels) if conf is not None else ("", {})
+
     def _save(
-        self, check: str, state: AlertState, rows: list[NewOutboxRow] | None = None
+        self,
+        check: str,
+        state: AlertState,
+        rows: list[NewOutboxRow] | None = None,
+        *,
+        target: CheckConfig | None = None,
     ) -> list[OutboxRow]:
-        url, labels = self._targets.get(check, ("", {}))
+        url, labels = (
+            (target.url, target.labels) if target is not None else self._target(check, self._checks)
+        )
         # The file keeps what a "resolved" for a removed check needs, and no secret:
         # the URL as the events show it (no userinfo, query values masked).
         data = (

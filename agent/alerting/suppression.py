@@ -63,14 +63,20 @@ class Held:
     news: bool = False
 
 
-@dataclass(slots=True)
-class _Check:
-    flap: FlapState = field(default_factory=FlapState)
-    held: dict[str, Held] = field(default_factory=dict)
-
-
 #: The flap state of a check flap control has not seen change (frozen: shared).
 _STEADY = FlapState()
+
+
+@dataclass(slots=True)
+class _Check:
+    """A check's flap state and held notifications: kept only while either is not empty
+    (a steady check has no entry; see :meth:`Suppression.persisted`)."""
+
+    flap: FlapState = _STEADY
+    held: dict[str, Held] = field(default_factory=dict)
+
+    def steady(self) -> bool:
+        return not self.held and (self.flap is _STEADY or self.flap == _STEADY)
 
 
 class Suppression:
@@ -110,14 +116,13 @@ class Suppression:
                     entry.held[str(alert)] = Held(
                         bool(item.get("was_open")), item["count"], bool(item.get("news"))
                     )
-        self._checks[check] = entry
+        if not entry.steady():
+            self._checks[check] = entry
         self._track_flapping(check, entry.flap)
 
     def persisted(self, check: str) -> dict[str, Any]:
         """Extra keys for ``check``'s stored alert state."""
-        entry = self._checks.get(check)
-        if entry is None:
-            return {}
+        entry = self._checks.get(check) or _Check()
         return {
             "flap": entry.flap.to_dict(),
             "held": {
@@ -163,7 +168,7 @@ class Suppression:
             The transitions to queue (held ones released first), and whether anything
             this module persists changed.
         """
-        entry = self._checks.setdefault(check, _Check())
+        entry = self._checks.get(check) or _Check()
         holding = len(entry.held)
         out = self._release(check, labels, entry, before, now) if holding else []
         changed = len(entry.held) != holding
@@ -189,6 +194,10 @@ class Suppression:
             else:
                 out.append(t)
         entry.flap = flap
+        if entry.steady():
+            self._checks.pop(check, None)
+        else:
+            self._checks[check] = entry
         self._track_flapping(check, flap)
         return out, changed
 

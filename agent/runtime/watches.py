@@ -11,7 +11,6 @@ Raises nothing: a session that does not stop cleanly is logged.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -28,6 +27,25 @@ log = logging.getLogger(__name__)
 
 #: Bound on closing each watch session (its own close handshake is shorter).
 WATCH_STOP_TIMEOUT = 5.0
+
+
+class _Sink:
+    """A session's ``on_result``: records each result for the session's check.
+
+    A slotted object of two references (~50 B) where ``functools.partial`` would be
+    ~190 B (its object, an args tuple and an empty keywords dict), once per session.
+    """
+
+    __slots__ = ("check", "record")
+
+    def __init__(
+        self, record: Callable[[CheckConfig, ProbeResult], None], check: CheckConfig
+    ) -> None:
+        self.record = record
+        self.check = check
+
+    def __call__(self, result: ProbeResult) -> None:
+        self.record(self.check, result)
 
 
 class WatchSessions:
@@ -58,8 +76,7 @@ class WatchSessions:
         for name, check in wanted.items():
             if name in self._sessions:
                 continue
-            # A partial, not a closure: one small object per session instead of three.
-            session = WatchSession(check, on_result=functools.partial(self._record, check))
+            session = WatchSession(check, on_result=_Sink(self._record, check))
             session.start()
             self._sessions[name] = session
 

@@ -24,9 +24,11 @@ _WIDTH = len(LATENCY_BUCKETS)
 class Tally:
     """What one check's runs added up to in one minute, until they are written."""
 
-    __slots__ = ("degraded", "failures", "hist", "lag_suspect", "phases", "runs")
+    __slots__ = ("degraded", "failures", "hist", "lag_suspect", "minute", "phases", "runs")
 
-    def __init__(self) -> None:
+    def __init__(self, minute: int = 0) -> None:
+        #: Start of the minute counted, Unix seconds.
+        self.minute = minute
         self.runs = 0
         self.degraded = 0
         self.lag_suspect = 0

@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS incidents (check_name TEXT NOT NULL, started_at REAL 
 _MAX_MESSAGE = 300
 _MINUTE = 60
 _Ops = list[tuple[str, str, tuple[Any, ...]]]
+#: A pending tally's key: its check's name, or (name, minute) for a check's other minutes.
+_Key = str | tuple[str, int]
+
+
+def _check_of(key: _Key) -> str:
+    return key if isinstance(key, str) else key[0]
 
 
 class Rollups:
@@ -106,9 +112,12 @@ class Rollups:
         self._db = db
         self._clock = clock
         self._db.executescript(_SCHEMA)
-        # (check, minute) -> its results since the last flush: one entry per active
-        # check, so the minute's tally feeds its hour and day too.
-        self._pending: dict[tuple[str, int], Tally] = {}
+        # A check's results since the last flush, one tally per minute (which feeds its
+        # hour and day too): its first minute's under the check's name, any other's
+        # under (check, minute). Every active check has one entry; a tuple key and its
+        # minute int were ~100 B of it.
+        self._pending: dict[_Key, Tally] = {}
+        self._minute = 0  # the last minute seen: one int object for its results
         self._ops: _Ops = []
         self._open: dict[str, float] = dict(
             self._db.execute("SELECT check_name, started_at FROM incidents WHERE ended_at IS NULL")
@@ -145,10 +154,19 @@ class Rollups:
         if result.agent_problem:
             return
         at = result.started_at
-        key = (result.check, int(at // _MINUTE * _MINUTE))
-        tally = self._pending.get(key)
+        minute = int(at // _MINUTE * _MINUTE)
+        if minute == self._minute:
+            minute = self._minute
+        else:
+            self._minute = minute
+        tally = self._pending.get(result.check)
         if tally is None:
-            tally = self._pending[key] = Tally()
+            tally = self._pending[result.check] = Tally(minute)
+        elif tally.minute != minute:
+            key = (result.check, minute)
+            tally = self._pending.get(key)
+            if tally is None:
+                tally = self._pending[key] = Tally(minute)
         tally.add(result)
         started = self._open.get(result.check)
         if not result.success and started is None:
@@ -184,7 +202,7 @@ class Rollups:
                 return
             self._timer = loop.call_later(FLUSH_INTERVAL, self._flush_soon)
 
-    def _take(self) -> tuple[dict[tuple[str, int], Tally], _Ops]:
+    def _take(self) -> tuple[dict[_Key, Tally], _Ops]:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -212,7 +230,7 @@ class Rollups:
         if not self._closed:
             self._writer.submit(self._write, *self._take()).result()
 
-    def _write(self, pending: dict[tuple[str, int], Tally], ops: _Ops) -> None:
+    def _write(self, pending: dict[_Key, Tally], ops: _Ops) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -221,7 +239,8 @@ class Rollups:
             try:
                 # One bucket at a time: several minutes of a check that share an
                 # hour each merge into its row, which the next read sees.
-                for (check, minute), tally in pending.items():
+                for key, tally in pending.items():
+                    check, minute = _check_of(key), tally.minute
                     for resolution, (table, step) in _TABLES.items():
                         bucket = tally.bucket(with_hist=resolution == "hour")
                         self._merge_row(table, check, minute // step * step, bucket)
@@ -280,7 +299,7 @@ class Rollups:
         every batch handed to it before, and the returned future says when.
         """
         keep_set = set(keep)
-        self._pending = {k: b for k, b in self._pending.items() if k[0] in keep_set}
+        self._pending = {k: b for k, b in self._pending.items() if _check_of(k) in keep_set}
         self._ops = [op for op in self._ops if op[0] in keep_set]
         for name in [n for n in self._open if n not in keep_set]:
             del self._open[name]

@@ -153,6 +153,22 @@ async def test_results_on_the_loop_are_written_by_the_writer_thread(path: Path) 
     rollups.close()
 
 
+async def test_pending_minutes_of_one_check_are_kept_apart(path: Path) -> None:
+    """Results of several minutes queued before one flush land in their own minute rows."""
+    rollups = Rollups.open(path, clock=Clock(T0 + 600))
+    for at, check in [(T0, "a"), (T0 + 61, "a"), (T0 + 5, "a"), (T0 + 62, "b"), (T0 + 1, "gone")]:
+        rollups.add_result(_result(check, at, total=0.01))
+    rollups.add_result(_result("gone", T0 + 120, ok=False))
+    rollups.forget(["a", "b"])
+    rollups.flush()
+    minutes = rollups.buckets("a", since=T0, step=60)
+    assert [(ts, b.runs) for ts, b in minutes] == [(T0, 2), (T0 + 60, 1)]
+    assert [(ts, b.runs) for ts, b in rollups.buckets("a", since=T0, step=3600)] == [(T0, 3)]
+    assert [(ts, b.runs) for ts, b in rollups.buckets("b", since=T0, step=60)] == [(T0 + 60, 1)]
+    assert rollups.buckets("gone", since=T0, step=60) == []
+    rollups.close()
+
+
 def test_rollups_share_the_state_file_with_the_store(tmp_path: Path) -> None:
     """Rollups open on Store.path beside the store's own tables."""
     store = Store(tmp_path)

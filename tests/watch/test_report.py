@@ -35,3 +35,18 @@ def test_reports_share_their_empty_parts_and_keep_their_own() -> None:
     assert down.degraded == ["ping", "gap"]
     assert down.reason is Reason.CLOSED
     assert live.to_json()["degraded"] == []
+
+
+def test_sessions_connected_alike_share_their_facts() -> None:
+    """Equal connect facts are one object; different ones stay apart."""
+    from agent.result import ProbeResult
+
+    def connected(peer: str) -> ProbeResult:
+        result = ProbeResult(check="w", kind="watch", url="ws://h/", started_at=0.0)
+        result.status_code, result.peer_ip = 101, "".join(["10.0.0.", peer])
+        return result
+
+    one, two, other = (ConnectFacts.of(connected(p)) for p in ("1", "1", "2"))
+    assert one is two
+    assert one == ConnectFacts(101, None, (), None, "10.0.0.1")
+    assert other.peer_ip == "10.0.0.2"
