@@ -6,8 +6,8 @@ A configuration of thousands of checks repeats itself: the same ``tls:``, ``watc
 own copy of all of it, and a 28-key instance dict (~830 B) per check. After validation
 each check is rebuilt once (:func:`compact`):
 
-- a sub-model, mapping, list or tuple interchangeable with one an earlier check of the
-  same load holds is replaced by that one: equal, of the same types all the way down,
+- a sub-model, mapping, list, tuple or duration interchangeable with one an earlier
+  check of the same load holds is replaced by that one: equal, of the same types all the way down,
   with the same explicitly set fields (so ``model_dump(exclude_unset=True)`` and
   ``model_fields_set`` are unchanged);
 - models with the same explicitly set fields share one fields-set;
@@ -36,10 +36,11 @@ M = TypeVar("M", bound=BaseModel)
 
 #: Values interchangeable when equal and of the same type: what a key is built from.
 _ATOMS = frozenset((str, int, bool, bytes, type(None)))
-_CONTAINERS = frozenset((dict, list, tuple))
-#: Value type -> whether an equal value may be shared: mappings, lists, tuples and
-#: models. Scalars are cheap or unique (names, URLs); an empty dict or list costs
-#: 56-64 B and is shared like any other.
+#: Besides models, what is shared: durations (a float object each), mappings, lists and
+#: tuples (an empty dict or list still costs 56-64 B). Other scalars are unique (names,
+#: URLs) or one object already (small ints, None, booleans).
+_SHARED_KINDS = frozenset((float, dict, list, tuple))
+#: Value type -> whether an equal value may be shared.
 _SHARABLE: dict[type, bool] = {}
 
 #: For one load: a sharable value's key -> the first such value, and that value's id ->
@@ -85,7 +86,7 @@ def compact(model: M, shared: Shared) -> M:
         kind = type(value)
         sharable = _SHARABLE.get(kind)
         if sharable is None:
-            sharable = _SHARABLE[kind] = kind in _CONTAINERS or issubclass(kind, BaseModel)
+            sharable = _SHARABLE[kind] = kind in _SHARED_KINDS or issubclass(kind, BaseModel)
         # Most are the very objects an earlier check holds (class defaults, the shared
         # ones): known by identity, which only the kept values have (ids stay theirs).
         if sharable and shared.get(id(value)) is not value:

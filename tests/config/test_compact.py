@@ -14,6 +14,7 @@ from agent.runtime.registries import REGISTRIES
 
 _CHECKS = """\
 defaults:
+  interval: 20s
   tls: {insecure_skip_verify: true}
   watch: {grace: 5s, stale_after: 30s}
 checks:
@@ -34,9 +35,11 @@ def _load(tmp_path: Path, text: str = _CHECKS) -> dict[str, CheckConfig]:
 
 
 def test_equal_parts_are_one_object(tmp_path: Path) -> None:
-    """Equal tls, watch, labels, limits and empty headers of different checks are one object."""
+    """Equal tls, watch, labels, limits, durations and empty headers of checks are one object."""
     c = _load(tmp_path)
     a, b = c["a"], c["b"]
+    assert a.interval is c["d"].interval
+    assert a.interval == 20.0
     assert a.tls is b.tls is c["c"].tls
     assert a.watch is b.watch is c["c"].watch
     assert a.labels is b.labels
@@ -83,6 +86,7 @@ def test_loaded_check_is_the_check_as_validated(tmp_path: Path) -> None:
         "name": "a",
         "kind": "watch",
         "url": "ws://127.0.0.1:1/a",
+        "interval": "20s",
         "labels": {"team": "x"},
         "limits": {"ping": "1s"},
         "tls": {"insecure_skip_verify": True},
