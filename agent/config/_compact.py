@@ -7,9 +7,9 @@ own copy of all of it, and a 28-key instance dict (~830 B) per check. After vali
 each check is rebuilt once (:func:`compact`):
 
 - a sub-model, mapping, list, tuple or duration interchangeable with one an earlier
-  check of the same load holds is replaced by that one: equal, of the same types all the way down,
-  with the same explicitly set fields (so ``model_dump(exclude_unset=True)`` and
-  ``model_fields_set`` are unchanged);
+  check of the same load holds is replaced by that one: equal, of the same types all
+  the way down, with the same explicitly set fields (so ``model_dump(exclude_unset=True)``
+  and ``model_fields_set`` are unchanged);
 - models with the same explicitly set fields share one fields-set;
 - the check's fields are set one by one, in declaration order, on a new instance, so
   CPython keeps them in a key-sharing instance dict (~290 B) — when that comes out
