@@ -2,10 +2,11 @@
 
 :class:`~agent.storage.rollups.Rollups` holds one :class:`Tally` per check and minute
 between two flushes (up to :data:`~agent.storage.rollups.FLUSH_INTERVAL`), for every
-check at once, so it is kept small: one slotted object, the phase sums and counts in
-one ``array`` (no float object per value), the histogram counts in one dictionary
-created on the first measured phase. Its minute, hour and day buckets are built from
-it in the writer thread (the hour's with histograms), one at a time. Raises nothing.
+check at once, so it is kept small: one slotted object holding its first result as it
+is (counted later), then the phase sums and counts in one ``array`` (no float object
+per value), the histogram counts in one dictionary created on the first measured
+phase. Its minute, hour and day buckets are built from it in the writer thread (the
+hour's with histograms), one at a time. Raises nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ _WIDTH = len(LATENCY_BUCKETS)
 class Tally:
     """What one check's runs added up to in one minute, until they are written."""
 
-    __slots__ = ("degraded", "failures", "hist", "lag_suspect", "minute", "phases", "runs")
+    __slots__ = (
+        "degraded",
+        "failures",
+        "first",
+        "hist",
+        "lag_suspect",
+        "minute",
+        "phases",
+        "runs",
+    )
 
     def __init__(self, minute: int = 0) -> None:
         #: Start of the minute counted, Unix seconds.
@@ -37,9 +47,26 @@ class Tally:
         self.phases: array[float] | None = None
         #: phase index * len(LATENCY_BUCKETS) + bucket index -> runs
         self.hist: dict[int, int] | None = None
+        #: The one result so far, not yet counted: most checks report once between two
+        #: flushes, and that result is kept anyway (the check's last, for metrics and
+        #: the API), so it costs nothing here; it is counted when a second one comes or
+        #: the bucket is made (in the writer thread).
+        self.first: ProbeResult | None = None
 
     def add(self, result: ProbeResult) -> None:
-        """Count one result."""
+        """Count one result (read later: it must not change afterwards)."""
+        if self.runs == 0 and self.first is None:
+            self.first = result
+            return
+        self._count_first()
+        self._count(result)
+
+    def _count_first(self) -> None:
+        if self.first is not None:
+            first, self.first = self.first, None
+            self._count(first)
+
+    def _count(self, result: ProbeResult) -> None:
         self.runs += 1
         self.degraded += bool(result.degraded)
         self.lag_suspect += result.lag_suspect
@@ -59,6 +86,7 @@ class Tally:
 
     def bucket(self, *, with_hist: bool) -> Bucket:
         """A new :class:`Bucket` of these counts (histograms only ``with_hist``)."""
+        self._count_first()
         bucket = Bucket(runs=self.runs, degraded=self.degraded, lag_suspect=self.lag_suspect)
         if self.failures:
             bucket.failures = dict(self.failures)

@@ -52,6 +52,20 @@ def test_tally_makes_the_bucket_that_counting_each_result_makes(runs: int, with_
     assert got.hist == expected.hist
 
 
+def test_a_lone_result_is_counted_when_the_bucket_is_made() -> None:
+    """The first result is held as it is; a second, or making the bucket, counts it."""
+    tally, first, second = Tally(), _result("x", T0, i=0), _result("x", T0, i=1)
+    tally.add(first)
+    assert tally.first is first
+    assert tally.phases is None
+    assert tally.bucket(with_hist=False).runs == 1
+    tally = Tally()
+    tally.add(first)
+    tally.add(second)
+    assert tally.first is None
+    assert tally.runs == 2
+
+
 def test_tally_is_slotted() -> None:
     """A tally carries no instance dict (one is held per active check)."""
     assert not hasattr(Tally(), "__dict__")
