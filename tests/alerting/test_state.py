@@ -360,3 +360,19 @@ def test_missed_reminders_after_a_long_gap_collapse_into_one() -> None:
     policy = AlertPolicy(failure_threshold=1, success_threshold=1, repeat_interval=20.0)
     firing_at, reminders = _reminder_times([0.0, 5.0, 75.0, 80.0, 94.0, 95.0, 100.0], policy)
     assert (firing_at, reminders) == (0.0, [75.0, 95.0])
+
+
+def test_checks_that_only_succeeded_share_one_state() -> None:
+    """Equal success-only histories give one state object; any other history its own."""
+    a, _ = run("SSS")
+    b, _ = run("SS")
+    b, _ = run("S", state=b)
+    assert a is b
+    assert a == AlertState(consecutive_successes=3)
+    recovered, _ = run("FSSS")
+    assert recovered is not a
+    assert recovered.consecutive_successes == 3
+    assert recovered.since is not None
+    degraded, _ = run("SSD", AlertPolicy(3, 2, 0.0, degraded_threshold=2))
+    assert degraded.degraded_runs == 1
+    assert degraded is not a
