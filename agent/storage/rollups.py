@@ -11,9 +11,9 @@ SQLite file and its own connection, used only by its own writer thread.
 When the state directory passes its bound, :meth:`Rollups.shed` gives rows up in the
 order :mod:`agent.storage.rollup_bound` documents (minute rows first, day rows last).
 
-On the event loop :meth:`Rollups.add_result` only adds to one small in-memory
-:class:`~agent.storage.rollup_tally.Tally` per check and minute; every
-:data:`FLUSH_INTERVAL` they go to the writer thread, which makes each tally's minute,
+On the event loop :meth:`Rollups.add_result` only adds the result to what is pending
+for its check and minute (:class:`~agent.storage.rollup_tally.Pending`); every
+:data:`FLUSH_INTERVAL` that goes to the writer thread, which makes each tally's minute,
 hour and day buckets and merges each into its stored row (read, add, replace) in one
 transaction. What a bucket holds is :class:`agent.storage.rollup_bucket.Bucket`
 (per-phase latency sums, and per hour fixed-bucket histograms that merge by addition).
@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from agent.result import ProbeResult
 from agent.storage import rollup_bound, rollup_queries
 from agent.storage.rollup_bucket import CHART_PHASES, LATENCY_BUCKETS, Bucket
-from agent.storage.rollup_tally import Tally
+from agent.storage.rollup_tally import Pending
 
 __all__ = [
     "CHART_PHASES",
@@ -90,14 +90,7 @@ CREATE TABLE IF NOT EXISTS incidents (check_name TEXT NOT NULL, started_at REAL 
     PRIMARY KEY (check_name, started_at)) WITHOUT ROWID;
 """
 _MAX_MESSAGE = 300
-_MINUTE = 60
 _Ops = list[tuple[str, str, tuple[Any, ...]]]
-#: A pending tally's key: its check's name, or (name, minute) for a check's other minutes.
-_Key = str | tuple[str, int]
-
-
-def _check_of(key: _Key) -> str:
-    return key if isinstance(key, str) else key[0]
 
 
 class Rollups:
@@ -112,12 +105,9 @@ class Rollups:
         self._db = db
         self._clock = clock
         self._db.executescript(_SCHEMA)
-        # A check's results since the last flush, one tally per minute (which feeds its
-        # hour and day too): its first minute's under the check's name, any other's
-        # under (check, minute). Every active check has one entry; a tuple key and its
-        # minute int were ~100 B of it.
-        self._pending: dict[_Key, Tally] = {}
-        self._minute = 0  # the last minute seen: one int object for its results
+        # The results since the last flush, per check and minute (which feeds its hour
+        # and day too).
+        self._pending = Pending()
         self._ops: _Ops = []
         self._open: dict[str, float] = dict(
             self._db.execute("SELECT check_name, started_at FROM incidents WHERE ended_at IS NULL")
@@ -154,20 +144,7 @@ class Rollups:
         if result.agent_problem:
             return
         at = result.started_at
-        minute = int(at // _MINUTE * _MINUTE)
-        if minute == self._minute:
-            minute = self._minute
-        else:
-            self._minute = minute
-        tally = self._pending.get(result.check)
-        if tally is None:
-            tally = self._pending[result.check] = Tally(minute)
-        elif tally.minute != minute:
-            key = (result.check, minute)
-            tally = self._pending.get(key)
-            if tally is None:
-                tally = self._pending[key] = Tally(minute)
-        tally.add(result)
+        self._pending.add(result)
         started = self._open.get(result.check)
         if not result.success and started is None:
             self._open[result.check] = at
@@ -202,11 +179,11 @@ class Rollups:
                 return
             self._timer = loop.call_later(FLUSH_INTERVAL, self._flush_soon)
 
-    def _take(self) -> tuple[dict[_Key, Tally], _Ops]:
+    def _take(self) -> tuple[Pending, _Ops]:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        pending, self._pending = self._pending, {}
+        pending, self._pending = self._pending, Pending()
         ops, self._ops = self._ops, []
         return pending, ops
 
@@ -230,7 +207,7 @@ class Rollups:
         if not self._closed:
             self._writer.submit(self._write, *self._take()).result()
 
-    def _write(self, pending: dict[_Key, Tally], ops: _Ops) -> None:
+    def _write(self, pending: Pending, ops: _Ops) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -239,8 +216,8 @@ class Rollups:
             try:
                 # One bucket at a time: several minutes of a check that share an
                 # hour each merge into its row, which the next read sees.
-                for key, tally in pending.items():
-                    check, minute = _check_of(key), tally.minute
+                for check, tally in pending.tallies():
+                    minute = tally.minute
                     for resolution, (table, step) in _TABLES.items():
                         bucket = tally.bucket(with_hist=resolution == "hour")
                         self._merge_row(table, check, minute // step * step, bucket)
@@ -299,7 +276,7 @@ class Rollups:
         every batch handed to it before, and the returned future says when.
         """
         keep_set = set(keep)
-        self._pending = {k: b for k, b in self._pending.items() if _check_of(k) in keep_set}
+        self._pending.keep(keep_set)
         self._ops = [op for op in self._ops if op[0] in keep_set]
         for name in [n for n in self._open if n not in keep_set]:
             del self._open[name]

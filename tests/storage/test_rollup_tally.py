@@ -9,7 +9,7 @@ import pytest
 
 from agent.result import ProbeResult, Reason
 from agent.storage.rollup_bucket import KEPT_PHASES, Bucket
-from agent.storage.rollup_tally import Tally
+from agent.storage.rollup_tally import Pending, Tally
 from agent.storage.rollups import Rollups
 
 T0 = 1_790_000_000.0 // 86400 * 86400  # a UTC midnight
@@ -52,18 +52,34 @@ def test_tally_makes_the_bucket_that_counting_each_result_makes(runs: int, with_
     assert got.hist == expected.hist
 
 
-def test_a_lone_result_is_counted_when_the_bucket_is_made() -> None:
-    """The first result is held as it is; a second, or making the bucket, counts it."""
-    tally, first, second = Tally(), _result("x", T0, i=0), _result("x", T0, i=1)
-    tally.add(first)
-    assert tally.first is first
-    assert tally.phases is None
-    assert tally.bucket(with_hist=False).runs == 1
-    tally = Tally()
-    tally.add(first)
-    tally.add(second)
-    assert tally.first is None
-    assert tally.runs == 2
+def test_pending_holds_a_lone_result_as_it_is() -> None:
+    """A check's one result of a minute is held uncounted; a second makes a tally; both
+    give the buckets counting each result gives, per check and minute, in order."""
+    pending = Pending()
+    lone, first, second, later = (
+        _result("lone", T0, i=0),
+        _result("x", T0 + 1, i=1),
+        _result("x", T0 + 2, i=2),
+        _result("x", T0 + 61, i=3),
+    )
+    for result in (lone, first, later, second):
+        pending.add(result)
+    assert pending._held["lone"] is lone
+    assert isinstance(pending._held["x"], Tally)
+    got = [(check, t.minute, t.bucket(with_hist=True).encode()) for check, t in pending.tallies()]
+    expected = []
+    for check, minute, results in [
+        ("lone", T0, [lone]),
+        ("x", T0, [first, second]),
+        ("x", T0 + 60, [later]),
+    ]:
+        bucket = Bucket()
+        for result in results:
+            bucket.add(result, with_hist=True)
+        expected.append((check, minute, bucket.encode()))
+    assert got == expected
+    pending.keep({"x"})
+    assert [check for check, _ in pending.tallies()] == ["x", "x"]
 
 
 def test_tally_is_slotted() -> None:
