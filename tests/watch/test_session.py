@@ -188,7 +188,8 @@ async def test_stop_is_bounded_by_close_timeout(results, check_for) -> None:
         await results.until(lambda r: session.stats().connected)
         t0 = time.perf_counter()
         await session.stop()
-        assert 0.2 <= time.perf_counter() - t0 < 1.5
+        # Not before close_timeout (uvloop's clock may fire a timer ~1 ms early).
+        assert 0.19 <= time.perf_counter() - t0 < 1.5
         assert not session.stats().connected
         async with asyncio.timeout(2.0):
             await server.idle.wait()  # the transport was aborted: the peer saw it end

@@ -34,13 +34,17 @@ from websockets import ClientProtocol
 from websockets import exceptions as wsx
 from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import Protocol as SansIO
 from websockets.protocol import State
+from websockets.streams import StreamReader
 
 from agent.probes.connections.reading import ReadingConnection
 
 __all__ = ["DeliveringConnection", "Sink"]
 
 _getrandbits = random.getrandbits
+_FRAME_PARSER = SansIO.parse.__code__
+_BETWEEN_FRAMES = StreamReader.at_eof.__code__
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 
@@ -129,6 +133,7 @@ class DeliveringConnection(asyncio.Protocol):
         frames = list(conn.recv_messages.frames.queue)
         lost = conn.connection_lost_waiter.done()
         if not lost:
+            _forget_handshake(protocol)
             self.transport.set_protocol(self)
             if conn.recv_messages.paused:  # the assembler's flow control paused reading
                 self.transport.resume_reading()
@@ -340,3 +345,30 @@ class DeliveringConnection(asyncio.Protocol):
     def _set_connection_exc(self, exc: BaseException | None) -> None:
         if self.connection_exc is None:
             self.connection_exc = exc
+
+
+def _forget_handshake(protocol: ClientProtocol) -> None:
+    """Give ``protocol`` a fresh frame parser when it waits between two frames.
+
+    The client's parser is a generator that parsed the upgrade's response and then
+    delegates to the frame parser for the connection's life, so its frame keeps the
+    response (status line, body, headers object) alive. Between frames the frame
+    parser holds no state of its own (sizes and limits are the protocol's fields), so
+    a new one continues exactly where it was. Mid-frame, or if websockets' parser is
+    not shaped as expected, the parser is left as it is.
+    """
+    client_parser = protocol.parser
+    frame_parser = getattr(client_parser, "gi_yieldfrom", None)
+    waiting = getattr(frame_parser, "gi_yieldfrom", None)
+    if (
+        protocol.state is not _OPEN
+        or protocol.reader.buffer
+        or protocol.reader.eof
+        or getattr(frame_parser, "gi_code", None) is not _FRAME_PARSER
+        or getattr(waiting, "gi_code", None) is not _BETWEEN_FRAMES
+    ):
+        return
+    parser = SansIO.parse(protocol)
+    next(parser)  # runs to its first wait for data, as websockets starts it
+    protocol.parser = parser
+    client_parser.close()
