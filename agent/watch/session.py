@@ -278,8 +278,8 @@ class WatchSession:
         reading, variables, protocol = opened
         result.phases["total"] = time.perf_counter() - start
         # The upgrade's headers are of no use once connected (the init steps have read
-        # them), and an agent holds thousands of sessions. The response object stays:
-        # websockets' parser holds it, so only its headers can go.
+        # them), and an agent holds thousands of sessions. websockets' parser holds the
+        # response object itself; the delivering connection releases it when it can.
         reading.request = None
         if reading.response is not None:
             reading.response.headers.clear()
