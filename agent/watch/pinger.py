@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-
-from websockets.asyncio.client import ClientConnection
+from typing import Protocol
 
 from agent.probes.errors import ExpectTimeout, PingTimeout, ProbeError, map_errors
 from agent.result import Reason
 from agent.watch.ticker import Tick, ticker
 
-__all__ = ["MAX_RTTS", "Measure", "Pinger"]
+__all__ = ["MAX_RTTS", "Measure", "Pingable", "Pinger"]
 
 #: A protocol's own ping: given the ``perf_counter()`` limit, its RTT in seconds, or
 #: None when the protocol has no ping (a WebSocket ping is measured instead).
@@ -28,6 +27,19 @@ Measure = Callable[[float], Awaitable[float | None]]
 
 #: Ping RTTs kept between two reports; older ones are dropped.
 MAX_RTTS = 16
+
+
+class Pingable(Protocol):
+    """A held connection as the pinger uses it."""
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        """Aborted when a pong does not come in time."""
+        ...
+
+    async def ping(self) -> Awaitable[float]:
+        """Send a WebSocket ping; the awaitable completes when its pong is parsed."""
+        ...
 
 
 class Pinger:
@@ -53,7 +65,7 @@ class Pinger:
     def __init__(self, *, interval: float | None, timeout: float) -> None:
         self._interval = interval
         self._timeout = timeout
-        self._conn: ClientConnection | None = None
+        self._conn: Pingable | None = None
         self._measure: Measure | None = None
         self._handle: Tick | None = None
         self._task: asyncio.Task[None] | None = None
@@ -63,7 +75,7 @@ class Pinger:
         #: Round trip of the last answered ping, seconds (kept across connections).
         self.last_rtt: float | None = None
 
-    def start(self, conn: ClientConnection, *, measure: Measure | None = None) -> None:
+    def start(self, conn: Pingable, *, measure: Measure | None = None) -> None:
         """Ping ``conn`` from now on; forgets the previous connection's failure.
 
         Args:
@@ -104,7 +116,7 @@ class Pinger:
         if conn is not None:
             self._task = asyncio.get_running_loop().create_task(self._ping(conn))
 
-    async def _ping(self, conn: ClientConnection) -> None:
+    async def _ping(self, conn: Pingable) -> None:
         try:
             await self._one_ping(conn)
         finally:
@@ -112,7 +124,7 @@ class Pinger:
             if self._task is asyncio.current_task():
                 self._task = None
 
-    async def _one_ping(self, conn: ClientConnection) -> None:
+    async def _one_ping(self, conn: Pingable) -> None:
         start = time.perf_counter()
         measure = self._measure
         rtt: float | None = None

@@ -1,6 +1,12 @@
 """One held WebSocket session: reconnect, re-initialise, read, judge, report.
 
-A :class:`WatchSession` owns one task (connect, init steps, read loop, backoff) and a
+A :class:`WatchSession` runs a task only while it connects (the attempt, the init
+steps, the backoff sleep before the next attempt). Once connected, a plain session's
+messages arrive from its connection's protocol callbacks
+(:class:`~agent.probes.connections.delivering.DeliveringConnection`) and are judged
+and answered there; the end of the connection, also a callback, starts the next
+connect task. A session speaking an application ``protocol:`` keeps its task while
+connected, waiting for the protocol session's reader to end. Besides, a session has a
 few timers: report and protocol ping on the loop's shared
 :func:`~agent.watch.ticker.ticker` (held all the session's life), staleness and grace
 (:mod:`~agent.watch.outage`) on ``loop.call_later`` (only while they can fire); while
@@ -23,12 +29,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from websockets.asyncio.client import ClientConnection
+from websockets import exceptions as wsx
 
 from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
+from agent.probes.connections.delivering import DeliveringConnection
+from agent.probes.connections.reading import ReadingConnection
 from agent.probes.deadline import run_guarded
-from agent.probes.errors import InternalError
+from agent.probes.errors import InternalError, ProbeError
 from agent.probes.errors.mapping import translate
 from agent.probes.script.matchers import Message
 from agent.probes.watch import Opened, open_session, session_phase
@@ -76,6 +84,7 @@ class WatchSession:
         "_connect_result",
         "_connected_at",
         "_down",
+        "_failure",
         "_feed",
         "_gaps_reported",
         "_gate",
@@ -118,7 +127,10 @@ class WatchSession:
         )
         self._feed = FeedState(self.watch)
         self._task: asyncio.Task[None] | None = None
-        self._conn: ClientConnection | None = None
+        # Reading while a protocol session holds it, delivering for a plain session.
+        self._conn: ReadingConnection | DeliveringConnection | None = None
+        # A bug met while handling a message, reported as the disconnect's cause.
+        self._failure: ProbeError | None = None
         self._protocol: Session | None = None
         self._connect_result: ProbeResult | ConnectFacts | None = None
         self._new_connect = False
@@ -145,12 +157,13 @@ class WatchSession:
         Raises:
             RuntimeError: Already started, or no running event loop.
         """
-        if self._task is not None:
+        if self._report_handle is not None:  # set from here on (the task may be gone)
             raise RuntimeError("WatchSession already started")
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()  # RuntimeError outside one, before any state changes
         self._stale.since = self._state_since = time.perf_counter()
-        self._task = loop.create_task(self._run(), name=f"watch:{self.check.name}")
-        self._task.add_done_callback(self._run_done)
+        # Spread the first connects of many sessions started together (agent start,
+        # reload) over initial_delay instead of hitting the target all at once.
+        self._connect_later(self._random() * self.watch.initial_delay)
         self._report_handle = ticker().call_later(self.check.interval, self._report_tick)
         self._stale.arm()
 
@@ -201,36 +214,51 @@ class WatchSession:
             missed_total=feed.missed,
         )
 
-    # ------------------------------------------------------------------ main task
+    # ------------------------------------------------------------------ connecting
 
-    async def _run(self) -> None:
-        # Spread the first connects of many sessions started together (agent start,
-        # reload) over initial_delay instead of hitting the target all at once.
-        delay: float | None = self._random() * self.watch.initial_delay
+    def _connect_later(self, delay: float) -> None:
+        """Start the connect task: wait ``delay`` seconds, then attempt until connected."""
+        task = asyncio.get_running_loop().create_task(
+            self._run(delay), name=f"watch:{self.check.name}"
+        )
+        task.add_done_callback(self._run_done)
+        self._task = task
+
+    async def _run(self, delay: float | None) -> None:
         while delay is not None and not self._stopping:
             if delay > 0:
                 await asyncio.sleep(delay)
             conn = await self._connect()
             if conn is not None:
+                if self._protocol is None:
+                    return  # held by the connection's callbacks from now on
                 await self._hold(conn)
-                if time.perf_counter() - self._connected_at >= self.watch.effective_reset_after:
+                if self._held_long_enough():
                     self._backoff.reset()
             delay = self._backoff.next_delay()
         if delay is None and not self._stopping:
-            self.gave_up = True
-            log.warning(
-                "watch %s: gave up after %d reconnect attempts",
-                self.check.name,
-                self._backoff.attempts,
-            )
-            self._report(self._verdict())
+            self._give_up()
 
     def _run_done(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None  # a finished task is not kept while connected
         # Every failure inside _run is caught; this is the net for a bug outside those.
         if not task.cancelled() and task.exception() is not None:
             log.error("watch %s: session task crashed", self.check.name, exc_info=task.exception())
 
-    async def _connect(self) -> ClientConnection | None:
+    def _held_long_enough(self) -> bool:
+        return time.perf_counter() - self._connected_at >= self.watch.effective_reset_after
+
+    def _give_up(self) -> None:
+        self.gave_up = True
+        log.warning(
+            "watch %s: gave up after %d reconnect attempts",
+            self.check.name,
+            self._backoff.attempts,
+        )
+        self._report(self._verdict())
+
+    async def _connect(self) -> ReadingConnection | DeliveringConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""
         check = self.check
         opened: Opened | None = None
@@ -247,15 +275,20 @@ class WatchSession:
         if opened is None:
             self._went_down(result.reason or Reason.INTERNAL, result.message, was_connected=False)
             return None
-        conn, variables, protocol = opened
+        reading, variables, protocol = opened
         result.phases["total"] = time.perf_counter() - start
         # The upgrade's headers are of no use once connected (the init steps have read
-        # them), and an agent holds thousands of sessions. The response object stays:
-        # websockets' parser holds it, so only its headers can go.
-        conn.request = None
-        if conn.response is not None:
-            conn.response.headers.clear()
+        # them), and an agent holds thousands of sessions. websockets' parser holds the
+        # response object itself; the delivering connection releases it when it can.
+        reading.request = None
+        if reading.response is not None:
+            reading.response.headers.clear()
+        conn: ReadingConnection | DeliveringConnection = reading
+        if protocol is None:
+            # Nothing reads with recv() any more: messages go to message_received.
+            conn = DeliveringConnection.take_over(reading, self, close_timeout=check.close_timeout)
         self._conn, self._protocol = conn, protocol
+        self._failure = None
         self._connect_result = result
         self._new_connect = True
         self._feed.connected(variables)
@@ -271,34 +304,71 @@ class WatchSession:
         self._maybe_report()
         return conn
 
-    async def _hold(self, conn: ClientConnection) -> None:
-        """Read until the connection ends; record why it ended."""
-        # The boundary's table (what map_errors applies), used once, where reading ends.
+    # ------------------------------------------------------------------ connected, plain
+
+    def message_received(self, data: str | bytes) -> None:
+        """One message of a plain session (its connection's callback): judge, answer."""
+        conn = self._conn
+        if conn is None or self._failure is not None:
+            return
         try:
-            if self._protocol is not None:
-                # Its reader decodes every frame and answers keepalives; it stops
-                # when the connection or the subscription ends.
-                raise await self._protocol.finished()
-            while True:
-                matched, reply = self._feed.on_message(await conn.recv())
-                if reply is not None:
-                    await conn.send(reply)
-                elif matched and self.watch.stale_after is not None:
-                    self._stale.fresh()
+            matched, reply = self._feed.on_message(data)
+            if reply is not None:
+                assert isinstance(conn, DeliveringConnection)
+                conn.send(reply)
+            elif matched and self.watch.stale_after is not None:
+                self._stale.fresh()
+        except Exception as exc:  # a bug: end this connection, reconnect, say why
+            log.exception("watch %s: unexpected error while reading", self.check.name)
+            self._failure = translate(exc, "watch")
+            conn.transport.abort()
+
+    def connection_ended(self, exc: wsx.ConnectionClosed) -> None:
+        """A plain session's connection is gone (its callback): record why, reconnect."""
+        if self._conn is None:  # stopped: stop() already took it
+            return
+        error = self._failure or translate(exc, "watch")
+        self._disconnected()
+        # A ping timeout aborts the transport, so the connection reports a loss;
+        # the cause worth reporting is the missing pong.
+        failure = self._pinger.failure or error
+        self._went_down(failure.reason, str(failure), was_connected=True)
+        if self._stopping:
+            return
+        if self._held_long_enough():
+            self._backoff.reset()
+        delay = self._backoff.next_delay()
+        if delay is None:
+            self._give_up()
+        else:
+            self._connect_later(delay)
+
+    def _disconnected(self) -> None:
+        self._pinger.stop()
+        self._conn = self._protocol = None
+        self._session_wall = None
+
+    # ------------------------------------------------------------------ connected, protocol
+
+    async def _hold(self, conn: ReadingConnection | DeliveringConnection) -> None:
+        """Wait until the protocol session's reader ends; record why it ended."""
+        protocol = self._protocol
+        assert protocol is not None
+        try:
+            # Its reader decodes every frame and answers keepalives; it stops
+            # when the connection or the subscription ends.
+            raise await protocol.finished()
         except Exception as exc:
+            # The boundary's table (what map_errors applies), used once, where reading ends.
             error = translate(exc, "watch")
             if isinstance(error, InternalError):  # a bug must not end the session
                 log.exception("watch %s: unexpected error while reading", self.check.name)
-            # A ping timeout aborts the transport, so the reader sees a lost
-            # connection; the cause worth reporting is the missing pong.
             failure = self._pinger.failure or error
             reason, message = failure.reason, str(failure)
         finally:
             self._pinger.stop()
-            if self._protocol is not None:
-                await self._protocol.stop()
-            self._conn = self._protocol = None
-            self._session_wall = None
+            await protocol.stop()
+            self._disconnected()
             if not self._stopping:
                 conn.transport.abort()
         self._went_down(reason, message, was_connected=True)

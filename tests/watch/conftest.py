@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
@@ -40,7 +41,8 @@ class Changes:
 class FeedServer:
     """A live feed: subscribe, then ticks; can stall, drop, refuse, ping and close."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
         self.changes = Changes()
         self.received: list[Any] = []  # messages from clients, JSON-decoded when possible
         self.connections = 0
@@ -55,20 +57,26 @@ class FeedServer:
         self.app_ping_interval: float | None = None
         self.close_on_subscribe: int | None = None  # close code sent right after subscribing
         self.big_message: int | None = None  # bytes sent once after subscribing
+        self.fragments = 1  # frames per tick and app ping (websockets sends fragments)
         self.open: set[ServerConnection] = set()
         self._server: Server | None = None
         self.port = 0
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/feed"
+        scheme = "ws" if self.ssl_context is None else "wss"
+        return f"{scheme}://127.0.0.1:{self.port}/feed"
 
     def subscribes(self) -> int:
         return sum(1 for m in self.received if isinstance(m, dict) and m.get("op") == "subscribe")
 
     async def start(self) -> None:
         self._server = await serve(
-            self._handler, "127.0.0.1", 0, process_request=self._process_request
+            self._handler,
+            "127.0.0.1",
+            0,
+            process_request=self._process_request,
+            ssl=self.ssl_context,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -127,7 +135,7 @@ class FeedServer:
                 await asyncio.sleep(self.tick_interval)  # the feed's own pace
                 if not self.paused:
                     n += self.tick_step
-                    await ws.send(json.dumps({"type": "tick", "n": n}))
+                    await self._send(ws, json.dumps({"type": "tick", "n": n}))
                     self.ticks_sent += 1
                     self.changes.notify()
 
@@ -137,7 +145,14 @@ class FeedServer:
             while self.app_ping_interval is not None:
                 await asyncio.sleep(self.app_ping_interval)
                 n += 1
-                await ws.send(json.dumps({"type": "ping", "id": n}))
+                await self._send(ws, json.dumps({"type": "ping", "id": n}))
+
+    async def _send(self, ws: ServerConnection, text: str) -> None:
+        if self.fragments <= 1:
+            await ws.send(text)
+            return
+        size = -(-len(text) // self.fragments)
+        await ws.send([text[i : i + size] for i in range(0, len(text), size)])
 
     async def drop_all(self, code: int = 1012) -> None:
         """Close every open connection from the server side."""

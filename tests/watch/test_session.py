@@ -10,7 +10,8 @@ import pytest
 
 from agent.result import Reason
 from agent.watch import WatchSession
-from tests.watch.conftest import make_session
+from agent.watch.messages import FeedState
+from tests.watch.conftest import FeedServer, make_session
 
 
 async def test_connects_subscribes_and_reads(feed, results, check_for) -> None:
@@ -129,6 +130,129 @@ async def test_app_pings_answered_and_not_counted_fresh(
         assert session.stats().matched_total == 0
     finally:
         await session.stop()
+
+
+async def test_fragmented_messages_matched_and_answered_whole(feed, results, check_for) -> None:
+    """Ticks and app pings sent in several frames are judged and answered as whole messages."""
+    feed.fragments = 3
+    feed.app_ping_interval = 0.02
+    check = check_for(
+        feed.url,
+        watch={
+            "match": {"json": {"type": "tick"}},
+            "answer": {
+                "match": {"json": {"type": "ping"}},
+                "reply": {"type": "pong"},
+                "echo": ["id"],
+            },
+        },
+    )
+    session = make_session(check, results)
+    session.start()
+    try:
+        await feed.changes.until(lambda: {"type": "pong", "id": 2} in feed.received)
+        await feed.changes.until(lambda: session.stats().matched_total >= 3)
+        stats = session.stats()
+        assert stats.answered_total >= 2
+        assert stats.reconnects == {}
+    finally:
+        await session.stop()
+
+
+async def test_fragmented_message_over_max_size_is_message_too_big(
+    feed, results, check_for
+) -> None:
+    """max_size holds for a message sent in fragments: message_too_big, then reconnects."""
+    feed.fragments = 4
+    feed.tick_interval = 0.01
+    check = check_for(feed.url, max_size=20, watch={"grace": 0.0})  # a tick is ~22 bytes
+    session = make_session(check, results)
+    session.start()
+    try:
+        failed = await results.until(lambda r: r.reason is Reason.MESSAGE_TOO_BIG)
+        assert not failed.success
+        await feed.changes.until(lambda: feed.subscribes() >= 2)
+        assert 1009 in feed.close_codes
+    finally:
+        await session.stop()
+
+
+async def test_stop_is_bounded_by_close_timeout(results, check_for) -> None:
+    """A peer that never answers the close frame: stop() returns after close_timeout."""
+    from tests.servers import RawServer, silent_after_101
+
+    async with RawServer(silent_after_101) as server:
+        check = check_for(server.url(), steps=[], close_timeout=0.2)
+        session = make_session(check, results)
+        session.start()
+        await results.until(lambda r: session.stats().connected)
+        t0 = time.perf_counter()
+        await session.stop()
+        # Not before close_timeout (uvloop's clock may fire a timer ~1 ms early).
+        assert 0.19 <= time.perf_counter() - t0 < 1.5
+        assert not session.stats().connected
+        async with asyncio.timeout(2.0):
+            await server.idle.wait()  # the transport was aborted: the peer saw it end
+
+
+async def test_error_while_handling_a_message_is_internal_and_reconnects(
+    feed, results, check_for, monkeypatch
+) -> None:
+    """A bug met while judging a message ends that connection as internal; it reconnects."""
+    session = make_session(check_for(feed.url, watch={"grace": 0.0}), results)
+
+    def broken(self: FeedState, data: object) -> None:
+        raise RuntimeError("a bug")
+
+    session.start()
+    try:
+        await feed.changes.until(lambda: feed.subscribes() == 1)
+        monkeypatch.setattr(FeedState, "on_message", broken)
+        failed = await results.until(lambda r: r.reason is Reason.INTERNAL)
+        assert not failed.success
+        await feed.changes.until(lambda: feed.subscribes() >= 2)
+        assert session.stats().reconnects.get("internal", 0) >= 1
+    finally:
+        await session.stop()
+
+
+@pytest.mark.parametrize("path", ["tls", "proxy", "tls-via-proxy"])
+async def test_held_over_tls_and_proxy(results, check_for, tls_files, path: str) -> None:
+    """Over TLS, a proxy tunnel or both: messages read, app pings answered, drops reconnect."""
+    from tests.servers import RawServer, connect_proxy
+
+    tls = "tls" in path
+    feed = FeedServer(ssl_context=tls_files.server_context() if tls else None)
+    feed.app_ping_interval = 0.02
+    await feed.start()
+    targets: list[str] = []
+    try:
+        async with RawServer(connect_proxy(targets)) as proxy:
+            extra: dict[str, object] = {}
+            if tls:
+                extra["tls"] = {"ca_file": tls_files.ca_file}
+            if "proxy" in path:
+                extra["proxy"] = f"http://127.0.0.1:{proxy.port}"
+            answer = {"match": {"json": {"type": "ping"}}, "reply": {"type": "pong"}}
+            # A TLS handshake through a tunnel on a loaded machine: not 0.25 s.
+            check = check_for(
+                feed.url, interval=3.0, timeout=2.0, watch={"answer": answer}, **extra
+            )
+            session = make_session(check, results)
+            session.start()
+            try:
+                await feed.changes.until(lambda: {"type": "pong"} in feed.received)
+                await feed.drop_all(1012)
+                await feed.changes.until(lambda: feed.subscribes() == 2)
+                count = feed.received.count({"type": "pong"})
+                await feed.changes.until(lambda: feed.received.count({"type": "pong"}) > count)
+                assert session.stats().reconnects == {"closed": 1}
+                assert session.stats().messages_total >= 2
+            finally:
+                await session.stop()
+        assert len(targets) == (2 if "proxy" in path else 0)
+    finally:
+        await feed.stop()
 
 
 async def test_refused_reconnects_then_recovery(feed, results, check_for) -> None:

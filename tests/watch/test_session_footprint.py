@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from typing import Any
 
+import pytest
+
+from agent.probes.connections.delivering import DeliveringConnection
 from agent.watch.report import ConnectFacts
 from tests.watch.conftest import make_session
 
 
-async def test_connected_session_drops_upgrade_headers(feed, results, check_for) -> None:
-    """Once connected, the upgrade's request and response headers are released."""
-    session = make_session(check_for(feed.url), results)
+def _session_tasks(name: str) -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == f"watch:{name}" and not t.done()]
+
+
+async def test_connected_plain_session_runs_no_task(feed, results, check_for) -> None:
+    """Once connected, a plain session holds no task: its connection delivers by callback."""
+    check = check_for(feed.url, interval=0.05, timeout=0.04)
+    session = make_session(check, results)
     session.start()
     try:
-        await feed.changes.until(lambda: feed.subscribes() == 1)
-        await results.until(lambda r: r.success)
-        conn = session._conn
-        assert conn is not None
-        assert conn.request is None
-        assert conn.response is not None
-        assert len(conn.response.headers) == 0
+        await results.until(lambda r: r.success and session.stats().messages_total >= 3)
+        assert isinstance(session._conn, DeliveringConnection)
+        assert session._task is None
+        assert _session_tasks(check.name) == []
+        with pytest.raises(RuntimeError, match="already started"):
+            session.start()
+        # A drop starts a task for the next connect only; connected again, it is gone.
+        await feed.drop_all(1012)
+        await feed.changes.until(lambda: feed.subscribes() == 2)
+        count = session.stats().messages_total
+        await results.until(lambda r: session.stats().messages_total >= count + 3)
+        assert session._task is None
+        assert _session_tasks(check.name) == []
     finally:
         await session.stop()
 

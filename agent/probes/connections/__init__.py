@@ -1,8 +1,10 @@
-"""The two WebSocket connections a probe runs on, behind one interface.
+"""The two WebSocket connections a probe runs on, behind one interface, and a held one.
 
 :mod:`~agent.probes.connections.base` is the interface (read it first);
 :mod:`~agent.probes.connections.reading` keeps messages for whoever reads them,
 :mod:`~agent.probes.connections.discarding` drops them as they are parsed.
+:mod:`~agent.probes.connections.delivering` takes over an open reading connection
+and hands each message to a callback (a plain watch session, once initialised).
 """
 
 from __future__ import annotations

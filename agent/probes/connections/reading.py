@@ -1,7 +1,8 @@
 """The connection for kinds that read messages: websockets' ``ClientConnection`` plus stamps.
 
-Scripted steps, relay receivers and watch sessions read messages with ``recv()``, so
-they keep websockets' asyncio connection (its message assembler, flow control and
+Scripted steps, relay receivers and watch sessions (their init steps, and the readers
+of ``protocol:`` sessions) read messages with ``recv()``, so they keep websockets'
+asyncio connection (its message assembler, flow control and
 ``send``). This subclass adds what :class:`~agent.probes.connections.base.Connection`
 promises: the phase stamps, taken in the protocol callbacks, and the closing mark as
 soon as the closing handshake starts.
