@@ -1,28 +1,23 @@
 """One held WebSocket session: reconnect, re-initialise, read, judge, report.
 
-A :class:`WatchSession` runs a task only while it connects (the attempt, the init
-steps, the backoff sleep before the next attempt). Once connected, a plain session's
-messages arrive from its connection's protocol callbacks
-(:class:`~agent.probes.connections.delivering.DeliveringConnection`) and are judged
-and answered there; the end of the connection, also a callback, starts the next
-connect task. A session speaking an application ``protocol:`` keeps its task while
-connected, waiting for the protocol session's reader to end. Besides, a session has a
-few timers: report and protocol ping on the loop's shared
-:func:`~agent.watch.ticker.ticker` (held all the session's life), staleness and grace
-(:mod:`~agent.watch.outage`) on ``loop.call_later`` (only while they can fire); while
-idle it costs no CPU. Every ``check.interval`` it hands ``on_result`` a liveness
-:class:`~agent.result.ProbeResult`; it also reports at once when liveness flips
-(stale detected, grace expired, recovered), so events are seen within their
-configured bounds rather than at the next interval.
+A :class:`WatchSession` runs a task only while connecting (attempt, init steps,
+backoff sleep; :mod:`~agent.watch.connecting`). Once connected, a plain session's
+messages arrive from its connection's callbacks
+(:class:`~agent.probes.connections.delivering.DeliveringConnection`), and so does the
+connection's end, which starts the next connect task; a session speaking a
+``protocol:`` keeps its task, waiting for the protocol's reader to end. Its timers:
+report and protocol ping on the loop's shared :func:`~agent.watch.ticker.ticker`,
+staleness and grace on ``loop.call_later`` only while they can fire. Every
+``check.interval``, and at once when liveness flips, it hands ``on_result`` a liveness
+:class:`~agent.result.ProbeResult`.
 
-Nothing escapes the session: failures become disconnect reasons and failed results.
-Only ``start()`` misuse raises ``RuntimeError``.
+Nothing escapes: failures become disconnect reasons and failed results. Only
+``start()`` misuse raises ``RuntimeError``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random as _random
 import time
@@ -35,13 +30,12 @@ from agent.config import CheckConfig
 from agent.config.watch import WatchConfig
 from agent.probes.connections.delivering import DeliveringConnection
 from agent.probes.connections.reading import ReadingConnection
-from agent.probes.deadline import run_guarded
-from agent.probes.errors import InternalError, ProbeError
+from agent.probes.errors import ProbeError
 from agent.probes.errors.mapping import translate
 from agent.probes.script.matchers import Message
-from agent.probes.watch import Opened, open_session, session_phase
-from agent.result import ProbeResult, Reason, new_result
+from agent.result import ProbeResult, Reason
 from agent.watch.backoff import Backoff
+from agent.watch.connecting import attempt, close_bounded, protocol_ended
 from agent.watch.gate import connect_gate
 from agent.watch.liveness import Verdict, WatchStats, judge
 from agent.watch.messages import FeedState
@@ -188,12 +182,7 @@ class WatchSession:
         if tasks:
             await asyncio.wait(tasks)
         if conn is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.check.close_timeout + 0.5):
-                    if protocol is not None:
-                        await protocol.goodbye()
-                    await conn.close(code, "going away")
-            conn.transport.abort()  # no-op once closed; frees a peer that never answered
+            await close_bounded(conn, protocol, code=code, close_timeout=self.check.close_timeout)
         self._conn = None
 
     def stats(self) -> WatchStats:
@@ -217,27 +206,25 @@ class WatchSession:
     # ------------------------------------------------------------------ connecting
 
     def _connect_later(self, delay: float) -> None:
-        """Start the connect task: wait ``delay`` seconds, then attempt until connected."""
+        """Start the connect task: wait ``delay`` seconds, then make one attempt."""
         task = asyncio.get_running_loop().create_task(
             self._run(delay), name=f"watch:{self.check.name}"
         )
         task.add_done_callback(self._run_done)
         self._task = task
 
-    async def _run(self, delay: float | None) -> None:
-        while delay is not None and not self._stopping:
-            if delay > 0:
-                await asyncio.sleep(delay)
-            conn = await self._connect()
-            if conn is not None:
-                if self._protocol is None:
-                    return  # held by the connection's callbacks from now on
-                await self._hold(conn)
-                if self._held_long_enough():
-                    self._backoff.reset()
-            delay = self._backoff.next_delay()
-        if delay is None and not self._stopping:
-            self._give_up()
+    async def _run(self, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._stopping:
+            return
+        conn = await self._connect()
+        if conn is None:
+            self._next_attempt(was_connected=False)
+        elif self._protocol is not None:
+            await self._hold(conn)
+            self._next_attempt(was_connected=True)
+        # else: held by the connection's callbacks from now on (connection_ended)
 
     def _run_done(self, task: asyncio.Task[None]) -> None:
         if self._task is task:
@@ -246,10 +233,17 @@ class WatchSession:
         if not task.cancelled() and task.exception() is not None:
             log.error("watch %s: session task crashed", self.check.name, exc_info=task.exception())
 
-    def _held_long_enough(self) -> bool:
-        return time.perf_counter() - self._connected_at >= self.watch.effective_reset_after
-
-    def _give_up(self) -> None:
+    def _next_attempt(self, *, was_connected: bool) -> None:
+        """After a failed attempt or a lost connection: the next connect task, or give up."""
+        if self._stopping:
+            return
+        held = time.perf_counter() - self._connected_at
+        if was_connected and held >= self.watch.effective_reset_after:
+            self._backoff.reset()
+        delay = self._backoff.next_delay()
+        if delay is not None:
+            self._connect_later(delay)
+            return
         self.gave_up = True
         log.warning(
             "watch %s: gave up after %d reconnect attempts",
@@ -260,33 +254,17 @@ class WatchSession:
 
     async def _connect(self) -> ReadingConnection | DeliveringConnection | None:
         """One connection attempt; on failure, records the reason and returns None."""
-        check = self.check
-        opened: Opened | None = None
-        # Admitted first: the deadline covers the attempt, not the queue before it.
-        async with self._gate or connect_gate():
-            result = new_result(check)
-            start = time.perf_counter()
-
-            async def attempt() -> None:
-                nonlocal opened
-                opened = await open_session(check, result, deadline=start + check.timeout)
-
-            await run_guarded(check, result, attempt, phase=lambda: session_phase(result))
+        result, opened = await attempt(self.check, self._gate or connect_gate())
         if opened is None:
             self._went_down(result.reason or Reason.INTERNAL, result.message, was_connected=False)
             return None
         reading, variables, protocol = opened
-        result.phases["total"] = time.perf_counter() - start
-        # The upgrade's headers are of no use once connected (the init steps have read
-        # them), and an agent holds thousands of sessions. websockets' parser holds the
-        # response object itself; the delivering connection releases it when it can.
-        reading.request = None
-        if reading.response is not None:
-            reading.response.headers.clear()
         conn: ReadingConnection | DeliveringConnection = reading
         if protocol is None:
             # Nothing reads with recv() any more: messages go to message_received.
-            conn = DeliveringConnection.take_over(reading, self, close_timeout=check.close_timeout)
+            conn = DeliveringConnection.take_over(
+                reading, self, close_timeout=self.check.close_timeout
+            )
         self._conn, self._protocol = conn, protocol
         self._failure = None
         self._connect_result = result
@@ -333,15 +311,7 @@ class WatchSession:
         # the cause worth reporting is the missing pong.
         failure = self._pinger.failure or error
         self._went_down(failure.reason, str(failure), was_connected=True)
-        if self._stopping:
-            return
-        if self._held_long_enough():
-            self._backoff.reset()
-        delay = self._backoff.next_delay()
-        if delay is None:
-            self._give_up()
-        else:
-            self._connect_later(delay)
+        self._next_attempt(was_connected=True)
 
     def _disconnected(self) -> None:
         self._pinger.stop()
@@ -355,23 +325,14 @@ class WatchSession:
         protocol = self._protocol
         assert protocol is not None
         try:
-            # Its reader decodes every frame and answers keepalives; it stops
-            # when the connection or the subscription ends.
-            raise await protocol.finished()
-        except Exception as exc:
-            # The boundary's table (what map_errors applies), used once, where reading ends.
-            error = translate(exc, "watch")
-            if isinstance(error, InternalError):  # a bug must not end the session
-                log.exception("watch %s: unexpected error while reading", self.check.name)
-            failure = self._pinger.failure or error
-            reason, message = failure.reason, str(failure)
+            failure = await protocol_ended(self.check.name, protocol, self._pinger)
         finally:
             self._pinger.stop()
             await protocol.stop()
             self._disconnected()
             if not self._stopping:
                 conn.transport.abort()
-        self._went_down(reason, message, was_connected=True)
+        self._went_down(failure.reason, str(failure), was_connected=True)
 
     def _on_protocol_message(self, data: Message | None) -> None:
         """One message of the protocol's subscriptions (its keepalives never get here)."""
