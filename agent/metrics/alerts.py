@@ -20,6 +20,7 @@ from agent.metrics.text import header, label_str, labels, single_sample
 __all__ = [
     "ALERT_FLAGS",
     "NOTIFICATION_OUTCOMES",
+    "FlagRanges",
     "NotificationCounts",
     "alert_families",
     "alerting_lines",
@@ -69,9 +70,31 @@ class NotificationCounts:
         self.counts = counts
 
 
+class FlagRanges:
+    """What the alert-state families keep across scrapes, per range of checks.
+
+    A range is keyed by its first series and its length, valid while the checks are
+    unchanged: the owner calls :meth:`clear` whenever they change.
+    """
+
+    __slots__ = ("names", "texts")
+
+    def __init__(self) -> None:
+        #: The range's check names, shared by the four families (a set of a range's
+        #: names is ~34 bytes per check).
+        self.names: dict[tuple[int, int], frozenset[str]] = {}
+        #: Per family and range: its flagged checks and its text when last written.
+        self.texts: dict[tuple[str, int, int], tuple[AbstractSet[str], str]] = {}
+
+    def clear(self) -> None:
+        """Forget every range (the checks changed)."""
+        self.names.clear()
+        self.texts.clear()
+
+
 def alert_families(
     flags: Callable[[], Mapping[str, AbstractSet[str]]] | None,
-    ranges: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]],
+    ranges: FlagRanges,
 ) -> list[LiveFamily]:
     """The per-check alert-state families, read live at scrape time.
 
@@ -79,9 +102,8 @@ def alert_families(
         flags: the checks each alert-state flag applies to now, by family suffix
             (``firing``, ``flapping``, ``maintenance``, ``silenced``;
             ``AlertService.flagged``), asked once per scrape; or None.
-        ranges: per family and range of checks, the range's check names, its flagged
-            checks and its text when last written, kept across scrapes; the caller
-            empties it whenever its checks change.
+        ranges: the ranges' names and texts kept across scrapes; the caller empties
+            it whenever its checks change.
 
     Returns:
         One family per flag given, in :data:`ALERT_FLAGS` order.
@@ -131,16 +153,11 @@ def alerting_lines(
         )
 
 
-def _flag_family(
-    suffix: str,
-    flagged: AbstractSet[str],
-    ranges: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]],
-) -> LiveFamily:
+def _flag_family(suffix: str, flagged: AbstractSet[str], ranges: FlagRanges) -> LiveFamily:
     """``wsprobe_alert_<suffix>``: one 0/1 line per check, 1 for the checks in ``flagged``.
 
-    A range of checks reuses its text from ``ranges`` (keyed by the family, the range's
-    first series and length, valid while the checks are unchanged) while the checks of
-    it that are flagged stay the same: set operations on names, no Python work per
+    A range of checks reuses its text from ``ranges`` while the checks of it that are
+    flagged stay the same: set operations on names, no Python work per
     check. Nearly every check's flag is 0 at nearly every scrape; asking the alert
     service check by check was ~20 % of a 10,000-check scrape's CPU in the daemon
     (docs/bench-log.md).
@@ -149,14 +166,17 @@ def _flag_family(
     head = name + "{"
 
     def text(checks: list[tuple[CheckConfig, CheckSeries]]) -> str:
-        key = (name, id(checks[0][1]), len(checks))
-        cached = ranges.get(key)
-        names = cached[0] if cached is not None else frozenset(c.name for c, _ in checks)
+        where = (id(checks[0][1]), len(checks))
+        names = ranges.names.get(where)
+        if names is None:
+            names = ranges.names[where] = frozenset(c.name for c, _ in checks)
         hits = names.intersection(flagged) if flagged else frozenset()
-        if cached is not None and cached[1] == hits:
-            return cached[2]
+        key = (name, *where)
+        cached = ranges.texts.get(key)
+        if cached is not None and cached[0] == hits:
+            return cached[1]
         written = "".join([f"{head}{s.base}}} {1 if c.name in hits else 0}\n" for c, s in checks])
-        ranges[key] = (names, hits, written)
+        ranges.texts[key] = (hits, written)
         return written
 
     return name, _FLAG_HELP[suffix], "gauge", text

@@ -10,18 +10,12 @@ Raises nothing of its own.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 
 from agent.config.models import CheckConfig
-from agent.metrics.text import (
-    BLACKBOX,
-    RESULTS,
-    Histogram,
-    blackbox_lines,
-    label_str,
-)
+from agent.metrics.fleet import observe_phases
+from agent.metrics.text import BLACKBOX, Histogram, blackbox_lines, label_str
 from agent.result import ProbeResult
 
 __all__ = [
@@ -40,28 +34,139 @@ __all__ = [
 SKIP_REASONS = ("max_instances", "missed", "overload")
 
 
-@dataclass(slots=True)
-class CheckSeries:
-    """Everything exported for one configured check."""
+#: The skip counts of a check that was never skipped, shared by all of them.
+_NO_SKIPS: tuple[int, ...] = (0,) * len(SKIP_REASONS)
 
-    labels: dict[str, str]
-    #: ``labels`` rendered once for the text format.
-    base: str = ""
-    last: ProbeResult | None = None
-    last_duration: float = 0.0
-    results: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(RESULTS, 0)))
-    failures: Counter[str] = field(default_factory=Counter)
-    skipped: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(SKIP_REASONS, 0)))
-    lag_suspect: int = 0
-    ping_rtt: Histogram = field(default_factory=Histogram)
-    phases: dict[str, Histogram] = field(default_factory=dict)
-    relay: dict[str, Histogram] = field(default_factory=dict)
-    #: This check's text in each family of :data:`CACHED`, or None when something
-    #: changed since it was rendered. Every update of the fields above must reset it.
-    block: tuple[str, ...] | None = None
-    #: Results that may still render ``block`` at once (``Metrics.observe``) before
-    #: the next scrape; each scrape sets it to ``EAGER_RENDERS`` (agent.metrics.registry).
-    eager: int = 0
+
+class CheckSeries:
+    """Everything exported for one configured check.
+
+    One per configured check for the agent's life, so it holds only what the check has
+    produced: fixed counters are plain ints (the skip counts one tuple, shared until the
+    check's first skip), and the failure reasons and histograms exist once there is
+    something to count in them (an empty ``Counter``, dict or ``Histogram`` is 70-250
+    bytes, and most checks never fail, skip or opt into histograms).
+
+    Args:
+        base: the check's label set rendered for the text format (``label_str``).
+        eager: see :attr:`eager`.
+    """
+
+    __slots__ = (
+        "_failures",
+        "_phases",
+        "_relay",
+        "base",
+        "block",
+        "eager",
+        "failed",
+        "lag_suspect",
+        "last",
+        "last_duration",
+        "ping_rtt",
+        "skip_counts",
+        "succeeded",
+    )
+
+    def __init__(self, base: str, *, eager: int = 0) -> None:
+        #: The check's labels rendered once for the text format.
+        self.base = base
+        self.last: ProbeResult | None = None
+        self.last_duration = 0.0
+        #: Runs by result (``wsprobe_probes_total``).
+        self.succeeded = 0
+        self.failed = 0
+        self._failures: dict[str, int] | None = None
+        #: Counts in :data:`SKIP_REASONS` order; a new tuple on each (rare) skip.
+        self.skip_counts = _NO_SKIPS
+        self.lag_suspect = 0
+        #: The check's ping round trips, once it measured one with ``metrics.histograms``.
+        self.ping_rtt: Histogram | None = None
+        self._phases: dict[str, Histogram] | None = None
+        self._relay: dict[str, Histogram] | None = None
+        #: This check's text in each family of :data:`CACHED`, or None when something
+        #: changed since it was rendered. Every update of the fields above must reset it.
+        self.block: tuple[str, ...] | None = None
+        #: Results that may still render ``block`` at once (``Metrics.observe``) before
+        #: the next scrape; each scrape sets it to ``EAGER_RENDERS`` (agent.metrics.registry).
+        self.eager = eager
+
+    @property
+    def results(self) -> dict[str, int]:
+        """Runs by result, ``success`` and ``failure`` (a copy)."""
+        return {"success": self.succeeded, "failure": self.failed}
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """Failed runs by reason, only the reasons seen (a copy)."""
+        return dict(self._failures) if self._failures else {}
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Skipped runs by reason, every reason of :data:`SKIP_REASONS` present (a copy)."""
+        return dict(zip(SKIP_REASONS, self.skip_counts, strict=True))
+
+    @property
+    def phases(self) -> Mapping[str, Histogram]:
+        """Per-phase duration histograms (``metrics.histograms``), by phase."""
+        return self._phases or _NO_HISTOGRAMS
+
+    @property
+    def relay(self) -> Mapping[str, Histogram]:
+        """Relay delivery latency histograms, by receiving connection."""
+        return self._relay or _NO_HISTOGRAMS
+
+    def count(self, result: ProbeResult) -> None:
+        """Count one result in the run counters (not the histograms)."""
+        if result.success:
+            self.succeeded += 1
+            return
+        self.failed += 1
+        if result.reason is not None:
+            failures = self._failures
+            if failures is None:
+                failures = self._failures = {}
+            reason = result.reason.value
+            failures[reason] = failures.get(reason, 0) + 1
+
+    def skip(self, reason: str) -> None:
+        """Count one scheduled run that did not happen.
+
+        Raises:
+            ValueError: ``reason`` is not one of :data:`SKIP_REASONS`.
+        """
+        if reason not in SKIP_REASONS:
+            raise ValueError(f"unknown skip reason {reason!r} (known: {', '.join(SKIP_REASONS)})")
+        counts = list(self.skip_counts)
+        counts[SKIP_REASONS.index(reason)] += 1
+        self.skip_counts = tuple(counts)
+
+    def observe_histograms(self, result: ProbeResult) -> None:
+        """Add the result's ping round trips and phase durations to the check's histograms."""
+        if result.pings:
+            ping = self.ping_rtt
+            if ping is None:
+                ping = self.ping_rtt = Histogram()
+            for rtt in result.pings:
+                ping.observe(rtt)
+        if result.phases:
+            if self._phases is None:
+                self._phases = {}
+            observe_phases(self._phases, result)
+
+    def observe_relay(self, relay: Mapping[str, float]) -> None:
+        """Add one result's relay delivery latencies, by receiving connection."""
+        hists = self._relay
+        if hists is None:
+            hists = self._relay = {}
+        for receiver, seconds in relay.items():
+            hist = hists.get(receiver)
+            if hist is None:
+                hist = hists[receiver] = Histogram()
+            hist.observe(seconds)
+
+
+_NO_HISTOGRAMS: Mapping[str, Histogram] = MappingProxyType({})
 
 
 #: A per-check metric family: name, help, type, and the lines of one check.
@@ -82,10 +187,10 @@ def per_range(family: Family) -> LiveFamily:
 
 
 def _results(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    return [
-        f'wsprobe_probes_total{{{s.base},result="{result}"}} {n}\n'
-        for result, n in sorted(s.results.items())
-    ]
+    return (
+        f'wsprobe_probes_total{{{s.base},result="failure"}} {s.failed}\n'
+        f'wsprobe_probes_total{{{s.base},result="success"}} {s.succeeded}\n',
+    )
 
 
 def _failures(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
@@ -95,10 +200,15 @@ def _failures(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     ]
 
 
+#: SKIP_REASONS with their positions, in the exposition's (sorted) order.
+_SKIP_ORDER = sorted((reason, i) for i, reason in enumerate(SKIP_REASONS))
+
+
 def _skipped(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
+    skips = s.skip_counts
     return [
-        f'wsprobe_probes_skipped_total{{{s.base},reason="{reason}"}} {n}\n'
-        for reason, n in sorted(s.skipped.items())
+        f'wsprobe_probes_skipped_total{{{s.base},reason="{reason}"}} {skips[i]}\n'
+        for reason, i in _SKIP_ORDER
     ]
 
 
@@ -113,7 +223,7 @@ def _degraded(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
 
 
 def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    if not s.ping_rtt.count:  # like phases: no empty histogram before the first pong
+    if s.ping_rtt is None:  # like phases: no empty histogram before the first pong
         return ()
     return (s.ping_rtt.text("wsprobe_check_ping_rtt_seconds", s.base),)
 

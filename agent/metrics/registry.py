@@ -23,7 +23,12 @@ from collections.abc import Set as AbstractSet
 
 from agent import __version__
 from agent.config.models import CheckConfig
-from agent.metrics.alerts import NotificationCounts, alert_families, alerting_lines
+from agent.metrics.alerts import (
+    FlagRanges,
+    NotificationCounts,
+    alert_families,
+    alerting_lines,
+)
 from agent.metrics.families import (
     CACHED,
     SKIP_REASONS,
@@ -32,7 +37,7 @@ from agent.metrics.families import (
     per_range,
     render_block,
 )
-from agent.metrics.fleet import FleetHistograms, observe_phases
+from agent.metrics.fleet import FleetHistograms
 from agent.metrics.text import (
     LAG_BUCKETS,
     Histogram,
@@ -125,10 +130,8 @@ class Metrics:
         self.location = location
         self.version = version
         self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
-        # Per alert-state family and range of checks: names, flagged ones, text.
-        self._flag_ranges: dict[
-            tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]
-        ] = {}
+        # The alert-state families' names and text per range of checks, across scrapes.
+        self._flag_ranges = FlagRanges()
         self.in_flight = 0
         #: Scheduled runs waiting for a concurrency slot or for admission.
         self.runs_waiting = 0
@@ -176,7 +179,7 @@ class Metrics:
                 pairs = {**own, "check": check.name, "location": self.location}
                 # Eager from the start: the first scrape finds the text of every check
                 # that has a result already rendered, rather than rendering them all.
-                series = CheckSeries(labels=pairs, base=label_str(pairs), eager=EAGER_RENDERS)
+                series = CheckSeries(label_str(pairs), eager=EAGER_RENDERS)
                 self._checks[check.name] = (check, series)
 
     def series(self, check: CheckConfig) -> CheckSeries | None:
@@ -205,20 +208,12 @@ class Metrics:
             series.last_duration = duration
         # else: a watch report between connections keeps the duration of the last
         # connection's establishment (connect through init steps), not a meaningless 0.
-        series.results["success" if result.success else "failure"] += 1
-        if not result.success and result.reason is not None:
-            series.failures[result.reason.value] += 1
+        series.count(result)
         self.fleet.observe(check.kind, result)
         if check.metrics.histograms:
-            for rtt in result.pings:
-                series.ping_rtt.observe(rtt)
-            observe_phases(series.phases, result)
-        relay = series.relay
-        for receiver, seconds in result.relay.items():
-            hist = relay.get(receiver)
-            if hist is None:
-                hist = relay[receiver] = Histogram()
-            hist.observe(seconds)
+            series.observe_histograms(result)
+        if result.relay:
+            series.observe_relay(result.relay)
         if series.eager:
             # Someone scrapes this check: render its text now, in this result's own
             # callback (~0.15 ms), rather than every changed check inside the next scrape
@@ -228,10 +223,14 @@ class Metrics:
         return True
 
     def skipped(self, check_name: str, reason: str) -> None:
-        """Count a run that did not happen (``max_instances``, ``missed``)."""
+        """Count a run that did not happen (a reason of :data:`SKIP_REASONS`).
+
+        Raises:
+            ValueError: ``reason`` is not one of :data:`SKIP_REASONS`.
+        """
         entry = self._checks.get(check_name)
         if entry is not None:
-            entry[1].skipped[reason] += 1
+            entry[1].skip(reason)
             entry[1].block = None
 
     def set_receivers(self, names: Iterable[str]) -> None:
