@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 
-from agent.config.models import CheckConfig
 from agent.metrics.families import CheckSeries, LiveFamily
 from agent.metrics.text import header, label_str, labels, single_sample
 
@@ -165,17 +164,19 @@ def _flag_family(suffix: str, flagged: AbstractSet[str], ranges: FlagRanges) -> 
     name = f"wsprobe_alert_{suffix}"
     head = name + "{"
 
-    def text(checks: list[tuple[CheckConfig, CheckSeries]]) -> str:
-        where = (id(checks[0][1]), len(checks))
+    def text(checks: list[CheckSeries]) -> str:
+        where = (id(checks[0]), len(checks))
         names = ranges.names.get(where)
         if names is None:
-            names = ranges.names[where] = frozenset(c.name for c, _ in checks)
+            names = ranges.names[where] = frozenset(s.check.name for s in checks)
         hits = names.intersection(flagged) if flagged else frozenset()
         key = (name, *where)
         cached = ranges.texts.get(key)
         if cached is not None and cached[0] == hits:
             return cached[1]
-        written = "".join([f"{head}{s.base}}} {1 if c.name in hits else 0}\n" for c, s in checks])
+        written = "".join(
+            [f"{head}{s.base}}} {1 if s.check.name in hits else 0}\n" for s in checks]
+        )
         ranges.texts[key] = (hits, written)
         return written
 

@@ -48,6 +48,7 @@ class CheckSeries:
     bytes, and most checks never fail, skip or opt into histograms).
 
     Args:
+        check: the check's config (see :attr:`check`).
         base: the check's label set rendered for the text format (``label_str``).
         eager: see :attr:`eager`.
     """
@@ -58,6 +59,7 @@ class CheckSeries:
         "_relay",
         "base",
         "block",
+        "check",
         "eager",
         "failed",
         "lag_suspect",
@@ -68,7 +70,10 @@ class CheckSeries:
         "succeeded",
     )
 
-    def __init__(self, base: str, *, eager: int = 0) -> None:
+    def __init__(self, check: CheckConfig, base: str, *, eager: int = 0) -> None:
+        #: The check's config: the one given last among equal ones (a reload keeps the
+        #: series of an unchanged check and lets the replaced config object go).
+        self.check = check
         #: The check's labels rendered once for the text format.
         self.base = base
         self.last: ProbeResult | None = None
@@ -173,15 +178,15 @@ _NO_HISTOGRAMS: Mapping[str, Histogram] = MappingProxyType({})
 Family = tuple[str, str, str, Callable[[CheckConfig, CheckSeries], Iterable[str]]]
 #: A family read at scrape time: name, help, type, and the text of a range of checks
 #: (a scrape writes it a range at a time, not a check at a time).
-LiveFamily = tuple[str, str, str, Callable[[list[tuple[CheckConfig, CheckSeries]]], str]]
+LiveFamily = tuple[str, str, str, Callable[[list[CheckSeries]], str]]
 
 
 def per_range(family: Family) -> LiveFamily:
     """``family`` written a range of checks at a time, from its lines of each."""
     name, doc, typ, lines_of = family
 
-    def text(checks: list[tuple[CheckConfig, CheckSeries]]) -> str:
-        return "".join(["".join(lines_of(c, s)) for c, s in checks])
+    def text(checks: list[CheckSeries]) -> str:
+        return "".join(["".join(lines_of(s.check, s)) for s in checks])
 
     return name, doc, typ, text
 

@@ -129,7 +129,7 @@ class Metrics:
     ) -> None:
         self.location = location
         self.version = version
-        self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
+        self._checks: dict[str, CheckSeries] = {}
         # The alert-state families' names and text per range of checks, across scrapes.
         self._flag_ranges = FlagRanges()
         self.in_flight = 0
@@ -167,7 +167,10 @@ class Metrics:
         self._checks = {}
         for check in checks:
             kept = old.get(check.name)
-            if kept is not None and kept[0] == check:
+            if kept is not None and kept.check == check:
+                # The config just loaded: the one the runner holds (identity is the
+                # fast path of series()), and the replaced object is freed.
+                kept.check = check
                 self._checks[check.name] = kept
             else:
                 # A check label named like a histogram's own label would corrupt
@@ -179,16 +182,15 @@ class Metrics:
                 pairs = {**own, "check": check.name, "location": self.location}
                 # Eager from the start: the first scrape finds the text of every check
                 # that has a result already rendered, rather than rendering them all.
-                series = CheckSeries(label_str(pairs), eager=EAGER_RENDERS)
-                self._checks[check.name] = (check, series)
+                self._checks[check.name] = CheckSeries(check, label_str(pairs), eager=EAGER_RENDERS)
 
     def series(self, check: CheckConfig) -> CheckSeries | None:
         """The series of ``check`` if that exact config is current, else None."""
-        entry = self._checks.get(check.name)
+        series = self._checks.get(check.name)
         # Identity first: nearly always the same object, and pydantic's == walks every field.
-        if entry is None or (entry[0] is not check and entry[0] != check):
+        if series is None or (series.check is not check and series.check != check):
             return None
-        return entry[1]
+        return series
 
     def observe(self, check: CheckConfig, result: ProbeResult, *, duration: float) -> bool:
         """Record one result; returns False (recording nothing) for a stale check."""
@@ -228,10 +230,10 @@ class Metrics:
         Raises:
             ValueError: ``reason`` is not one of :data:`SKIP_REASONS`.
         """
-        entry = self._checks.get(check_name)
-        if entry is not None:
-            entry[1].skip(reason)
-            entry[1].block = None
+        series = self._checks.get(check_name)
+        if series is not None:
+            series.skip(reason)
+            series.block = None
 
     def set_receivers(self, names: Iterable[str]) -> None:
         """Make the configured receivers exactly ``names`` (see NotificationCounts)."""
@@ -271,10 +273,10 @@ class Metrics:
         out = Pieces(chunk_bytes, time_slice)
         entries = list(self._checks.values())
         blocks: list[tuple[str, ...]] = []
-        for n, (check, series) in enumerate(entries, 1):
+        for n, series in enumerate(entries, 1):
             block = series.block
             if block is None:  # new result since it was last rendered
-                block = series.block = render_block(check, series)
+                block = series.block = render_block(series.check, series)
                 out.add("", costly=True)
             elif not n % JOIN_CHECKS:
                 out.add("", costly=True)
@@ -290,7 +292,7 @@ class Metrics:
                 )
                 if out.due():
                     yield out.take()
-        watches = [(c, s) for c, s in entries if c.kind == "watch"]
+        watches = [s for s in entries if s.check.kind == "watch"]
         for name, doc, typ, text_of in self._live_families():
             out.family(header(name, doc, typ))
             of = watches if name.startswith("wsprobe_watch_") else entries
