@@ -72,18 +72,21 @@ class NotificationCounts:
 class FlagRanges:
     """What the alert-state families keep across scrapes, per range of checks.
 
-    A range is keyed by its first series and its length, valid while the checks are
-    unchanged: the owner calls :meth:`clear` whenever they change.
+    A range is keyed by the id of its first series and its length, valid while the
+    checks are unchanged: the owner calls :meth:`clear` whenever they change. An entry
+    holds that first series, so no other series can take its id while the entry exists
+    (a scrape still running over the checks before a reload may add one).
     """
 
     __slots__ = ("names", "texts")
 
     def __init__(self) -> None:
-        #: The range's check names, shared by the four families (a set of a range's
-        #: names is ~34 bytes per check).
-        self.names: dict[tuple[int, int], frozenset[str]] = {}
-        #: Per family and range: its flagged checks and its text when last written.
-        self.texts: dict[tuple[str, int, int], tuple[AbstractSet[str], str]] = {}
+        #: The range's first series and check names, the names shared by the four
+        #: families (a set of a range's names is ~34 bytes per check).
+        self.names: dict[tuple[int, int], tuple[CheckSeries, frozenset[str]]] = {}
+        #: Per family and range: the range's names, its flagged checks and its text
+        #: when last written.
+        self.texts: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]] = {}
 
     def clear(self) -> None:
         """Forget every range (the checks changed)."""
@@ -165,19 +168,21 @@ def _flag_family(suffix: str, flagged: AbstractSet[str], ranges: FlagRanges) -> 
     head = name + "{"
 
     def text(checks: list[CheckSeries]) -> str:
-        where = (id(checks[0]), len(checks))
-        names = ranges.names.get(where)
-        if names is None:
-            names = ranges.names[where] = frozenset(s.check.name for s in checks)
+        first = checks[0]
+        where = (id(first), len(checks))
+        kept = ranges.names.get(where)
+        if kept is None or kept[0] is not first:
+            kept = ranges.names[where] = (first, frozenset(s.check.name for s in checks))
+        names = kept[1]
         hits = names.intersection(flagged) if flagged else frozenset()
         key = (name, *where)
         cached = ranges.texts.get(key)
-        if cached is not None and cached[0] == hits:
-            return cached[1]
+        if cached is not None and cached[0] is names and cached[1] == hits:
+            return cached[2]
         written = "".join(
             [f"{head}{s.base}}} {1 if s.check.name in hits else 0}\n" for s in checks]
         )
-        ranges.texts[key] = (hits, written)
+        ranges.texts[key] = (names, hits, written)
         return written
 
     return name, _FLAG_HELP[suffix], "gauge", text

@@ -20,12 +20,17 @@ from agent.result import ProbeResult
 
 __all__ = [
     "CACHED",
+    "PER_CHECK",
     "SKIP_REASONS",
+    "STATE_FAMILIES",
     "CheckSeries",
     "Family",
     "LiveFamily",
+    "ResultState",
+    "StateFamily",
     "per_range",
     "render_block",
+    "result_state",
 ]
 
 #: Why a scheduled run did not happen: still running (``max_instances``), due too long
@@ -36,6 +41,19 @@ SKIP_REASONS = ("max_instances", "missed", "overload")
 
 #: The skip counts of a check that was never skipped, shared by all of them.
 _NO_SKIPS: tuple[int, ...] = (0,) * len(SKIP_REASONS)
+
+#: What :data:`STATE_FAMILIES` show of a check's last result: success, upgrade status
+#: code (0 when none) and degraded, as ints; None before its first result.
+ResultState = tuple[int, int, int] | None
+#: Every result state seen, so checks in the same state share one tuple: at most
+#: 2 x 2 x the status codes answered, a few in practice.
+_STATES: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+
+
+def result_state(result: ProbeResult) -> tuple[int, int, int]:
+    """The :data:`ResultState` of ``result`` (one shared tuple per distinct state)."""
+    state = (int(result.success), result.status_code or 0, int(bool(result.degraded)))
+    return _STATES.setdefault(state, state)
 
 
 class CheckSeries:
@@ -67,6 +85,7 @@ class CheckSeries:
         "last_duration",
         "ping_rtt",
         "skip_counts",
+        "state",
         "succeeded",
     )
 
@@ -77,6 +96,8 @@ class CheckSeries:
         #: The check's labels rendered once for the text format.
         self.base = base
         self.last: ProbeResult | None = None
+        #: ``last`` as :data:`STATE_FAMILIES` show it; set with ``last``.
+        self.state: ResultState = None
         self.last_duration = 0.0
         #: Runs by result (``wsprobe_probes_total``).
         self.succeeded = 0
@@ -221,12 +242,6 @@ def _lag_suspect(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     return (f"wsprobe_probes_lag_suspect_total{{{s.base}}} {s.lag_suspect}\n",)
 
 
-def _degraded(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
-    if s.last is None:
-        return ()
-    return (f"wsprobe_probe_degraded{{{s.base}}} {int(bool(s.last.degraded))}\n",)
-
-
 def _ping_rtt(_: CheckConfig, s: CheckSeries) -> Iterable[str]:
     if s.ping_rtt is None:  # like phases: no empty histogram before the first pong
         return ()
@@ -253,10 +268,73 @@ def _blackbox(name: str) -> Callable[[CheckConfig, CheckSeries], Iterable[str]]:
     return lines
 
 
-#: Per-check families whose samples change only with a check's results (or skips),
-#: in output order: each check's text in them is cached in ``CheckSeries.block``.
+#: A per-check family written from each check's :attr:`CheckSeries.state`: name, help,
+#: type, and the text of a range of checks from their rendered labels and states.
+StateFamily = tuple[str, str, str, Callable[[list[str], list[ResultState]], str]]
+
+
+def _success(bases: list[str], states: list[ResultState]) -> str:
+    return "".join(
+        [f"probe_success{{{b}}} {s[0]}\n" for b, s in zip(bases, states, strict=True) if s]
+    )
+
+
+def _status(bases: list[str], states: list[ResultState]) -> str:
+    return "".join(
+        [
+            f"probe_websocket_status_code{{{b}}} {s[1]}\n"
+            for b, s in zip(bases, states, strict=True)
+            if s
+        ]
+    )
+
+
+def _upgraded(bases: list[str], states: list[ResultState]) -> str:
+    return "".join(
+        [
+            f"probe_websocket_connection_upgraded{{{b}}} {int(s[1] == 101)}\n"
+            for b, s in zip(bases, states, strict=True)
+            if s
+        ]
+    )
+
+
+def _degraded(bases: list[str], states: list[ResultState]) -> str:
+    return "".join(
+        [f"wsprobe_probe_degraded{{{b}}} {s[2]}\n" for b, s in zip(bases, states, strict=True) if s]
+    )
+
+
+#: Per-check families whose samples are a few small numbers of the last result that
+#: seldom change. A scrape writes them a range of checks at a time and keeps each
+#: range's text while its checks' states stay the same (:mod:`agent.metrics.registry`),
+#: so a check holds no text of its own in them (~60 bytes per family and check).
+STATE_FAMILIES: tuple[StateFamily, ...] = (
+    ("probe_success", BLACKBOX["probe_success"], "gauge", _success),
+    ("probe_websocket_status_code", BLACKBOX["probe_websocket_status_code"], "gauge", _status),
+    (
+        "probe_websocket_connection_upgraded",
+        BLACKBOX["probe_websocket_connection_upgraded"],
+        "gauge",
+        _upgraded,
+    ),
+    (
+        "wsprobe_probe_degraded",
+        "Whether the last run exceeded one of the check's limits.",
+        "gauge",
+        _degraded,
+    ),
+)
+_STATE_NAMES = frozenset(name for name, _, _, _ in STATE_FAMILIES)
+
+#: Per-check families whose samples change only with a check's results (or skips):
+#: each check's text in them is cached in ``CheckSeries.block``, in this order.
 CACHED: tuple[Family, ...] = (
-    *((name, doc, "gauge", _blackbox(name)) for name, doc in BLACKBOX.items()),
+    *(
+        (name, doc, "gauge", _blackbox(name))
+        for name, doc in BLACKBOX.items()
+        if name not in _STATE_NAMES
+    ),
     ("wsprobe_probes_total", "Probe runs by result.", "counter", _results),
     ("wsprobe_probe_failures_total", "Failed runs by reason.", "counter", _failures),
     (
@@ -270,12 +348,6 @@ CACHED: tuple[Family, ...] = (
         "Runs whose timing overlapped an event-loop lag spike of the agent.",
         "counter",
         _lag_suspect,
-    ),
-    (
-        "wsprobe_probe_degraded",
-        "Whether the last run exceeded one of the check's limits.",
-        "gauge",
-        _degraded,
     ),
     (
         "wsprobe_check_ping_rtt_seconds",
@@ -296,6 +368,36 @@ CACHED: tuple[Family, ...] = (
         _relay,
     ),
 )
+
+
+#: Output order of the families of :data:`CACHED` and :data:`STATE_FAMILIES`.
+_ORDER = (
+    *BLACKBOX,
+    "wsprobe_probes_total",
+    "wsprobe_probe_failures_total",
+    "wsprobe_probes_skipped_total",
+    "wsprobe_probes_lag_suspect_total",
+    "wsprobe_probe_degraded",
+    "wsprobe_check_ping_rtt_seconds",
+    "wsprobe_check_phase_duration_seconds",
+    "wsprobe_relay_delivery_seconds",
+)
+
+
+def _per_check() -> tuple[tuple[str, str, str, int, bool], ...]:
+    where: dict[str, tuple[str, str, int, bool]] = {}
+    for i, (name, doc, typ, _) in enumerate(CACHED):
+        where[name] = (doc, typ, i, False)
+    for i, (name, doc, typ, _) in enumerate(STATE_FAMILIES):
+        where[name] = (doc, typ, i, True)
+    if set(where) != set(_ORDER):
+        raise RuntimeError("_ORDER must name every per-check family once")
+    return tuple((name, *where[name]) for name in _ORDER)
+
+
+#: Every per-check family in output order: name, help, type, its index in
+#: :data:`STATE_FAMILIES` when the last is True, else in :data:`CACHED`.
+PER_CHECK: tuple[tuple[str, str, str, int, bool], ...] = _per_check()
 
 
 def render_block(check: CheckConfig, series: CheckSeries) -> tuple[str, ...]:

@@ -30,12 +30,15 @@ from agent.metrics.alerts import (
     alerting_lines,
 )
 from agent.metrics.families import (
-    CACHED,
+    PER_CHECK,
     SKIP_REASONS,
+    STATE_FAMILIES,
     CheckSeries,
     LiveFamily,
+    ResultState,
     per_range,
     render_block,
+    result_state,
 )
 from agent.metrics.fleet import FleetHistograms
 from agent.metrics.text import (
@@ -132,6 +135,11 @@ class Metrics:
         self._checks: dict[str, CheckSeries] = {}
         # The alert-state families' names and text per range of checks, across scrapes.
         self._flag_ranges = FlagRanges()
+        # Per range of checks (id of its first series, length): that series, its checks'
+        # states and its text in each of STATE_FAMILIES when last written.
+        self._state_ranges: dict[
+            tuple[int, int], tuple[CheckSeries, list[ResultState], tuple[str, ...]]
+        ] = {}
         self.in_flight = 0
         #: Scheduled runs waiting for a concurrency slot or for admission.
         self.runs_waiting = 0
@@ -162,7 +170,9 @@ class Metrics:
         if location is not None and location != self.location:
             self.location = location
             self._checks.clear()
-        self._flag_ranges.clear()  # keyed by the checks' ranges, which change with them
+        # Keyed by the checks' ranges, which change with them.
+        self._flag_ranges.clear()
+        self._state_ranges.clear()
         old = self._checks
         self._checks = {}
         for check in checks:
@@ -206,6 +216,7 @@ class Metrics:
             self.agent_problems += 1
             return True
         series.last = result
+        series.state = result_state(result)
         if check.kind != "watch" or "total" in result.phases:
             series.last_duration = duration
         # else: a watch report between connections keeps the duration of the last
@@ -273,6 +284,7 @@ class Metrics:
         out = Pieces(chunk_bytes, time_slice)
         entries = list(self._checks.values())
         blocks: list[tuple[str, ...]] = []
+        states: list[ResultState] = []
         for n, series in enumerate(entries, 1):
             block = series.block
             if block is None:  # new result since it was last rendered
@@ -282,14 +294,17 @@ class Metrics:
                 out.add("", costly=True)
             series.eager = EAGER_RENDERS
             blocks.append(block)
+            states.append(series.state)
             if out.due():
                 yield out.take()
-        for index, (name, doc, typ, _) in enumerate(CACHED):
+        for name, doc, typ, index, from_state in PER_CHECK:
             out.family(header(name, doc, typ))
             for start in range(0, len(blocks), JOIN_CHECKS):
-                out.add(
-                    "".join([b[index] for b in blocks[start : start + JOIN_CHECKS]]), costly=True
-                )
+                if from_state:
+                    text = self._state_texts(entries, states, start, out)[index]
+                else:
+                    text = "".join([b[index] for b in blocks[start : start + JOIN_CHECKS]])
+                out.add(text, costly=True)
                 if out.due():
                     yield out.take()
         watches = [s for s in entries if s.check.kind == "watch"]
@@ -303,6 +318,30 @@ class Metrics:
         out.family("")
         out.add("".join(self._agent_lines()))
         yield out.take()
+
+    def _state_texts(
+        self, entries: list[CheckSeries], states: list[ResultState], start: int, out: Pieces
+    ) -> tuple[str, ...]:
+        """The text of the checks ``start:start + JOIN_CHECKS`` in each of STATE_FAMILIES.
+
+        Kept per range while the range's states are the same objects or equal (states
+        are shared tuples, so nearly always one identity test per check, in C); else
+        written again, every family of the range at once. The entry holds the range's
+        first series, so no other series can take its id while the entry exists (a
+        scrape still running over the checks before a reload may add one).
+        """
+        stop = start + JOIN_CHECKS
+        now = states[start:stop]
+        first = entries[start]
+        key = (id(first), len(now))
+        kept = self._state_ranges.get(key)
+        if kept is not None and kept[0] is first and kept[1] == now:
+            return kept[2]
+        bases = [s.base for s in entries[start:stop]]
+        texts = tuple(text_of(bases, now) for _, _, _, text_of in STATE_FAMILIES)
+        self._state_ranges[key] = (first, now, texts)
+        out.add("", costly=True)
+        return texts
 
     def _live_families(self) -> list[LiveFamily]:
         """Families read at scrape time (alert state, watch sessions): never cached."""

@@ -8,8 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig, CheckMetricsConfig
-from agent.metrics.families import SKIP_REASONS
-from agent.metrics.registry import Metrics
+from agent.metrics.families import SKIP_REASONS, STATE_FAMILIES, result_state
+from agent.metrics.registry import JOIN_CHECKS, Metrics
 from agent.result import ProbeResult, Reason
 
 URL = "ws://127.0.0.1:9/feed"
@@ -152,3 +152,59 @@ def test_reload_of_an_equal_check_keeps_its_series_with_the_new_config() -> None
     assert series is not None
     assert series.check is new
     assert series.results["success"] == 1
+
+
+def _state_samples(metrics: Metrics) -> dict[tuple[str, str], float]:
+    """(family, check) -> value of the families written from each check's state."""
+    names = {name for name, _, _, _ in STATE_FAMILIES}
+    return {
+        (family.name, sample.labels["check"]): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        if family.name in names
+        for sample in family.samples
+    }
+
+
+def _wanted(results: dict[str, ProbeResult]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for name, result in results.items():
+        status = result.status_code or 0
+        out[("probe_success", name)] = int(result.success)
+        out[("probe_websocket_status_code", name)] = status
+        out[("probe_websocket_connection_upgraded", name)] = int(status == 101)
+        out[("wsprobe_probe_degraded", name)] = int(bool(result.degraded))
+    return out
+
+
+def test_state_families_follow_each_checks_last_result_across_ranges() -> None:
+    """Success, status, upgrade and degraded follow every check's last result, range by range."""
+    metrics = Metrics(location="eu-1")
+    checks = [_check(f"c{i:04d}") for i in range(JOIN_CHECKS + 3)]  # two ranges
+    metrics.set_checks(checks)
+    assert _state_samples(metrics) == {}  # no result yet: no sample
+    last = {c.name: _result(c) for c in checks[:-1]}  # the last check never reports
+    for check in checks[:-1]:
+        metrics.observe(check, last[check.name], duration=0.01)
+    assert _state_samples(metrics) == _wanted(last)
+    first, far = checks[1], checks[JOIN_CHECKS + 1]
+    rejected = _result(far, reason=Reason.HANDSHAKE_STATUS)
+    rejected.status_code = 503
+    degraded = _result(first)
+    degraded.degraded = ["gap"]
+    agent_problem = _result(first, reason=Reason.PING_TIMEOUT)
+    agent_problem.agent_problem = True
+    for check, result in ((far, rejected), (first, degraded), (first, agent_problem)):
+        metrics.observe(check, result, duration=0.01)
+        if not result.agent_problem:
+            last[check.name] = result
+        assert _state_samples(metrics) == _wanted(last)
+
+
+def test_checks_in_the_same_state_share_it() -> None:
+    """Equal result states are one object, so a check's state costs it a reference."""
+    check = _check("feed")
+    a, b = _result(check), _result(check)
+    assert result_state(a) is result_state(b)
+    assert result_state(a) == (1, 101, 0)
+    failed = _result(check, reason=Reason.PING_TIMEOUT)
+    assert result_state(failed) == (0, 0, 0)
