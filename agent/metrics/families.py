@@ -3,7 +3,9 @@
 Each family is one row of :data:`CACHED`: name, help, type, and a function that writes
 one check's lines from its :class:`CheckSeries`. :mod:`agent.metrics.registry` keeps the
 series and caches each check's rendered text (:func:`render_block`) until its next
-result, so a scrape of unchanged checks only joins strings.
+result, so a scrape of unchanged checks only joins strings. The families of
+:data:`STATE_FAMILIES` are written a range of checks at a time from each check's
+:attr:`CheckSeries.state` instead; :data:`PER_CHECK` puts both in output order.
 
 Raises nothing of its own.
 """

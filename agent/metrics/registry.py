@@ -278,7 +278,9 @@ class Metrics:
         changed ones, so every check appears with one consistent block even if results
         arrive between pieces. Each family is then joined from the stored text
         :data:`JOIN_CHECKS` checks at a time: one ``str.join`` per range rather than
-        Python work per check. The web handler yields to the event loop between pieces
+        Python work per check. The families of :data:`STATE_FAMILIES` come from the
+        states taken in the first pass, a range's text kept while they are the same
+        (:meth:`_state_texts`). The web handler yields to the event loop between pieces
         (an empty piece is such a turn) so a large scrape never stalls running probes.
         """
         out = Pieces(chunk_bytes, time_slice)
