@@ -2,6 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.metrics_render [CHECKS ...]`` (default 1000 10000).
 Served: ``.venv/bin/python -m bench.metrics_render --served [--rounds R] [--tree DIR] [CHECKS]``.
+Heap: ``.venv/bin/python -m bench.metrics_render --heap [CHECKS]`` (default 1000).
 
 Builds :class:`agent.metrics.registry.Metrics` over a real alert service (as the daemon
 wires them) with generated checks shaped like the capacity
@@ -20,6 +21,13 @@ event loop is blocked at once). Thread CPU time, not wall time: on a shared mach
 piece's wall time includes preemption by other processes (4 ms ticks here); cyclic GC
 pauses are included, as in the daemon. Also the memory the cached text holds per check
 (``cache_bytes_per_check``, from ``sys.getsizeof``).
+
+``--heap`` measures what the metrics keep per check (tracemalloc): the checks' configs,
+results and alert service are made first; then the series of N checks, one result each,
+and one scrape (which caches every check's text and the alert-state families' text).
+Two shapes: ``probe`` (the mix above) and ``watch`` (a watch check's first report after
+connecting: success, upgrade phases, no ping yet), each with per-check histograms off
+(the default) and on. Bytes per check, then the biggest allocation sites.
 
 ``--served`` measures the scrape as Prometheus gets it: a child process on the bench
 core holds the same checks behind the agent's own ``/metrics`` handler on uvloop, its
@@ -143,6 +151,69 @@ def _alerting_metrics(checks: list[CheckConfig], state_dir: str) -> Metrics:
         queue_depth=service.queue_depth,
         **wiring,
     )
+
+
+def _watch_result(check: CheckConfig, rng: random.Random) -> ProbeResult:
+    result = ProbeResult(check=check.name, kind="watch", url=check.url, started_at=time.time())
+    result.success = True
+    result.status_code = 101
+    ms = rng.uniform(0.5, 3.0) / 1000.0
+    result.phases = {"resolve": 0.00002, "connect": ms / 5, "handshake": ms, "total": ms * 2}
+    return result
+
+
+def heap(n: int, *, shape: str, histograms: bool, top: int = 0) -> dict[str, object]:
+    """Bytes per check the metrics hold for ``n`` checks of ``shape`` (module docstring)."""
+    import gc
+    import tracemalloc
+
+    from agent.config.models import CheckMetricsConfig
+
+    rng = random.Random(7)
+    checks = [
+        c.model_copy(
+            update={
+                "kind": "watch" if shape == "watch" else "probe",
+                "metrics": CheckMetricsConfig(histograms=histograms),
+            }
+        )
+        for c in _checks(n)
+    ]
+    if shape == "watch":
+        results = [_watch_result(c, rng) for c in checks]
+    else:
+        results = [_result(c, i, rng) for i, c in enumerate(checks)]
+    state = tempfile.TemporaryDirectory()
+    metrics = _alerting_metrics(checks, state.name)
+    # The agent-wide series exist before the first check: not a cost per check.
+    metrics.set_checks([])
+    sum(map(len, metrics.render_chunks()))
+    tracemalloc.start(1)
+    before = tracemalloc.take_snapshot()
+    metrics.set_checks(checks)
+    for check, result in zip(checks, results, strict=True):
+        metrics.observe(check, result, duration=0.003)
+    size = sum(map(len, metrics.render_chunks()))
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    diff = after.compare_to(before, "lineno")
+    out: dict[str, object] = {
+        "checks": n,
+        "shape": shape,
+        "histograms": histograms,
+        "heap_bytes_per_check": round(sum(d.size_diff for d in diff) / n),
+        "exposition_bytes_per_check": round(size / n),
+    }
+    if top:
+        out["sites"] = [
+            f"{d.size_diff / n:7.1f} B  {d.traceback[0].filename.rsplit('/', 2)[-1]}"
+            f":{d.traceback[0].lineno}"
+            for d in diff[:top]
+        ]
+    del metrics
+    state.cleanup()
+    return out
 
 
 def measure(n: int) -> dict[str, object]:
@@ -320,6 +391,8 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.metrics_render")
     parser.add_argument("checks", nargs="*", type=int)
     parser.add_argument("--served", action="store_true")
+    parser.add_argument("--heap", action="store_true", help="bytes the metrics keep per check")
+    parser.add_argument("--top", type=int, default=0, help="allocation sites shown with --heap")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--tree")
     parser.add_argument("--option", action="append", default=[], help="pause=S, chunk=BYTES")
@@ -327,6 +400,13 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.serve_child:
         _serve_child(args.serve_child, args.option)
+        return
+    if args.heap:
+        for n in args.checks or [1000]:
+            for shape in ("watch", "probe"):
+                for histograms in (False, True):
+                    result = heap(n, shape=shape, histograms=histograms, top=args.top)
+                    print(json.dumps(result), flush=True)
         return
     if args.served:
         procs.pin_self(procs.SERVER_CORE)

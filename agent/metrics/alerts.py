@@ -13,13 +13,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 
-from agent.config.models import CheckConfig
 from agent.metrics.families import CheckSeries, LiveFamily
 from agent.metrics.text import header, label_str, labels, single_sample
 
 __all__ = [
     "ALERT_FLAGS",
     "NOTIFICATION_OUTCOMES",
+    "FlagRanges",
     "NotificationCounts",
     "alert_families",
     "alerting_lines",
@@ -69,9 +69,34 @@ class NotificationCounts:
         self.counts = counts
 
 
+class FlagRanges:
+    """What the alert-state families keep across scrapes, per range of checks.
+
+    A range is keyed by the id of its first series and its length, valid while the
+    checks are unchanged: the owner calls :meth:`clear` whenever they change. An entry
+    holds that first series, so no other series can take its id while the entry exists
+    (a scrape still running over the checks before a reload may add one).
+    """
+
+    __slots__ = ("names", "texts")
+
+    def __init__(self) -> None:
+        #: The range's first series and check names, the names shared by the four
+        #: families (a set of a range's names is ~34 bytes per check).
+        self.names: dict[tuple[int, int], tuple[CheckSeries, frozenset[str]]] = {}
+        #: Per family and range: the range's names, its flagged checks and its text
+        #: when last written.
+        self.texts: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]] = {}
+
+    def clear(self) -> None:
+        """Forget every range (the checks changed)."""
+        self.names.clear()
+        self.texts.clear()
+
+
 def alert_families(
     flags: Callable[[], Mapping[str, AbstractSet[str]]] | None,
-    ranges: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]],
+    ranges: FlagRanges,
 ) -> list[LiveFamily]:
     """The per-check alert-state families, read live at scrape time.
 
@@ -79,9 +104,8 @@ def alert_families(
         flags: the checks each alert-state flag applies to now, by family suffix
             (``firing``, ``flapping``, ``maintenance``, ``silenced``;
             ``AlertService.flagged``), asked once per scrape; or None.
-        ranges: per family and range of checks, the range's check names, its flagged
-            checks and its text when last written, kept across scrapes; the caller
-            empties it whenever its checks change.
+        ranges: the ranges' names and texts kept across scrapes; the caller empties
+            it whenever its checks change.
 
     Returns:
         One family per flag given, in :data:`ALERT_FLAGS` order.
@@ -131,16 +155,11 @@ def alerting_lines(
         )
 
 
-def _flag_family(
-    suffix: str,
-    flagged: AbstractSet[str],
-    ranges: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]],
-) -> LiveFamily:
+def _flag_family(suffix: str, flagged: AbstractSet[str], ranges: FlagRanges) -> LiveFamily:
     """``wsprobe_alert_<suffix>``: one 0/1 line per check, 1 for the checks in ``flagged``.
 
-    A range of checks reuses its text from ``ranges`` (keyed by the family, the range's
-    first series and length, valid while the checks are unchanged) while the checks of
-    it that are flagged stay the same: set operations on names, no Python work per
+    A range of checks reuses its text from ``ranges`` while the checks of it that are
+    flagged stay the same: set operations on names, no Python work per
     check. Nearly every check's flag is 0 at nearly every scrape; asking the alert
     service check by check was ~20 % of a 10,000-check scrape's CPU in the daemon
     (docs/bench-log.md).
@@ -148,15 +167,22 @@ def _flag_family(
     name = f"wsprobe_alert_{suffix}"
     head = name + "{"
 
-    def text(checks: list[tuple[CheckConfig, CheckSeries]]) -> str:
-        key = (name, id(checks[0][1]), len(checks))
-        cached = ranges.get(key)
-        names = cached[0] if cached is not None else frozenset(c.name for c, _ in checks)
+    def text(checks: list[CheckSeries]) -> str:
+        first = checks[0]
+        where = (id(first), len(checks))
+        kept = ranges.names.get(where)
+        if kept is None or kept[0] is not first:
+            kept = ranges.names[where] = (first, frozenset(s.check.name for s in checks))
+        names = kept[1]
         hits = names.intersection(flagged) if flagged else frozenset()
-        if cached is not None and cached[1] == hits:
+        key = (name, *where)
+        cached = ranges.texts.get(key)
+        if cached is not None and cached[0] is names and cached[1] == hits:
             return cached[2]
-        written = "".join([f"{head}{s.base}}} {1 if c.name in hits else 0}\n" for c, s in checks])
-        ranges[key] = (names, hits, written)
+        written = "".join(
+            [f"{head}{s.base}}} {1 if s.check.name in hits else 0}\n" for s in checks]
+        )
+        ranges.texts[key] = (names, hits, written)
         return written
 
     return name, _FLAG_HELP[suffix], "gauge", text

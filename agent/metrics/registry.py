@@ -23,16 +23,24 @@ from collections.abc import Set as AbstractSet
 
 from agent import __version__
 from agent.config.models import CheckConfig
-from agent.metrics.alerts import NotificationCounts, alert_families, alerting_lines
+from agent.metrics.alerts import (
+    FlagRanges,
+    NotificationCounts,
+    alert_families,
+    alerting_lines,
+)
 from agent.metrics.families import (
-    CACHED,
+    PER_CHECK,
     SKIP_REASONS,
+    STATE_FAMILIES,
     CheckSeries,
     LiveFamily,
+    ResultState,
     per_range,
     render_block,
+    result_state,
 )
-from agent.metrics.fleet import FleetHistograms, observe_phases
+from agent.metrics.fleet import FleetHistograms
 from agent.metrics.text import (
     LAG_BUCKETS,
     Histogram,
@@ -124,10 +132,13 @@ class Metrics:
     ) -> None:
         self.location = location
         self.version = version
-        self._checks: dict[str, tuple[CheckConfig, CheckSeries]] = {}
-        # Per alert-state family and range of checks: names, flagged ones, text.
-        self._flag_ranges: dict[
-            tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]
+        self._checks: dict[str, CheckSeries] = {}
+        # The alert-state families' names and text per range of checks, across scrapes.
+        self._flag_ranges = FlagRanges()
+        # Per range of checks (id of its first series, length): that series, its checks'
+        # states and its text in each of STATE_FAMILIES when last written.
+        self._state_ranges: dict[
+            tuple[int, int], tuple[CheckSeries, list[ResultState], tuple[str, ...]]
         ] = {}
         self.in_flight = 0
         #: Scheduled runs waiting for a concurrency slot or for admission.
@@ -159,12 +170,17 @@ class Metrics:
         if location is not None and location != self.location:
             self.location = location
             self._checks.clear()
-        self._flag_ranges.clear()  # keyed by the checks' ranges, which change with them
+        # Keyed by the checks' ranges, which change with them.
+        self._flag_ranges.clear()
+        self._state_ranges.clear()
         old = self._checks
         self._checks = {}
         for check in checks:
             kept = old.get(check.name)
-            if kept is not None and kept[0] == check:
+            if kept is not None and kept.check == check:
+                # The config just loaded: the one the runner holds (identity is the
+                # fast path of series()), and the replaced object is freed.
+                kept.check = check
                 self._checks[check.name] = kept
             else:
                 # A check label named like a histogram's own label would corrupt
@@ -176,16 +192,15 @@ class Metrics:
                 pairs = {**own, "check": check.name, "location": self.location}
                 # Eager from the start: the first scrape finds the text of every check
                 # that has a result already rendered, rather than rendering them all.
-                series = CheckSeries(labels=pairs, base=label_str(pairs), eager=EAGER_RENDERS)
-                self._checks[check.name] = (check, series)
+                self._checks[check.name] = CheckSeries(check, label_str(pairs), eager=EAGER_RENDERS)
 
     def series(self, check: CheckConfig) -> CheckSeries | None:
         """The series of ``check`` if that exact config is current, else None."""
-        entry = self._checks.get(check.name)
+        series = self._checks.get(check.name)
         # Identity first: nearly always the same object, and pydantic's == walks every field.
-        if entry is None or (entry[0] is not check and entry[0] != check):
+        if series is None or (series.check is not check and series.check != check):
             return None
-        return entry[1]
+        return series
 
     def observe(self, check: CheckConfig, result: ProbeResult, *, duration: float) -> bool:
         """Record one result; returns False (recording nothing) for a stale check."""
@@ -201,24 +216,17 @@ class Metrics:
             self.agent_problems += 1
             return True
         series.last = result
+        series.state = result_state(result)
         if check.kind != "watch" or "total" in result.phases:
             series.last_duration = duration
         # else: a watch report between connections keeps the duration of the last
         # connection's establishment (connect through init steps), not a meaningless 0.
-        series.results["success" if result.success else "failure"] += 1
-        if not result.success and result.reason is not None:
-            series.failures[result.reason.value] += 1
+        series.count(result)
         self.fleet.observe(check.kind, result)
         if check.metrics.histograms:
-            for rtt in result.pings:
-                series.ping_rtt.observe(rtt)
-            observe_phases(series.phases, result)
-        relay = series.relay
-        for receiver, seconds in result.relay.items():
-            hist = relay.get(receiver)
-            if hist is None:
-                hist = relay[receiver] = Histogram()
-            hist.observe(seconds)
+            series.observe_histograms(result)
+        if result.relay:
+            series.observe_relay(result.relay)
         if series.eager:
             # Someone scrapes this check: render its text now, in this result's own
             # callback (~0.15 ms), rather than every changed check inside the next scrape
@@ -228,11 +236,15 @@ class Metrics:
         return True
 
     def skipped(self, check_name: str, reason: str) -> None:
-        """Count a run that did not happen (``max_instances``, ``missed``)."""
-        entry = self._checks.get(check_name)
-        if entry is not None:
-            entry[1].skipped[reason] += 1
-            entry[1].block = None
+        """Count a run that did not happen (a reason of :data:`SKIP_REASONS`).
+
+        Raises:
+            ValueError: ``reason`` is not one of :data:`SKIP_REASONS`.
+        """
+        series = self._checks.get(check_name)
+        if series is not None:
+            series.skip(reason)
+            series.block = None
 
     def set_receivers(self, names: Iterable[str]) -> None:
         """Make the configured receivers exactly ``names`` (see NotificationCounts)."""
@@ -266,32 +278,38 @@ class Metrics:
         changed ones, so every check appears with one consistent block even if results
         arrive between pieces. Each family is then joined from the stored text
         :data:`JOIN_CHECKS` checks at a time: one ``str.join`` per range rather than
-        Python work per check. The web handler yields to the event loop between pieces
+        Python work per check. The families of :data:`STATE_FAMILIES` come from the
+        states taken in the first pass, a range's text kept while they are the same
+        (:meth:`_state_texts`). The web handler yields to the event loop between pieces
         (an empty piece is such a turn) so a large scrape never stalls running probes.
         """
         out = Pieces(chunk_bytes, time_slice)
         entries = list(self._checks.values())
         blocks: list[tuple[str, ...]] = []
-        for n, (check, series) in enumerate(entries, 1):
+        states: list[ResultState] = []
+        for n, series in enumerate(entries, 1):
             block = series.block
             if block is None:  # new result since it was last rendered
-                block = series.block = render_block(check, series)
+                block = series.block = render_block(series.check, series)
                 out.add("", costly=True)
             elif not n % JOIN_CHECKS:
                 out.add("", costly=True)
             series.eager = EAGER_RENDERS
             blocks.append(block)
+            states.append(series.state)
             if out.due():
                 yield out.take()
-        for index, (name, doc, typ, _) in enumerate(CACHED):
+        for name, doc, typ, index, from_state in PER_CHECK:
             out.family(header(name, doc, typ))
             for start in range(0, len(blocks), JOIN_CHECKS):
-                out.add(
-                    "".join([b[index] for b in blocks[start : start + JOIN_CHECKS]]), costly=True
-                )
+                if from_state:
+                    text = self._state_texts(entries, states, start, out)[index]
+                else:
+                    text = "".join([b[index] for b in blocks[start : start + JOIN_CHECKS]])
+                out.add(text, costly=True)
                 if out.due():
                     yield out.take()
-        watches = [(c, s) for c, s in entries if c.kind == "watch"]
+        watches = [s for s in entries if s.check.kind == "watch"]
         for name, doc, typ, text_of in self._live_families():
             out.family(header(name, doc, typ))
             of = watches if name.startswith("wsprobe_watch_") else entries
@@ -302,6 +320,30 @@ class Metrics:
         out.family("")
         out.add("".join(self._agent_lines()))
         yield out.take()
+
+    def _state_texts(
+        self, entries: list[CheckSeries], states: list[ResultState], start: int, out: Pieces
+    ) -> tuple[str, ...]:
+        """The text of the checks ``start:start + JOIN_CHECKS`` in each of STATE_FAMILIES.
+
+        Kept per range while the range's states are the same objects or equal (states
+        are shared tuples, so nearly always one identity test per check, in C); else
+        written again, every family of the range at once. The entry holds the range's
+        first series, so no other series can take its id while the entry exists (a
+        scrape still running over the checks before a reload may add one).
+        """
+        stop = start + JOIN_CHECKS
+        now = states[start:stop]
+        first = entries[start]
+        key = (id(first), len(now))
+        kept = self._state_ranges.get(key)
+        if kept is not None and kept[0] is first and kept[1] == now:
+            return kept[2]
+        bases = [s.base for s in entries[start:stop]]
+        texts = tuple(text_of(bases, now) for _, _, _, text_of in STATE_FAMILIES)
+        self._state_ranges[key] = (first, now, texts)
+        out.add("", costly=True)
+        return texts
 
     def _live_families(self) -> list[LiveFamily]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
