@@ -161,7 +161,7 @@ def test_the_graph_is_read() -> None:
     assert "agent.runtime.runner" in graph["agent.runtime.daemon"]
     assert "agent.config.models" in graph["agent.runtime.scheduler"]
     assert "agent.probes.probe" in graph["agent.probes"]  # `from agent.probes import probe`
-    assert "agent.metrics.registry" in graph["agent.http.api"]
+    assert "agent.metrics.series" in graph["agent.http.api"]
     assert all(_layer_of(module) for module in graph)
 
 

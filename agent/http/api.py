@@ -19,7 +19,7 @@ from aiohttp import web
 
 from agent.alerting.silences import Silence, SilenceError
 from agent.config.models import CheckConfig
-from agent.metrics.registry import CheckSeries
+from agent.metrics.series import CheckSeries
 from agent.redact import redact_url
 
 __all__ = ["AlertStateView", "HistoryView", "SilenceView", "checks_json", "silence_routes"]

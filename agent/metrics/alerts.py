@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 
-from agent.metrics.families import CheckSeries, LiveFamily
+from agent.metrics.families import LiveFamily
+from agent.metrics.series import CheckSeries
 from agent.metrics.text import header, label_str, labels, single_sample
 
 __all__ = [

@@ -31,16 +31,13 @@ from agent.metrics.alerts import (
 )
 from agent.metrics.families import (
     PER_CHECK,
-    SKIP_REASONS,
     STATE_FAMILIES,
-    CheckSeries,
     LiveFamily,
-    ResultState,
     per_range,
     render_block,
-    result_state,
 )
 from agent.metrics.fleet import FleetHistograms
+from agent.metrics.series import SKIP_REASONS, CheckSeries, ResultState, result_state
 from agent.metrics.text import (
     LAG_BUCKETS,
     Histogram,

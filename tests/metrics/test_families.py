@@ -8,8 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config.models import CheckConfig, CheckMetricsConfig
-from agent.metrics.families import SKIP_REASONS, STATE_FAMILIES, result_state
+from agent.metrics.families import STATE_FAMILIES
 from agent.metrics.registry import JOIN_CHECKS, Metrics
+from agent.metrics.series import SKIP_REASONS, result_state
 from agent.result import ProbeResult, Reason
 
 URL = "ws://127.0.0.1:9/feed"
