@@ -18,9 +18,10 @@ file, so a restart resends only what was not yet accepted.
 
 from __future__ import annotations
 
+from agent.alerting.policy import AlertPolicy
 from agent.alerting.routing import routing_problems
 from agent.alerting.service import AlertService
 from agent.alerting.silences import SilenceError
-from agent.alerting.state import AlertPolicy, Transition
+from agent.alerting.state import Transition
 
 __all__ = ["AlertPolicy", "AlertService", "SilenceError", "Transition", "routing_problems"]

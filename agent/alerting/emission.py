@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from agent.alerting.events import CHECKS_API_PATH, agent_base_url, build_event
 from agent.alerting.outbox import new_rows
-from agent.alerting.state import AlertPolicy, Transition
+from agent.alerting.policy import AlertPolicy
+from agent.alerting.state import Transition
 from agent.config import Config
 from agent.result import ProbeResult
 from agent.storage import NewOutboxRow

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.alerting.grouping import GroupPolicy
-from agent.alerting.state import AlertPolicy, resolve_policy
+from agent.alerting.policy import AlertPolicy, resolve_policy
 from agent.config import CheckConfig, Config
 from agent.config.alerting import AgentAlertingConfig, AlertingConfig, ReceiverConfig, RouteConfig
 

@@ -25,6 +25,7 @@ from agent.alerting.outbox import (
     DEFAULT_RETRY_MAX_INTERVAL,
     RetryPolicy,
 )
+from agent.alerting.policy import AlertPolicy, resolve_policy
 from agent.alerting.routing import (
     agent_grouping,
     check_grouping,
@@ -36,12 +37,11 @@ from agent.alerting.routing import (
 from agent.alerting.silence_book import SilenceBook
 from agent.alerting.silences import Silence
 from agent.alerting.state import (
-    AlertPolicy,
     AlertState,
     Transition,
+    api_view,
     mark_delivered,
     removed,
-    resolve_policy,
     steady_ok,
     update,
 )
@@ -276,35 +276,17 @@ class AlertService:
 
     def state(self, check: str) -> dict[str, Any]:
         """Alert state for ``/api/v1/checks`` (times are Unix seconds or null)."""
-        s = self._states.get(check, AlertState())
         now = self._clock()
         labels = self._target_labels(check)
-        window = self._quiet.window(check, labels, now)
         flap = self._quiet.flapping(check)
-        held = self._quiet.held(check)
-        return {
-            "status": s.status,
-            "firing": s.firing,
-            "consecutive_failures": s.consecutive_failures,
-            "consecutive_successes": s.consecutive_successes,
-            "since": s.since,
-            "started_at": s.started_at,
-            "last_notified": s.last_notified,
-            "degraded": s.degraded_firing,
-            "flapping": flap.flapping,
-            "flapping_since": flap.since,
-            "maintenance": (
-                None
-                if window is None
-                else {
-                    "name": window.name,
-                    "started_at": window.started_at,
-                    "ends_at": window.ends_at,
-                }
-            ),
-            "silenced_by": self._quiet.silenced_by(check, labels, now),
-            "held_events": sum(h.count for h in held.values()),
-        }
+        return api_view(
+            self._states.get(check, AlertState()),
+            flapping=flap.flapping,
+            flapping_since=flap.since,
+            window=self._quiet.window(check, labels, now),
+            silenced_by=self._quiet.silenced_by(check, labels, now),
+            held_events=sum(h.count for h in self._quiet.held(check).values()),
+        )
 
     # -- silences ------------------------------------------------------------------------
 

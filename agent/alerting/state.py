@@ -23,29 +23,26 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from agent.config.alerting import (
-    DEFAULT_FAILURE_THRESHOLD,
-    DEFAULT_REPEAT_INTERVAL,
-    DEFAULT_SUCCESS_THRESHOLD,
-    AlertingConfig,
-)
+from agent.alerting.policy import AlertPolicy
 from agent.result import ProbeResult
+
+if TYPE_CHECKING:
+    from agent.alerting.maintenance import OpenWindow
 
 __all__ = [
     "AlertKind",
-    "AlertPolicy",
     "AlertState",
     "EventType",
     "Status",
     "Transition",
+    "api_view",
     "degraded_transition",
     "down_transition",
     "mark_delivered",
     "reminder_anchor",
     "removed",
-    "resolve_policy",
     "steady_ok",
     "update",
 ]
@@ -53,48 +50,6 @@ __all__ = [
 Status = Literal["ok", "pending", "firing"]
 AlertKind = Literal["down", "degraded"]
 EventType = Literal["firing", "resolved", "reminder", "degraded", "flapping"]
-
-
-@dataclass(frozen=True, slots=True)
-class AlertPolicy:
-    """Concrete alerting settings of one check (defaults and overrides resolved)."""
-
-    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
-    success_threshold: int = DEFAULT_SUCCESS_THRESHOLD
-    repeat_interval: float = DEFAULT_REPEAT_INTERVAL
-    degraded_threshold: int = 0
-    receivers: tuple[str, ...] = ()
-
-
-def resolve_policy(agent: AlertingConfig, check: AlertingConfig | None) -> AlertPolicy:
-    """Merge agent-level defaults with a check's overrides, field by field.
-
-    Args:
-        agent: the config's top-level ``alerting`` block.
-        check: the check's own block, if any.
-
-    Returns:
-        The policy; receivers are the agent's followed by the check's own, deduplicated
-        (the check's only, when it sets ``default_receivers: false``).
-    """
-
-    def pick(name: str, default: Any) -> Any:
-        for source in (check, agent):
-            value = getattr(source, name) if source is not None else None
-            if value is not None:
-                return value
-        return default
-
-    receivers = list(check.receivers) if check else []
-    if check is None or check.default_receivers:
-        receivers = list(agent.receivers) + receivers
-    return AlertPolicy(
-        failure_threshold=pick("failure_threshold", DEFAULT_FAILURE_THRESHOLD),
-        success_threshold=pick("success_threshold", DEFAULT_SUCCESS_THRESHOLD),
-        repeat_interval=pick("repeat_interval", DEFAULT_REPEAT_INTERVAL),
-        degraded_threshold=pick("degraded_threshold", 0),
-        receivers=tuple(dict.fromkeys(receivers)),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,3 +362,43 @@ def steady_ok(before: AlertState, after: AlertState) -> bool:
         and after.degraded_since is None
         and before.last_notified == after.last_notified
     )
+
+
+def api_view(
+    state: AlertState,
+    *,
+    flapping: bool,
+    flapping_since: float | None,
+    window: OpenWindow | None,
+    silenced_by: list[str],
+    held_events: int,
+) -> dict[str, Any]:
+    """A check's alert state as ``/api/v1/checks`` shows it (times: Unix seconds or null).
+
+    Args:
+        state: the check's state.
+        flapping: whether flap control holds its notifications back, and since when.
+        flapping_since: see ``flapping``.
+        window: the maintenance window it is in, if any.
+        silenced_by: ids of the active silences muting its ``down`` alert.
+        held_events: notifications held back for it.
+    """
+    return {
+        "status": state.status,
+        "firing": state.firing,
+        "consecutive_failures": state.consecutive_failures,
+        "consecutive_successes": state.consecutive_successes,
+        "since": state.since,
+        "started_at": state.started_at,
+        "last_notified": state.last_notified,
+        "degraded": state.degraded_firing,
+        "flapping": flapping,
+        "flapping_since": flapping_since,
+        "maintenance": (
+            None
+            if window is None
+            else {"name": window.name, "started_at": window.started_at, "ends_at": window.ends_at}
+        ),
+        "silenced_by": silenced_by,
+        "held_events": held_events,
+    }

@@ -2,7 +2,7 @@
 
 The agent-level ``alerting:`` block holds the defaults; a check's own ``alerting:``
 block overrides them field by field (an unset field inherits). Concrete values are
-resolved once per check by :func:`agent.alerting.state.resolve_policy`.
+resolved once per check by :func:`agent.alerting.policy.resolve_policy`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent.alerting.flap import FlapPolicy, FlapState, resolve_flap, track
-from agent.alerting.state import AlertPolicy, AlertState, Transition, update
+from agent.alerting.policy import AlertPolicy
+from agent.alerting.state import AlertState, Transition, update
 from agent.config.alerting import (
     DEFAULT_FLAP_MAX_CHANGES,
     DEFAULT_FLAP_WINDOW,

@@ -6,13 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.alerting.policy import AlertPolicy, resolve_policy
 from agent.alerting.state import (
-    AlertPolicy,
     AlertState,
     Transition,
     mark_delivered,
     removed,
-    resolve_policy,
     update,
 )
 from agent.config.alerting import AlertingConfig

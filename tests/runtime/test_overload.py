@@ -18,7 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.server import ServerConnection, serve
 
-from agent.alerting.state import AlertPolicy, AlertState, update
+from agent.alerting.policy import AlertPolicy
+from agent.alerting.state import AlertState, update
 from agent.config.models import CheckConfig
 from agent.metrics.registry import Metrics
 from agent.probes import PROBES
