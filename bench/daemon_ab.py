@@ -156,6 +156,8 @@ def run_once(
                 - c0.get("wsprobe_probes_lag_suspect_total", 0.0)
             ),
             "scrapes": {name: {"bytes": n, "s": round(s, 3)} for name, n, s, _, _ in scrapes},
+            # perf_counter (system-wide) span from the opening scrape to the end.
+            "window": [a0, t1],
         }
     )
     return out

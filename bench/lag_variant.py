@@ -8,7 +8,12 @@
   (for an agent older than that change; today's monitor is exactly this);
 - ``roundtrip``: round trips only: no run-queue wait, no pacer oversleep;
 - ``interval=S``: the pacer samples every ``S`` seconds instead of the default;
-- ``off``: no monitor at all (no sampling, admission never waits, nothing flagged).
+- ``off``: no monitor at all (no sampling, admission never waits, nothing flagged);
+- ``switch=S``: the interpreter's thread switch interval set to ``S`` seconds;
+- ``gc=A,B,C``: the cyclic GC's thresholds while serving instead of
+  ``agent.runtime.gc_policy.GC_THRESHOLDS``;
+- ``holds``: as-is, plus :mod:`bench.loop_holds`' watcher (what holds the loop);
+- ``A+B``: both.
 
 The product has no switch for these on purpose: they exist to separate what the monitor
 measures from what it costs, in a bench, not to be turned off in production.
@@ -16,6 +21,7 @@ measures from what it costs, in a bench, not to be turned off in production.
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -27,8 +33,27 @@ __all__ = ["apply", "main"]
 
 def apply(variant: str) -> None:
     """Patch the loop-lag monitor of this process as ``variant`` says."""
+    if "+" in variant:
+        for part in variant.split("+"):
+            apply(part)
+        return
     monitor = loop_lag.LoopLagMonitor
     if variant == "as-is":
+        return
+    if variant.startswith("switch="):
+        sys.setswitchinterval(float(variant.split("=", 1)[1]))
+        return
+    if variant.startswith("gc="):
+        from agent.runtime import gc_policy
+
+        thresholds = tuple(int(x) for x in variant.split("=", 1)[1].split(","))
+        gc_policy.GC_THRESHOLDS = thresholds  # type: ignore[assignment]
+        return
+    if variant == "holds":
+        from bench.loop_holds import HOLDS_ENV, install
+
+        path, hold, sample = os.environ[HOLDS_ENV].rsplit(":", 2)
+        install(path, hold=float(hold), sample=sample == "1")
         return
     if variant in ("oversleep", "roundtrip") and hasattr(loop_lag, "open_schedstat"):
         loop_lag.open_schedstat = lambda: None

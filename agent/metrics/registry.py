@@ -63,15 +63,18 @@ __all__ = [
 ]
 
 #: Characters per piece of a chunked exposition at most. Each piece costs the scrape
-#: one event-loop turn, and a probe's callback that becomes ready meanwhile waits for
-#: the whole piece (joined, encoded, written; compressed in a worker thread when
-#: gzip). A 10,000-check page is ~16-18 MB: 1 MiB pieces make ~21 of them per scrape,
-#: each ~1-3 ms of CPU (``bench.metrics_render``); 256 KiB pieces made four times the
-#: turns, and on a busy loop the scrape took that many turns of it (docs/bench-log.md).
-CHUNK_BYTES = 1024 * 1024
+#: one event-loop turn, and a probe's callback (or a client's request) that becomes
+#: ready meanwhile waits for the whole piece (joined, encoded, written; compressed in a
+#: worker thread when gzip). A 10,000-check page is ~18 MB: 1 MiB pieces (~21 per
+#: scrape) took 1.6-2 ms each to join and encode, 512 KiB pieces (~37) about 1-1.5 ms,
+#: 256 KiB pieces (~70) about 1.2 ms too, for twice the turns: on a saturated loop a
+#: scrape takes as many turns of it, each as long as the loop is busy
+#: (docs/bench-log.md, "What holds the event loop").
+CHUNK_BYTES = 512 * 1024
 #: Seconds of rendering work (re-rendering changed checks, reading live series) after
-#: which a piece ends early, so no piece blocks the event loop much longer than that.
-TIME_SLICE = 0.002
+#: which a piece ends early, so no piece blocks the event loop much longer than that:
+#: at 2 ms, pieces of 2.5-4.4 ms, the longest holds of the loop in a scrape.
+TIME_SLICE = 0.001
 #: Results per check between two scrapes whose text is rendered as they arrive
 #: (:meth:`Metrics.observe`); later ones leave it to the scrape. Rendering every
 #: changed check inside the scrape made the 10,000-check scrape ~1.6 s of rendering on
@@ -284,7 +287,12 @@ class Metrics:
         entries = list(self._checks.values())
         blocks: list[tuple[str, ...]] = []
         states: list[ResultState] = []
+        # Picked out in this pass, which yields on time: a pass of its own over 10,000
+        # checks held the loop for 4-6 ms in one piece.
+        watches: list[CheckSeries] = []
         for n, series in enumerate(entries, 1):
+            if series.check.kind == "watch":
+                watches.append(series)
             block = series.block
             if block is None:  # new result since it was last rendered
                 block = series.block = render_block(series.check, series)
@@ -306,7 +314,6 @@ class Metrics:
                 out.add(text, costly=True)
                 if out.due():
                     yield out.take()
-        watches = [s for s in entries if s.check.kind == "watch"]
         for name, doc, typ, text_of in self._live_families():
             out.family(header(name, doc, typ))
             of = watches if name.startswith("wsprobe_watch_") else entries

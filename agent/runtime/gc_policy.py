@@ -17,13 +17,18 @@ from collections.abc import Iterator
 
 __all__ = ["GC_THRESHOLDS", "freeze_heap", "gc_paused"]
 
-#: Cyclic GC thresholds while serving. Generations 0 and 1 keep CPython's defaults
-#: (pauses of ~0.4 and ~2.5 ms at 10,000 checks); a full collection may run at most
-#: once per 100 generation-1 collections instead of 10 (about once a minute instead of
-#: every 7 s at 10,000 checks), because each one stops the event loop for 100-250 ms
-#: (docs/bench-log.md). Every probe leaves a few reference cycles (websockets' protocol
-#: and its parser generator), but they die young and are freed by generation 0.
-GC_THRESHOLDS = (700, 10, 100)
+#: Cyclic GC thresholds while serving. Generation 0 keeps CPython's default (pauses of
+#: 0.5-2 ms at 10,000 checks). Generation 1 is collected after 3 generation-0
+#: collections instead of 10: its pause grows with what survived since the last one
+#: (each result's per-check state, the probes in flight), and at 10 it held the event
+#: loop for 4-10 ms about once a second; at 3 for up to ~4 ms, three times as often,
+#: for the same CPU in all (docs/bench-log.md, "What holds the event loop"). A full
+#: collection may run at most once per 333 generation-1 collections, as often as at
+#: (700, 10, 100): about once a minute instead of every 7 s at 10,000 checks, because
+#: each one stops the event loop for 100-250 ms (docs/bench-log.md). Every probe leaves
+#: a few reference cycles (websockets' protocol and its parser generator), but they die
+#: young and are freed by generation 0.
+GC_THRESHOLDS = (700, 3, 333)
 
 
 def freeze_heap() -> None:
