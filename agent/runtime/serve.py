@@ -1,10 +1,9 @@
 """``wsprobe run`` in one process: the event loop and the signals around a :class:`Daemon`.
 
-uvloop runs the loop when it is installed (an optional extra), with the
-interpreter's switch interval shortened (:mod:`agent.runtime.switch_interval`).
-SIGTERM and SIGINT ask the daemon for a graceful stop, SIGHUP for a reload; the handlers
-are installed before the daemon starts, so a signal during a long start-up (10,000
-checks) still ends in a graceful stop instead of the default kill.
+uvloop runs the loop when it is installed (an optional extra). SIGTERM and SIGINT ask
+the daemon for a graceful stop, SIGHUP for a reload; the handlers are installed before
+the daemon starts, so a signal during a long start-up (10,000 checks) still ends in a
+graceful stop instead of the default kill.
 
 Raises nothing to its caller: :func:`serve` returns the exit code.
 """
@@ -18,7 +17,6 @@ from pathlib import Path
 
 from agent.runtime.daemon import Daemon
 from agent.runtime.overrides import AgentOverrides
-from agent.runtime.switch_interval import use_serving_switch_interval
 
 __all__ = ["serve"]
 
@@ -43,7 +41,6 @@ def serve(
         0 after a clean stop; 1 when the initial config is invalid or startup fails;
         2 when the state directory cannot be written.
     """
-    use_serving_switch_interval()
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
