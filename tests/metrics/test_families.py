@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.config.models import CheckConfig, CheckMetricsConfig
 from agent.metrics.families import STATE_FAMILIES
 from agent.metrics.registry import JOIN_CHECKS, Metrics
-from agent.metrics.series import SKIP_REASONS, result_state
+from agent.metrics.series import SKIP_REASONS, CheckSeries, result_state
 from agent.result import ProbeResult, Reason
 
 URL = "ws://127.0.0.1:9/feed"
@@ -44,6 +44,16 @@ def _result(
     return result
 
 
+def _one_check(*, histograms: bool = False) -> tuple[Metrics, CheckConfig, CheckSeries]:
+    """A registry with one check, ``feed``, and that check's series."""
+    metrics = Metrics(location="eu-1")
+    check = _check("feed", histograms=histograms)
+    metrics.set_checks([check])
+    series = metrics.series(check)
+    assert series is not None
+    return metrics, check, series
+
+
 def _samples(metrics: Metrics, check: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The check's samples, keyed by name and the labels beyond check and location."""
     out = {}
@@ -57,11 +67,7 @@ def _samples(metrics: Metrics, check: str) -> dict[tuple[str, frozenset[tuple[st
 
 def test_counters_by_result_failure_reason_and_skip_reason() -> None:
     """Runs count by result, failures by reason (from the first), skips by every reason."""
-    metrics = Metrics(location="eu-1")
-    check = _check("feed")
-    metrics.set_checks([check])
-    series = metrics.series(check)
-    assert series is not None
+    metrics, check, series = _one_check()
     metrics.observe(check, _result(check), duration=0.01)
     assert series.failures == {}
     assert not any(name == "wsprobe_probe_failures_total" for name, _ in _samples(metrics, "feed"))
@@ -96,11 +102,7 @@ def test_unknown_skip_reason_is_refused() -> None:
 @pytest.mark.parametrize("histograms", [False, True], ids=["histograms-off", "histograms-on"])
 def test_check_histograms_made_when_first_measured(histograms: bool) -> None:
     """The check's ping and phase histograms exist once measured, and only when opted in."""
-    metrics = Metrics(location="eu-1")
-    check = _check("feed", histograms=histograms)
-    metrics.set_checks([check])
-    series = metrics.series(check)
-    assert series is not None
+    metrics, check, series = _one_check(histograms=histograms)
     metrics.observe(check, _result(check, pings=()), duration=0.01)
     assert series.ping_rtt is None  # no pong yet: no (empty) ping histogram
     assert set(series.phases) == ({"connect", "handshake", "total"} if histograms else set())
@@ -123,11 +125,7 @@ def test_check_histograms_made_when_first_measured(histograms: bool) -> None:
 
 def test_relay_histograms_made_on_the_first_delivery() -> None:
     """Relay delivery histograms appear per receiving connection once one is timed."""
-    metrics = Metrics(location="eu-1")
-    check = _check("feed")
-    metrics.set_checks([check])
-    series = metrics.series(check)
-    assert series is not None
+    metrics, check, series = _one_check()
     metrics.observe(check, _result(check), duration=0.01)
     assert series.relay == {}
     metrics.observe(check, _result(check, relay={"rx-a": 0.002, "rx-b": 0.3}), duration=0.01)

@@ -1,8 +1,9 @@
-"""What both connections are built from: the TLS replay buffer and the closing error."""
+"""What the connections are built from: the TLS replay buffer, writing, the closing error."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, Protocol
 
@@ -10,7 +11,13 @@ from websockets import ClientProtocol
 from websockets import exceptions as wsx
 from websockets.protocol import State
 
-__all__ = ["CLOSING_STATES", "ReplayUntilMade", "closing_error", "fail_pending_pings"]
+__all__ = [
+    "CLOSING_STATES",
+    "ReplayUntilMade",
+    "closing_error",
+    "fail_pending_pings",
+    "write_pending",
+]
 
 CLOSING_STATES = (State.CLOSING, State.CLOSED)
 
@@ -99,3 +106,17 @@ def closing_error(conn: _Pinging) -> wsx.ConnectionClosed:
         # e.g. ConnectionResetError says "reset" where the parser only saw EOF (1006).
         exc.__cause__ = conn.connection_exc
     return exc
+
+
+def write_pending(protocol: ClientProtocol, transport: asyncio.Transport) -> None:
+    """Write what ``protocol`` has to send (an empty chunk means: half-close)."""
+    for data in protocol.data_to_send():
+        if data:
+            transport.write(data)
+        elif transport.can_write_eof():
+            # Undocumented errors (uvloop: RuntimeError while closing): the close
+            # follows anyway.
+            with contextlib.suppress(Exception):
+                transport.write_eof()
+        else:
+            transport.close()

@@ -24,7 +24,6 @@ connection with 1009 ``"too many fragments"``, a text message that is not UTF-8 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -38,6 +37,7 @@ from websockets.protocol import Protocol as SansIO
 from websockets.protocol import State
 from websockets.streams import StreamReader
 
+from agent.probes.connections._shared import write_pending
 from agent.probes.connections.reading import ReadingConnection
 
 __all__ = ["DeliveringConnection", "Sink"]
@@ -207,20 +207,11 @@ class DeliveringConnection(asyncio.Protocol):
 
     def send_data(self) -> None:
         """Write what the protocol has to send (an empty chunk means: half-close)."""
-        transport = self.transport
         try:
-            for data in self.protocol.data_to_send():
-                if data:
-                    transport.write(data)
-                elif transport.can_write_eof():
-                    # Undocumented errors (uvloop: RuntimeError while closing).
-                    with contextlib.suppress(Exception):
-                        transport.write_eof()
-                else:
-                    transport.close()
+            write_pending(self.protocol, self.transport)
         except Exception as exc:  # as websockets: the cause of the close reported
             self._set_connection_exc(exc)
-            transport.abort()
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         protocol = self.protocol

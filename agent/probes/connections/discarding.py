@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import random
 import time
 from typing import cast
@@ -37,7 +36,12 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from agent.probes.connections._shared import ReplayUntilMade, closing_error, fail_pending_pings
+from agent.probes.connections._shared import (
+    ReplayUntilMade,
+    closing_error,
+    fail_pending_pings,
+    write_pending,
+)
 
 __all__ = ["DiscardingConnection"]
 
@@ -191,17 +195,7 @@ class DiscardingConnection(ReplayUntilMade):
         """Write what the protocol has to send (an empty chunk means: half-close)."""
         if self.request_at is None:
             self.request_at = time.perf_counter()
-        transport = self.transport
-        for data in self.protocol.data_to_send():
-            if data:
-                transport.write(data)
-            elif transport.can_write_eof():
-                # Undocumented errors (uvloop: RuntimeError while closing): the
-                # close follows anyway.
-                with contextlib.suppress(Exception):
-                    transport.write_eof()
-            else:
-                transport.close()
+        write_pending(self.protocol, self.transport)
 
     def data_received(self, data: bytes) -> None:
         if self._early is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import struct
 import time
 import weakref
 from collections.abc import Callable
@@ -26,7 +25,12 @@ from agent.probes.connections.reading import ReadingConnection
 from agent.probes.dial.opener import open_connection
 from agent.probes.errors.mapping import translate
 from agent.result import Reason, new_result
-from tests.probes.connections.test_discarding import CLOSE, PING, TEXT, fragment, message
+from tests.probes.connections.test_discarding import (
+    TEXT,
+    CloseRecorder,
+    fragment,
+    message,
+)
 from tests.servers import RawServer, _client_frame, accept_101, close_frame, make_check, raw_frame
 
 BINARY = 0x2
@@ -54,36 +58,6 @@ class Sink:
             while not predicate():
                 self.changed.clear()
                 await self.changed.wait()
-
-
-class Scripted:
-    """Upgrade, write ``raw``, answer pings; record the close frame the client sends."""
-
-    def __init__(self, raw: bytes, *, answer_close: bool = True) -> None:
-        self.raw = raw
-        self.answer_close = answer_close
-        self.closes: list[tuple[int, str]] = []
-        self.go = asyncio.Event()  # set: write raw (the client is ready)
-        self.go.set()
-
-    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await accept_101(reader, writer)
-        await self.go.wait()
-        writer.write(self.raw)
-        while True:
-            opcode, data = await _client_frame(reader)
-            if opcode == PING:
-                writer.write(raw_frame(0xA, data))
-            elif opcode == CLOSE:
-                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-                self.closes.append((code, data[2:].decode()))
-                if not self.answer_close:
-                    await reader.read()  # hold TCP open until the client ends it
-                    return
-                writer.write(raw_frame(CLOSE, data[:2]))
-                await writer.drain()
-                return
-            await writer.drain()
 
 
 async def _open(url: str, **fields: Any) -> ReadingConnection:
@@ -114,7 +88,7 @@ async def _both(raw: bytes, **fields: Any) -> list[Any]:
     """(messages, reason, message, close frames received) for recv() and for delivery."""
     outcomes = []
     for read in (_read_all, _deliver_all):
-        server = Scripted(raw)
+        server = CloseRecorder(raw)
         async with RawServer(server) as srv:
             conn = await _open(srv.url(), **fields)
             async with asyncio.timeout(3.0):
@@ -181,7 +155,9 @@ async def test_fragmented_message_over_max_size_is_message_too_big(ws_server: An
 
 async def test_messages_unread_before_take_over_come_first() -> None:
     """What arrived while the init steps ran, unread, is delivered first, in order."""
-    server = Scripted(message(TEXT, b"one") + message(TEXT, b"tw", b"o") + message(BINARY, b"3"))
+    server = CloseRecorder(
+        message(TEXT, b"one") + message(TEXT, b"tw", b"o") + message(BINARY, b"3")
+    )
     async with RawServer(server) as srv:
         conn = await _open(srv.url())
         async with asyncio.timeout(3.0):
@@ -198,7 +174,7 @@ async def test_messages_unread_before_take_over_come_first() -> None:
 
 async def test_upgrade_response_released_and_frames_parsed_after_take_over() -> None:
     """Taken over between frames, the upgrade's response goes; later frames parse as before."""
-    server = Scripted(
+    server = CloseRecorder(
         message(TEXT, b"one")
         + message(TEXT, b"t", b"w", b"o")
         + raw_frame(0x9, b"hb")
@@ -223,7 +199,7 @@ async def test_upgrade_response_released_and_frames_parsed_after_take_over() -> 
 
 async def test_connection_lost_before_take_over_is_reported() -> None:
     """A connection that ended during the init steps ends at once after its messages."""
-    server = Scripted(message(TEXT, b"last") + close_frame(1012, "restart"))
+    server = CloseRecorder(message(TEXT, b"last") + close_frame(1012, "restart"))
     async with RawServer(server) as srv:
         conn = await _open(srv.url())
         async with asyncio.timeout(3.0):
@@ -237,7 +213,7 @@ async def test_connection_lost_before_take_over_is_reported() -> None:
 
 async def test_ping_rtt_and_pong_lost_with_the_connection() -> None:
     """A ping resolves with its RTT; one pending when the connection ends fails."""
-    server = Scripted(b"")
+    server = CloseRecorder(b"")
     async with RawServer(server) as srv:
         conn = await _open(srv.url())
         sink = Sink()
@@ -245,7 +221,7 @@ async def test_ping_rtt_and_pong_lost_with_the_connection() -> None:
         async with asyncio.timeout(3.0):
             rtt = await (await held.ping())
         assert 0 < rtt < 3.0
-    mute = Scripted(b"")
+    mute = CloseRecorder(b"")
     mute.go.clear()  # never answers anything
     async with RawServer(mute) as srv:
         conn = await _open(srv.url())
@@ -282,7 +258,7 @@ async def test_server_pings_are_answered() -> None:
 
 async def test_close_is_bounded_when_the_peer_keeps_tcp_open() -> None:
     """close() sends its code and aborts after close_timeout if TCP is not ended."""
-    server = Scripted(b"", answer_close=False)
+    server = CloseRecorder(b"", answer_close=False)
     async with RawServer(server) as srv:
         conn = await _open(srv.url())
         sink = Sink()

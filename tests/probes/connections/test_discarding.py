@@ -37,22 +37,33 @@ def message(opcode: int, *parts: bytes) -> bytes:
 
 
 class CloseRecorder:
-    """Upgrade, send ``raw``, answer pings; record the close frame the client sends."""
+    """Upgrade, send ``raw``, answer pings; record the close frame the client sends.
 
-    def __init__(self, raw: bytes) -> None:
+    ``go`` (set by default) holds ``raw`` back while cleared; with ``answer_close``
+    False the close frame is not answered and TCP stays open until the client ends it.
+    """
+
+    def __init__(self, raw: bytes, *, answer_close: bool = True) -> None:
         self.raw = raw
+        self.answer_close = answer_close
         self.closes: list[tuple[int, str]] = []
+        self.go = asyncio.Event()
+        self.go.set()
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await accept_101(reader, writer)
+        await self.go.wait()
         writer.write(self.raw)
-        for _ in range(100):  # bounded: a probe sends a handful of frames
+        for _ in range(100):  # bounded: a client sends a handful of frames
             opcode, data = await _client_frame(reader)
             if opcode == PING:
                 writer.write(raw_frame(0xA, data))
             elif opcode == CLOSE:
                 code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
                 self.closes.append((code, data[2:].decode()))
+                if not self.answer_close:
+                    await reader.read()  # hold TCP open until the client ends it
+                    return
                 writer.write(raw_frame(CLOSE, data[:2]))
                 await writer.drain()
                 return
