@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from agent.config.models import CheckConfig
 from agent.metrics.series import SKIP_REASONS, CheckSeries, ResultState
-from agent.metrics.text import BLACKBOX, blackbox_lines, label_str
+from agent.metrics.text import BLACKBOX, Pieces, blackbox_lines, label_str
 
 __all__ = [
     "CACHED",
@@ -25,6 +25,7 @@ __all__ = [
     "Family",
     "LiveFamily",
     "StateFamily",
+    "StateRanges",
     "per_range",
     "render_block",
 ]
@@ -160,6 +161,56 @@ STATE_FAMILIES: tuple[StateFamily, ...] = (
     ),
 )
 _STATE_NAMES = frozenset(name for name, _, _, _ in STATE_FAMILIES)
+
+
+class StateRanges:
+    """The text of :data:`STATE_FAMILIES` per range of checks, kept across scrapes.
+
+    A range is keyed by the id of its first series and its length; the owner calls
+    :meth:`clear` whenever its checks change. An entry holds that first series, so no
+    other series can take its id while the entry exists (a scrape still running over
+    the checks before a reload may add one).
+    """
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[
+            tuple[int, int], tuple[CheckSeries, list[ResultState], tuple[str, ...]]
+        ] = {}
+
+    def clear(self) -> None:
+        """Forget every range (the checks changed)."""
+        self._kept.clear()
+
+    def texts(
+        self,
+        entries: list[CheckSeries],
+        states: list[ResultState],
+        start: int,
+        size: int,
+        out: Pieces,
+    ) -> tuple[str, ...]:
+        """The text of the checks ``start:start + size`` in each of STATE_FAMILIES.
+
+        Kept while the range's states are the same objects or equal (states are
+        shared tuples, so nearly always one identity test per check, in C); else
+        written again, every family of the range at once, which counts as costly work
+        in ``out``.
+        """
+        stop = start + size
+        now = states[start:stop]
+        first = entries[start]
+        key = (id(first), len(now))
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] is first and kept[1] == now:
+            return kept[2]
+        bases = [s.base for s in entries[start:stop]]
+        texts = tuple(text_of(bases, now) for _, _, _, text_of in STATE_FAMILIES)
+        self._kept[key] = (first, now, texts)
+        out.add("", costly=True)
+        return texts
+
 
 #: Per-check families whose samples change only with a check's results (or skips):
 #: each check's text in them is cached in ``CheckSeries.block``, in this order.

@@ -31,8 +31,8 @@ from agent.metrics.alerts import (
 )
 from agent.metrics.families import (
     PER_CHECK,
-    STATE_FAMILIES,
     LiveFamily,
+    StateRanges,
     per_range,
     render_block,
 )
@@ -135,11 +135,8 @@ class Metrics:
         self._checks: dict[str, CheckSeries] = {}
         # The alert-state families' names and text per range of checks, across scrapes.
         self._flag_ranges = FlagRanges()
-        # Per range of checks (id of its first series, length): that series, its checks'
-        # states and its text in each of STATE_FAMILIES when last written.
-        self._state_ranges: dict[
-            tuple[int, int], tuple[CheckSeries, list[ResultState], tuple[str, ...]]
-        ] = {}
+        # The text of STATE_FAMILIES per range of checks, across scrapes.
+        self._state_ranges = StateRanges()
         self.in_flight = 0
         #: Scheduled runs waiting for a concurrency slot or for admission.
         self.runs_waiting = 0
@@ -278,10 +275,11 @@ class Metrics:
         changed ones, so every check appears with one consistent block even if results
         arrive between pieces. Each family is then joined from the stored text
         :data:`JOIN_CHECKS` checks at a time: one ``str.join`` per range rather than
-        Python work per check. The families of :data:`STATE_FAMILIES` come from the
-        states taken in the first pass, a range's text kept while they are the same
-        (:meth:`_state_texts`). The web handler yields to the event loop between pieces
-        (an empty piece is such a turn) so a large scrape never stalls running probes.
+        Python work per check. The state families come from the states taken in the
+        first pass, a range's text kept while they are the same
+        (:class:`~agent.metrics.families.StateRanges`). The web handler yields to the
+        event loop between pieces (an empty piece is such a turn) so a large scrape
+        never stalls running probes.
         """
         out = Pieces(chunk_bytes, time_slice)
         entries = list(self._checks.values())
@@ -308,7 +306,7 @@ class Metrics:
             out.family(header(name, doc, typ))
             for start in range(0, len(blocks), JOIN_CHECKS):
                 if from_state:
-                    text = self._state_texts(entries, states, start, out)[index]
+                    text = self._state_ranges.texts(entries, states, start, JOIN_CHECKS, out)[index]
                 else:
                     text = "".join([b[index] for b in blocks[start : start + JOIN_CHECKS]])
                 out.add(text, costly=True)
@@ -324,30 +322,6 @@ class Metrics:
         out.family("")
         out.add("".join(self._agent_lines()))
         yield out.take()
-
-    def _state_texts(
-        self, entries: list[CheckSeries], states: list[ResultState], start: int, out: Pieces
-    ) -> tuple[str, ...]:
-        """The text of the checks ``start:start + JOIN_CHECKS`` in each of STATE_FAMILIES.
-
-        Kept per range while the range's states are the same objects or equal (states
-        are shared tuples, so nearly always one identity test per check, in C); else
-        written again, every family of the range at once. The entry holds the range's
-        first series, so no other series can take its id while the entry exists (a
-        scrape still running over the checks before a reload may add one).
-        """
-        stop = start + JOIN_CHECKS
-        now = states[start:stop]
-        first = entries[start]
-        key = (id(first), len(now))
-        kept = self._state_ranges.get(key)
-        if kept is not None and kept[0] is first and kept[1] == now:
-            return kept[2]
-        bases = [s.base for s in entries[start:stop]]
-        texts = tuple(text_of(bases, now) for _, _, _, text_of in STATE_FAMILIES)
-        self._state_ranges[key] = (first, now, texts)
-        out.add("", costly=True)
-        return texts
 
     def _live_families(self) -> list[LiveFamily]:
         """Families read at scrape time (alert state, watch sessions): never cached."""
