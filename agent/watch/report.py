@@ -62,7 +62,6 @@ def liveness_result(
     verdict: Verdict,
     *,
     connect: ProbeResult | ConnectFacts | None,
-    first_after_connect: bool,
     pings: list[float],
     new_gaps: int,
 ) -> ProbeResult:
@@ -71,11 +70,9 @@ def liveness_result(
     Args:
         check: The watch check.
         verdict: Liveness now.
-        connect: The current connection's connect result, or its facts once
-            reported (None while disconnected).
-        first_after_connect: This is the first report since that connection opened:
-            its phases and steps are included once, not on every interval (from a
-            connect result only).
+        connect: The current connection's connect result for the first report since
+            it opened (its phases and steps are included, once), its facts for the
+            later ones, None while disconnected.
         pings: Protocol ping RTTs measured since the last report, seconds.
         new_gaps: Sequence gaps seen since the last report.
 
@@ -96,7 +93,7 @@ def liveness_result(
         result.extensions = list(connect.extensions)
         result.tls = connect.tls
         result.peer_ip = connect.peer_ip
-        if first_after_connect and isinstance(connect, ProbeResult):
+        if isinstance(connect, ProbeResult):
             result.phases = dict(connect.phases)
             result.steps = list(connect.steps)
     result.pings = list(pings)

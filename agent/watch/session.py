@@ -83,7 +83,6 @@ class WatchSession:
         "_gaps_reported",
         "_gate",
         "_last_live",
-        "_new_connect",
         "_pinger",
         "_protocol",
         "_random",
@@ -126,8 +125,9 @@ class WatchSession:
         # A bug met while handling a message, reported as the disconnect's cause.
         self._failure: ProbeError | None = None
         self._protocol: Session | None = None
+        # The connect's whole result until its first report (which carries its phases),
+        # then only the connection's facts.
         self._connect_result: ProbeResult | ConnectFacts | None = None
-        self._new_connect = False
         self._pinger = Pinger(interval=self.watch.ping_interval, timeout=check.ping_timeout)
         self._report_handle: Tick | None = None
         self._stale = StaleTimer(
@@ -268,7 +268,6 @@ class WatchSession:
         self._conn, self._protocol = conn, protocol
         self._failure = None
         self._connect_result = result
-        self._new_connect = True
         self._feed.connected(variables)
         self._connected_at = self._state_since = time.perf_counter()
         self._session_wall = time.time()
@@ -386,20 +385,17 @@ class WatchSession:
 
     def _report(self, verdict: Verdict) -> None:
         self._last_live = verdict.live
-        connected = self._conn is not None
+        connect = self._connect_result if self._conn is not None else None
         result = liveness_result(
             self.check,
             verdict,
-            connect=self._connect_result if connected else None,
-            first_after_connect=connected and self._new_connect,
+            connect=connect,
             pings=self._pinger.take_rtts(),
             new_gaps=self._feed.gaps - self._gaps_reported,
         )
-        if connected and self._new_connect:
-            self._new_connect = False
+        if isinstance(connect, ProbeResult):
             # Reported once; later reports copy only the connection's facts.
-            if isinstance(self._connect_result, ProbeResult):
-                self._connect_result = ConnectFacts.of(self._connect_result)
+            self._connect_result = ConnectFacts.of(connect)
         self._gaps_reported = self._feed.gaps
         try:
             self.on_result(result)

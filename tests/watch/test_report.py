@@ -15,14 +15,11 @@ _FACTS = ConnectFacts(101, None, (), None, "127.0.0.1")
 
 def test_reports_share_their_empty_parts_and_keep_their_own() -> None:
     """Two reports hold one shared empty of each unfilled part; filled parts are their own."""
-    live = liveness_result(
-        _CHECK, Verdict(True), connect=_FACTS, first_after_connect=False, pings=[], new_gaps=0
-    )
+    live = liveness_result(_CHECK, Verdict(True), connect=_FACTS, pings=[], new_gaps=0)
     down = liveness_result(
         _CHECK,
         Verdict(False, Reason.CLOSED, "closed"),
         connect=None,
-        first_after_connect=False,
         pings=[0.02],
         new_gaps=2,
     )
