@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 
 from agent.metrics.families import LiveFamily
-from agent.metrics.series import CheckSeries
+from agent.metrics.series import CheckSeries, RangeCache
 from agent.metrics.text import header, label_str, labels, single_sample
 
 __all__ = [
@@ -73,20 +73,19 @@ class NotificationCounts:
 class FlagRanges:
     """What the alert-state families keep across scrapes, per range of checks.
 
-    A range is keyed by the id of its first series and its length, valid while the
-    checks are unchanged: the owner calls :meth:`clear` whenever they change. An entry
-    holds that first series, so no other series can take its id while the entry exists
-    (a scrape still running over the checks before a reload may add one).
+    Valid while the checks are unchanged: the owner calls :meth:`clear` whenever they
+    change.
     """
 
     __slots__ = ("names", "texts")
 
     def __init__(self) -> None:
-        #: The range's first series and check names, the names shared by the four
-        #: families (a set of a range's names is ~34 bytes per check).
-        self.names: dict[tuple[int, int], tuple[CheckSeries, frozenset[str]]] = {}
-        #: Per family and range: the range's names, its flagged checks and its text
-        #: when last written.
+        #: The range's check names, shared by the four families (a set of a range's
+        #: names is ~34 bytes per check).
+        self.names: RangeCache[frozenset[str]] = RangeCache()
+        #: Per family and range (the id of its first series, its length): the range's
+        #: names (their identity ties the entry to the range), its flagged checks and
+        #: its text when last written.
         self.texts: dict[tuple[str, int, int], tuple[frozenset[str], AbstractSet[str], str]] = {}
 
     def clear(self) -> None:
@@ -170,13 +169,11 @@ def _flag_family(suffix: str, flagged: AbstractSet[str], ranges: FlagRanges) -> 
 
     def text(checks: list[CheckSeries]) -> str:
         first = checks[0]
-        where = (id(first), len(checks))
-        kept = ranges.names.get(where)
-        if kept is None or kept[0] is not first:
-            kept = ranges.names[where] = (first, frozenset(s.check.name for s in checks))
-        names = kept[1]
+        names = ranges.names.get(first, len(checks))
+        if names is None:
+            names = ranges.names.put(first, len(checks), frozenset(s.check.name for s in checks))
         hits = names.intersection(flagged) if flagged else frozenset()
-        key = (name, *where)
+        key = (name, id(first), len(checks))
         cached = ranges.texts.get(key)
         if cached is not None and cached[0] is names and cached[1] == hits:
             return cached[2]

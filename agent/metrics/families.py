@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from agent.config.models import CheckConfig
-from agent.metrics.series import SKIP_REASONS, CheckSeries, ResultState
+from agent.metrics.series import SKIP_REASONS, CheckSeries, RangeCache, ResultState
 from agent.metrics.text import BLACKBOX, Pieces, blackbox_lines, label_str
 
 __all__ = [
@@ -164,20 +164,15 @@ _STATE_NAMES = frozenset(name for name, _, _, _ in STATE_FAMILIES)
 
 
 class StateRanges:
-    """The text of :data:`STATE_FAMILIES` per range of checks, kept across scrapes.
-
-    A range is keyed by the id of its first series and its length; the owner calls
-    :meth:`clear` whenever its checks change. An entry holds that first series, so no
-    other series can take its id while the entry exists (a scrape still running over
-    the checks before a reload may add one).
-    """
+    """The text of :data:`STATE_FAMILIES` per range of checks, kept across scrapes
+    (a :class:`~agent.metrics.series.RangeCache`: the owner calls :meth:`clear`
+    whenever its checks change)."""
 
     __slots__ = ("_kept",)
 
     def __init__(self) -> None:
-        self._kept: dict[
-            tuple[int, int], tuple[CheckSeries, list[ResultState], tuple[str, ...]]
-        ] = {}
+        #: Per range: its checks' states and its text in each family when last written.
+        self._kept: RangeCache[tuple[list[ResultState], tuple[str, ...]]] = RangeCache()
 
     def clear(self) -> None:
         """Forget every range (the checks changed)."""
@@ -201,13 +196,12 @@ class StateRanges:
         stop = start + size
         now = states[start:stop]
         first = entries[start]
-        key = (id(first), len(now))
-        kept = self._kept.get(key)
-        if kept is not None and kept[0] is first and kept[1] == now:
-            return kept[2]
+        kept = self._kept.get(first, len(now))
+        if kept is not None and kept[0] == now:
+            return kept[1]
         bases = [s.base for s in entries[start:stop]]
         texts = tuple(text_of(bases, now) for _, _, _, text_of in STATE_FAMILIES)
-        self._kept[key] = (first, now, texts)
+        self._kept.put(first, len(now), (now, texts))
         out.add("", costly=True)
         return texts
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from agent.config.models import CheckConfig
 from agent.metrics.fleet import observe_phases
 from agent.metrics.text import Histogram
 from agent.result import ProbeResult
 
-__all__ = ["SKIP_REASONS", "CheckSeries", "ResultState", "result_state"]
+__all__ = ["SKIP_REASONS", "CheckSeries", "RangeCache", "ResultState", "result_state"]
 
 #: Why a scheduled run did not happen: still running (``max_instances``), due too long
 #: ago (``missed``), or shed because the agent could not start it in time
@@ -180,3 +181,35 @@ class CheckSeries:
 
 
 _NO_HISTOGRAMS: Mapping[str, Histogram] = MappingProxyType({})
+
+
+V = TypeVar("V")
+
+
+class RangeCache(Generic[V]):
+    """A value per range of checks, kept across scrapes while the checks are unchanged.
+
+    A range is known by its first series and its length. The key is the series' id;
+    the entry holds the series itself, so no other series can take that id while the
+    entry exists (a scrape still running over the checks before a reload may add one).
+    The owner calls :meth:`clear` whenever its checks change.
+    """
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, int], tuple[CheckSeries, V]] = {}
+
+    def get(self, first: CheckSeries, length: int) -> V | None:
+        """The value kept for the range, or None."""
+        kept = self._kept.get((id(first), length))
+        return kept[1] if kept is not None and kept[0] is first else None
+
+    def put(self, first: CheckSeries, length: int, value: V) -> V:
+        """Keep ``value`` for the range; returns it."""
+        self._kept[(id(first), length)] = (first, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget every range (the checks changed)."""
+        self._kept.clear()
